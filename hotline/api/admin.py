@@ -1,0 +1,87 @@
+"""Administration: departments, categories, routing rules, users."""
+
+from fastapi import APIRouter, status
+from sqlmodel import select
+
+from hotline import directory
+from hotline.api.deps import AdminActor, CurrentActor, RuntimeDep
+from hotline.api.schemas import CategoryIn, DepartmentIn, RoutingRuleIn, UserIn
+from hotline.db import utcnow
+from hotline.models import Category, Department, RoutingRule, User
+
+router = APIRouter(tags=["admin"])
+
+
+def _department_out(d: Department) -> dict:
+    return {"id": d.id, "code": d.code, "name": d.name, "active": d.active}
+
+
+@router.post("/departments", status_code=status.HTTP_201_CREATED)
+def create_department(body: DepartmentIn, _: AdminActor, runtime: RuntimeDep) -> dict:
+    with runtime.db.session() as session:
+        dept = directory.create_department(session, code=body.code, name=body.name, now=utcnow())
+        return _department_out(dept)
+
+
+@router.get("/departments")
+def list_departments(_: CurrentActor, runtime: RuntimeDep) -> list[dict]:
+    with runtime.db.read_session() as session:
+        return [_department_out(d) for d in session.exec(select(Department).order_by(Department.code)).all()]
+
+
+@router.post("/categories", status_code=status.HTTP_201_CREATED)
+def create_category(body: CategoryIn, _: AdminActor, runtime: RuntimeDep) -> dict:
+    with runtime.db.session() as session:
+        c = directory.create_category(session, runtime, **body.model_dump())
+        return {"id": c.id, **body.model_dump()}
+
+
+@router.get("/categories")
+def list_categories(_: CurrentActor, runtime: RuntimeDep) -> list[dict]:
+    with runtime.db.read_session() as session:
+        cats = session.exec(select(Category).order_by(Category.code)).all()
+        codes = {c.id: c.code for c in cats}
+        depts = {d.id: d.code for d in session.exec(select(Department)).all()}
+        return [
+            {"id": c.id, "code": c.code, "name": c.name, "parent": codes.get(c.parent_id),
+             "department": depts.get(c.department_id), "workflow": c.workflow, "active": c.active}
+            for c in cats
+        ]
+
+
+@router.post("/routing-rules", status_code=status.HTTP_201_CREATED)
+def create_routing_rule(body: RoutingRuleIn, _: AdminActor, runtime: RuntimeDep) -> dict:
+    with runtime.db.session() as session:
+        rule = directory.create_rule(session, **body.model_dump())
+        return {"id": rule.id, **body.model_dump()}
+
+
+@router.get("/routing-rules")
+def list_routing_rules(_: CurrentActor, runtime: RuntimeDep) -> list[dict]:
+    with runtime.db.read_session() as session:
+        codes = {c.id: c.code for c in session.exec(select(Category)).all()}
+        depts = {d.id: d.code for d in session.exec(select(Department)).all()}
+        return [
+            {"id": r.id, "category": codes.get(r.category_id), "street": r.street, "community": r.community,
+             "department": depts.get(r.department_id), "priority": r.priority, "active": r.active}
+            for r in session.exec(select(RoutingRule).order_by(RoutingRule.id)).all()
+        ]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED)
+def create_user(body: UserIn, _: AdminActor, runtime: RuntimeDep) -> dict:
+    with runtime.db.session() as session:
+        user = directory.create_user(session, now=utcnow(), **body.model_dump())
+        return {"id": user.id, "username": user.username, "role": user.role,
+                "department": body.department, "display_name": user.display_name}
+
+
+@router.get("/users")
+def list_users(_: AdminActor, runtime: RuntimeDep) -> list[dict]:
+    with runtime.db.read_session() as session:
+        depts = {d.id: d.code for d in session.exec(select(Department)).all()}
+        return [
+            {"id": u.id, "username": u.username, "role": u.role, "department": depts.get(u.department_id),
+             "display_name": u.display_name, "active": u.active}
+            for u in session.exec(select(User).order_by(User.id)).all()
+        ]

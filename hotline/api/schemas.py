@@ -1,0 +1,66 @@
+"""Request bodies of the API; unknown fields are refused so typos do not pass silently."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hotline.models import CHANNELS, ROLES, TICKET_TYPES, URGENCIES
+
+MAX_CONTENT_CHARS = 4000
+
+Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Short = Annotated[str, Field(max_length=50)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class DepartmentIn(Body):
+    code: Code
+    name: Name
+
+
+class CategoryIn(Body):
+    code: Code
+    name: Name
+    parent: Code | None = None
+    department: Code | None = None
+    workflow: Annotated[str, Field(max_length=40)] | None = None
+
+
+class RoutingRuleIn(Body):
+    department: Code
+    category: Code | None = None
+    street: Short | None = None
+    community: Short | None = None
+    priority: int = 0
+
+
+class UserIn(Body):
+    username: Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.\-@]+$")]
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    department: Code | None = None
+    password: Annotated[str, Field(min_length=8, max_length=256)]
+    display_name: Name | None = None
+
+
+class TicketIn(Body):
+    type: Literal[TICKET_TYPES]  # type: ignore[valid-type]
+    category: Code | None = None
+    urgency: Literal[URGENCIES] = "normal"  # type: ignore[valid-type]
+    channel: Literal[CHANNELS] = "phone"  # type: ignore[valid-type]
+    caller_name: Short | None = None
+    caller_phone: Annotated[str, Field(max_length=30, pattern=r"^[0-9+\-() ]*$")] | None = None
+    confidential: bool = False
+    anonymous: bool = False
+    reply_wanted: bool = True
+    title: Annotated[str, Field(max_length=200)] | None = None
+    content: Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS)]
+    street: Short | None = None
+    community: Short | None = None
+    address: Annotated[str, Field(max_length=200)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lng: Annotated[float, Field(ge=-180, le=180)] | None = None
+    external_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None

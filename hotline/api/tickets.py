@@ -1,0 +1,111 @@
+"""Tickets: intake, lists, one ticket, its transitions and its history."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+
+from hotline.api.deps import CurrentActor, IntakeActor, RuntimeDep
+from hotline.api.schemas import TicketIn
+from hotline.errors import Invalid
+from hotline.tickets import (
+    Lookups,
+    assignments_of,
+    create_ticket,
+    get_visible,
+    history_out,
+    search,
+    ticket_out,
+)
+from hotline.workflow.engine import available_events, fire
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+
+class TransitionIn(BaseModel):
+    """`{"event": NAME, "version"?: N, ...the event's fields}`."""
+
+    model_config = ConfigDict(extra="allow")
+    event: Annotated[str, Field(min_length=1, max_length=40)]
+    version: int | None = None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create(body: TicketIn, actor: IntakeActor, runtime: RuntimeDep, response: Response) -> dict[str, Any]:
+    """Log a ticket; an `external_id` seen before returns the first ticket (200)."""
+    data = body.model_dump()
+    try:
+        with runtime.db.session() as session:
+            ticket, created = create_ticket(session, runtime, actor, data, now=runtime.now())
+            out = ticket_out(ticket, actor, runtime, Lookups(session), [])
+    except IntegrityError:
+        # Another request created the same external_id a moment ago (PostgreSQL).
+        if not data.get("external_id"):
+            raise
+        with runtime.db.read_session() as session:
+            ticket, created = create_ticket(session, runtime, actor, data, now=runtime.now())
+            out = ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket.id))
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return out
+
+
+@router.get("")
+def list_tickets(
+    actor: CurrentActor,
+    runtime: RuntimeDep,
+    state: Annotated[str | None, Query(description="one state, or several separated by commas")] = None,
+    department: Annotated[str | None, Query(max_length=32)] = None,
+    overdue: bool | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    states = [s.strip() for s in state.split(",") if s.strip()] if state else None
+    if states:
+        known = {s for wf in runtime.workflows.workflows.values() for s in wf.states}
+        for s in states:
+            if s not in known:
+                raise Invalid(f"unknown state {s!r} (known: {', '.join(sorted(known))})", field="state")
+    with runtime.db.read_session() as session:
+        items, total = search(session, actor, states=states, department=department, overdue=overdue,
+                              q=q, now=runtime.now(), page=page, page_size=page_size)
+        lookups = Lookups(session)
+        return {
+            "items": [ticket_out(t, actor, runtime, lookups) for t in items],
+            "total": total, "page": page, "page_size": page_size,
+        }
+
+
+@router.get("/{ticket_id}")
+def get_ticket(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.read_session() as session:
+        ticket = get_visible(session, actor, ticket_id)
+        return ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket_id))
+
+
+@router.get("/{ticket_id}/transitions")
+def list_transitions(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+    """The events the caller may fire now, with the fields each takes."""
+    with runtime.db.read_session() as session:
+        ticket = get_visible(session, actor, ticket_id)
+        events = available_events(session, runtime, ticket, actor, now=runtime.now())
+        return {"ticket": ticket.id, "state": ticket.state, "version": ticket.version, "events": events}
+
+
+@router.post("/{ticket_id}/transitions")
+def fire_transition(ticket_id: int, body: TransitionIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+    """Fire one event of the ticket's workflow; 409 says why when it is not allowed."""
+    payload = dict(body.model_extra or {})
+    with runtime.db.session() as session:
+        ticket = fire(session, runtime, ticket_id, body.event, actor, payload,
+                      now=runtime.now(), version=body.version)
+        return ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket_id))
+
+
+@router.get("/{ticket_id}/history")
+def history(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    with runtime.db.read_session() as session:
+        get_visible(session, actor, ticket_id)
+        return history_out(session, ticket_id)

@@ -1,0 +1,181 @@
+"""The `hotline` command (shared/API.md names its sub-commands)."""
+
+import argparse
+import getpass
+import secrets
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from hotline.calendar import LOCAL_TZ, load_holiday_csv
+from hotline.config import get_settings
+from hotline.db import Database, utcnow
+from hotline.errors import HotlineError
+
+
+def _database() -> Database:
+    settings = get_settings()
+    return Database(settings.database_url, echo=settings.sql_echo)
+
+
+def _runtime(db: Database | None = None):
+    from hotline.runtime import Runtime
+
+    return Runtime(db or _database(), get_settings())
+
+
+def _ready_runtime():
+    """A runtime over a migrated database."""
+    from hotline.migrate import upgrade
+
+    db = _database()
+    upgrade(db)
+    return _runtime(db)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601; Asia/Shanghai where no offset is given."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"hotline: {text!r} is not an ISO 8601 time (e.g. 2026-09-30T10:00)") from None
+    return value.replace(tzinfo=LOCAL_TZ) if value.tzinfo is None else value
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from hotline.migrate import upgrade
+
+    upgrade(_database())
+    uvicorn.run("hotline.main:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level, access_log=args.access_log)
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> None:
+    from hotline.migrate import upgrade
+
+    upgrade(_database())
+    print("database is at the newest migration")
+
+
+def cmd_users_create(args: argparse.Namespace) -> None:
+    from hotline.directory import create_user
+
+    rt = _ready_runtime()
+    password = args.password
+    generated = False
+    if password is None:
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"password for {args.username}: ")
+        else:
+            password, generated = secrets.token_urlsafe(12), True
+    with rt.db.session() as session:
+        user = create_user(session, username=args.username, role=args.role, password=password,
+                           department=args.department, display_name=args.name, now=utcnow())
+    print(f"created user {user.username} ({user.role})")
+    if generated:
+        print(f"password: {password}")
+
+
+def cmd_users_token(args: argparse.Namespace) -> None:
+    from hotline.directory import issue_token
+
+    rt = _ready_runtime()
+    with rt.db.session() as session:
+        token = issue_token(session, args.username, now=utcnow())
+    print(token)
+
+
+def cmd_calendar_due(args: argparse.Namespace) -> None:
+    from hotline.workflow.definition import Limit
+    from hotline import sla
+
+    rt = _ready_runtime()
+    start = parse_time(args.start)
+    limit = Limit(working_days=args.working_days) if args.working_days is not None else Limit(hours=args.hours)
+    with rt.db.read_session() as session:
+        cal = rt.calendar(session)
+    result = sla.due(cal, start, limit)
+    print(result.at.astimezone(LOCAL_TZ).isoformat())
+    if result.provisional:
+        missing = cal.missing_years(start.astimezone(LOCAL_TZ).date(), result.at.astimezone(LOCAL_TZ).date())
+        print(f"provisional: no holiday data for {', '.join(map(str, missing))}; weekends only "
+              "(import the year with `hotline calendar import FILE`)", file=sys.stderr)
+
+
+def cmd_calendar_import(args: argparse.Namespace) -> None:
+    from hotline.runtime import import_year
+
+    rt = _ready_runtime()
+    try:
+        overrides = load_holiday_csv(Path(args.file).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"hotline: {args.file}: {exc}") from None
+    with rt.db.session() as session:
+        years = import_year(session, overrides, source=f"import:{Path(args.file).name}")
+    print(f"imported {len(overrides)} days for {', '.join(map(str, years))}")
+
+
+def cmd_demo_data(args: argparse.Namespace) -> None:
+    from hotline.demo import load_demo
+
+    rt = _ready_runtime()
+    load_demo(rt, tickets=args.tickets, seed=args.seed, out=sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline ticket workflow engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="the web pages and the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)
+
+    users = sub.add_parser("users", help="users and API tokens").add_subparsers(dest="users_command", required=True)
+    create = users.add_parser("create", help="create a user")
+    create.add_argument("username")
+    create.add_argument("--role", required=True, choices=["agent", "handler", "leader", "supervisor", "admin"])
+    create.add_argument("--department", help="department code (handlers and leaders)")
+    create.add_argument("--password", help="asked for when omitted on a terminal; generated otherwise")
+    create.add_argument("--name", help="display name")
+    create.set_defaults(func=cmd_users_create)
+    token = users.add_parser("token", help="print a new API token for a user")
+    token.add_argument("username")
+    token.set_defaults(func=cmd_users_token)
+
+    cal = sub.add_parser("calendar", help="the working-day calendar").add_subparsers(dest="calendar_command", required=True)
+    due = cal.add_parser("due", help="print the deadline for a start time")
+    due.add_argument("start", help="ISO 8601; Asia/Shanghai when no offset is given")
+    group = due.add_mutually_exclusive_group(required=True)
+    group.add_argument("--working-days", type=int)
+    group.add_argument("--hours", type=float)
+    due.set_defaults(func=cmd_calendar_due)
+    imp = cal.add_parser("import", help="load a year's holidays and make-up days from CSV (date,kind[,name])")
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_calendar_import)
+
+    demo = sub.add_parser("demo-data", help="load a demo district")
+    demo.add_argument("--tickets", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=12345)
+    demo.set_defaults(func=cmd_demo_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except HotlineError as exc:
+        raise SystemExit(f"hotline: {exc.message}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Settings, read from the environment (prefix HOTLINE_)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Process-wide settings; every field can be set as HOTLINE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
+
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'hotline.db'}"
+    workflows_dir: Path = ROOT / "workflows"
+    templates_dir: Path = ROOT / "templates"
+    # Largest request body accepted, in bytes; larger bodies get a 413.
+    max_body_bytes: int = 64 * 1024
+    # Secret for signing session cookies and rating links; generated per install
+    # when not given (see hotline.security.secret_key).
+    secret_key: str | None = None
+    # Run the scheduler inside `hotline serve` (the one-process set-up).
+    embedded_scheduler: bool = True
+    sql_echo: bool = False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings of this process."""
+    return Settings()

@@ -1,0 +1,97 @@
+"""Departments, users, tokens, categories and routing rules: what administrators keep."""
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from hotline.errors import Conflict, Invalid, NotFound
+from hotline.models import ROLES, ApiToken, Category, Department, RoutingRule, User
+from hotline.security import hash_password, new_token, token_digest
+from hotline.workflow.definition import DEPARTMENT_ROLES
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def department_by_code(session: Session, code: str, *, field: str = "department") -> Department:
+    dept = session.exec(select(Department).where(Department.code == code)).first()
+    if dept is None:
+        raise Invalid(f"no department with the code {code!r}", field=field)
+    return dept
+
+
+def category_by_code(session: Session, code: str, *, field: str = "category") -> Category:
+    category = session.exec(select(Category).where(Category.code == code)).first()
+    if category is None:
+        raise Invalid(f"no category with the code {code!r}", field=field)
+    return category
+
+
+def create_department(session: Session, *, code: str, name: str, now: datetime) -> Department:
+    """A new department; 409 when the code is taken."""
+    if session.exec(select(Department).where(Department.code == code)).first():
+        raise Conflict(f"a department with the code {code!r} exists already")
+    dept = Department(code=code, name=name, created_at=now)
+    session.add(dept)
+    session.flush()
+    return dept
+
+
+def create_category(session: Session, runtime, *, code: str, name: str, parent: str | None = None,
+                    department: str | None = None, workflow: str | None = None) -> Category:
+    """A new node of the category tree; 409 when the code is taken."""
+    if session.exec(select(Category).where(Category.code == code)).first():
+        raise Conflict(f"a category with the code {code!r} exists already")
+    parent_row = category_by_code(session, parent, field="parent") if parent else None
+    dept = department_by_code(session, department) if department else None
+    if workflow is not None and workflow not in runtime.workflows.workflows:
+        known = ", ".join(sorted(runtime.workflows.workflows))
+        raise Invalid(f"no workflow named {workflow!r} (known: {known})", field="workflow")
+    category = Category(code=code, name=name, parent_id=parent_row.id if parent_row else None,
+                        department_id=dept.id if dept else None, workflow=workflow)
+    session.add(category)
+    session.flush()
+    return category
+
+
+def create_rule(session: Session, *, department: str, category: str | None = None, street: str | None = None,
+                community: str | None = None, priority: int = 0) -> RoutingRule:
+    """A routing rule: category and place to department."""
+    dept = department_by_code(session, department)
+    cat = category_by_code(session, category) if category else None
+    rule = RoutingRule(category_id=cat.id if cat else None, street=street, community=community,
+                       department_id=dept.id, priority=priority)
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def create_user(session: Session, *, username: str, role: str, password: str, department: str | None = None,
+                display_name: str | None = None, now: datetime) -> User:
+    """A new user with an argon2 password hash; department users need their department."""
+    if role not in ROLES:
+        raise Invalid(f"unknown role {role!r} (one of: {', '.join(ROLES)})", field="role")
+    if role in DEPARTMENT_ROLES and not department:
+        raise Invalid(f"a {role} belongs to a department: give 'department'", field="department")
+    if role not in DEPARTMENT_ROLES and department:
+        raise Invalid(f"a {role} belongs to the centre, not to a department", field="department")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    if session.exec(select(User).where(User.username == username)).first():
+        raise Conflict(f"the username {username!r} is taken")
+    dept = department_by_code(session, department) if department else None
+    user = User(username=username, role=role, department_id=dept.id if dept else None,
+                password_hash=hash_password(password), display_name=display_name or username, created_at=now)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def issue_token(session: Session, username: str, *, now: datetime) -> str:
+    """A new API token for the user; only its digest is stored, so it is shown once."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    token = new_token()
+    session.add(ApiToken(user_id=user.id, token_hash=token_digest(token), created_at=now))
+    session.flush()
+    return token

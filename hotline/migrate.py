@@ -1,0 +1,29 @@
+"""Applying the Alembic migrations from code (`hotline db upgrade`, `hotline serve`)."""
+
+from alembic import command
+from alembic.config import Config
+
+from hotline.config import ROOT
+from hotline.db import Database
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic configuration for the database at `url`."""
+    ini = ROOT / "alembic.ini"
+    cfg = Config(str(ini)) if ini.exists() else Config()
+    cfg.set_main_option("script_location", "hotline:migrations")
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(db: Database) -> None:
+    """Bring the database to the newest migration and seed the holiday calendar."""
+    from hotline.runtime import seed_calendar
+
+    cfg = alembic_config(db.url)
+    with db.engine.connect() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+        connection.commit()
+    with db.session() as session:
+        seed_calendar(session)

@@ -1,0 +1,258 @@
+"""The tables. Times are aware UTC (see hotline.db.UTCDateTime); shown in Asia/Shanghai."""
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from hotline.db import UTCDateTime
+
+ROLES = ("agent", "handler", "leader", "supervisor", "admin")
+DEPARTMENT_ROLES = ("handler", "leader")
+TICKET_TYPES = ("consultation", "complaint", "help", "suggestion", "report", "praise")
+URGENCIES = ("normal", "urgent", "critical")
+CHANNELS = ("phone", "web", "app", "wechat", "email", "city", "api")
+
+
+def _time(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Department(SQLModel, table=True):
+    __tablename__ = "departments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=100)
+    active: bool = True
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    display_name: str | None = Field(default=None, max_length=100)
+    role: str = Field(max_length=16)
+    department_id: int | None = Field(default=None, foreign_key="departments.id", index=True)
+    password_hash: str = Field(max_length=255)
+    active: bool = True
+    failed_logins: int = 0
+    locked_until: datetime | None = _time()
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = _time()
+
+
+class Category(SQLModel, table=True):
+    """A node of the category tree (问题分类); its department is the default routing."""
+
+    __tablename__ = "categories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=100)
+    parent_id: int | None = Field(default=None, foreign_key="categories.id", index=True)
+    department_id: int | None = Field(default=None, foreign_key="departments.id")
+    # The workflow this category's tickets follow; None inherits from the parent.
+    workflow: str | None = Field(default=None, max_length=40)
+    active: bool = True
+
+
+class RoutingRule(SQLModel, table=True):
+    """Category and place to department (按责转办); the most specific match wins."""
+
+    __tablename__ = "routing_rules"
+
+    id: int | None = Field(default=None, primary_key=True)
+    category_id: int | None = Field(default=None, foreign_key="categories.id", index=True)
+    street: str | None = Field(default=None, max_length=50)
+    community: str | None = Field(default=None, max_length=50)
+    department_id: int = Field(foreign_key="departments.id")
+    priority: int = 0
+    active: bool = True
+
+
+class Ticket(SQLModel, table=True):
+    """A ticket (工单). Only the workflow gateway writes `state`."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_department_state", "main_department_id", "state"),
+        Index("ix_tickets_state_created", "state", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=20, unique=True)
+    external_id: str | None = Field(default=None, max_length=64, unique=True)
+    workflow: str = Field(max_length=40)
+    type: str = Field(max_length=16)
+    category_id: int | None = Field(default=None, foreign_key="categories.id", index=True)
+    urgency: str = Field(default="normal", max_length=10)
+    channel: str = Field(default="phone", max_length=16)
+    caller_name: str | None = Field(default=None, max_length=50)
+    caller_phone: str | None = Field(default=None, max_length=30, index=True)
+    confidential: bool = False
+    anonymous: bool = False
+    reply_wanted: bool = True
+    title: str = Field(max_length=200)
+    content: str = Field(sa_type=Text)
+    street: str | None = Field(default=None, max_length=50)
+    community: str | None = Field(default=None, max_length=50)
+    address: str | None = Field(default=None, max_length=200)
+    lat: float | None = None
+    lng: float | None = None
+
+    state: str = Field(max_length=20)
+    version: int = 1
+    main_department_id: int | None = Field(default=None, foreign_key="departments.id")
+    dispatch_count: int = 0
+    # Set on the third dispatch: the centre designates the department, no more returns.
+    designated: bool = False
+    # The state a pending return came from (reject_return goes back there).
+    return_from_state: str | None = Field(default=None, max_length=20)
+    master_id: int | None = Field(default=None, foreign_key="tickets.id")
+    rehandle_count: int = 0
+    answer: str | None = Field(default=None, sa_type=Text)
+    result: str | None = Field(default=None, sa_type=Text)
+    close_reason: str | None = Field(default=None, max_length=32)
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
+
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    dispatched_at: datetime | None = _time()
+    signed_at: datetime | None = _time()
+    replied_at: datetime | None = _time()
+    closed_at: datetime | None = _time()
+
+    # Clocks (时限); see hotline.sla.
+    sign_by: datetime | None = _time()
+    handle_by: datetime | None = _time()
+    callback_by: datetime | None = _time()
+    deadlines_provisional: bool = False
+    suspended_at: datetime | None = _time()
+    # Handling time left when the ticket was suspended, in seconds (working or natural,
+    # as the handle limit runs); resume restarts the clock with it.
+    handle_left_seconds: float | None = None
+    # The next time the scheduler must look at this ticket; indexed so a sweep reads
+    # only what is due, never the open backlog.
+    next_due_at: datetime | None = _time(index=True)
+
+
+class Assignment(SQLModel, table=True):
+    """One department's part in a ticket: the main department or a co-handler (协办)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        Index("ix_assignments_department_ticket", "department_id", "ticket_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    department_id: int = Field(foreign_key="departments.id")
+    role: str = Field(max_length=8)  # main | co
+    status: str = Field(max_length=12)  # dispatched | signed | replied | withdrawn
+    dispatched_at: datetime = Field(sa_type=UTCDateTime)
+    signed_at: datetime | None = _time()
+    signed_by_id: int | None = Field(default=None, foreign_key="users.id")
+    replied_at: datetime | None = _time()
+    replied_by_id: int | None = Field(default=None, foreign_key="users.id")
+    result: str | None = Field(default=None, sa_type=Text)
+
+
+class Approval(SQLModel, table=True):
+    """A request that the centre decides: a return, an extension or a suspension."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_kind_status", "kind", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    kind: str = Field(max_length=12)  # return | extension | suspension
+    status: str = Field(default="pending", max_length=10)  # pending | approved | rejected
+    department_id: int | None = Field(default=None, foreign_key="departments.id")
+    requested_by_id: int | None = Field(default=None, foreign_key="users.id")
+    requested_at: datetime = Field(sa_type=UTCDateTime)
+    reason: str = Field(sa_type=Text)
+    reason_code: str | None = Field(default=None, max_length=32)
+    basis: str | None = Field(default=None, sa_type=Text)
+    days: int | None = None
+    from_state: str | None = Field(default=None, max_length=20)
+    decided_by_id: int | None = Field(default=None, foreign_key="users.id")
+    decided_at: datetime | None = _time()
+    decision_reason: str | None = Field(default=None, sa_type=Text)
+
+
+class TicketEvent(SQLModel, table=True):
+    """The history: every change and every action, who, when, from, to, why."""
+
+    __tablename__ = "ticket_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    event: str = Field(max_length=32)
+    actor_id: int | None = Field(default=None, foreign_key="users.id")
+    actor_name: str = Field(max_length=64)
+    actor_role: str = Field(max_length=16)
+    from_state: str | None = Field(default=None, max_length=20)
+    to_state: str = Field(max_length=20)
+    at: datetime = Field(sa_type=UTCDateTime)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Callback(SQLModel, table=True):
+    """One callback attempt (回访), by an agent or through the citizen's rating link."""
+
+    __tablename__ = "callbacks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    attempt: int
+    reached: bool
+    solved: bool | None = None
+    rating: int | None = None  # 1..5, 5 is 非常满意
+    comment: str | None = Field(default=None, sa_type=Text)
+    source: str = Field(default="agent", max_length=8)  # agent | link
+    by_id: int | None = Field(default=None, foreign_key="users.id")
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class TicketCounter(SQLModel, table=True):
+    """The daily sequence behind readable ticket numbers."""
+
+    __tablename__ = "ticket_counters"
+
+    day: str = Field(primary_key=True, max_length=8)
+    value: int = 0
+
+
+class CalendarDay(SQLModel, table=True):
+    """A day that differs from Mon-Fri: a holiday (working=False) or a make-up day."""
+
+    __tablename__ = "calendar_days"
+
+    day: date = Field(primary_key=True)
+    working: bool
+    name: str | None = Field(default=None, max_length=50)
+
+
+class CalendarYear(SQLModel, table=True):
+    """A year whose official holiday data is loaded."""
+
+    __tablename__ = "calendar_years"
+
+    year: int = Field(primary_key=True)
+    source: str = Field(max_length=32)
+    loaded_at: datetime = Field(sa_type=UTCDateTime)

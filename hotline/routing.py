@@ -1,0 +1,71 @@
+"""Routing by responsibility (按责转办): category and place to department."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from hotline.errors import Invalid
+from hotline.models import Category, Department, RoutingRule
+
+
+@dataclass(frozen=True)
+class Route:
+    department: Department
+    how: str  # "rule:<id>" or "category:<code>"
+
+
+def category_chain(session: Session, category_id: int | None) -> list[Category]:
+    """The category and its ancestors, nearest first."""
+    chain: list[Category] = []
+    seen: set[int] = set()
+    while category_id is not None and category_id not in seen:
+        seen.add(category_id)
+        category = session.get(Category, category_id)
+        if category is None:
+            break
+        chain.append(category)
+        category_id = category.parent_id
+    return chain
+
+
+def route(session: Session, *, category_id: int | None, street: str | None, community: str | None) -> Route:
+    """The department responsible for a category at a place.
+
+    Rules first, the most specific winning: a rule on the category itself beats one on
+    an ancestor, which beats one for any category; then a rule for the community beats
+    one for the street, which beats one for anywhere; then the higher priority, then
+    the older rule. Without a matching rule, the nearest category default applies.
+    """
+    chain = category_chain(session, category_id)
+    depth = {c.id: i for i, c in enumerate(chain)}
+    rules = session.exec(
+        select(RoutingRule).where(
+            RoutingRule.active,
+            or_(RoutingRule.category_id.is_(None), RoutingRule.category_id.in_(list(depth) or [-1])),
+            or_(RoutingRule.street.is_(None), RoutingRule.street == street),
+            or_(RoutingRule.community.is_(None), RoutingRule.community == community),
+        )
+    ).all()
+
+    def specificity(rule: RoutingRule) -> tuple:
+        category_rank = -depth[rule.category_id] if rule.category_id is not None else -len(chain) - 1
+        place_rank = 2 if rule.community else 1 if rule.street else 0
+        return (category_rank, place_rank, rule.priority, -(rule.id or 0))
+
+    for rule in sorted(rules, key=specificity, reverse=True):
+        department = session.get(Department, rule.department_id)
+        if department is not None and department.active:
+            return Route(department, f"rule:{rule.id}")
+    for category in chain:
+        if category.department_id is not None:
+            department = session.get(Department, category.department_id)
+            if department is not None and department.active:
+                return Route(department, f"category:{category.code}")
+    category_text = f"category {chain[0].code!r} ({chain[0].name})" if chain else "no category"
+    place = "/".join(p for p in (street, community) if p) or "no place"
+    raise Invalid(
+        f"no routing rule or category default matches {category_text} at {place}; "
+        "give the department",
+        field="department",
+    )

@@ -1,0 +1,93 @@
+"""What the gateway, the API and the scheduler share in one process."""
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from hotline.calendar import WorkCalendar
+from hotline.config import Settings
+from hotline.db import Database, utcnow
+from hotline.models import CalendarDay, CalendarYear
+from hotline.workflow.definition import WorkflowSet, workflow_set
+
+
+class Runtime:
+    """The database, the workflows and the working-day calendar of this process."""
+
+    # How long a process trusts its copy of the calendar before asking whether
+    # another process changed it.
+    CALENDAR_RECHECK_SECONDS = 30.0
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.workflows: WorkflowSet = workflow_set(str(settings.workflows_dir))
+        self._calendar: WorkCalendar | None = None
+        self._stamp: tuple | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        # The clock of this process: read at the edges (a request, a sweep) and passed
+        # down as `now`; tests replace it to run at fixed times.
+        self.clock: Callable[[], datetime] = utcnow
+
+    def now(self) -> datetime:
+        """The current time as this process's clock tells it."""
+        return self.clock()
+
+    def calendar(self, session: Session) -> WorkCalendar:
+        """The working-day calendar as the database holds it now."""
+        if self._calendar is not None and time.monotonic() - self._checked < self.CALENDAR_RECHECK_SECONDS:
+            return self._calendar
+        stamp = tuple(session.exec(select(func.count(), func.max(CalendarYear.loaded_at))).one())
+        with self._lock:
+            if self._calendar is None or stamp != self._stamp:
+                days = session.exec(select(CalendarDay.day, CalendarDay.working)).all()
+                years = session.exec(select(CalendarYear.year)).all()
+                self._calendar = WorkCalendar({d: w for d, w in days}, years)
+                self._stamp = stamp
+            self._checked = time.monotonic()
+            return self._calendar
+
+    def invalidate_calendar(self) -> None:
+        """Forget the cached calendar (after this process changed it)."""
+        with self._lock:
+            self._calendar = None
+
+
+def seed_calendar(session: Session) -> int:
+    """Load the holiday data of the `chinese-calendar` package when the table is empty."""
+    if session.exec(select(func.count()).select_from(CalendarYear)).one():
+        return 0
+    cal = WorkCalendar.from_chinese_calendar()
+    now = utcnow()
+    for day, working in sorted(cal.overrides.items()):
+        session.add(CalendarDay(day=day, working=working))
+    for year in sorted(cal.covered_years):
+        session.add(CalendarYear(year=year, source="chinese-calendar", loaded_at=now))
+    session.flush()
+    return len(cal.covered_years)
+
+
+def import_year(session: Session, overrides: dict[date, bool], source: str) -> list[int]:
+    """Replace the holiday data of the years the overrides name; return those years."""
+    years = sorted({d.year for d in overrides})
+    now = utcnow()
+    for year in years:
+        for row in session.exec(select(CalendarDay).where(
+            CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31)
+        )).all():
+            session.delete(row)
+        session.flush()
+        existing = session.get(CalendarYear, year)
+        if existing:
+            existing.source, existing.loaded_at = source, now
+        else:
+            session.add(CalendarYear(year=year, source=source, loaded_at=now))
+    for day, working in sorted(overrides.items()):
+        session.add(CalendarDay(day=day, working=working))
+    session.flush()
+    return years

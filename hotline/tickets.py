@@ -1,0 +1,224 @@
+"""Tickets: intake, numbering, who sees what, and how a ticket reads to each role."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, or_
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
+
+from hotline.calendar import LOCAL_TZ
+from hotline.errors import Invalid, NotFound
+from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
+from hotline.routing import category_chain
+from hotline.workflow.definition import DEPARTMENT_ROLES
+from hotline.workflow.engine import Actor
+
+# Roles that see a caller's phone number in full (the handler calls the citizen back;
+# leaders and administrators have no need of it).
+FULL_PHONE_ROLES = frozenset({"agent", "handler", "supervisor"})
+
+TICKET_FIELDS = (
+    "type", "urgency", "channel", "caller_name", "caller_phone", "confidential", "anonymous",
+    "reply_wanted", "title", "content", "street", "community", "address", "lat", "lng", "external_id",
+)
+
+
+def next_number(session: Session, now: datetime) -> str:
+    """A readable unique number: the intake day and its sequence, e.g. 20261128000042."""
+    day = now.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+    dialect = session.get_bind().dialect.name
+    table = TicketCounter.__table__
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(day=day, value=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["day"], set_={"value": table.c.value + 1})
+    value = session.execute(stmt.returning(table.c.value)).scalar_one()
+    return f"{day}{value:06d}"
+
+
+def create_ticket(session: Session, runtime, actor: Actor, data: dict[str, Any], *, now: datetime) -> tuple[Ticket, bool]:
+    """Log a ticket (state: the workflow's initial); return it and whether it is new.
+
+    An `external_id` seen before returns the ticket created the first time.
+    """
+    external_id = data.get("external_id")
+    if external_id:
+        existing = session.exec(select(Ticket).where(Ticket.external_id == external_id)).first()
+        if existing is not None:
+            return existing, False
+    category = None
+    if data.get("category"):
+        category = session.exec(select(Category).where(Category.code == data["category"])).first()
+        if category is None or not category.active:
+            raise Invalid(f"no active category with the code {data['category']!r}", field="category")
+    category_workflow = None
+    for node in category_chain(session, category.id if category else None):
+        if node.workflow:
+            category_workflow = node.workflow
+            break
+    wf = runtime.workflows.choose(data["type"], category_workflow)
+    fields = {k: data.get(k) for k in TICKET_FIELDS if data.get(k) is not None}
+    if not fields.get("title"):
+        fields["title"] = data["content"].strip().splitlines()[0][:40]
+    ticket = Ticket(
+        **fields, number=next_number(session, now), workflow=wf.name,
+        category_id=category.id if category else None, state=wf.initial,
+        created_by_id=actor.id, created_at=now, updated_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    session.add(TicketEvent(
+        ticket_id=ticket.id, event="create", actor_id=actor.id, actor_name=actor.username,
+        actor_role=actor.role, from_state=None, to_state=ticket.state, at=now,
+        details={"channel": ticket.channel, "workflow": wf.name},
+    ))
+    session.flush()
+    return ticket, True
+
+
+def visible_clause(actor: Actor):
+    """The SQL condition that limits tickets to what the actor may see (None: all)."""
+    if actor.role not in DEPARTMENT_ROLES:
+        return None
+    return exists().where(
+        Assignment.ticket_id == Ticket.id,
+        Assignment.department_id == actor.department_id,
+        Assignment.status != "withdrawn",
+    )
+
+
+def get_visible(session: Session, actor: Actor, ticket_id: int) -> Ticket:
+    """The ticket, or NotFound where it does not exist or the actor may not see it."""
+    stmt = select(Ticket).where(Ticket.id == ticket_id)
+    clause = visible_clause(actor)
+    if clause is not None:
+        stmt = stmt.where(clause)
+    ticket = session.exec(stmt).first()
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_id} not found, or not visible to you")
+    return ticket
+
+
+def search(session: Session, actor: Actor, *, states: list[str] | None, department: str | None,
+           overdue: bool | None, q: str | None, now: datetime, page: int, page_size: int) -> tuple[list[Ticket], int]:
+    """A page of the tickets the actor may see, newest first, and the total count."""
+    conditions = []
+    clause = visible_clause(actor)
+    if clause is not None:
+        conditions.append(clause)
+    if states:
+        conditions.append(Ticket.state.in_(states))
+    if department:
+        dept = session.exec(select(Department).where(Department.code == department)).first()
+        if dept is None:
+            raise Invalid(f"no department with the code {department!r}", field="department")
+        conditions.append(exists().where(
+            Assignment.ticket_id == Ticket.id, Assignment.department_id == dept.id,
+            Assignment.status != "withdrawn",
+        ))
+    if overdue is not None:
+        late = Ticket.next_due_at.is_not(None) & (Ticket.next_due_at < now)
+        conditions.append(late if overdue else ~late | Ticket.next_due_at.is_(None))
+    if q:
+        like = f"%{q.strip()}%"
+        conditions.append(or_(Ticket.number == q.strip(), Ticket.title.like(like), Ticket.content.like(like)))
+    stmt = select(Ticket).where(*conditions).order_by(Ticket.id.desc())
+    items = list(session.exec(stmt.offset((page - 1) * page_size).limit(page_size)).all())
+    total = session.execute(sa_select(func.count()).select_from(Ticket).where(*conditions)).scalar_one()
+    return items, total
+
+
+def _mask_phone(phone: str | None) -> str | None:
+    if not phone:
+        return phone
+    if len(phone) <= 4:
+        return "*" * len(phone)
+    keep = 3 if len(phone) >= 11 else 0
+    return phone[:keep] + "*" * (len(phone) - keep - 4) + phone[-4:]
+
+
+def caller_view(ticket: Ticket, actor: Actor) -> dict[str, Any]:
+    """The caller's name and phone as the actor may see them."""
+    department = actor.role in DEPARTMENT_ROLES
+    if department and (ticket.confidential or ticket.anonymous):
+        return {"caller_name": None, "caller_phone": None, "caller_hidden": True}
+    phone = ticket.caller_phone if actor.role in FULL_PHONE_ROLES else _mask_phone(ticket.caller_phone)
+    name = None if ticket.anonymous and actor.role not in ("agent", "supervisor") else ticket.caller_name
+    return {"caller_name": name, "caller_phone": phone, "caller_hidden": False}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(LOCAL_TZ).isoformat() if value else None
+
+
+class Lookups:
+    """Departments and categories by id, loaded once per request (they are few)."""
+
+    def __init__(self, session: Session) -> None:
+        self.departments = {d.id: d for d in session.exec(select(Department)).all()}
+        self.categories = {c.id: c for c in session.exec(select(Category)).all()}
+
+
+def ticket_out(ticket: Ticket, actor: Actor, runtime, lookups: Lookups,
+               assignments: list[Assignment] | None = None) -> dict[str, Any]:
+    """The ticket as the actor may read it."""
+    wf = runtime.workflows.get(ticket.workflow)
+    category = lookups.categories.get(ticket.category_id)
+    department = lookups.departments.get(ticket.main_department_id)
+    out: dict[str, Any] = {
+        "id": ticket.id, "number": ticket.number, "external_id": ticket.external_id,
+        "workflow": ticket.workflow, "type": ticket.type,
+        "category": category.code if category else None,
+        "category_name": category.name if category else None,
+        "urgency": ticket.urgency, "channel": ticket.channel,
+        **caller_view(ticket, actor),
+        "confidential": ticket.confidential, "anonymous": ticket.anonymous,
+        "reply_wanted": ticket.reply_wanted, "title": ticket.title, "content": ticket.content,
+        "street": ticket.street, "community": ticket.community, "address": ticket.address,
+        "lat": ticket.lat, "lng": ticket.lng,
+        "state": ticket.state, "state_label": wf.state_label(ticket.state), "version": ticket.version,
+        "department": department.code if department else None,
+        "department_name": department.name if department else None,
+        "dispatch_count": ticket.dispatch_count, "designated": ticket.designated,
+        "master": ticket.master_id, "rehandle_count": ticket.rehandle_count,
+        "answer": ticket.answer, "result": ticket.result, "close_reason": ticket.close_reason,
+        "created_at": _iso(ticket.created_at), "updated_at": _iso(ticket.updated_at),
+        "dispatched_at": _iso(ticket.dispatched_at), "signed_at": _iso(ticket.signed_at),
+        "replied_at": _iso(ticket.replied_at), "closed_at": _iso(ticket.closed_at),
+        "deadlines": {
+            "sign_by": _iso(ticket.sign_by), "handle_by": _iso(ticket.handle_by),
+            "callback_by": _iso(ticket.callback_by), "provisional": ticket.deadlines_provisional,
+        },
+    }
+    if assignments is not None:
+        out["assignments"] = [
+            {
+                "department": lookups.departments[a.department_id].code,
+                "department_name": lookups.departments[a.department_id].name,
+                "role": a.role, "status": a.status, "dispatched_at": _iso(a.dispatched_at),
+                "signed_at": _iso(a.signed_at), "replied_at": _iso(a.replied_at), "result": a.result,
+            }
+            for a in assignments
+        ]
+        out["co_departments"] = [
+            lookups.departments[a.department_id].code
+            for a in assignments if a.role == "co" and a.status != "withdrawn"
+        ]
+    return out
+
+
+def assignments_of(session: Session, ticket_id: int) -> list[Assignment]:
+    """Every assignment of a ticket, oldest first."""
+    return list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket_id).order_by(Assignment.id)).all())
+
+
+def history_out(session: Session, ticket_id: int) -> list[dict[str, Any]]:
+    """The ticket's history, oldest first."""
+    rows = session.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).all()
+    return [
+        {"id": r.id, "event": r.event, "actor": r.actor_name, "actor_role": r.actor_role,
+         "from": r.from_state, "to": r.to_state, "at": _iso(r.at), "details": r.details}
+        for r in rows
+    ]
+

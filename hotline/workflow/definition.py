@@ -1,0 +1,357 @@
+"""Workflow definitions as data: load a YAML file, merge `extends`, validate, freeze."""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from hotline.workflow.fields import FIELDS
+from hotline.workflow.registry import CONDITIONS, EFFECTS
+
+WORKFLOW_ROLES = frozenset({"agent", "handler", "leader", "supervisor", "admin", "system", "citizen"})
+DEPARTMENT_ROLES = frozenset({"handler", "leader"})
+RETURN_FROM = "@return_from_state"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_STATE_KEYS = {"label", "final", "clock"}
+_EVENT_KEYS = {"label", "from", "to", "roles", "department", "co", "fields", "conditions", "effects"}
+_TOP_KEYS = {"name", "label", "initial", "extends", "states", "events", "limits", "description"}
+CO_SUFFIX = "_as_co_handler"
+
+
+class WorkflowError(ValueError):
+    """A workflow file that cannot be used; the message names the file and the key."""
+
+
+class Limit(BaseModel):
+    """One time limit: working days, or natural hours or minutes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    working_days: int | None = None
+    hours: float | None = None
+    minutes: float | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Limit":
+        given = [v for v in (self.working_days, self.hours, self.minutes) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of working_days, hours, minutes")
+        if given[0] < 0:
+            raise ValueError("a time limit cannot be negative")
+        return self
+
+
+class LimitTable(BaseModel):
+    """A limit by default, overridden per ticket type and then per urgency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    default: Limit
+    type: dict[str, Limit] = {}
+    urgency: dict[str, Limit] = {}
+
+    def pick(self, ticket_type: str, urgency: str) -> Limit:
+        """The limit for a ticket: urgency first, then type, then the default."""
+        return self.urgency.get(urgency) or self.type.get(ticket_type) or self.default
+
+
+class Limits(BaseModel):
+    """The time limits and counts of a workflow (DOMAIN.md "Deadlines")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sign: LimitTable
+    handle: LimitTable
+    callback: Limit
+    rectification: Limit
+    return_window: Limit
+    extension_cap_working_days: int = 20
+    designate_after_dispatches: int = 3
+    callback_attempts: int = 3
+    satisfied_ratings: tuple[int, ...] = (3, 4, 5)
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    """A condition or effect named in a workflow, with its optional argument."""
+
+    name: str
+    arg: Any = None
+
+
+@dataclass(frozen=True)
+class StateDef:
+    name: str
+    label: str
+    final: bool = False
+    clock_stopped: bool = False
+
+
+@dataclass(frozen=True)
+class EventDef:
+    name: str
+    label: str
+    sources: tuple[str, ...]
+    dest: str | None  # None: stays; RETURN_FROM: back where a return came from
+    roles: frozenset[str]
+    department: str  # main | any
+    co_sources: tuple[str, ...] | None
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    conditions: tuple[RuleRef, ...]
+    effects: tuple[RuleRef, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    label: str
+    initial: str
+    states: Mapping[str, StateDef]
+    events: Mapping[str, EventDef]
+    limits: Limits
+    path: str = field(default="")
+
+    def state_label(self, state: str) -> str:
+        s = self.states.get(state)
+        return s.label if s else state
+
+    @property
+    def open_states(self) -> tuple[str, ...]:
+        return tuple(s for s, d in self.states.items() if not d.final)
+
+
+def _merge(base: Any, override: Any) -> Any:
+    """Deep-merge mappings; lists and scalars replace; None deletes a key."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            if value is None:
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = _merge(merged[key], value)
+            else:
+                merged[key] = value
+        return merged
+    return override
+
+
+def _read(path: Path, directory: Path, seen: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise WorkflowError(f"{path}: not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise WorkflowError(f"{path}: cannot read: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise WorkflowError(f"{path}: a workflow file must be a mapping")
+    parent = raw.get("extends")
+    if parent is None:
+        return raw
+    if parent in seen:
+        raise WorkflowError(f"{path}: extends: circular extension through {parent!r}")
+    parent_path = directory / f"{parent}.yaml"
+    if not parent_path.exists():
+        raise WorkflowError(f"{path}: extends: no workflow {parent!r} in {directory}")
+    base = _read(parent_path, directory, (*seen, raw.get("name", path.stem)))
+    merged = _merge(base, {k: v for k, v in raw.items() if k != "extends"})
+    # States removed by the child vanish from every event that mentioned them.
+    removed = {k for k, v in (raw.get("states") or {}).items() if v is None}
+    for event in (merged.get("events") or {}).values():
+        if isinstance(event, dict) and isinstance(event.get("from"), list):
+            event["from"] = [s for s in event["from"] if s not in removed]
+    return merged
+
+
+def _rules(where: str, raw: Any, registry: Mapping[str, Any]) -> tuple[RuleRef, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise WorkflowError(f"{where}: must be a list")
+    refs = []
+    for item in raw:
+        if isinstance(item, str):
+            name, arg = item, None
+        elif isinstance(item, dict) and len(item) == 1:
+            ((name, arg),) = item.items()
+        else:
+            raise WorkflowError(f"{where}: {item!r} is neither a name nor `name: argument`")
+        if name not in registry:
+            raise WorkflowError(
+                f"{where}: {name!r} is not in the engine's registry "
+                f"(known: {', '.join(sorted(registry))})"
+            )
+        refs.append(RuleRef(name, arg))
+    return tuple(refs)
+
+
+def _event(where: str, name: str, raw: Any, states: Mapping[str, StateDef]) -> EventDef:
+    if not isinstance(raw, dict):
+        raise WorkflowError(f"{where}: an event must be a mapping")
+    unknown = set(raw) - _EVENT_KEYS
+    if unknown:
+        raise WorkflowError(f"{where}.{sorted(unknown)[0]}: unknown key (known: {', '.join(sorted(_EVENT_KEYS))})")
+    if not _NAME.match(name) or name.endswith(CO_SUFFIX):
+        raise WorkflowError(f"{where}: {name!r} is not a valid event name")
+
+    def state_list(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise WorkflowError(f"{where}.{key}: must be a non-empty list of states")
+        for s in value:
+            if s not in states:
+                raise WorkflowError(f"{where}.{key}: unknown state {s!r}")
+            if states[s].final:
+                raise WorkflowError(f"{where}.{key}: {s!r} is final; no event leaves it")
+        return tuple(value)
+
+    sources = state_list("from", raw.get("from"))
+    dest = raw.get("to")
+    if dest is not None and dest != RETURN_FROM and dest not in states:
+        raise WorkflowError(f"{where}.to: unknown state {dest!r}")
+    roles = raw.get("roles")
+    if not isinstance(roles, list) or not roles:
+        raise WorkflowError(f"{where}.roles: must be a non-empty list of roles")
+    for role in roles:
+        if role not in WORKFLOW_ROLES:
+            raise WorkflowError(
+                f"{where}.roles: unknown role {role!r} (known: {', '.join(sorted(WORKFLOW_ROLES))})"
+            )
+    department = raw.get("department", "main")
+    if department not in ("main", "any"):
+        raise WorkflowError(f"{where}.department: must be 'main' or 'any', not {department!r}")
+    co = raw.get("co")
+    co_sources = None
+    if co is not None:
+        if department != "any" or not isinstance(co, dict) or set(co) != {"from"}:
+            raise WorkflowError(f"{where}.co: needs `department: any` and exactly a `from` list")
+        co_sources = state_list("co.from", co["from"])
+    fields = raw.get("fields") or {}
+    if not isinstance(fields, dict):
+        raise WorkflowError(f"{where}.fields: must be a mapping of field: required|optional")
+    for fname, need in fields.items():
+        if fname not in FIELDS:
+            raise WorkflowError(f"{where}.fields.{fname}: unknown field (known: {', '.join(sorted(FIELDS))})")
+        if need not in ("required", "optional"):
+            raise WorkflowError(f"{where}.fields.{fname}: must be 'required' or 'optional'")
+    return EventDef(
+        name=name,
+        label=str(raw.get("label", name)),
+        sources=sources,
+        dest=dest,
+        roles=frozenset(roles),
+        department=department,
+        co_sources=co_sources,
+        required=tuple(f for f, n in fields.items() if n == "required"),
+        optional=tuple(f for f, n in fields.items() if n == "optional"),
+        conditions=_rules(f"{where}.conditions", raw.get("conditions"), CONDITIONS),
+        effects=_rules(f"{where}.effects", raw.get("effects"), EFFECTS),
+    )
+
+
+def load_workflow(path: Path) -> Workflow:
+    """Load and validate one workflow file; raise WorkflowError naming file and key."""
+    path = Path(path)
+    raw = _read(path, path.parent, ())
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise WorkflowError(f"{path}: {sorted(unknown)[0]}: unknown key (known: {', '.join(sorted(_TOP_KEYS))})")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise WorkflowError(f"{path}: name: must be a lower-case identifier")
+    if name != path.stem:
+        raise WorkflowError(f"{path}: name: {name!r} must match the file name {path.stem!r}")
+    raw_states = raw.get("states")
+    if not isinstance(raw_states, dict) or not raw_states:
+        raise WorkflowError(f"{path}: states: must be a non-empty mapping")
+    states: dict[str, StateDef] = {}
+    for sname, sraw in raw_states.items():
+        where = f"{path}: states.{sname}"
+        if not _NAME.match(str(sname)):
+            raise WorkflowError(f"{where}: not a valid state name")
+        sraw = sraw or {}
+        if not isinstance(sraw, dict):
+            raise WorkflowError(f"{where}: must be a mapping")
+        bad = set(sraw) - _STATE_KEYS
+        if bad:
+            raise WorkflowError(f"{where}.{sorted(bad)[0]}: unknown key (known: {', '.join(sorted(_STATE_KEYS))})")
+        clock = sraw.get("clock", "running")
+        if clock not in ("running", "stopped"):
+            raise WorkflowError(f"{where}.clock: must be 'running' or 'stopped'")
+        states[sname] = StateDef(sname, str(sraw.get("label", sname)), bool(sraw.get("final", False)), clock == "stopped")
+    initial = raw.get("initial")
+    if initial not in states:
+        raise WorkflowError(f"{path}: initial: unknown state {initial!r}")
+    raw_events = raw.get("events")
+    if not isinstance(raw_events, dict) or not raw_events:
+        raise WorkflowError(f"{path}: events: must be a non-empty mapping")
+    events = {
+        ename: _event(f"{path}: events.{ename}", ename, eraw, states)
+        for ename, eraw in raw_events.items()
+    }
+    # Every state must be reachable from the initial one.
+    reachable, frontier = {initial}, [initial]
+    return_sources = {s for e in events.values() if e.dest == "returned" for s in e.sources}
+    while frontier:
+        current = frontier.pop()
+        for e in events.values():
+            if current not in e.sources:
+                continue
+            targets = return_sources if e.dest == RETURN_FROM else {e.dest or current}
+            for t in targets - reachable:
+                reachable.add(t)
+                frontier.append(t)
+    unreachable = [s for s in states if s not in reachable]
+    if unreachable:
+        raise WorkflowError(f"{path}: states.{unreachable[0]}: unreachable from {initial!r}")
+    try:
+        limits = Limits.model_validate(raw.get("limits") or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise WorkflowError(f"{path}: limits.{loc}: {err['msg']}") from exc
+    return Workflow(name, str(raw.get("label", name)), initial, states, events, limits, str(path))
+
+
+class WorkflowSet:
+    """Every workflow of a directory, and the rules that pick one for a new ticket."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.workflows: dict[str, Workflow] = {}
+        for path in sorted(self.directory.glob("*.yaml")):
+            if path.stem == "selection":
+                continue
+            wf = load_workflow(path)
+            self.workflows[wf.name] = wf
+        sel_path = self.directory / "selection.yaml"
+        selection = yaml.safe_load(sel_path.read_text(encoding="utf-8")) if sel_path.exists() else {}
+        selection = selection or {}
+        self.default = selection.get("default", "default")
+        self.by_type: dict[str, str] = selection.get("types") or {}
+        for where, wname in [("default", self.default)] + [(f"types.{k}", v) for k, v in self.by_type.items()]:
+            if wname not in self.workflows:
+                raise WorkflowError(f"{sel_path}: {where}: no workflow named {wname!r}")
+
+    def get(self, name: str) -> Workflow:
+        """The workflow of that name (tickets keep the workflow they started with)."""
+        try:
+            return self.workflows[name]
+        except KeyError:
+            raise WorkflowError(f"no workflow named {name!r} in {self.directory}") from None
+
+    def choose(self, ticket_type: str, category_workflow: str | None) -> Workflow:
+        """The workflow a new ticket follows: its category's, its type's, or the default."""
+        name = category_workflow or self.by_type.get(ticket_type) or self.default
+        return self.get(name)
+
+
+@lru_cache(maxsize=8)
+def workflow_set(directory: str) -> WorkflowSet:
+    """The parsed workflows of a directory, parsed once per process."""
+    return WorkflowSet(Path(directory))

@@ -1,0 +1,313 @@
+"""The one gateway for every change of a ticket's state.
+
+`fire` checks the role and the department, the state and the caller's version,
+validates the payload, runs the workflow's guards and effects through a
+`transitions` machine, and writes the history row, all inside the caller's
+transaction. Nothing else writes `Ticket.state`.
+"""
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, select
+from transitions import Machine
+
+from hotline.errors import Conflict, NotFound, NotPermitted
+from hotline.models import Assignment, Ticket, TicketEvent, User
+from hotline.sla import refresh_next_due
+from hotline.workflow.definition import (
+    CO_SUFFIX,
+    DEPARTMENT_ROLES,
+    RETURN_FROM,
+    EventDef,
+    RuleRef,
+    Workflow,
+)
+from hotline.workflow.fields import validate_payload
+from hotline.workflow.registry import CONDITIONS, EFFECTS
+
+if TYPE_CHECKING:
+    from hotline.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who fires an event: a user, the scheduler, or a citizen through a rating link."""
+
+    id: int | None
+    username: str
+    role: str
+    department_id: int | None = None
+
+    @classmethod
+    def of(cls, user: User) -> "Actor":
+        return cls(user.id, user.username, user.role, user.department_id)
+
+
+SCHEDULER = Actor(None, "scheduler", "system")
+
+
+class GuardFailed(Conflict):
+    """A workflow condition does not hold; the message says which and why."""
+
+
+@dataclass
+class Context:
+    """What guards and effects see of one event being fired."""
+
+    session: Session
+    runtime: "Runtime"
+    ticket: Ticket
+    actor: Actor
+    workflow: Workflow
+    event: EventDef
+    payload: dict[str, Any]
+    now: datetime
+    from_state: str
+    assignment: Assignment | None = None
+    as_co_handler: bool = False
+    dry_run: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def limits(self):
+        return self.workflow.limits
+
+
+class _TicketProxy:
+    """The model `transitions` drives: it proxies the row's state and holds nothing else."""
+
+    def __init__(self, ticket: Ticket) -> None:
+        self._ticket = ticket
+
+    @property
+    def state(self) -> str:
+        return self._ticket.state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._ticket.state = value
+
+
+def _condition(ref: RuleRef):
+    fn = CONDITIONS[ref.name]
+    return lambda event_data: fn(event_data.kwargs["ctx"], ref.arg) is not False
+
+
+def _effect(ref: RuleRef):
+    fn = EFFECTS[ref.name]
+
+    def run(event_data) -> None:
+        ctx: Context = event_data.kwargs["ctx"]
+        if not ctx.dry_run:
+            fn(ctx, ref.arg)
+
+    return run
+
+
+def _came_from(target: str):
+    return lambda event_data: event_data.kwargs["ctx"].ticket.return_from_state == target
+
+
+def _build_machine(wf: Workflow) -> Machine:
+    transitions: list[dict[str, Any]] = []
+    for ev in wf.events.values():
+        conditions = [_condition(r) for r in ev.conditions]
+        after = [_effect(r) for r in ev.effects]
+        if ev.dest == RETURN_FROM:
+            for target in wf.open_states:
+                transitions.append({
+                    "trigger": ev.name, "source": list(ev.sources), "dest": target,
+                    "conditions": [_came_from(target), *conditions], "after": after,
+                })
+        else:
+            transitions.append({
+                "trigger": ev.name, "source": list(ev.sources), "dest": ev.dest,
+                "conditions": conditions, "after": after,
+            })
+        if ev.co_sources:
+            transitions.append({
+                "trigger": ev.name + CO_SUFFIX, "source": list(ev.co_sources), "dest": None,
+                "conditions": conditions, "after": after,
+            })
+    return Machine(
+        model=None,
+        states=list(wf.states),
+        transitions=transitions,
+        initial=wf.initial,
+        auto_transitions=False,
+        send_event=True,
+        ignore_invalid_triggers=False,
+    )
+
+
+_machines = threading.local()
+
+
+def machine_for(wf: Workflow) -> Machine:
+    """The machine of a workflow, built once per thread (a Machine is not thread-safe)."""
+    cache = getattr(_machines, "cache", None)
+    if cache is None:
+        cache = _machines.cache = {}
+    key = (wf.name, id(wf))
+    machine = cache.get(key)
+    if machine is None:
+        machine = cache[key] = _build_machine(wf)
+    return machine
+
+
+def department_assignment(session: Session, ticket_id: int, department_id: int | None) -> Assignment | None:
+    """The department's active assignment on a ticket, if it has one."""
+    if department_id is None:
+        return None
+    return session.exec(
+        select(Assignment).where(
+            Assignment.ticket_id == ticket_id,
+            Assignment.department_id == department_id,
+            Assignment.status != "withdrawn",
+        )
+    ).first()
+
+
+def _scope(session: Session, ticket: Ticket, actor: Actor) -> Assignment | None:
+    """The actor's assignment; a department's user who has none may not see the ticket."""
+    if actor.role not in DEPARTMENT_ROLES:
+        return None
+    assignment = department_assignment(session, ticket.id, actor.department_id)
+    if assignment is None:
+        raise NotFound(f"ticket {ticket.id} not found, or not visible to you")
+    return assignment
+
+
+def _candidates(wf: Workflow, ticket: Ticket, actor: Actor, assignment: Assignment | None):
+    """Events the role and the department may fire in the ticket's state (guards aside)."""
+    for ev in wf.events.values():
+        if actor.role not in ev.roles:
+            continue
+        as_co = assignment is not None and assignment.role == "co"
+        if as_co and ev.department != "any":
+            continue
+        sources = ev.co_sources if as_co else ev.sources
+        if sources and ticket.state in sources:
+            yield ev, as_co
+
+
+def _run(ctx: Context) -> bool:
+    machine = machine_for(ctx.workflow)
+    proxy = _TicketProxy(ctx.ticket)
+    machine.add_model(proxy, initial=ctx.ticket.state)
+    try:
+        trigger = ctx.event.name + (CO_SUFFIX if ctx.as_co_handler else "")
+        return bool(proxy.trigger(trigger, ctx=ctx))
+    finally:
+        machine.remove_model(proxy)
+
+
+def load_for_update(session: Session, ticket_id: int) -> Ticket:
+    """The ticket, locked against concurrent changes until the transaction ends."""
+    ticket = session.exec(
+        select(Ticket).where(Ticket.id == ticket_id).with_for_update()
+    ).first()
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_id} not found, or not visible to you")
+    return ticket
+
+
+def fire(
+    session: Session,
+    runtime: "Runtime",
+    ticket_id: int,
+    event: str,
+    actor: Actor,
+    payload: dict[str, Any] | None = None,
+    *,
+    now: datetime,
+    version: int | None = None,
+) -> Ticket:
+    """Fire one event on one ticket, inside the session's transaction; return the ticket."""
+    ticket = load_for_update(session, ticket_id)
+    assignment = _scope(session, ticket, actor)
+    wf = runtime.workflows.get(ticket.workflow)
+    allowed = [ev.name for ev, _ in _candidates(wf, ticket, actor, assignment)]
+    allowed_text = ", ".join(allowed) or "none"
+    ev = wf.events.get(event)
+    if ev is None:
+        raise Conflict(
+            f"{event!r} is not an event of the workflow {wf.name!r}; "
+            f"allowed now: {allowed_text}",
+            allowed=allowed,
+        )
+    if version is not None and version != ticket.version:
+        raise Conflict(
+            f"the ticket changed since version {version} (it is at version "
+            f"{ticket.version}); reload it and try again",
+            version=ticket.version,
+        )
+    if actor.role not in ev.roles:
+        raise NotPermitted(f"the role {actor.role!r} may not fire {event!r} ({ev.label})")
+    as_co = assignment is not None and assignment.role == "co"
+    if as_co and ev.department != "any":
+        raise NotPermitted(
+            f"only the main department may fire {event!r} ({ev.label}); "
+            "your department co-handles this ticket"
+        )
+    sources = ev.co_sources if as_co else ev.sources
+    if ticket.state not in (sources or ()):
+        raise Conflict(
+            f"{event!r} ({ev.label}) is not allowed in the state {ticket.state!r} "
+            f"({wf.state_label(ticket.state)}); allowed now: {allowed_text}",
+            allowed=allowed,
+        )
+    clean = validate_payload(event, ev.required, ev.optional, payload or {})
+    ctx = Context(
+        session=session, runtime=runtime, ticket=ticket, actor=actor, workflow=wf,
+        event=ev, payload=clean, now=now, from_state=ticket.state,
+        assignment=assignment, as_co_handler=as_co,
+    )
+    if not _run(ctx):
+        raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
+    refresh_next_due(wf, ticket)
+    ticket.version += 1
+    ticket.updated_at = now
+    details = {k: v for k, v in clean.items()}
+    details.update(ctx.details)
+    if as_co:
+        details["as_co_handler"] = True
+    session.add(TicketEvent(
+        ticket_id=ticket.id, event=event, actor_id=actor.id, actor_name=actor.username,
+        actor_role=actor.role, from_state=ctx.from_state, to_state=ticket.state, at=now,
+        details=details,
+    ))
+    session.flush()
+    return ticket
+
+
+def available_events(
+    session: Session, runtime: "Runtime", ticket: Ticket, actor: Actor, *, now: datetime
+) -> list[dict[str, Any]]:
+    """The events the actor may fire on the ticket now, guards included."""
+    assignment = _scope(session, ticket, actor)
+    wf = runtime.workflows.get(ticket.workflow)
+    out = []
+    for ev, as_co in _candidates(wf, ticket, actor, assignment):
+        ctx = Context(
+            session=session, runtime=runtime, ticket=ticket, actor=actor, workflow=wf,
+            event=ev, payload={}, now=now, from_state=ticket.state,
+            assignment=assignment, as_co_handler=as_co, dry_run=True,
+        )
+        try:
+            for ref in ev.conditions:
+                CONDITIONS[ref.name](ctx, ref.arg)
+        except GuardFailed:
+            continue
+        dest = ticket.return_from_state if ev.dest == RETURN_FROM else ev.dest
+        out.append({
+            "name": ev.name,
+            "label": ev.label,
+            "to": None if as_co else dest,
+            "required": list(ev.required),
+            "optional": list(ev.optional),
+        })
+    return out

@@ -1,0 +1,447 @@
+"""The guards and effects a workflow may name (see registry.py for why only these)."""
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from hotline import sla
+from hotline.errors import Invalid
+from hotline.models import Approval, Assignment, Callback, Department, Ticket, TicketEvent
+from hotline.routing import route
+from hotline.workflow.engine import Context, GuardFailed
+from hotline.workflow.registry import condition, effect
+
+APPROVAL_LABELS = {"return": "退单", "extension": "延期", "suspension": "挂起"}
+
+
+def _pending(ctx: Context, kind: str) -> Approval | None:
+    return ctx.session.exec(
+        select(Approval).where(
+            Approval.ticket_id == ctx.ticket.id, Approval.kind == kind, Approval.status == "pending"
+        )
+    ).first()
+
+
+def _active_assignments(ctx: Context) -> list[Assignment]:
+    return list(ctx.session.exec(
+        select(Assignment).where(Assignment.ticket_id == ctx.ticket.id, Assignment.status != "withdrawn")
+    ).all())
+
+
+def _main_assignment(ctx: Context) -> Assignment | None:
+    for a in _active_assignments(ctx):
+        if a.role == "main":
+            return a
+    return None
+
+
+def _last_reached_callback(ctx: Context) -> Callback | None:
+    return ctx.session.exec(
+        select(Callback).where(Callback.ticket_id == ctx.ticket.id, Callback.reached)
+        .order_by(Callback.id.desc())
+    ).first()
+
+
+def _satisfied(ctx: Context, cb: Callback) -> bool:
+    return cb.rating in ctx.limits.satisfied_ratings and cb.solved is not False
+
+
+def _calendar(ctx: Context):
+    return ctx.runtime.calendar(ctx.session)
+
+
+# --- guards ---------------------------------------------------------------------------
+
+@condition("assignment_awaiting_signature")
+def assignment_awaiting_signature(ctx: Context, _arg=None) -> None:
+    if ctx.assignment is not None and ctx.assignment.status != "dispatched":
+        raise GuardFailed("your department has already signed for this ticket")
+
+
+@condition("assignment_signed")
+def assignment_signed(ctx: Context, _arg=None) -> None:
+    if ctx.assignment is None:
+        return
+    if ctx.assignment.status == "dispatched":
+        raise GuardFailed("sign for the ticket before replying")
+    if ctx.assignment.status == "replied":
+        raise GuardFailed("your department has already replied")
+
+
+@condition("co_handlers_replied")
+def co_handlers_replied(ctx: Context, _arg=None) -> None:
+    if ctx.as_co_handler:
+        return
+    waiting = [a for a in _active_assignments(ctx) if a.role == "co" and a.status != "replied"]
+    if waiting:
+        names = ", ".join(
+            ctx.session.get(Department, a.department_id).name for a in waiting
+        )
+        raise GuardFailed(f"the main department replies after every co-handler; still waiting for: {names}")
+
+
+@condition("not_designated")
+def not_designated(ctx: Context, _arg=None) -> None:
+    if ctx.ticket.designated:
+        raise GuardFailed(
+            f"the centre designated this department after {ctx.ticket.dispatch_count} "
+            "dispatches; it can no longer be returned"
+        )
+
+
+@condition("within_return_window")
+def within_return_window(ctx: Context, _arg=None) -> None:
+    dispatched_at = ctx.assignment.dispatched_at if ctx.assignment else ctx.ticket.dispatched_at
+    if dispatched_at is None:
+        return
+    deadline = sla.due(_calendar(ctx), dispatched_at, ctx.limits.return_window).at
+    if ctx.now > deadline:
+        raise GuardFailed(
+            f"a return must come within the return window after dispatch (it closed at "
+            f"{deadline.isoformat()}); the department must handle the ticket"
+        )
+
+
+@condition("no_pending")
+def no_pending(ctx: Context, kind: str) -> None:
+    if _pending(ctx, kind) is not None:
+        raise GuardFailed(f"a request for {APPROVAL_LABELS.get(kind, kind)} ({kind}) is already waiting for the centre")
+
+
+@condition("has_pending")
+def has_pending(ctx: Context, kind: str) -> None:
+    if _pending(ctx, kind) is None:
+        raise GuardFailed(f"there is no pending request for {APPROVAL_LABELS.get(kind, kind)} ({kind})")
+
+
+@condition("before_handle_deadline")
+def before_handle_deadline(ctx: Context, _arg=None) -> None:
+    if ctx.ticket.handle_by is not None and ctx.now > ctx.ticket.handle_by:
+        raise GuardFailed("an extension must be asked for before the handling deadline, which has passed")
+
+
+def _approved_extension_days(ctx: Context) -> int:
+    total = ctx.session.exec(
+        select(func.coalesce(func.sum(Approval.days), 0)).where(
+            Approval.ticket_id == ctx.ticket.id, Approval.kind == "extension", Approval.status == "approved"
+        )
+    ).one()
+    return int(total)
+
+
+@condition("within_extension_cap")
+def within_extension_cap(ctx: Context, _arg=None) -> None:
+    days = ctx.payload.get("days")
+    if days is None:
+        return
+    used = _approved_extension_days(ctx)
+    cap = ctx.limits.extension_cap_working_days
+    if used + days > cap:
+        raise GuardFailed(
+            f"extensions of one ticket are capped at {cap} working days; "
+            f"{used} already approved, {days} asked"
+        )
+
+
+@condition("callback_complete")
+def callback_complete(ctx: Context, _arg=None) -> None:
+    if ctx.dry_run:
+        return
+    p = ctx.payload
+    if p["reached"]:
+        for name in ("rating", "solved"):
+            if p.get(name) is None:
+                raise Invalid(f"a callback that reached the citizen needs {name!r}", field=name)
+    else:
+        for name in ("rating", "solved"):
+            if p.get(name) is not None:
+                raise Invalid(f"a callback that did not reach the citizen has no {name!r}", field=name)
+
+
+@condition("closable")
+def closable(ctx: Context, _arg=None) -> None:
+    if _close_reason(ctx) is None:
+        raise GuardFailed(
+            "close needs a satisfactory callback, or the callback attempts exhausted, or the "
+            "callback window passed; after a dissatisfied callback, rehandle or close with a reason"
+        )
+
+
+def _close_reason(ctx: Context) -> str | None:
+    t = ctx.ticket
+    last = _last_reached_callback(ctx)
+    if last is not None:
+        if _satisfied(ctx, last):
+            return "satisfied"
+        if ctx.actor.role != "system" and (ctx.dry_run or ctx.payload.get("reason")):
+            return "dissatisfied_closed"
+        return None
+    unreached = ctx.session.exec(
+        select(func.count()).select_from(Callback).where(Callback.ticket_id == t.id, ~Callback.reached)
+    ).one()
+    if unreached >= ctx.limits.callback_attempts:
+        return "not_called_back"
+    if t.callback_by is not None and ctx.now > t.callback_by and ctx.actor.role in ("system", "supervisor"):
+        return "not_called_back"
+    if not t.reply_wanted:
+        return "no_reply_wanted"
+    return None
+
+
+@condition("dissatisfied_callback")
+def dissatisfied_callback(ctx: Context, _arg=None) -> None:
+    last = _last_reached_callback(ctx)
+    if last is None or _satisfied(ctx, last):
+        raise GuardFailed("rehandling needs a dissatisfied callback")
+
+
+@condition("has_main_department")
+def has_main_department(ctx: Context, _arg=None) -> None:
+    if ctx.ticket.main_department_id is None:
+        raise GuardFailed("the ticket has no handling department")
+
+
+@condition("valid_master")
+def valid_master(ctx: Context, _arg=None) -> None:
+    if ctx.dry_run:
+        return
+    master_id = ctx.payload["master"]
+    if master_id == ctx.ticket.id:
+        raise Invalid("a ticket cannot be merged into itself", field="master")
+    master = ctx.session.get(Ticket, master_id)
+    if master is None:
+        raise Invalid(f"no ticket {master_id} to merge into", field="master")
+    wf = ctx.runtime.workflows.get(master.workflow)
+    if wf.states[master.state].final:
+        raise GuardFailed(f"the master ticket {master.number} is closed ({wf.state_label(master.state)})")
+
+
+# --- effects --------------------------------------------------------------------------
+
+def _department(ctx: Context, code: str, field: str) -> Department:
+    dept = ctx.session.exec(select(Department).where(Department.code == code)).first()
+    if dept is None or not dept.active:
+        raise Invalid(f"no active department with the code {code!r}", field=field)
+    return dept
+
+
+@effect("assign_departments")
+def assign_departments(ctx: Context, _arg=None) -> None:
+    t, now = ctx.ticket, ctx.now
+    if ctx.payload.get("department"):
+        main = _department(ctx, ctx.payload["department"], "department")
+        how = "given"
+    else:
+        r = route(ctx.session, category_id=t.category_id, street=t.street, community=t.community)
+        main, how = r.department, r.how
+    co = []
+    for code in ctx.payload.get("co_departments") or []:
+        dept = _department(ctx, code, "co_departments")
+        if dept.id != main.id and dept not in co:
+            co.append(dept)
+    for a in _active_assignments(ctx):
+        a.status = "withdrawn"
+        ctx.session.add(a)
+    ctx.session.add(Assignment(ticket_id=t.id, department_id=main.id, role="main", status="dispatched", dispatched_at=now))
+    for dept in co:
+        ctx.session.add(Assignment(ticket_id=t.id, department_id=dept.id, role="co", status="dispatched", dispatched_at=now))
+    t.main_department_id = main.id
+    t.dispatch_count += 1
+    t.designated = t.dispatch_count >= ctx.limits.designate_after_dispatches
+    t.dispatched_at = now
+    t.signed_at = t.replied_at = None
+    t.return_from_state = None
+    sla.start_dispatch_clocks(_calendar(ctx), ctx.workflow, t, now)
+    ctx.details.update({
+        "department": main.code, "department_name": main.name, "routed_by": how,
+        "co_departments": [d.code for d in co], "dispatch_no": t.dispatch_count,
+        "designated": t.designated,
+    })
+
+
+@effect("sign_assignment")
+def sign_assignment(ctx: Context, _arg=None) -> None:
+    a = ctx.assignment
+    if a is None:
+        return
+    a.status, a.signed_at, a.signed_by_id = "signed", ctx.now, ctx.actor.id
+    ctx.session.add(a)
+    if a.role == "main":
+        ctx.ticket.signed_at = ctx.now
+    ctx.details["department_id"] = a.department_id
+
+
+@effect("open_return")
+def open_return(ctx: Context, _arg=None) -> None:
+    ctx.ticket.return_from_state = ctx.from_state
+    p = ctx.payload
+    ctx.session.add(Approval(
+        ticket_id=ctx.ticket.id, kind="return", department_id=ctx.actor.department_id,
+        requested_by_id=ctx.actor.id, requested_at=ctx.now, reason=p["reason"],
+        reason_code=p.get("reason_code", "other"), basis=p.get("basis"), from_state=ctx.from_state,
+    ))
+
+
+def _decide(ctx: Context, kind: str, status: str) -> Approval | None:
+    approval = _pending(ctx, kind)
+    if approval is not None:
+        approval.status, approval.decided_at = status, ctx.now
+        approval.decided_by_id = ctx.actor.id
+        approval.decision_reason = ctx.payload.get("reason")
+        ctx.session.add(approval)
+        ctx.details["approval_id"] = approval.id
+    return approval
+
+
+@effect("approve_return")
+def approve_return(ctx: Context, _arg=None) -> None:
+    _decide(ctx, "return", "approved")
+
+
+@effect("reject_return")
+def reject_return(ctx: Context, _arg=None) -> None:
+    _decide(ctx, "return", "rejected")
+    ctx.ticket.return_from_state = None
+
+
+@effect("open_approval")
+def open_approval(ctx: Context, kind: str) -> None:
+    approval = Approval(
+        ticket_id=ctx.ticket.id, kind=kind, department_id=ctx.actor.department_id,
+        requested_by_id=ctx.actor.id, requested_at=ctx.now, reason=ctx.payload["reason"],
+        days=ctx.payload.get("days"), from_state=ctx.from_state,
+    )
+    ctx.session.add(approval)
+
+
+@effect("reject_approval")
+def reject_approval(ctx: Context, kind: str) -> None:
+    _decide(ctx, kind, "rejected")
+
+
+@effect("approve_extension")
+def approve_extension(ctx: Context, _arg=None) -> None:
+    approval = _pending(ctx, "extension")
+    days = ctx.payload.get("days") or approval.days
+    if days > approval.days:
+        raise Invalid(f"the department asked for {approval.days} days; approve at most that", field="days")
+    used = _approved_extension_days(ctx)
+    cap = ctx.limits.extension_cap_working_days
+    if used + days > cap:
+        raise GuardFailed(f"extensions of one ticket are capped at {cap} working days; {used} already approved")
+    _decide(ctx, "extension", "approved")
+    approval.days = days
+    before = ctx.ticket.handle_by
+    sla.extend_handle_clock(_calendar(ctx), ctx.ticket, days)
+    ctx.details.update({"days": days, "handle_by_before": before.isoformat() if before else None,
+                        "handle_by": ctx.ticket.handle_by.isoformat()})
+
+
+@effect("approve_suspension")
+def approve_suspension(ctx: Context, _arg=None) -> None:
+    _decide(ctx, "suspension", "approved")
+    t = ctx.ticket
+    t.suspended_at = ctx.now
+    t.handle_left_seconds = sla.stop_handle_clock(_calendar(ctx), ctx.workflow, t, ctx.now)
+    ctx.details["handle_left_seconds"] = t.handle_left_seconds
+
+
+@effect("resume_clock")
+def resume_clock(ctx: Context, _arg=None) -> None:
+    t = ctx.ticket
+    sla.resume_handle_clock(_calendar(ctx), ctx.workflow, t, ctx.now, t.handle_left_seconds)
+    t.suspended_at, t.handle_left_seconds = None, None
+    ctx.details["handle_by"] = t.handle_by.isoformat() if t.handle_by else None
+
+
+@effect("record_reply")
+def record_reply(ctx: Context, _arg=None) -> None:
+    a = ctx.assignment
+    result = ctx.payload["result"]
+    if a is not None:
+        a.status, a.replied_at, a.replied_by_id, a.result = "replied", ctx.now, ctx.actor.id, result
+        ctx.session.add(a)
+    if not ctx.as_co_handler:
+        ctx.ticket.result, ctx.ticket.replied_at = result, ctx.now
+
+
+@effect("reopen_main_assignment")
+def reopen_main_assignment(ctx: Context, _arg=None) -> None:
+    main = _main_assignment(ctx)
+    if main is not None:
+        main.status, main.replied_at = "signed", None
+        ctx.session.add(main)
+    ctx.ticket.replied_at = None
+
+
+@effect("record_answer")
+def record_answer(ctx: Context, _arg=None) -> None:
+    ctx.ticket.answer = ctx.payload["answer"]
+    ctx.ticket.replied_at = ctx.now
+
+
+@effect("start_callback_clock")
+def start_callback_clock(ctx: Context, _arg=None) -> None:
+    sla.start_callback_clock(_calendar(ctx), ctx.workflow, ctx.ticket, ctx.now)
+
+
+@effect("record_callback")
+def record_callback(ctx: Context, _arg=None) -> None:
+    attempts = ctx.session.exec(
+        select(func.count()).select_from(Callback).where(Callback.ticket_id == ctx.ticket.id)
+    ).one()
+    p = ctx.payload
+    ctx.session.add(Callback(
+        ticket_id=ctx.ticket.id, attempt=attempts + 1, reached=p["reached"], solved=p.get("solved"),
+        rating=p.get("rating"), comment=p.get("comment"),
+        source="link" if ctx.actor.role == "citizen" else "agent", by_id=ctx.actor.id, at=ctx.now,
+    ))
+    ctx.details["attempt"] = attempts + 1
+
+
+@effect("record_close")
+def record_close(ctx: Context, _arg=None) -> None:
+    t = ctx.ticket
+    t.closed_at = ctx.now
+    if ctx.event.name == "cancel":
+        t.close_reason = "cancelled"
+    else:
+        t.close_reason = _close_reason(ctx)
+    ctx.details["close_reason"] = t.close_reason
+
+
+@effect("rehandle")
+def rehandle(ctx: Context, _arg=None) -> None:
+    t = ctx.ticket
+    t.rehandle_count += 1
+    reopen_main_assignment(ctx)
+    sla.restart_handle_clock(_calendar(ctx), ctx.workflow, t, ctx.now)
+    t.callback_by = None
+    ctx.details.update({"rehandle_no": t.rehandle_count, "handle_by": t.handle_by.isoformat()})
+
+
+@effect("merge_into_master")
+def merge_into_master(ctx: Context, _arg=None) -> None:
+    t = ctx.ticket
+    master = ctx.session.get(Ticket, ctx.payload["master"])
+    t.master_id = master.id
+    t.closed_at = ctx.now
+    t.close_reason = "merged"
+    for a in _active_assignments(ctx):
+        a.status = "withdrawn"
+        ctx.session.add(a)
+    ctx.details["master_number"] = master.number
+    ctx.session.add(TicketEvent(
+        ticket_id=master.id, event="merge_in", actor_id=ctx.actor.id, actor_name=ctx.actor.username,
+        actor_role=ctx.actor.role, from_state=master.state, to_state=master.state, at=ctx.now,
+        details={"merged_ticket": t.id, "merged_number": t.number},
+    ))
+
+
+@effect("urge")
+def urge(ctx: Context, _arg=None) -> None:
+    ctx.details["department_id"] = ctx.ticket.main_department_id
+
+
+@effect("supervise")
+def supervise(ctx: Context, _arg=None) -> None:
+    ctx.details["department_id"] = ctx.ticket.main_department_id
