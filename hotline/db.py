@@ -114,11 +114,9 @@ class Database:
     @contextmanager
     def read_session(self) -> Iterator[Session]:
         """A read-only unit of work; never takes the write lock."""
+        # Closing (not rolling back) ends the transaction and keeps loaded rows readable.
         with Session(self.read_engine, expire_on_commit=False) as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,103 @@
+"""Test helpers: a small district and an API caller per role."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from hotline.db import utcnow
+from hotline.directory import create_category, create_department, create_rule, issue_token
+from hotline.models import User
+from hotline.runtime import Runtime
+from hotline.security import hash_password
+
+PASSWORD = "correct horse battery"
+# Hashing is deliberately slow; the test users share one hash of PASSWORD.
+_HASH: list[str] = []
+
+
+def password_hash() -> str:
+    if not _HASH:
+        _HASH.append(hash_password(PASSWORD))
+    return _HASH[0]
+
+
+@dataclass
+class District:
+    tokens: dict[str, str] = field(default_factory=dict)
+    user_ids: dict[str, int] = field(default_factory=dict)
+
+    def headers(self, username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+
+DEPARTMENTS = [
+    ("housing", "区住建局"),
+    ("urban", "区城管局"),
+    ("market", "区市场监管局"),
+    ("water", "区水务局"),
+    ("street_a", "东城街道办事处"),
+]
+
+USERS = [
+    ("admin", "admin", None),
+    ("agent", "agent", None),
+    ("supervisor", "supervisor", None),
+    ("housing_h", "handler", "housing"),
+    ("housing_l", "leader", "housing"),
+    ("urban_h", "handler", "urban"),
+    ("market_h", "handler", "market"),
+    ("water_h", "handler", "water"),
+    ("street_a_h", "handler", "street_a"),
+]
+
+
+def build_district(runtime: Runtime) -> District:
+    """Five departments, a small category tree, routing rules, users and tokens."""
+    district = District()
+    now = utcnow()
+    with runtime.db.session() as s:
+        depts = {code: create_department(s, code=code, name=name, now=now) for code, name in DEPARTMENTS}
+        create_category(s, runtime, code="01", name="城乡建设")
+        create_category(s, runtime, code="0101", name="物业管理", parent="01", department="housing")
+        create_category(s, runtime, code="0102", name="违章搭建", parent="01", department="urban")
+        create_category(s, runtime, code="02", name="市场监管", department="market")
+        create_category(s, runtime, code="0201", name="食品安全", parent="02")
+        create_category(s, runtime, code="03", name="供水", department="water")
+        create_category(s, runtime, code="09", name="其他")
+        # Illegal building in 东城街道 goes to the street office.
+        create_rule(s, department="street_a", category="0102", street="东城街道")
+        for username, role, dept in USERS:
+            user = User(username=username, role=role, department_id=depts[dept].id if dept else None,
+                        password_hash=password_hash(), display_name=username, created_at=now)
+            s.add(user)
+            s.flush()
+            district.user_ids[username] = user.id
+            district.tokens[username] = issue_token(s, username, now=now)
+    return district
+
+
+class Api:
+    """Calls the API as one user; asserts the status code it expects."""
+
+    def __init__(self, client: TestClient, district: District, username: str) -> None:
+        self.client, self.headers = client, district.headers(username)
+
+    def get(self, path: str, expect: int = 200, **params: Any) -> Any:
+        r = self.client.get(f"/api/v1{path}", headers=self.headers, params=params)
+        assert r.status_code == expect, r.text
+        return r.json()
+
+    def post(self, path: str, body: Any, expect: int = 200) -> Any:
+        r = self.client.post(f"/api/v1{path}", headers=self.headers, json=body)
+        assert r.status_code == expect, r.text
+        return r.json()
+
+    def fire(self, ticket_id: int, event: str, expect: int = 200, **payload: Any) -> Any:
+        return self.post(f"/tickets/{ticket_id}/transitions", {"event": event, **payload}, expect)
+
+    def create(self, expect: int = 201, **fields: Any) -> Any:
+        body = {"type": "complaint", "category": "0101", "content": "小区电梯坏了一周没人修",
+                "caller_name": "张三", "caller_phone": "13812345678",
+                "street": "西城街道", "community": "和平社区", **fields}
+        return self.post("/tickets", body, expect)
