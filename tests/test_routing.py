@@ -1,0 +1,77 @@
+"""Routing by responsibility (按责转办): the most specific rule wins, then the category default."""
+
+import pytest
+
+from hotline.directory import create_category, create_rule
+from hotline.errors import Invalid
+from hotline.routing import route
+from tests.helpers import Api
+
+
+def _route(runtime, category: str | None, street: str | None = None, community: str | None = None) -> str:
+    from hotline.directory import category_by_code
+
+    with runtime.db.read_session() as s:
+        cat = category_by_code(s, category) if category else None
+        return route(s, category_id=cat.id if cat else None, street=street, community=community).department.code
+
+
+def test_category_default_when_no_rule_matches(runtime, district):
+    assert _route(runtime, "0101", "西城街道") == "housing"
+
+
+def test_default_is_inherited_down_the_category_tree(runtime, district):
+    assert _route(runtime, "0201") == "market"  # 食品安全 has no default; 市场监管 has
+
+
+def test_street_rule_beats_category_default(runtime, district):
+    assert _route(runtime, "0102", "东城街道") == "street_a"
+    assert _route(runtime, "0102", "西城街道") == "urban"
+
+
+def test_most_specific_rule_wins(runtime, district):
+    with runtime.db.session() as s:
+        create_rule(s, department="market", category="0102", street="东城街道", community="幸福社区")
+        create_rule(s, department="water", category="01", street="东城街道", community="幸福社区")
+    # Same category: the community rule beats the street rule.
+    assert _route(runtime, "0102", "东城街道", "幸福社区") == "market"
+    assert _route(runtime, "0102", "东城街道", "光明社区") == "street_a"
+    # A rule on the category itself beats one on its parent, even a parent's community rule.
+    assert _route(runtime, "0101", "东城街道", "幸福社区") == "water"
+
+
+def test_higher_priority_breaks_a_tie(runtime, district):
+    with runtime.db.session() as s:
+        create_rule(s, department="market", category="09", street="南城街道")
+        create_rule(s, department="water", category="09", street="南城街道", priority=5)
+    assert _route(runtime, "09", "南城街道") == "water"
+
+
+def test_no_match_is_422_naming_the_category_and_place(runtime, district, client):
+    with pytest.raises(Invalid) as err:
+        _route(runtime, "09", "西城街道", "和平社区")
+    assert "09" in err.value.message and "西城街道/和平社区" in err.value.message
+    agent = Api(client, district, "agent")
+    tid = agent.create(category="09")["id"]
+    r = agent.fire(tid, "dispatch", expect=422)
+    assert r["field"] == "department" and "其他" in r["detail"]
+    assert agent.get(f"/tickets/{tid}")["state"] == "registered"  # nothing lost, nothing moved
+
+
+def test_given_department_overrides_routing(client, district):
+    agent = Api(client, district, "agent")
+    tid = agent.create()["id"]
+    assert agent.fire(tid, "dispatch", department="water")["department"] == "water"
+
+
+def test_inactive_department_is_skipped(runtime, district):
+    from sqlmodel import select
+
+    from hotline.models import Department
+
+    with runtime.db.session() as s:
+        create_category(s, runtime, code="0103", name="老旧小区改造", parent="01", department="market")
+        s.exec(select(Department).where(Department.code == "market")).one().active = False
+    # Falls back to the parent's... which has none: no route.
+    with pytest.raises(Invalid):
+        _route(runtime, "0103")
