@@ -68,13 +68,9 @@ class OfficeHours:
     def __post_init__(self) -> None:
         """Validate that the times are naive and start precedes end."""
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise ValueError(
-                "office hours are local wall-clock times; pass naive times"
-            )
+            raise ValueError("office hours are local wall-clock times; pass naive times")
         if not self.start < self.end:
-            raise ValueError(
-                f"office hours start {self.start} must be before end {self.end}"
-            )
+            raise ValueError(f"office hours start {self.start} must be before end {self.end}")
 
 
 def _require_aware(t: datetime, name: str) -> None:
@@ -196,15 +192,11 @@ class WorkCalendar:
                 overrides[d] = True
         return cls(overrides, covered, office_hours)
 
-    def extended(
-        self, overrides: Mapping[date, bool], covered_years: Iterable[int]
-    ) -> WorkCalendar:
+    def extended(self, overrides: Mapping[date, bool], covered_years: Iterable[int]) -> WorkCalendar:
         """Return a new calendar with extra overrides (winning over existing ones) and covered years."""
         merged = dict(self._overrides)
         merged.update(overrides)
-        return WorkCalendar(
-            merged, self._covered | set(covered_years), self.office_hours
-        )
+        return WorkCalendar(merged, self._covered | set(covered_years), self.office_hours)
 
     @property
     def overrides(self) -> Mapping[date, bool]:
@@ -221,9 +213,7 @@ class WorkCalendar:
     def is_working_day(self, d: date) -> bool:
         """Whether the local date d is a working day."""
         if isinstance(d, datetime):
-            raise TypeError(
-                "is_working_day takes a date; convert the datetime to a local date first"
-            )
+            raise TypeError("is_working_day takes a date; convert the datetime to a local date first")
         working = self._overrides.get(d)
         if working is not None:
             return working
@@ -243,9 +233,7 @@ class WorkCalendar:
 
     def _working_before(self, o: int) -> int:
         """Number of working days with ordinal < o (absolute, counted from ordinal 1)."""
-        return (
-            _weekdays_before(o) + self._delta_prefix[bisect_left(self._delta_keys, o)]
-        )
+        return _weekdays_before(o) + self._delta_prefix[bisect_left(self._delta_keys, o)]
 
     def _jth_working(self, j: int) -> int:
         """Ordinal of the working day that has exactly j working days before it."""
@@ -369,18 +357,14 @@ def _parse_kind(raw: str, lineno: int) -> bool:
         return False
     if word in _WORKDAY_WORDS:
         return True
-    raise ValueError(
-        f"line {lineno}: bad kind {raw!r}; expected holiday/休/放假/假 or workday/班/上班/调休"
-    )
+    raise ValueError(f"line {lineno}: bad kind {raw!r}; expected holiday/休/放假/假 or workday/班/上班/调休")
 
 
 def _parse_date(raw: str, lineno: int) -> date:
     """Parse 2027-01-01 or 2027/1/1."""
     m = _DATE_RE.fullmatch(raw.strip())
     if m is None:
-        raise ValueError(
-            f"line {lineno}: bad date {raw!r}; expected YYYY-MM-DD or YYYY/M/D"
-        )
+        raise ValueError(f"line {lineno}: bad date {raw!r}; expected YYYY-MM-DD or YYYY/M/D")
     try:
         return date(int(m.group(1)), int(m.group(3)), int(m.group(4)))
     except ValueError as exc:
@@ -402,9 +386,7 @@ def load_holiday_csv(text: str) -> dict[date, bool]:
         if header is None:
             names = [f.lower() for f in fields]
             if names not in (["date", "kind"], ["date", "kind", "name"]):
-                raise ValueError(
-                    f"line {lineno}: bad header {stripped!r}; expected 'date,kind' or 'date,kind,name'"
-                )
+                raise ValueError(f"line {lineno}: bad header {stripped!r}; expected 'date,kind' or 'date,kind,name'")
             header = names
             continue
         if not 2 <= len(fields) <= len(header):
@@ -415,9 +397,7 @@ def load_holiday_csv(text: str) -> dict[date, bool]:
         day = _parse_date(fields[0], lineno)
         working = _parse_kind(fields[1], lineno)
         if day in result and result[day] != working:
-            raise ValueError(
-                f"line {lineno}: date {fields[0]!r} conflicts with line {seen_on[day]}"
-            )
+            raise ValueError(f"line {lineno}: date {fields[0]!r} conflicts with line {seen_on[day]}")
         result[day] = working
         seen_on.setdefault(day, lineno)
     if header is None:

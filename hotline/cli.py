@@ -48,8 +48,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from hotline.migrate import upgrade
 
     upgrade(_database())
-    uvicorn.run("hotline.main:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, access_log=args.access_log)
+    uvicorn.run(
+        "hotline.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
 
 
 def cmd_db_upgrade(_: argparse.Namespace) -> None:
@@ -71,8 +78,15 @@ def cmd_users_create(args: argparse.Namespace) -> None:
         else:
             password, generated = secrets.token_urlsafe(12), True
     with rt.db.session() as session:
-        user = create_user(session, username=args.username, role=args.role, password=password,
-                           department=args.department, display_name=args.name, now=utcnow())
+        user = create_user(
+            session,
+            username=args.username,
+            role=args.role,
+            password=password,
+            department=args.department,
+            display_name=args.name,
+            now=utcnow(),
+        )
     print(f"created user {user.username} ({user.role})")
     if generated:
         print(f"password: {password}")
@@ -88,8 +102,8 @@ def cmd_users_token(args: argparse.Namespace) -> None:
 
 
 def cmd_calendar_due(args: argparse.Namespace) -> None:
-    from hotline.workflow.definition import Limit
     from hotline import sla
+    from hotline.workflow.definition import Limit
 
     rt = _ready_runtime()
     start = parse_time(args.start)
@@ -100,8 +114,11 @@ def cmd_calendar_due(args: argparse.Namespace) -> None:
     print(result.at.astimezone(LOCAL_TZ).isoformat())
     if result.provisional:
         missing = cal.missing_years(start.astimezone(LOCAL_TZ).date(), result.at.astimezone(LOCAL_TZ).date())
-        print(f"provisional: no holiday data for {', '.join(map(str, missing))}; weekends only "
-              "(import the year with `hotline calendar import FILE`)", file=sys.stderr)
+        print(
+            f"provisional: no holiday data for {', '.join(map(str, missing))}; weekends only "
+            "(import the year with `hotline calendar import FILE`)",
+            file=sys.stderr,
+        )
 
 
 def cmd_calendar_import(args: argparse.Namespace) -> None:
@@ -151,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("username")
     token.set_defaults(func=cmd_users_token)
 
-    cal = sub.add_parser("calendar", help="the working-day calendar").add_subparsers(dest="calendar_command", required=True)
+    cal = sub.add_parser("calendar", help="the working-day calendar").add_subparsers(
+        dest="calendar_command", required=True
+    )
     due = cal.add_parser("due", help="print the deadline for a start time")
     due.add_argument("start", help="ISO 8601; Asia/Shanghai when no offset is given")
     group = due.add_mutually_exclusive_group(required=True)

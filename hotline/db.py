@@ -91,9 +91,7 @@ class Database:
             self.engine = _sqlite_engine(url, immediate=True, echo=echo)
             self.read_engine = _sqlite_engine(url, immediate=False, echo=echo)
         else:
-            self.engine = create_engine(
-                url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True
-            )
+            self.engine = create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
             self.read_engine = self.engine
 
     @property

@@ -36,8 +36,16 @@ def create_department(session: Session, *, code: str, name: str, now: datetime) 
     return dept
 
 
-def create_category(session: Session, runtime, *, code: str, name: str, parent: str | None = None,
-                    department: str | None = None, workflow: str | None = None) -> Category:
+def create_category(
+    session: Session,
+    runtime,
+    *,
+    code: str,
+    name: str,
+    parent: str | None = None,
+    department: str | None = None,
+    workflow: str | None = None,
+) -> Category:
     """A new node of the category tree; 409 when the code is taken."""
     if session.exec(select(Category).where(Category.code == code)).first():
         raise Conflict(f"a category with the code {code!r} exists already")
@@ -46,27 +54,52 @@ def create_category(session: Session, runtime, *, code: str, name: str, parent: 
     if workflow is not None and workflow not in runtime.workflows.workflows:
         known = ", ".join(sorted(runtime.workflows.workflows))
         raise Invalid(f"no workflow named {workflow!r} (known: {known})", field="workflow")
-    category = Category(code=code, name=name, parent_id=parent_row.id if parent_row else None,
-                        department_id=dept.id if dept else None, workflow=workflow)
+    category = Category(
+        code=code,
+        name=name,
+        parent_id=parent_row.id if parent_row else None,
+        department_id=dept.id if dept else None,
+        workflow=workflow,
+    )
     session.add(category)
     session.flush()
     return category
 
 
-def create_rule(session: Session, *, department: str, category: str | None = None, street: str | None = None,
-                community: str | None = None, priority: int = 0) -> RoutingRule:
+def create_rule(
+    session: Session,
+    *,
+    department: str,
+    category: str | None = None,
+    street: str | None = None,
+    community: str | None = None,
+    priority: int = 0,
+) -> RoutingRule:
     """A routing rule: category and place to department."""
     dept = department_by_code(session, department)
     cat = category_by_code(session, category) if category else None
-    rule = RoutingRule(category_id=cat.id if cat else None, street=street, community=community,
-                       department_id=dept.id, priority=priority)
+    rule = RoutingRule(
+        category_id=cat.id if cat else None,
+        street=street,
+        community=community,
+        department_id=dept.id,
+        priority=priority,
+    )
     session.add(rule)
     session.flush()
     return rule
 
 
-def create_user(session: Session, *, username: str, role: str, password: str, department: str | None = None,
-                display_name: str | None = None, now: datetime) -> User:
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    role: str,
+    password: str,
+    department: str | None = None,
+    display_name: str | None = None,
+    now: datetime,
+) -> User:
     """A new user with an argon2 password hash; department users need their department."""
     if role not in ROLES:
         raise Invalid(f"unknown role {role!r} (one of: {', '.join(ROLES)})", field="role")
@@ -79,8 +112,14 @@ def create_user(session: Session, *, username: str, role: str, password: str, de
     if session.exec(select(User).where(User.username == username)).first():
         raise Conflict(f"the username {username!r} is taken")
     dept = department_by_code(session, department) if department else None
-    user = User(username=username, role=role, department_id=dept.id if dept else None,
-                password_hash=hash_password(password), display_name=display_name or username, created_at=now)
+    user = User(
+        username=username,
+        role=role,
+        department_id=dept.id if dept else None,
+        password_hash=hash_password(password),
+        display_name=display_name or username,
+        created_at=now,
+    )
     session.add(user)
     session.flush()
     return user

@@ -64,9 +64,7 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"the request body is larger than {self.max_bytes} bytes"}, status_code=413
-        )
+        response = JSONResponse({"detail": f"the request body is larger than {self.max_bytes} bytes"}, status_code=413)
         await response({"type": "http"}, None, send)  # type: ignore[arg-type]
 
 
@@ -110,8 +108,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def database_busy(_: Request, exc: OperationalError) -> JSONResponse:
         log.exception("database error", exc_info=exc)
-        return JSONResponse({"detail": "the database is busy; try again"}, status_code=503,
-                            headers={"Retry-After": "1"})
+        return JSONResponse(
+            {"detail": "the database is busy; try again"}, status_code=503, headers={"Retry-After": "1"}
+        )
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -126,9 +125,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime.db.dispose()
 
     app = FastAPI(
-        title="hotline", version=__version__, lifespan=lifespan,
+        title="hotline",
+        version=__version__,
+        lifespan=lifespan,
         description="Ticket workflow engine for a 12345 government-service hotline.",
-        openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.include_router(admin.router, prefix="/api/v1")

@@ -155,9 +155,7 @@ class Assignment(SQLModel, table=True):
     """One department's part in a ticket: the main department or a co-handler (协办)."""
 
     __tablename__ = "assignments"
-    __table_args__ = (
-        Index("ix_assignments_department_ticket", "department_id", "ticket_id"),
-    )
+    __table_args__ = (Index("ix_assignments_department_ticket", "department_id", "ticket_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="tickets.id", index=True)

@@ -65,7 +65,6 @@ def route(session: Session, *, category_id: int | None, street: str | None, comm
     category_text = f"category {chain[0].code!r} ({chain[0].name})" if chain else "no category"
     place = "/".join(p for p in (street, community) if p) or "no place"
     raise Invalid(
-        f"no routing rule or category default matches {category_text} at {place}; "
-        "give the department",
+        f"no routing rule or category default matches {category_text} at {place}; give the department",
         field="department",
     )

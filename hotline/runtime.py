@@ -77,9 +77,9 @@ def import_year(session: Session, overrides: dict[date, bool], source: str) -> l
     years = sorted({d.year for d in overrides})
     now = utcnow()
     for year in years:
-        for row in session.exec(select(CalendarDay).where(
-            CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31)
-        )).all():
+        for row in session.exec(
+            select(CalendarDay).where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31))
+        ).all():
             session.delete(row)
         session.flush()
         existing = session.get(CalendarYear, year)

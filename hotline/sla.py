@@ -1,10 +1,15 @@
 """Deadlines (时限): the clocks a ticket carries and when the scheduler must look again."""
 
+from __future__ import annotations
+
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from hotline.calendar import Due, WorkCalendar
 from hotline.models import Ticket
-from hotline.workflow.definition import Limit, Workflow
+
+if TYPE_CHECKING:
+    from hotline.workflow.definition import Limit, Workflow
 
 
 def due(cal: WorkCalendar, start: datetime, limit: Limit) -> Due:

@@ -21,8 +21,22 @@ from hotline.workflow.engine import Actor
 FULL_PHONE_ROLES = frozenset({"agent", "handler", "supervisor"})
 
 TICKET_FIELDS = (
-    "type", "urgency", "channel", "caller_name", "caller_phone", "confidential", "anonymous",
-    "reply_wanted", "title", "content", "street", "community", "address", "lat", "lng", "external_id",
+    "type",
+    "urgency",
+    "channel",
+    "caller_name",
+    "caller_phone",
+    "confidential",
+    "anonymous",
+    "reply_wanted",
+    "title",
+    "content",
+    "street",
+    "community",
+    "address",
+    "lat",
+    "lng",
+    "external_id",
 )
 
 
@@ -37,7 +51,9 @@ def next_number(session: Session, now: datetime) -> str:
     return f"{day}{value:06d}"
 
 
-def create_ticket(session: Session, runtime, actor: Actor, data: dict[str, Any], *, now: datetime) -> tuple[Ticket, bool]:
+def create_ticket(
+    session: Session, runtime, actor: Actor, data: dict[str, Any], *, now: datetime
+) -> tuple[Ticket, bool]:
     """Log a ticket (state: the workflow's initial); return it and whether it is new.
 
     An `external_id` seen before returns the ticket created the first time.
@@ -62,17 +78,30 @@ def create_ticket(session: Session, runtime, actor: Actor, data: dict[str, Any],
     if not fields.get("title"):
         fields["title"] = data["content"].strip().splitlines()[0][:40]
     ticket = Ticket(
-        **fields, number=next_number(session, now), workflow=wf.name,
-        category_id=category.id if category else None, state=wf.initial,
-        created_by_id=actor.id, created_at=now, updated_at=now,
+        **fields,
+        number=next_number(session, now),
+        workflow=wf.name,
+        category_id=category.id if category else None,
+        state=wf.initial,
+        created_by_id=actor.id,
+        created_at=now,
+        updated_at=now,
     )
     session.add(ticket)
     session.flush()
-    session.add(TicketEvent(
-        ticket_id=ticket.id, event="create", actor_id=actor.id, actor_name=actor.username,
-        actor_role=actor.role, from_state=None, to_state=ticket.state, at=now,
-        details={"channel": ticket.channel, "workflow": wf.name},
-    ))
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            event="create",
+            actor_id=actor.id,
+            actor_name=actor.username,
+            actor_role=actor.role,
+            from_state=None,
+            to_state=ticket.state,
+            at=now,
+            details={"channel": ticket.channel, "workflow": wf.name},
+        )
+    )
     session.flush()
     return ticket, True
 
@@ -100,8 +129,18 @@ def get_visible(session: Session, actor: Actor, ticket_id: int) -> Ticket:
     return ticket
 
 
-def search(session: Session, actor: Actor, *, states: list[str] | None, department: str | None,
-           overdue: bool | None, q: str | None, now: datetime, page: int, page_size: int) -> tuple[list[Ticket], int]:
+def search(
+    session: Session,
+    actor: Actor,
+    *,
+    states: list[str] | None,
+    department: str | None,
+    overdue: bool | None,
+    q: str | None,
+    now: datetime,
+    page: int,
+    page_size: int,
+) -> tuple[list[Ticket], int]:
     """A page of the tickets the actor may see, newest first, and the total count."""
     conditions = []
     clause = visible_clause(actor)
@@ -113,10 +152,13 @@ def search(session: Session, actor: Actor, *, states: list[str] | None, departme
         dept = session.exec(select(Department).where(Department.code == department)).first()
         if dept is None:
             raise Invalid(f"no department with the code {department!r}", field="department")
-        conditions.append(exists().where(
-            Assignment.ticket_id == Ticket.id, Assignment.department_id == dept.id,
-            Assignment.status != "withdrawn",
-        ))
+        conditions.append(
+            exists().where(
+                Assignment.ticket_id == Ticket.id,
+                Assignment.department_id == dept.id,
+                Assignment.status != "withdrawn",
+            )
+        )
     if overdue is not None:
         late = Ticket.next_due_at.is_not(None) & (Ticket.next_due_at < now)
         conditions.append(late if overdue else ~late | Ticket.next_due_at.is_(None))
@@ -160,35 +202,57 @@ class Lookups:
         self.categories = {c.id: c for c in session.exec(select(Category)).all()}
 
 
-def ticket_out(ticket: Ticket, actor: Actor, runtime, lookups: Lookups,
-               assignments: list[Assignment] | None = None) -> dict[str, Any]:
+def ticket_out(
+    ticket: Ticket, actor: Actor, runtime, lookups: Lookups, assignments: list[Assignment] | None = None
+) -> dict[str, Any]:
     """The ticket as the actor may read it."""
     wf = runtime.workflows.get(ticket.workflow)
     category = lookups.categories.get(ticket.category_id)
     department = lookups.departments.get(ticket.main_department_id)
     out: dict[str, Any] = {
-        "id": ticket.id, "number": ticket.number, "external_id": ticket.external_id,
-        "workflow": ticket.workflow, "type": ticket.type,
+        "id": ticket.id,
+        "number": ticket.number,
+        "external_id": ticket.external_id,
+        "workflow": ticket.workflow,
+        "type": ticket.type,
         "category": category.code if category else None,
         "category_name": category.name if category else None,
-        "urgency": ticket.urgency, "channel": ticket.channel,
+        "urgency": ticket.urgency,
+        "channel": ticket.channel,
         **caller_view(ticket, actor),
-        "confidential": ticket.confidential, "anonymous": ticket.anonymous,
-        "reply_wanted": ticket.reply_wanted, "title": ticket.title, "content": ticket.content,
-        "street": ticket.street, "community": ticket.community, "address": ticket.address,
-        "lat": ticket.lat, "lng": ticket.lng,
-        "state": ticket.state, "state_label": wf.state_label(ticket.state), "version": ticket.version,
+        "confidential": ticket.confidential,
+        "anonymous": ticket.anonymous,
+        "reply_wanted": ticket.reply_wanted,
+        "title": ticket.title,
+        "content": ticket.content,
+        "street": ticket.street,
+        "community": ticket.community,
+        "address": ticket.address,
+        "lat": ticket.lat,
+        "lng": ticket.lng,
+        "state": ticket.state,
+        "state_label": wf.state_label(ticket.state),
+        "version": ticket.version,
         "department": department.code if department else None,
         "department_name": department.name if department else None,
-        "dispatch_count": ticket.dispatch_count, "designated": ticket.designated,
-        "master": ticket.master_id, "rehandle_count": ticket.rehandle_count,
-        "answer": ticket.answer, "result": ticket.result, "close_reason": ticket.close_reason,
-        "created_at": _iso(ticket.created_at), "updated_at": _iso(ticket.updated_at),
-        "dispatched_at": _iso(ticket.dispatched_at), "signed_at": _iso(ticket.signed_at),
-        "replied_at": _iso(ticket.replied_at), "closed_at": _iso(ticket.closed_at),
+        "dispatch_count": ticket.dispatch_count,
+        "designated": ticket.designated,
+        "master": ticket.master_id,
+        "rehandle_count": ticket.rehandle_count,
+        "answer": ticket.answer,
+        "result": ticket.result,
+        "close_reason": ticket.close_reason,
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "dispatched_at": _iso(ticket.dispatched_at),
+        "signed_at": _iso(ticket.signed_at),
+        "replied_at": _iso(ticket.replied_at),
+        "closed_at": _iso(ticket.closed_at),
         "deadlines": {
-            "sign_by": _iso(ticket.sign_by), "handle_by": _iso(ticket.handle_by),
-            "callback_by": _iso(ticket.callback_by), "provisional": ticket.deadlines_provisional,
+            "sign_by": _iso(ticket.sign_by),
+            "handle_by": _iso(ticket.handle_by),
+            "callback_by": _iso(ticket.callback_by),
+            "provisional": ticket.deadlines_provisional,
         },
     }
     if assignments is not None:
@@ -196,14 +260,17 @@ def ticket_out(ticket: Ticket, actor: Actor, runtime, lookups: Lookups,
             {
                 "department": lookups.departments[a.department_id].code,
                 "department_name": lookups.departments[a.department_id].name,
-                "role": a.role, "status": a.status, "dispatched_at": _iso(a.dispatched_at),
-                "signed_at": _iso(a.signed_at), "replied_at": _iso(a.replied_at), "result": a.result,
+                "role": a.role,
+                "status": a.status,
+                "dispatched_at": _iso(a.dispatched_at),
+                "signed_at": _iso(a.signed_at),
+                "replied_at": _iso(a.replied_at),
+                "result": a.result,
             }
             for a in assignments
         ]
         out["co_departments"] = [
-            lookups.departments[a.department_id].code
-            for a in assignments if a.role == "co" and a.status != "withdrawn"
+            lookups.departments[a.department_id].code for a in assignments if a.role == "co" and a.status != "withdrawn"
         ]
     return out
 
@@ -217,8 +284,15 @@ def history_out(session: Session, ticket_id: int) -> list[dict[str, Any]]:
     """The ticket's history, oldest first."""
     rows = session.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).all()
     return [
-        {"id": r.id, "event": r.event, "actor": r.actor_name, "actor_role": r.actor_role,
-         "from": r.from_state, "to": r.to_state, "at": _iso(r.at), "details": r.details}
+        {
+            "id": r.id,
+            "event": r.event,
+            "actor": r.actor_name,
+            "actor_role": r.actor_role,
+            "from": r.from_state,
+            "to": r.to_state,
+            "at": _iso(r.at),
+            "details": r.details,
+        }
         for r in rows
     ]
-

@@ -59,7 +59,9 @@ def _postgres_reason() -> str | None:
         engine.dispose()
         return None
     except Exception as exc:  # any failure to connect means: no server here
-        return f"no PostgreSQL server at {make_url(PG_URL).render_as_string(hide_password=True)}: {exc.__class__.__name__}"
+        return (
+            f"no PostgreSQL server at {make_url(PG_URL).render_as_string(hide_password=True)}: {exc.__class__.__name__}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -106,9 +108,9 @@ def database(request, tmp_path) -> Iterator[Database]:
         db = Database(request.getfixturevalue("postgres_url"))
         with db.engine.begin() as conn:
             tables = [
-                r[0] for r in conn.execute(text(
-                    "select tablename from pg_tables where schemaname = 'public'"
-                )) if r[0] not in KEEP
+                r[0]
+                for r in conn.execute(text("select tablename from pg_tables where schemaname = 'public'"))
+                if r[0] not in KEEP
             ]
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     yield db

@@ -68,8 +68,14 @@ def build_district(runtime: Runtime) -> District:
         # Illegal building in 东城街道 goes to the street office.
         create_rule(s, department="street_a", category="0102", street="东城街道")
         for username, role, dept in USERS:
-            user = User(username=username, role=role, department_id=depts[dept].id if dept else None,
-                        password_hash=password_hash(), display_name=username, created_at=now)
+            user = User(
+                username=username,
+                role=role,
+                department_id=depts[dept].id if dept else None,
+                password_hash=password_hash(),
+                display_name=username,
+                created_at=now,
+            )
             s.add(user)
             s.flush()
             district.user_ids[username] = user.id
@@ -97,7 +103,14 @@ class Api:
         return self.post(f"/tickets/{ticket_id}/transitions", {"event": event, **payload}, expect)
 
     def create(self, expect: int = 201, **fields: Any) -> Any:
-        body = {"type": "complaint", "category": "0101", "content": "小区电梯坏了一周没人修",
-                "caller_name": "张三", "caller_phone": "13812345678",
-                "street": "西城街道", "community": "和平社区", **fields}
+        body = {
+            "type": "complaint",
+            "category": "0101",
+            "content": "小区电梯坏了一周没人修",
+            "caller_name": "张三",
+            "caller_phone": "13812345678",
+            "street": "西城街道",
+            "community": "和平社区",
+            **fields,
+        }
         return self.post("/tickets", body, expect)

@@ -164,9 +164,7 @@ def test_add_working_days_uses_local_date_of_input_in_other_zone(
     # 2026-11-27 20:00 UTC is Saturday 04:00 in Shanghai: counting starts Sunday.
     start = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
     assert cal.add_working_days(start, 1).at == eod(2026, 11, 30)
-    ny = datetime(
-        2026, 9, 29, 22, 0, tzinfo=ZoneInfo("America/New_York")
-    )  # Sep 30 10:00 local
+    ny = datetime(2026, 9, 29, 22, 0, tzinfo=ZoneInfo("America/New_York"))  # Sep 30 10:00 local
     assert cal.add_working_days(ny, 3).at == eod(2026, 10, 10)
 
 
@@ -187,9 +185,7 @@ def test_add_working_days_with_2027_data_loaded_is_final_and_moves_around_holida
     due = c2027.add_working_days(local(2026, 12, 30, 10, 0), 5)
     assert due == Due(eod(2027, 1, 8), False)
     # The make-up Saturday Jan 9 counts.
-    assert c2027.add_working_days(local(2026, 12, 30, 10, 0), 6) == Due(
-        eod(2027, 1, 9), False
-    )
+    assert c2027.add_working_days(local(2026, 12, 30, 10, 0), 6) == Due(eod(2027, 1, 9), False)
     # The original calendar is unchanged.
     assert cal.add_working_days(local(2026, 12, 30, 10, 0), 5).provisional
 
@@ -197,9 +193,7 @@ def test_add_working_days_with_2027_data_loaded_is_final_and_moves_around_holida
 def test_add_working_days_within_covered_year_is_not_provisional_near_uncovered(
     cal: WorkCalendar,
 ) -> None:
-    assert not cal.add_working_days(
-        local(2026, 12, 28, 10, 0), 3
-    ).provisional  # ends Dec 31
+    assert not cal.add_working_days(local(2026, 12, 28, 10, 0), 3).provisional  # ends Dec 31
 
 
 def test_add_working_days_matches_day_by_day_reference(cal: WorkCalendar) -> None:
@@ -209,9 +203,7 @@ def test_add_working_days_matches_day_by_day_reference(cal: WorkCalendar) -> Non
         for _ in range(400):
             start_day = date(2003, 6, 1) + timedelta(days=rng.randrange(0, 9000))
             n = rng.choice([0, 1, 2, 3, 5, 10, 15, 20, 60, rng.randrange(0, 400)])
-            start = local(
-                start_day.year, start_day.month, start_day.day, rng.randrange(24)
-            )
+            start = local(start_day.year, start_day.month, start_day.day, rng.randrange(24))
             expected = brute_nth_working_day(c, start_day, n)
             due = c.add_working_days(start, n)
             assert due.at == eod(expected.year, expected.month, expected.day), (
@@ -260,9 +252,7 @@ def test_add_hours_is_natural_time_in_utc(cal: WorkCalendar) -> None:
     assert due == Due(datetime(2026, 10, 1, 16, 30, tzinfo=UTC), False)
     assert due.at.tzinfo is UTC
     # Natural time ignores holidays, even in years without data.
-    assert cal.add_hours(local(2027, 1, 1, 0, 0), 48) == Due(
-        local(2027, 1, 3, 0, 0), False
-    )
+    assert cal.add_hours(local(2027, 1, 1, 0, 0), 48) == Due(local(2027, 1, 3, 0, 0), False)
 
 
 # ------------------------------------------------- working seconds / suspend
@@ -288,9 +278,7 @@ def test_working_seconds_between_matches_reference(cal: WorkCalendar) -> None:
     for _ in range(300):
         a = base + timedelta(seconds=rng.randrange(0, 500 * 86400))
         b = a + timedelta(seconds=rng.randrange(-40 * 86400, 40 * 86400))
-        assert cal.working_seconds_between(a, b) == pytest.approx(
-            brute_working_seconds(cal, a, b), abs=1e-6
-        )
+        assert cal.working_seconds_between(a, b) == pytest.approx(brute_working_seconds(cal, a, b), abs=1e-6)
 
 
 def test_suspend_across_national_day_then_resume_round_trips(cal: WorkCalendar) -> None:
@@ -354,21 +342,15 @@ def test_add_working_seconds_into_2027_is_provisional(cal: WorkCalendar) -> None
 
 
 def test_next_office_time_at_night_is_next_morning(cal: WorkCalendar) -> None:
-    assert cal.next_office_time(local(2026, 11, 24, 20, 0)) == local(
-        2026, 11, 25, 8, 30
-    )
+    assert cal.next_office_time(local(2026, 11, 24, 20, 0)) == local(2026, 11, 25, 8, 30)
 
 
 def test_next_office_time_at_closing_time_is_next_morning(cal: WorkCalendar) -> None:
-    assert cal.next_office_time(local(2026, 11, 24, 17, 30)) == local(
-        2026, 11, 25, 8, 30
-    )
+    assert cal.next_office_time(local(2026, 11, 24, 17, 30)) == local(2026, 11, 25, 8, 30)
 
 
 def test_next_office_time_at_weekend_is_monday_morning(cal: WorkCalendar) -> None:
-    assert cal.next_office_time(local(2026, 11, 28, 10, 0)) == local(
-        2026, 11, 30, 8, 30
-    )
+    assert cal.next_office_time(local(2026, 11, 28, 10, 0)) == local(2026, 11, 30, 8, 30)
 
 
 def test_next_office_time_during_holiday_is_first_working_morning(
@@ -382,9 +364,7 @@ def test_next_office_time_during_office_hours_is_unchanged(cal: WorkCalendar) ->
     out = cal.next_office_time(t)
     assert out == t
     assert out.tzinfo is UTC
-    assert cal.next_office_time(local(2026, 10, 10, 10, 0)) == local(
-        2026, 10, 10, 10, 0
-    )
+    assert cal.next_office_time(local(2026, 10, 10, 10, 0)) == local(2026, 10, 10, 10, 0)
 
 
 def test_next_office_time_before_opening_is_same_day(cal: WorkCalendar) -> None:
@@ -396,13 +376,9 @@ def test_next_office_time_before_opening_is_same_day(cal: WorkCalendar) -> None:
 def test_next_office_time_custom_hours_and_foreign_zone() -> None:
     c = WorkCalendar({}, [], OfficeHours(time(9, 0), time(12, 0)))
     # 2030-03-04 03:30 UTC = Monday 11:30 Shanghai: inside office hours.
-    assert c.next_office_time(datetime(2030, 3, 4, 3, 30, tzinfo=UTC)) == local(
-        2030, 3, 4, 11, 30
-    )
+    assert c.next_office_time(datetime(2030, 3, 4, 3, 30, tzinfo=UTC)) == local(2030, 3, 4, 11, 30)
     # 05:00 UTC = 13:00 Shanghai: after closing.
-    assert c.next_office_time(datetime(2030, 3, 4, 5, 0, tzinfo=UTC)) == local(
-        2030, 3, 5, 9, 0
-    )
+    assert c.next_office_time(datetime(2030, 3, 4, 5, 0, tzinfo=UTC)) == local(2030, 3, 5, 9, 0)
 
 
 # ------------------------------------------------------------ naive inputs
@@ -463,19 +439,13 @@ def test_load_holiday_csv_parses_iso_slash_dates_and_chinese_kinds() -> None:
 
 def test_load_holiday_csv_header_without_name_and_empty_body() -> None:
     assert load_holiday_csv("date,kind\n") == {}
-    assert load_holiday_csv("date,kind\n2027-01-01,holiday\n") == {
-        date(2027, 1, 1): False
-    }
+    assert load_holiday_csv("date,kind\n2027-01-01,holiday\n") == {date(2027, 1, 1): False}
 
 
 def test_load_holiday_csv_feeds_calendar(cal: WorkCalendar) -> None:
-    overrides = load_holiday_csv(
-        "date,kind\n2027-01-01,holiday\n2027-01-04,休\n2027-01-09,班\n"
-    )
+    overrides = load_holiday_csv("date,kind\n2027-01-01,holiday\n2027-01-04,休\n2027-01-09,班\n")
     c = cal.extended(overrides, [2027])
-    assert c.add_working_days(local(2026, 12, 30, 10, 0), 5) == Due(
-        eod(2027, 1, 8), False
-    )
+    assert c.add_working_days(local(2026, 12, 30, 10, 0), 5) == Due(eod(2027, 1, 8), False)
 
 
 @pytest.mark.parametrize(
@@ -493,9 +463,7 @@ def test_load_holiday_csv_feeds_calendar(cal: WorkCalendar) -> None:
         ("# only a comment\n2027-01-01,holiday\n", 2, "2027-01-01"),
     ],
 )
-def test_load_holiday_csv_bad_row_names_line_and_value(
-    text: str, line: int, value: str
-) -> None:
+def test_load_holiday_csv_bad_row_names_line_and_value(text: str, line: int, value: str) -> None:
     with pytest.raises(ValueError) as excinfo:
         load_holiday_csv(text)
     message = str(excinfo.value)

@@ -67,8 +67,22 @@ def test_full_loop_with_return_extension_cohandler_review_callback(as_, clock):
 
     history = agent.get(f"/tickets/{tid}/history")
     assert [h["event"] for h in history] == [
-        "create", "dispatch", "sign", "return", "redispatch", "sign", "sign", "request_extension",
-        "approve_extension", "reply", "reply", "reject_reply", "reply", "approve_reply", "callback", "close",
+        "create",
+        "dispatch",
+        "sign",
+        "return",
+        "redispatch",
+        "sign",
+        "sign",
+        "request_extension",
+        "approve_extension",
+        "reply",
+        "reply",
+        "reject_reply",
+        "reply",
+        "approve_reply",
+        "callback",
+        "close",
     ]
     assert history[1]["details"]["routed_by"] == "category:0101"
     assert history[3]["from"] == "in_progress" and history[3]["to"] == "returned"

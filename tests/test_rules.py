@@ -194,8 +194,9 @@ def test_content_over_4000_characters_is_422(as_):
 
 def test_body_over_64_kib_is_413(client, district):
     body = '{"type": "complaint", "content": "' + "x" * (70 * 1024) + '"}'
-    r = client.post("/api/v1/tickets", content=body,
-                    headers={**district.headers("agent"), "Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/tickets", content=body, headers={**district.headers("agent"), "Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
 
 
@@ -204,8 +205,11 @@ def test_malformed_payload_is_422_naming_the_field(as_, client, district):
     assert r["field"] == "type"
     r = as_("agent").create(expect=422, category="nope")
     assert r["field"] == "category"
-    r = client.post("/api/v1/tickets", content="{not json", headers={**district.headers("agent"),
-                                                                      "Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/tickets",
+        content="{not json",
+        headers={**district.headers("agent"), "Content-Type": "application/json"},
+    )
     assert r.status_code == 422 and r.json()["field"] == "body"
 
 

@@ -23,8 +23,9 @@ def _loop_without_review(agent: Api, handler: Api, tid: int) -> None:
 
 def test_category_selects_the_workflow_without_review(client, district):
     admin, agent, water = (Api(client, district, u) for u in ("admin", "agent", "water_h"))
-    admin.post("/categories", {"code": "0301", "name": "水费咨询", "parent": "03", "workflow": "direct_reply"},
-               expect=201)
+    admin.post(
+        "/categories", {"code": "0301", "name": "水费咨询", "parent": "03", "workflow": "direct_reply"}, expect=201
+    )
     admin.post("/categories", {"code": "0302", "name": "x", "workflow": "nope"}, expect=422)
     t = agent.create(type="consultation", category="0301")
     assert t["workflow"] == "direct_reply"

@@ -16,13 +16,41 @@ DEFAULT = ROOT / "workflows" / "default.yaml"
 def test_default_workflow_declares_domain_states_and_events():
     wf = load_workflow(DEFAULT)
     assert set(wf.states) == {
-        "registered", "dispatched", "returned", "in_progress", "suspended", "replied",
-        "pending_callback", "archived", "merged", "cancelled",
+        "registered",
+        "dispatched",
+        "returned",
+        "in_progress",
+        "suspended",
+        "replied",
+        "pending_callback",
+        "archived",
+        "merged",
+        "cancelled",
     }
-    assert {"answer", "dispatch", "sign", "return", "redispatch", "reject_return", "request_extension",
-            "approve_extension", "reject_extension", "request_suspension", "approve_suspension", "resume",
-            "reply", "approve_reply", "reject_reply", "callback", "close", "rehandle", "merge", "cancel",
-            "urge", "supervise"} <= set(wf.events)
+    assert {
+        "answer",
+        "dispatch",
+        "sign",
+        "return",
+        "redispatch",
+        "reject_return",
+        "request_extension",
+        "approve_extension",
+        "reject_extension",
+        "request_suspension",
+        "approve_suspension",
+        "resume",
+        "reply",
+        "approve_reply",
+        "reject_reply",
+        "callback",
+        "close",
+        "rehandle",
+        "merge",
+        "cancel",
+        "urge",
+        "supervise",
+    } <= set(wf.events)
     assert wf.states["registered"].label == "已受理"
     assert wf.events["sign"].label == "签收"
     assert wf.limits.handle.pick("consultation", "normal").working_days == 3
@@ -42,19 +70,25 @@ def _broken(tmp_path: Path, mutate) -> Path:
     return path
 
 
-@pytest.mark.parametrize("mutate, key", [
-    (lambda d: d["events"]["sign"].update({"to": "nowhere"}), "events.sign.to: unknown state 'nowhere'"),
-    (lambda d: d["events"]["sign"].update({"from": ["limbo"]}), "events.sign.from: unknown state 'limbo'"),
-    (lambda d: d["events"]["sign"].update({"roles": ["clerk"]}), "events.sign.roles: unknown role 'clerk'"),
-    (lambda d: d["events"]["sign"].update({"conditions": ["os.system"]}), "events.sign.conditions: 'os.system'"),
-    (lambda d: d["events"]["reply"].update({"effects": ["builtins.exec"]}), "events.reply.effects: 'builtins.exec'"),
-    (lambda d: d["states"].update({"limbo": {"label": "虚"}}), "states.limbo: unreachable"),
-    (lambda d: d["events"]["sign"].update({"colour": "red"}), "events.sign.colour: unknown key"),
-    (lambda d: d["states"]["registered"].update({"colour": "red"}), "states.registered.colour: unknown key"),
-    (lambda d: d["events"]["reply"].update({"fields": {"reslt": "required"}}), "events.reply.fields.reslt"),
-    (lambda d: d.update({"initial": "limbo"}), "initial: unknown state 'limbo'"),
-    (lambda d: d["limits"]["handle"]["type"].update({"help": {"days": 5}}), "limits.handle.type.help"),
-])
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda d: d["events"]["sign"].update({"to": "nowhere"}), "events.sign.to: unknown state 'nowhere'"),
+        (lambda d: d["events"]["sign"].update({"from": ["limbo"]}), "events.sign.from: unknown state 'limbo'"),
+        (lambda d: d["events"]["sign"].update({"roles": ["clerk"]}), "events.sign.roles: unknown role 'clerk'"),
+        (lambda d: d["events"]["sign"].update({"conditions": ["os.system"]}), "events.sign.conditions: 'os.system'"),
+        (
+            lambda d: d["events"]["reply"].update({"effects": ["builtins.exec"]}),
+            "events.reply.effects: 'builtins.exec'",
+        ),
+        (lambda d: d["states"].update({"limbo": {"label": "虚"}}), "states.limbo: unreachable"),
+        (lambda d: d["events"]["sign"].update({"colour": "red"}), "events.sign.colour: unknown key"),
+        (lambda d: d["states"]["registered"].update({"colour": "red"}), "states.registered.colour: unknown key"),
+        (lambda d: d["events"]["reply"].update({"fields": {"reslt": "required"}}), "events.reply.fields.reslt"),
+        (lambda d: d.update({"initial": "limbo"}), "initial: unknown state 'limbo'"),
+        (lambda d: d["limits"]["handle"]["type"].update({"help": {"days": 5}}), "limits.handle.type.help"),
+    ],
+)
 def test_bad_workflow_is_refused_naming_file_and_key(tmp_path, mutate, key):
     path = _broken(tmp_path, mutate)
     with pytest.raises(WorkflowError) as err:

@@ -43,8 +43,15 @@ def list_categories(_: CurrentActor, runtime: RuntimeDep) -> list[dict]:
         codes = {c.id: c.code for c in cats}
         depts = {d.id: d.code for d in session.exec(select(Department)).all()}
         return [
-            {"id": c.id, "code": c.code, "name": c.name, "parent": codes.get(c.parent_id),
-             "department": depts.get(c.department_id), "workflow": c.workflow, "active": c.active}
+            {
+                "id": c.id,
+                "code": c.code,
+                "name": c.name,
+                "parent": codes.get(c.parent_id),
+                "department": depts.get(c.department_id),
+                "workflow": c.workflow,
+                "active": c.active,
+            }
             for c in cats
         ]
 
@@ -62,8 +69,15 @@ def list_routing_rules(_: CurrentActor, runtime: RuntimeDep) -> list[dict]:
         codes = {c.id: c.code for c in session.exec(select(Category)).all()}
         depts = {d.id: d.code for d in session.exec(select(Department)).all()}
         return [
-            {"id": r.id, "category": codes.get(r.category_id), "street": r.street, "community": r.community,
-             "department": depts.get(r.department_id), "priority": r.priority, "active": r.active}
+            {
+                "id": r.id,
+                "category": codes.get(r.category_id),
+                "street": r.street,
+                "community": r.community,
+                "department": depts.get(r.department_id),
+                "priority": r.priority,
+                "active": r.active,
+            }
             for r in session.exec(select(RoutingRule).order_by(RoutingRule.id)).all()
         ]
 
@@ -72,8 +86,13 @@ def list_routing_rules(_: CurrentActor, runtime: RuntimeDep) -> list[dict]:
 def create_user(body: UserIn, _: AdminActor, runtime: RuntimeDep) -> dict:
     with runtime.db.session() as session:
         user = directory.create_user(session, now=utcnow(), **body.model_dump())
-        return {"id": user.id, "username": user.username, "role": user.role,
-                "department": body.department, "display_name": user.display_name}
+        return {
+            "id": user.id,
+            "username": user.username,
+            "role": user.role,
+            "department": body.department,
+            "display_name": user.display_name,
+        }
 
 
 @router.get("/users")
@@ -81,7 +100,13 @@ def list_users(_: AdminActor, runtime: RuntimeDep) -> list[dict]:
     with runtime.db.read_session() as session:
         depts = {d.id: d.code for d in session.exec(select(Department)).all()}
         return [
-            {"id": u.id, "username": u.username, "role": u.role, "department": depts.get(u.department_id),
-             "display_name": u.display_name, "active": u.active}
+            {
+                "id": u.id,
+                "username": u.username,
+                "role": u.role,
+                "department": depts.get(u.department_id),
+                "display_name": u.display_name,
+                "active": u.active,
+            }
             for u in session.exec(select(User).order_by(User.id)).all()
         ]

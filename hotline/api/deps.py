@@ -30,7 +30,9 @@ def current_actor(request: Request, runtime: RuntimeDep) -> Actor:
         raise NotAuthenticated("send 'Authorization: Bearer TOKEN' (get one with `hotline users token`)")
     with runtime.db.read_session() as session:
         user = session.exec(
-            select(User).join(ApiToken, ApiToken.user_id == User.id).where(
+            select(User)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(
                 ApiToken.token_hash == token_digest(token.strip()),
                 ApiToken.revoked_at.is_(None),
             )

@@ -69,12 +69,23 @@ def list_tickets(
             if s not in known:
                 raise Invalid(f"unknown state {s!r} (known: {', '.join(sorted(known))})", field="state")
     with runtime.db.read_session() as session:
-        items, total = search(session, actor, states=states, department=department, overdue=overdue,
-                              q=q, now=runtime.now(), page=page, page_size=page_size)
+        items, total = search(
+            session,
+            actor,
+            states=states,
+            department=department,
+            overdue=overdue,
+            q=q,
+            now=runtime.now(),
+            page=page,
+            page_size=page_size,
+        )
         lookups = Lookups(session)
         return {
             "items": [ticket_out(t, actor, runtime, lookups) for t in items],
-            "total": total, "page": page, "page_size": page_size,
+            "total": total,
+            "page": page,
+            "page_size": page_size,
         }
 
 
@@ -99,8 +110,7 @@ def fire_transition(ticket_id: int, body: TransitionIn, actor: CurrentActor, run
     """Fire one event of the ticket's workflow; 409 says why when it is not allowed."""
     payload = dict(body.model_extra or {})
     with runtime.db.session() as session:
-        ticket = fire(session, runtime, ticket_id, body.event, actor, payload,
-                      now=runtime.now(), version=body.version)
+        ticket = fire(session, runtime, ticket_id, body.event, actor, payload, now=runtime.now(), version=body.version)
         return ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket_id))
 
 

@@ -5,6 +5,12 @@ from hotline.workflow.definition import Workflow, WorkflowError, WorkflowSet, lo
 from hotline.workflow.engine import SCHEDULER, Actor, available_events, fire
 
 __all__ = [
-    "SCHEDULER", "Actor", "Workflow", "WorkflowError", "WorkflowSet",
-    "available_events", "fire", "load_workflow",
+    "SCHEDULER",
+    "Actor",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowSet",
+    "available_events",
+    "fire",
+    "load_workflow",
 ]

@@ -184,8 +184,7 @@ def _rules(where: str, raw: Any, registry: Mapping[str, Any]) -> tuple[RuleRef, 
             raise WorkflowError(f"{where}: {item!r} is neither a name nor `name: argument`")
         if name not in registry:
             raise WorkflowError(
-                f"{where}: {name!r} is not in the engine's registry "
-                f"(known: {', '.join(sorted(registry))})"
+                f"{where}: {name!r} is not in the engine's registry (known: {', '.join(sorted(registry))})"
             )
         refs.append(RuleRef(name, arg))
     return tuple(refs)
@@ -219,9 +218,7 @@ def _event(where: str, name: str, raw: Any, states: Mapping[str, StateDef]) -> E
         raise WorkflowError(f"{where}.roles: must be a non-empty list of roles")
     for role in roles:
         if role not in WORKFLOW_ROLES:
-            raise WorkflowError(
-                f"{where}.roles: unknown role {role!r} (known: {', '.join(sorted(WORKFLOW_ROLES))})"
-            )
+            raise WorkflowError(f"{where}.roles: unknown role {role!r} (known: {', '.join(sorted(WORKFLOW_ROLES))})")
     department = raw.get("department", "main")
     if department not in ("main", "any"):
         raise WorkflowError(f"{where}.department: must be 'main' or 'any', not {department!r}")
@@ -283,17 +280,16 @@ def load_workflow(path: Path) -> Workflow:
         clock = sraw.get("clock", "running")
         if clock not in ("running", "stopped"):
             raise WorkflowError(f"{where}.clock: must be 'running' or 'stopped'")
-        states[sname] = StateDef(sname, str(sraw.get("label", sname)), bool(sraw.get("final", False)), clock == "stopped")
+        states[sname] = StateDef(
+            sname, str(sraw.get("label", sname)), bool(sraw.get("final", False)), clock == "stopped"
+        )
     initial = raw.get("initial")
     if initial not in states:
         raise WorkflowError(f"{path}: initial: unknown state {initial!r}")
     raw_events = raw.get("events")
     if not isinstance(raw_events, dict) or not raw_events:
         raise WorkflowError(f"{path}: events: must be a non-empty mapping")
-    events = {
-        ename: _event(f"{path}: events.{ename}", ename, eraw, states)
-        for ename, eraw in raw_events.items()
-    }
+    events = {ename: _event(f"{path}: events.{ename}", ename, eraw, states) for ename, eraw in raw_events.items()}
     # Every state must be reachable from the initial one.
     reachable, frontier = {initial}, [initial]
     return_sources = {s for e in events.values() if e.dest == "returned" for s in e.sources}

@@ -118,20 +118,35 @@ def _build_machine(wf: Workflow) -> Machine:
         after = [_effect(r) for r in ev.effects]
         if ev.dest == RETURN_FROM:
             for target in wf.open_states:
-                transitions.append({
-                    "trigger": ev.name, "source": list(ev.sources), "dest": target,
-                    "conditions": [_came_from(target), *conditions], "after": after,
-                })
+                transitions.append(
+                    {
+                        "trigger": ev.name,
+                        "source": list(ev.sources),
+                        "dest": target,
+                        "conditions": [_came_from(target), *conditions],
+                        "after": after,
+                    }
+                )
         else:
-            transitions.append({
-                "trigger": ev.name, "source": list(ev.sources), "dest": ev.dest,
-                "conditions": conditions, "after": after,
-            })
+            transitions.append(
+                {
+                    "trigger": ev.name,
+                    "source": list(ev.sources),
+                    "dest": ev.dest,
+                    "conditions": conditions,
+                    "after": after,
+                }
+            )
         if ev.co_sources:
-            transitions.append({
-                "trigger": ev.name + CO_SUFFIX, "source": list(ev.co_sources), "dest": None,
-                "conditions": conditions, "after": after,
-            })
+            transitions.append(
+                {
+                    "trigger": ev.name + CO_SUFFIX,
+                    "source": list(ev.co_sources),
+                    "dest": None,
+                    "conditions": conditions,
+                    "after": after,
+                }
+            )
     return Machine(
         model=None,
         states=list(wf.states),
@@ -207,9 +222,7 @@ def _run(ctx: Context) -> bool:
 
 def load_for_update(session: Session, ticket_id: int) -> Ticket:
     """The ticket, locked against concurrent changes until the transaction ends."""
-    ticket = session.exec(
-        select(Ticket).where(Ticket.id == ticket_id).with_for_update()
-    ).first()
+    ticket = session.exec(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
     if ticket is None:
         raise NotFound(f"ticket {ticket_id} not found, or not visible to you")
     return ticket
@@ -235,14 +248,12 @@ def fire(
     ev = wf.events.get(event)
     if ev is None:
         raise Conflict(
-            f"{event!r} is not an event of the workflow {wf.name!r}; "
-            f"allowed now: {allowed_text}",
+            f"{event!r} is not an event of the workflow {wf.name!r}; allowed now: {allowed_text}",
             allowed=allowed,
         )
     if version is not None and version != ticket.version:
         raise Conflict(
-            f"the ticket changed since version {version} (it is at version "
-            f"{ticket.version}); reload it and try again",
+            f"the ticket changed since version {version} (it is at version {ticket.version}); reload it and try again",
             version=ticket.version,
         )
     if actor.role not in ev.roles:
@@ -250,8 +261,7 @@ def fire(
     as_co = assignment is not None and assignment.role == "co"
     if as_co and ev.department != "any":
         raise NotPermitted(
-            f"only the main department may fire {event!r} ({ev.label}); "
-            "your department co-handles this ticket"
+            f"only the main department may fire {event!r} ({ev.label}); your department co-handles this ticket"
         )
     sources = ev.co_sources if as_co else ev.sources
     if ticket.state not in (sources or ()):
@@ -262,9 +272,17 @@ def fire(
         )
     clean = validate_payload(event, ev.required, ev.optional, payload or {})
     ctx = Context(
-        session=session, runtime=runtime, ticket=ticket, actor=actor, workflow=wf,
-        event=ev, payload=clean, now=now, from_state=ticket.state,
-        assignment=assignment, as_co_handler=as_co,
+        session=session,
+        runtime=runtime,
+        ticket=ticket,
+        actor=actor,
+        workflow=wf,
+        event=ev,
+        payload=clean,
+        now=now,
+        from_state=ticket.state,
+        assignment=assignment,
+        as_co_handler=as_co,
     )
     if not _run(ctx):
         raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
@@ -275,11 +293,19 @@ def fire(
     details.update(ctx.details)
     if as_co:
         details["as_co_handler"] = True
-    session.add(TicketEvent(
-        ticket_id=ticket.id, event=event, actor_id=actor.id, actor_name=actor.username,
-        actor_role=actor.role, from_state=ctx.from_state, to_state=ticket.state, at=now,
-        details=details,
-    ))
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            event=event,
+            actor_id=actor.id,
+            actor_name=actor.username,
+            actor_role=actor.role,
+            from_state=ctx.from_state,
+            to_state=ticket.state,
+            at=now,
+            details=details,
+        )
+    )
     session.flush()
     return ticket
 
@@ -293,9 +319,18 @@ def available_events(
     out = []
     for ev, as_co in _candidates(wf, ticket, actor, assignment):
         ctx = Context(
-            session=session, runtime=runtime, ticket=ticket, actor=actor, workflow=wf,
-            event=ev, payload={}, now=now, from_state=ticket.state,
-            assignment=assignment, as_co_handler=as_co, dry_run=True,
+            session=session,
+            runtime=runtime,
+            ticket=ticket,
+            actor=actor,
+            workflow=wf,
+            event=ev,
+            payload={},
+            now=now,
+            from_state=ticket.state,
+            assignment=assignment,
+            as_co_handler=as_co,
+            dry_run=True,
         )
         try:
             for ref in ev.conditions:
@@ -303,11 +338,13 @@ def available_events(
         except GuardFailed:
             continue
         dest = ticket.return_from_state if ev.dest == RETURN_FROM else ev.dest
-        out.append({
-            "name": ev.name,
-            "label": ev.label,
-            "to": None if as_co else dest,
-            "required": list(ev.required),
-            "optional": list(ev.optional),
-        })
+        out.append(
+            {
+                "name": ev.name,
+                "label": ev.label,
+                "to": None if as_co else dest,
+                "required": list(ev.required),
+                "optional": list(ev.optional),
+            }
+        )
     return out

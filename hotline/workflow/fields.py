@@ -49,7 +49,9 @@ FIELDS: dict[str, FieldSpec] = {
 }
 
 
-def validate_payload(event: str, required: tuple[str, ...], optional: tuple[str, ...], payload: dict[str, Any]) -> dict[str, Any]:
+def validate_payload(
+    event: str, required: tuple[str, ...], optional: tuple[str, ...], payload: dict[str, Any]
+) -> dict[str, Any]:
     """Check an event's payload; raise Invalid naming the first bad field."""
     allowed = set(required) | set(optional)
     for key in payload:

@@ -15,16 +15,16 @@ APPROVAL_LABELS = {"return": "退单", "extension": "延期", "suspension": "挂
 
 def _pending(ctx: Context, kind: str) -> Approval | None:
     return ctx.session.exec(
-        select(Approval).where(
-            Approval.ticket_id == ctx.ticket.id, Approval.kind == kind, Approval.status == "pending"
-        )
+        select(Approval).where(Approval.ticket_id == ctx.ticket.id, Approval.kind == kind, Approval.status == "pending")
     ).first()
 
 
 def _active_assignments(ctx: Context) -> list[Assignment]:
-    return list(ctx.session.exec(
-        select(Assignment).where(Assignment.ticket_id == ctx.ticket.id, Assignment.status != "withdrawn")
-    ).all())
+    return list(
+        ctx.session.exec(
+            select(Assignment).where(Assignment.ticket_id == ctx.ticket.id, Assignment.status != "withdrawn")
+        ).all()
+    )
 
 
 def _main_assignment(ctx: Context) -> Assignment | None:
@@ -36,8 +36,7 @@ def _main_assignment(ctx: Context) -> Assignment | None:
 
 def _last_reached_callback(ctx: Context) -> Callback | None:
     return ctx.session.exec(
-        select(Callback).where(Callback.ticket_id == ctx.ticket.id, Callback.reached)
-        .order_by(Callback.id.desc())
+        select(Callback).where(Callback.ticket_id == ctx.ticket.id, Callback.reached).order_by(Callback.id.desc())
     ).first()
 
 
@@ -50,6 +49,7 @@ def _calendar(ctx: Context):
 
 
 # --- guards ---------------------------------------------------------------------------
+
 
 @condition("assignment_awaiting_signature")
 def assignment_awaiting_signature(ctx: Context, _arg=None) -> None:
@@ -73,9 +73,7 @@ def co_handlers_replied(ctx: Context, _arg=None) -> None:
         return
     waiting = [a for a in _active_assignments(ctx) if a.role == "co" and a.status != "replied"]
     if waiting:
-        names = ", ".join(
-            ctx.session.get(Department, a.department_id).name for a in waiting
-        )
+        names = ", ".join(ctx.session.get(Department, a.department_id).name for a in waiting)
         raise GuardFailed(f"the main department replies after every co-handler; still waiting for: {names}")
 
 
@@ -137,8 +135,7 @@ def within_extension_cap(ctx: Context, _arg=None) -> None:
     cap = ctx.limits.extension_cap_working_days
     if used + days > cap:
         raise GuardFailed(
-            f"extensions of one ticket are capped at {cap} working days; "
-            f"{used} already approved, {days} asked"
+            f"extensions of one ticket are capped at {cap} working days; {used} already approved, {days} asked"
         )
 
 
@@ -217,6 +214,7 @@ def valid_master(ctx: Context, _arg=None) -> None:
 
 # --- effects --------------------------------------------------------------------------
 
+
 def _department(ctx: Context, code: str, field: str) -> Department:
     dept = ctx.session.exec(select(Department).where(Department.code == code)).first()
     if dept is None or not dept.active:
@@ -241,9 +239,13 @@ def assign_departments(ctx: Context, _arg=None) -> None:
     for a in _active_assignments(ctx):
         a.status = "withdrawn"
         ctx.session.add(a)
-    ctx.session.add(Assignment(ticket_id=t.id, department_id=main.id, role="main", status="dispatched", dispatched_at=now))
+    ctx.session.add(
+        Assignment(ticket_id=t.id, department_id=main.id, role="main", status="dispatched", dispatched_at=now)
+    )
     for dept in co:
-        ctx.session.add(Assignment(ticket_id=t.id, department_id=dept.id, role="co", status="dispatched", dispatched_at=now))
+        ctx.session.add(
+            Assignment(ticket_id=t.id, department_id=dept.id, role="co", status="dispatched", dispatched_at=now)
+        )
     t.main_department_id = main.id
     t.dispatch_count += 1
     t.designated = t.dispatch_count >= ctx.limits.designate_after_dispatches
@@ -251,11 +253,16 @@ def assign_departments(ctx: Context, _arg=None) -> None:
     t.signed_at = t.replied_at = None
     t.return_from_state = None
     sla.start_dispatch_clocks(_calendar(ctx), ctx.workflow, t, now)
-    ctx.details.update({
-        "department": main.code, "department_name": main.name, "routed_by": how,
-        "co_departments": [d.code for d in co], "dispatch_no": t.dispatch_count,
-        "designated": t.designated,
-    })
+    ctx.details.update(
+        {
+            "department": main.code,
+            "department_name": main.name,
+            "routed_by": how,
+            "co_departments": [d.code for d in co],
+            "dispatch_no": t.dispatch_count,
+            "designated": t.designated,
+        }
+    )
 
 
 @effect("sign_assignment")
@@ -274,11 +281,19 @@ def sign_assignment(ctx: Context, _arg=None) -> None:
 def open_return(ctx: Context, _arg=None) -> None:
     ctx.ticket.return_from_state = ctx.from_state
     p = ctx.payload
-    ctx.session.add(Approval(
-        ticket_id=ctx.ticket.id, kind="return", department_id=ctx.actor.department_id,
-        requested_by_id=ctx.actor.id, requested_at=ctx.now, reason=p["reason"],
-        reason_code=p.get("reason_code", "other"), basis=p.get("basis"), from_state=ctx.from_state,
-    ))
+    ctx.session.add(
+        Approval(
+            ticket_id=ctx.ticket.id,
+            kind="return",
+            department_id=ctx.actor.department_id,
+            requested_by_id=ctx.actor.id,
+            requested_at=ctx.now,
+            reason=p["reason"],
+            reason_code=p.get("reason_code", "other"),
+            basis=p.get("basis"),
+            from_state=ctx.from_state,
+        )
+    )
 
 
 def _decide(ctx: Context, kind: str, status: str) -> Approval | None:
@@ -306,9 +321,14 @@ def reject_return(ctx: Context, _arg=None) -> None:
 @effect("open_approval")
 def open_approval(ctx: Context, kind: str) -> None:
     approval = Approval(
-        ticket_id=ctx.ticket.id, kind=kind, department_id=ctx.actor.department_id,
-        requested_by_id=ctx.actor.id, requested_at=ctx.now, reason=ctx.payload["reason"],
-        days=ctx.payload.get("days"), from_state=ctx.from_state,
+        ticket_id=ctx.ticket.id,
+        kind=kind,
+        department_id=ctx.actor.department_id,
+        requested_by_id=ctx.actor.id,
+        requested_at=ctx.now,
+        reason=ctx.payload["reason"],
+        days=ctx.payload.get("days"),
+        from_state=ctx.from_state,
     )
     ctx.session.add(approval)
 
@@ -332,8 +352,13 @@ def approve_extension(ctx: Context, _arg=None) -> None:
     approval.days = days
     before = ctx.ticket.handle_by
     sla.extend_handle_clock(_calendar(ctx), ctx.ticket, days)
-    ctx.details.update({"days": days, "handle_by_before": before.isoformat() if before else None,
-                        "handle_by": ctx.ticket.handle_by.isoformat()})
+    ctx.details.update(
+        {
+            "days": days,
+            "handle_by_before": before.isoformat() if before else None,
+            "handle_by": ctx.ticket.handle_by.isoformat(),
+        }
+    )
 
 
 @effect("approve_suspension")
@@ -390,11 +415,19 @@ def record_callback(ctx: Context, _arg=None) -> None:
         select(func.count()).select_from(Callback).where(Callback.ticket_id == ctx.ticket.id)
     ).one()
     p = ctx.payload
-    ctx.session.add(Callback(
-        ticket_id=ctx.ticket.id, attempt=attempts + 1, reached=p["reached"], solved=p.get("solved"),
-        rating=p.get("rating"), comment=p.get("comment"),
-        source="link" if ctx.actor.role == "citizen" else "agent", by_id=ctx.actor.id, at=ctx.now,
-    ))
+    ctx.session.add(
+        Callback(
+            ticket_id=ctx.ticket.id,
+            attempt=attempts + 1,
+            reached=p["reached"],
+            solved=p.get("solved"),
+            rating=p.get("rating"),
+            comment=p.get("comment"),
+            source="link" if ctx.actor.role == "citizen" else "agent",
+            by_id=ctx.actor.id,
+            at=ctx.now,
+        )
+    )
     ctx.details["attempt"] = attempts + 1
 
 
@@ -430,11 +463,19 @@ def merge_into_master(ctx: Context, _arg=None) -> None:
         a.status = "withdrawn"
         ctx.session.add(a)
     ctx.details["master_number"] = master.number
-    ctx.session.add(TicketEvent(
-        ticket_id=master.id, event="merge_in", actor_id=ctx.actor.id, actor_name=ctx.actor.username,
-        actor_role=ctx.actor.role, from_state=master.state, to_state=master.state, at=ctx.now,
-        details={"merged_ticket": t.id, "merged_number": t.number},
-    ))
+    ctx.session.add(
+        TicketEvent(
+            ticket_id=master.id,
+            event="merge_in",
+            actor_id=ctx.actor.id,
+            actor_name=ctx.actor.username,
+            actor_role=ctx.actor.role,
+            from_state=master.state,
+            to_state=master.state,
+            at=ctx.now,
+            details={"merged_ticket": t.id, "merged_number": t.number},
+        )
+    )
 
 
 @effect("urge")

@@ -13,7 +13,6 @@ from alembic import op
 
 import hotline.db
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -32,9 +31,7 @@ def upgrade() -> None:
     op.create_table(
         "calendar_years",
         sa.Column("year", sa.Integer(), nullable=False),
-        sa.Column(
-            "source", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False
-        ),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("loaded_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("year"),
     )
@@ -61,9 +58,7 @@ def upgrade() -> None:
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("parent_id", sa.Integer(), nullable=True),
         sa.Column("department_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "workflow", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True
-        ),
+        sa.Column("workflow", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["department_id"],
@@ -77,19 +72,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("code"),
     )
     with op.batch_alter_table("categories", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_categories_parent_id"), ["parent_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_categories_parent_id"), ["parent_id"], unique=False)
 
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column(
-            "username", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False
-        ),
-        sa.Column(
-            "display_name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True
-        ),
+        sa.Column("username", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("display_name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("department_id", sa.Integer(), nullable=True),
         sa.Column(
@@ -109,17 +98,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("username"),
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_users_department_id"), ["department_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_users_department_id"), ["department_id"], unique=False)
 
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column(
-            "token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False
-        ),
+        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("created_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -130,18 +115,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
     )
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_api_tokens_user_id"), ["user_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_api_tokens_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "routing_rules",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("category_id", sa.Integer(), nullable=True),
         sa.Column("street", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
-        sa.Column(
-            "community", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True
-        ),
+        sa.Column("community", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
         sa.Column("department_id", sa.Integer(), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
@@ -156,50 +137,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("routing_rules", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_routing_rules_category_id"), ["category_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_routing_rules_category_id"), ["category_id"], unique=False)
 
     op.create_table(
         "tickets",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column(
-            "number", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False
-        ),
-        sa.Column(
-            "external_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True
-        ),
-        sa.Column(
-            "workflow", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False
-        ),
+        sa.Column("number", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("external_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("workflow", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("type", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("category_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "urgency", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False
-        ),
-        sa.Column(
-            "channel", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False
-        ),
-        sa.Column(
-            "caller_name", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True
-        ),
-        sa.Column(
-            "caller_phone", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True
-        ),
+        sa.Column("urgency", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("caller_name", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("caller_phone", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True),
         sa.Column("confidential", sa.Boolean(), nullable=False),
         sa.Column("anonymous", sa.Boolean(), nullable=False),
         sa.Column("reply_wanted", sa.Boolean(), nullable=False),
-        sa.Column(
-            "title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False
-        ),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("street", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
-        sa.Column(
-            "community", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True
-        ),
-        sa.Column(
-            "address", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True
-        ),
+        sa.Column("community", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("address", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("lat", sa.Float(), nullable=True),
         sa.Column("lng", sa.Float(), nullable=True),
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
@@ -216,15 +175,11 @@ def upgrade() -> None:
         sa.Column("rehandle_count", sa.Integer(), nullable=False),
         sa.Column("answer", sa.Text(), nullable=True),
         sa.Column("result", sa.Text(), nullable=True),
-        sa.Column(
-            "close_reason", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True
-        ),
+        sa.Column("close_reason", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         sa.Column("created_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column(
-            "dispatched_at", hotline.db.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("dispatched_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("signed_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("replied_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("closed_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
@@ -256,47 +211,27 @@ def upgrade() -> None:
         sa.UniqueConstraint("number"),
     )
     with op.batch_alter_table("tickets", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_tickets_caller_phone"), ["caller_phone"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_tickets_category_id"), ["category_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_tickets_created_at"), ["created_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_tickets_department_state", ["main_department_id", "state"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_tickets_next_due_at"), ["next_due_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_tickets_state_created", ["state", "created_at"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_tickets_caller_phone"), ["caller_phone"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_category_id"), ["category_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_created_at"), ["created_at"], unique=False)
+        batch_op.create_index("ix_tickets_department_state", ["main_department_id", "state"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_next_due_at"), ["next_due_at"], unique=False)
+        batch_op.create_index("ix_tickets_state_created", ["state", "created_at"], unique=False)
 
     op.create_table(
         "approvals",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
-        sa.Column(
-            "status", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False
-        ),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column("department_id", sa.Integer(), nullable=True),
         sa.Column("requested_by_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "requested_at", hotline.db.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("requested_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column(
-            "reason_code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True
-        ),
+        sa.Column("reason_code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("basis", sa.Text(), nullable=True),
         sa.Column("days", sa.Integer(), nullable=True),
-        sa.Column(
-            "from_state", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True
-        ),
+        sa.Column("from_state", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
         sa.Column("decided_by_id", sa.Integer(), nullable=True),
         sa.Column("decided_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("decision_reason", sa.Text(), nullable=True),
@@ -319,12 +254,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("approvals", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_approvals_kind_status", ["kind", "status"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_approvals_ticket_id"), ["ticket_id"], unique=False
-        )
+        batch_op.create_index("ix_approvals_kind_status", ["kind", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_approvals_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
         "assignments",
@@ -332,12 +263,8 @@ def upgrade() -> None:
         sa.Column("ticket_id", sa.Integer(), nullable=False),
         sa.Column("department_id", sa.Integer(), nullable=False),
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-        sa.Column(
-            "status", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False
-        ),
-        sa.Column(
-            "dispatched_at", hotline.db.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
+        sa.Column("dispatched_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("signed_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("signed_by_id", sa.Integer(), nullable=True),
         sa.Column("replied_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
@@ -367,9 +294,7 @@ def upgrade() -> None:
             ["department_id", "ticket_id"],
             unique=False,
         )
-        batch_op.create_index(
-            batch_op.f("ix_assignments_ticket_id"), ["ticket_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_assignments_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
         "callbacks",
@@ -394,9 +319,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("callbacks", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_callbacks_ticket_id"), ["ticket_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_callbacks_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
         "ticket_events",
@@ -404,18 +327,10 @@ def upgrade() -> None:
         sa.Column("ticket_id", sa.Integer(), nullable=False),
         sa.Column("event", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "actor_name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False
-        ),
-        sa.Column(
-            "actor_role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False
-        ),
-        sa.Column(
-            "from_state", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True
-        ),
-        sa.Column(
-            "to_state", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False
-        ),
+        sa.Column("actor_name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("actor_role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("from_state", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("to_state", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("at", hotline.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -429,9 +344,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("ticket_events", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_ticket_events_ticket_id"), ["ticket_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_ticket_events_ticket_id"), ["ticket_id"], unique=False)
 
     # ### end Alembic commands ###
 

@@ -1,0 +1,88 @@
+"""The `hotline` command as a user runs it: a fresh SQLite file, real processes."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+HOTLINE = [sys.executable, "-m", "hotline"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+
+
+def run(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run([*HOTLINE, *args], env=env, capture_output=True, text=True, timeout=120)
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_users_create_and_token(env):
+    run(env, "db", "upgrade")
+    assert "created user" in run(env, "users", "create", "wang", "--role", "agent", "--password", "s3cret-pass").stdout
+    p = run(env, "users", "create", "li", "--role", "handler", ok=False)
+    assert p.returncode != 0 and "department" in p.stderr
+    token = run(env, "users", "token", "wang").stdout
+    assert token.count("\n") == 1 and token.startswith("hl_")
+
+
+def test_calendar_due_counts_working_days(env):
+    # 2026-09-30 + 3 working days skips the National Day holiday: due on the make-up Saturday.
+    out = run(env, "calendar", "due", "2026-09-30T10:00", "--working-days", "3").stdout.strip()
+    assert out == "2026-10-10T23:59:59+08:00"
+    out = run(env, "calendar", "due", "2026-11-27T19:00+08:00", "--working-days", "1").stdout.strip()
+    assert out.startswith("2026-11-30")
+    out = run(env, "calendar", "due", "2026-11-28T10:00", "--hours", "24").stdout.strip()
+    assert out == "2026-11-29T10:00:00+08:00"
+
+
+def test_calendar_provisional_then_imported(env, tmp_path):
+    p = run(env, "calendar", "due", "2026-12-30T10:00", "--working-days", "3")
+    assert "provisional" in p.stderr and "2027" in p.stderr
+    assert p.stdout.strip() == "2027-01-04T23:59:59+08:00"  # Mon-Fri only
+    csv = tmp_path / "2027.csv"
+    csv.write_text("date,kind,name\n2027-01-01,holiday,元旦\n2027-01-04,holiday,元旦调休\n")
+    assert "2027" in run(env, "calendar", "import", str(csv)).stdout
+    p = run(env, "calendar", "due", "2026-12-30T10:00", "--working-days", "3")
+    assert p.stdout.strip() == "2027-01-06T23:59:59+08:00" and "provisional" not in p.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,kind\n2027-13-01,holiday\n")
+    p = run(env, "calendar", "import", str(bad), ok=False)
+    assert "line 2" in p.stderr
+
+
+def test_serve_migrates_an_empty_database_and_answers(env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([*HOTLINE, "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read()
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        assert r.status_code == 200 and "/api/v1/tickets" in r.json()["paths"]
+        run(env, "users", "create", "boss", "--role", "admin", "--password", "long-enough")
+        token = run(env, "users", "token", "boss").stdout.strip()
+        h = {"Authorization": f"Bearer {token}"}
+        r = httpx.post(f"http://127.0.0.1:{port}/api/v1/departments", json={"code": "water", "name": "水务局"},
+                       headers=h)
+        assert r.status_code == 201
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/tickets", headers=h).json()["total"] == 0
+    finally:
+        server.terminate()
+        server.wait(10)
