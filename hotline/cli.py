@@ -1,6 +1,7 @@
 """The `hotline` command (shared/API.md names its sub-commands)."""
 
 import argparse
+import contextlib
 import getpass
 import secrets
 import sys
@@ -122,7 +123,7 @@ def cmd_calendar_due(args: argparse.Namespace) -> None:
 
 
 def cmd_calendar_import(args: argparse.Namespace) -> None:
-    from hotline.runtime import import_year
+    from hotline.runtime import import_year, recompute_provisional
 
     rt = _ready_runtime()
     try:
@@ -131,7 +132,34 @@ def cmd_calendar_import(args: argparse.Namespace) -> None:
         raise SystemExit(f"hotline: {args.file}: {exc}") from None
     with rt.db.session() as session:
         years = import_year(session, overrides, source=f"import:{Path(args.file).name}")
-    print(f"imported {len(overrides)} days for {', '.join(map(str, years))}")
+    rt.invalidate_calendar()
+    with rt.db.session() as session:
+        recomputed = recompute_provisional(session, rt)
+    print(
+        f"imported {len(overrides)} days for {', '.join(map(str, years))}; "
+        f"recomputed the provisional deadlines of {recomputed} tickets"
+    )
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from hotline.scheduler import sweep
+
+    rt = _ready_runtime()
+    now = parse_time(args.now) if args.now else utcnow()
+    for line in sweep(rt, now=now).lines():
+        print(line)
+
+
+def cmd_scheduler(_: argparse.Namespace) -> None:
+    import logging
+
+    from hotline.scheduler import build_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    rt = _ready_runtime()
+    print(f"scheduler: sweeping every {rt.settings.sweep_interval_seconds:g} s (Ctrl-C to stop)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        build_scheduler(rt, blocking=True).start()
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:
@@ -180,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp = cal.add_parser("import", help="load a year's holidays and make-up days from CSV (date,kind[,name])")
     imp.add_argument("file")
     imp.set_defaults(func=cmd_calendar_import)
+
+    sw = sub.add_parser("sweep", help="one sweep of the scheduler; prints what it did")
+    sw.add_argument("--now", help="ISO 8601 time to sweep at (default: now)")
+    sw.set_defaults(func=cmd_sweep)
+
+    sub.add_parser(
+        "scheduler", help="the scheduler as a process of its own (set HOTLINE_EMBEDDED_SCHEDULER=false for serve)"
+    ).set_defaults(func=cmd_scheduler)
 
     demo = sub.add_parser("demo-data", help="load a demo district")
     demo.add_argument("--tickets", type=int, default=2000)

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     # Run the scheduler inside `hotline serve` (the one-process set-up).
     embedded_scheduler: bool = True
+    # Seconds between two sweeps of the scheduler.
+    sweep_interval_seconds: float = 60.0
     sql_echo: bool = False
 
 

@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from hotline.db import UTCDateTime
@@ -137,15 +137,27 @@ class Ticket(SQLModel, table=True):
     replied_at: datetime | None = _time()
     closed_at: datetime | None = _time()
 
-    # Clocks (时限); see hotline.sla.
+    # Clocks (时限); hotline.sla computes them from the inputs below, so they can be
+    # recomputed at any time (e.g. when a year's holiday data arrives).
     sign_by: datetime | None = _time()
     handle_by: datetime | None = _time()
     callback_by: datetime | None = _time()
     deadlines_provisional: bool = False
+    # When the handling clock started: the dispatch, or the last rehandling.
+    handle_started_at: datetime | None = _time()
+    callback_started_at: datetime | None = _time()
+    extension_days: int = 0
+    # Time the handling clock stood still (suspensions), in working or natural seconds
+    # as the handle limit runs.
+    suspended_seconds: float = 0.0
     suspended_at: datetime | None = _time()
-    # Handling time left when the ticket was suspended, in seconds (working or natural,
-    # as the handle limit runs); resume restarts the clock with it.
-    handle_left_seconds: float | None = None
+    # The deadline the state makes count now (sign_by, handle_by or callback_by), its
+    # kind, and when it turns yellow (预警).
+    due_at: datetime | None = _time(index=True)
+    due_kind: str | None = Field(default=None, max_length=10)
+    warn_at: datetime | None = _time()
+    # Steps of the escalation ladder done for the current deadline (see sla.LADDER).
+    escalation_step: int = 0
     # The next time the scheduler must look at this ticket; indexed so a sweep reads
     # only what is due, never the open backlog.
     next_due_at: datetime | None = _time(index=True)
@@ -254,3 +266,72 @@ class CalendarYear(SQLModel, table=True):
     year: int = Field(primary_key=True)
     source: str = Field(max_length=32)
     loaded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Escalation(SQLModel, table=True):
+    """One step of the escalation ladder for one deadline of one ticket; never twice."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "deadline_kind", "deadline_at", "step", name="uq_escalation_step"),
+        Index("ix_escalations_step_at", "step", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    department_id: int | None = Field(default=None, foreign_key="departments.id")
+    deadline_kind: str = Field(max_length=10)  # sign | handle
+    deadline_at: datetime = Field(sa_type=UTCDateTime)
+    step: str = Field(max_length=10)  # warn | urge | supervise | report
+    at: datetime = Field(sa_type=UTCDateTime)
+    by_scheduler: bool = True
+
+
+class SupervisionOrder(SQLModel, table=True):
+    """A supervision order (督办单) to a department leader, who must answer it."""
+
+    __tablename__ = "supervision_orders"
+    __table_args__ = (Index("ix_supervision_department_status", "department_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    department_id: int = Field(foreign_key="departments.id")
+    issued_at: datetime = Field(sa_type=UTCDateTime)
+    issued_by_id: int | None = Field(default=None, foreign_key="users.id")
+    message: str = Field(sa_type=Text)
+    status: str = Field(default="open", max_length=10)  # open | answered
+    answered_at: datetime | None = _time()
+    answered_by_id: int | None = Field(default=None, foreign_key="users.id")
+    answer: str | None = Field(default=None, sa_type=Text)
+
+
+class Notification(SQLModel, table=True):
+    """An in-app notice: to one user, to a role of a department, or to a role."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_department_role", "department_id", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    department_id: int | None = Field(default=None, foreign_key="departments.id")
+    role: str | None = Field(default=None, max_length=16)
+    kind: str = Field(max_length=24)
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)
+    title: str = Field(max_length=200)
+    body: str = Field(default="", sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    read_at: datetime | None = _time()
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message for another system, written in the same transaction as the change."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=40, index=True)
+    key: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = _time(index=True)
+    attempts: int = 0

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from hotline.calendar import WorkCalendar
 from hotline.config import Settings
 from hotline.db import Database, utcnow
-from hotline.models import CalendarDay, CalendarYear
+from hotline.models import CalendarDay, CalendarYear, Ticket
 from hotline.workflow.definition import WorkflowSet, workflow_set
 
 
@@ -72,9 +72,16 @@ def seed_calendar(session: Session) -> int:
     return len(cal.covered_years)
 
 
-def import_year(session: Session, overrides: dict[date, bool], source: str) -> list[int]:
-    """Replace the holiday data of the years the overrides name; return those years."""
-    years = sorted({d.year for d in overrides})
+def import_year(
+    session: Session,
+    overrides: dict[date, bool],
+    source: str,
+    *,
+    names: dict[date, str] | None = None,
+    years: list[int] | None = None,
+) -> list[int]:
+    """Replace the holiday data of the given years (default: those the days fall in)."""
+    years = sorted(set(years or []) | {d.year for d in overrides})
     now = utcnow()
     for year in years:
         for row in session.exec(
@@ -88,6 +95,23 @@ def import_year(session: Session, overrides: dict[date, bool], source: str) -> l
         else:
             session.add(CalendarYear(year=year, source=source, loaded_at=now))
     for day, working in sorted(overrides.items()):
-        session.add(CalendarDay(day=day, working=working))
+        session.add(CalendarDay(day=day, working=working, name=(names or {}).get(day)))
     session.flush()
     return years
+
+
+def recompute_provisional(session: Session, runtime: Runtime) -> int:
+    """Recompute the deadlines of open tickets that were computed without holiday data."""
+    from hotline.sla import recompute
+
+    cal = runtime.calendar(session)
+    count = 0
+    for ticket in session.exec(select(Ticket).where(Ticket.deadlines_provisional)).all():
+        wf = runtime.workflows.get(ticket.workflow)
+        if wf.states[ticket.state].final:
+            continue
+        recompute(cal, wf, ticket)
+        session.add(ticket)
+        count += 1
+    session.flush()
+    return count

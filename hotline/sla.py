@@ -1,7 +1,14 @@
-"""Deadlines (时限): the clocks a ticket carries and when the scheduler must look again."""
+"""Deadlines (时限): the clocks a ticket carries, their colour, and the escalation ladder.
+
+Every clock is computed from its inputs (when it started, the limit, approved
+extension days, time spent suspended), never adjusted in place, so a ticket's
+deadlines can be recomputed at any time: when a year's holiday data arrives, for
+instance. Times come in as `now`; nothing here reads the clock.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -10,6 +17,13 @@ from hotline.models import Ticket
 
 if TYPE_CHECKING:
     from hotline.workflow.definition import Limit, Workflow
+
+# The escalation ladder, in order; a ticket's `escalation_step` counts the steps done
+# for its current deadline.
+LADDER = ("warn", "urge", "supervise", "report")
+# Deadlines that climb the ladder: the department's. (The callback deadline is the
+# centre's own and is handled by the evaluation sweep.)
+LADDER_KINDS = ("sign", "handle")
 
 
 def due(cal: WorkCalendar, start: datetime, limit: Limit) -> Due:
@@ -25,78 +39,137 @@ def is_natural(limit: Limit) -> bool:
     return limit.working_days is None
 
 
-def start_dispatch_clocks(cal: WorkCalendar, wf: Workflow, ticket: Ticket, now: datetime) -> None:
-    """Sign-by and handle-by, both counted from the dispatch.
-
-    Handle-by runs from the dispatch, not from the signing: the citizen's wait starts
-    when the ticket reaches the department, and a department that signs late must not
-    gain time by it.
-    """
-    sign = due(cal, now, wf.limits.sign.pick(ticket.type, ticket.urgency))
-    handle = due(cal, now, wf.limits.handle.pick(ticket.type, ticket.urgency))
-    ticket.sign_by, ticket.handle_by = sign.at, handle.at
-    ticket.deadlines_provisional = sign.provisional or handle.provisional
+def handle_limit(wf: Workflow, ticket: Ticket) -> Limit:
+    return wf.limits.handle.pick(ticket.type, ticket.urgency)
 
 
-def restart_handle_clock(cal: WorkCalendar, wf: Workflow, ticket: Ticket, now: datetime) -> None:
-    """A fresh handle-by from now (rehandling)."""
-    handle = due(cal, now, wf.limits.handle.pick(ticket.type, ticket.urgency))
-    ticket.handle_by = handle.at
-    ticket.deadlines_provisional = handle.provisional
+def elapsed(cal: WorkCalendar, limit: Limit, a: datetime, b: datetime) -> float:
+    """Seconds from a to b as the limit counts them: working seconds or natural ones."""
+    return (b - a).total_seconds() if is_natural(limit) else cal.working_seconds_between(a, b)
 
 
-def start_callback_clock(cal: WorkCalendar, wf: Workflow, ticket: Ticket, now: datetime) -> None:
-    """Callback-by, counted from the centre's approval of the reply (or a direct answer)."""
-    callback = due(cal, now, wf.limits.callback)
-    ticket.callback_by = callback.at
-    ticket.deadlines_provisional = ticket.deadlines_provisional or callback.provisional
-
-
-def extend_handle_clock(cal: WorkCalendar, ticket: Ticket, days: int) -> None:
-    """Move handle-by on by `days` working days (an approved extension)."""
-    moved = cal.add_working_days(ticket.handle_by, days)
-    ticket.handle_by = moved.at
-    ticket.deadlines_provisional = ticket.deadlines_provisional or moved.provisional
-
-
-def stop_handle_clock(cal: WorkCalendar, wf: Workflow, ticket: Ticket, now: datetime) -> float | None:
-    """The handling time left at a suspension, in the units the limit runs in (seconds)."""
-    if ticket.handle_by is None:
+def compute_handle_by(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> Due | None:
+    """Handle-by: the limit from the clock's start, plus extensions, plus time suspended."""
+    if ticket.handle_started_at is None:
         return None
-    if is_natural(wf.limits.handle.pick(ticket.type, ticket.urgency)):
-        return (ticket.handle_by - now).total_seconds()
-    return cal.working_seconds_between(now, ticket.handle_by)
+    limit = handle_limit(wf, ticket)
+    if is_natural(limit):
+        base = due(cal, ticket.handle_started_at, limit)
+        if ticket.extension_days:
+            base = cal.add_working_days(base.at, ticket.extension_days)
+        at = base.at + timedelta(seconds=ticket.suspended_seconds or 0)
+        return Due(at, base.provisional)
+    base = cal.add_working_days(ticket.handle_started_at, limit.working_days + (ticket.extension_days or 0))
+    if ticket.suspended_seconds:
+        moved = cal.add_working_seconds(base.at, ticket.suspended_seconds)
+        return Due(moved.at, base.provisional or moved.provisional)
+    return base
 
 
-def resume_handle_clock(cal: WorkCalendar, wf: Workflow, ticket: Ticket, now: datetime, left: float | None) -> None:
-    """Restart handle-by with the time that was left when the ticket was suspended."""
-    if left is None:
-        return
-    if is_natural(wf.limits.handle.pick(ticket.type, ticket.urgency)):
-        ticket.handle_by = now + timedelta(seconds=left)
-        return
-    resumed = cal.add_working_seconds(now, left)
-    ticket.handle_by = resumed.at
-    ticket.deadlines_provisional = ticket.deadlines_provisional or resumed.provisional
+def recompute(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> None:
+    """Recompute every clock of the ticket from its inputs, and what the scheduler watches."""
+    provisional = False
+    if ticket.dispatched_at is not None:
+        sign = due(cal, ticket.dispatched_at, wf.limits.sign.pick(ticket.type, ticket.urgency))
+        ticket.sign_by, provisional = sign.at, sign.provisional
+    handle = compute_handle_by(cal, wf, ticket)
+    if handle is not None:
+        ticket.handle_by = handle.at
+        provisional = provisional or handle.provisional
+    if ticket.callback_started_at is not None:
+        callback = due(cal, ticket.callback_started_at, wf.limits.callback)
+        ticket.callback_by = callback.at
+        provisional = provisional or callback.provisional
+    ticket.deadlines_provisional = provisional
+    refresh_watch(cal, wf, ticket)
 
 
-def running_deadline(wf: Workflow, ticket: Ticket) -> datetime | None:
-    """The deadline that the ticket's state makes count now, if any."""
+def running_deadline(wf: Workflow, ticket: Ticket) -> tuple[str, datetime, datetime] | None:
+    """The deadline the ticket's state makes count now: (kind, deadline, clock start)."""
     state = wf.states.get(ticket.state)
     if state is None or state.final or state.clock_stopped:
         return None
-    if ticket.state == "dispatched":
-        candidates = [ticket.sign_by, ticket.handle_by]
-    elif ticket.state in ("in_progress", "returned"):
-        candidates = [ticket.handle_by]
-    elif ticket.state == "pending_callback":
-        candidates = [ticket.callback_by]
-    else:
-        candidates = []
-    present = [c for c in candidates if c is not None]
-    return min(present) if present else None
+    if ticket.state == "dispatched" and ticket.signed_at is None and ticket.sign_by is not None:
+        return "sign", ticket.sign_by, ticket.dispatched_at
+    if ticket.state in ("dispatched", "in_progress", "returned") and ticket.handle_by is not None:
+        return "handle", ticket.handle_by, ticket.handle_started_at or ticket.dispatched_at
+    if ticket.state == "pending_callback" and ticket.callback_by is not None:
+        return "callback", ticket.callback_by, ticket.callback_started_at
+    return None
 
 
-def refresh_next_due(wf: Workflow, ticket: Ticket) -> None:
-    """Store when the scheduler must next look at the ticket (indexed; sweeps read only this)."""
-    ticket.next_due_at = running_deadline(wf, ticket)
+def limit_of(wf: Workflow, ticket: Ticket, kind: str) -> Limit:
+    """The limit behind a deadline kind for this ticket."""
+    if kind == "sign":
+        return wf.limits.sign.pick(ticket.type, ticket.urgency)
+    if kind == "handle":
+        return handle_limit(wf, ticket)
+    return wf.limits.callback
+
+
+def warn_time(cal: WorkCalendar, wf: Workflow, limit: Limit, deadline: datetime, start: datetime) -> datetime:
+    """When a deadline turns yellow: a quarter of the limit, or one working day, is left (the less)."""
+    w = wf.limits.warning
+    if is_natural(limit):
+        lead = min((deadline - start).total_seconds() * w.fraction, w.max_working_days * 86400)
+        return deadline - timedelta(seconds=lead)
+    total = cal.working_seconds_between(start, deadline)
+    lead = min(total * w.fraction, w.max_working_days * 86400)
+    return min(cal.add_working_seconds(start, total - lead).at, deadline)
+
+
+def refresh_watch(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> None:
+    """Store the running deadline, its yellow time, and the scheduler's next look.
+
+    A new deadline (another kind, or a moved one) starts the ladder again.
+    """
+    running = running_deadline(wf, ticket)
+    if running is None:
+        ticket.due_at = ticket.due_kind = ticket.warn_at = None
+        ticket.next_due_at = None
+        return
+    kind, deadline, start = running
+    if (kind, deadline) != (ticket.due_kind, ticket.due_at):
+        ticket.escalation_step = 0
+    ticket.due_kind, ticket.due_at = kind, deadline
+    ticket.warn_at = warn_time(cal, wf, limit_of(wf, ticket, kind), deadline, start or deadline)
+    ticket.next_due_at = next_step_time(cal, wf, ticket)
+
+
+def step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket, step: int) -> datetime:
+    """When step number `step` of the ladder falls due for the ticket's current deadline."""
+    name = LADDER[step]
+    esc = wf.limits.escalation
+    if name == "warn":
+        return ticket.warn_at
+    if name == "urge":
+        return ticket.due_at
+    days = esc.supervise_after_working_days if name == "supervise" else esc.report_after_working_days
+    return cal.add_working_seconds(ticket.due_at, days * 86400).at
+
+
+def next_step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> datetime | None:
+    """When the scheduler must next act: the next ladder step (department deadlines only)."""
+    if ticket.due_kind not in LADDER_KINDS or ticket.escalation_step >= len(LADDER):
+        return None
+    return step_time(cal, wf, ticket, ticket.escalation_step)
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str  # green | yellow | red
+    label: str
+
+
+LEVELS = {"green": Level("green", "正常"), "yellow": Level("yellow", "预警"), "red": Level("red", "超期")}
+
+
+def level(ticket: Ticket, now: datetime) -> Level | None:
+    """The colour of the ticket's running deadline at `now`; None when no clock runs."""
+    if ticket.due_at is None:
+        return None
+    if now >= ticket.due_at:
+        return LEVELS["red"]
+    if ticket.warn_at is not None and now >= ticket.warn_at:
+        return LEVELS["yellow"]
+    return LEVELS["green"]

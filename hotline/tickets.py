@@ -13,6 +13,7 @@ from hotline.calendar import LOCAL_TZ
 from hotline.errors import Invalid, NotFound
 from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
 from hotline.routing import category_chain
+from hotline.sla import level
 from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor
 
@@ -136,6 +137,7 @@ def search(
     states: list[str] | None,
     department: str | None,
     overdue: bool | None,
+    level: str | None = None,
     q: str | None,
     now: datetime,
     page: int,
@@ -160,8 +162,14 @@ def search(
             )
         )
     if overdue is not None:
-        late = Ticket.next_due_at.is_not(None) & (Ticket.next_due_at < now)
-        conditions.append(late if overdue else ~late | Ticket.next_due_at.is_(None))
+        late = Ticket.due_at.is_not(None) & (Ticket.due_at <= now)
+        conditions.append(late if overdue else (Ticket.due_at.is_(None) | (Ticket.due_at > now)))
+    if level == "red":
+        conditions.append(Ticket.due_at <= now)
+    elif level == "yellow":
+        conditions.append((Ticket.warn_at <= now) & (Ticket.due_at > now))
+    elif level == "green":
+        conditions.append((Ticket.warn_at > now) & (Ticket.due_at > now))
     if q:
         like = f"%{q.strip()}%"
         conditions.append(or_(Ticket.number == q.strip(), Ticket.title.like(like), Ticket.content.like(like)))
@@ -205,8 +213,9 @@ class Lookups:
 def ticket_out(
     ticket: Ticket, actor: Actor, runtime, lookups: Lookups, assignments: list[Assignment] | None = None
 ) -> dict[str, Any]:
-    """The ticket as the actor may read it."""
+    """The ticket as the actor may read it, with the colour of its running deadline."""
     wf = runtime.workflows.get(ticket.workflow)
+    current = level(ticket, runtime.now())
     category = lookups.categories.get(ticket.category_id)
     department = lookups.departments.get(ticket.main_department_id)
     out: dict[str, Any] = {
@@ -253,7 +262,14 @@ def ticket_out(
             "handle_by": _iso(ticket.handle_by),
             "callback_by": _iso(ticket.callback_by),
             "provisional": ticket.deadlines_provisional,
+            "running": ticket.due_kind,
+            "due_at": _iso(ticket.due_at),
+            "warn_at": _iso(ticket.warn_at),
         },
+        "level": current.name if current else None,
+        "level_label": current.label if current else None,
+        "suspended_at": _iso(ticket.suspended_at),
+        "extension_days": ticket.extension_days,
     }
     if assignments is not None:
         out["assignments"] = [

@@ -189,7 +189,7 @@ def test_transitions_lists_what_the_caller_may_fire(as_):
     assert set(events_of(agent, tid)) == {"answer", "dispatch", "merge", "cancel"}
     agent.fire(tid, "dispatch")
     assert set(events_of(housing, tid)) == {"sign", "return"}
-    assert set(events_of(sup, tid)) == {"merge", "urge", "supervise"}
+    assert set(events_of(sup, tid)) == {"merge", "urge", "supervise", "report"}
 
 
 def test_suspension_and_resume(as_):

@@ -1,6 +1,6 @@
 """Tickets: intake, lists, one ticket, its transitions and its history."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,6 +58,7 @@ def list_tickets(
     state: Annotated[str | None, Query(description="one state, or several separated by commas")] = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
     overdue: bool | None = None,
+    level: Annotated[Literal["green", "yellow", "red"] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -75,6 +76,7 @@ def list_tickets(
             states=states,
             department=department,
             overdue=overdue,
+            level=level,
             q=q,
             now=runtime.now(),
             page=page,

@@ -58,6 +58,22 @@ class LimitTable(BaseModel):
         return self.urgency.get(urgency) or self.type.get(ticket_type) or self.default
 
 
+class WarningRule(BaseModel):
+    """Yellow (预警) when this fraction of the limit, or this many working days, is left (the less)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    fraction: float = 0.25
+    max_working_days: float = 1
+
+
+class EscalationRule(BaseModel):
+    """After the breach: a supervision order, then the report to district leadership."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    supervise_after_working_days: float = 1
+    report_after_working_days: float = 5
+
+
 class Limits(BaseModel):
     """The time limits and counts of a workflow (DOMAIN.md "Deadlines")."""
 
@@ -71,6 +87,8 @@ class Limits(BaseModel):
     designate_after_dispatches: int = 3
     callback_attempts: int = 3
     satisfied_ratings: tuple[int, ...] = (3, 4, 5)
+    warning: WarningRule = WarningRule()
+    escalation: EscalationRule = EscalationRule()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from transitions import Machine
 
 from hotline.errors import Conflict, NotFound, NotPermitted
 from hotline.models import Assignment, Ticket, TicketEvent, User
-from hotline.sla import refresh_next_due
+from hotline.sla import recompute
 from hotline.workflow.definition import (
     CO_SUFFIX,
     DEPARTMENT_ROLES,
@@ -69,6 +69,8 @@ class Context:
     assignment: Assignment | None = None
     as_co_handler: bool = False
     dry_run: bool = False
+    # What the caller knows beyond the payload (the scheduler: which deadline, which step).
+    extra: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -238,6 +240,7 @@ def fire(
     *,
     now: datetime,
     version: int | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Ticket:
     """Fire one event on one ticket, inside the session's transaction; return the ticket."""
     ticket = load_for_update(session, ticket_id)
@@ -283,13 +286,15 @@ def fire(
         from_state=ticket.state,
         assignment=assignment,
         as_co_handler=as_co,
+        extra=dict(context or {}),
     )
     if not _run(ctx):
         raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
-    refresh_next_due(wf, ticket)
+    recompute(runtime.calendar(session), wf, ticket)
     ticket.version += 1
     ticket.updated_at = now
     details = {k: v for k, v in clean.items()}
+    details.update(ctx.extra)
     details.update(ctx.details)
     if as_co:
         details["as_co_handler"] = True

@@ -40,6 +40,7 @@ FIELDS: dict[str, FieldSpec] = {
     "department": _spec("承办单位", Code),
     "master": _spec("主工单", Annotated[int, Field(ge=1, strict=True)]),
     "message": _spec("内容", Reason),
+    "order": _spec("督办单", Annotated[int, Field(ge=1, strict=True)]),
     "rating": _spec("满意度", Annotated[int, Field(ge=1, le=5, strict=True)]),
     "reached": _spec("是否联系上", StrictBool),
     "reason": _spec("理由", Reason),

@@ -4,8 +4,20 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from hotline import sla
+from hotline.calendar import LOCAL_TZ
 from hotline.errors import Invalid
-from hotline.models import Approval, Assignment, Callback, Department, Ticket, TicketEvent
+from hotline.models import (
+    Approval,
+    Assignment,
+    Callback,
+    Department,
+    Escalation,
+    Notification,
+    OutboxMessage,
+    SupervisionOrder,
+    Ticket,
+    TicketEvent,
+)
 from hotline.routing import route
 from hotline.workflow.engine import Context, GuardFailed
 from hotline.workflow.registry import condition, effect
@@ -212,6 +224,21 @@ def valid_master(ctx: Context, _arg=None) -> None:
         raise GuardFailed(f"the master ticket {master.number} is closed ({wf.state_label(master.state)})")
 
 
+@condition("open_supervision_order")
+def open_supervision_order(ctx: Context, _arg=None) -> None:
+    orders = ctx.session.exec(
+        select(SupervisionOrder).where(
+            SupervisionOrder.ticket_id == ctx.ticket.id,
+            SupervisionOrder.department_id == ctx.actor.department_id,
+            SupervisionOrder.status == "open",
+        )
+    ).all()
+    if not orders:
+        raise GuardFailed("your department has no open supervision order on this ticket")
+    if not ctx.dry_run and ctx.payload["order"] not in {o.id for o in orders}:
+        raise Invalid(f"supervision order {ctx.payload['order']} is not open for your department", field="order")
+
+
 # --- effects --------------------------------------------------------------------------
 
 
@@ -252,7 +279,8 @@ def assign_departments(ctx: Context, _arg=None) -> None:
     t.dispatched_at = now
     t.signed_at = t.replied_at = None
     t.return_from_state = None
-    sla.start_dispatch_clocks(_calendar(ctx), ctx.workflow, t, now)
+    # A new dispatch starts the department's clocks afresh (recomputed by the gateway).
+    t.handle_started_at, t.extension_days, t.suspended_seconds = now, 0, 0.0
     ctx.details.update(
         {
             "department": main.code,
@@ -350,32 +378,25 @@ def approve_extension(ctx: Context, _arg=None) -> None:
         raise GuardFailed(f"extensions of one ticket are capped at {cap} working days; {used} already approved")
     _decide(ctx, "extension", "approved")
     approval.days = days
-    before = ctx.ticket.handle_by
-    sla.extend_handle_clock(_calendar(ctx), ctx.ticket, days)
-    ctx.details.update(
-        {
-            "days": days,
-            "handle_by_before": before.isoformat() if before else None,
-            "handle_by": ctx.ticket.handle_by.isoformat(),
-        }
-    )
+    ctx.ticket.extension_days += days
+    ctx.details.update({"days": days, "handle_by_before": _iso(ctx.ticket.handle_by)})
 
 
 @effect("approve_suspension")
 def approve_suspension(ctx: Context, _arg=None) -> None:
     _decide(ctx, "suspension", "approved")
-    t = ctx.ticket
-    t.suspended_at = ctx.now
-    t.handle_left_seconds = sla.stop_handle_clock(_calendar(ctx), ctx.workflow, t, ctx.now)
-    ctx.details["handle_left_seconds"] = t.handle_left_seconds
+    ctx.ticket.suspended_at = ctx.now
 
 
 @effect("resume_clock")
 def resume_clock(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
-    sla.resume_handle_clock(_calendar(ctx), ctx.workflow, t, ctx.now, t.handle_left_seconds)
-    t.suspended_at, t.handle_left_seconds = None, None
-    ctx.details["handle_by"] = t.handle_by.isoformat() if t.handle_by else None
+    if t.suspended_at is not None:
+        # The clock stood still while suspended: the handling time left is kept.
+        paused = sla.elapsed(_calendar(ctx), sla.handle_limit(ctx.workflow, t), t.suspended_at, ctx.now)
+        t.suspended_seconds = (t.suspended_seconds or 0) + max(paused, 0)
+        ctx.details["suspended_seconds"] = paused
+    t.suspended_at = None
 
 
 @effect("record_reply")
@@ -406,7 +427,7 @@ def record_answer(ctx: Context, _arg=None) -> None:
 
 @effect("start_callback_clock")
 def start_callback_clock(ctx: Context, _arg=None) -> None:
-    sla.start_callback_clock(_calendar(ctx), ctx.workflow, ctx.ticket, ctx.now)
+    ctx.ticket.callback_started_at = ctx.now
 
 
 @effect("record_callback")
@@ -447,9 +468,10 @@ def rehandle(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     t.rehandle_count += 1
     reopen_main_assignment(ctx)
-    sla.restart_handle_clock(_calendar(ctx), ctx.workflow, t, ctx.now)
-    t.callback_by = None
-    ctx.details.update({"rehandle_no": t.rehandle_count, "handle_by": t.handle_by.isoformat()})
+    # A fresh handling deadline from now; the callback clock starts again after the reply.
+    t.handle_started_at, t.extension_days, t.suspended_seconds = ctx.now, 0, 0.0
+    t.callback_started_at = t.callback_by = None
+    ctx.details["rehandle_no"] = t.rehandle_count
 
 
 @effect("merge_into_master")
@@ -478,11 +500,153 @@ def merge_into_master(ctx: Context, _arg=None) -> None:
     )
 
 
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _notify(
+    ctx: Context,
+    *,
+    kind: str,
+    title: str,
+    body: str = "",
+    role: str | None = None,
+    department_id: int | None = None,
+    user_id: int | None = None,
+) -> None:
+    """An in-app notice, and its copy in the outbox for the systems that relay notices."""
+    ctx.session.add(
+        Notification(
+            user_id=user_id,
+            department_id=department_id,
+            role=role,
+            kind=kind,
+            ticket_id=ctx.ticket.id,
+            title=title,
+            body=body,
+            created_at=ctx.now,
+        )
+    )
+    ctx.session.add(
+        OutboxMessage(
+            topic=f"notice.{kind}",
+            key=ctx.ticket.number,
+            created_at=ctx.now,
+            payload={
+                "kind": kind,
+                "ticket": ctx.ticket.number,
+                "department_id": department_id,
+                "role": role,
+                "title": title,
+                "body": body,
+                "at": ctx.now.isoformat(),
+            },
+        )
+    )
+
+
+def _record_step(ctx: Context, step: str) -> None:
+    """The ladder step for the ticket's running deadline, once (the table is unique on it)."""
+    t = ctx.ticket
+    kind, deadline = (t.due_kind, t.due_at) if t.due_at is not None else ("manual", ctx.now)
+    done = ctx.session.exec(
+        select(Escalation.id).where(
+            Escalation.ticket_id == t.id,
+            Escalation.deadline_kind == kind,
+            Escalation.deadline_at == deadline,
+            Escalation.step == step,
+        )
+    ).first()
+    if done is None:
+        ctx.session.add(
+            Escalation(
+                ticket_id=t.id,
+                department_id=t.main_department_id,
+                deadline_kind=kind,
+                deadline_at=deadline,
+                step=step,
+                at=ctx.now,
+                by_scheduler=ctx.actor.role == "system",
+            )
+        )
+    ctx.details.update({"deadline": kind, "deadline_at": _iso(deadline)})
+
+
+_DEADLINE_WORDS = {"sign": "签收", "handle": "办理", "callback": "回访"}
+
+
+def _deadline_text(ctx: Context) -> str:
+    t = ctx.ticket
+    word = _DEADLINE_WORDS.get(t.due_kind or "", "办理")
+    if t.due_at is None:
+        return f"{word}时限"
+    return f"{word}时限（{t.due_at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}）"
+
+
+@effect("warn")
+def warn(ctx: Context, _arg=None) -> None:
+    t = ctx.ticket
+    _record_step(ctx, "warn")
+    body = ctx.payload.get("message") or f"{_deadline_text(ctx)}将到，请抓紧办理。"
+    _notify(
+        ctx,
+        kind="warn",
+        role="handler",
+        department_id=t.main_department_id,
+        title=f"预警：工单 {t.number} 即将超期",
+        body=body,
+    )
+
+
 @effect("urge")
 def urge(ctx: Context, _arg=None) -> None:
-    ctx.details["department_id"] = ctx.ticket.main_department_id
+    t = ctx.ticket
+    _record_step(ctx, "urge")
+    body = ctx.payload.get("message") or f"{_deadline_text(ctx)}已到，请尽快办理。"
+    _notify(
+        ctx, kind="urge", role="handler", department_id=t.main_department_id, title=f"催办：工单 {t.number}", body=body
+    )
 
 
 @effect("supervise")
 def supervise(ctx: Context, _arg=None) -> None:
-    ctx.details["department_id"] = ctx.ticket.main_department_id
+    t = ctx.ticket
+    _record_step(ctx, "supervise")
+    message = ctx.payload.get("message") or f"工单 {t.number} {_deadline_text(ctx)}已超期，请单位负责人督促办理并答复。"
+    order = SupervisionOrder(
+        ticket_id=t.id,
+        department_id=t.main_department_id,
+        issued_at=ctx.now,
+        issued_by_id=ctx.actor.id,
+        message=message,
+    )
+    ctx.session.add(order)
+    ctx.session.flush()
+    ctx.details["supervision_order"] = order.id
+    _notify(
+        ctx,
+        kind="supervise",
+        role="leader",
+        department_id=t.main_department_id,
+        title=f"督办单：工单 {t.number}",
+        body=message,
+    )
+
+
+@effect("report")
+def report(ctx: Context, _arg=None) -> None:
+    t = ctx.ticket
+    _record_step(ctx, "report")
+    body = ctx.payload.get("message") or f"工单 {t.number} {_deadline_text(ctx)}严重超期，已列入向区领导的通报。"
+    _notify(ctx, kind="report", role="supervisor", title=f"通报：工单 {t.number}", body=body)
+    _notify(
+        ctx, kind="report", role="leader", department_id=t.main_department_id, title=f"通报：工单 {t.number}", body=body
+    )
+
+
+@effect("answer_supervision")
+def answer_supervision(ctx: Context, _arg=None) -> None:
+    order = ctx.session.get(SupervisionOrder, ctx.payload["order"])
+    order.status, order.answered_at = "answered", ctx.now
+    order.answered_by_id, order.answer = ctx.actor.id, ctx.payload["answer"]
+    ctx.session.add(order)

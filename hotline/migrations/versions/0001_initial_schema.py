@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 14:01:05.939425
+Create Date: 2026-11-28 14:09:27.655347
 """
 
 from collections.abc import Sequence
@@ -12,6 +12,7 @@ import sqlmodel
 from alembic import op
 
 import hotline.db
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -45,6 +46,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("code"),
     )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("topic", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("created_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbox_delivered_at"), ["delivered_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_topic"), ["topic"], unique=False)
+
     op.create_table(
         "ticket_counters",
         sa.Column("day", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
@@ -81,11 +97,7 @@ def upgrade() -> None:
         sa.Column("display_name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("department_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "password_hash",
-            sqlmodel.sql.sqltypes.AutoString(length=255),
-            nullable=False,
-        ),
+        sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
         sa.Column("locked_until", hotline.db.UTCDateTime(timezone=True), nullable=True),
@@ -166,11 +178,7 @@ def upgrade() -> None:
         sa.Column("main_department_id", sa.Integer(), nullable=True),
         sa.Column("dispatch_count", sa.Integer(), nullable=False),
         sa.Column("designated", sa.Boolean(), nullable=False),
-        sa.Column(
-            "return_from_state",
-            sqlmodel.sql.sqltypes.AutoString(length=20),
-            nullable=True,
-        ),
+        sa.Column("return_from_state", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
         sa.Column("master_id", sa.Integer(), nullable=True),
         sa.Column("rehandle_count", sa.Integer(), nullable=False),
         sa.Column("answer", sa.Text(), nullable=True),
@@ -187,8 +195,15 @@ def upgrade() -> None:
         sa.Column("handle_by", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("callback_by", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("deadlines_provisional", sa.Boolean(), nullable=False),
+        sa.Column("handle_started_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("callback_started_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("extension_days", sa.Integer(), nullable=False),
+        sa.Column("suspended_seconds", sa.Float(), nullable=False),
         sa.Column("suspended_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("handle_left_seconds", sa.Float(), nullable=True),
+        sa.Column("due_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_kind", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
+        sa.Column("warn_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("escalation_step", sa.Integer(), nullable=False),
         sa.Column("next_due_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["category_id"],
@@ -215,6 +230,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tickets_category_id"), ["category_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_created_at"), ["created_at"], unique=False)
         batch_op.create_index("ix_tickets_department_state", ["main_department_id", "state"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_due_at"), ["due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_next_due_at"), ["next_due_at"], unique=False)
         batch_op.create_index("ix_tickets_state_created", ["state", "created_at"], unique=False)
 
@@ -289,11 +305,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("assignments", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_assignments_department_ticket",
-            ["department_id", "ticket_id"],
-            unique=False,
-        )
+        batch_op.create_index("ix_assignments_department_ticket", ["department_id", "ticket_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_assignments_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
@@ -320,6 +332,97 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("callbacks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_callbacks_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "escalations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("department_id", sa.Integer(), nullable=True),
+        sa.Column("deadline_kind", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("deadline_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("step", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("by_scheduler", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["department_id"],
+            ["departments.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("ticket_id", "deadline_kind", "deadline_at", "step", name="uq_escalation_step"),
+    )
+    with op.batch_alter_table("escalations", schema=None) as batch_op:
+        batch_op.create_index("ix_escalations_step_at", ["step", "at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_escalations_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("department_id", sa.Integer(), nullable=True),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=True),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("read_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["department_id"],
+            ["departments.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notifications_created_at"), ["created_at"], unique=False)
+        batch_op.create_index("ix_notifications_department_role", ["department_id", "role"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notifications_ticket_id"), ["ticket_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notifications_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "supervision_orders",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("department_id", sa.Integer(), nullable=False),
+        sa.Column("issued_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("issued_by_id", sa.Integer(), nullable=True),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("answered_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answered_by_id", sa.Integer(), nullable=True),
+        sa.Column("answer", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["answered_by_id"],
+            ["users.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["department_id"],
+            ["departments.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["issued_by_id"],
+            ["users.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("supervision_orders", schema=None) as batch_op:
+        batch_op.create_index("ix_supervision_department_status", ["department_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_supervision_orders_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
         "ticket_events",
@@ -355,6 +458,23 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ticket_events_ticket_id"))
 
     op.drop_table("ticket_events")
+    with op.batch_alter_table("supervision_orders", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_supervision_orders_ticket_id"))
+        batch_op.drop_index("ix_supervision_department_status")
+
+    op.drop_table("supervision_orders")
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notifications_user_id"))
+        batch_op.drop_index(batch_op.f("ix_notifications_ticket_id"))
+        batch_op.drop_index("ix_notifications_department_role")
+        batch_op.drop_index(batch_op.f("ix_notifications_created_at"))
+
+    op.drop_table("notifications")
+    with op.batch_alter_table("escalations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_escalations_ticket_id"))
+        batch_op.drop_index("ix_escalations_step_at")
+
+    op.drop_table("escalations")
     with op.batch_alter_table("callbacks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_callbacks_ticket_id"))
 
@@ -372,6 +492,7 @@ def downgrade() -> None:
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index("ix_tickets_state_created")
         batch_op.drop_index(batch_op.f("ix_tickets_next_due_at"))
+        batch_op.drop_index(batch_op.f("ix_tickets_due_at"))
         batch_op.drop_index("ix_tickets_department_state")
         batch_op.drop_index(batch_op.f("ix_tickets_created_at"))
         batch_op.drop_index(batch_op.f("ix_tickets_category_id"))
@@ -395,6 +516,11 @@ def downgrade() -> None:
 
     op.drop_table("categories")
     op.drop_table("ticket_counters")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_topic"))
+        batch_op.drop_index(batch_op.f("ix_outbox_delivered_at"))
+
+    op.drop_table("outbox")
     op.drop_table("departments")
     op.drop_table("calendar_years")
     op.drop_table("calendar_days")

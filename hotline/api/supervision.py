@@ -1,0 +1,163 @@
+"""Notices, supervision orders (督办单) and the escalation record (催办, 督办, 通报)."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import and_, or_
+from sqlmodel import select
+
+from hotline.api.deps import CurrentActor, RuntimeDep, require
+from hotline.calendar import LOCAL_TZ
+from hotline.errors import NotFound
+from hotline.models import Escalation, Notification, SupervisionOrder, Ticket
+from hotline.workflow.definition import DEPARTMENT_ROLES
+from hotline.workflow.engine import Actor, fire
+
+router = APIRouter(tags=["supervision"])
+
+
+def _iso(value) -> str | None:
+    return value.astimezone(LOCAL_TZ).isoformat() if value else None
+
+
+def addressed_to(actor: Actor):
+    """Notices meant for the actor: to them, to their role in their department, or to their role."""
+    clauses = [
+        Notification.user_id == actor.id,
+        and_(Notification.department_id.is_(None), Notification.role == actor.role),
+    ]
+    if actor.department_id is not None:
+        clauses.append(
+            and_(
+                Notification.department_id == actor.department_id,
+                or_(Notification.role.is_(None), Notification.role == actor.role),
+            )
+        )
+    return or_(*clauses)
+
+
+@router.get("/notifications")
+def list_notifications(
+    actor: CurrentActor,
+    runtime: RuntimeDep,
+    unread: bool = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[dict[str, Any]]:
+    """The caller's notices, newest first (department notices are shared by the department)."""
+    with runtime.db.read_session() as session:
+        stmt = select(Notification, Ticket.number).join(Ticket, Ticket.id == Notification.ticket_id, isouter=True)
+        stmt = stmt.where(addressed_to(actor))
+        if unread:
+            stmt = stmt.where(Notification.read_at.is_(None))
+        rows = session.exec(stmt.order_by(Notification.id.desc()).limit(limit)).all()
+        return [
+            {
+                "id": n.id,
+                "kind": n.kind,
+                "ticket": n.ticket_id,
+                "ticket_number": number,
+                "title": n.title,
+                "body": n.body,
+                "created_at": _iso(n.created_at),
+                "read_at": _iso(n.read_at),
+            }
+            for n, number in rows
+        ]
+
+
+@router.post("/notifications/{notification_id}/read")
+def mark_read(notification_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.session() as session:
+        n = session.exec(select(Notification).where(Notification.id == notification_id, addressed_to(actor))).first()
+        if n is None:
+            raise NotFound(f"notification {notification_id} not found, or not yours")
+        if n.read_at is None:
+            n.read_at = runtime.now()
+        return {"id": n.id, "read_at": _iso(n.read_at)}
+
+
+def _order_out(o: SupervisionOrder, number: str) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "ticket": o.ticket_id,
+        "ticket_number": number,
+        "department_id": o.department_id,
+        "issued_at": _iso(o.issued_at),
+        "issued_by_scheduler": o.issued_by_id is None,
+        "message": o.message,
+        "status": o.status,
+        "answered_at": _iso(o.answered_at),
+        "answer": o.answer,
+    }
+
+
+@router.get("/supervision-orders")
+def list_orders(
+    actor: Annotated[Actor, require("leader", "handler", "supervisor", "admin")],
+    runtime: RuntimeDep,
+    status: Literal["open", "answered"] | None = None,
+) -> list[dict[str, Any]]:
+    """Supervision orders: a department's own, or all of them for the centre."""
+    with runtime.db.read_session() as session:
+        stmt = select(SupervisionOrder, Ticket.number).join(Ticket, Ticket.id == SupervisionOrder.ticket_id)
+        if actor.role in DEPARTMENT_ROLES:
+            stmt = stmt.where(SupervisionOrder.department_id == actor.department_id)
+        if status:
+            stmt = stmt.where(SupervisionOrder.status == status)
+        rows = session.exec(stmt.order_by(SupervisionOrder.id.desc()).limit(500)).all()
+        return [_order_out(o, number) for o, number in rows]
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answer: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+@router.post("/supervision-orders/{order_id}/answer")
+def answer_order(order_id: int, body: AnswerIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+    """The department leader answers a supervision order (through the workflow gateway)."""
+    with runtime.db.session() as session:
+        order = session.get(SupervisionOrder, order_id)
+        if order is None or (actor.role in DEPARTMENT_ROLES and order.department_id != actor.department_id):
+            raise NotFound(f"supervision order {order_id} not found, or not visible to you")
+        ticket = fire(
+            session,
+            runtime,
+            order.ticket_id,
+            "answer_supervision",
+            actor,
+            {"order": order_id, "answer": body.answer},
+            now=runtime.now(),
+        )
+        return _order_out(order, ticket.number)
+
+
+@router.get("/escalations")
+def list_escalations(
+    actor: Annotated[Actor, require("supervisor", "admin", "leader")],
+    runtime: RuntimeDep,
+    step: Literal["warn", "urge", "supervise", "report"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """The escalation record; `step=report` is the list reported to district leadership (通报)."""
+    with runtime.db.read_session() as session:
+        stmt = select(Escalation, Ticket.number).join(Ticket, Ticket.id == Escalation.ticket_id)
+        if actor.role == "leader":
+            stmt = stmt.where(Escalation.department_id == actor.department_id)
+        if step:
+            stmt = stmt.where(Escalation.step == step)
+        rows = session.exec(stmt.order_by(Escalation.id.desc()).limit(limit)).all()
+        return [
+            {
+                "ticket": e.ticket_id,
+                "ticket_number": number,
+                "department_id": e.department_id,
+                "deadline": e.deadline_kind,
+                "deadline_at": _iso(e.deadline_at),
+                "step": e.step,
+                "at": _iso(e.at),
+                "by_scheduler": e.by_scheduler,
+            }
+            for e, number in rows
+        ]

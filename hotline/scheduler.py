@@ -1,0 +1,159 @@
+"""The scheduler: sweeps that escalate overdue tickets, run by APScheduler or by hand.
+
+A sweep reads only the tickets whose stored `next_due_at` has come (an indexed
+range scan), never the open backlog. Each ticket is locked and re-checked before it
+is touched, so two schedulers (several `serve` workers, or `hotline scheduler`
+beside them) never escalate a ticket twice; the escalation table's unique key is the
+last guard. A batch commits as a whole: a sweep that dies half-way leaves nothing
+half-done, and the next sweep finds the same tickets still due.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from hotline import sla
+from hotline.calendar import LOCAL_TZ
+from hotline.errors import HotlineError
+from hotline.models import Notification, Ticket
+from hotline.runtime import Runtime
+from hotline.workflow.engine import SCHEDULER, fire, load_for_update
+
+log = logging.getLogger("hotline.scheduler")
+
+BATCH = 200
+STEP_LABELS = {"warn": "预警", "urge": "催办", "supervise": "督办", "report": "通报"}
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    now: datetime
+    steps: list[tuple[str, str, str]] = field(default_factory=list)  # (number, step, deadline kind)
+    deferred: int = 0
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (number, step, why)
+    notices: list[str] = field(default_factory=list)
+
+    def count(self, step: str) -> int:
+        return sum(1 for _, s, _ in self.steps if s == step)
+
+    def lines(self) -> list[str]:
+        out = [f"{number} {step} ({STEP_LABELS[step]}, {kind} deadline)" for number, step, kind in self.steps]
+        out += [f"{number} {step} skipped: {why}" for number, step, why in self.skipped]
+        out += self.notices
+        summary = ", ".join(f"{self.count(s)} {s}" for s in sla.LADDER)
+        out.append(
+            f"sweep at {self.now.astimezone(LOCAL_TZ).isoformat()}: {summary}; {self.deferred} waiting for office hours"
+        )
+        return out
+
+
+def _escalate(session: Session, runtime: Runtime, ticket_id: int, now: datetime, report: SweepReport) -> None:
+    ticket = load_for_update(session, ticket_id)
+    if ticket.next_due_at is None or ticket.next_due_at > now:
+        return  # another scheduler got here first, or the ticket moved on
+    wf = runtime.workflows.get(ticket.workflow)
+    cal = runtime.calendar(session)
+    office = cal.next_office_time(now)
+    if office > now:
+        ticket.next_due_at = office  # notices go out in office hours
+        report.deferred += 1
+        return
+    while ticket.next_due_at is not None and ticket.next_due_at <= now and ticket.escalation_step < len(sla.LADDER):
+        step = sla.LADDER[ticket.escalation_step]
+        kind = ticket.due_kind
+        if step == "warn" and now >= ticket.due_at:
+            pass  # already red: a warning would only be noise
+        else:
+            try:
+                with session.begin_nested():
+                    fire(
+                        session, runtime, ticket.id, step, SCHEDULER, {}, now=now, context={"auto": True, "step": step}
+                    )
+                report.steps.append((ticket.number, step, kind))
+            except HotlineError as exc:
+                report.skipped.append((ticket.number, step, exc.message))
+        ticket.escalation_step += 1
+        ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
+
+
+def check_calendar(session: Session, runtime: Runtime, now: datetime, report: SweepReport) -> None:
+    """Warn the administrators, once per year, when holiday data is missing."""
+    cal = runtime.calendar(session)
+    today = now.astimezone(LOCAL_TZ).date()
+    years = [today.year] + ([today.year + 1] if today.month >= 11 else [])
+    for year in years:
+        if year in cal.covered_years:
+            continue
+        title = f"缺少 {year} 年节假日数据"
+        if session.exec(
+            select(Notification.id).where(Notification.kind == "calendar", Notification.title == title)
+        ).first():
+            continue
+        session.add(
+            Notification(
+                role="admin",
+                kind="calendar",
+                title=title,
+                created_at=now,
+                body=f"{year} 年的法定节假日和调休安排尚未导入，涉及该年的时限暂按周一至周五计算并标记为“暂定”。"
+                "请在“节假日日历”中导入国务院办公厅发布的安排，导入后暂定时限将自动重算。",
+            )
+        )
+        report.notices.append(f"calendar: no holiday data for {year}; administrators notified")
+
+
+def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH) -> SweepReport:
+    """One sweep at `now`: every due ladder step, once; the same code the scheduler runs."""
+    report = SweepReport(now=now)
+    with runtime.db.session() as session:
+        check_calendar(session, runtime, now, report)
+    seen: set[int] = set()
+    while True:
+        with runtime.db.read_session() as session:
+            ids = session.exec(
+                select(Ticket.id).where(Ticket.next_due_at <= now).order_by(Ticket.next_due_at).limit(batch)
+            ).all()
+        ids = [i for i in ids if i not in seen]
+        if not ids:
+            break
+        seen.update(ids)
+        with runtime.db.session() as session:
+            for ticket_id in ids:
+                _escalate(session, runtime, ticket_id, now, report)
+    return report
+
+
+def run_sweep(runtime: Runtime) -> None:
+    """The scheduled job: one sweep at the runtime's now, logged."""
+    try:
+        report = sweep(runtime, now=runtime.now())
+    except Exception:
+        log.exception("sweep failed; the next one will pick up where it stopped")
+        return
+    if report.steps or report.skipped or report.notices:
+        log.info(report.lines()[-1])
+
+
+def build_scheduler(runtime: Runtime, *, blocking: bool = False):
+    """An APScheduler scheduler with the sweep job (Asia/Shanghai; one run at a time)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    cls = BlockingScheduler if blocking else BackgroundScheduler
+    scheduler = cls(
+        timezone=LOCAL_TZ,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+    )
+    scheduler.add_job(
+        run_sweep,
+        "interval",
+        seconds=runtime.settings.sweep_interval_seconds,
+        id="sweep",
+        args=[runtime],
+        next_run_time=datetime.now(LOCAL_TZ),
+    )
+    return scheduler
