@@ -114,3 +114,19 @@ class Api:
             **fields,
         }
         return self.post("/tickets", body, expect)
+
+
+def make_dispatched(runtime: Runtime, n: int, *, now, department: str = "housing", **fields: Any) -> list[int]:
+    """N tickets logged and dispatched through the gateway, at `now`."""
+    from hotline.tickets import create_ticket
+    from hotline.workflow.engine import Actor, fire
+
+    agent = Actor(None, "agent", "agent")
+    ids = []
+    with runtime.db.session() as s:
+        for i in range(n):
+            data = {"type": "complaint", "category": "0101", "content": f"第{i}号诉求", **fields}
+            ticket, _ = create_ticket(s, runtime, agent, data, now=now)
+            fire(s, runtime, ticket.id, "dispatch", agent, {"department": department}, now=now)
+            ids.append(ticket.id)
+    return ids

@@ -1,0 +1,203 @@
+"""The scheduler: the escalation ladder, each step once, in office hours, by itself."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import func, text
+from sqlmodel import select
+
+from hotline.models import Escalation, Notification, OutboxMessage, SupervisionOrder, Ticket, TicketEvent
+from hotline.scheduler import sweep
+from tests.conftest import local
+from tests.helpers import Api, make_dispatched
+
+
+def _history(runtime, ticket_id: int) -> list[TicketEvent]:
+    with runtime.db.read_session() as s:
+        return list(s.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)))
+
+
+def _steps(runtime, ticket_id: int) -> list[str]:
+    return [e.event for e in _history(runtime, ticket_id) if e.actor_role == "system"]
+
+
+def test_ticket_left_alone_climbs_the_ladder_each_step_once(runtime, district, client):
+    # Dispatched Monday 2026-11-02 09:00; signed at once; complaint: handle by 11-11 (Wed).
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))
+    Api(client, district, "housing_h").fire(tid, "sign")
+    agent = Api(client, district, "agent")
+
+    def at(*when):
+        report = sweep(runtime, now=local(*when))
+        runtime.clock.set(local(*when))
+        return report, agent.get(f"/tickets/{tid}")["level"]
+
+    report, colour = at(2026, 11, 5, 10, 0)
+    assert (report.steps, colour, _steps(runtime, tid)) == ([], "green", [])
+    report, colour = at(2026, 11, 11, 9, 0)  # the last working day: yellow
+    assert colour == "yellow" and _steps(runtime, tid) == ["warn"]
+    report, colour = at(2026, 11, 12, 9, 0)  # the day after the deadline: red, urged
+    assert colour == "red" and _steps(runtime, tid) == ["warn", "urge"]
+    report, _ = at(2026, 11, 12, 15, 0)  # the same day again: nothing new
+    assert report.steps == [] and _steps(runtime, tid) == ["warn", "urge"]
+    at(2026, 11, 13, 9, 0)  # one working day later, still overdue: supervision order
+    assert _steps(runtime, tid) == ["warn", "urge", "supervise"]
+    at(2026, 11, 18, 9, 0)  # four working days: nothing new yet
+    assert _steps(runtime, tid) == ["warn", "urge", "supervise"]
+    at(2026, 11, 19, 9, 0)  # five working days: reported to district leadership
+    assert _steps(runtime, tid) == ["warn", "urge", "supervise", "report"]
+    at(2026, 12, 30, 9, 0)
+    assert _steps(runtime, tid) == ["warn", "urge", "supervise", "report"]
+
+    history = _history(runtime, tid)
+    assert all(
+        e.actor_name == "scheduler" and e.from_state == e.to_state == "in_progress"
+        for e in history
+        if e.actor_role == "system"
+    )
+    with runtime.db.read_session() as s:
+        kinds = sorted(n.kind for n in s.exec(select(Notification).where(Notification.ticket_id == tid)))
+        assert kinds == ["report", "report", "supervise", "urge", "warn"]
+        assert s.exec(select(func.count()).select_from(OutboxMessage)).one() == 5
+        assert s.exec(select(func.count()).select_from(Escalation).where(Escalation.ticket_id == tid)).one() == 4
+        order = s.exec(select(SupervisionOrder).where(SupervisionOrder.ticket_id == tid)).one()
+        assert order.status == "open" and order.issued_by_id is None
+
+    # The handler sees the urge; the leader sees and answers the supervision order.
+    handler_notes = Api(client, district, "housing_h").get("/notifications")
+    assert {n["kind"] for n in handler_notes} == {"warn", "urge"}
+    leader = Api(client, district, "housing_l")
+    assert {n["kind"] for n in leader.get("/notifications")} == {"supervise", "report"}
+    (open_order,) = leader.get("/supervision-orders", status="open")
+    answered = leader.post(f"/supervision-orders/{open_order['id']}/answer", {"answer": "已责成专人本周内办结"})
+    assert answered["status"] == "answered"
+    leader.post(f"/supervision-orders/{open_order['id']}/answer", {"answer": "again"}, expect=409)
+    assert [e["event"] for e in agent.get(f"/tickets/{tid}/history")][-1] == "answer_supervision"
+    reported = Api(client, district, "supervisor").get("/escalations", step="report")
+    assert [r["ticket"] for r in reported] == [tid]
+
+
+def test_sign_deadline_climbs_its_own_ladder_then_the_handle_deadline_starts_afresh(runtime, district, client):
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))  # sign by 11-03
+    sweep(runtime, now=local(2026, 11, 4, 9, 0))
+    assert _steps(runtime, tid) == ["urge"]  # already red: no warning, straight to urging
+    with runtime.db.read_session() as s:
+        assert s.get(Ticket, tid).due_kind == "sign"
+    runtime.clock.set(local(2026, 11, 4, 10, 0))
+    Api(client, district, "housing_h").fire(tid, "sign")
+    with runtime.db.read_session() as s:
+        t = s.get(Ticket, tid)
+        assert (t.due_kind, t.escalation_step) == ("handle", 0)
+
+
+def test_notices_wait_for_office_hours(runtime, district):
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0), urgency="critical")  # sign in 15 min
+    report = sweep(runtime, now=local(2026, 11, 2, 20, 0))  # evening: overdue, but the office is closed
+    assert report.steps == [] and report.deferred == 1
+    assert sweep(runtime, now=local(2026, 11, 3, 7, 0)).steps == []
+    report = sweep(runtime, now=local(2026, 11, 3, 8, 31))
+    assert [s for _, s, _ in report.steps] == ["urge"]  # urged first thing in the morning
+    report = sweep(runtime, now=local(2026, 11, 3, 9, 20))  # one working day after the 09:15 breach
+    assert [s for _, s, _ in report.steps] == ["supervise"]
+    assert _steps(runtime, tid) == ["urge", "supervise"]
+
+
+def test_sweep_reads_only_what_is_due(sqlite_template):
+    from hotline.db import Database
+
+    db = Database(f"sqlite:///{sqlite_template}")
+    with db.read_engine.connect() as conn:
+        plan = conn.execute(
+            text(
+                "EXPLAIN QUERY PLAN SELECT id FROM tickets WHERE next_due_at <= '2026-11-02' ORDER BY next_due_at LIMIT 200"
+            )
+        ).all()
+    db.dispose()
+    assert "ix_tickets_next_due_at" in " ".join(str(r) for r in plan)
+
+
+def test_supervisor_urges_and_supervises_by_hand(runtime, district, client):
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))
+    sup = Api(client, district, "supervisor")
+    sup.fire(tid, "urge", message="请今天内签收")
+    sup.fire(tid, "supervise")
+    Api(client, district, "agent").fire(tid, "urge", expect=403)
+    notes = Api(client, district, "housing_h").get("/notifications")
+    assert notes[0]["kind"] == "urge" and notes[0]["body"] == "请今天内签收"
+    assert len(Api(client, district, "housing_l").get("/supervision-orders")) == 1
+
+
+def test_a_crash_half_way_leaves_nothing_half_done(runtime, district, monkeypatch):
+    ids = make_dispatched(runtime, 30, now=local(2026, 11, 2, 9, 0))
+    from hotline.workflow import registry, rules
+
+    calls = {"n": 0}
+    real = rules.urge
+
+    def failing_urge(ctx, arg=None):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise RuntimeError("power cut")
+        return real(ctx, arg)
+
+    monkeypatch.setitem(registry.EFFECTS, "urge", failing_urge)
+    from hotline.workflow import engine
+
+    engine._machines.cache = {}
+    with pytest.raises(RuntimeError):
+        sweep(runtime, now=local(2026, 11, 4, 9, 0))
+    with runtime.db.read_session() as s:
+        assert s.exec(select(func.count()).select_from(Escalation)).one() == 0
+    monkeypatch.setitem(registry.EFFECTS, "urge", real)
+    engine._machines.cache = {}
+    report = sweep(runtime, now=local(2026, 11, 4, 9, 0))
+    assert report.count("urge") == 30
+    assert all(_steps(runtime, i) == ["urge"] for i in ids)
+
+
+def test_two_scheduler_processes_never_escalate_twice(runtime, district, database):
+    ids = make_dispatched(runtime, 120, now=local(2026, 11, 2, 9, 0))
+    env = {**os.environ, "HOTLINE_DATABASE_URL": database.url}
+    cmd = [sys.executable, "-m", "hotline", "sweep", "--now", "2026-11-20T10:00"]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    with runtime.db.read_session() as s:
+        rows = s.exec(
+            select(TicketEvent.ticket_id, TicketEvent.event, func.count())
+            .where(TicketEvent.actor_role == "system")
+            .group_by(TicketEvent.ticket_id, TicketEvent.event)
+        ).all()
+    assert {count for _, _, count in rows} == {1}
+    assert {tid for tid, _, _ in rows} == set(ids)
+    assert len(rows) == 120 * 3  # urge, supervise, report: each once per ticket
+    printed = "".join(o[0] for o in outs)
+    assert printed.count(" urge (") == 120
+
+
+def test_calendar_missing_warns_administrators_once(runtime, district, client):
+    sweep(runtime, now=local(2026, 11, 20, 10, 0))
+    sweep(runtime, now=local(2026, 11, 21, 10, 0))
+    notes = Api(client, district, "admin").get("/notifications")
+    assert [n["title"] for n in notes] == ["缺少 2027 年节假日数据"]
+
+
+def test_embedded_scheduler_escalates_without_anyone_pressing_a_button(database, runtime, district, clock):
+    from fastapi.testclient import TestClient
+
+    from hotline.config import Settings
+    from hotline.main import create_app
+
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))
+    clock.set(local(2026, 11, 4, 10, 0))
+    settings = Settings(database_url=database.url, embedded_scheduler=True, sweep_interval_seconds=0.2)
+    with TestClient(create_app(settings, runtime=runtime)):
+        deadline = time.monotonic() + 10
+        while _steps(runtime, tid) != ["urge"]:
+            assert time.monotonic() < deadline, "the embedded scheduler did not sweep"
+            time.sleep(0.1)
