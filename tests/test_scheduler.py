@@ -112,7 +112,8 @@ def test_sweep_reads_only_what_is_due(sqlite_template):
     with db.read_engine.connect() as conn:
         plan = conn.execute(
             text(
-                "EXPLAIN QUERY PLAN SELECT id FROM tickets WHERE next_due_at <= '2026-11-02' ORDER BY next_due_at LIMIT 200"
+                "EXPLAIN QUERY PLAN SELECT id FROM tickets WHERE next_due_at <= '2026-11-02' "
+                "ORDER BY next_due_at LIMIT 200"
             )
         ).all()
     db.dispose()
