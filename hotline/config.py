@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # Seconds between two sweeps of the scheduler.
     sweep_interval_seconds: float = 60.0
     sql_echo: bool = False
+    # The district's name, as the pages show it.
+    district_name: str = "示范区"
+    # Send the session cookie over HTTPS only (set true behind TLS).
+    secure_cookies: bool = False
 
 
 @lru_cache

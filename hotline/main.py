@@ -2,10 +2,13 @@
 
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +19,10 @@ from hotline.config import Settings, get_settings
 from hotline.db import Database
 from hotline.errors import HotlineError
 from hotline.runtime import Runtime
+from hotline.web import admin as admin_pages
+from hotline.web import agent, department, supervisor, views
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 log = logging.getLogger("hotline")
 
@@ -73,15 +80,41 @@ def _field_of(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(("/api/", "/open311/")) or request.url.path == "/openapi.json"
+
+
+def _page_error(request: Request, status_code: int, message: str) -> Response:
+    from hotline.web.render import render
+
+    if status_code == 401:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    headings = {403: "无权访问", 404: "页面不存在", 409: "操作冲突", 413: "内容过大", 422: "输入有误"}
+    if not hasattr(request.state, "page_user"):
+        from hotline.web.auth import optional_user
+
+        optional_user(request, request.app.state.runtime)
+    return render(
+        request,
+        "errors/error.html",
+        {"status_code": status_code, "heading": headings.get(status_code, "出错了"), "message": message},
+        status_code,
+    )
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HotlineError)
-    async def hotline_error(_: Request, exc: HotlineError) -> JSONResponse:
+    async def hotline_error(request: Request, exc: HotlineError) -> Response:
+        if not _is_api(request):
+            from hotline.web.views import page_message
+
+            return _page_error(request, exc.status_code, page_message(exc) if exc.status_code != 401 else "")
         body = {"detail": exc.message, **{k: v for k, v in exc.extra.items() if v is not None}}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = []
         for err in exc.errors():
             field = _field_of(tuple(err.get("loc", ())))
@@ -93,16 +126,20 @@ def _install_error_handlers(app: FastAPI) -> None:
                 message = err.get("msg", "invalid")
             errors.append({"field": field, "message": message})
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        if not _is_api(request):
+            return _page_error(request, 422, f"输入有误：{first['field']}（{first['message']}）")
         return JSONResponse(
             {"detail": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors},
             status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else "error"
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such address"
+            if not _is_api(request):
+                return _page_error(request, 404, "您访问的页面不存在")
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
@@ -146,6 +183,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(tickets.router, prefix="/api/v1")
     app.include_router(supervision.router, prefix="/api/v1")
     app.include_router(calendar.router, prefix="/api/v1")
+    app.include_router(views.router)
+    app.include_router(agent.router)
+    app.include_router(department.router)
+    app.include_router(supervisor.router)
+    app.include_router(admin_pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

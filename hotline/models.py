@@ -335,3 +335,16 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     delivered_at: datetime | None = _time(index=True)
     attempts: int = 0
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, the table its SHA-256."""
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

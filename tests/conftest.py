@@ -7,10 +7,14 @@ where a missing server fails the run.
 
 import os
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -139,6 +143,55 @@ def runtime(database: Database, settings: Settings, clock: Clock) -> Runtime:
 def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings, runtime=runtime)) as c:
         yield c
+
+
+@pytest.fixture
+def server(runtime: Runtime, settings: Settings) -> Iterator[str]:
+    """The app served over real HTTP by uvicorn on a free local port, in a thread."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings, runtime=runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(5)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright; skips without it (fails under CI=true)."""
+    if not os.path.exists(CHROMIUM):
+        if IN_CI:
+            pytest.fail(f"CI=true but no Chromium at {CHROMIUM}")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    pg = context.new_page()
+    pg.set_default_timeout(10000)
+    yield pg
+    context.close()
 
 
 @pytest.fixture

@@ -1,36 +1,11 @@
 """Concurrent changes to one ticket, over real HTTP: exactly one wins, the rest get 409."""
 
-import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
-import uvicorn
 
-from hotline.main import create_app
 from tests.helpers import Api
-
-
-@pytest.fixture
-def server(runtime, settings):
-    """The app served by uvicorn on a free local port, in a thread."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(settings, runtime=runtime), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(5)
 
 
 def _race(url: str, headers: dict, path: str, bodies: list[dict]) -> list[int]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 14:09:27.655347
+Create Date: 2026-11-28 14:14:48.031541
 """
 
 from collections.abc import Sequence
@@ -232,6 +232,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tickets_due_at"), ["due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_next_due_at"), ["next_due_at"], unique=False)
         batch_op.create_index("ix_tickets_state_created", ["state", "created_at"], unique=False)
+
+    op.create_table(
+        "web_sessions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("csrf_token", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("created_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("token_hash"),
+    )
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_web_sessions_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "approvals",
@@ -488,6 +506,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_approvals_kind_status")
 
     op.drop_table("approvals")
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_web_sessions_user_id"))
+
+    op.drop_table("web_sessions")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index("ix_tickets_state_created")
         batch_op.drop_index(batch_op.f("ix_tickets_next_due_at"))

@@ -1,0 +1,1 @@
+"""The pages: server-rendered Jinja2 from the top-level templates/, in Simplified Chinese."""

@@ -1,0 +1,118 @@
+"""Rendering pages: the Jinja2 environment (autoescaped), filters and the navigation by role."""
+
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse
+
+from hotline.calendar import LOCAL_TZ
+from hotline.config import get_settings
+from hotline.web.auth import PageUser
+
+ROLE_LABELS = {
+    "agent": "话务员",
+    "handler": "承办人",
+    "leader": "单位负责人",
+    "supervisor": "督办员",
+    "admin": "管理员",
+}
+TYPE_LABELS = {
+    "consultation": "咨询",
+    "complaint": "投诉",
+    "help": "求助",
+    "suggestion": "建议",
+    "report": "举报",
+    "praise": "表扬",
+}
+URGENCY_LABELS = {"normal": "一般", "urgent": "紧急", "critical": "特急"}
+CHANNEL_LABELS = {
+    "phone": "电话",
+    "web": "网站",
+    "app": "移动端",
+    "wechat": "微信",
+    "email": "邮件",
+    "city": "市级平台",
+    "api": "接口",
+}
+RATING_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+CLOSE_REASON_LABELS = {
+    "satisfied": "满意归档",
+    "not_called_back": "未回访",
+    "dissatisfied_closed": "不满意（非部门责任）",
+    "no_reply_wanted": "无需回复",
+    "cancelled": "已撤销",
+    "merged": "已并单",
+}
+
+NAV = {
+    "agent": [("/agent/intake", "工单受理"), ("/agent/callbacks", "待回访"), ("/tickets", "工单查询")],
+    "handler": [("/department/inbox", "部门工作台"), ("/tickets", "工单查询")],
+    "leader": [("/department/inbox", "部门工作台"), ("/department/supervision", "督办单"), ("/tickets", "工单查询")],
+    "supervisor": [
+        ("/supervisor/dashboard", "超期看板"),
+        ("/supervisor/reviews", "审核队列"),
+        ("/tickets", "工单查询"),
+    ],
+    "admin": [
+        ("/admin/departments", "单位"),
+        ("/admin/users", "用户"),
+        ("/admin/categories", "分类"),
+        ("/admin/rules", "派单规则"),
+        ("/admin/limits", "时限"),
+        ("/admin/calendar", "节假日"),
+        ("/admin/workflows", "流程"),
+    ],
+}
+HOME = {
+    "agent": "/agent/intake",
+    "handler": "/department/inbox",
+    "leader": "/department/inbox",
+    "supervisor": "/supervisor/dashboard",
+    "admin": "/admin/departments",
+}
+
+
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC time as Asia/Shanghai wall time."""
+    return value.astimezone(LOCAL_TZ).strftime(fmt) if value else ""
+
+
+def duration_text(seconds: float) -> str:
+    """A span of time in Chinese words: 2天3小时, 45分钟."""
+    seconds = abs(int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days}天{hours}小时" if hours else f"{days}天"
+    if hours:
+        return f"{hours}小时{rest // 60}分钟" if rest // 60 else f"{hours}小时"
+    return f"{max(rest // 60, 1)}分钟"
+
+
+@lru_cache
+def templates() -> Jinja2Templates:
+    """The page templates; autoescaping is on for every .html file."""
+    t = Jinja2Templates(directory=str(get_settings().templates_dir))
+    env = t.env
+    env.filters["local"] = local_time
+    env.filters["duration"] = duration_text
+    env.globals.update(
+        ROLE_LABELS=ROLE_LABELS,
+        TYPE_LABELS=TYPE_LABELS,
+        URGENCY_LABELS=URGENCY_LABELS,
+        CHANNEL_LABELS=CHANNEL_LABELS,
+        RATING_LABELS=RATING_LABELS,
+        CLOSE_REASON_LABELS=CLOSE_REASON_LABELS,
+        NAV=NAV,
+    )
+    return t
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+    """A page for the signed-in user (request.state.page_user) with the layout's context."""
+    user: PageUser | None = getattr(request.state, "page_user", None)
+    ctx = {"user": user, "settings": get_settings(), "path": request.url.path, **(context or {})}
+    return templates().TemplateResponse(request, name, ctx, status_code=status_code)

@@ -1,0 +1,235 @@
+"""Pages every role shares: sign-in, the home redirect, ticket search, one ticket, notices."""
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import select
+
+from hotline.api.deps import RuntimeDep
+from hotline.api.supervision import addressed_to
+from hotline.errors import HotlineError
+from hotline.models import Notification, SupervisionOrder, Ticket
+from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out
+from hotline.web.auth import (
+    COOKIE,
+    SESSION_HOURS,
+    FormUser,
+    UserDep,
+    authenticate,
+    close_session,
+    is_locked,
+    open_session,
+    optional_user,
+)
+from hotline.web.diagram import workflow_svg
+from hotline.web.forms import event_inputs, payload_from_form
+from hotline.web.render import HOME, render
+from hotline.workflow.engine import available_events, fire
+
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str | None:
+    return target if target and target.startswith("/") and not target.startswith("//") else None
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, runtime: RuntimeDep) -> Response:
+    user = optional_user(request, runtime)
+    return RedirectResponse(HOME[user.role] if user else "/login", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, runtime: RuntimeDep, next: str | None = None) -> Response:
+    if optional_user(request, runtime) is not None:
+        return RedirectResponse(_safe_next(next) or "/", status_code=303)
+    return render(request, "login.html", {"next": _safe_next(next)})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    runtime: RuntimeDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    next: Annotated[str | None, Form()] = None,
+) -> Response:
+    now = runtime.now()
+    with runtime.db.session() as session:
+        user = authenticate(session, username.strip(), password, now)
+        token = open_session(session, user, now) if user else None
+    if user is None:
+        with runtime.db.read_session() as session:
+            locked = is_locked(session, username.strip(), now)
+        message = "登录失败次数过多，账号已临时锁定，请15分钟后再试" if locked else "用户名或密码错误"
+        request.state.page_user = None
+        return render(request, "login.html", {"login_error": message, "username": username, "next": next}, 401)
+    response = RedirectResponse(_safe_next(next) or HOME[user.role], status_code=303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_HOURS * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=runtime.settings.secure_cookies,
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, runtime: RuntimeDep, _: FormUser) -> Response:
+    with runtime.db.session() as session:
+        close_session(session, request.cookies.get(COOKIE))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/tickets", response_class=HTMLResponse)
+def ticket_search(
+    request: Request,
+    runtime: RuntimeDep,
+    user: UserDep,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    state: Annotated[str | None, Query(max_length=40)] = None,
+    level: Annotated[str | None, Query(pattern="^(green|yellow|red)?$")] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> Response:
+    with runtime.db.read_session() as session:
+        items, total = search(
+            session,
+            user.actor,
+            states=[state] if state else None,
+            department=None,
+            overdue=None,
+            level=level or None,
+            q=q,
+            now=runtime.now(),
+            page=page,
+            page_size=30,
+        )
+        lookups = Lookups(session)
+        rows = [ticket_out(t, user.actor, runtime, lookups) for t in items]
+    states = runtime.workflows.get(runtime.workflows.default).states
+    return render(
+        request,
+        "tickets.html",
+        {
+            "rows": rows,
+            "total": total,
+            "page": page,
+            "q": q or "",
+            "state": state or "",
+            "level": level or "",
+            "states": states,
+            "pages": (total + 29) // 30,
+        },
+    )
+
+
+def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
+    ticket = get_visible(session, user.actor, ticket_id)
+    lookups = Lookups(session)
+    data = ticket_out(ticket, user.actor, runtime, lookups, assignments_of(session, ticket_id))
+    wf = runtime.workflows.get(ticket.workflow)
+    now = runtime.now()
+    events = available_events(session, runtime, ticket, user.actor, now=now)
+    for ev in events:
+        ev["inputs"] = event_inputs(session, ev, ticket, user.actor.department_id)
+    notices = session.exec(
+        select(Notification)
+        .where(Notification.ticket_id == ticket_id, addressed_to(user.actor))
+        .order_by(Notification.id.desc())
+    ).all()
+    orders = session.exec(
+        select(SupervisionOrder).where(SupervisionOrder.ticket_id == ticket_id).order_by(SupervisionOrder.id)
+    ).all()
+    return {
+        "t": data,
+        "history": history_out(session, ticket_id),
+        "events": events,
+        "diagram": workflow_svg(wf, ticket.state),
+        "workflow": wf,
+        "notices": notices,
+        "orders": orders,
+        "now": now,
+        "due_in": (ticket.due_at - now).total_seconds() if ticket.due_at else None,
+    }
+
+
+@router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
+def ticket_page(
+    request: Request, ticket_id: int, runtime: RuntimeDep, user: UserDep, done: str | None = None
+) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _ticket_context(runtime, session, user, ticket_id)
+    if done:
+        label = ctx["workflow"].events.get(done)
+        ctx["flash"] = f"已完成：{label.label if label else done}"
+    return render(request, "ticket.html", ctx)
+
+
+@router.post("/tickets/{ticket_id}/events/{event}", response_class=HTMLResponse)
+async def ticket_event(request: Request, ticket_id: int, event: str, runtime: RuntimeDep, user: FormUser) -> Response:
+    """Fire an event from the ticket page: the same gateway as the API."""
+    form = await request.form()
+    version = form.get("version")
+    try:
+        with runtime.db.session() as session:
+            ticket = get_visible(session, user.actor, ticket_id)
+            wf = runtime.workflows.get(ticket.workflow)
+            fields = list(wf.events[event].fields) if event in wf.events else []
+            payload = payload_from_form(session, event, form, fields)
+            fire(
+                session,
+                runtime,
+                ticket_id,
+                event,
+                user.actor,
+                payload,
+                now=runtime.now(),
+                version=int(version) if version and str(version).isdigit() else None,
+            )
+    except HotlineError as exc:
+        if exc.status_code == 404:
+            raise
+        with runtime.db.read_session() as session:
+            ctx = _ticket_context(runtime, session, user, ticket_id)
+        ctx["error"] = page_message(exc)
+        return render(request, "ticket.html", ctx, exc.status_code)
+    back = form.get("back")
+    target = _safe_next(str(back)) if back else None
+    return RedirectResponse(target or f"/tickets/{ticket_id}?done={quote(event)}", status_code=303)
+
+
+@router.get("/notifications", response_class=HTMLResponse)
+def notifications(request: Request, runtime: RuntimeDep, user: UserDep) -> Response:
+    with runtime.db.read_session() as session:
+        rows = session.exec(
+            select(Notification, Ticket.number)
+            .join(Ticket, Ticket.id == Notification.ticket_id, isouter=True)
+            .where(addressed_to(user.actor))
+            .order_by(Notification.id.desc())
+            .limit(100)
+        ).all()
+    return render(request, "notifications.html", {"rows": rows})
+
+
+GENERIC = {
+    403: "您的角色无权执行此操作",
+    404: "工单不存在，或您无权查看",
+    409: "该操作在工单当前状态下不能执行",
+    422: "填写的内容有误",
+}
+
+
+def page_message(exc: HotlineError) -> str:
+    """What a page tells its user about an error: the Chinese text, with the detail."""
+    zh = exc.extra.get("zh")
+    if zh:
+        return str(zh)
+    base = GENERIC.get(exc.status_code, "操作未能完成")
+    return f"{base}（{exc.message}）"
