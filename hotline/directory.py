@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from hotline.errors import Conflict, Invalid, NotFound
-from hotline.models import ROLES, ApiToken, Category, Department, RoutingRule, User
+from hotline.models import ROLES, ApiToken, Category, Department, Place, RoutingRule, User
 from hotline.security import hash_password, new_token, token_digest
 from hotline.workflow.definition import DEPARTMENT_ROLES
 
@@ -134,3 +134,33 @@ def issue_token(session: Session, username: str, *, now: datetime) -> str:
     session.add(ApiToken(user_id=user.id, token_hash=token_digest(token), created_at=now))
     session.flush()
     return token
+
+
+def create_place(session: Session, *, street: str, community: str | None = None) -> Place:
+    """A street, or a community of a street (the street is added when new)."""
+    if (
+        community
+        and session.exec(select(Place).where(Place.street == street, Place.community.is_(None))).first() is None
+    ):
+        session.add(Place(street=street))
+    existing = session.exec(
+        select(Place).where(
+            Place.street == street, Place.community == community if community else Place.community.is_(None)
+        )
+    ).first()
+    if existing:
+        raise Conflict(f"the place {street}{'/' + community if community else ''} exists already")
+    place = Place(street=street, community=community)
+    session.add(place)
+    session.flush()
+    return place
+
+
+def places(session: Session) -> dict[str, list[str]]:
+    """Active streets, each with its active communities, in name order."""
+    out: dict[str, list[str]] = {}
+    for p in session.exec(select(Place).where(Place.active).order_by(Place.street, Place.community)).all():
+        out.setdefault(p.street, [])
+        if p.community:
+            out[p.street].append(p.community)
+    return out

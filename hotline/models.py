@@ -348,3 +348,16 @@ class WebSession(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Place(SQLModel, table=True):
+    """A street (街道) or a community (社区) within a street: the district's places."""
+
+    __tablename__ = "places"
+    __table_args__ = (UniqueConstraint("street", "community", name="uq_place"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    street: str = Field(max_length=50, index=True)
+    # None: the street itself.
+    community: str | None = Field(default=None, max_length=50)
+    active: bool = True

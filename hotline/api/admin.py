@@ -5,7 +5,7 @@ from sqlmodel import select
 
 from hotline import directory
 from hotline.api.deps import AdminActor, CurrentActor, RuntimeDep
-from hotline.api.schemas import CategoryIn, DepartmentIn, RoutingRuleIn, UserIn
+from hotline.api.schemas import CategoryIn, DepartmentIn, PlaceIn, RoutingRuleIn, UserIn
 from hotline.db import utcnow
 from hotline.models import Category, Department, RoutingRule, User
 
@@ -110,3 +110,17 @@ def list_users(_: AdminActor, runtime: RuntimeDep) -> list[dict]:
             }
             for u in session.exec(select(User).order_by(User.id)).all()
         ]
+
+
+@router.post("/places", status_code=status.HTTP_201_CREATED)
+def create_place(body: PlaceIn, _: AdminActor, runtime: RuntimeDep) -> dict:
+    with runtime.db.session() as session:
+        place = directory.create_place(session, street=body.street, community=body.community)
+        return {"id": place.id, "street": place.street, "community": place.community}
+
+
+@router.get("/places")
+def list_places(_: CurrentActor, runtime: RuntimeDep) -> dict[str, list[str]]:
+    """Streets and their communities."""
+    with runtime.db.read_session() as session:
+        return directory.places(session)

@@ -38,6 +38,11 @@ class RoutingRuleIn(Body):
     priority: int = 0
 
 
+class PlaceIn(Body):
+    street: Annotated[str, Field(min_length=1, max_length=50)]
+    community: Annotated[str, Field(min_length=1, max_length=50)] | None = None
+
+
 class UserIn(Body):
     username: Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.\-@]+$")]
     role: Literal[ROLES]  # type: ignore[valid-type]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 14:14:48.031541
+Create Date: 2026-11-28 14:19:28.921761
 """
 
 from collections.abc import Sequence
@@ -59,6 +59,18 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_delivered_at"), ["delivered_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_outbox_topic"), ["topic"], unique=False)
+
+    op.create_table(
+        "places",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("street", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("community", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("street", "community", name="uq_place"),
+    )
+    with op.batch_alter_table("places", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_places_street"), ["street"], unique=False)
 
     op.create_table(
         "ticket_counters",
@@ -537,6 +549,10 @@ def downgrade() -> None:
 
     op.drop_table("categories")
     op.drop_table("ticket_counters")
+    with op.batch_alter_table("places", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_places_street"))
+
+    op.drop_table("places")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_topic"))
         batch_op.drop_index(batch_op.f("ix_outbox_delivered_at"))
