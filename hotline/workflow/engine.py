@@ -253,18 +253,23 @@ def fire(
         raise Conflict(
             f"{event!r} is not an event of the workflow {wf.name!r}; allowed now: {allowed_text}",
             allowed=allowed,
+            zh=f"该流程没有“{event}”操作",
         )
     if version is not None and version != ticket.version:
         raise Conflict(
             f"the ticket changed since version {version} (it is at version {ticket.version}); reload it and try again",
             version=ticket.version,
+            zh="工单已被他人更新，请刷新页面后重试",
         )
     if actor.role not in ev.roles:
-        raise NotPermitted(f"the role {actor.role!r} may not fire {event!r} ({ev.label})")
+        raise NotPermitted(
+            f"the role {actor.role!r} may not fire {event!r} ({ev.label})", zh=f"您的角色不能执行“{ev.label}”"
+        )
     as_co = assignment is not None and assignment.role == "co"
     if as_co and ev.department != "any":
         raise NotPermitted(
-            f"only the main department may fire {event!r} ({ev.label}); your department co-handles this ticket"
+            f"only the main department may fire {event!r} ({ev.label}); your department co-handles this ticket",
+            zh=f"只有主办单位可以执行“{ev.label}”，本单位为协办单位",
         )
     sources = ev.co_sources if as_co else ev.sources
     if ticket.state not in (sources or ()):
@@ -272,6 +277,7 @@ def fire(
             f"{event!r} ({ev.label}) is not allowed in the state {ticket.state!r} "
             f"({wf.state_label(ticket.state)}); allowed now: {allowed_text}",
             allowed=allowed,
+            zh=f"工单当前为“{wf.state_label(ticket.state)}”，不能执行“{ev.label}”",
         )
     clean = validate_payload(event, ev.required, ev.optional, payload or {})
     ctx = Context(

@@ -58,11 +58,17 @@ def validate_payload(
     for key in payload:
         if key not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
-            raise Invalid(f"event {event!r} takes no field {key!r} (it takes: {known})", field=key)
+            raise Invalid(
+                f"event {event!r} takes no field {key!r} (it takes: {known})", field=key, zh=f"不支持的字段：{key}"
+            )
     clean: dict[str, Any] = {}
     for name in required:
         if payload.get(name) is None:
-            raise Invalid(f"event {event!r} needs the field {name!r} ({FIELDS[name].label})", field=name)
+            raise Invalid(
+                f"event {event!r} needs the field {name!r} ({FIELDS[name].label})",
+                field=name,
+                zh=f"请填写“{FIELDS[name].label}”",
+            )
     for name in allowed:
         value = payload.get(name)
         if value is None:
@@ -71,9 +77,13 @@ def validate_payload(
             clean[name] = FIELDS[name].adapter.validate_python(value)
         except ValidationError as exc:
             msg = exc.errors()[0]["msg"]
-            raise Invalid(f"field {name!r} ({FIELDS[name].label}): {msg}", field=name) from None
+            raise Invalid(
+                f"field {name!r} ({FIELDS[name].label}): {msg}", field=name, zh=f"“{FIELDS[name].label}”填写有误"
+            ) from None
         if isinstance(clean[name], str):
             clean[name] = clean[name].strip()
             if not clean[name]:
-                raise Invalid(f"field {name!r} ({FIELDS[name].label}) is blank", field=name)
+                raise Invalid(
+                    f"field {name!r} ({FIELDS[name].label}) is blank", field=name, zh=f"请填写“{FIELDS[name].label}”"
+                )
     return clean

@@ -66,7 +66,7 @@ def _calendar(ctx: Context):
 @condition("assignment_awaiting_signature")
 def assignment_awaiting_signature(ctx: Context, _arg=None) -> None:
     if ctx.assignment is not None and ctx.assignment.status != "dispatched":
-        raise GuardFailed("your department has already signed for this ticket")
+        raise GuardFailed("your department has already signed for this ticket", zh="本单位已签收该工单")
 
 
 @condition("assignment_signed")
@@ -74,9 +74,9 @@ def assignment_signed(ctx: Context, _arg=None) -> None:
     if ctx.assignment is None:
         return
     if ctx.assignment.status == "dispatched":
-        raise GuardFailed("sign for the ticket before replying")
+        raise GuardFailed("sign for the ticket before replying", zh="请先签收再回复")
     if ctx.assignment.status == "replied":
-        raise GuardFailed("your department has already replied")
+        raise GuardFailed("your department has already replied", zh="本单位已回复")
 
 
 @condition("co_handlers_replied")
@@ -86,7 +86,10 @@ def co_handlers_replied(ctx: Context, _arg=None) -> None:
     waiting = [a for a in _active_assignments(ctx) if a.role == "co" and a.status != "replied"]
     if waiting:
         names = ", ".join(ctx.session.get(Department, a.department_id).name for a in waiting)
-        raise GuardFailed(f"the main department replies after every co-handler; still waiting for: {names}")
+        raise GuardFailed(
+            f"the main department replies after every co-handler; still waiting for: {names}",
+            zh=f"协办单位全部回复后主办单位方可办结回复，尚未回复：{names}",
+        )
 
 
 @condition("not_designated")
@@ -94,7 +97,8 @@ def not_designated(ctx: Context, _arg=None) -> None:
     if ctx.ticket.designated:
         raise GuardFailed(
             f"the centre designated this department after {ctx.ticket.dispatch_count} "
-            "dispatches; it can no longer be returned"
+            "dispatches; it can no longer be returned",
+            zh=f"该工单已派发 {ctx.ticket.dispatch_count} 次，由中心指定承办，不能再退单",
         )
 
 
@@ -107,26 +111,36 @@ def within_return_window(ctx: Context, _arg=None) -> None:
     if ctx.now > deadline:
         raise GuardFailed(
             f"a return must come within the return window after dispatch (it closed at "
-            f"{deadline.isoformat()}); the department must handle the ticket"
+            f"{deadline.isoformat()}); the department must handle the ticket",
+            zh=f"已超过退单时限（{deadline.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}），请承办单位办理",
         )
 
 
 @condition("no_pending")
 def no_pending(ctx: Context, kind: str) -> None:
     if _pending(ctx, kind) is not None:
-        raise GuardFailed(f"a request for {APPROVAL_LABELS.get(kind, kind)} ({kind}) is already waiting for the centre")
+        raise GuardFailed(
+            f"a request for {APPROVAL_LABELS.get(kind, kind)} ({kind}) is already waiting for the centre",
+            zh=f"已有待中心审核的{APPROVAL_LABELS.get(kind, kind)}申请",
+        )
 
 
 @condition("has_pending")
 def has_pending(ctx: Context, kind: str) -> None:
     if _pending(ctx, kind) is None:
-        raise GuardFailed(f"there is no pending request for {APPROVAL_LABELS.get(kind, kind)} ({kind})")
+        raise GuardFailed(
+            f"there is no pending request for {APPROVAL_LABELS.get(kind, kind)} ({kind})",
+            zh=f"没有待审核的{APPROVAL_LABELS.get(kind, kind)}申请",
+        )
 
 
 @condition("before_handle_deadline")
 def before_handle_deadline(ctx: Context, _arg=None) -> None:
     if ctx.ticket.handle_by is not None and ctx.now > ctx.ticket.handle_by:
-        raise GuardFailed("an extension must be asked for before the handling deadline, which has passed")
+        raise GuardFailed(
+            "an extension must be asked for before the handling deadline, which has passed",
+            zh="办理时限已过，不能再申请延期",
+        )
 
 
 def _approved_extension_days(ctx: Context) -> int:
@@ -147,7 +161,8 @@ def within_extension_cap(ctx: Context, _arg=None) -> None:
     cap = ctx.limits.extension_cap_working_days
     if used + days > cap:
         raise GuardFailed(
-            f"extensions of one ticket are capped at {cap} working days; {used} already approved, {days} asked"
+            f"extensions of one ticket are capped at {cap} working days; {used} already approved, {days} asked",
+            zh=f"延期累计不得超过 {cap} 个工作日（已批准 {used} 天，本次申请 {days} 天）",
         )
 
 
@@ -171,7 +186,8 @@ def closable(ctx: Context, _arg=None) -> None:
     if _close_reason(ctx) is None:
         raise GuardFailed(
             "close needs a satisfactory callback, or the callback attempts exhausted, or the "
-            "callback window passed; after a dissatisfied callback, rehandle or close with a reason"
+            "callback window passed; after a dissatisfied callback, rehandle or close with a reason",
+            zh="归档需要满意的回访、回访次数用尽或回访期限已过；不满意的回访请重办，或填写理由后归档",
         )
 
 
@@ -200,13 +216,13 @@ def _close_reason(ctx: Context) -> str | None:
 def dissatisfied_callback(ctx: Context, _arg=None) -> None:
     last = _last_reached_callback(ctx)
     if last is None or _satisfied(ctx, last):
-        raise GuardFailed("rehandling needs a dissatisfied callback")
+        raise GuardFailed("rehandling needs a dissatisfied callback", zh="只有回访不满意的工单才能重办")
 
 
 @condition("has_main_department")
 def has_main_department(ctx: Context, _arg=None) -> None:
     if ctx.ticket.main_department_id is None:
-        raise GuardFailed("the ticket has no handling department")
+        raise GuardFailed("the ticket has no handling department", zh="该工单没有承办单位")
 
 
 @condition("valid_master")
@@ -221,7 +237,10 @@ def valid_master(ctx: Context, _arg=None) -> None:
         raise Invalid(f"no ticket {master_id} to merge into", field="master")
     wf = ctx.runtime.workflows.get(master.workflow)
     if wf.states[master.state].final:
-        raise GuardFailed(f"the master ticket {master.number} is closed ({wf.state_label(master.state)})")
+        raise GuardFailed(
+            f"the master ticket {master.number} is closed ({wf.state_label(master.state)})",
+            zh=f"主工单 {master.number} 已{wf.state_label(master.state)}，不能并入",
+        )
 
 
 @condition("open_supervision_order")
