@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     # The district's name, as the pages show it.
     district_name: str = "示范区"
+    # The address citizens reach the site at, for the links in their messages.
+    public_url: str = "http://127.0.0.1:8000"
+    # Where text messages go: "stored" (kept for administrators) or "module:factory".
+    message_channel: str = "stored"
     # Send the session cookie over HTTPS only (set true behind TLS).
     secure_cookies: bool = False
 

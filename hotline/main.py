@@ -14,13 +14,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline import __version__
-from hotline.api import admin, calendar, supervision, tickets
+from hotline.api import admin, calendar, evaluation, supervision, tickets
 from hotline.config import Settings, get_settings
 from hotline.db import Database
 from hotline.errors import HotlineError
 from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
-from hotline.web import agent, department, supervisor, views
+from hotline.web import agent, citizen, department, supervisor, views
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -183,7 +183,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(tickets.router, prefix="/api/v1")
     app.include_router(supervision.router, prefix="/api/v1")
     app.include_router(calendar.router, prefix="/api/v1")
+    app.include_router(evaluation.router, prefix="/api/v1")
     app.include_router(views.router)
+    app.include_router(citizen.router)
     app.include_router(agent.router)
     app.include_router(department.router)
     app.include_router(supervisor.router)

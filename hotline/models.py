@@ -161,6 +161,11 @@ class Ticket(SQLModel, table=True):
     # The next time the scheduler must look at this ticket; indexed so a sweep reads
     # only what is due, never the open backlog.
     next_due_at: datetime | None = _time(index=True)
+    # Evaluation (评价反馈): the citizen's rating link went out; the callback attempts ran out.
+    invitation_sent_at: datetime | None = _time()
+    callbacks_exhausted_at: datetime | None = _time()
+    # Marked an unreasonable request (不合理诉求) by the centre: it leaves the statistics.
+    unreasonable: bool = False
 
 
 class Assignment(SQLModel, table=True):
@@ -237,6 +242,10 @@ class Callback(SQLModel, table=True):
     source: str = Field(default="agent", max_length=8)  # agent | link
     by_id: int | None = Field(default=None, foreign_key="users.id")
     at: datetime = Field(sa_type=UTCDateTime)
+    # The department whose handling was rated (the main department at the time).
+    department_id: int | None = Field(default=None, foreign_key="departments.id", index=True)
+    # Overturned on appeal (申诉复核): the rating leaves the statistics.
+    overturned: bool = False
 
 
 class TicketCounter(SQLModel, table=True):
@@ -361,3 +370,91 @@ class Place(SQLModel, table=True):
     # None: the street itself.
     community: str | None = Field(default=None, max_length=50)
     active: bool = True
+
+
+class RatingInvitation(SQLModel, table=True):
+    """A one-use, expiring link that lets the citizen rate the handling (好差评)."""
+
+    __tablename__ = "rating_invitations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = _time()
+    revoked_at: datetime | None = _time()
+    sent_by_id: int | None = Field(default=None, foreign_key="users.id")
+    message_id: int | None = Field(default=None, foreign_key="messages.id")
+
+
+class Message(SQLModel, table=True):
+    """A text message to a citizen, as handed to the message channel (and its fate)."""
+
+    __tablename__ = "messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    to: str = Field(max_length=30)
+    body: str = Field(sa_type=Text)
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    status: str = Field(default="stored", max_length=12)  # stored | sent | failed
+    error: str | None = Field(default=None, max_length=500)
+
+
+class Rectification(SQLModel, table=True):
+    """差评整改: what a department must do about a bad rating, within its limit."""
+
+    __tablename__ = "rectifications"
+    __table_args__ = (Index("ix_rectifications_department_status", "department_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    callback_id: int = Field(foreign_key="callbacks.id")
+    department_id: int = Field(foreign_key="departments.id")
+    # open → reported → accepted; a report sent back returns it to open.
+    status: str = Field(default="open", max_length=10)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    provisional: bool = False
+    verification: str | None = Field(default=None, sa_type=Text)  # 核实情况
+    measures: str | None = Field(default=None, sa_type=Text)  # 整改措施或不能整改的说明
+    reported_at: datetime | None = _time()
+    reported_by_id: int | None = Field(default=None, foreign_key="users.id")
+    decided_at: datetime | None = _time()
+    decided_by_id: int | None = Field(default=None, foreign_key="users.id")
+    decision_reason: str | None = Field(default=None, sa_type=Text)
+    escalation_step: int = 0
+    next_due_at: datetime | None = _time(index=True)
+
+
+class Appeal(SQLModel, table=True):
+    """申诉复核: a department contests a rating, or asks for an unreasonable-request mark."""
+
+    __tablename__ = "appeals"
+    __table_args__ = (Index("ix_appeals_status", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    kind: str = Field(max_length=12)  # rating | unreasonable
+    callback_id: int | None = Field(default=None, foreign_key="callbacks.id")
+    department_id: int = Field(foreign_key="departments.id")
+    grounds: str = Field(sa_type=Text)
+    # pending → granted (the rating is overturned, or the ticket marked unreasonable) | refused
+    status: str = Field(default="pending", max_length=12)
+    requested_by_id: int | None = Field(default=None, foreign_key="users.id")
+    requested_at: datetime = Field(sa_type=UTCDateTime)
+    decided_by_id: int | None = Field(default=None, foreign_key="users.id")
+    decided_at: datetime | None = _time()
+    decision_reason: str | None = Field(default=None, sa_type=Text)
+
+
+class AppSecret(SQLModel, table=True):
+    """Secrets the processes of one installation share (made on first use, never in the repo)."""
+
+    __tablename__ = "app_secrets"
+
+    name: str = Field(primary_key=True, max_length=32)
+    value: str = Field(max_length=128)
+    created_at: datetime = Field(sa_type=UTCDateTime)

@@ -34,6 +34,15 @@ class Runtime:
         # down as `now`; tests replace it to run at fixed times.
         self.clock: Callable[[], datetime] = utcnow
 
+    @property
+    def channel(self):
+        """The message channel the settings name (hotline.messaging)."""
+        if getattr(self, "_channel", None) is None:
+            from hotline.messaging import channel_from_settings
+
+            self._channel = channel_from_settings(self.settings)
+        return self._channel
+
     def now(self) -> datetime:
         """The current time as this process's clock tells it."""
         return self.clock()

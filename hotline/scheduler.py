@@ -24,7 +24,14 @@ from hotline.workflow.engine import SCHEDULER, fire, load_for_update
 log = logging.getLogger("hotline.scheduler")
 
 BATCH = 200
-STEP_LABELS = {"warn": "预警", "urge": "催办", "supervise": "督办", "report": "通报"}
+STEP_LABELS = {
+    "warn": "预警",
+    "urge": "催办",
+    "supervise": "督办",
+    "report": "通报",
+    "invite": "发送评价短信",
+    "close": "归档",
+}
 
 
 @dataclass
@@ -41,10 +48,10 @@ class SweepReport:
         return sum(1 for _, s, _ in self.steps if s == step)
 
     def lines(self) -> list[str]:
-        out = [f"{number} {step} ({STEP_LABELS[step]}, {kind} deadline)" for number, step, kind in self.steps]
+        out = [f"{number} {step} ({STEP_LABELS[step]}, {kind})" for number, step, kind in self.steps]
         out += [f"{number} {step} skipped: {why}" for number, step, why in self.skipped]
         out += self.notices
-        summary = ", ".join(f"{self.count(s)} {s}" for s in sla.LADDER)
+        summary = ", ".join(f"{self.count(s)} {s}" for s in STEP_LABELS)
         out.append(
             f"sweep at {self.now.astimezone(LOCAL_TZ).isoformat()}: {summary}; {self.deferred} waiting for office hours"
         )
@@ -57,6 +64,9 @@ def _escalate(session: Session, runtime: Runtime, ticket_id: int, now: datetime,
         return  # another scheduler got here first, or the ticket moved on
     wf = runtime.workflows.get(ticket.workflow)
     cal = runtime.calendar(session)
+    if ticket.due_kind == "callback":
+        _evaluate(session, runtime, ticket, now, report)
+        return
     office = cal.next_office_time(now)
     if office > now:
         ticket.next_due_at = office  # notices go out in office hours
@@ -78,6 +88,84 @@ def _escalate(session: Session, runtime: Runtime, ticket_id: int, now: datetime,
                 report.skipped.append((ticket.number, step, exc.message))
         ticket.escalation_step += 1
         ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
+
+
+def _evaluate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime, report: SweepReport) -> None:
+    """The callback clock: send the rating link (in office hours), or close the ticket when
+    the attempts ran out or the window passed with no rating (never counted satisfied)."""
+    if sla.wants_invitation(ticket) and ticket.callbacks_exhausted_at is None:
+        office = runtime.calendar(session).next_office_time(now)
+        if office > now:
+            ticket.next_due_at = office
+            report.deferred += 1
+            return
+        try:
+            with session.begin_nested():
+                fire(session, runtime, ticket.id, "invite", SCHEDULER, {}, now=now, context={"auto": True})
+            report.steps.append((ticket.number, "invite", "callback"))
+        except HotlineError as exc:
+            ticket.invitation_sent_at = now  # nothing to send to; the window still runs
+            report.skipped.append((ticket.number, "invite", exc.message))
+        ticket.next_due_at = sla.next_step_time(
+            runtime.calendar(session), runtime.workflows.get(ticket.workflow), ticket
+        )
+        return
+    try:
+        with session.begin_nested():
+            fire(session, runtime, ticket.id, "close", SCHEDULER, {}, now=now, context={"auto": True})
+        report.steps.append((ticket.number, "close", "callback"))
+    except HotlineError as exc:
+        # A dissatisfied callback waits for a person to rehandle or close it.
+        ticket.next_due_at = None
+        report.skipped.append((ticket.number, "close", exc.message))
+
+
+def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepReport) -> None:
+    """Overdue rectifications are urged, then supervised, like tickets (once each)."""
+    from hotline.evaluation import RECT_LADDER, rect_next_step
+    from hotline.models import Notification, Rectification, TicketEvent
+
+    with runtime.db.session() as session:
+        cal = runtime.calendar(session)
+        if cal.next_office_time(now) > now:
+            return
+        due = session.exec(
+            select(Rectification).where(Rectification.next_due_at <= now).order_by(Rectification.next_due_at).limit(500)
+        ).all()
+        for rect in due:
+            ticket = session.get(Ticket, rect.ticket_id)
+            wf = runtime.workflows.get(ticket.workflow)
+            while rect.next_due_at is not None and rect.next_due_at <= now:
+                step = RECT_LADDER[rect.escalation_step]
+                role = "handler" if step == "urge" else "leader"
+                word = "催办" if step == "urge" else "督办"
+                session.add(
+                    Notification(
+                        department_id=rect.department_id,
+                        role=role,
+                        kind=step,
+                        ticket_id=ticket.id,
+                        title=f"整改{word}：工单 {ticket.number}",
+                        body=f"差评整改已于 {rect.due_at.astimezone(LOCAL_TZ):%Y-%m-%d} 到期，请尽快完成并反馈。",
+                        created_at=now,
+                    )
+                )
+                session.add(
+                    TicketEvent(
+                        ticket_id=ticket.id,
+                        event=f"rectification_{step}",
+                        actor_id=None,
+                        actor_name="scheduler",
+                        actor_role="system",
+                        from_state=ticket.state,
+                        to_state=ticket.state,
+                        at=now,
+                        details={"rectification": rect.id, "auto": True},
+                    )
+                )
+                report.steps.append((ticket.number, step, "rectification"))
+                rect.escalation_step += 1
+                rect.next_due_at = rect_next_step(cal, wf, rect)
 
 
 def check_calendar(session: Session, runtime: Runtime, now: datetime, report: SweepReport) -> None:
@@ -111,6 +199,7 @@ def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH) -> SweepReport
     report = SweepReport(now=now)
     with runtime.db.session() as session:
         check_calendar(session, runtime, now, report)
+    _escalate_rectifications(runtime, now, report)
     seen: set[int] = set()
     while True:
         with runtime.db.read_session() as session:
@@ -124,6 +213,11 @@ def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH) -> SweepReport
         with runtime.db.session() as session:
             for ticket_id in ids:
                 _escalate(session, runtime, ticket_id, now, report)
+    from hotline.messaging import deliver_pending
+
+    sent, failed = deliver_pending(runtime, runtime.channel)
+    if sent or failed:
+        report.notices.append(f"messages: {sent} sent, {failed} failed")
     return report
 
 

@@ -148,8 +148,21 @@ def step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket, step: int) -> dat
     return cal.add_working_seconds(ticket.due_at, days * 86400).at
 
 
+def wants_invitation(ticket: Ticket) -> bool:
+    """Whether the scheduler still owes the citizen a rating link."""
+    return bool(ticket.reply_wanted and ticket.caller_phone and ticket.invitation_sent_at is None)
+
+
 def next_step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> datetime | None:
-    """When the scheduler must next act: the next ladder step (department deadlines only)."""
+    """When the scheduler must next act: the next ladder step of a department deadline;
+    for the callback: the rating link to send, then the close when attempts ran out or
+    the window passed."""
+    if ticket.due_kind == "callback":
+        if ticket.callbacks_exhausted_at is not None:
+            return ticket.callbacks_exhausted_at
+        if wants_invitation(ticket):
+            return ticket.callback_started_at
+        return ticket.callback_by
     if ticket.due_kind not in LADDER_KINDS or ticket.escalation_step >= len(LADDER):
         return None
     return step_time(cal, wf, ticket, ticket.escalation_step)

@@ -86,6 +86,8 @@ class Limits(BaseModel):
     extension_cap_working_days: int = 20
     designate_after_dispatches: int = 3
     callback_attempts: int = 3
+    agent_rehandles: int = 2
+    rating_link: Limit = Limit(working_days=3)
     satisfied_ratings: tuple[int, ...] = (3, 4, 5)
     warning: WarningRule = WarningRule()
     escalation: EscalationRule = EscalationRule()

@@ -72,6 +72,8 @@ class Context:
     # What the caller knows beyond the payload (the scheduler: which deadline, which step).
     extra: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    # What effects hand back to the caller without writing it to the history (a link).
+    result: dict[str, Any] = field(default_factory=dict)
 
     @property
     def limits(self):
@@ -241,8 +243,12 @@ def fire(
     now: datetime,
     version: int | None = None,
     context: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
 ) -> Ticket:
-    """Fire one event on one ticket, inside the session's transaction; return the ticket."""
+    """Fire one event on one ticket, inside the session's transaction; return the ticket.
+
+    `result`, when given, receives what the effects hand back (e.g. a rating link).
+    """
     ticket = load_for_update(session, ticket_id)
     assignment = _scope(session, ticket, actor)
     wf = runtime.workflows.get(ticket.workflow)
@@ -318,6 +324,8 @@ def fire(
         )
     )
     session.flush()
+    if result is not None:
+        result.update(ctx.result)
     return ticket
 
 

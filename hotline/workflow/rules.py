@@ -3,7 +3,7 @@
 from sqlalchemy import func
 from sqlmodel import select
 
-from hotline import sla
+from hotline import evaluation, sla
 from hotline.calendar import LOCAL_TZ
 from hotline.errors import Invalid
 from hotline.models import (
@@ -14,6 +14,7 @@ from hotline.models import (
     Escalation,
     Notification,
     OutboxMessage,
+    RatingInvitation,
     SupervisionOrder,
     Ticket,
     TicketEvent,
@@ -451,24 +452,80 @@ def start_callback_clock(ctx: Context, _arg=None) -> None:
 
 @effect("record_callback")
 def record_callback(ctx: Context, _arg=None) -> None:
-    attempts = ctx.session.exec(
-        select(func.count()).select_from(Callback).where(Callback.ticket_id == ctx.ticket.id)
-    ).one()
+    t = ctx.ticket
+    attempts = ctx.session.exec(select(func.count()).select_from(Callback).where(Callback.ticket_id == t.id)).one()
     p = ctx.payload
-    ctx.session.add(
-        Callback(
-            ticket_id=ctx.ticket.id,
-            attempt=attempts + 1,
-            reached=p["reached"],
-            solved=p.get("solved"),
-            rating=p.get("rating"),
-            comment=p.get("comment"),
-            source="link" if ctx.actor.role == "citizen" else "agent",
-            by_id=ctx.actor.id,
-            at=ctx.now,
-        )
+    callback = Callback(
+        ticket_id=t.id,
+        attempt=attempts + 1,
+        reached=p["reached"],
+        solved=p.get("solved"),
+        rating=p.get("rating"),
+        comment=p.get("comment"),
+        source="link" if ctx.actor.role == "citizen" else "agent",
+        by_id=ctx.actor.id,
+        at=ctx.now,
+        department_id=t.main_department_id,
     )
+    ctx.session.add(callback)
+    ctx.session.flush()
     ctx.details["attempt"] = attempts + 1
+    if not p["reached"]:
+        unreached = ctx.session.exec(
+            select(func.count()).select_from(Callback).where(Callback.ticket_id == t.id, ~Callback.reached)
+        ).one()
+        if unreached >= ctx.limits.callback_attempts:
+            t.callbacks_exhausted_at = ctx.now  # the scheduler closes it as not called back
+        return
+    if ctx.actor.role != "citizen":
+        # One evaluation per handling: a callback that reached the citizen retires the link.
+        for invitation in ctx.session.exec(
+            select(RatingInvitation).where(
+                RatingInvitation.ticket_id == t.id,
+                RatingInvitation.used_at.is_(None),
+                RatingInvitation.revoked_at.is_(None),
+            )
+        ).all():
+            invitation.revoked_at = ctx.now
+            ctx.session.add(invitation)
+    if callback.rating is not None:
+        evaluation.record_rating(ctx.session, ctx.runtime, t, callback, ctx.now)
+
+
+@condition("can_invite")
+def can_invite(ctx: Context, _arg=None) -> None:
+    t = ctx.ticket
+    if not t.caller_phone:
+        raise GuardFailed("the caller left no phone number for a rating link", zh="来电人未留电话，无法发送评价短信")
+    if ctx.session.exec(
+        select(Callback.id).where(Callback.ticket_id == t.id, Callback.reached, ~Callback.overturned)
+    ).first():
+        raise GuardFailed("the citizen has been reached and has rated already", zh="市民已评价，无需再发送评价短信")
+
+
+@effect("send_invitation")
+def send_invitation(ctx: Context, _arg=None) -> None:
+    sent = evaluation.send_invitation(ctx.session, ctx.runtime, ctx.ticket, ctx.actor, ctx.now)
+    ctx.result.update(sent)
+    ctx.details.update({"invitation": sent["invitation"], "expires_at": sent["expires_at"].isoformat()})
+
+
+@condition("rehandle_allowed")
+def rehandle_allowed(ctx: Context, _arg=None) -> None:
+    if ctx.actor.role == "supervisor":
+        return
+    t = ctx.ticket
+    if t.rehandle_count >= ctx.limits.agent_rehandles:
+        raise GuardFailed(
+            f"the ticket was rehandled {t.rehandle_count} times; a supervisor decides now",
+            zh=f"该工单已重办 {t.rehandle_count} 次，需由督办员决定",
+        )
+    last = _last_reached_callback(ctx)
+    if last is not None and last.source == "link":
+        raise GuardFailed(
+            "the citizen's own dissatisfied rating goes to a supervisor first",
+            zh="市民通过短信给出的不满意评价，需先由督办员审核",
+        )
 
 
 @effect("record_close")

@@ -1,0 +1,73 @@
+"""The citizen's rating page, reached through the one-use link in a text message."""
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from hotline.api.deps import RuntimeDep
+from hotline.calendar import LOCAL_TZ
+from hotline.errors import HotlineError
+from hotline.evaluation import RATING_LABELS, LinkUnusable, app_secret, form_nonce, invitation_for, rate_by_link
+from hotline.models import Department, Ticket
+from hotline.web.render import templates
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, ctx: dict, status_code: int = 200) -> Response:
+    return templates().TemplateResponse(
+        request, "citizen/rate.html", {"ratings": RATING_LABELS, **ctx}, status_code=status_code
+    )
+
+
+@router.get("/rate/{token}", response_class=HTMLResponse)
+def rating_form(request: Request, token: str, runtime: RuntimeDep) -> Response:
+    now = runtime.now()
+    with runtime.db.session() as session:
+        try:
+            invitation = invitation_for(session, token, now)
+        except LinkUnusable as exc:
+            return _page(request, {"unusable": exc.extra.get("zh")}, 410)
+        ticket = session.get(Ticket, invitation.ticket_id)
+        dept = session.get(Department, ticket.main_department_id) if ticket.main_department_id else None
+        nonce = form_nonce(app_secret(session, "rating_link", now), token)
+        return _page(
+            request,
+            {
+                "ticket": ticket,
+                "department": dept,
+                "token": token,
+                "nonce": nonce,
+                "expires_text": f"{invitation.expires_at.astimezone(LOCAL_TZ):%m月%d日 %H:%M}",
+                "settings": runtime.settings,
+            },
+        )
+
+
+@router.post("/rate/{token}", response_class=HTMLResponse)
+def rate(
+    request: Request,
+    token: str,
+    runtime: RuntimeDep,
+    nonce: Annotated[str, Form()],
+    rating: Annotated[int, Form(ge=1, le=5)],
+    solved: Annotated[str, Form(pattern="^(yes|no)$")],
+    comment: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    now = runtime.now()
+    try:
+        with runtime.db.session() as session:
+            if not hmac.compare_digest(nonce, form_nonce(app_secret(session, "rating_link", now), token)):
+                return _page(request, {"unusable": "页面已过期，请重新打开短信中的链接。"}, 403)
+            rate_by_link(
+                session, runtime, token, rating=rating, solved=solved == "yes", comment=comment.strip() or None, now=now
+            )
+    except LinkUnusable as exc:
+        return _page(request, {"unusable": exc.extra.get("zh")}, 410)
+    except HotlineError as exc:
+        return _page(
+            request, {"unusable": exc.extra.get("zh") or "暂时无法提交评价，请稍后再试或拨打12345。"}, exc.status_code
+        )
+    return _page(request, {"thanks": True, "rating_label": RATING_LABELS[rating]})
