@@ -195,7 +195,7 @@ def record_rating(session: Session, runtime, ticket: Ticket, callback: Callback,
                     created_at=now,
                 )
             )
-    if callback.source == "link" and callback.rating not in wf_satisfied(runtime, ticket):
+    if callback.source == "link" and not is_satisfied(runtime, ticket, callback):
         session.add(
             Notification(
                 role="supervisor",
@@ -208,8 +208,10 @@ def record_rating(session: Session, runtime, ticket: Ticket, callback: Callback,
         )
 
 
-def wf_satisfied(runtime, ticket: Ticket) -> tuple[int, ...]:
-    return runtime.workflows.get(ticket.workflow).limits.satisfied_ratings
+def is_satisfied(runtime, ticket: Ticket, callback: Callback) -> bool:
+    """Satisfied: a rating the workflow counts as satisfied, and the problem not unsolved."""
+    ratings = runtime.workflows.get(ticket.workflow).limits.satisfied_ratings
+    return callback.rating in ratings and callback.solved is not False
 
 
 def _history(session: Session, ticket: Ticket, event: str, actor: Actor, now: datetime, **details: Any) -> None:
