@@ -172,7 +172,10 @@ class Assignment(SQLModel, table=True):
     """One department's part in a ticket: the main department or a co-handler (协办)."""
 
     __tablename__ = "assignments"
-    __table_args__ = (Index("ix_assignments_department_ticket", "department_id", "ticket_id"),)
+    __table_args__ = (
+        Index("ix_assignments_department_ticket", "department_id", "ticket_id"),
+        Index("ix_assignments_role_dispatched", "role", "dispatched_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="tickets.id", index=True)
@@ -185,6 +188,15 @@ class Assignment(SQLModel, table=True):
     replied_at: datetime | None = _time()
     replied_by_id: int | None = Field(default=None, foreign_key="users.id")
     result: str | None = Field(default=None, sa_type=Text)
+    # The facts performance management counts (绩效管理), kept by the gateway as they
+    # happen, so the indicators are one GROUP BY over this table (hotline.stats).
+    sign_by: datetime | None = _time()
+    signed_on_time: bool | None = None
+    returned: bool = False
+    handle_by: datetime | None = _time(index=True)
+    first_replied_at: datetime | None = _time(index=True)
+    replied_on_time: bool | None = None
+    rehandles: int = 0
 
 
 class Approval(SQLModel, table=True):
@@ -241,7 +253,7 @@ class Callback(SQLModel, table=True):
     comment: str | None = Field(default=None, sa_type=Text)
     source: str = Field(default="agent", max_length=8)  # agent | link
     by_id: int | None = Field(default=None, foreign_key="users.id")
-    at: datetime = Field(sa_type=UTCDateTime)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
     # The department whose handling was rated (the main department at the time).
     department_id: int | None = Field(default=None, foreign_key="departments.id", index=True)
     # Overturned on appeal (申诉复核): the rating leaves the statistics.

@@ -21,6 +21,8 @@ _STATE_KEYS = {"label", "final", "clock"}
 _EVENT_KEYS = {"label", "from", "to", "roles", "department", "co", "fields", "conditions", "effects"}
 _TOP_KEYS = {"name", "label", "initial", "extends", "states", "events", "limits", "description"}
 CO_SUFFIX = "_as_co_handler"
+# Files in workflows/ that configure rather than declare a workflow.
+SETTINGS_FILES = frozenset({"selection", "performance", "analysis"})
 
 
 class WorkflowError(ValueError):
@@ -341,7 +343,7 @@ class WorkflowSet:
         self.directory = Path(directory)
         self.workflows: dict[str, Workflow] = {}
         for path in sorted(self.directory.glob("*.yaml")):
-            if path.stem == "selection":
+            if path.stem in SETTINGS_FILES:
                 continue
             wf = load_workflow(path)
             self.workflows[wf.name] = wf

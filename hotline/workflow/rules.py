@@ -286,8 +286,17 @@ def assign_departments(ctx: Context, _arg=None) -> None:
     for a in _active_assignments(ctx):
         a.status = "withdrawn"
         ctx.session.add(a)
+    cal = _calendar(ctx)
     ctx.session.add(
-        Assignment(ticket_id=t.id, department_id=main.id, role="main", status="dispatched", dispatched_at=now)
+        Assignment(
+            ticket_id=t.id,
+            department_id=main.id,
+            role="main",
+            status="dispatched",
+            dispatched_at=now,
+            sign_by=sla.due(cal, now, ctx.limits.sign.pick(t.type, t.urgency)).at,
+            handle_by=sla.due(cal, now, ctx.limits.handle.pick(t.type, t.urgency)).at,
+        )
     )
     for dept in co:
         ctx.session.add(
@@ -319,15 +328,19 @@ def sign_assignment(ctx: Context, _arg=None) -> None:
     if a is None:
         return
     a.status, a.signed_at, a.signed_by_id = "signed", ctx.now, ctx.actor.id
-    ctx.session.add(a)
     if a.role == "main":
         ctx.ticket.signed_at = ctx.now
+        a.signed_on_time = a.sign_by is None or ctx.now <= a.sign_by
+    ctx.session.add(a)
     ctx.details["department_id"] = a.department_id
 
 
 @effect("open_return")
 def open_return(ctx: Context, _arg=None) -> None:
     ctx.ticket.return_from_state = ctx.from_state
+    if ctx.assignment is not None:
+        ctx.assignment.returned = True
+        ctx.session.add(ctx.assignment)
     p = ctx.payload
     ctx.session.add(
         Approval(
@@ -399,6 +412,7 @@ def approve_extension(ctx: Context, _arg=None) -> None:
     _decide(ctx, "extension", "approved")
     approval.days = days
     ctx.ticket.extension_days += days
+    _sync_main_handle_by(ctx)
     ctx.details.update({"days": days, "handle_by_before": _iso(ctx.ticket.handle_by)})
 
 
@@ -417,6 +431,17 @@ def resume_clock(ctx: Context, _arg=None) -> None:
         t.suspended_seconds = (t.suspended_seconds or 0) + max(paused, 0)
         ctx.details["suspended_seconds"] = paused
     t.suspended_at = None
+    _sync_main_handle_by(ctx)
+
+
+def _sync_main_handle_by(ctx: Context) -> None:
+    """Keep the main assignment's handle-by (what on-time completion is judged by) current."""
+    main = _main_assignment(ctx)
+    if main is not None and main.first_replied_at is None:
+        handle = sla.compute_handle_by(_calendar(ctx), ctx.workflow, ctx.ticket)
+        if handle is not None:
+            main.handle_by = handle.at
+            ctx.session.add(main)
 
 
 @effect("record_reply")
@@ -425,6 +450,9 @@ def record_reply(ctx: Context, _arg=None) -> None:
     result = ctx.payload["result"]
     if a is not None:
         a.status, a.replied_at, a.replied_by_id, a.result = "replied", ctx.now, ctx.actor.id, result
+        if a.role == "main" and a.first_replied_at is None:
+            a.first_replied_at = ctx.now
+            a.replied_on_time = a.handle_by is None or ctx.now <= a.handle_by
         ctx.session.add(a)
     if not ctx.as_co_handler:
         ctx.ticket.result, ctx.ticket.replied_at = result, ctx.now
@@ -544,6 +572,10 @@ def rehandle(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     t.rehandle_count += 1
     reopen_main_assignment(ctx)
+    main = _main_assignment(ctx)
+    if main is not None:
+        main.rehandles += 1
+        ctx.session.add(main)
     # A fresh handling deadline from now; the callback clock starts again after the reply.
     t.handle_started_at, t.extension_days, t.suspended_seconds = ctx.now, 0, 0.0
     t.callback_started_at = t.callback_by = None

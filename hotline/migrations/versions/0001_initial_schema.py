@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 14:23:56.245535
+Create Date: 2026-11-28 14:28:27.507071
 """
 
 from collections.abc import Sequence
@@ -325,6 +325,13 @@ def upgrade() -> None:
         sa.Column("replied_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("replied_by_id", sa.Integer(), nullable=True),
         sa.Column("result", sa.Text(), nullable=True),
+        sa.Column("sign_by", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("signed_on_time", sa.Boolean(), nullable=True),
+        sa.Column("returned", sa.Boolean(), nullable=False),
+        sa.Column("handle_by", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_replied_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("replied_on_time", sa.Boolean(), nullable=True),
+        sa.Column("rehandles", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["department_id"],
             ["departments.id"],
@@ -345,6 +352,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.create_index("ix_assignments_department_ticket", ["department_id", "ticket_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_assignments_first_replied_at"), ["first_replied_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_assignments_handle_by"), ["handle_by"], unique=False)
+        batch_op.create_index("ix_assignments_role_dispatched", ["role", "dispatched_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_assignments_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
@@ -376,6 +386,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("callbacks", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_callbacks_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_callbacks_department_id"), ["department_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_callbacks_ticket_id"), ["ticket_id"], unique=False)
 
@@ -679,10 +690,14 @@ def downgrade() -> None:
     with op.batch_alter_table("callbacks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_callbacks_ticket_id"))
         batch_op.drop_index(batch_op.f("ix_callbacks_department_id"))
+        batch_op.drop_index(batch_op.f("ix_callbacks_at"))
 
     op.drop_table("callbacks")
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_assignments_ticket_id"))
+        batch_op.drop_index("ix_assignments_role_dispatched")
+        batch_op.drop_index(batch_op.f("ix_assignments_handle_by"))
+        batch_op.drop_index(batch_op.f("ix_assignments_first_replied_at"))
         batch_op.drop_index("ix_assignments_department_ticket")
 
     op.drop_table("assignments")

@@ -1,0 +1,269 @@
+"""Performance indicators (绩效管理) per department and period, the score and the ranking.
+
+The gateway keeps the facts on each main assignment as they happen (signed on time,
+returned, handle-by, first reply and whether it was on time, rehandlings) and on each
+callback (department, reached, solved, rating, overturned), so every indicator is one
+GROUP BY over an indexed period. Tickets marked unreasonable (不合理诉求) and ratings
+overturned on appeal leave the numerators and the denominators.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import and_, case, func, not_, select
+from sqlmodel import Session
+
+from hotline.calendar import LOCAL_TZ
+from hotline.models import Assignment, Callback, Department, Ticket
+
+RATES = (
+    "signed_on_time_rate",
+    "completed_on_time_rate",
+    "return_rate",
+    "callback_rate",
+    "resolution_rate",
+    "satisfaction_rate",
+    "rehandle_rate",
+    "overdue_rate",
+)
+
+
+class Weights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    response: float = 30
+    resolution: float = 35
+    satisfaction: float = 35
+
+
+class Performance(BaseModel):
+    """workflows/performance.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+    weights: Weights = Weights()
+    basic_satisfied_counts: bool = True
+    list_size: int = 5
+    min_tickets_to_rank: int = 5
+
+
+@lru_cache(maxsize=4)
+def performance_config(workflows_dir: str) -> Performance:
+    path = Path(workflows_dir) / "performance.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return Performance.model_validate(data or {})
+
+
+def period_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start, end] as local days, as UTC instants [from, to)."""
+    return (
+        datetime.combine(start, time(0), LOCAL_TZ),
+        datetime.combine(end + timedelta(days=1), time(0), LOCAL_TZ),
+    )
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+@dataclass
+class Counts:
+    dispatched: int = 0
+    signed_on_time: int = 0
+    returned: int = 0
+    due: int = 0
+    completed_on_time: int = 0
+    overdue: int = 0
+    replied: int = 0
+    rehandled: int = 0
+    called_back: int = 0
+    callbacks: int = 0
+    solved: int = 0
+    rated: int = 0
+    satisfied: int = 0
+
+
+# What each count means, as a condition on the main assignments or the callbacks: the
+# same definitions serve the figures and the lists of tickets behind them.
+def _main_assignment_base():
+    return and_(Assignment.role == "main", not_(Ticket.unreasonable))
+
+
+def assignment_metric(metric: str, lo: datetime, hi: datetime, now: datetime):
+    """The condition behind an assignment-based count."""
+    dispatched = and_(Assignment.dispatched_at >= lo, Assignment.dispatched_at < hi)
+    due = and_(
+        Assignment.status != "withdrawn",
+        Assignment.handle_by >= lo,
+        Assignment.handle_by < min(hi, now),
+    )
+    replied = and_(Assignment.first_replied_at >= lo, Assignment.first_replied_at < hi)
+    conditions = {
+        "dispatched": dispatched,
+        "signed_on_time": and_(dispatched, Assignment.signed_on_time.is_(True)),
+        "returned": and_(dispatched, Assignment.returned.is_(True)),
+        "due": due,
+        "completed_on_time": and_(due, Assignment.replied_on_time.is_(True)),
+        "overdue": and_(due, not_(func.coalesce(Assignment.replied_on_time, False))),
+        "replied": replied,
+        "rehandled": and_(replied, Assignment.rehandles > 0),
+    }
+    return conditions[metric]
+
+
+def callback_metric(metric: str, lo: datetime, hi: datetime, satisfied_from: int):
+    base = and_(Callback.at >= lo, Callback.at < hi, Callback.reached, not_(Callback.overturned))
+    conditions = {
+        "called_back": base,
+        "solved": and_(base, Callback.solved.is_(True)),
+        "rated": and_(base, Callback.rating.is_not(None)),
+        "satisfied": and_(base, Callback.rating >= satisfied_from),
+    }
+    return conditions[metric]
+
+
+ASSIGNMENT_METRICS = (
+    "dispatched",
+    "signed_on_time",
+    "returned",
+    "due",
+    "completed_on_time",
+    "overdue",
+    "replied",
+    "rehandled",
+)
+CALLBACK_METRICS = ("called_back", "solved", "rated", "satisfied")
+
+
+def _count(condition):
+    return func.sum(case((condition, 1), else_=0))
+
+
+def department_counts(
+    session: Session, lo: datetime, hi: datetime, now: datetime, config: Performance
+) -> dict[int, Counts]:
+    """The counts behind the indicators, per department, in three grouped queries."""
+    counts: dict[int, Counts] = {}
+    # Assignments touch the period by dispatch, by due date or by first reply.
+    touches = (
+        (Assignment.dispatched_at >= lo) & (Assignment.dispatched_at < hi)
+        | (Assignment.handle_by >= lo) & (Assignment.handle_by < hi)
+        | (Assignment.first_replied_at >= lo) & (Assignment.first_replied_at < hi)
+    )
+    stmt = (
+        select(Assignment.department_id, *[_count(assignment_metric(m, lo, hi, now)) for m in ASSIGNMENT_METRICS])
+        .join(Ticket, Ticket.id == Assignment.ticket_id)
+        .where(_main_assignment_base(), touches)
+        .group_by(Assignment.department_id)
+    )
+    for dept_id, *values in session.execute(stmt):
+        c = counts.setdefault(dept_id, Counts())
+        for name, value in zip(ASSIGNMENT_METRICS, values, strict=True):
+            setattr(c, name, int(value or 0))
+    satisfied_from = 3 if config.basic_satisfied_counts else 4
+    base = callback_metric("called_back", lo, hi, satisfied_from)
+    stmt = (
+        select(
+            Callback.department_id,
+            func.count(func.distinct(Callback.ticket_id)),
+            func.count(),
+            _count(Callback.solved.is_(True)),
+            _count(Callback.rating.is_not(None)),
+            _count(Callback.rating >= satisfied_from),
+        )
+        .join(Ticket, Ticket.id == Callback.ticket_id)
+        .where(base, Callback.department_id.is_not(None), not_(Ticket.unreasonable))
+        .group_by(Callback.department_id)
+    )
+    for dept_id, tickets, callbacks, solved, rated, satisfied in session.execute(stmt):
+        c = counts.setdefault(dept_id, Counts())
+        c.called_back, c.callbacks = int(tickets), int(callbacks)
+        c.solved, c.rated, c.satisfied = int(solved or 0), int(rated or 0), int(satisfied or 0)
+    return counts
+
+
+def indicators(c: Counts, config: Performance) -> dict[str, Any]:
+    """The rates of DOMAIN.md and the composite score (0..100) from the counts."""
+    rates = {
+        "signed_on_time_rate": _rate(c.signed_on_time, c.dispatched),
+        "completed_on_time_rate": _rate(c.completed_on_time, c.due),
+        "return_rate": _rate(c.returned, c.dispatched),
+        "callback_rate": _rate(c.called_back, c.replied),
+        "resolution_rate": _rate(c.solved, c.callbacks),
+        "satisfaction_rate": _rate(c.satisfied, c.rated),
+        "rehandle_rate": _rate(c.rehandled, c.replied),
+        "overdue_rate": _rate(c.overdue, c.due),
+    }
+    response_parts = [r for r in (rates["signed_on_time_rate"], rates["completed_on_time_rate"]) if r is not None]
+    parts = {
+        "response": sum(response_parts) / len(response_parts) if response_parts else None,
+        "resolution": rates["resolution_rate"],
+        "satisfaction": rates["satisfaction_rate"],
+    }
+    weights = config.weights.model_dump()
+    present = {k: v for k, v in parts.items() if v is not None}
+    total_weight = sum(weights[k] for k in present)
+    score = round(100 * sum(weights[k] * v for k, v in present.items()) / total_weight, 2) if total_weight else None
+    return {**rates, "score": score}
+
+
+def department_stats(session: Session, runtime, start: date, end: date) -> dict[str, Any]:
+    """Every active department's counts, rates and score for [start, end], ranked."""
+    config = performance_config(str(runtime.settings.workflows_dir))
+    lo, hi = period_bounds(start, end)
+    counts = department_counts(session, lo, hi, runtime.now(), config)
+    rows = []
+    for dept in session.exec(select(Department).order_by(Department.code)).scalars():
+        c = counts.get(dept.id, Counts())
+        if not dept.active and dept.id not in counts:
+            continue
+        rows.append({"department": dept.code, "department_name": dept.name, **c.__dict__, **indicators(c, config)})
+    ranked = [r for r in rows if r["score"] is not None and r["dispatched"] >= config.min_tickets_to_rank]
+    ranked.sort(key=lambda r: (-r["score"], r["department"]))
+    for i, r in enumerate(ranked, 1):
+        r["rank"] = i
+    n = config.list_size
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "basic_satisfied_counts": config.basic_satisfied_counts,
+        "weights": config.weights.model_dump(),
+        "departments": rows,
+        "red_list": [r["department"] for r in ranked[:n]],
+        "black_list": [r["department"] for r in ranked[::-1][:n]] if len(ranked) > n else [],
+    }
+
+
+def tickets_behind(
+    session: Session, runtime, dept: Department, metric: str, start: date, end: date, limit: int = 500
+) -> list[tuple[int, str]]:
+    """The tickets behind one figure of one department: (id, number), newest first."""
+    config = performance_config(str(runtime.settings.workflows_dir))
+    lo, hi = period_bounds(start, end)
+    if metric in ASSIGNMENT_METRICS:
+        stmt = (
+            select(Ticket.id, Ticket.number)
+            .join(Assignment, Assignment.ticket_id == Ticket.id)
+            .where(
+                _main_assignment_base(),
+                Assignment.department_id == dept.id,
+                assignment_metric(metric, lo, hi, runtime.now()),
+            )
+        )
+    elif metric in CALLBACK_METRICS:
+        satisfied_from = 3 if config.basic_satisfied_counts else 4
+        stmt = (
+            select(Ticket.id, Ticket.number)
+            .join(Callback, Callback.ticket_id == Ticket.id)
+            .where(
+                Callback.department_id == dept.id,
+                not_(Ticket.unreasonable),
+                callback_metric(metric, lo, hi, satisfied_from),
+            )
+        )
+    else:
+        raise ValueError(metric)
+    return [(i, n) for i, n in session.execute(stmt.distinct().order_by(Ticket.id.desc()).limit(limit))]
