@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline import __version__
-from hotline.api import admin, calendar, evaluation, stats, supervision, tickets
+from hotline.api import admin, analysis, calendar, evaluation, stats, supervision, tickets
 from hotline.config import Settings, get_settings
 from hotline.db import Database
 from hotline.errors import HotlineError
@@ -185,6 +185,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(calendar.router, prefix="/api/v1")
     app.include_router(evaluation.router, prefix="/api/v1")
     app.include_router(stats.router, prefix="/api/v1")
+    app.include_router(analysis.router, prefix="/api/v1")
     app.include_router(views.router)
     app.include_router(citizen.router)
     app.include_router(agent.router)

@@ -470,3 +470,26 @@ class AppSecret(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=32)
     value: str = Field(max_length=128)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SurgeAlert(SQLModel, table=True):
+    """A surge (突发聚集): many tickets of one category in one community in a short time.
+
+    One alert per surge: while it lasts the alert is updated, not raised again.
+    """
+
+    __tablename__ = "surge_alerts"
+    __table_args__ = (Index("ix_surge_alerts_status", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    category_id: int | None = Field(default=None, foreign_key="categories.id")
+    street: str | None = Field(default=None, max_length=50)
+    community: str | None = Field(default=None, max_length=50)
+    status: str = Field(default="open", max_length=8)  # open | closed
+    count: int
+    peak: int
+    baseline: float  # the community's usual count for the category in such a window
+    window_hours: float
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = _time()

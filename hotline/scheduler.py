@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from hotline import sla
+from hotline.analysis import check_surges
 from hotline.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
 from hotline.models import Notification, Ticket
@@ -199,6 +200,12 @@ def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH) -> SweepReport
     report = SweepReport(now=now)
     with runtime.db.session() as session:
         check_calendar(session, runtime, now, report)
+    with runtime.db.session() as session:
+        for alert in check_surges(session, runtime, now):
+            report.notices.append(
+                f"surge: {alert.count} tickets in {alert.street or ''}{alert.community or ''} "
+                f"(category {alert.category_id}) within {alert.window_hours:g} h"
+            )
     _escalate_rectifications(runtime, now, report)
     seen: set[int] = set()
     while True:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
+from hotline.analysis import repeats_of
 from hotline.api.deps import CurrentActor, IntakeActor, RuntimeDep
 from hotline.api.schemas import TicketIn
 from hotline.errors import Invalid
@@ -18,6 +19,7 @@ from hotline.tickets import (
     search,
     ticket_out,
 )
+from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import available_events, fire
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -95,7 +97,11 @@ def list_tickets(
 def get_ticket(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.read_session() as session:
         ticket = get_visible(session, actor, ticket_id)
-        return ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket_id))
+        out = ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket_id))
+        if actor.role not in DEPARTMENT_ROLES:
+            # Repeated requests (重复诉求): the same caller or address about the same category.
+            out["repeats"] = [{"id": i, "number": n} for i, n in repeats_of(session, runtime, ticket)]
+        return out
 
 
 @router.get("/{ticket_id}/transitions")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 14:28:27.507071
+Create Date: 2026-11-28 14:30:56.479777
 """
 
 from collections.abc import Sequence
@@ -168,6 +168,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("routing_rules", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_routing_rules_category_id"), ["category_id"], unique=False)
+
+    op.create_table(
+        "surge_alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("category_id", sa.Integer(), nullable=True),
+        sa.Column("street", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("community", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("peak", sa.Integer(), nullable=False),
+        sa.Column("baseline", sa.Float(), nullable=False),
+        sa.Column("window_hours", sa.Float(), nullable=False),
+        sa.Column("created_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["category_id"],
+            ["categories.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("surge_alerts", schema=None) as batch_op:
+        batch_op.create_index("ix_surge_alerts_status", ["status"], unique=False)
 
     op.create_table(
         "tickets",
@@ -720,6 +743,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tickets_caller_phone"))
 
     op.drop_table("tickets")
+    with op.batch_alter_table("surge_alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_surge_alerts_status")
+
+    op.drop_table("surge_alerts")
     with op.batch_alter_table("routing_rules", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_routing_rules_category_id"))
 

@@ -1,0 +1,318 @@
+"""Analysis (分析研判): volumes and growth, hotspots, repeated requests, hot words, surges."""
+
+from collections import Counter
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import and_, func, or_, select
+from sqlmodel import Session
+
+from hotline.calendar import LOCAL_TZ
+from hotline.labels import TYPE_LABELS
+from hotline.models import Category, Department, Notification, SurgeAlert, Ticket
+
+
+class SurgeRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    window_hours: float = 24
+    min_tickets: int = 5
+    factor: float = 3
+    baseline_days: int = 28
+
+
+class HotspotRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_count: int = 10
+    factor: float = 2
+    baseline_periods: int = 4
+
+
+class RepeatRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    days: int = 30
+    min_count: int = 3
+
+
+class HotWordRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    top: int = 40
+    sample: int = 5000
+
+
+class AnalysisConfig(BaseModel):
+    """workflows/analysis.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+    surge: SurgeRule = SurgeRule()
+    hotspot: HotspotRule = HotspotRule()
+    repeat: RepeatRule = RepeatRule()
+    hot_words: HotWordRule = HotWordRule()
+
+
+@lru_cache(maxsize=4)
+def analysis_config(workflows_dir: str) -> AnalysisConfig:
+    path = Path(workflows_dir) / "analysis.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return AnalysisConfig.model_validate(data or {})
+
+
+DIMENSIONS = ("type", "category", "department", "street", "community", "hour", "day")
+
+
+def _local_part(session: Session, column, part: str):
+    """The local (Asia/Shanghai) hour or day of a stored UTC time, in SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        local = func.timezone("Asia/Shanghai", column)
+        return func.to_char(local, "HH24" if part == "hour" else "YYYY-MM-DD")
+    return func.strftime("%H" if part == "hour" else "%Y-%m-%d", column, "+8 hours")
+
+
+def _key(session: Session, by: str):
+    if by == "type":
+        return (Ticket.type,)
+    if by == "category":
+        return (Ticket.category_id,)
+    if by == "department":
+        return (Ticket.main_department_id,)
+    if by == "street":
+        return (Ticket.street,)
+    if by == "community":
+        return (Ticket.street, Ticket.community)
+    return (_local_part(session, Ticket.created_at, by),)
+
+
+def _counts(session: Session, by: str, lo: datetime, hi: datetime, scope=None) -> Counter:
+    keys = _key(session, by)
+    stmt = select(*keys, func.count()).where(Ticket.created_at >= lo, Ticket.created_at < hi)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    stmt = stmt.group_by(*keys)
+    out: Counter = Counter()
+    for *key, count in session.execute(stmt):
+        out[tuple(key) if len(key) > 1 else key[0]] = int(count)
+    return out
+
+
+def _labeller(session: Session, by: str):
+    if by == "category":
+        names = dict(session.execute(select(Category.id, Category.name)).all())
+        return lambda k: names.get(k, "未分类")
+    if by == "department":
+        names = dict(session.execute(select(Department.id, Department.name)).all())
+        return lambda k: names.get(k, "未派单")
+    if by == "type":
+        return lambda k: TYPE_LABELS.get(k, k)
+    if by == "community":
+        return lambda k: "".join(p for p in k if p) or "未填写"
+    if by == "hour":
+        return lambda k: f"{k}时"
+    return lambda k: k or "未填写"
+
+
+def volume(session: Session, by: str, lo: datetime, hi: datetime, scope=None) -> list[dict[str, Any]]:
+    """Tickets per key in [lo, hi), with the previous period of the same length and the growth."""
+    current = _counts(session, by, lo, hi, scope)
+    previous = _counts(session, by, lo - (hi - lo), lo, scope)
+    label = _labeller(session, by)
+    rows = []
+    for key in set(current) | (set(previous) if by not in ("day",) else set()):
+        now_count, before = current.get(key, 0), previous.get(key, 0)
+        rows.append(
+            {
+                "key": list(key) if isinstance(key, tuple) else key,
+                "label": label(key),
+                "count": now_count,
+                "previous": before,
+                "growth": round((now_count - before) / before, 4) if before else None,
+            }
+        )
+    if by in ("hour", "day"):
+        rows.sort(key=lambda r: str(r["key"]))
+    else:
+        rows.sort(key=lambda r: (-r["count"], str(r["key"])))
+    return rows
+
+
+def hotspots(session: Session, runtime, by: str, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+    """Categories or places whose volume jumps against their own recent baseline."""
+    rule = analysis_config(str(runtime.settings.workflows_dir)).hotspot
+    length = hi - lo
+    current = _counts(session, by, lo, hi)
+    baseline: Counter = Counter()
+    for i in range(1, rule.baseline_periods + 1):
+        baseline.update(_counts(session, by, lo - i * length, hi - i * length))
+    label = _labeller(session, by)
+    out = []
+    for key, count in current.items():
+        mean = baseline.get(key, 0) / rule.baseline_periods
+        if count >= rule.min_count and count >= rule.factor * max(mean, 1):
+            out.append(
+                {
+                    "key": list(key) if isinstance(key, tuple) else key,
+                    "label": label(key),
+                    "count": count,
+                    "baseline": round(mean, 2),
+                    "ratio": round(count / max(mean, 1), 2),
+                }
+            )
+    out.sort(key=lambda r: -r["ratio"])
+    return out
+
+
+def repeated_requests(session: Session, runtime, now: datetime, scope=None) -> list[dict[str, Any]]:
+    """The same phone, or the same address, about the same category, N times or more lately."""
+    rule = analysis_config(str(runtime.settings.workflows_dir)).repeat
+    since = now - timedelta(days=rule.days)
+    out = []
+    for kind, keys in (
+        ("phone", (Ticket.caller_phone,)),
+        ("address", (Ticket.street, Ticket.community, Ticket.address)),
+    ):
+        present = and_(*[k.is_not(None) for k in keys], *[k != "" for k in keys])
+        stmt = (
+            select(*keys, Ticket.category_id, func.count(), func.max(Ticket.created_at))
+            .where(Ticket.created_at >= since, present)
+            .group_by(*keys, Ticket.category_id)
+            .having(func.count() >= rule.min_count)
+        )
+        if scope is not None:
+            stmt = stmt.where(scope)
+        for *key, category_id, count, last in session.execute(stmt.limit(500)):
+            out.append({"kind": kind, "key": key, "category_id": category_id, "count": int(count), "last": last})
+    names = dict(session.execute(select(Category.id, Category.name)).all())
+    for row in out:
+        row["category"] = names.get(row["category_id"], "未分类")
+    out.sort(key=lambda r: -r["count"])
+    return out
+
+
+def repeats_of(session: Session, runtime, ticket: Ticket) -> list[tuple[int, str]]:
+    """Other tickets of the same caller or address about the same category lately."""
+    rule = analysis_config(str(runtime.settings.workflows_dir)).repeat
+    since = ticket.created_at - timedelta(days=rule.days)
+    same = []
+    if ticket.caller_phone:
+        same.append(Ticket.caller_phone == ticket.caller_phone)
+    if ticket.address and ticket.street:
+        same.append(and_(Ticket.street == ticket.street, Ticket.address == ticket.address))
+    if not same:
+        return []
+    stmt = (
+        select(Ticket.id, Ticket.number)
+        .where(
+            or_(*same),
+            Ticket.category_id == ticket.category_id,
+            Ticket.id != ticket.id,
+            Ticket.created_at >= since,
+            Ticket.created_at <= ticket.created_at + timedelta(days=rule.days),
+        )
+        .order_by(Ticket.id.desc())
+        .limit(20)
+    )
+    return [(i, n) for i, n in session.execute(stmt)]
+
+
+STOP_WORDS_FILE = Path(__file__).parent / "data" / "stopwords.txt"
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """Words too common to say anything about a period (hotline/data/stopwords.txt)."""
+    lines = STOP_WORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
+
+
+def hot_words(session: Session, runtime, lo: datetime, hi: datetime, scope=None) -> list[tuple[str, int]]:
+    """The words most tickets of the period mention (jieba segmentation, stop words left out)."""
+    import jieba
+
+    rule = analysis_config(str(runtime.settings.workflows_dir)).hot_words
+    stmt = select(Ticket.title, Ticket.content).where(Ticket.created_at >= lo, Ticket.created_at < hi)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    counts: Counter = Counter()
+    for title, content in session.execute(stmt.order_by(Ticket.id.desc()).limit(rule.sample)):
+        # Each ticket counts a word once: the figure is how many tickets mention it.
+        words = {w.strip() for w in jieba.lcut(f"{title}\n{content}")}
+        for word in words:
+            if len(word) >= 2 and word not in stop_words() and not word.isdigit() and not word.isascii():
+                counts[word] += 1
+    return counts.most_common(rule.top)
+
+
+def check_surges(session: Session, runtime, now: datetime) -> list[SurgeAlert]:
+    """Raise an alert for each new surge; keep an open one up to date; close one that is over."""
+    rule = analysis_config(str(runtime.settings.workflows_dir)).surge
+    window = timedelta(hours=rule.window_hours)
+    keys = (Ticket.category_id, Ticket.street, Ticket.community)
+    recent = {
+        (c, s, m): int(n)
+        for c, s, m, n in session.execute(
+            select(*keys, func.count())
+            .where(Ticket.created_at > now - window, Ticket.created_at <= now, Ticket.community.is_not(None))
+            .group_by(*keys)
+            .having(func.count() >= rule.min_tickets)
+        )
+    }
+    open_alerts = {
+        (a.category_id, a.street, a.community): a
+        for a in session.execute(select(SurgeAlert).where(SurgeAlert.status == "open")).scalars()
+    }
+    raised = []
+    for key, count in recent.items():
+        category_id, street, community = key
+        since = now - window - timedelta(days=rule.baseline_days)
+        before = session.execute(
+            select(func.count()).where(
+                Ticket.category_id == category_id if category_id is not None else Ticket.category_id.is_(None),
+                Ticket.street == street,
+                Ticket.community == community,
+                Ticket.created_at > since,
+                Ticket.created_at <= now - window,
+            )
+        ).scalar_one()
+        windows = rule.baseline_days * 24 / rule.window_hours
+        baseline = before / windows
+        surging = count >= rule.factor * max(baseline, 1 / windows) and count >= rule.min_tickets
+        alert = open_alerts.pop(key, None)
+        if alert is not None:
+            alert.count, alert.peak, alert.updated_at = count, max(alert.peak, count), now
+            continue
+        if not surging:
+            continue
+        alert = SurgeAlert(
+            category_id=category_id,
+            street=street,
+            community=community,
+            count=count,
+            peak=count,
+            baseline=round(baseline, 3),
+            window_hours=rule.window_hours,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(alert)
+        session.flush()
+        name = session.get(Category, category_id).name if category_id else "未分类"
+        session.add(
+            Notification(
+                role="supervisor",
+                kind="surge",
+                title=f"突发聚集预警：{street or ''}{community or ''} · {name}",
+                body=f"近 {rule.window_hours:g} 小时内同类诉求 {count} 件，约为该社区平时的 "
+                f"{count / max(baseline, 1 / windows):.0f} 倍，请关注研判。",
+                created_at=now,
+            )
+        )
+        raised.append(alert)
+    for alert in open_alerts.values():  # no longer above the threshold: the surge is over
+        alert.status, alert.closed_at, alert.updated_at = "closed", now, now
+    return raised
+
+
+def local_text(value: datetime | None) -> str:
+    return value.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if value else ""

@@ -1,0 +1,123 @@
+"""Analysis (分析研判): volumes, growth, hotspots, repeated requests, hot words, surges."""
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from sqlmodel import select
+
+from hotline import analysis
+from hotline.api.deps import RuntimeDep, require
+from hotline.api.stats import _period
+from hotline.calendar import LOCAL_TZ
+from hotline.models import Category, SurgeAlert, Ticket
+from hotline.stats import period_bounds
+from hotline.workflow.engine import Actor
+
+router = APIRouter(prefix="/analysis", tags=["analysis"])
+Reader = Annotated[Actor, require("supervisor", "admin", "leader")]
+From = Annotated[date | None, Query(alias="from")]
+To = Annotated[date | None, Query(alias="to")]
+
+
+def _scope(actor: Actor):
+    """A department leader analyses their own department's tickets."""
+    return Ticket.main_department_id == actor.department_id if actor.role == "leader" else None
+
+
+@router.get("/volume")
+def volume(
+    actor: Reader,
+    runtime: RuntimeDep,
+    by: Literal[analysis.DIMENSIONS],  # type: ignore[valid-type]
+    start: From = None,
+    end: To = None,
+) -> dict[str, Any]:
+    """Tickets by type, category, department, street, community, hour or day, with the
+    previous period of the same length and the growth against it."""
+    start, end = _period(runtime, start, end)
+    lo, hi = period_bounds(start, end)
+    with runtime.db.read_session() as session:
+        rows = analysis.volume(session, by, lo, hi, _scope(actor))
+    total = sum(r["count"] for r in rows)
+    previous = sum(r["previous"] for r in rows)
+    return {
+        "by": by,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "total": total,
+        "previous_total": previous,
+        "growth": round((total - previous) / previous, 4) if previous else None,
+        "rows": rows,
+    }
+
+
+@router.get("/hotspots")
+def hotspots(
+    _: Annotated[Actor, require("supervisor", "admin")],
+    runtime: RuntimeDep,
+    by: Literal["category", "street", "community"] = "category",
+    start: From = None,
+    end: To = None,
+) -> dict[str, Any]:
+    """Categories or places whose volume jumps against their own baseline."""
+    start, end = _period(runtime, start, end)
+    lo, hi = period_bounds(start, end)
+    with runtime.db.read_session() as session:
+        return {
+            "by": by,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "rows": analysis.hotspots(session, runtime, by, lo, hi),
+        }
+
+
+@router.get("/repeats")
+def repeats(actor: Reader, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """Repeated requests: the same phone or address about the same category, lately."""
+    with runtime.db.read_session() as session:
+        rows = analysis.repeated_requests(session, runtime, runtime.now(), _scope(actor))
+    for r in rows:
+        r["last"] = r["last"].astimezone(LOCAL_TZ).isoformat()
+        if r["kind"] == "phone" and actor.role != "supervisor":
+            r["key"] = [k[:3] + "****" + k[-4:] if k and len(k) >= 11 else k for k in r["key"]]
+    return rows
+
+
+@router.get("/hot-words")
+def hot_words(actor: Reader, runtime: RuntimeDep, start: From = None, end: To = None) -> dict[str, Any]:
+    """The period's most frequent words (jieba segmentation, stop words left out)."""
+    start, end = _period(runtime, start, end)
+    lo, hi = period_bounds(start, end)
+    with runtime.db.read_session() as session:
+        words = analysis.hot_words(session, runtime, lo, hi, _scope(actor))
+    return {"from": start.isoformat(), "to": end.isoformat(), "words": [{"word": w, "count": c} for w, c in words]}
+
+
+@router.get("/surges")
+def surges(
+    _: Annotated[Actor, require("supervisor", "admin")],
+    runtime: RuntimeDep,
+    status: Literal["open", "closed"] | None = None,
+) -> list[dict[str, Any]]:
+    """Surge alerts (突发聚集), newest first."""
+    with runtime.db.read_session() as session:
+        stmt = select(SurgeAlert, Category.name).join(Category, Category.id == SurgeAlert.category_id, isouter=True)
+        if status:
+            stmt = stmt.where(SurgeAlert.status == status)
+        return [
+            {
+                "id": a.id,
+                "category": name,
+                "street": a.street,
+                "community": a.community,
+                "status": a.status,
+                "count": a.count,
+                "peak": a.peak,
+                "baseline": a.baseline,
+                "window_hours": a.window_hours,
+                "created_at": a.created_at.astimezone(LOCAL_TZ).isoformat(),
+                "closed_at": a.closed_at.astimezone(LOCAL_TZ).isoformat() if a.closed_at else None,
+            }
+            for a, name in session.exec(stmt.order_by(SurgeAlert.id.desc()).limit(200)).all()
+        ]
