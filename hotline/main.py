@@ -20,7 +20,7 @@ from hotline.db import Database
 from hotline.errors import HotlineError
 from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
-from hotline.web import agent, citizen, department, supervisor, views
+from hotline.web import agent, citizen, department, performance, supervisor, views
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -192,6 +192,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(department.router)
     app.include_router(supervisor.router)
     app.include_router(admin_pages.router)
+    app.include_router(performance.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

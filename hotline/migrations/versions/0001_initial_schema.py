@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 14:30:56.479777
+Create Date: 2026-11-28 14:32:59.129172
 """
 
 from collections.abc import Sequence
@@ -79,6 +79,18 @@ def upgrade() -> None:
     with op.batch_alter_table("places", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_places_street"), ["street"], unique=False)
 
+    op.create_table(
+        "reports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("period_end", sa.Date(), nullable=False),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("created_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("kind", "period_start", name="uq_report_period"),
+    )
     op.create_table(
         "ticket_counters",
         sa.Column("day", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
@@ -764,6 +776,7 @@ def downgrade() -> None:
 
     op.drop_table("categories")
     op.drop_table("ticket_counters")
+    op.drop_table("reports")
     with op.batch_alter_table("places", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_places_street"))
 

@@ -1,0 +1,5 @@
+"""The performance board, the analysis page, exports and reports."""
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
