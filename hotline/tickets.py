@@ -1,5 +1,7 @@
 """Tickets: intake, numbering, who sees what, and how a ticket reads to each role."""
 
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -202,12 +204,59 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(LOCAL_TZ).isoformat() if value else None
 
 
+class _Table(dict):
+    """A name table that reloads itself when asked for a row it does not have yet."""
+
+    def __init__(self, rows: dict, reload: Callable[[], dict]) -> None:
+        super().__init__(rows)
+        self._reload = reload
+
+    def __missing__(self, key):
+        self.update(self._reload())
+        if key in self:
+            return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def get(self, key, default=None):
+        if key is None:
+            return default
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
 class Lookups:
-    """Departments and categories by id, loaded once per request (they are few)."""
+    """Departments and categories by id. They are few and change rarely: a process keeps
+    them for a few seconds and reloads at once when asked for one it has not seen."""
+
+    TTL = 10.0
+    _cache: dict[str, tuple[float, dict, dict]] = {}
 
     def __init__(self, session: Session) -> None:
-        self.departments = {d.id: d for d in session.exec(select(Department)).all()}
-        self.categories = {c.id: c for c in session.exec(select(Category)).all()}
+        key = str(session.get_bind().url)
+        entry = self._cache.get(key)
+        if entry is None or time.monotonic() - entry[0] > self.TTL:
+            entry = self._load(session, key)
+
+        def reload_departments() -> dict:
+            return self._load(session, key)[1]
+
+        def reload_categories() -> dict:
+            return self._load(session, key)[2]
+
+        self.departments = _Table(entry[1], reload_departments)
+        self.categories = _Table(entry[2], reload_categories)
+
+    @classmethod
+    def _load(cls, session: Session, key: str) -> tuple[float, dict, dict]:
+        entry = (
+            time.monotonic(),
+            {d.id: d for d in session.exec(select(Department)).all()},
+            {c.id: c for c in session.exec(select(Category)).all()},
+        )
+        cls._cache[key] = entry
+        return entry
 
 
 def ticket_out(
