@@ -88,7 +88,11 @@ def _page_error(request: Request, status_code: int, message: str) -> Response:
     from hotline.web.render import render
 
     if status_code == 401:
-        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        target = f"/login?next={quote(request.url.path)}"
+        if request.headers.get("hx-request"):
+            # An htmx fragment must not turn into a login form inside the panel it updates.
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
     headings = {403: "无权访问", 404: "页面不存在", 409: "操作冲突", 413: "内容过大", 422: "输入有误"}
     if not hasattr(request.state, "page_user"):
         from hotline.web.auth import optional_user

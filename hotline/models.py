@@ -92,6 +92,7 @@ class Ticket(SQLModel, table=True):
     __table_args__ = (
         Index("ix_tickets_department_state", "main_department_id", "state"),
         Index("ix_tickets_state_created", "state", "created_at"),
+        Index("ix_tickets_place", "street", "community", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -69,9 +69,10 @@ def _postgres_reason() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     """A database of this test worker's own on the PostgreSQL server, migrated once."""
-    worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    # A database per test process: concurrent runs never clear each other's tables.
+    worker_id = os.environ.get("PYTEST_XDIST_WORKER") or f"p{os.getpid()}"
     reason = _postgres_reason()
     if reason:
         if IN_CI:
@@ -88,7 +89,11 @@ def postgres_url() -> str:
     db = Database(url)
     upgrade(db)
     db.dispose()
-    return url
+    yield url
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

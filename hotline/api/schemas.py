@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hotline.models import CHANNELS, ROLES, TICKET_TYPES, URGENCIES
 
@@ -69,3 +69,12 @@ class TicketIn(Body):
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lng: Annotated[float, Field(ge=-180, le=180)] | None = None
     external_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("caller_phone")
+    @classmethod
+    def _digits_only(cls, value: str | None) -> str | None:
+        """Keep the phone as digits (and a leading +) so the same caller is found again."""
+        if value is None:
+            return None
+        kept = "".join(ch for ch in value if ch.isdigit() or ch == "+")
+        return kept or None

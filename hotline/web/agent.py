@@ -1,5 +1,659 @@
-"""The agent workbench."""
+"""The agent workbench (话务员): intake of a call, the repeat check, and the callback queue.
 
-from fastapi import APIRouter
+Intake logs the ticket and fires its first event (派单, 直接办结 or 并单) in one
+transaction, so a call is never half-logged. The form is validated through the API's
+`TicketIn`, so the page and the API share one set of rules.
+"""
 
-router = APIRouter(include_in_schema=False)
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from hotline.api.deps import RuntimeDep
+from hotline.api.schemas import TicketIn
+from hotline.directory import places
+from hotline.errors import HotlineError, Invalid, NotFound
+from hotline.models import Callback, Category, Department, Ticket
+from hotline.routing import route
+from hotline.tickets import Lookups, create_ticket, get_visible, ticket_out
+from hotline.web.auth import PageUser, role_form_user, role_user
+from hotline.web.render import TYPE_LABELS, URGENCY_LABELS, render
+from hotline.web.views import page_message
+from hotline.workflow.engine import available_events, fire
+
+router = APIRouter(prefix="/agent", include_in_schema=False)
+
+AgentUser = Annotated[PageUser, role_user("agent", "supervisor")]
+AgentForm = Annotated[PageUser, role_form_user("agent", "supervisor")]
+
+# The repeat check (重复诉求): how far back, how many, and how many recent tickets a
+# place lookup reads at most (street, community and address carry no index).
+RECENT_DAYS = 90
+RECENT_LIMIT = 10
+PLACE_SCAN_ROWS = 20_000
+MIN_PHONE_DIGITS = 7
+MIN_ADDRESS_CHARS = 2
+CATEGORY_SUGGESTIONS = 12
+CALLBACK_PAGE_SIZE = 10
+
+INTAKE_EVENTS = ("dispatch", "answer", "merge")
+QUEUE_EVENTS = ("callback", "invite", "close", "rehandle")
+TEXT_FIELDS = (
+    "type",
+    "urgency",
+    "category",
+    "caller_name",
+    "caller_phone",
+    "street",
+    "community",
+    "address",
+    "title",
+    "content",
+    "answer",
+    "department",
+)
+SWITCHES = ("confidential", "anonymous", "reply_wanted")
+LABELS = {
+    "type": "诉求类型",
+    "urgency": "紧急程度",
+    "category": "问题分类",
+    "caller_name": "来电人",
+    "caller_phone": "联系电话",
+    "street": "街道",
+    "community": "社区",
+    "address": "详细地址",
+    "title": "标题",
+    "content": "诉求内容",
+    "answer": "答复内容",
+    "department": "承办单位",
+    "co_departments": "协办单位",
+}
+DONE = {
+    "dispatch": "已派单",
+    "answer": "已直接办结，转入待回访",
+    "merge": "已并单",
+    "callback": "已记录回访",
+    "close": "已归档",
+    "rehandle": "已退回重办",
+    "invite": "已发送评价短信",
+}
+
+
+# --- the intake form ------------------------------------------------------------------
+
+
+def _blank_form() -> dict[str, Any]:
+    values: dict[str, Any] = {name: "" for name in TEXT_FIELDS}
+    values.update(type="complaint", urgency="normal", reply_wanted=True, confidential=False, anonymous=False)
+    values["co_departments"] = []
+    values["category_q"] = ""
+    return values
+
+
+def _posted_form(form: Any) -> dict[str, Any]:
+    """The entered values as strings and switches, to validate and to show again."""
+    values: dict[str, Any] = {name: str(form.get(name) or "").strip() for name in TEXT_FIELDS}
+    values["caller_phone"] = re.sub(r"[\s\-]", "", values["caller_phone"])
+    for name in SWITCHES:
+        values[name] = form.get(name) in ("on", "true", "1")
+    values["co_departments"] = [str(v) for v in form.getlist("co_departments") if v]
+    values["category_q"] = str(form.get("category_q") or "").strip()
+    return values
+
+
+def _ticket_data(values: dict[str, Any]) -> dict[str, Any]:
+    """What TicketIn validates: blanks of optional fields left out."""
+    data: dict[str, Any] = {"type": values["type"], "content": values["content"], "channel": "phone"}
+    for name in ("urgency", "category", "caller_name", "caller_phone", "street", "community", "address", "title"):
+        if values[name]:
+            data[name] = values[name]
+    for name in SWITCHES:
+        data[name] = values[name]
+    return data
+
+
+def _zh_error(err: dict[str, Any]) -> tuple[str, str]:
+    """A pydantic error as (field, Chinese message)."""
+    field = str(err["loc"][0]) if err.get("loc") else "content"
+    label = LABELS.get(field, field)
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind in ("missing", "string_too_short"):
+        return field, f"请填写{label}"
+    if kind == "string_too_long":
+        return field, f"{label}不能超过 {ctx.get('max_length')} 个字"
+    if kind == "literal_error":
+        return field, f"请选择{label}"
+    if kind == "string_pattern_mismatch" and field == "caller_phone":
+        return field, "联系电话只能填数字、空格和 + - ( )"
+    return field, f"{label}填写有误"
+
+
+def _place_errors(values: dict[str, Any], known: dict[str, list[str]]) -> dict[str, str]:
+    """Street and community must be the district's own, when the district lists its places."""
+    errors: dict[str, str] = {}
+    if not known:
+        return errors
+    street, community = values["street"], values["community"]
+    if street and street not in known:
+        errors["street"] = "请从列表中选择街道"
+    elif community and not street:
+        errors["street"] = "请先选择街道"
+    elif community and community not in known[street]:
+        errors["community"] = f"“{street}”下没有这个社区，请从列表中选择"
+    return errors
+
+
+def _fire_error(event: str, exc: HotlineError) -> tuple[str | None, str]:
+    """Where an error of creating and firing belongs on the form, and its Chinese text."""
+    field = exc.extra.get("field") if isinstance(exc, Invalid) else None
+    if field == "category":
+        return "category", "请从下拉列表中选择有效的问题分类"
+    if field == "department" and event == "dispatch":
+        if "no routing rule" in exc.message:
+            return "department", "派单规则未匹配到承办单位，请在“承办单位”中手动选择"
+        return "department", "承办单位无效，请重新选择"
+    if field == "co_departments":
+        return "co_departments", "协办单位无效，请重新选择"
+    if field == "answer":
+        return "answer", "请填写答复内容"
+    if field == "master":
+        return None, "要并入的工单不存在"
+    return None, page_message(exc)
+
+
+def _departments(session: Session) -> list[Department]:
+    return list(session.exec(select(Department).where(Department.active).order_by(Department.code)).all())
+
+
+def _category_paths(session: Session) -> dict[str, tuple[Category, list[str]]]:
+    """Active categories by code, each with the names from the root down."""
+    cats = {c.id: c for c in session.exec(select(Category)).all()}
+    out = {}
+    for c in cats.values():
+        if not c.active:
+            continue
+        names, node, seen = [], c, set()
+        while node is not None and node.id not in seen:
+            seen.add(node.id)
+            names.append(node.name)
+            node = cats.get(node.parent_id)
+        out[c.code] = (c, names[::-1])
+    return out
+
+
+def category_label(names: list[str], code: str) -> str:
+    """A category as the agent reads it: 城乡建设 › 物业管理 (0101)."""
+    return f"{' › '.join(names)} ({code})"
+
+
+def _clean_place(known: dict[str, list[str]], street: str, community: str) -> tuple[str | None, str | None]:
+    """The street and community as given, the community dropped when it is not the street's."""
+    street = street.strip() or None
+    community = community.strip() or None
+    if known and street and community and community not in known.get(street, []):
+        community = None
+    return street, community
+
+
+def route_preview(session: Session, category: str, street: str, community: str) -> dict[str, Any]:
+    """The department the routing rules choose for the category and place, or why none."""
+    known = places(session)
+    street_v, community_v = _clean_place(known, street, community)
+    category_row = None
+    if category:
+        category_row = session.exec(select(Category).where(Category.code == category, Category.active)).first()
+    if category_row is None and street_v is None:
+        return {"state": "idle", "message": "选择问题分类和地点后，这里显示派单规则确定的承办单位"}
+    try:
+        found = route(
+            session, category_id=category_row.id if category_row else None, street=street_v, community=community_v
+        )
+    except Invalid:
+        return {"state": "none", "message": "派单规则未匹配到承办单位，派单时请在下方手动选择"}
+    if found.how.startswith("rule:"):
+        scope = [x for x in (category_row.name if category_row else None, street_v, community_v) if x]
+        basis = f"派单规则（{' · '.join(scope)}）"
+    else:
+        code = found.how.split(":", 1)[1]
+        cat = session.exec(select(Category).where(Category.code == code)).first()
+        basis = f"分类“{cat.name if cat else code}”的默认承办单位"
+    return {"state": "ok", "department": found.department.name, "code": found.department.code, "basis": basis}
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def recent_tickets(
+    session: Session, runtime, *, phone: str, street: str, community: str, address: str
+) -> dict[str, Any]:
+    """The caller's and the place's tickets of the last 90 days, newest first (at most 10 each)."""
+    now = runtime.now()
+    since = now - timedelta(days=RECENT_DAYS)
+    phone = re.sub(r"[\s\-]", "", phone)
+    by_phone: list[Ticket] | None = None
+    by_place: list[Ticket] | None = None
+    if sum(ch.isdigit() for ch in phone) >= MIN_PHONE_DIGITS:
+        # caller_phone is indexed: this reads only the caller's own tickets.
+        by_phone = list(
+            session.exec(
+                select(Ticket)
+                .where(Ticket.caller_phone == phone, Ticket.created_at >= since)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(RECENT_LIMIT)
+            ).all()
+        )
+    street_v, community_v = _clean_place(places(session), street, community)
+    address = address.strip()
+    if street_v and len(address) >= MIN_ADDRESS_CHARS:
+        # The newest tickets of the window by the created_at index, at most PLACE_SCAN_ROWS
+        # of them, then street, community and the address prefix among those.
+        window = (
+            select(Ticket.id)
+            .where(Ticket.created_at >= since)
+            .order_by(Ticket.created_at.desc())
+            .limit(PLACE_SCAN_ROWS)
+        )
+        conditions = [
+            Ticket.id.in_(window),
+            Ticket.street == street_v,
+            Ticket.address.like(_like_prefix(address), escape="\\"),
+        ]
+        if community_v:
+            conditions.append(Ticket.community == community_v)
+        by_place = list(
+            session.exec(
+                select(Ticket)
+                .where(*conditions)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(RECENT_LIMIT)
+            ).all()
+        )
+    return {"by_phone": by_phone, "by_place": by_place, "phone": phone, "address": address}
+
+
+def _recent_rows(session: Session, runtime, user: PageUser, found: dict[str, Any]) -> dict[str, Any]:
+    lookups = Lookups(session)
+
+    def rows(tickets: list[Ticket] | None) -> list[dict[str, Any]] | None:
+        if tickets is None:
+            return None
+        out = []
+        for t in tickets:
+            data = ticket_out(t, user.actor, runtime, lookups)
+            wf = runtime.workflows.get(t.workflow)
+            data["open"] = not wf.states[t.state].final
+            out.append(data)
+        return out
+
+    return {**found, "by_phone": rows(found["by_phone"]), "by_place": rows(found["by_place"])}
+
+
+def _can(runtime, event: str, role: str) -> bool:
+    wf = runtime.workflows.get(runtime.workflows.default)
+    return event in wf.events and role in wf.events[event].roles
+
+
+def _intake_context(session: Session, runtime, user: PageUser, values: dict[str, Any]) -> dict[str, Any]:
+    known = places(session)
+    paths = _category_paths(session)
+    chosen = paths.get(values["category"])
+    found = recent_tickets(
+        session,
+        runtime,
+        phone=values["caller_phone"],
+        street=values["street"],
+        community=values["community"],
+        address=values["address"],
+    )
+    return {
+        "v": values,
+        "places": known,
+        "communities": known.get(values["street"], []),
+        "category_text": category_label(chosen[1], values["category"]) if chosen else values["category_q"],
+        "departments": _departments(session),
+        "preview": route_preview(session, values["category"], values["street"], values["community"]),
+        "recent": _recent_rows(session, runtime, user, found),
+        "can_answer": _can(runtime, "answer", user.role),
+        "can_dispatch": _can(runtime, "dispatch", user.role),
+        "can_merge": _can(runtime, "merge", user.role),
+        "types": TYPE_LABELS,
+        "urgencies": URGENCY_LABELS,
+        "errors": {},
+    }
+
+
+def _done_flash(session: Session, user: PageUser, done: str | None, ticket_id: int | None) -> dict[str, Any] | None:
+    if done not in DONE or ticket_id is None:
+        return None
+    try:
+        ticket = get_visible(session, user.actor, ticket_id)
+    except NotFound:
+        return None
+    text = DONE[done]
+    if done == "dispatch" and ticket.main_department_id:
+        dept = session.get(Department, ticket.main_department_id)
+        text = f"已派单至{dept.name}" if dept else text
+    if done == "merge" and ticket.master_id:
+        master = session.get(Ticket, ticket.master_id)
+        text = f"已并入工单 {master.number}" if master else text
+        return {"text": text, "number": master.number, "id": master.id} if master else None
+    return {"text": text, "number": ticket.number, "id": ticket.id}
+
+
+@router.get("/intake", response_class=HTMLResponse)
+def intake_form(
+    request: Request,
+    runtime: RuntimeDep,
+    user: AgentUser,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+    ticket: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _intake_context(session, runtime, user, _blank_form())
+        ctx["done"] = _done_flash(session, user, done, ticket)
+    return render(request, "agent/intake.html", ctx)
+
+
+def _check_intake(
+    values: dict[str, Any], event: str, merge_into: str, known: dict[str, list[str]]
+) -> tuple[dict[str, Any] | None, dict[str, str], str | None]:
+    """The ticket's data as TicketIn cleans it, the errors by field, and an error of the whole form."""
+    errors: dict[str, str] = {}
+    data = None
+    try:
+        data = TicketIn.model_validate(_ticket_data(values)).model_dump()
+    except ValidationError as exc:
+        for err in exc.errors():
+            field, message = _zh_error(err)
+            errors.setdefault(field, message)
+    if values["category_q"] and not values["category"]:
+        errors["category"] = "请从下拉列表中选中一个分类（输入后按 Enter 或点击）"
+    errors.update(_place_errors(values, known))
+    general = None
+    if event not in INTAKE_EVENTS:
+        general = "请选择处理方式：派单、直接办结或并入已有工单"
+    elif event == "answer" and not values["answer"]:
+        errors["answer"] = "直接办结需填写答复内容"
+    elif event == "merge" and not merge_into.isdigit():
+        general = "要并入的工单不存在"
+    return data, errors, general
+
+
+def _first_event_payload(event: str, values: dict[str, Any], merge_into: str) -> dict[str, Any]:
+    if event == "answer":
+        return {"answer": values["answer"]}
+    if event == "merge":
+        return {"master": int(merge_into)}
+    payload: dict[str, Any] = {}
+    if values["department"]:
+        payload["department"] = values["department"]
+    co = [c for c in values["co_departments"] if c != values["department"]]
+    if co:
+        payload["co_departments"] = co
+    return payload
+
+
+@router.post("/intake", response_class=HTMLResponse)
+async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) -> Response:
+    """Log the call and fire its first event (派单, 直接办结 or 并单) in one transaction."""
+    form = await request.form()
+    values = _posted_form(form)
+    merge_into = str(form.get("merge_into") or "")
+    event = "merge" if merge_into else str(form.get("action") or "")
+    with runtime.db.read_session() as session:
+        data, errors, general = _check_intake(values, event, merge_into, places(session))
+    status = 422
+    if data is not None and not errors and general is None:
+        now, payload = runtime.now(), _first_event_payload(event, values, merge_into)
+        try:
+            with runtime.db.session() as session:
+                ticket, _ = create_ticket(session, runtime, user.actor, data, now=now)
+                fire(session, runtime, ticket.id, event, user.actor, payload, now=now)
+                ticket_id = ticket.id
+        except HotlineError as exc:
+            field, message = _fire_error(event, exc)
+            if field:
+                errors[field] = message
+            else:
+                general = message
+            status = exc.status_code if exc.status_code in (403, 409) else 422
+        else:
+            return RedirectResponse(f"/agent/intake?{urlencode({'done': event, 'ticket': ticket_id})}", 303)
+    with runtime.db.read_session() as session:
+        ctx = _intake_context(session, runtime, user, values)
+    ctx["errors"] = errors
+    ctx["mode"] = event if event in ("dispatch", "answer") else None
+    ctx["error"] = general or "请检查标红的项目：" + "、".join(LABELS.get(f, f) for f in errors)
+    return render(request, "agent/intake.html", ctx, status)
+
+
+@router.get("/intake/categories", response_class=HTMLResponse)
+def category_suggestions(
+    request: Request, runtime: RuntimeDep, user: AgentUser, category_q: Annotated[str, Query(max_length=50)] = ""
+) -> Response:
+    """Categories whose name, path or code contains what the agent typed (htmx)."""
+    q = category_q.strip().lower()
+    with runtime.db.read_session() as session:
+        paths = _category_paths(session)
+    matches = []
+    for code, (cat, names) in paths.items():
+        label = category_label(names, code)
+        if q and q not in label.lower():
+            continue
+        rank = (0 if code.lower() == q else 1 if cat.name.lower().startswith(q) or code.startswith(q) else 2, code)
+        matches.append((rank, {"code": code, "label": label, "name": cat.name, "path": names[:-1]}))
+    matches.sort(key=lambda m: m[0])
+    items = [m[1] for m in matches[:CATEGORY_SUGGESTIONS]]
+    return render(request, "agent/_categories.html", {"items": items, "q": q, "more": len(matches) - len(items)})
+
+
+@router.get("/intake/communities", response_class=HTMLResponse)
+def community_options(
+    request: Request, runtime: RuntimeDep, user: AgentUser, street: Annotated[str, Query(max_length=50)] = ""
+) -> Response:
+    """The community options of a street (htmx)."""
+    with runtime.db.read_session() as session:
+        communities = places(session).get(street, [])
+    return render(request, "agent/_communities.html", {"communities": communities, "selected": ""})
+
+
+@router.get("/intake/route", response_class=HTMLResponse)
+def route_partial(
+    request: Request,
+    runtime: RuntimeDep,
+    user: AgentUser,
+    category: Annotated[str, Query(max_length=32)] = "",
+    street: Annotated[str, Query(max_length=50)] = "",
+    community: Annotated[str, Query(max_length=50)] = "",
+) -> Response:
+    """The department routing would choose for the form's category and place (htmx)."""
+    with runtime.db.read_session() as session:
+        preview = route_preview(session, category, street, community)
+    return render(request, "agent/_route.html", {"preview": preview})
+
+
+@router.get("/intake/recent", response_class=HTMLResponse)
+def recent_partial(
+    request: Request,
+    runtime: RuntimeDep,
+    user: AgentUser,
+    caller_phone: Annotated[str, Query(max_length=30)] = "",
+    street: Annotated[str, Query(max_length=50)] = "",
+    community: Annotated[str, Query(max_length=50)] = "",
+    address: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """The caller's and the place's recent tickets, to merge a repeat (htmx)."""
+    with runtime.db.read_session() as session:
+        found = recent_tickets(
+            session, runtime, phone=caller_phone, street=street, community=community, address=address
+        )
+        recent = _recent_rows(session, runtime, user, found)
+    return render(request, "agent/_recent.html", {"recent": recent, "can_merge": _can(runtime, "merge", user.role)})
+
+
+# --- the callback queue ---------------------------------------------------------------
+
+QUEUE_VIEWS = {"all": "全部", "overdue": "已超期", "warning": "即将到期"}
+
+
+def _callback_states(runtime) -> list[str]:
+    """The states in which a callback is recorded, in every workflow (待回访 in the default)."""
+    states: set[str] = set()
+    for wf in runtime.workflows.workflows.values():
+        if "callback" in wf.events:
+            states.update(wf.events["callback"].sources)
+    return sorted(states)
+
+
+def _queue_conditions(runtime, view: str) -> list[Any]:
+    now = runtime.now()
+    conditions = [Ticket.state.in_(_callback_states(runtime))]
+    if view == "overdue":
+        conditions.append(Ticket.due_at <= now)
+    elif view == "warning":
+        conditions += [Ticket.warn_at <= now, Ticket.due_at > now]
+    return conditions
+
+
+def _count(session: Session, conditions: list[Any]) -> int:
+    return session.exec(select(func.count()).select_from(Ticket).where(*conditions)).one()
+
+
+def _queue_context(session: Session, runtime, user: PageUser, view: str, page: int) -> dict[str, Any]:
+    """One page of the callback queue: the most pressing callback deadline first."""
+    now = runtime.now()
+    counts = {name: _count(session, _queue_conditions(runtime, name)) for name in QUEUE_VIEWS}
+    total = counts[view]
+    pages = max((total + CALLBACK_PAGE_SIZE - 1) // CALLBACK_PAGE_SIZE, 1)
+    page = min(page, pages)
+    tickets = session.exec(
+        select(Ticket)
+        .where(*_queue_conditions(runtime, view))
+        .order_by(Ticket.callback_by.is_(None), Ticket.callback_by, Ticket.id)
+        .offset((page - 1) * CALLBACK_PAGE_SIZE)
+        .limit(CALLBACK_PAGE_SIZE)
+    ).all()
+    ids = [t.id for t in tickets]
+    history: dict[int, list[Callback]] = {i: [] for i in ids}
+    if ids:
+        for cb in session.exec(select(Callback).where(Callback.ticket_id.in_(ids)).order_by(Callback.id)).all():
+            history[cb.ticket_id].append(cb)
+    lookups = Lookups(session)
+    rows = []
+    for t in tickets:
+        data = ticket_out(t, user.actor, runtime, lookups)
+        wf = runtime.workflows.get(t.workflow)
+        events = {ev["name"]: ev for ev in available_events(session, runtime, t, user.actor, now=now)}
+        reached = [cb for cb in history[t.id] if cb.reached]
+        last = reached[-1] if reached else None
+        data.update(
+            callbacks=history[t.id],
+            attempts=len(history[t.id]),
+            max_attempts=wf.limits.callback_attempts,
+            last_reached=last,
+            dissatisfied=last is not None and (last.rating not in wf.limits.satisfied_ratings or last.solved is False),
+            events=events,
+            invitation_sent_at=t.invitation_sent_at,
+            due_in=(t.due_at - now).total_seconds() if t.due_at else None,
+        )
+        rows.append(data)
+    return {
+        "rows": rows,
+        "view": view,
+        "views": QUEUE_VIEWS,
+        "counts": counts,
+        "page": page,
+        "pages": pages,
+        "total": total,
+        "card_errors": {},
+        "posted": {},
+    }
+
+
+@router.get("/callbacks", response_class=HTMLResponse)
+def callback_queue(
+    request: Request,
+    runtime: RuntimeDep,
+    user: AgentUser,
+    view: Annotated[str, Query(pattern="^(all|overdue|warning)$")] = "all",
+    page: Annotated[int, Query(ge=1)] = 1,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+    ticket: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _queue_context(session, runtime, user, view, page)
+        ctx["done"] = _done_flash(session, user, done, ticket)
+    return render(request, "agent/callbacks.html", ctx)
+
+
+def _callback_payload(event: str, form: Any) -> dict[str, Any]:
+    """The payload of a queue form; raises Invalid with the Chinese message."""
+    if event == "callback":
+        reached = form.get("reached")
+        if reached not in ("true", "false"):
+            raise Invalid("请选择是否联系上市民", field="reached", zh="请选择是否联系上市民")
+        payload: dict[str, Any] = {"reached": reached == "true"}
+        if payload["reached"]:
+            solved, rating = form.get("solved"), str(form.get("rating") or "")
+            if solved not in ("true", "false"):
+                raise Invalid("请选择问题是否解决", field="solved", zh="请选择问题是否解决")
+            if rating not in ("1", "2", "3", "4", "5"):
+                raise Invalid("请选择满意度", field="rating", zh="请选择满意度")
+            payload.update(solved=solved == "true", rating=int(rating))
+        comment = str(form.get("comment") or "").strip()
+        if comment:
+            payload["comment"] = comment
+        return payload
+    reason = str(form.get("reason") or "").strip()
+    if event == "rehandle" and not reason:
+        raise Invalid("请填写重办理由", field="reason", zh="请填写重办理由")
+    return {"reason": reason} if reason else {}
+
+
+@router.post("/callbacks/{ticket_id}/{event}", response_class=HTMLResponse)
+async def callback_action(
+    request: Request, ticket_id: int, event: str, runtime: RuntimeDep, user: AgentForm
+) -> Response:
+    """Record a callback, close the ticket or send it back for rehandling, from the queue."""
+    if event not in QUEUE_EVENTS:
+        raise NotFound(f"no queue action {event!r}")
+    form = await request.form()
+    view = str(form.get("view") or "all")
+    view = view if view in QUEUE_VIEWS else "all"
+    page = int(str(form.get("page"))) if str(form.get("page") or "").isdigit() else 1
+    version = str(form.get("version") or "")
+    try:
+        payload = _callback_payload(event, form)
+        with runtime.db.session() as session:
+            get_visible(session, user.actor, ticket_id)
+            fire(
+                session,
+                runtime,
+                ticket_id,
+                event,
+                user.actor,
+                payload,
+                now=runtime.now(),
+                version=int(version) if version.isdigit() else None,
+            )
+    except HotlineError as exc:
+        if exc.status_code == 404:
+            raise
+        with runtime.db.read_session() as session:
+            ctx = _queue_context(session, runtime, user, view, max(page, 1))
+        message = page_message(exc)
+        ctx["card_errors"] = {ticket_id: message}
+        ctx["posted"] = {ticket_id: {"event": event, **{k: str(v) for k, v in form.items()}}}
+        ctx["error"] = message
+        return render(request, "agent/callbacks.html", ctx, exc.status_code)
+    query = {"view": view, "page": page, "done": event, "ticket": ticket_id}
+    return RedirectResponse(f"/agent/callbacks?{urlencode(query)}", status_code=303)

@@ -240,7 +240,7 @@ def valid_master(ctx: Context, _arg=None) -> None:
     if wf.states[master.state].final:
         raise GuardFailed(
             f"the master ticket {master.number} is closed ({wf.state_label(master.state)})",
-            zh=f"主工单 {master.number} 已{wf.state_label(master.state)}，不能并入",
+            zh=f"主工单 {master.number} 状态为“{wf.state_label(master.state)}”，不能并入",
         )
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 14:32:59.129172
+Create Date: 2026-11-28 14:48:27.792910
 """
 
 from collections.abc import Sequence
@@ -288,6 +288,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_tickets_department_state", ["main_department_id", "state"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_due_at"), ["due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_next_due_at"), ["next_due_at"], unique=False)
+        batch_op.create_index("ix_tickets_place", ["street", "community", "created_at"], unique=False)
         batch_op.create_index("ix_tickets_state_created", ["state", "created_at"], unique=False)
 
     op.create_table(
@@ -747,6 +748,7 @@ def downgrade() -> None:
     op.drop_table("web_sessions")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index("ix_tickets_state_created")
+        batch_op.drop_index("ix_tickets_place")
         batch_op.drop_index(batch_op.f("ix_tickets_next_due_at"))
         batch_op.drop_index(batch_op.f("ix_tickets_due_at"))
         batch_op.drop_index("ix_tickets_department_state")

@@ -1,0 +1,146 @@
+// The agent workbench: a keyboard-first intake form.
+//   Enter        next field (the form is never sent by a stray Enter)
+//   ↑ ↓ Enter    pick a category from the suggestions; Esc closes them
+//   Alt+1 / 2    handling mode: 派单 / 直接办结
+//   Ctrl+Enter   submit with the chosen handling mode
+(function () {
+  "use strict";
+  const form = document.getElementById("intake-form");
+  if (!form) return;
+  const query = document.getElementById("category_q");
+  const code = document.getElementById("category");
+  const pop = document.getElementById("category-suggest");
+
+  function fields() {
+    return Array.from(form.elements).filter(function (el) {
+      if (el.disabled || el.type === "hidden" || el.tagName === "BUTTON" || el.name === "mode") return false;
+      if (el.type === "checkbox" && el.name === "co_departments") return false;
+      if (el.type === "radio" && !el.checked) return false;
+      return el.offsetParent !== null || el.type === "radio" || el.type === "checkbox";
+    });
+  }
+
+  function focusNext(el) {
+    const list = fields();
+    const i = list.indexOf(el);
+    if (i >= 0 && i + 1 < list.length) list[i + 1].focus();
+  }
+
+  // Enter pressed before the suggestions for what was typed arrived: pick when they do.
+  let pickWhenFresh = false;
+
+  function options() { return Array.from(pop.querySelectorAll(".suggest-item")); }
+
+  function fresh() {
+    const list = pop.querySelector(".suggest-list");
+    return !!list && list.dataset.q === query.value.trim().toLowerCase();
+  }
+
+  function openPop() { pop.hidden = false; query.setAttribute("aria-expanded", "true"); }
+
+  function closePop() { pop.hidden = true; query.setAttribute("aria-expanded", "false"); }
+
+  function highlight(step) {
+    const items = options();
+    if (!items.length) return;
+    let i = items.findIndex(function (b) { return b.classList.contains("active"); });
+    items.forEach(function (b) { b.classList.remove("active"); });
+    i = i < 0 ? 0 : (i + step + items.length) % items.length;
+    items[i].classList.add("active");
+    items[i].scrollIntoView({ block: "nearest" });
+  }
+
+  function pick(item) {
+    code.value = item.dataset.code;
+    query.value = item.dataset.label;
+    query.removeAttribute("aria-invalid");
+    closePop();
+    document.body.dispatchEvent(new CustomEvent("category-picked"));
+    focusNext(query);
+  }
+
+  document.body.addEventListener("htmx:afterSwap", function (e) {
+    if (e.detail.target !== pop) return;
+    if (pickWhenFresh && fresh()) {
+      pickWhenFresh = false;
+      const first = pop.querySelector(".suggest-item.active");
+      if (first) pick(first);
+      return;
+    }
+    if (document.activeElement === query) openPop();
+  });
+
+  query.addEventListener("input", function () {
+    pickWhenFresh = false;
+    if (code.value) {
+      code.value = "";
+      document.body.dispatchEvent(new CustomEvent("category-picked"));
+    }
+  });
+  query.addEventListener("focus", function () { query.select(); });
+  query.addEventListener("blur", function () { setTimeout(closePop, 150); });
+  pop.addEventListener("mousedown", function (e) { e.preventDefault(); });
+  pop.addEventListener("click", function (e) {
+    const item = e.target.closest(".suggest-item");
+    if (item) pick(item);
+  });
+  query.addEventListener("keydown", function (e) {
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      if (pop.hidden && options().length) { openPop(); return; }
+      highlight(e.key === "ArrowDown" ? 1 : -1);
+    } else if (e.key === "Enter" && !e.ctrlKey) {
+      e.preventDefault();
+      e.stopPropagation();
+      if (code.value) { focusNext(query); return; }
+      if (!fresh()) { pickWhenFresh = true; return; }
+      const active = pop.querySelector(".suggest-item.active");
+      if (active) pick(active); else focusNext(query);
+    } else if (e.key === "Escape") {
+      closePop();
+    }
+  });
+
+  function submitMode() {
+    const checked = form.querySelector("input[name=mode]:checked");
+    const button = document.getElementById(checked && checked.value === "answer" ? "go-answer" : "go-dispatch");
+    if (button) form.requestSubmit(button);
+  }
+
+  function chooseMode(value) {
+    const radio = document.getElementById("mode-" + value);
+    if (!radio) return;
+    radio.checked = true;
+    const first = form.querySelector(".panel-" + value + " select, .panel-" + value + " textarea");
+    if (first) first.focus();
+  }
+
+  form.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter" || e.defaultPrevented) return;
+    if (e.ctrlKey || e.metaKey) {
+      e.preventDefault();
+      submitMode();
+      return;
+    }
+    const el = e.target;
+    if (el.tagName === "TEXTAREA" || el.tagName === "BUTTON") return;
+    e.preventDefault();
+    focusNext(el);
+  });
+
+  document.addEventListener("keydown", function (e) {
+    if (!e.altKey || e.ctrlKey) return;
+    if (e.key === "1") { e.preventDefault(); chooseMode("dispatch"); }
+    if (e.key === "2") { e.preventDefault(); chooseMode("answer"); }
+  });
+
+  // A chosen street makes the community list follow it; the old community is gone.
+  const street = document.getElementById("street");
+  const community = document.getElementById("community");
+  if (street && community && community.tagName === "SELECT") {
+    street.addEventListener("change", function () { community.value = ""; });
+  }
+
+  const firstError = form.querySelector("[aria-invalid=true]");
+  if (firstError) firstError.focus();
+})();
