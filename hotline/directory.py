@@ -2,10 +2,11 @@
 
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from hotline.errors import Conflict, Invalid, NotFound
-from hotline.models import ROLES, ApiToken, Category, Department, Place, RoutingRule, User
+from hotline.models import ROLES, ApiToken, Category, Department, Place, RoutingRule, User, WebSession
 from hotline.security import hash_password, new_token, token_digest
 from hotline.workflow.definition import DEPARTMENT_ROLES
 
@@ -164,3 +165,85 @@ def places(session: Session) -> dict[str, list[str]]:
         if p.community:
             out[p.street].append(p.community)
     return out
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user with the id {user_id}", zh="用户不存在")
+    return user
+
+
+def _sign_out_everywhere(session: Session, user_id: int) -> None:
+    for web in session.exec(select(WebSession).where(WebSession.user_id == user_id)).all():
+        session.delete(web)
+
+
+def set_department_active(session: Session, *, department_id: int, active: bool) -> Department:
+    """Deactivate or reactivate a department; routing and dispatch forms skip an inactive one."""
+    dept = session.get(Department, department_id)
+    if dept is None:
+        raise NotFound(f"no department with the id {department_id}", zh="单位不存在")
+    dept.active = active
+    session.add(dept)
+    session.flush()
+    return dept
+
+
+def set_user_active(session: Session, *, user_id: int, active: bool) -> User:
+    """Deactivate or reactivate a user; a deactivated one can neither sign in nor use a token.
+
+    The last active administrator stays active, so that someone can still administer.
+    """
+    user = _user(session, user_id)
+    if not active and user.role == "admin" and user.active:
+        others = session.exec(
+            select(func.count()).select_from(User).where(User.role == "admin", User.active, User.id != user.id)
+        ).one()
+        if not others:
+            raise Conflict(
+                "the last active administrator cannot be deactivated", zh="不能停用最后一个启用中的管理员账号"
+            )
+    user.active = active
+    if not active:
+        _sign_out_everywhere(session, user.id)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def reset_password(session: Session, *, user_id: int, password: str) -> User:
+    """A new password (argon2) set by an administrator: the lock-out is lifted, old sessions end."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(
+            f"the password needs at least {MIN_PASSWORD_LENGTH} characters",
+            field="password",
+            zh=f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符",
+        )
+    user = _user(session, user_id)
+    user.password_hash = hash_password(password)
+    user.failed_logins, user.locked_until = 0, None
+    _sign_out_everywhere(session, user.id)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def unlock_user(session: Session, *, user_id: int) -> User:
+    """Lift the lock-out that failed passwords set, before it runs out."""
+    user = _user(session, user_id)
+    user.failed_logins, user.locked_until = 0, None
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_rule_active(session: Session, *, rule_id: int, active: bool) -> RoutingRule:
+    """Deactivate or reactivate a routing rule; routing reads active rules only."""
+    rule = session.get(RoutingRule, rule_id)
+    if rule is None:
+        raise NotFound(f"no routing rule with the id {rule_id}", zh="派单规则不存在")
+    rule.active = active
+    session.add(rule)
+    session.flush()
+    return rule

@@ -122,6 +122,13 @@ def database(request, tmp_path) -> Iterator[Database]:
                 if r[0] not in KEEP
             ]
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            # Holiday years a test imported leave with it; the seeded ones stay.
+            for (year,) in conn.execute(text("select year from calendar_years where source <> 'chinese-calendar'")):
+                conn.execute(
+                    text("delete from calendar_days where day >= :lo and day <= :hi"),
+                    {"lo": f"{year}-01-01", "hi": f"{year}-12-31"},
+                )
+            conn.execute(text("delete from calendar_years where source <> 'chinese-calendar'"))
     yield db
     db.dispose()
 
