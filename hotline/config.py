@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     # Secret for signing session cookies and rating links; generated per install
     # when not given (see hotline.security.secret_key).
     secret_key: str | None = None
+    # API requests one token may make per minute, per server process (0: no limit).
+    rate_limit_per_minute: int = 6000
     # Run the scheduler inside `hotline serve` (the one-process set-up).
     embedded_scheduler: bool = True
     # Seconds between two sweeps of the scheduler.

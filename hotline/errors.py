@@ -43,3 +43,9 @@ class Invalid(HotlineError):
     def __init__(self, message: str, *, field: str | None = None, **extra: object) -> None:
         super().__init__(message, field=field, **extra)
         self.field = field
+
+
+class TooManyRequests(HotlineError):
+    """The caller sent more requests than its share; `retry_after` says when to come back."""
+
+    status_code = 429

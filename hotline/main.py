@@ -115,6 +115,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _page_error(request, exc.status_code, page_message(exc) if exc.status_code != 401 else "")
         body = {"detail": exc.message, **{k: v for k, v in exc.extra.items() if v is not None}}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if exc.status_code == 429:
+            headers = {"Retry-After": str(exc.extra.get("retry_after", 1))}
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -35,6 +35,12 @@ class Runtime:
         self.clock: Callable[[], datetime] = utcnow
 
     @property
+    def rate_limiter(self) -> "RateLimiter":
+        if getattr(self, "_limiter", None) is None:
+            self._limiter = RateLimiter(self.settings.rate_limit_per_minute)
+        return self._limiter
+
+    @property
     def channel(self):
         """The message channel the settings name (hotline.messaging)."""
         if getattr(self, "_channel", None) is None:
@@ -65,6 +71,38 @@ class Runtime:
         """Forget the cached calendar (after this process changed it)."""
         with self._lock:
             self._calendar = None
+
+
+class RateLimiter:
+    """A token bucket per API token, in this process: `per_minute` requests a minute on
+    average, bursts of up to a tenth of that (at least 20) at once."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = max(per_minute / 10.0, 20.0)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> None:
+        """Count one request; raise TooManyRequests when the bucket is empty."""
+        if self.rate <= 0:
+            return
+        from hotline.errors import TooManyRequests
+
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                wait = (1 - tokens) / self.rate
+                self._buckets[key] = (tokens, now)
+                raise TooManyRequests(
+                    f"too many requests for this token; try again in {wait:.1f} s",
+                    retry_after=max(1, round(wait)),
+                )
+            self._buckets[key] = (tokens - 1, now)
+            if len(self._buckets) > 10000:  # forget idle tokens
+                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 120}
 
 
 def seed_calendar(session: Session) -> int:

@@ -227,3 +227,15 @@ def test_ticket_numbers_are_unique_and_readable(as_, clock):
     assert numbers == ["20261102000001", "20261102000002", "20261102000003"]
     clock.advance(days=1)
     assert agent.create()["number"] == "20261103000001"
+
+
+def test_too_many_requests_is_429_with_retry_after(runtime, client, district):
+    from hotline.runtime import RateLimiter
+
+    runtime._limiter = RateLimiter(60)  # one a second, bursts of 20
+    codes = [client.get("/api/v1/tickets", headers=district.headers("agent")).status_code for _ in range(25)]
+    assert codes[:20] == [200] * 20 and 429 in codes[20:]
+    r = client.get("/api/v1/tickets", headers=district.headers("agent"))
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and "too many" in r.json()["detail"]
+    # Another token has its own share.
+    assert client.get("/api/v1/tickets", headers=district.headers("supervisor")).status_code == 200

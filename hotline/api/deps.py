@@ -39,6 +39,7 @@ def current_actor(request: Request, runtime: RuntimeDep) -> Actor:
         ).first()
     if user is None or not user.active:
         raise NotAuthenticated("the token is unknown, revoked, or its user is deactivated")
+    runtime.rate_limiter.hit(token_digest(token.strip()))
     return Actor.of(user)
 
 
