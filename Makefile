@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Migrate, load the demo district (once) and serve it on SQLite.
+demo: export HOTLINE_DISTRICT_NAME ?= 青山区
 demo: $(STAMP)
 	$(BIN)/hotline db upgrade
 	@if [ ! -f var/.demo-loaded ]; then \

@@ -214,3 +214,24 @@ def test_every_rating_goes_to_the_outbox_keyed_by_case_number(runtime, as_):
     assert msg.payload["case_number"] == number and msg.payload["level"] == 4
     assert msg.payload["level_label"] == "满意" and msg.payload["department_code"] == "housing"
     assert msg.payload["solved"] is True and msg.payload["channel"] == "phone_callback"
+
+
+def test_a_rehandled_ticket_starts_a_new_callback_round(runtime, as_, clock):
+    tid = replied_and_approved(runtime, as_)
+    agent, housing, sup = as_("agent"), as_("housing_h"), as_("supervisor")
+    for _ in range(2):
+        clock.advance(minutes=20)
+        agent.fire(tid, "callback", reached=False)
+    clock.advance(minutes=20)
+    agent.fire(tid, "callback", reached=True, solved=False, rating=2)
+    agent.fire(tid, "rehandle", reason="未解决")
+    clock.advance(hours=3)
+    housing.fire(tid, "reply", result="再次处理完毕")
+    sup.fire(tid, "approve_reply")
+    # The new round: a fresh rating link, and the earlier unreached attempts do not count.
+    report = sweep(runtime, now=local(2026, 11, 3, 9, 0))
+    assert ("invite", "callback") in [(s, k) for _, s, k in report.steps]
+    agent.fire(tid, "callback", reached=False)
+    agent.fire(tid, "close", expect=409)
+    agent.fire(tid, "callback", reached=True, solved=True, rating=5)
+    assert agent.fire(tid, "close")["close_reason"] == "satisfied"

@@ -47,9 +47,17 @@ def _main_assignment(ctx: Context) -> Assignment | None:
     return None
 
 
+def _this_round(t: Ticket):
+    """Callbacks about the current reply: a rehandled ticket starts a new round."""
+    cond = Callback.ticket_id == t.id
+    if t.callback_started_at is not None:
+        cond = cond & (Callback.at >= t.callback_started_at)
+    return cond
+
+
 def _last_reached_callback(ctx: Context) -> Callback | None:
     return ctx.session.exec(
-        select(Callback).where(Callback.ticket_id == ctx.ticket.id, Callback.reached).order_by(Callback.id.desc())
+        select(Callback).where(_this_round(ctx.ticket), Callback.reached).order_by(Callback.id.desc())
     ).first()
 
 
@@ -202,7 +210,7 @@ def _close_reason(ctx: Context) -> str | None:
             return "dissatisfied_closed"
         return None
     unreached = ctx.session.exec(
-        select(func.count()).select_from(Callback).where(Callback.ticket_id == t.id, ~Callback.reached)
+        select(func.count()).select_from(Callback).where(_this_round(t), ~Callback.reached)
     ).one()
     if unreached >= ctx.limits.callback_attempts:
         return "not_called_back"
@@ -500,7 +508,7 @@ def record_callback(ctx: Context, _arg=None) -> None:
     ctx.details["attempt"] = attempts + 1
     if not p["reached"]:
         unreached = ctx.session.exec(
-            select(func.count()).select_from(Callback).where(Callback.ticket_id == t.id, ~Callback.reached)
+            select(func.count()).select_from(Callback).where(_this_round(t), ~Callback.reached)
         ).one()
         if unreached >= ctx.limits.callback_attempts:
             t.callbacks_exhausted_at = ctx.now  # the scheduler closes it as not called back
@@ -526,7 +534,7 @@ def can_invite(ctx: Context, _arg=None) -> None:
     if not t.caller_phone:
         raise GuardFailed("the caller left no phone number for a rating link", zh="来电人未留电话，无法发送评价短信")
     if ctx.session.exec(
-        select(Callback.id).where(Callback.ticket_id == t.id, Callback.reached, ~Callback.overturned)
+        select(Callback.id).where(_this_round(t), Callback.reached, ~Callback.overturned)
     ).first():
         raise GuardFailed("the citizen has been reached and has rated already", zh="市民已评价，无需再发送评价短信")
 
@@ -576,9 +584,11 @@ def rehandle(ctx: Context, _arg=None) -> None:
     if main is not None:
         main.rehandles += 1
         ctx.session.add(main)
-    # A fresh handling deadline from now; the callback clock starts again after the reply.
+    # A fresh handling deadline from now; the callback clock, the rating link and the
+    # callback attempts start again after the next reply.
     t.handle_started_at, t.extension_days, t.suspended_seconds = ctx.now, 0, 0.0
     t.callback_started_at = t.callback_by = None
+    t.invitation_sent_at = t.callbacks_exhausted_at = None
     ctx.details["rehandle_no"] = t.rehandle_count
 
 

@@ -1,0 +1,522 @@
+"""The demo district: a believable directory, and tickets the workflow engine can carry on."""
+
+import io
+import re
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from hotline import sla
+from hotline.calendar import LOCAL_TZ
+from hotline.config import Settings
+from hotline.db import Database
+from hotline.demo import DEMO_PASSWORD, load_demo
+from hotline.directory import issue_token, places
+from hotline.errors import Conflict
+from hotline.evaluation import BAD_RATINGS, app_secret, signature_ok
+from hotline.main import create_app
+from hotline.migrate import upgrade
+from hotline.models import (
+    ROLES,
+    Approval,
+    Assignment,
+    Callback,
+    Category,
+    Department,
+    Escalation,
+    Message,
+    Notification,
+    RatingInvitation,
+    Rectification,
+    SupervisionOrder,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+    User,
+)
+from hotline.routing import route
+from hotline.runtime import Runtime
+from hotline.scheduler import sweep
+from hotline.security import token_digest, verify_password
+from hotline.stats import department_stats
+from hotline.workflow.definition import RETURN_FROM
+
+# A Friday morning in Asia/Shanghai: the demo's now, so that the data is the same every run.
+NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
+TOKEN_LINE = re.compile(r"^token (\S+): (hl_\S+)$", re.MULTILINE)
+TICKETS = 300
+# History rows that hotline.evaluation writes beside the workflow: the state stays, the version too.
+ASIDE = {"rectification_report", "rectification_accept"}
+
+
+def _demo_runtime(path) -> Runtime:
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    rt = Runtime(db, Settings(database_url=db.url, embedded_scheduler=False))
+    rt.clock = lambda: NOW
+    return rt
+
+
+def _snapshot(rt: Runtime) -> dict:
+    """Everything the demo wrote, read right after loading (before any test changes it)."""
+    with rt.db.read_session() as s:
+        by_ticket = {}
+        for name, model in [("events", TicketEvent), ("assignments", Assignment), ("approvals", Approval),
+                            ("callbacks", Callback), ("escalations", Escalation), ("orders", SupervisionOrder),
+                            ("notices", Notification), ("invitations", RatingInvitation), ("messages", Message),
+                            ("rectifications", Rectification)]:  # fmt: skip
+            rows = defaultdict(list)
+            for row in s.exec(select(model).order_by(model.id)).all():
+                rows[row.ticket_id].append(row)
+            by_ticket[name] = rows
+        return {
+            "tickets": s.exec(select(Ticket).order_by(Ticket.id)).all(),
+            **by_ticket,
+            "users": {u.id: u for u in s.exec(select(User)).all()},
+            "departments": {d.id: d for d in s.exec(select(Department)).all()},
+            "categories": s.exec(select(Category)).all(),
+            "counters": dict(s.exec(select(TicketCounter.day, TicketCounter.value)).all()),
+            "calendar": rt.calendar(s),
+            "link_key": app_secret(s, "rating_link", NOW),
+            "places": places(s),
+        }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    rt = _demo_runtime(tmp_path_factory.mktemp("demo") / "demo.db")
+    out = io.StringIO()
+    load_demo(rt, tickets=TICKETS, seed=1, out=out)
+    yield rt, out.getvalue(), _snapshot(rt)
+    rt.db.dispose()
+
+
+@pytest.fixture(scope="module")
+def data(demo):
+    return demo[2]
+
+
+@pytest.fixture(scope="module")
+def wf(demo):
+    return demo[0].workflows.get("default")
+
+
+def _client(rt: Runtime) -> TestClient:
+    return TestClient(create_app(rt.settings, runtime=rt))
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _token(rt: Runtime, username: str) -> str:
+    with rt.db.session() as s:
+        return issue_token(s, username, now=rt.now())
+
+
+# --- the directory --------------------------------------------------------------------------
+
+
+def test_the_district_has_departments_street_offices_and_a_category_tree(data):
+    departments = list(data["departments"].values())
+    assert len(departments) >= 15
+    assert sum(d.name.endswith("街道办事处") for d in departments) >= 8
+    categories = data["categories"]
+    by_id = {c.id: c for c in categories}
+    parents = {c.parent_id for c in categories}
+    leaves = [c for c in categories if c.id not in parents]
+    assert len(leaves) >= 40
+    assert all(c.department_id is not None for c in leaves)
+    depths = {len(_ancestry(by_id, c)) for c in leaves}
+    assert depths <= {2, 3} and 3 in depths
+    assert len({t.street for t in data["tickets"]}) >= 8
+    assert len(data["places"]) >= 8 and all(4 <= len(c) <= 8 for c in data["places"].values())
+    assert {(t.street, t.community) for t in data["tickets"]} <= {
+        (street, c) for street, communities in data["places"].items() for c in communities
+    }
+    assert len({(t.street, t.community) for t in data["tickets"]}) >= 30
+
+
+def _ancestry(by_id, category) -> list:
+    chain = []
+    while category is not None:
+        chain.append(category)
+        category = by_id.get(category.parent_id)
+    return chain
+
+
+def test_users_of_every_role_share_the_one_printed_password(demo, data):
+    _, out, _ = demo
+    users = list(data["users"].values())
+    assert {u.role for u in users} == set(ROLES)
+    names = {u.username for u in users}
+    assert {"admin", "agent1", "agent2", "supervisor1", "supervisor2"} <= names
+    for dept in data["departments"].values():
+        assert {f"{dept.code}.handler", f"{dept.code}.leader"} <= names
+    # Hashed once: every demo user carries the same argon2 hash of the demo password.
+    assert len({u.password_hash for u in users}) == 1
+    assert verify_password(users[0].password_hash, DEMO_PASSWORD)
+    assert DEMO_PASSWORD in out
+
+
+def test_routing_rules_and_category_defaults_decide_the_first_dispatch(demo, data):
+    rt, _, _ = demo
+    how = set()
+    with rt.db.read_session() as s:
+        for ticket in data["tickets"]:
+            for e in data["events"][ticket.id]:
+                if e.event == "dispatch":
+                    r = route(s, category_id=ticket.category_id, street=ticket.street, community=ticket.community)
+                    assert (r.department.code, r.how) == (e.details["department"], e.details["routed_by"])
+                    how.add(r.how.split(":")[0])
+    assert how == {"rule", "category"}
+
+
+# --- the tickets ----------------------------------------------------------------------------
+
+
+def test_every_state_of_the_default_workflow_occurs(data, wf):
+    assert len(data["tickets"]) == TICKETS
+    assert {t.state for t in data["tickets"]} == set(wf.states)
+
+
+def test_every_history_is_a_path_through_the_default_workflow(data, wf):
+    users = data["users"]
+    for ticket in data["tickets"]:
+        rows = data["events"][ticket.id]
+        first = rows[0]
+        assert (first.event, first.from_state, first.to_state) == ("create", None, wf.initial), ticket.number
+        assert first.at == ticket.created_at, ticket.number
+        state, came_from, last_at, updated, moves = wf.initial, None, first.at, first.at, 0
+        departments = {a.department_id for a in data["assignments"][ticket.id]}
+        for row in rows[1:]:
+            where = f"ticket {ticket.number}, event {row.id} ({row.event})"
+            assert row.at > last_at, where
+            _check_actor(users, departments, row, where)
+            last_at = row.at
+            if row.event in ASIDE:
+                assert row.from_state == row.to_state == state, where
+                continue
+            ev = wf.events[row.event]
+            assert row.actor_role in ev.roles, where
+            assert row.from_state == state, where
+            if row.details.get("as_co_handler"):
+                # The co-handling variant acts on the department's own assignment only.
+                assert state in ev.co_sources and row.to_state == state, where
+            else:
+                assert state in ev.sources, where
+                expected = state if ev.dest is None else came_from if ev.dest == RETURN_FROM else ev.dest
+                assert row.to_state == expected, where
+            if row.to_state == "returned" and state != "returned":
+                came_from = state
+            state, updated, moves = row.to_state, row.at, moves + 1
+        assert ticket.state == state, ticket.number
+        assert ticket.version == moves + 1, ticket.number
+        assert ticket.updated_at == updated and last_at < NOW, ticket.number
+
+
+def _check_actor(users, departments, row, where: str) -> None:
+    if row.actor_id is None:
+        assert (row.actor_name, row.actor_role) in {("scheduler", "system"), ("citizen", "citizen")}, where
+        return
+    user = users[row.actor_id]
+    assert (user.username, user.role) == (row.actor_name, row.actor_role), where
+    if user.role in ("handler", "leader"):
+        assert user.department_id in departments, where
+
+
+def test_ticket_numbers_are_daily_sequences_and_the_counters_continue_them(data):
+    numbers = [t.number for t in data["tickets"]]
+    assert len(set(numbers)) == len(numbers)
+    highest: dict[str, int] = {}
+    for t in data["tickets"]:
+        assert re.fullmatch(r"\d{14}", t.number)
+        day = t.created_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+        assert t.number[:8] == day
+        highest[day] = max(highest.get(day, 0), int(t.number[8:]))
+    assert highest == data["counters"]
+    assert [t.created_at for t in data["tickets"]] == sorted(t.created_at for t in data["tickets"])
+
+
+def test_the_clocks_are_what_sla_computes_from_their_inputs(data, wf):
+    cal = data["calendar"]
+    for t in data["tickets"]:
+        expected = Ticket(**t.model_dump())
+        sla.recompute(cal, wf, expected)
+        for name in ("sign_by", "handle_by", "callback_by", "deadlines_provisional", "due_at", "due_kind",
+                     "warn_at", "escalation_step", "next_due_at"):  # fmt: skip
+            assert getattr(t, name) == getattr(expected, name), f"{t.number} {name}"
+        # The scheduler is up to date: nothing was due by now that it has not done.
+        assert t.next_due_at is None or t.next_due_at > NOW, t.number
+    overdue = [t for t in data["tickets"] if t.due_at is not None and t.due_at < NOW and t.due_kind != "callback"]
+    assert overdue
+
+
+def test_the_columns_match_the_history(data, wf):
+    by_id = {t.id: t for t in data["tickets"]}
+    for t in data["tickets"]:
+        rows = data["events"][t.id]
+        names = [e.event for e in rows]
+        where = t.number
+        assert t.dispatch_count == names.count("dispatch") + names.count("redispatch"), where
+        assert t.rehandle_count == names.count("rehandle"), where
+        assert t.designated == (t.dispatch_count >= wf.limits.designate_after_dispatches), where
+        if t.dispatch_count:
+            last_dispatch = [e for e in rows if e.event in ("dispatch", "redispatch")][-1]
+            assert t.dispatched_at == last_dispatch.at, where
+            restarts = [e.at for e in rows if e.event in ("dispatch", "redispatch", "rehandle")]
+            assert t.handle_started_at == restarts[-1], where
+        else:
+            assert t.main_department_id is None and t.sign_by is None and t.handle_started_at is None, where
+        final = wf.states[t.state].final
+        assert (t.closed_at is not None) == final == (t.close_reason is not None), where
+        if t.state == "cancelled":
+            assert t.close_reason == "cancelled", where
+        if t.state == "merged":
+            master = by_id[t.master_id]
+            merged_at = rows[-1].at
+            assert t.close_reason == "merged" and master.id < t.id and master.state != "merged", where
+            assert master.closed_at is None or master.closed_at > merged_at, where
+        else:
+            assert t.master_id is None, where
+        if t.state == "archived":
+            assert t.close_reason in {"satisfied", "dissatisfied_closed", "not_called_back", "no_reply_wanted"}, where
+        assert (t.state == "returned") == (t.return_from_state is not None), where
+        assert (t.state == "suspended") == (t.suspended_at is not None), where
+        if t.state in ("replied", "pending_callback"):
+            assert t.replied_at is not None and (t.result or t.answer), where
+
+
+def test_assignments_approvals_and_callbacks_match_the_state(data):
+    for t in data["tickets"]:
+        where = t.number
+        active = [a for a in data["assignments"][t.id] if a.status != "withdrawn"]
+        mains = [a for a in active if a.role == "main"]
+        if t.state in ("merged", "cancelled") or t.main_department_id is None:
+            assert not active, where
+        else:
+            assert len(mains) == 1 and mains[0].department_id == t.main_department_id, where
+            expected = {
+                "dispatched": "dispatched", "in_progress": "signed", "suspended": "signed", "replied": "replied",
+                "pending_callback": "replied", "archived": "replied",
+                "returned": "dispatched" if t.return_from_state == "dispatched" else "signed",
+            }[t.state]  # fmt: skip
+            assert mains[0].status == expected, where
+            if t.state in ("replied", "pending_callback", "archived"):
+                assert all(a.status == "replied" for a in active), where
+        pending = [p for p in data["approvals"][t.id] if p.status == "pending"]
+        if t.state == "returned":
+            assert [(p.kind, p.from_state) for p in pending] == [("return", t.return_from_state)], where
+        else:
+            assert all(p.kind in ("extension", "suspension") for p in pending), where
+            assert not pending or t.state == "in_progress", where
+        for p in data["approvals"][t.id]:
+            assert (p.status == "pending") == (p.decided_at is None), where
+        callbacks = data["callbacks"][t.id]
+        assert [c.attempt for c in callbacks] == list(range(1, len(callbacks) + 1)), where
+        for c in callbacks:
+            assert c.reached == (c.rating is not None) == (c.solved is not None), where
+            assert c.rating is None or 1 <= c.rating <= 5, where
+
+
+def test_main_assignments_keep_the_facts_performance_counts(data, wf):
+    cal = data["calendar"]
+    for t in data["tickets"]:
+        mains = [a for a in data["assignments"][t.id] if a.role == "main"]
+        names = [e.event for e in data["events"][t.id]]
+        for a in mains:
+            assert a.sign_by == sla.due(cal, a.dispatched_at, wf.limits.sign.pick(t.type, t.urgency)).at, t.number
+            assert a.signed_at is None or a.signed_on_time == (a.signed_at <= a.sign_by), t.number
+            assert a.first_replied_at is None or a.replied_on_time == (a.first_replied_at <= a.handle_by), t.number
+        assert sum(a.returned for a in mains) == names.count("return"), t.number
+        assert sum(a.rehandles for a in mains) == t.rehandle_count, t.number
+
+
+def test_the_performance_board_ranks_the_demo_departments(demo):
+    rt, _, _ = demo
+    with rt.db.read_session() as s:
+        board = department_stats(s, rt, (NOW - timedelta(days=183)).date(), NOW.date())
+    scored = [r for r in board["departments"] if r["score"] is not None]
+    assert len(scored) >= 10 and board["red_list"]
+    assert all(0 <= r["signed_on_time_rate"] <= 1 for r in scored if r["signed_on_time_rate"] is not None)
+
+
+def test_the_escalation_ladder_left_its_rows(data):
+    steps = 0
+    for t in data["tickets"]:
+        events = data["events"][t.id]
+        ladder = [e for e in events if e.event in ("warn", "urge", "supervise", "report")]
+        steps += len(ladder)
+        keys = {(e.details["deadline"], e.details["deadline_at"], e.event) for e in ladder}
+        rows = {(x.deadline_kind, x.deadline_at.isoformat(), x.step) for x in data["escalations"][t.id]}
+        assert rows == keys, t.number
+        orders = {o.id: o for o in data["orders"][t.id]}
+        assert sorted(orders) == sorted(e.details["supervision_order"] for e in ladder if e.event == "supervise")
+        answered = {e.details["order"] for e in events if e.event == "answer_supervision"}
+        assert answered == {o.id for o in orders.values() if o.status == "answered"}, t.number
+        notices = {n.kind for n in data["notices"][t.id]}
+        assert {e.event for e in ladder} == notices - {"rectification", "rating_review"}, t.number
+    assert steps > 0
+
+
+def test_rating_links_and_rectifications_follow_the_callbacks(data):
+    links = rectifications = 0
+    for t in data["tickets"]:
+        events, callbacks = data["events"][t.id], data["callbacks"][t.id]
+        invitations = data["invitations"][t.id]
+        messages = {m.id: m for m in data["messages"][t.id]}
+        assert [i.id for i in invitations] == [e.details["invitation"] for e in events if e.event == "invite"]
+        assert not invitations or t.invitation_sent_at == invitations[0].created_at, t.number
+        for invitation in invitations:
+            message = messages[invitation.message_id]
+            assert (message.to, message.status, message.channel) == (t.caller_phone, "stored", "stored")
+            token = re.search(r"/rate/(\S+) ", message.body).group(1)
+            assert token_digest(token) == invitation.token_hash and signature_ok(data["link_key"], token)
+            links += 1
+        by_link = [c for c in callbacks if c.source == "link"]
+        assert [c.at for c in by_link] == [i.used_at for i in invitations if i.used_at], t.number
+        unreached = [c for c in callbacks if not c.reached]
+        exhausted = unreached[2].at if len(unreached) >= 3 else None
+        assert t.callbacks_exhausted_at == exhausted, t.number
+        assert all(c.department_id == t.main_department_id for c in callbacks), t.number
+        bad = [c.id for c in callbacks if c.rating in BAD_RATINGS and c.department_id is not None]
+        rects = data["rectifications"][t.id]
+        assert [r.callback_id for r in rects] == bad, t.number
+        for r in rects:
+            rectifications += 1
+            done = {e.event for e in events if e.details.get("rectification") == r.id}
+            expected = {"open": set(), "reported": {"rectification_report"}}.get(r.status, ASIDE)
+            assert done == expected and (r.next_due_at is None) == (r.status != "open"), t.number
+    assert links and rectifications
+
+
+def test_loading_twice_refuses(demo):
+    rt, _, _ = demo
+    with pytest.raises(Conflict, match=r"loaded already \(department '[a-z]+' exists\)"):
+        load_demo(rt, tickets=10, seed=1, out=io.StringIO())
+
+
+def test_the_same_seed_gives_the_same_tickets(tmp_path):
+    def tickets(name: str):
+        rt = _demo_runtime(tmp_path / name)
+        load_demo(rt, tickets=120, seed=7, out=io.StringIO())
+        with rt.db.read_session() as s:
+            rows = s.exec(select(Ticket.number, Ticket.state, Ticket.title, Ticket.caller_phone, Ticket.version)).all()
+        rt.db.dispose()
+        return rows
+
+    assert tickets("a.db") == tickets("b.db")
+
+
+# --- the engine carries on ------------------------------------------------------------------
+
+
+def test_printed_tokens_authenticate_and_a_handler_sees_only_its_department(demo):
+    rt, out, data = demo
+    tokens = dict(TOKEN_LINE.findall(out))
+    assert {"admin", "agent1", "supervisor1"} <= set(tokens)
+    handler = next(name for name in tokens if name.endswith(".handler"))
+    client = _client(rt)
+    for token in tokens.values():
+        assert client.get("/api/v1/tickets", headers=_bearer(token)).status_code == 200
+    everything = client.get("/api/v1/tickets", headers=_bearer(tokens["admin"])).json()
+    assert everything["total"] == len(data["tickets"])
+    dept = next(d for d in data["departments"].values() if f"{d.code}.handler" == handler)
+    own = {
+        ticket_id
+        for ticket_id, rows in data["assignments"].items()
+        if any(a.department_id == dept.id and a.status != "withdrawn" for a in rows)
+    }
+    seen = client.get("/api/v1/tickets", params={"page_size": 200}, headers=_bearer(tokens[handler])).json()
+    assert own and seen["total"] == len(own)
+    assert {item["id"] for item in seen["items"]} <= own
+
+
+def _latest(data, state: str) -> Ticket:
+    return next(t for t in reversed(data["tickets"]) if t.state == state)
+
+
+def test_a_dispatched_demo_ticket_is_signed_through_the_gateway(demo):
+    rt, _, data = demo
+    ticket = _latest(data, "dispatched")
+    code = data["departments"][ticket.main_department_id].code
+    response = _client(rt).post(
+        f"/api/v1/tickets/{ticket.id}/transitions",
+        json={"event": "sign"},
+        headers=_bearer(_token(rt, f"{code}.handler")),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "in_progress"
+
+
+@pytest.mark.parametrize(
+    ("state", "event", "payload", "after"),
+    [
+        ("returned", "reject_return", {"reason": "属于你单位职责，请继续办理"}, None),
+        ("replied", "approve_reply", {}, "pending_callback"),
+        ("suspended", "resume", {}, "in_progress"),
+    ],
+)
+def test_the_centre_carries_on_from_demo_states(demo, state, event, payload, after):
+    rt, _, data = demo
+    ticket = _latest(data, state)
+    response = _client(rt).post(
+        f"/api/v1/tickets/{ticket.id}/transitions",
+        json={"event": event, **payload},
+        headers=_bearer(_token(rt, "supervisor1")),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == (after or ticket.return_from_state)
+
+
+def test_a_demo_ticket_awaiting_callback_is_called_back_and_closed(demo):
+    rt, _, data = demo
+    ticket = next(t for t in reversed(data["tickets"]) if t.state == "pending_callback" and not data["callbacks"][t.id])
+    client, headers = _client(rt), _bearer(_token(rt, "agent1"))
+    url = f"/api/v1/tickets/{ticket.id}/transitions"
+    called = client.post(url, json={"event": "callback", "reached": True, "solved": True, "rating": 5}, headers=headers)
+    assert called.status_code == 200, called.text
+    closed = client.post(url, json={"event": "close"}, headers=headers)
+    assert closed.status_code == 200, closed.text
+    assert (closed.json()["state"], closed.json()["close_reason"]) == ("archived", "satisfied")
+
+
+def test_a_leader_answers_an_open_supervision_order(demo):
+    rt, _, data = demo
+    open_orders = [
+        (t, o)
+        for t in data["tickets"]
+        for o in data["orders"][t.id]
+        if o.status == "open" and t.state in ("dispatched", "in_progress") and o.department_id == t.main_department_id
+    ]
+    assert open_orders
+    ticket, order = open_orders[-1]
+    code = data["departments"][order.department_id].code
+    response = _client(rt).post(
+        f"/api/v1/tickets/{ticket.id}/transitions",
+        json={"event": "answer_supervision", "order": order.id, "answer": "已督促承办科室限期办结。"},
+        headers=_bearer(_token(rt, f"{code}.leader")),
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_demo_data_on_sqlite_and_postgresql_lets_the_scheduler_and_intake_carry_on(runtime):
+    load_demo(runtime, tickets=150, seed=3, out=io.StringIO())
+    now = runtime.now()
+    assert sweep(runtime, now=now).steps == []  # the ladder is done up to now
+    later = sweep(runtime, now=now + timedelta(days=3))
+    assert later.steps and not later.skipped
+    client = _client(runtime)
+    created = client.post(
+        "/api/v1/tickets",
+        json={"type": "complaint", "category": "CG0202", "content": "路灯不亮", "street": "翠湖街道"},
+        headers=_bearer(_token(runtime, "agent1")),
+    )
+    assert created.status_code == 201, created.text
+    with runtime.db.read_session() as s:
+        assert created.json()["id"] == max(s.exec(select(Ticket.id)).all())
+        numbers = s.exec(select(Ticket.number)).all()
+    assert len(set(numbers)) == len(numbers) == 151
