@@ -1,0 +1,142 @@
+"""Latency of the busiest pages and of the monthly indicators on a large database.
+
+Serves an existing database (load one first: `hotline demo-data --tickets 1000000`)
+with `hotline serve`, signs in as demo users over real HTTP, and times GET requests one
+at a time (latency, not throughput): p50 and p95 per page.
+
+    HOTLINE_DATABASE_URL=sqlite:////tmp/demo1m.db python bench/pages.py --requests 200
+"""
+
+import argparse
+import calendar
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PASSWORD = "hotline-demo"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit("server did not start")
+
+
+def sign_in(base: str, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=60, follow_redirects=False)
+    r = client.post("/login", data={"username": username, "password": PASSWORD})
+    if r.status_code != 303:
+        raise SystemExit(f"could not sign in as {username}: {r.status_code}")
+    return client
+
+
+def timed(client: httpx.Client, paths: list[str]) -> dict:
+    samples = []
+    for path in paths:
+        start = time.perf_counter()
+        r = client.get(path)
+        samples.append((time.perf_counter() - start) * 1000)
+        if r.status_code != 200:
+            raise SystemExit(f"GET {path}: {r.status_code}")
+    samples.sort()
+    return {
+        "requests": len(samples),
+        "p50_ms": round(statistics.median(samples), 1),
+        "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 1),
+        "max_ms": round(samples[-1], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--month", default=None, help="YYYY-MM for the indicators (default: the last full month)")
+    args = parser.parse_args()
+    url = os.environ.get("HOTLINE_DATABASE_URL")
+    if not url:
+        raise SystemExit("set HOTLINE_DATABASE_URL to a database loaded with `hotline demo-data`")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        tickets = conn.execute(text("select count(*) from tickets")).scalar_one()
+        max_id = conn.execute(text("select max(id) from tickets")).scalar_one()
+        busiest = conn.execute(text(
+            "select d.code, count(*) from tickets t join departments d on d.id = t.main_department_id "
+            "where t.state in ('dispatched', 'in_progress') group by d.code order by 2 desc limit 1"
+        )).first()
+    engine.dispose()
+    handler = f"{busiest[0]}.handler"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "HOTLINE_EMBEDDED_SCHEDULER": "false", "HOTLINE_RATE_LIMIT_PER_MINUTE": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hotline", "serve", "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_until_up(base, proc)
+        supervisor, dept = sign_in(base, "supervisor1"), sign_in(base, handler)
+        n = args.requests
+        rng = random.Random(1)
+        today = time.localtime()
+        month = args.month or (
+            f"{today.tm_year}-{today.tm_mon - 1:02d}" if today.tm_mon > 1 else f"{today.tm_year - 1}-12"
+        )
+        year, mon = map(int, month.split("-"))
+        last = calendar.monthrange(year, mon)[1]
+        period = f"from={month}-01&to={month}-{last}"
+        for client, path in ((supervisor, "/supervisor/dashboard"), (dept, "/department/inbox")):
+            client.get(path)  # warm
+        results = {
+            "supervisor dashboard": timed(supervisor, ["/supervisor/dashboard"] * n),
+            f"department inbox ({handler})": timed(dept, ["/department/inbox"] * n),
+            "ticket page (random)": timed(supervisor, [f"/tickets/{rng.randint(1, max_id)}" for _ in range(n)]),
+        }
+        token = subprocess.run(
+            [sys.executable, "-m", "hotline", "users", "token", "supervisor1"], env=env, capture_output=True,
+            text=True, check=True,
+        ).stdout.strip()
+        api = httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"})
+        results["indicators API, one month"] = timed(api, [f"/api/v1/stats/departments?{period}"] * n)
+        results["performance board page, one month"] = timed(supervisor, [f"/performance?{period}"] * n)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    dialect = url.split(":", 1)[0]
+    print(f"{tickets:,} tickets on {dialect}; {args.requests} sequential requests each")
+    print(f"{'page':40} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for name, r in results.items():
+        print(f"{name:40} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"pages-{dialect.split('+')[0]}.json"
+    out.write_text(json.dumps({"tickets": tickets, "database": dialect, "results": results}, indent=2,
+                              ensure_ascii=False))
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
