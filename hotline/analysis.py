@@ -164,7 +164,8 @@ def hotspots(session: Session, runtime, by: str, lo: datetime, hi: datetime) -> 
 
 
 def repeated_requests(session: Session, runtime, now: datetime, scope=None) -> list[dict[str, Any]]:
-    """The same phone, or the same address, about the same category, N times or more lately."""
+    """The same phone, or the same address, about the same category, N times or more in
+    the days up to `now`."""
     rule = analysis_config(str(runtime.settings.workflows_dir)).repeat
     since = now - timedelta(days=rule.days)
     out = []
@@ -175,9 +176,12 @@ def repeated_requests(session: Session, runtime, now: datetime, scope=None) -> l
         present = and_(*[k.is_not(None) for k in keys], *[k != "" for k in keys])
         stmt = (
             select(*keys, Ticket.category_id, func.count(), func.max(Ticket.created_at))
-            .where(Ticket.created_at >= since, present)
+            .where(Ticket.created_at >= since, Ticket.created_at <= now, present)
             .group_by(*keys, Ticket.category_id)
             .having(func.count() >= rule.min_count)
+            # SQLite would walk the phone index over the whole table to group; the time
+            # window is far more selective.
+            .with_hint(Ticket, "INDEXED BY ix_tickets_created_at", "sqlite")
         )
         if scope is not None:
             stmt = stmt.where(scope)

@@ -10,6 +10,8 @@ snapshot). Read sessions begin deferred and never block writers (WAL mode).
 On PostgreSQL, the workflow gateway locks the ticket row with SELECT ... FOR UPDATE.
 """
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -83,12 +85,14 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
+        self._write_lock: threading.RLock | contextlib.nullcontext = contextlib.nullcontext()
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(url, immediate=True, echo=echo)
+            self._write_lock = threading.RLock()
             self.read_engine = _sqlite_engine(url, immediate=False, echo=echo)
         else:
             self.engine = create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
@@ -100,8 +104,13 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A write unit of work: commit on success, roll back on error."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        """A write unit of work: commit on success, roll back on error.
+
+        On SQLite the writers of this process queue on a lock first: SQLite admits one
+        writer at a time anyway, and a queue in order beats its busy-wait back-off, which
+        lets an unlucky request wait a second while later ones overtake it.
+        """
+        with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()

@@ -33,6 +33,8 @@ class Runtime:
         # The clock of this process: read at the edges (a request, a sweep) and passed
         # down as `now`; tests replace it to run at fixed times.
         self.clock: Callable[[], datetime] = utcnow
+        # API token digest -> (actor, until when to trust it); see hotline.api.deps.
+        self.token_cache: dict[str, tuple] = {}
 
     @property
     def rate_limiter(self) -> "RateLimiter":

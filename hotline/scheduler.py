@@ -239,6 +239,17 @@ def run_sweep(runtime: Runtime) -> None:
         log.info(report.lines()[-1])
 
 
+def run_reports(runtime: Runtime) -> None:
+    """The scheduled job: the daily, weekly and monthly reports of the periods just ended."""
+    from hotline.reports import generate_due_reports
+
+    try:
+        for report in generate_due_reports(runtime, runtime.now()):
+            log.info("report: %s", report.title)
+    except Exception:
+        log.exception("report generation failed; the next run tries again")
+
+
 def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     """An APScheduler scheduler with the sweep job (Asia/Shanghai; one run at a time)."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -248,6 +259,9 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     scheduler = cls(
         timezone=LOCAL_TZ,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+    )
+    scheduler.add_job(
+        run_reports, "interval", minutes=10, id="reports", args=[runtime], next_run_time=datetime.now(LOCAL_TZ)
     )
     scheduler.add_job(
         run_sweep,

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, case, func, not_, select
+from sqlalchemy import and_, case, exists, func, not_, select
 from sqlmodel import Session
 
 from hotline.calendar import LOCAL_TZ
@@ -79,6 +79,7 @@ class Counts:
     overdue: int = 0
     replied: int = 0
     rehandled: int = 0
+    replied_called_back: int = 0
     called_back: int = 0
     callbacks: int = 0
     solved: int = 0
@@ -110,6 +111,13 @@ def assignment_metric(metric: str, lo: datetime, hi: datetime, now: datetime):
         "overdue": and_(due, not_(func.coalesce(Assignment.replied_on_time, False))),
         "replied": replied,
         "rehandled": and_(replied, Assignment.rehandles > 0),
+        # Of the tickets replied in the period, those whose citizen was reached since.
+        "replied_called_back": and_(
+            replied,
+            exists()
+            .where(Callback.ticket_id == Assignment.ticket_id, Callback.reached, not_(Callback.overturned))
+            .correlate(Assignment),
+        ),
     }
     return conditions[metric]
 
@@ -134,6 +142,7 @@ ASSIGNMENT_METRICS = (
     "overdue",
     "replied",
     "rehandled",
+    "replied_called_back",
 )
 CALLBACK_METRICS = ("called_back", "solved", "rated", "satisfied")
 
@@ -191,7 +200,7 @@ def indicators(c: Counts, config: Performance) -> dict[str, Any]:
         "signed_on_time_rate": _rate(c.signed_on_time, c.dispatched),
         "completed_on_time_rate": _rate(c.completed_on_time, c.due),
         "return_rate": _rate(c.returned, c.dispatched),
-        "callback_rate": _rate(c.called_back, c.replied),
+        "callback_rate": _rate(c.replied_called_back, c.replied),
         "resolution_rate": _rate(c.solved, c.callbacks),
         "satisfaction_rate": _rate(c.satisfied, c.rated),
         "rehandle_rate": _rate(c.rehandled, c.replied),

@@ -3,6 +3,7 @@
 import time
 from collections.abc import Callable
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import exists, func, or_
@@ -14,7 +15,6 @@ from sqlmodel import Session, select
 from hotline.calendar import LOCAL_TZ
 from hotline.errors import Invalid, NotFound
 from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
-from hotline.routing import category_chain
 from hotline.sla import level
 from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor
@@ -67,15 +67,18 @@ def create_ticket(
         if existing is not None:
             return existing, False
     category = None
+    lookups = Lookups(session)
     if data.get("category"):
-        category = session.exec(select(Category).where(Category.code == data["category"])).first()
+        category = lookups.category_by_code(data["category"])
         if category is None or not category.active:
             raise Invalid(f"no active category with the code {data['category']!r}", field="category")
     category_workflow = None
-    for node in category_chain(session, category.id if category else None):
+    node = category
+    while node is not None:
         if node.workflow:
             category_workflow = node.workflow
             break
+        node = lookups.categories.get(node.parent_id)
     wf = runtime.workflows.choose(data["type"], category_workflow)
     fields = {k: data.get(k) for k in TICKET_FIELDS if data.get(k) is not None}
     if not fields.get("title"):
@@ -248,12 +251,23 @@ class Lookups:
         self.departments = _Table(entry[1], reload_departments)
         self.categories = _Table(entry[2], reload_categories)
 
+    def category_by_code(self, code: str) -> Category | None:
+        """The category with that code (reloading once when it is not known yet)."""
+        for _ in range(2):
+            for category in self.categories.values():
+                if category.code == code:
+                    return category
+            self.categories.update(self.categories._reload())
+        return None
+
     @classmethod
     def _load(cls, session: Session, key: str) -> tuple[float, dict, dict]:
+        # Plain snapshots, not ORM rows: the cache outlives the session it was read in,
+        # and must not be expired by that session's rollback.
         entry = (
             time.monotonic(),
-            {d.id: d for d in session.exec(select(Department)).all()},
-            {c.id: c for c in session.exec(select(Category)).all()},
+            {r["id"]: SimpleNamespace(**r) for r in session.execute(sa_select(Department.__table__)).mappings()},
+            {r["id"]: SimpleNamespace(**r) for r in session.execute(sa_select(Category.__table__)).mappings()},
         )
         cls._cache[key] = entry
         return entry

@@ -1,9 +1,15 @@
-"""Dependencies: the runtime, the caller, and role checks."""
+"""Dependencies: the runtime, the caller, and role checks.
 
+They are `async def` where they do no I/O, so FastAPI runs them on the event loop
+instead of sending each through the thread pool.
+"""
+
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
 from hotline.errors import NotAuthenticated, NotPermitted
 from hotline.models import ApiToken, User
@@ -11,15 +17,29 @@ from hotline.runtime import Runtime
 from hotline.security import token_digest
 from hotline.workflow.engine import Actor
 
+# A process remembers who a token belongs to for this long. Revoking a token or
+# deactivating a user therefore takes effect within these seconds in every process.
+TOKEN_CACHE_SECONDS = 5.0
 
-def get_runtime(request: Request) -> Runtime:
+
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def current_actor(request: Request, runtime: RuntimeDep) -> Actor:
+def _lookup(runtime: Runtime, digest: str) -> Actor | None:
+    with runtime.db.read_session() as session:
+        user = session.exec(
+            select(User)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+        ).first()
+        return Actor.of(user) if user is not None and user.active else None
+
+
+async def current_actor(request: Request, runtime: RuntimeDep) -> Actor:
     """The user behind the request's bearer token.
 
     The API takes bearer tokens only, never the pages' session cookie, so that no
@@ -28,19 +48,22 @@ def current_actor(request: Request, runtime: RuntimeDep) -> Actor:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("send 'Authorization: Bearer TOKEN' (get one with `hotline users token`)")
-    with runtime.db.read_session() as session:
-        user = session.exec(
-            select(User)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .where(
-                ApiToken.token_hash == token_digest(token.strip()),
-                ApiToken.revoked_at.is_(None),
-            )
-        ).first()
-    if user is None or not user.active:
+    digest = token_digest(token.strip())
+    cache = runtime.token_cache
+    hit = cache.get(digest)
+    now = time.monotonic()
+    if hit is not None and hit[1] > now:
+        actor = hit[0]
+    else:
+        actor = await run_in_threadpool(_lookup, runtime, digest)
+        if actor is not None:
+            if len(cache) > 10000:
+                cache.clear()
+            cache[digest] = (actor, now + TOKEN_CACHE_SECONDS)
+    if actor is None:
         raise NotAuthenticated("the token is unknown, revoked, or its user is deactivated")
-    runtime.rate_limiter.hit(token_digest(token.strip()))
-    return Actor.of(user)
+    runtime.rate_limiter.hit(digest)
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
@@ -49,7 +72,7 @@ CurrentActor = Annotated[Actor, Depends(current_actor)]
 def require(*roles: str):
     """A dependency that admits only the given roles."""
 
-    def check(actor: CurrentActor) -> Actor:
+    async def check(actor: CurrentActor) -> Actor:
         if actor.role not in roles:
             raise NotPermitted(f"the role {actor.role!r} may not do this (needs: {', '.join(roles)})")
         return actor

@@ -33,7 +33,7 @@ class TransitionIn(BaseModel):
     version: int | None = None
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=None)
 def create(body: TicketIn, actor: IntakeActor, runtime: RuntimeDep, response: Response) -> dict[str, Any]:
     """Log a ticket; an `external_id` seen before returns the first ticket (200)."""
     data = body.model_dump()
@@ -53,7 +53,7 @@ def create(body: TicketIn, actor: IntakeActor, runtime: RuntimeDep, response: Re
     return out
 
 
-@router.get("")
+@router.get("", response_model=None)
 def list_tickets(
     actor: CurrentActor,
     runtime: RuntimeDep,
@@ -93,7 +93,7 @@ def list_tickets(
         }
 
 
-@router.get("/{ticket_id}")
+@router.get("/{ticket_id}", response_model=None)
 def get_ticket(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.read_session() as session:
         ticket = get_visible(session, actor, ticket_id)
@@ -113,7 +113,7 @@ def list_transitions(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -
         return {"ticket": ticket.id, "state": ticket.state, "version": ticket.version, "events": events}
 
 
-@router.post("/{ticket_id}/transitions")
+@router.post("/{ticket_id}/transitions", response_model=None)
 def fire_transition(ticket_id: int, body: TransitionIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     """Fire one event of the ticket's workflow; 409 says why when it is not allowed."""
     payload = dict(body.model_extra or {})
