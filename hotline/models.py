@@ -176,6 +176,7 @@ class Assignment(SQLModel, table=True):
     __table_args__ = (
         Index("ix_assignments_department_ticket", "department_id", "ticket_id"),
         Index("ix_assignments_role_dispatched", "role", "dispatched_at"),
+        Index("ix_assignments_department_role_status", "department_id", "role", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

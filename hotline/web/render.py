@@ -22,17 +22,27 @@ from hotline.web.auth import PageUser
 
 NAV = {
     "agent": [("/agent/intake", "工单受理"), ("/agent/callbacks", "待回访"), ("/tickets", "工单查询")],
-    "handler": [("/department/inbox", "部门工作台"), ("/tickets", "工单查询")],
+    "handler": [
+        ("/department/inbox", "部门工作台"),
+        ("/tickets", "工单查询"),
+        ("/evaluation/rectifications", "差评整改"),
+        ("/evaluation/appeals", "申诉"),
+    ],
     "leader": [
         ("/department/inbox", "部门工作台"),
         ("/department/supervision", "督办单"),
         ("/tickets", "工单查询"),
+        ("/evaluation/rectifications", "差评整改"),
+        ("/evaluation/appeals", "申诉"),
         ("/performance", "绩效考核"),
         ("/analysis", "分析研判"),
+        ("/reports", "统计报表"),
     ],
     "supervisor": [
         ("/supervisor/dashboard", "超期看板"),
         ("/supervisor/reviews", "审核队列"),
+        ("/evaluation/rectifications", "整改审核"),
+        ("/evaluation/appeals", "申诉复核"),
         ("/tickets", "工单查询"),
         ("/performance", "绩效考核"),
         ("/analysis", "分析研判"),

@@ -533,9 +533,7 @@ def can_invite(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     if not t.caller_phone:
         raise GuardFailed("the caller left no phone number for a rating link", zh="来电人未留电话，无法发送评价短信")
-    if ctx.session.exec(
-        select(Callback.id).where(_this_round(t), Callback.reached, ~Callback.overturned)
-    ).first():
+    if ctx.session.exec(select(Callback.id).where(_this_round(t), Callback.reached, ~Callback.overturned)).first():
         raise GuardFailed("the citizen has been reached and has rated already", zh="市民已评价，无需再发送评价短信")
 
 
@@ -730,7 +728,10 @@ def urge(ctx: Context, _arg=None) -> None:
 def supervise(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     _record_step(ctx, "supervise")
-    message = ctx.payload.get("message") or f"工单 {t.number} {_deadline_text(ctx)}已超期，请单位负责人督促办理并答复。"
+    late = t.due_at is not None and ctx.now >= t.due_at
+    message = ctx.payload.get("message") or (
+        f"工单 {t.number} {_deadline_text(ctx)}{'已超期' if late else '即将到期'}，请单位负责人督促办理并答复。"
+    )
     order = SupervisionOrder(
         ticket_id=t.id,
         department_id=t.main_department_id,

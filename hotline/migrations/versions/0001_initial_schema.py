@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 14:48:27.792910
+Create Date: 2026-11-28 15:45:50.839239
 """
 
 from collections.abc import Sequence
@@ -387,6 +387,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("assignments", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_assignments_department_role_status", ["department_id", "role", "status"], unique=False
+        )
         batch_op.create_index("ix_assignments_department_ticket", ["department_id", "ticket_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_assignments_first_replied_at"), ["first_replied_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_assignments_handle_by"), ["handle_by"], unique=False)
@@ -735,6 +738,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_assignments_handle_by"))
         batch_op.drop_index(batch_op.f("ix_assignments_first_replied_at"))
         batch_op.drop_index("ix_assignments_department_ticket")
+        batch_op.drop_index("ix_assignments_department_role_status")
 
     op.drop_table("assignments")
     with op.batch_alter_table("approvals", schema=None) as batch_op:

@@ -1,0 +1,169 @@
+"""Evaluation pages: rectification of bad ratings (差评整改) and appeals (申诉复核)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import select
+
+from hotline import evaluation
+from hotline.api.deps import RuntimeDep
+from hotline.errors import HotlineError
+from hotline.models import Appeal, Callback, Department, Rectification, Ticket
+from hotline.web.auth import PageUser, role_form_user, role_user
+from hotline.web.render import render
+from hotline.web.views import page_message
+from hotline.workflow.definition import DEPARTMENT_ROLES
+
+router = APIRouter(include_in_schema=False)
+Reader = Annotated[PageUser, role_user("handler", "leader", "supervisor", "admin")]
+Department_ = Annotated[PageUser, role_form_user("handler", "leader")]
+Supervisor = Annotated[PageUser, role_form_user("supervisor")]
+
+
+def _rectifications(session, user: PageUser) -> list[tuple]:
+    stmt = (
+        select(Rectification, Ticket, Department, Callback)
+        .join(Ticket, Ticket.id == Rectification.ticket_id)
+        .join(Department, Department.id == Rectification.department_id)
+        .join(Callback, Callback.id == Rectification.callback_id)
+    )
+    if user.role in DEPARTMENT_ROLES:
+        stmt = stmt.where(Rectification.department_id == user.actor.department_id)
+    return list(session.exec(stmt.order_by(Rectification.status, Rectification.due_at).limit(300)).all())
+
+
+@router.get("/evaluation/rectifications", response_class=HTMLResponse)
+def rectifications(request: Request, runtime: RuntimeDep, user: Reader, flash: str | None = None) -> Response:
+    with runtime.db.read_session() as session:
+        rows = _rectifications(session, user)
+    return render(request, "evaluation/rectifications.html", {"rows": rows, "now": runtime.now(), "flash": flash})
+
+
+def _back(path: str, message: str) -> Response:
+    from urllib.parse import quote
+
+    return RedirectResponse(f"{path}?flash={quote(message)}", status_code=303)
+
+
+def _again(request: Request, runtime, user: PageUser, exc: HotlineError) -> Response:
+    with runtime.db.read_session() as session:
+        rows = _rectifications(session, user)
+    return render(
+        request,
+        "evaluation/rectifications.html",
+        {"rows": rows, "now": runtime.now(), "error": page_message(exc)},
+        exc.status_code,
+    )
+
+
+@router.post("/evaluation/rectifications/{rect_id}/report", response_class=HTMLResponse)
+def report(
+    request: Request,
+    rect_id: int,
+    runtime: RuntimeDep,
+    user: Department_,
+    verification: Annotated[str, Form(min_length=1, max_length=4000)],
+    measures: Annotated[str, Form(min_length=1, max_length=4000)],
+) -> Response:
+    try:
+        with runtime.db.session() as session:
+            evaluation.report_rectification(
+                session,
+                rect_id,
+                user.actor,
+                verification=verification.strip(),
+                measures=measures.strip(),
+                now=runtime.now(),
+            )
+    except HotlineError as exc:
+        return _again(request, runtime, user, exc)
+    return _back("/evaluation/rectifications", "整改情况已反馈，等待中心审核")
+
+
+@router.post("/evaluation/rectifications/{rect_id}/decision", response_class=HTMLResponse)
+def decide_rectification(
+    request: Request,
+    rect_id: int,
+    runtime: RuntimeDep,
+    user: Supervisor,
+    decision: Annotated[str, Form(pattern="^(accept|return)$")],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    try:
+        with runtime.db.session() as session:
+            evaluation.decide_rectification(
+                session,
+                runtime,
+                rect_id,
+                user.actor,
+                accept=decision == "accept",
+                reason=reason.strip() or None,
+                now=runtime.now(),
+            )
+    except HotlineError as exc:
+        return _again(request, runtime, user, exc)
+    return _back("/evaluation/rectifications", "已通过整改" if decision == "accept" else "已退回整改")
+
+
+def _appeals(session, user: PageUser) -> list[tuple]:
+    stmt = (
+        select(Appeal, Ticket, Department, Callback)
+        .join(Ticket, Ticket.id == Appeal.ticket_id)
+        .join(Department, Department.id == Appeal.department_id)
+        .join(Callback, Callback.id == Appeal.callback_id, isouter=True)
+    )
+    if user.role in DEPARTMENT_ROLES:
+        stmt = stmt.where(Appeal.department_id == user.actor.department_id)
+    return list(session.exec(stmt.order_by(Appeal.status.desc(), Appeal.id.desc()).limit(300)).all())
+
+
+@router.get("/evaluation/appeals", response_class=HTMLResponse)
+def appeals(request: Request, runtime: RuntimeDep, user: Reader, flash: str | None = None) -> Response:
+    with runtime.db.read_session() as session:
+        rows = _appeals(session, user)
+    return render(request, "evaluation/appeals.html", {"rows": rows, "flash": flash})
+
+
+@router.post("/tickets/{ticket_id}/appeal", response_class=HTMLResponse)
+def file_appeal(
+    request: Request,
+    ticket_id: int,
+    runtime: RuntimeDep,
+    user: Department_,
+    kind: Annotated[str, Form(pattern="^(rating|unreasonable)$")],
+    grounds: Annotated[str, Form(min_length=1, max_length=4000)],
+) -> Response:
+    try:
+        with runtime.db.session() as session:
+            evaluation.open_appeal(
+                session, ticket_id, user.actor, kind=kind, grounds=grounds.strip(), now=runtime.now()
+            )
+    except HotlineError as exc:
+        if exc.status_code == 404:
+            raise
+        with runtime.db.read_session() as session:
+            rows = _appeals(session, user)
+        return render(request, "evaluation/appeals.html", {"rows": rows, "error": page_message(exc)}, exc.status_code)
+    return _back("/evaluation/appeals", "申诉已提交，等待中心复核")
+
+
+@router.post("/evaluation/appeals/{appeal_id}/decision", response_class=HTMLResponse)
+def decide_appeal(
+    request: Request,
+    appeal_id: int,
+    runtime: RuntimeDep,
+    user: Supervisor,
+    decision: Annotated[str, Form(pattern="^(grant|refuse)$")],
+    reason: Annotated[str, Form(min_length=1, max_length=2000)],
+) -> Response:
+    try:
+        with runtime.db.session() as session:
+            evaluation.decide_appeal(
+                session, appeal_id, user.actor, grant=decision == "grant", reason=reason.strip(), now=runtime.now()
+            )
+    except HotlineError as exc:
+        with runtime.db.read_session() as session:
+            rows = _appeals(session, user)
+        return render(request, "evaluation/appeals.html", {"rows": rows, "error": page_message(exc)}, exc.status_code)
+    return _back("/evaluation/appeals", "申诉成立，已从统计中剔除" if decision == "grant" else "已驳回申诉")
