@@ -24,11 +24,10 @@ from hotline.models import (
     RatingInvitation,
     Rectification,
     Ticket,
-    TicketEvent,
 )
 from hotline.security import token_digest
 from hotline.workflow.definition import DEPARTMENT_ROLES
-from hotline.workflow.engine import Actor, fire
+from hotline.workflow.engine import Actor, fire, record
 
 RATING_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 BAD_RATINGS = (1, 2)
@@ -216,19 +215,7 @@ def is_satisfied(runtime, ticket: Ticket, callback: Callback) -> bool:
 
 def _history(session: Session, ticket: Ticket, event: str, actor: Actor, now: datetime, **details: Any) -> None:
     """An action on the ticket that does not move its state (rectification, appeal)."""
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            event=event,
-            actor_id=actor.id,
-            actor_name=actor.username,
-            actor_role=actor.role,
-            from_state=ticket.state,
-            to_state=ticket.state,
-            at=now,
-            details=details,
-        )
-    )
+    record(session, ticket, event, actor, now, details)
 
 
 # --- rectification (差评整改) -----------------------------------------------------------

@@ -20,7 +20,7 @@ from hotline.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
 from hotline.models import Notification, Ticket
 from hotline.runtime import Runtime
-from hotline.workflow.engine import SCHEDULER, fire, load_for_update
+from hotline.workflow.engine import SCHEDULER, fire, load_for_update, record
 
 log = logging.getLogger("hotline.scheduler")
 
@@ -77,18 +77,31 @@ def _escalate(session: Session, runtime: Runtime, ticket_id: int, now: datetime,
         step = sla.LADDER[ticket.escalation_step]
         kind = ticket.due_kind
         if step == "warn" and now >= ticket.due_at:
-            pass  # already red: a warning would only be noise
-        else:
-            try:
-                with session.begin_nested():
-                    fire(
-                        session, runtime, ticket.id, step, SCHEDULER, {}, now=now, context={"auto": True, "step": step}
-                    )
-                report.steps.append((ticket.number, step, kind))
-            except HotlineError as exc:
-                report.skipped.append((ticket.number, step, exc.message))
-        ticket.escalation_step += 1
-        ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
+            # Already red: a warning would only be noise.
+            ticket.escalation_step += 1
+            ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
+            continue
+        try:
+            with session.begin_nested():
+                # The step counts before the event fires, so the gateway's recompute
+                # stores the next step's time in the same UPDATE.
+                ticket.escalation_step += 1
+                fire(
+                    session,
+                    runtime,
+                    ticket.id,
+                    step,
+                    SCHEDULER,
+                    {},
+                    now=now,
+                    context={"auto": True, "step": step},
+                    locked=ticket,
+                )
+            report.steps.append((ticket.number, step, kind))
+        except HotlineError as exc:
+            report.skipped.append((ticket.number, step, exc.message))
+            ticket.escalation_step += 1
+            ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
 
 
 def _evaluate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime, report: SweepReport) -> None:
@@ -124,7 +137,7 @@ def _evaluate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
 def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepReport) -> None:
     """Overdue rectifications are urged, then supervised, like tickets (once each)."""
     from hotline.evaluation import RECT_LADDER, rect_next_step
-    from hotline.models import Notification, Rectification, TicketEvent
+    from hotline.models import Notification, Rectification
 
     with runtime.db.session() as session:
         cal = runtime.calendar(session)
@@ -151,18 +164,8 @@ def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepRepor
                         created_at=now,
                     )
                 )
-                session.add(
-                    TicketEvent(
-                        ticket_id=ticket.id,
-                        event=f"rectification_{step}",
-                        actor_id=None,
-                        actor_name="scheduler",
-                        actor_role="system",
-                        from_state=ticket.state,
-                        to_state=ticket.state,
-                        at=now,
-                        details={"rectification": rect.id, "auto": True},
-                    )
+                record(
+                    session, ticket, f"rectification_{step}", SCHEDULER, now, {"rectification": rect.id, "auto": True}
                 )
                 report.steps.append((ticket.number, step, "rectification"))
                 rect.escalation_step += 1
@@ -195,17 +198,27 @@ def check_calendar(session: Session, runtime: Runtime, now: datetime, report: Sw
         report.notices.append(f"calendar: no holiday data for {year}; administrators notified")
 
 
-def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH) -> SweepReport:
-    """One sweep at `now`: every due ladder step, once; the same code the scheduler runs."""
-    report = SweepReport(now=now)
-    with runtime.db.session() as session:
-        check_calendar(session, runtime, now, report)
+def surges(runtime: Runtime, now: datetime, report: SweepReport) -> None:
+    """Raise an alert for each new surge (a job of its own: it reads the last hours' intake)."""
     with runtime.db.session() as session:
         for alert in check_surges(session, runtime, now):
             report.notices.append(
                 f"surge: {alert.count} tickets in {alert.street or ''}{alert.community or ''} "
                 f"(category {alert.category_id}) within {alert.window_hours:g} h"
             )
+
+
+def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH, with_surges: bool = True) -> SweepReport:
+    """One sweep at `now`: every due ladder step, once; the same code the scheduler runs.
+
+    The scheduler runs the surge check as a job of its own every few minutes
+    (`with_surges=False` here); `hotline sweep` does everything at once.
+    """
+    report = SweepReport(now=now)
+    with runtime.db.session() as session:
+        check_calendar(session, runtime, now, report)
+    if with_surges:
+        surges(runtime, now, report)
     _escalate_rectifications(runtime, now, report)
     seen: set[int] = set()
     while True:
@@ -231,12 +244,23 @@ def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH) -> SweepReport
 def run_sweep(runtime: Runtime) -> None:
     """The scheduled job: one sweep at the runtime's now, logged."""
     try:
-        report = sweep(runtime, now=runtime.now())
+        report = sweep(runtime, now=runtime.now(), with_surges=False)
     except Exception:
         log.exception("sweep failed; the next one will pick up where it stopped")
         return
     if report.steps or report.skipped or report.notices:
         log.info(report.lines()[-1])
+
+
+def run_surges(runtime: Runtime) -> None:
+    """The scheduled job: surge alerts, every few minutes."""
+    report = SweepReport(now=runtime.now())
+    try:
+        surges(runtime, report.now, report)
+    except Exception:
+        log.exception("surge check failed; the next run tries again")
+    for line in report.notices:
+        log.info(line)
 
 
 def run_reports(runtime: Runtime) -> None:
@@ -259,6 +283,9 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     scheduler = cls(
         timezone=LOCAL_TZ,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+    )
+    scheduler.add_job(
+        run_surges, "interval", minutes=5, id="surges", args=[runtime], next_run_time=datetime.now(LOCAL_TZ)
     )
     scheduler.add_job(
         run_reports, "interval", minutes=10, id="reports", args=[runtime], next_run_time=datetime.now(LOCAL_TZ)

@@ -224,6 +224,36 @@ def _run(ctx: Context) -> bool:
         machine.remove_model(proxy)
 
 
+def record(
+    session: Session,
+    ticket: Ticket,
+    event: str,
+    actor: Actor,
+    now: datetime,
+    details: dict[str, Any],
+    *,
+    from_state: str | None = None,
+) -> None:
+    """A history row: who did what to the ticket, when, from which state to which.
+
+    Actions that leave the state alone (a rectification report, an appeal) pass no
+    `from_state`: the row then reads from the ticket's state to the same.
+    """
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            event=event,
+            actor_id=actor.id,
+            actor_name=actor.username,
+            actor_role=actor.role,
+            from_state=from_state if from_state is not None else ticket.state,
+            to_state=ticket.state,
+            at=now,
+            details=details,
+        )
+    )
+
+
 def load_for_update(session: Session, ticket_id: int) -> Ticket:
     """The ticket, locked against concurrent changes until the transaction ends."""
     ticket = session.exec(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
@@ -244,12 +274,15 @@ def fire(
     version: int | None = None,
     context: dict[str, Any] | None = None,
     result: dict[str, Any] | None = None,
+    locked: Ticket | None = None,
 ) -> Ticket:
     """Fire one event on one ticket, inside the session's transaction; return the ticket.
 
     `result`, when given, receives what the effects hand back (e.g. a rating link).
+    `locked` is the ticket when the caller has already loaded and locked it in this
+    session (the scheduler), which saves reading it again.
     """
-    ticket = load_for_update(session, ticket_id)
+    ticket = locked if locked is not None and locked.id == ticket_id else load_for_update(session, ticket_id)
     assignment = _scope(session, ticket, actor)
     wf = runtime.workflows.get(ticket.workflow)
     allowed = [ev.name for ev, _ in _candidates(wf, ticket, actor, assignment)]
@@ -310,19 +343,7 @@ def fire(
     details.update(ctx.details)
     if as_co:
         details["as_co_handler"] = True
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            event=event,
-            actor_id=actor.id,
-            actor_name=actor.username,
-            actor_role=actor.role,
-            from_state=ctx.from_state,
-            to_state=ticket.state,
-            at=now,
-            details=details,
-        )
-    )
+    record(session, ticket, event, actor, now, details, from_state=ctx.from_state)
     session.flush()
     if result is not None:
         result.update(ctx.result)

@@ -1,6 +1,8 @@
 """The guards and effects a workflow may name (see registry.py for why only these)."""
 
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
 from hotline import evaluation, sla
@@ -17,10 +19,9 @@ from hotline.models import (
     RatingInvitation,
     SupervisionOrder,
     Ticket,
-    TicketEvent,
 )
 from hotline.routing import route
-from hotline.workflow.engine import Context, GuardFailed
+from hotline.workflow.engine import Context, GuardFailed, record
 from hotline.workflow.registry import condition, effect
 
 APPROVAL_LABELS = {"return": "退单", "extension": "延期", "suspension": "挂起"}
@@ -601,19 +602,7 @@ def merge_into_master(ctx: Context, _arg=None) -> None:
         a.status = "withdrawn"
         ctx.session.add(a)
     ctx.details["master_number"] = master.number
-    ctx.session.add(
-        TicketEvent(
-            ticket_id=master.id,
-            event="merge_in",
-            actor_id=ctx.actor.id,
-            actor_name=ctx.actor.username,
-            actor_role=ctx.actor.role,
-            from_state=master.state,
-            to_state=master.state,
-            at=ctx.now,
-            details={"merged_ticket": t.id, "merged_number": t.number},
-        )
-    )
+    record(ctx.session, master, "merge_in", ctx.actor, ctx.now, {"merged_ticket": t.id, "merged_number": t.number})
 
 
 def _iso(value) -> str | None:
@@ -665,26 +654,21 @@ def _record_step(ctx: Context, step: str) -> None:
     """The ladder step for the ticket's running deadline, once (the table is unique on it)."""
     t = ctx.ticket
     kind, deadline = (t.due_kind, t.due_at) if t.due_at is not None else ("manual", ctx.now)
-    done = ctx.session.exec(
-        select(Escalation.id).where(
-            Escalation.ticket_id == t.id,
-            Escalation.deadline_kind == kind,
-            Escalation.deadline_at == deadline,
-            Escalation.step == step,
+    table = Escalation.__table__
+    insert = pg_insert if ctx.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    ctx.session.execute(
+        insert(table)
+        .values(
+            ticket_id=t.id,
+            department_id=t.main_department_id,
+            deadline_kind=kind,
+            deadline_at=deadline,
+            step=step,
+            at=ctx.now,
+            by_scheduler=ctx.actor.role == "system",
         )
-    ).first()
-    if done is None:
-        ctx.session.add(
-            Escalation(
-                ticket_id=t.id,
-                department_id=t.main_department_id,
-                deadline_kind=kind,
-                deadline_at=deadline,
-                step=step,
-                at=ctx.now,
-                by_scheduler=ctx.actor.role == "system",
-            )
-        )
+        .on_conflict_do_nothing(index_elements=["ticket_id", "deadline_kind", "deadline_at", "step"])
+    )
     ctx.details.update({"deadline": kind, "deadline_at": _iso(deadline)})
 
 
