@@ -93,6 +93,8 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_department_state", "main_department_id", "state"),
         Index("ix_tickets_state_created", "state", "created_at"),
         Index("ix_tickets_place", "street", "community", "created_at"),
+        # Few tickets are marked unreasonable; the indicators leave those few out.
+        Index("ix_tickets_unreasonable", "unreasonable"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

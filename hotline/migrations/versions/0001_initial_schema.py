@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 15:45:50.839239
+Create Date: 2026-11-28 16:00:45.851118
 """
 
 from collections.abc import Sequence
@@ -290,6 +290,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tickets_next_due_at"), ["next_due_at"], unique=False)
         batch_op.create_index("ix_tickets_place", ["street", "community", "created_at"], unique=False)
         batch_op.create_index("ix_tickets_state_created", ["state", "created_at"], unique=False)
+        batch_op.create_index("ix_tickets_unreasonable", ["unreasonable"], unique=False)
 
     op.create_table(
         "web_sessions",
@@ -751,6 +752,7 @@ def downgrade() -> None:
 
     op.drop_table("web_sessions")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index("ix_tickets_unreasonable")
         batch_op.drop_index("ix_tickets_state_created")
         batch_op.drop_index("ix_tickets_place")
         batch_op.drop_index(batch_op.f("ix_tickets_next_due_at"))
