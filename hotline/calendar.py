@@ -37,6 +37,7 @@ __all__ = [
     "OfficeHours",
     "WorkCalendar",
     "load_holiday_csv",
+    "local_iso",
 ]
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -369,6 +370,11 @@ def _parse_date(raw: str, lineno: int) -> date:
         return date(int(m.group(1)), int(m.group(3)), int(m.group(4)))
     except ValueError as exc:
         raise ValueError(f"line {lineno}: bad date {raw!r}: {exc}") from None
+
+
+def local_iso(value: datetime | None) -> str | None:
+    """A stored time as ISO 8601 in Asia/Shanghai, as the API shows times (None stays None)."""
+    return value.astimezone(LOCAL_TZ).isoformat() if value else None
 
 
 def load_holiday_csv(text: str) -> dict[date, bool]:

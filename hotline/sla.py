@@ -89,12 +89,13 @@ def running_deadline(wf: Workflow, ticket: Ticket) -> tuple[str, datetime, datet
     state = wf.states.get(ticket.state)
     if state is None or state.final or state.clock_stopped:
         return None
-    if ticket.state == "dispatched" and ticket.signed_at is None and ticket.sign_by is not None:
-        return "sign", ticket.sign_by, ticket.dispatched_at
-    if ticket.state in ("dispatched", "in_progress", "returned") and ticket.handle_by is not None:
-        return "handle", ticket.handle_by, ticket.handle_started_at or ticket.dispatched_at
-    if ticket.state == "pending_callback" and ticket.callback_by is not None:
-        return "callback", ticket.callback_by, ticket.callback_started_at
+    for kind in state.deadlines:  # the workflow says which clocks run in which state
+        if kind == "sign" and ticket.signed_at is None and ticket.sign_by is not None:
+            return "sign", ticket.sign_by, ticket.dispatched_at
+        if kind == "handle" and ticket.handle_by is not None:
+            return "handle", ticket.handle_by, ticket.handle_started_at or ticket.dispatched_at
+        if kind == "callback" and ticket.callback_by is not None:
+            return "callback", ticket.callback_by, ticket.callback_started_at
     return None
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from hotline.calendar import LOCAL_TZ
+from hotline.calendar import LOCAL_TZ, local_iso
 from hotline.errors import Invalid, NotFound
 from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
 from hotline.sla import level
@@ -203,10 +203,6 @@ def caller_view(ticket: Ticket, actor: Actor) -> dict[str, Any]:
     return {"caller_name": name, "caller_phone": phone, "caller_hidden": False}
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(LOCAL_TZ).isoformat() if value else None
-
-
 class _Table(dict):
     """A name table that reloads itself when asked for a row it does not have yet."""
 
@@ -314,24 +310,24 @@ def ticket_out(
         "answer": ticket.answer,
         "result": ticket.result,
         "close_reason": ticket.close_reason,
-        "created_at": _iso(ticket.created_at),
-        "updated_at": _iso(ticket.updated_at),
-        "dispatched_at": _iso(ticket.dispatched_at),
-        "signed_at": _iso(ticket.signed_at),
-        "replied_at": _iso(ticket.replied_at),
-        "closed_at": _iso(ticket.closed_at),
+        "created_at": local_iso(ticket.created_at),
+        "updated_at": local_iso(ticket.updated_at),
+        "dispatched_at": local_iso(ticket.dispatched_at),
+        "signed_at": local_iso(ticket.signed_at),
+        "replied_at": local_iso(ticket.replied_at),
+        "closed_at": local_iso(ticket.closed_at),
         "deadlines": {
-            "sign_by": _iso(ticket.sign_by),
-            "handle_by": _iso(ticket.handle_by),
-            "callback_by": _iso(ticket.callback_by),
+            "sign_by": local_iso(ticket.sign_by),
+            "handle_by": local_iso(ticket.handle_by),
+            "callback_by": local_iso(ticket.callback_by),
             "provisional": ticket.deadlines_provisional,
             "running": ticket.due_kind,
-            "due_at": _iso(ticket.due_at),
-            "warn_at": _iso(ticket.warn_at),
+            "due_at": local_iso(ticket.due_at),
+            "warn_at": local_iso(ticket.warn_at),
         },
         "level": current.name if current else None,
         "level_label": current.label if current else None,
-        "suspended_at": _iso(ticket.suspended_at),
+        "suspended_at": local_iso(ticket.suspended_at),
         "extension_days": ticket.extension_days,
     }
     if assignments is not None:
@@ -341,9 +337,9 @@ def ticket_out(
                 "department_name": lookups.departments[a.department_id].name,
                 "role": a.role,
                 "status": a.status,
-                "dispatched_at": _iso(a.dispatched_at),
-                "signed_at": _iso(a.signed_at),
-                "replied_at": _iso(a.replied_at),
+                "dispatched_at": local_iso(a.dispatched_at),
+                "signed_at": local_iso(a.signed_at),
+                "replied_at": local_iso(a.replied_at),
                 "result": a.result,
             }
             for a in assignments
@@ -370,7 +366,7 @@ def history_out(session: Session, ticket_id: int) -> list[dict[str, Any]]:
             "actor_role": r.actor_role,
             "from": r.from_state,
             "to": r.to_state,
-            "at": _iso(r.at),
+            "at": local_iso(r.at),
             "details": r.details,
         }
         for r in rows

@@ -9,7 +9,7 @@ from sqlmodel import select
 from hotline import analysis
 from hotline.api.deps import RuntimeDep, require
 from hotline.api.stats import _period
-from hotline.calendar import LOCAL_TZ
+from hotline.calendar import local_iso
 from hotline.models import Category, SurgeAlert, Ticket
 from hotline.stats import period_bounds
 from hotline.workflow.engine import Actor
@@ -78,7 +78,7 @@ def repeats(actor: Reader, runtime: RuntimeDep) -> list[dict[str, Any]]:
     with runtime.db.read_session() as session:
         rows = analysis.repeated_requests(session, runtime, runtime.now(), _scope(actor))
     for r in rows:
-        r["last"] = r["last"].astimezone(LOCAL_TZ).isoformat()
+        r["last"] = local_iso(r["last"])
         if r["kind"] == "phone" and actor.role != "supervisor":
             r["key"] = [k[:3] + "****" + k[-4:] if k and len(k) >= 11 else k for k in r["key"]]
     return rows
@@ -116,8 +116,8 @@ def surges(
                 "peak": a.peak,
                 "baseline": a.baseline,
                 "window_hours": a.window_hours,
-                "created_at": a.created_at.astimezone(LOCAL_TZ).isoformat(),
-                "closed_at": a.closed_at.astimezone(LOCAL_TZ).isoformat() if a.closed_at else None,
+                "created_at": local_iso(a.created_at),
+                "closed_at": local_iso(a.closed_at),
             }
             for a, name in session.exec(stmt.order_by(SurgeAlert.id.desc()).limit(200)).all()
         ]

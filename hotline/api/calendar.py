@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from hotline.api.deps import AdminActor, CurrentActor, RuntimeDep
-from hotline.calendar import LOCAL_TZ
+from hotline.calendar import local_iso
 from hotline.errors import Invalid
 from hotline.models import CalendarDay, CalendarYear
 from hotline.runtime import import_year, recompute_provisional
@@ -34,7 +34,7 @@ class YearIn(BaseModel):
 def list_years(_: CurrentActor, runtime: RuntimeDep) -> list[dict[str, Any]]:
     with runtime.db.read_session() as session:
         return [
-            {"year": y.year, "source": y.source, "loaded_at": y.loaded_at.astimezone(LOCAL_TZ).isoformat()}
+            {"year": y.year, "source": y.source, "loaded_at": local_iso(y.loaded_at)}
             for y in session.exec(select(CalendarYear).order_by(CalendarYear.year)).all()
         ]
 

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from hotline import evaluation
 from hotline.api.deps import CurrentActor, RuntimeDep, require
-from hotline.calendar import LOCAL_TZ
+from hotline.calendar import local_iso
 from hotline.models import Appeal, Message, Rectification, Ticket
 from hotline.tickets import get_visible
 from hotline.workflow.definition import DEPARTMENT_ROLES
@@ -20,10 +20,6 @@ Text = Annotated[str, Field(min_length=1, max_length=4000)]
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-def _iso(value) -> str | None:
-    return value.astimezone(LOCAL_TZ).isoformat() if value else None
 
 
 @router.post("/tickets/{ticket_id}/rating-invitations", status_code=status.HTTP_201_CREATED)
@@ -38,7 +34,7 @@ def invite(
         return {
             "ticket": ticket.id,
             "url": result["url"],
-            "expires_at": _iso(result["expires_at"]),
+            "expires_at": local_iso(result["expires_at"]),
             "message": result["message"],
         }
 
@@ -50,12 +46,12 @@ def _rect_out(r: Rectification, number: str) -> dict[str, Any]:
         "ticket_number": number,
         "department_id": r.department_id,
         "status": r.status,
-        "opened_at": _iso(r.opened_at),
-        "due_at": _iso(r.due_at),
+        "opened_at": local_iso(r.opened_at),
+        "due_at": local_iso(r.due_at),
         "verification": r.verification,
         "measures": r.measures,
-        "reported_at": _iso(r.reported_at),
-        "decided_at": _iso(r.decided_at),
+        "reported_at": local_iso(r.reported_at),
+        "decided_at": local_iso(r.decided_at),
         "decision_reason": r.decision_reason,
     }
 
@@ -115,8 +111,8 @@ def _appeal_out(a: Appeal) -> dict[str, Any]:
         "status": a.status,
         "grounds": a.grounds,
         "department_id": a.department_id,
-        "requested_at": _iso(a.requested_at),
-        "decided_at": _iso(a.decided_at),
+        "requested_at": local_iso(a.requested_at),
+        "decided_at": local_iso(a.decided_at),
         "decision_reason": a.decision_reason,
     }
 
@@ -180,7 +176,7 @@ def list_messages(
                 "to": m.to,
                 "body": m.body,
                 "ticket": m.ticket_id,
-                "created_at": _iso(m.created_at),
+                "created_at": local_iso(m.created_at),
                 "status": m.status,
                 "error": m.error,
             }

@@ -10,6 +10,7 @@ from hotline.api.deps import RuntimeDep, require
 from hotline.calendar import LOCAL_TZ
 from hotline.directory import department_by_code
 from hotline.errors import Invalid, NotFound
+from hotline.models import Department
 from hotline.workflow.engine import Actor
 
 router = APIRouter(prefix="/stats", tags=["stats"])
@@ -42,7 +43,7 @@ def departments(
     with runtime.db.read_session() as session:
         result = stats.department_stats(session, runtime, start, end)
         if actor.role == "leader":
-            own = department_by_code_id(session, actor.department_id)
+            own = session.get(Department, actor.department_id).code
             result["departments"] = [
                 r
                 if r["department"] == own
@@ -50,13 +51,6 @@ def departments(
                 for r in result["departments"]
             ]
         return result
-
-
-def department_by_code_id(session, department_id: int | None) -> str | None:
-    from hotline.models import Department
-
-    dept = session.get(Department, department_id) if department_id else None
-    return dept.code if dept else None
 
 
 @router.get("/departments/{code}/tickets")

@@ -8,17 +8,13 @@ from sqlalchemy import and_, or_
 from sqlmodel import select
 
 from hotline.api.deps import CurrentActor, RuntimeDep, require
-from hotline.calendar import LOCAL_TZ
+from hotline.calendar import local_iso
 from hotline.errors import NotFound
 from hotline.models import Escalation, Notification, SupervisionOrder, Ticket
 from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor, fire
 
 router = APIRouter(tags=["supervision"])
-
-
-def _iso(value) -> str | None:
-    return value.astimezone(LOCAL_TZ).isoformat() if value else None
 
 
 def addressed_to(actor: Actor):
@@ -59,8 +55,8 @@ def list_notifications(
                 "ticket_number": number,
                 "title": n.title,
                 "body": n.body,
-                "created_at": _iso(n.created_at),
-                "read_at": _iso(n.read_at),
+                "created_at": local_iso(n.created_at),
+                "read_at": local_iso(n.read_at),
             }
             for n, number in rows
         ]
@@ -74,7 +70,7 @@ def mark_read(notification_id: int, actor: CurrentActor, runtime: RuntimeDep) ->
             raise NotFound(f"notification {notification_id} not found, or not yours")
         if n.read_at is None:
             n.read_at = runtime.now()
-        return {"id": n.id, "read_at": _iso(n.read_at)}
+        return {"id": n.id, "read_at": local_iso(n.read_at)}
 
 
 def _order_out(o: SupervisionOrder, number: str) -> dict[str, Any]:
@@ -83,11 +79,11 @@ def _order_out(o: SupervisionOrder, number: str) -> dict[str, Any]:
         "ticket": o.ticket_id,
         "ticket_number": number,
         "department_id": o.department_id,
-        "issued_at": _iso(o.issued_at),
+        "issued_at": local_iso(o.issued_at),
         "issued_by_scheduler": o.issued_by_id is None,
         "message": o.message,
         "status": o.status,
-        "answered_at": _iso(o.answered_at),
+        "answered_at": local_iso(o.answered_at),
         "answer": o.answer,
     }
 
@@ -154,9 +150,9 @@ def list_escalations(
                 "ticket_number": number,
                 "department_id": e.department_id,
                 "deadline": e.deadline_kind,
-                "deadline_at": _iso(e.deadline_at),
+                "deadline_at": local_iso(e.deadline_at),
                 "step": e.step,
-                "at": _iso(e.at),
+                "at": local_iso(e.at),
                 "by_scheduler": e.by_scheduler,
             }
             for e, number in rows

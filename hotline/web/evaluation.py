@@ -46,15 +46,12 @@ def _back(path: str, message: str) -> Response:
     return RedirectResponse(f"{path}?flash={quote(message)}", status_code=303)
 
 
-def _again(request: Request, runtime, user: PageUser, exc: HotlineError) -> Response:
+def _again(request: Request, runtime, user: PageUser, exc: HotlineError, *, appeals: bool = False) -> Response:
+    """The list page again, with the Chinese reason the action was refused."""
     with runtime.db.read_session() as session:
-        rows = _rectifications(session, user)
-    return render(
-        request,
-        "evaluation/rectifications.html",
-        {"rows": rows, "now": runtime.now(), "error": page_message(exc)},
-        exc.status_code,
-    )
+        rows = _appeals(session, user) if appeals else _rectifications(session, user)
+    template = "evaluation/appeals.html" if appeals else "evaluation/rectifications.html"
+    return render(request, template, {"rows": rows, "now": runtime.now(), "error": page_message(exc)}, exc.status_code)
 
 
 @router.post("/evaluation/rectifications/{rect_id}/report", response_class=HTMLResponse)
@@ -142,9 +139,7 @@ def file_appeal(
     except HotlineError as exc:
         if exc.status_code == 404:
             raise
-        with runtime.db.read_session() as session:
-            rows = _appeals(session, user)
-        return render(request, "evaluation/appeals.html", {"rows": rows, "error": page_message(exc)}, exc.status_code)
+        return _again(request, runtime, user, exc, appeals=True)
     return _back("/evaluation/appeals", "申诉已提交，等待中心复核")
 
 
@@ -163,7 +158,5 @@ def decide_appeal(
                 session, appeal_id, user.actor, grant=decision == "grant", reason=reason.strip(), now=runtime.now()
             )
     except HotlineError as exc:
-        with runtime.db.read_session() as session:
-            rows = _appeals(session, user)
-        return render(request, "evaluation/appeals.html", {"rows": rows, "error": page_message(exc)}, exc.status_code)
+        return _again(request, runtime, user, exc, appeals=True)
     return _back("/evaluation/appeals", "申诉成立，已从统计中剔除" if decision == "grant" else "已驳回申诉")

@@ -17,7 +17,8 @@ WORKFLOW_ROLES = frozenset({"agent", "handler", "leader", "supervisor", "admin",
 DEPARTMENT_ROLES = frozenset({"handler", "leader"})
 RETURN_FROM = "@return_from_state"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_STATE_KEYS = {"label", "final", "clock"}
+_STATE_KEYS = {"label", "final", "clock", "deadlines"}
+DEADLINE_KINDS = ("sign", "handle", "callback")
 _EVENT_KEYS = {"label", "from", "to", "roles", "department", "co", "fields", "conditions", "effects"}
 _TOP_KEYS = {"name", "label", "initial", "extends", "states", "events", "limits", "description"}
 CO_SUFFIX = "_as_co_handler"
@@ -109,6 +110,9 @@ class StateDef:
     label: str
     final: bool = False
     clock_stopped: bool = False
+    # The deadlines that run in this state, the first one still open counting
+    # (sign-by counts until the department has signed).
+    deadlines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -302,8 +306,15 @@ def load_workflow(path: Path) -> Workflow:
         clock = sraw.get("clock", "running")
         if clock not in ("running", "stopped"):
             raise WorkflowError(f"{where}.clock: must be 'running' or 'stopped'")
+        deadlines = sraw.get("deadlines") or []
+        if not isinstance(deadlines, list) or any(d not in DEADLINE_KINDS for d in deadlines):
+            raise WorkflowError(f"{where}.deadlines: a list of {', '.join(DEADLINE_KINDS)}")
         states[sname] = StateDef(
-            sname, str(sraw.get("label", sname)), bool(sraw.get("final", False)), clock == "stopped"
+            sname,
+            str(sraw.get("label", sname)),
+            bool(sraw.get("final", False)),
+            clock == "stopped",
+            tuple(deadlines),
         )
     initial = raw.get("initial")
     if initial not in states:

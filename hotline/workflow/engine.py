@@ -285,13 +285,18 @@ def fire(
     ticket = locked if locked is not None and locked.id == ticket_id else load_for_update(session, ticket_id)
     assignment = _scope(session, ticket, actor)
     wf = runtime.workflows.get(ticket.workflow)
-    allowed = [ev.name for ev, _ in _candidates(wf, ticket, actor, assignment)]
-    allowed_text = ", ".join(allowed) or "none"
+
+    def allowed() -> tuple[list[str], str]:
+        """What the actor could fire instead (only worked out when refusing)."""
+        names = [ev.name for ev, _ in _candidates(wf, ticket, actor, assignment)]
+        return names, ", ".join(names) or "none"
+
     ev = wf.events.get(event)
     if ev is None:
+        names, allowed_text = allowed()
         raise Conflict(
             f"{event!r} is not an event of the workflow {wf.name!r}; allowed now: {allowed_text}",
-            allowed=allowed,
+            allowed=names,
             zh=f"该流程没有“{event}”操作",
         )
     if version is not None and version != ticket.version:
@@ -312,10 +317,11 @@ def fire(
         )
     sources = ev.co_sources if as_co else ev.sources
     if ticket.state not in (sources or ()):
+        names, allowed_text = allowed()
         raise Conflict(
             f"{event!r} ({ev.label}) is not allowed in the state {ticket.state!r} "
             f"({wf.state_label(ticket.state)}); allowed now: {allowed_text}",
-            allowed=allowed,
+            allowed=names,
             zh=f"工单当前为“{wf.state_label(ticket.state)}”，不能执行“{ev.label}”",
         )
     clean = validate_payload(event, ev.required, ev.optional, payload or {})
