@@ -5,7 +5,8 @@ import contextlib
 import getpass
 import secrets
 import sys
-from datetime import datetime
+import time
+from datetime import date, datetime
 from pathlib import Path
 
 from hotline.calendar import LOCAL_TZ, load_holiday_csv
@@ -169,6 +170,39 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
     load_demo(rt, tickets=args.tickets, seed=args.seed, out=sys.stdout)
 
 
+def cmd_stats_rebuild(_: argparse.Namespace) -> None:
+    from hotline import totals
+
+    rt = _ready_runtime()
+    started = time.monotonic()
+    with rt.db.session() as session:
+        rows = totals.rebuild(session)
+    print(f"rebuilt the running totals: {rows:,} rows in {time.monotonic() - started:.1f} s")
+
+
+def cmd_stats_check(args: argparse.Namespace) -> None:
+    from hotline.stats import check_totals
+
+    rt = _ready_runtime()
+    start, end = _parse_day(args.start), _parse_day(args.end)
+    with rt.db.read_session() as session:
+        differences = check_totals(session, rt, start, end)
+    if not differences:
+        print(f"the running totals agree with the tickets for {start} to {end}")
+        return
+    for dept, metric, kept, counted in differences:
+        print(f"{dept} {metric}: totals {kept}, tickets {counted}")
+    print("run `hotline stats rebuild` to recompute the totals", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"hotline: {text!r} is not a date (e.g. 2026-11-01)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline ticket workflow engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,6 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "scheduler", help="the scheduler as a process of its own (set HOTLINE_EMBEDDED_SCHEDULER=false for serve)"
     ).set_defaults(func=cmd_scheduler)
+
+    stats = sub.add_parser("stats", help="the running totals behind the indicators").add_subparsers(
+        dest="stats_command", required=True
+    )
+    stats.add_parser("rebuild", help="recompute the running totals from the tickets").set_defaults(
+        func=cmd_stats_rebuild
+    )
+    check = stats.add_parser("check", help="compare the running totals with the tickets (exit 1 if they differ)")
+    check.add_argument("--from", dest="start", required=True, help="first day, e.g. 2026-11-01")
+    check.add_argument("--to", dest="end", required=True, help="last day")
+    check.set_defaults(func=cmd_stats_check)
 
     demo = sub.add_parser("demo-data", help="load a demo district")
     demo.add_argument("--tickets", type=int, default=2000)

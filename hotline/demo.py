@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from hotline import directory
+from hotline import directory, totals
 from hotline.calendar import LOCAL_TZ, WorkCalendar
 from hotline.errors import Conflict, Invalid
 from hotline.evaluation import BAD_RATINGS, RATING_LABELS, app_secret, new_link_token
@@ -2304,6 +2304,9 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
         f"{written['rating_invitations']:,} rating links, {written['rectifications']:,} rectifications\n"
         "states: " + ", ".join(f"{s} {states[s]:,}" for s in wf.states) + "\n"
     )
+    with runtime.db.session() as session:  # the rows were written in bulk, past the gateway
+        rows = totals.rebuild(session)
+    out.write(f"running totals: {rows:,} rows\n")
     with runtime.db.session() as session:
         tokens = [(username, directory.issue_token(session, username, now=now)) for username in TOKEN_USERS]
     out.write("API tokens (shown once; send 'Authorization: Bearer TOKEN'):\n")

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from hotline import sla
+from hotline import sla, totals
 from hotline.calendar import LOCAL_TZ
 from hotline.errors import Conflict, HotlineError, Invalid, NotFound, NotPermitted
 from hotline.messaging import queue
@@ -27,7 +27,7 @@ from hotline.models import (
 )
 from hotline.security import token_digest
 from hotline.workflow.definition import DEPARTMENT_ROLES
-from hotline.workflow.engine import Actor, fire, record
+from hotline.workflow.engine import Actor, fire, load_for_update, record
 
 RATING_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 BAD_RATINGS = (1, 2)
@@ -359,7 +359,8 @@ def decide_appeal(session: Session, appeal_id: int, actor: Actor, *, grant: bool
         raise NotFound(f"appeal {appeal_id} not found")
     if appeal.status != "pending":
         raise Conflict(f"the appeal was decided already ({appeal.status})", zh="该申诉已审核")
-    ticket = session.get(Ticket, appeal.ticket_id)
+    ticket = load_for_update(session, appeal.ticket_id)
+    tracker = totals.Tracker(session, ticket)
     appeal.status = "granted" if grant else "refused"
     appeal.decided_by_id, appeal.decided_at, appeal.decision_reason = actor.id, now, reason
     if grant and appeal.kind == "rating":
@@ -379,5 +380,6 @@ def decide_appeal(session: Session, appeal_id: int, actor: Actor, *, grant: bool
         )
     if grant and appeal.kind == "unreasonable":
         ticket.unreasonable = True
+    tracker.done()
     _history(session, ticket, f"appeal_{appeal.kind}_{appeal.status}", actor, now, appeal=appeal.id, reason=reason)
     return appeal

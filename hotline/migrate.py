@@ -17,7 +17,9 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(db: Database) -> None:
-    """Bring the database to the newest migration and seed the holiday calendar."""
+    """Bring the database to the newest migration, seed the holiday calendar and build
+    the running totals if the database predates them."""
+    from hotline import totals
     from hotline.runtime import seed_calendar
 
     cfg = alembic_config(db.url)
@@ -27,3 +29,4 @@ def upgrade(db: Database) -> None:
         connection.commit()
     with db.session() as session:
         seed_calendar(session)
+        totals.ensure(session)

@@ -512,3 +512,16 @@ class Report(SQLModel, table=True):
     title: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=UTCDateTime)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class DailyTotal(SQLModel, table=True):
+    """A running total behind the performance indicators: one count per local day,
+    department and metric (hotline.totals). The workflow gateway adds to it in the same
+    transaction as the change it counts; `hotline stats rebuild` recomputes it."""
+
+    __tablename__ = "daily_totals"
+
+    day: date = Field(primary_key=True)
+    department_id: int = Field(foreign_key="departments.id", primary_key=True)
+    metric: str = Field(primary_key=True, max_length=24)
+    n: int = 0

@@ -53,7 +53,7 @@ RATE_PARTS = {
     "completed_on_time_rate": ("completed_on_time", "due", "due"),
     "return_rate": ("returned", "dispatched", "dispatched"),
     "callback_rate": ("called_back", "replied", "replied"),
-    "resolution_rate": ("solved", "callbacks", "called_back"),
+    "resolution_rate": ("solved", "called_back", "called_back"),
     "satisfaction_rate": ("satisfied", "rated", "rated"),
     "rehandle_rate": ("rehandled", "replied", "replied"),
     "overdue_rate": ("overdue", "due", "due"),

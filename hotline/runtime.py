@@ -8,10 +8,11 @@ from datetime import date, datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from hotline import totals
 from hotline.calendar import WorkCalendar
 from hotline.config import Settings
 from hotline.db import Database, utcnow
-from hotline.models import CalendarDay, CalendarYear, Ticket
+from hotline.models import Assignment, CalendarDay, CalendarYear, Ticket
 from hotline.workflow.definition import WorkflowSet, workflow_set
 
 
@@ -155,12 +156,24 @@ def recompute_provisional(session: Session, runtime: Runtime) -> int:
 
     cal = runtime.calendar(session)
     count = 0
-    for ticket in session.exec(select(Ticket).where(Ticket.deadlines_provisional)).all():
+    for ticket in session.exec(select(Ticket).where(Ticket.deadlines_provisional).with_for_update()).all():
         wf = runtime.workflows.get(ticket.workflow)
         if wf.states[ticket.state].final:
             continue
+        tracker = totals.Tracker(session, ticket)
         recompute(cal, wf, ticket)
+        # The main department's handle-by, which on-time completion is judged by, moves too
+        # (until the department has replied: then it was judged already).
+        main = session.exec(
+            select(Assignment).where(
+                Assignment.ticket_id == ticket.id, Assignment.role == "main", Assignment.status != "withdrawn"
+            )
+        ).first()
+        if main is not None and main.first_replied_at is None and ticket.handle_by is not None:
+            main.handle_by = ticket.handle_by
+            session.add(main)
         session.add(ticket)
+        tracker.done()
         count += 1
     session.flush()
     return count

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, select
 from transitions import Machine
 
+from hotline import totals
 from hotline.errors import Conflict, NotFound, NotPermitted
 from hotline.models import Assignment, Ticket, TicketEvent, User
 from hotline.sla import recompute
@@ -339,6 +340,7 @@ def fire(
         as_co_handler=as_co,
         extra=dict(context or {}),
     )
+    tracker = totals.Tracker(session, ticket)  # the running totals follow in this transaction
     if not _run(ctx):
         raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
     recompute(runtime.calendar(session), wf, ticket)
@@ -350,6 +352,7 @@ def fire(
     if as_co:
         details["as_co_handler"] = True
     record(session, ticket, event, actor, now, details, from_state=ctx.from_state)
+    tracker.done()
     session.flush()
     if result is not None:
         result.update(ctx.result)
