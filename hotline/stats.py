@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, case, exists, func, not_, select
+from sqlalchemy import Date, and_, case, cast, exists, func, not_, select
 from sqlmodel import Session
 
 from hotline import totals
@@ -190,6 +190,58 @@ def live_department_counts(
         c.called_back, c.solved = int(called_back), int(solved or 0)
         c.rated, c.satisfied = int(rated or 0), int(satisfied or 0)
     return counts
+
+
+def _local_day(session: Session, column):
+    """The local calendar day of a UTC timestamp, in SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone(str(LOCAL_TZ), column), Date)
+    # SQLite keeps UTC wall times; Asia/Shanghai has kept UTC+8 all year since 1991.
+    hours = int(LOCAL_TZ.utcoffset(datetime(2000, 1, 1)).total_seconds() // 3600)
+    return func.date(column, f"{hours:+d} hours")
+
+
+def live_counts_by_day(session: Session, lo: datetime, hi: datetime) -> dict[tuple[date, int, str], int]:
+    """The running totals recomputed from the facts in [lo, hi), with the conditions of the
+    live counts grouped by local day, every deadline counted whether passed or not:
+    (day, department id, metric) -> n. What `hotline stats rebuild` writes."""
+    out: dict[tuple[date, int, str], int] = {}
+
+    def put(day, dept_id, metric, n):
+        if n:
+            out[(day if isinstance(day, date) else date.fromisoformat(day), dept_id, metric)] = int(n)
+
+    anchors = {
+        "dispatched": (Assignment.dispatched_at, totals.DISPATCH_METRICS),
+        "due": (Assignment.handle_by, totals.DUE_METRICS),
+        "replied": (Assignment.first_replied_at, totals.REPLY_METRICS),
+    }
+    for anchor, (column, metrics) in anchors.items():
+        day = _local_day(session, column)
+        stmt = (
+            select(day, Assignment.department_id, *[_count(assignment_metric(m, lo, hi, hi)) for m in metrics])
+            .where(Assignment.role == "main", assignment_metric(anchor, lo, hi, hi))
+            .where(Assignment.ticket_id.not_in(_excluded()))
+            .group_by(day, Assignment.department_id)
+        )
+        for d, dept_id, *values in session.execute(stmt):
+            for metric, n in zip(metrics, values, strict=True):
+                put(d, dept_id, metric, n)
+    day = _local_day(session, Callback.at)
+    ratings = [_count(Callback.rating == level) for level in range(1, 6)]
+    stmt = (
+        select(day, Callback.department_id, func.count(), _count(Callback.solved.is_(True)), *ratings)
+        .where(callback_metric("called_back", lo, hi, 3), Callback.department_id.is_not(None))
+        .where(Callback.ticket_id.not_in(_excluded()))
+        .group_by(day, Callback.department_id)
+    )
+    for d, dept_id, called_back, solved, *levels in session.execute(stmt):
+        put(d, dept_id, "called_back", called_back)
+        put(d, dept_id, "solved", solved)
+        put(d, dept_id, "rated", sum(int(n or 0) for n in levels))
+        for metric, n in zip(totals.RATING_METRICS, levels, strict=True):
+            put(d, dept_id, metric, n)
+    return out
 
 
 def department_counts(

@@ -24,10 +24,10 @@ Tickets marked unreasonable contribute nothing.
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, not_, select
+from sqlalchemy import delete, func, not_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -41,6 +41,7 @@ RATING_METRICS = tuple(f"rating_{level}" for level in range(1, 6))
 CALLBACK_METRICS = ("called_back", "solved", "rated", *RATING_METRICS)
 
 Key = tuple[date, int, str]
+ALL_TIME = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 
 
 def local_day(at: datetime) -> date:
@@ -151,40 +152,20 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 def rebuild(session: Session) -> int:
     """Recompute every total from the facts; returns the number of rows written.
 
+    The rows come from grouped queries with the conditions of the live counts
+    (hotline.stats.live_counts_by_day), a second implementation of what `contribution`
+    computes ticket by ticket: the tests hold the two to each other.
+
     Safe while the server runs: on PostgreSQL the table is locked for the rebuild (a
     change committed before is read, one after adds to the new totals); on SQLite the
     rebuild is one write transaction like any other."""
+    from hotline.stats import live_counts_by_day
+
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql("LOCK TABLE daily_totals IN EXCLUSIVE MODE")
     session.execute(delete(DailyTotal))
-    excluded = select(Ticket.id).where(Ticket.unreasonable).scalar_subquery()
-    reached = (
-        exists()
-        .where(Callback.ticket_id == Assignment.ticket_id, Callback.reached, not_(Callback.overturned))
-        .correlate(Assignment)
-    )
-    counter: Counter = Counter()
-    assignments = select(
-        Assignment.role,
-        Assignment.department_id,
-        Assignment.status,
-        Assignment.dispatched_at,
-        Assignment.signed_on_time,
-        Assignment.returned,
-        Assignment.handle_by,
-        Assignment.replied_on_time,
-        Assignment.first_replied_at,
-        Assignment.rehandles,
-        reached.label("called_back"),
-    ).where(Assignment.role == "main", Assignment.ticket_id.not_in(excluded))
-    for row in session.execute(assignments.execution_options(yield_per=20_000)):
-        add_assignment(counter, row, row.called_back)
-    callbacks = select(
-        Callback.reached, Callback.overturned, Callback.department_id, Callback.at, Callback.solved, Callback.rating
-    ).where(Callback.reached, not_(Callback.overturned), Callback.ticket_id.not_in(excluded))
-    for row in session.execute(callbacks.execution_options(yield_per=20_000)):
-        add_callback(counter, row)
-    rows = [{"day": d, "department_id": dept, "metric": m, "n": n} for (d, dept, m), n in sorted(counter.items()) if n]
+    counts = live_counts_by_day(session, ALL_TIME[0], ALL_TIME[1])
+    rows = [{"day": d, "department_id": dept, "metric": m, "n": n} for (d, dept, m), n in sorted(counts.items())]
     for chunk in _chunks(rows, 5_000):
         session.execute(DailyTotal.__table__.insert(), chunk)
     return len(rows)

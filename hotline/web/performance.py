@@ -5,7 +5,6 @@ sees their own department's figures and, of the others, only the score and the r
 the analysis a leader reads is of their own department's tickets.
 """
 
-import copy
 import re
 import threading
 import time
@@ -164,22 +163,9 @@ def _own_code(session, user: PageUser) -> str | None:
 # --- the performance board --------------------------------------------------------------------
 
 
-def _department_stats(session, runtime, period: Period) -> dict[str, Any]:
-    """department_stats; a period that is over is kept a few minutes (it changes only when a
-    late appeal or rehandling touches it)."""
-    if period.end >= _today(runtime):
-        return stats.department_stats(session, runtime, period.start, period.end)
-    return copy.deepcopy(
-        slow.get(
-            runtime,
-            ("stats", period.start, period.end),
-            lambda: stats.department_stats(session, runtime, period.start, period.end),
-        )
-    )
-
-
 def _board(session, runtime, user: PageUser, period: Period) -> dict[str, Any]:
-    result = _department_stats(session, runtime, period)
+    # Sums over the running totals (hotline.totals): fresh on every load, no cache needed.
+    result = stats.department_stats(session, runtime, period.start, period.end)
     total = reports.district_row(result, runtime) if user.role != "leader" else None
     own = _own_code(session, user)
     visible = reports.performance_for(result, user.role, own)
@@ -192,12 +178,7 @@ def _board(session, runtime, user: PageUser, period: Period) -> dict[str, Any]:
     else:
         month_end = min(month.end, _today(runtime))
         month_period = Period(month.start, month_end, "monthly", partial=month_end < month.end)
-        # A side panel: kept a few minutes even while the month runs.
-        monthly = slow.get(
-            runtime,
-            ("month", month_period.start, month_period.end),
-            lambda: stats.department_stats(session, runtime, month_period.start, month_period.end),
-        )
+        monthly = stats.department_stats(session, runtime, month_period.start, month_period.end)
     names = {r["department"]: r for r in monthly["departments"]}
     return {
         "result": visible,
