@@ -1,9 +1,11 @@
 """Clocks (时限) with fixed times: the clock is injected, never read inside the logic."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from hotline.models import Assignment, DailyTotal
 from tests.conftest import local
 from tests.helpers import Api
 
@@ -117,7 +119,7 @@ def test_short_limit_warns_at_a_quarter(as_, clock):
     assert t["deadlines"]["warn_at"] == (local(2026, 11, 2, 9, 15) - timedelta(minutes=3.75)).isoformat()
 
 
-def test_deadline_into_a_year_without_data_is_provisional_and_recomputed(as_, clock, client, district):
+def test_deadline_into_a_year_without_data_is_provisional_and_recomputed(as_, clock, client, district, runtime):
     clock.set(local(2026, 12, 28, 10, 0))  # Monday; 7 working days run into 2027
     t = _dispatch(as_)
     assert t["deadlines"]["provisional"] is True
@@ -137,6 +139,12 @@ def test_deadline_into_a_year_without_data_is_provisional_and_recomputed(as_, cl
     t = as_("agent").get(f"/tickets/{t['id']}")
     assert t["deadlines"]["provisional"] is False
     assert t["deadlines"]["handle_by"] == "2027-01-08T23:59:59+08:00"
+    # On-time completion is judged by the new deadline, and the running totals follow it.
+    with runtime.db.read_session() as s:
+        main = s.execute(select(Assignment).where(Assignment.ticket_id == t["id"])).scalar_one()
+        assert main.handle_by == local(2027, 1, 8, 23, 59, 59)
+        due = s.execute(select(DailyTotal.day, DailyTotal.n).where(DailyTotal.metric == "due")).all()
+        assert [(d, n) for d, n in due if n] == [(date(2027, 1, 8), 1)]
     assert admin.get("/calendar/2027")["covered"] is True
     r = client.put("/api/v1/calendar/2027", headers=district.headers("agent"), json={"days": []})
     assert r.status_code == 403
