@@ -27,7 +27,7 @@ from hotline.workflow.definition import (
     Workflow,
 )
 from hotline.workflow.fields import validate_payload
-from hotline.workflow.registry import CONDITIONS, EFFECTS
+from hotline.workflow.registry import CONDITIONS, EFFECTS, UNCOUNTED
 
 if TYPE_CHECKING:
     from hotline.runtime import Runtime
@@ -340,7 +340,9 @@ def fire(
         as_co_handler=as_co,
         extra=dict(context or {}),
     )
-    tracker = totals.Tracker(session, ticket)  # the running totals follow in this transaction
+    # The running totals follow in this transaction, unless no effect can touch them.
+    counted = any(ref.name not in UNCOUNTED for ref in ev.effects)
+    tracker = totals.Tracker(session, ticket) if counted else None
     if not _run(ctx):
         raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
     recompute(runtime.calendar(session), wf, ticket)
@@ -352,7 +354,8 @@ def fire(
     if as_co:
         details["as_co_handler"] = True
     record(session, ticket, event, actor, now, details, from_state=ctx.from_state)
-    tracker.done()
+    if tracker is not None:
+        tracker.done()
     session.flush()
     if result is not None:
         result.update(ctx.result)

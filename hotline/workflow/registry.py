@@ -10,6 +10,10 @@ from typing import Any
 Rule = Callable[..., Any]
 CONDITIONS: dict[str, Rule] = {}
 EFFECTS: dict[str, Rule] = {}
+# Effects that never change what the performance indicators count (the main assignments'
+# facts, callbacks, the unreasonable mark): an event made only of these skips the running
+# totals' before-and-after (hotline.totals). Unless an effect says so, it is assumed to count.
+UNCOUNTED: set[str] = set()
 
 
 def condition(name: str) -> Callable[[Rule], Rule]:
@@ -22,11 +26,14 @@ def condition(name: str) -> Callable[[Rule], Rule]:
     return register
 
 
-def effect(name: str) -> Callable[[Rule], Rule]:
-    """Register an effect: `fn(ctx, arg)` runs inside the event's transaction."""
+def effect(name: str, *, counted: bool = True) -> Callable[[Rule], Rule]:
+    """Register an effect: `fn(ctx, arg)` runs inside the event's transaction.
+    `counted=False` promises it leaves every performance fact alone."""
 
     def register(fn: Rule) -> Rule:
         EFFECTS[name] = fn
+        if not counted:
+            UNCOUNTED.add(name)
         return fn
 
     return register

@@ -388,7 +388,7 @@ def reject_return(ctx: Context, _arg=None) -> None:
     ctx.ticket.return_from_state = None
 
 
-@effect("open_approval")
+@effect("open_approval", counted=False)
 def open_approval(ctx: Context, kind: str) -> None:
     approval = Approval(
         ticket_id=ctx.ticket.id,
@@ -403,7 +403,7 @@ def open_approval(ctx: Context, kind: str) -> None:
     ctx.session.add(approval)
 
 
-@effect("reject_approval")
+@effect("reject_approval", counted=False)
 def reject_approval(ctx: Context, kind: str) -> None:
     _decide(ctx, kind, "rejected")
 
@@ -476,13 +476,13 @@ def reopen_main_assignment(ctx: Context, _arg=None) -> None:
     ctx.ticket.replied_at = None
 
 
-@effect("record_answer")
+@effect("record_answer", counted=False)
 def record_answer(ctx: Context, _arg=None) -> None:
     ctx.ticket.answer = ctx.payload["answer"]
     ctx.ticket.replied_at = ctx.now
 
 
-@effect("start_callback_clock")
+@effect("start_callback_clock", counted=False)
 def start_callback_clock(ctx: Context, _arg=None) -> None:
     ctx.ticket.callback_started_at = ctx.now
 
@@ -538,7 +538,7 @@ def can_invite(ctx: Context, _arg=None) -> None:
         raise GuardFailed("the citizen has been reached and has rated already", zh="市民已评价，无需再发送评价短信")
 
 
-@effect("send_invitation")
+@effect("send_invitation", counted=False)
 def send_invitation(ctx: Context, _arg=None) -> None:
     sent = evaluation.send_invitation(ctx.session, ctx.runtime, ctx.ticket, ctx.actor, ctx.now)
     ctx.result.update(sent)
@@ -683,7 +683,7 @@ def _deadline_text(ctx: Context) -> str:
     return f"{word}时限（{t.due_at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}）"
 
 
-@effect("warn")
+@effect("warn", counted=False)
 def warn(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     _record_step(ctx, "warn")
@@ -698,7 +698,7 @@ def warn(ctx: Context, _arg=None) -> None:
     )
 
 
-@effect("urge")
+@effect("urge", counted=False)
 def urge(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     _record_step(ctx, "urge")
@@ -708,7 +708,7 @@ def urge(ctx: Context, _arg=None) -> None:
     )
 
 
-@effect("supervise")
+@effect("supervise", counted=False)
 def supervise(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     _record_step(ctx, "supervise")
@@ -736,7 +736,7 @@ def supervise(ctx: Context, _arg=None) -> None:
     )
 
 
-@effect("report")
+@effect("report", counted=False)
 def report(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     _record_step(ctx, "report")
@@ -747,7 +747,7 @@ def report(ctx: Context, _arg=None) -> None:
     )
 
 
-@effect("answer_supervision")
+@effect("answer_supervision", counted=False)
 def answer_supervision(ctx: Context, _arg=None) -> None:
     order = ctx.session.get(SupervisionOrder, ctx.payload["order"])
     order.status, order.answered_at = "answered", ctx.now
