@@ -17,7 +17,9 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -102,14 +104,18 @@ def main() -> None:
         supervisor, dept = sign_in(base, "supervisor1"), sign_in(base, handler)
         n = args.requests
         rng = random.Random(1)
-        today = time.localtime()
+        local_now = datetime.now(ZoneInfo("Asia/Shanghai"))
         month = args.month or (
-            f"{today.tm_year}-{today.tm_mon - 1:02d}" if today.tm_mon > 1 else f"{today.tm_year - 1}-12"
+            f"{local_now.year}-{local_now.month - 1:02d}" if local_now.month > 1 else f"{local_now.year - 1}-12"
         )
         year, mon = map(int, month.split("-"))
         last = calendar.monthrange(year, mon)[1]
         period = f"from={month}-01&to={month}-{last}"
-        for client, path in ((supervisor, "/supervisor/dashboard"), (dept, "/department/inbox")):
+        for client, path in (
+            (supervisor, "/supervisor/dashboard"),
+            (dept, "/department/inbox"),
+            (supervisor, "/performance"),  # compiles the board's templates once
+        ):
             client.get(path)  # warm
         results = {
             "supervisor dashboard": timed(supervisor, ["/supervisor/dashboard"] * n),
@@ -121,8 +127,8 @@ def main() -> None:
             text=True, check=True,
         ).stdout.strip()
         api = httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"})
-        this_month = time.strftime("%Y-%m")
-        current = f"from={this_month}-01&to={time.strftime('%Y-%m-%d')}"
+        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()  # the district's today, counted live
+        current = f"from={today.replace(day=1)}&to={today}"
         results["indicators API, last month"] = timed(api, [f"/api/v1/stats/departments?{period}"] * n)
         results["indicators API, this month to date"] = timed(api, [f"/api/v1/stats/departments?{current}"] * n)
         results["performance board page, last month"] = timed(supervisor, [f"/performance?{period}"] * n)

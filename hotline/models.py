@@ -178,6 +178,9 @@ class Assignment(SQLModel, table=True):
     __table_args__ = (
         Index("ix_assignments_department_ticket", "department_id", "ticket_id"),
         Index("ix_assignments_role_dispatched", "role", "dispatched_at"),
+        # The indicators' ranges: main assignments by deadline and by first reply.
+        Index("ix_assignments_role_handle_by", "role", "handle_by"),
+        Index("ix_assignments_role_first_replied", "role", "first_replied_at"),
         Index("ix_assignments_department_role_status", "department_id", "role", "status"),
     )
 
@@ -197,8 +200,8 @@ class Assignment(SQLModel, table=True):
     sign_by: datetime | None = _time()
     signed_on_time: bool | None = None
     returned: bool = False
-    handle_by: datetime | None = _time(index=True)
-    first_replied_at: datetime | None = _time(index=True)
+    handle_by: datetime | None = _time()
+    first_replied_at: datetime | None = _time()
     replied_on_time: bool | None = None
     rehandles: int = 0
 

@@ -1,4 +1,4 @@
-"""daily running totals behind the performance indicators
+"""daily running totals behind the performance indicators; indexes for their live parts
 
 Revision ID: 0002
 Revises: 0001
@@ -31,7 +31,19 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["department_id"], ["departments.id"]),
         sa.PrimaryKeyConstraint("day", "department_id", "metric"),
     )
+    # With `role` first, a range of deadlines or replies of main assignments is one index
+    # range (the planner otherwise takes the index on role alone and reads every row).
+    with op.batch_alter_table("assignments", schema=None) as batch_op:
+        batch_op.drop_index("ix_assignments_handle_by")
+        batch_op.drop_index("ix_assignments_first_replied_at")
+        batch_op.create_index("ix_assignments_role_handle_by", ["role", "handle_by"], unique=False)
+        batch_op.create_index("ix_assignments_role_first_replied", ["role", "first_replied_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("assignments", schema=None) as batch_op:
+        batch_op.drop_index("ix_assignments_role_first_replied")
+        batch_op.drop_index("ix_assignments_role_handle_by")
+        batch_op.create_index("ix_assignments_first_replied_at", ["first_replied_at"], unique=False)
+        batch_op.create_index("ix_assignments_handle_by", ["handle_by"], unique=False)
     op.drop_table("daily_totals")
