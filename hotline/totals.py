@@ -25,9 +25,10 @@ Tickets marked unreasonable contribute nothing.
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, func, not_, select
+from sqlalchemy import bindparam, delete, func, not_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -91,20 +92,37 @@ def add_callback(counter: Counter, cb: Any) -> None:
         counter[(*key, f"rating_{cb.rating}")] += 1
 
 
+# Only the columns the contributions read (cheaper than loading the rows as objects; the
+# session flushes pending changes first, so the rows are as this transaction has them).
+_ASSIGNMENTS = select(
+    Assignment.role,
+    Assignment.department_id,
+    Assignment.status,
+    Assignment.dispatched_at,
+    Assignment.signed_on_time,
+    Assignment.returned,
+    Assignment.handle_by,
+    Assignment.replied_on_time,
+    Assignment.first_replied_at,
+    Assignment.rehandles,
+).where(Assignment.ticket_id == bindparam("ticket_id"))
+_CALLBACKS = select(
+    Callback.reached, Callback.overturned, Callback.department_id, Callback.at, Callback.solved, Callback.rating
+).where(Callback.ticket_id == bindparam("ticket_id"))
+
+
 def contribution(session: Session, ticket: Ticket) -> Counter:
     """Everything one ticket counts for, from its rows as this session sees them."""
     counter: Counter = Counter()
     if ticket.id is None or ticket.unreasonable:
         return counter
-    callbacks = session.execute(select(Callback).where(Callback.ticket_id == ticket.id)).scalars().all()
-    assignments = (
-        session.execute(select(Assignment).where(Assignment.ticket_id == ticket.id, Assignment.role == "main"))
-        .scalars()
-        .all()
-    )
+    # By ticket alone, each on its ticket index: a condition on `role` here can lead a planner
+    # without statistics to the role indexes, i.e. to every main assignment of the district.
+    callbacks = session.execute(_CALLBACKS, {"ticket_id": ticket.id}).all()
+    assignments = session.execute(_ASSIGNMENTS, {"ticket_id": ticket.id}).all()
     called_back = any(counts_callback(cb) for cb in callbacks)
     for a in assignments:
-        add_assignment(counter, a, called_back)
+        add_assignment(counter, a, called_back)  # counts main assignments only
     for cb in callbacks:
         add_callback(counter, cb)
     return counter
@@ -124,24 +142,24 @@ class Tracker:
         self.before = after
 
 
-def _upsert(session: Session):
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
-def add(session: Session, delta: dict[Key, int]) -> None:
-    """Add to the totals in one statement. The rows are taken in key order, so two
-    transactions touching the same rows lock them in the same order (no deadlock)."""
-    if not delta:
-        return
+@lru_cache(maxsize=4)
+def _upsert(dialect: str):
+    """INSERT … ON CONFLICT DO UPDATE n = n + excluded.n, built once (compiled once)."""
     table = DailyTotal.__table__
-    rows = [{"day": d, "department_id": dept, "metric": m, "n": n} for (d, dept, m), n in sorted(delta.items())]
-    stmt = _upsert(session)(table).values(rows)
-    stmt = stmt.on_conflict_do_update(
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_update(
         index_elements=[table.c.day, table.c.department_id, table.c.metric],
         set_={"n": table.c.n + stmt.excluded.n},
     )
-    session.execute(stmt)
+
+
+def add(session: Session, delta: dict[Key, int]) -> None:
+    """Add to the totals. The rows are taken in key order, so two transactions touching
+    the same rows lock them in the same order (no deadlock)."""
+    if not delta:
+        return
+    rows = [{"day": d, "department_id": dept, "metric": m, "n": n} for (d, dept, m), n in sorted(delta.items())]
+    session.execute(_upsert(session.get_bind().dialect.name), rows)
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
