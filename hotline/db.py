@@ -125,6 +125,19 @@ class Database:
         with Session(self.read_engine, expire_on_commit=False) as session:
             yield session
 
+    def refresh_statistics(self) -> bool:
+        """SQLite: fresh statistics for the query planner (ANALYZE, sampled: a fraction of a
+        second even at millions of rows). Without them SQLite may pick a barely selective
+        index (an assignment's role) over a selective one (its ticket) and read every row.
+        PostgreSQL's autovacuum keeps its own; nothing to do there."""
+        if not self.is_sqlite:
+            return False
+        with self.session() as session:
+            connection = session.connection()
+            connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+            connection.exec_driver_sql("ANALYZE")
+        return True
+
     def dispose(self) -> None:
         self.engine.dispose()
         if self.read_engine is not self.engine:

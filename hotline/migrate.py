@@ -17,8 +17,8 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(db: Database) -> None:
-    """Bring the database to the newest migration, seed the holiday calendar and build
-    the running totals if the database predates them."""
+    """Bring the database to the newest migration, seed the holiday calendar, build the
+    running totals if the database predates them, and refresh SQLite's statistics."""
     from hotline import totals
     from hotline.runtime import seed_calendar
 
@@ -30,3 +30,4 @@ def upgrade(db: Database) -> None:
     with db.session() as session:
         seed_calendar(session)
         totals.ensure(session)
+    db.refresh_statistics()

@@ -164,11 +164,9 @@ def recompute_provisional(session: Session, runtime: Runtime) -> int:
         recompute(cal, wf, ticket)
         # The main department's handle-by, which on-time completion is judged by, moves too
         # (until the department has replied: then it was judged already).
-        main = session.exec(
-            select(Assignment).where(
-                Assignment.ticket_id == ticket.id, Assignment.role == "main", Assignment.status != "withdrawn"
-            )
-        ).first()
+        # By the ticket index alone (a condition on role can send the planner to the role indexes).
+        assignments = session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all()
+        main = next((a for a in assignments if a.role == "main" and a.status != "withdrawn"), None)
         if main is not None and main.first_replied_at is None and ticket.handle_by is not None:
             main.handle_by = ticket.handle_by
             session.add(main)

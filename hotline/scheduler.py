@@ -274,6 +274,14 @@ def run_reports(runtime: Runtime) -> None:
         log.exception("report generation failed; the next run tries again")
 
 
+def run_statistics(runtime: Runtime) -> None:
+    """The scheduled job: the database planner's statistics, kept fresh as the tables grow."""
+    try:
+        runtime.db.refresh_statistics()
+    except Exception:
+        log.exception("refreshing the planner statistics failed; the next run tries again")
+
+
 def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     """An APScheduler scheduler with the sweep job (Asia/Shanghai; one run at a time)."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -290,6 +298,7 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     scheduler.add_job(
         run_reports, "interval", minutes=10, id="reports", args=[runtime], next_run_time=datetime.now(LOCAL_TZ)
     )
+    scheduler.add_job(run_statistics, "cron", hour=3, minute=17, id="statistics", args=[runtime])
     scheduler.add_job(
         run_sweep,
         "interval",

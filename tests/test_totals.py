@@ -230,3 +230,17 @@ def test_concurrent_changes_to_one_department_keep_the_totals(runtime, server, d
     assert sum(n for (_day, _dept, m), n in rows.items() if m == "signed_on_time") == 24
     assert sum(n for (_day, _dept, m), n in rows.items() if m == "replied") == 24
     _assert_totals_match(runtime)
+
+
+def test_sqlite_statistics_lead_the_planner_to_the_ticket_index(runtime, district, clock):
+    """With statistics, a ticket's assignments are read by their ticket, not by their role."""
+    make_dispatched(runtime, 40, now=local(2026, 11, 2, 9))
+    if not runtime.db.refresh_statistics():
+        assert runtime.db.dialect == "postgresql"  # autovacuum keeps PostgreSQL's statistics
+        return
+    with runtime.db.read_session() as s:
+        plan = s.connection().exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT * FROM assignments WHERE ticket_id = 7 AND role = 'main'"
+        )
+        assert "ix_assignments_ticket_id" in " ".join(str(row) for row in plan)
+        assert s.connection().exec_driver_sql("SELECT count(*) FROM sqlite_stat1").scalar_one() > 0
