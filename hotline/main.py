@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline import __version__
-from hotline.api import admin, analysis, calendar, evaluation, stats, supervision, tickets
+from hotline.api import admin, analysis, calendar, evaluation, open311, stats, supervision, tickets
 from hotline.config import Settings, get_settings
 from hotline.db import Database
 from hotline.errors import HotlineError
@@ -81,6 +81,10 @@ def _field_of(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
+def _is_open311(request: Request) -> bool:
+    return request.url.path.startswith("/open311/")
+
+
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith(("/api/", "/open311/")) or request.url.path == "/openapi.json"
 
@@ -110,6 +114,8 @@ def _page_error(request: Request, status_code: int, message: str) -> Response:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HotlineError)
     async def hotline_error(request: Request, exc: HotlineError) -> Response:
+        if _is_open311(request):
+            return open311.error_response(request.url.path, exc.status_code, exc.message)
         if not _is_api(request):
             from hotline.web.views import page_message
 
@@ -133,6 +139,8 @@ def _install_error_handlers(app: FastAPI) -> None:
                 message = err.get("msg", "invalid")
             errors.append({"field": field, "message": message})
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        if _is_open311(request):
+            return open311.error_response(request.url.path, 400, f"{first['field']}: {first['message']}")
         if not _is_api(request):
             return _page_error(request, 422, f"输入有误：{first['field']}（{first['message']}）")
         return JSONResponse(
@@ -145,6 +153,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "error"
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such address"
+            if _is_open311(request):
+                return open311.error_response(request.url.path, 404, detail)
             if not _is_api(request):
                 return _page_error(request, 404, "您访问的页面不存在")
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
@@ -193,6 +203,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(evaluation.router, prefix="/api/v1")
     app.include_router(stats.router, prefix="/api/v1")
     app.include_router(analysis.router, prefix="/api/v1")
+    app.include_router(open311.router)
     app.include_router(views.router)
     app.include_router(citizen.router)
     app.include_router(agent.router)

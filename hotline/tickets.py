@@ -55,11 +55,18 @@ def next_number(session: Session, now: datetime) -> str:
 
 
 def create_ticket(
-    session: Session, runtime, actor: Actor, data: dict[str, Any], *, now: datetime
+    session: Session,
+    runtime,
+    actor: Actor,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    details: dict[str, Any] | None = None,
 ) -> tuple[Ticket, bool]:
     """Log a ticket (state: the workflow's initial); return it and whether it is new.
 
-    An `external_id` seen before returns the ticket created the first time.
+    An `external_id` seen before returns the ticket created the first time. `details`
+    go into the history's create row beside the channel and the workflow.
     """
     external_id = data.get("external_id")
     if external_id:
@@ -105,7 +112,7 @@ def create_ticket(
             from_state=None,
             to_state=ticket.state,
             at=now,
-            details={"channel": ticket.channel, "workflow": wf.name},
+            details={"channel": ticket.channel, "workflow": wf.name, **(details or {})},
         )
     )
     session.flush()

@@ -39,16 +39,10 @@ def _lookup(runtime: Runtime, digest: str) -> Actor | None:
         return Actor.of(user) if user is not None and user.active else None
 
 
-async def current_actor(request: Request, runtime: RuntimeDep) -> Actor:
-    """The user behind the request's bearer token.
-
-    The API takes bearer tokens only, never the pages' session cookie, so that no
-    other site can make a signed-in browser call it (no CSRF surface here).
-    """
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("send 'Authorization: Bearer TOKEN' (get one with `hotline users token`)")
-    digest = token_digest(token.strip())
+async def actor_for_token(runtime: Runtime, token: str) -> Actor | None:
+    """The active user behind an API token (remembered a few seconds), counted against
+    the token's rate limit; None for an unknown or revoked token."""
+    digest = token_digest(token)
     cache = runtime.token_cache
     hit = cache.get(digest)
     now = time.monotonic()
@@ -60,9 +54,29 @@ async def current_actor(request: Request, runtime: RuntimeDep) -> Actor:
             if len(cache) > 10000:
                 cache.clear()
             cache[digest] = (actor, now + TOKEN_CACHE_SECONDS)
+    if actor is not None:
+        runtime.rate_limiter.hit(digest)
+    return actor
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header, if there is one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def current_actor(request: Request, runtime: RuntimeDep) -> Actor:
+    """The user behind the request's bearer token.
+
+    The API takes bearer tokens only, never the pages' session cookie, so that no
+    other site can make a signed-in browser call it (no CSRF surface here).
+    """
+    token = bearer_token(request)
+    if token is None:
+        raise NotAuthenticated("send 'Authorization: Bearer TOKEN' (get one with `hotline users token`)")
+    actor = await actor_for_token(runtime, token)
     if actor is None:
         raise NotAuthenticated("the token is unknown, revoked, or its user is deactivated")
-    runtime.rate_limiter.hit(digest)
     return actor
 
 

@@ -21,7 +21,13 @@ from hotline.labels import (  # noqa: F401  (the templates' labels, re-exported)
 from hotline.web.auth import PageUser
 
 NAV = {
-    "agent": [("/agent/intake", "工单受理"), ("/agent/callbacks", "待回访"), ("/tickets", "工单查询")],
+    # 待派单: tickets that came in through the API, Open311 or the city platform wait there.
+    "agent": [
+        ("/agent/intake", "工单受理"),
+        ("/tickets?state=registered", "待派单"),
+        ("/agent/callbacks", "待回访"),
+        ("/tickets", "工单查询"),
+    ],
     "handler": [
         ("/department/inbox", "部门工作台"),
         ("/tickets", "工单查询"),
@@ -41,6 +47,7 @@ NAV = {
     "supervisor": [
         ("/supervisor/dashboard", "超期看板"),
         ("/supervisor/reviews", "审核队列"),
+        ("/tickets?state=registered", "待派单"),
         ("/evaluation/rectifications", "整改审核"),
         ("/evaluation/appeals", "申诉复核"),
         ("/tickets", "工单查询"),
