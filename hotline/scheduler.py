@@ -1,11 +1,12 @@
 """The scheduler: sweeps that escalate overdue tickets, run by APScheduler or by hand.
 
 A sweep reads only the tickets whose stored `next_due_at` has come (an indexed
-range scan), never the open backlog. Each ticket is locked and re-checked before it
-is touched, so two schedulers (several `serve` workers, or `hotline scheduler`
-beside them) never escalate a ticket twice; the escalation table's unique key is the
-last guard. A batch commits as a whole: a sweep that dies half-way leaves nothing
-half-done, and the next sweep finds the same tickets still due.
+range scan), never the open backlog. A batch of due tickets is locked and re-checked
+in one statement before it is touched, so two schedulers (several `serve` workers, or
+`hotline scheduler` beside them) never escalate a ticket twice; the escalation table's
+unique key is the last guard. A batch commits as a whole, with one flush for all its
+events: a sweep that dies half-way leaves nothing half-done, and the next sweep finds
+the same tickets still due.
 """
 
 import logging
@@ -20,7 +21,7 @@ from hotline.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
 from hotline.models import Notification, Ticket
 from hotline.runtime import Runtime
-from hotline.workflow.engine import SCHEDULER, fire, load_for_update, record
+from hotline.workflow.engine import SCHEDULER, fire, record
 
 log = logging.getLogger("hotline.scheduler")
 
@@ -59,10 +60,14 @@ class SweepReport:
         return out
 
 
-def _escalate(session: Session, runtime: Runtime, ticket_id: int, now: datetime, report: SweepReport) -> None:
-    ticket = load_for_update(session, ticket_id)
-    if ticket.next_due_at is None or ticket.next_due_at > now:
-        return  # another scheduler got here first, or the ticket moved on
+class _Redo(Exception):
+    """A step was refused half-way through a batch taken at speed: do it again carefully."""
+
+
+def _escalate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime, report: SweepReport, careful: bool):
+    """The ticket's due ladder steps (it is locked, and due). `careful`: each step in a
+    savepoint of its own, a refused step skipped; otherwise no savepoint and no flush (the
+    batch flushes once), and a refused step raises `_Redo`."""
     wf = runtime.workflows.get(ticket.workflow)
     cal = runtime.calendar(session)
     if ticket.due_kind == "callback":
@@ -81,11 +86,12 @@ def _escalate(session: Session, runtime: Runtime, ticket_id: int, now: datetime,
             ticket.escalation_step += 1
             ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
             continue
-        try:
-            with session.begin_nested():
-                # The step counts before the event fires, so the gateway's recompute
-                # stores the next step's time in the same UPDATE.
-                ticket.escalation_step += 1
+        # The step counts before the event fires, so the gateway's recompute stores the
+        # next step's time in the same UPDATE.
+        context = {"auto": True, "step": step}
+        if not careful:
+            ticket.escalation_step += 1
+            try:
                 fire(
                     session,
                     runtime,
@@ -94,14 +100,54 @@ def _escalate(session: Session, runtime: Runtime, ticket_id: int, now: datetime,
                     SCHEDULER,
                     {},
                     now=now,
-                    context={"auto": True, "step": step},
+                    context=context,
                     locked=ticket,
+                    flush=False,
                 )
+            except HotlineError as exc:
+                raise _Redo from exc
+            report.steps.append((ticket.number, step, kind))
+            continue
+        try:
+            with session.begin_nested():
+                ticket.escalation_step += 1
+                fire(session, runtime, ticket.id, step, SCHEDULER, {}, now=now, context=context, locked=ticket)
             report.steps.append((ticket.number, step, kind))
         except HotlineError as exc:
             report.skipped.append((ticket.number, step, exc.message))
             ticket.escalation_step += 1
             ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
+
+
+def _lock_due(session: Session, ids: list[int], now: datetime) -> list[Ticket]:
+    """The batch's tickets that are still due, locked, in one statement. PostgreSQL skips a
+    ticket another transaction holds (another scheduler's batch, a person's change): the
+    next sweep finds it if it is still due. SQLite's write transaction is the lock."""
+    return list(
+        session.exec(
+            select(Ticket)
+            .where(Ticket.id.in_(ids), Ticket.next_due_at <= now)
+            .order_by(Ticket.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+    )
+
+
+def _escalate_batch(runtime: Runtime, ids: list[int], now: datetime, report: SweepReport) -> None:
+    """One batch in one transaction: at speed (one flush for the batch), or, when a step is
+    refused half-way, again from the start with a savepoint per step."""
+    marks = (len(report.steps), len(report.skipped), report.deferred)
+    try:
+        with runtime.db.session() as session:
+            for ticket in _lock_due(session, ids, now):
+                _escalate(session, runtime, ticket, now, report, careful=False)
+        return
+    except _Redo:
+        del report.steps[marks[0] :], report.skipped[marks[1] :]
+        report.deferred = marks[2]
+    with runtime.db.session() as session:
+        for ticket in _lock_due(session, ids, now):
+            _escalate(session, runtime, ticket, now, report, careful=True)
 
 
 def _evaluate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime, report: SweepReport) -> None:
@@ -230,9 +276,7 @@ def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH, with_surges: b
         if not ids:
             break
         seen.update(ids)
-        with runtime.db.session() as session:
-            for ticket_id in ids:
-                _escalate(session, runtime, ticket_id, now, report)
+        _escalate_batch(runtime, ids, now, report)
     from hotline.messaging import deliver_pending
 
     sent, failed = deliver_pending(runtime, runtime.channel)

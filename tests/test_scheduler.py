@@ -159,6 +159,41 @@ def test_a_crash_half_way_leaves_nothing_half_done(runtime, district, monkeypatc
     assert all(_steps(runtime, i) == ["urge"] for i in ids)
 
 
+def test_a_step_refused_half_way_through_a_batch_skips_that_ticket_alone(runtime, district, monkeypatch):
+    """The batch runs at speed without savepoints; a refusal sends it round again, carefully."""
+    ids = make_dispatched(runtime, 30, now=local(2026, 11, 2, 9, 0))
+    refused = ids[17]
+    from hotline.errors import Conflict
+    from hotline.workflow import engine, registry, rules
+
+    real = rules.urge
+
+    def urge_but_one(ctx, arg=None):
+        real(ctx, arg)  # its escalation row is written, then the step is refused
+        if ctx.ticket.id == refused:
+            raise Conflict("the department is being merged")
+
+    monkeypatch.setitem(registry.EFFECTS, "urge", urge_but_one)
+    engine._machines.cache = {}
+    report = sweep(runtime, now=local(2026, 11, 4, 9, 0))
+    engine._machines.cache = {}
+    assert report.count("urge") == 29
+    assert report.skipped == [(_number(runtime, refused), "urge", "the department is being merged")]
+    assert all(_steps(runtime, i) == ["urge"] for i in ids if i != refused)
+    assert _steps(runtime, refused) == []
+    with runtime.db.read_session() as s:
+        assert s.exec(select(func.count()).select_from(Escalation)).one() == 29
+        assert s.exec(select(func.count()).select_from(OutboxMessage)).one() == 29
+        # warn passed over (already red), urge refused: neither is tried again
+        assert s.get(Ticket, refused).escalation_step == 2
+    assert sweep(runtime, now=local(2026, 11, 4, 9, 30)).steps == []
+
+
+def _number(runtime, ticket_id: int) -> str:
+    with runtime.db.read_session() as s:
+        return s.get(Ticket, ticket_id).number
+
+
 def test_two_scheduler_processes_never_escalate_twice(runtime, district, database):
     ids = make_dispatched(runtime, 120, now=local(2026, 11, 2, 9, 0))
     env = {**os.environ, "HOTLINE_DATABASE_URL": database.url}

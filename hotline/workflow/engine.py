@@ -276,12 +276,14 @@ def fire(
     context: dict[str, Any] | None = None,
     result: dict[str, Any] | None = None,
     locked: Ticket | None = None,
+    flush: bool = True,
 ) -> Ticket:
     """Fire one event on one ticket, inside the session's transaction; return the ticket.
 
     `result`, when given, receives what the effects hand back (e.g. a rating link).
     `locked` is the ticket when the caller has already loaded and locked it in this
-    session (the scheduler), which saves reading it again.
+    session (the scheduler), which saves reading it again. `flush=False` leaves the
+    new rows pending, for a caller that flushes many events at once (the scheduler).
     """
     ticket = locked if locked is not None and locked.id == ticket_id else load_for_update(session, ticket_id)
     assignment = _scope(session, ticket, actor)
@@ -356,7 +358,8 @@ def fire(
     record(session, ticket, event, actor, now, details, from_state=ctx.from_state)
     if tracker is not None:
         tracker.done()
-    session.flush()
+    if flush:
+        session.flush()
     if result is not None:
         result.update(ctx.result)
     return ticket

@@ -716,16 +716,20 @@ def supervise(ctx: Context, _arg=None) -> None:
     message = ctx.payload.get("message") or (
         f"工单 {t.number} {_deadline_text(ctx)}{'已超期' if late else '即将到期'}，请单位负责人督促办理并答复。"
     )
-    order = SupervisionOrder(
-        ticket_id=t.id,
-        department_id=t.main_department_id,
-        issued_at=ctx.now,
-        issued_by_id=ctx.actor.id,
-        message=message,
-    )
-    ctx.session.add(order)
-    ctx.session.flush()
-    ctx.details["supervision_order"] = order.id
+    # A Core insert: the order's id without flushing the session (the scheduler flushes a
+    # whole batch of escalations at once).
+    ctx.details["supervision_order"] = ctx.session.execute(
+        SupervisionOrder.__table__.insert()
+        .values(
+            ticket_id=t.id,
+            department_id=t.main_department_id,
+            issued_at=ctx.now,
+            issued_by_id=ctx.actor.id,
+            message=message,
+            status="open",
+        )
+        .returning(SupervisionOrder.__table__.c.id)
+    ).scalar_one()
     _notify(
         ctx,
         kind="supervise",
