@@ -9,6 +9,7 @@ transaction. Nothing else writes `Ticket.state`.
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
@@ -82,9 +83,13 @@ class Context:
 
 
 class _TicketProxy:
-    """The model `transitions` drives: it proxies the row's state and holds nothing else."""
+    """The model `transitions` drives: it proxies the row's state and holds nothing else.
 
-    def __init__(self, ticket: Ticket) -> None:
+    A proxy is added to its machine once and pointed at one ticket per event: adding a
+    model makes a method for every trigger, which cost more than the rest of an escalation.
+    """
+
+    def __init__(self, ticket: Any) -> None:
         self._ticket = ticket
 
     @property
@@ -214,15 +219,27 @@ def _candidates(wf: Workflow, ticket: Ticket, actor: Actor, assignment: Assignme
             yield ev, as_co
 
 
+def _idle_proxies(machine: Machine) -> list[_TicketProxy]:
+    """The machine's proxies not driving a ticket at the moment (a machine is per thread;
+    more than one proxy only if an effect ever fired another event while one runs)."""
+    return machine.__dict__.setdefault("hotline_idle_proxies", [])
+
+
 def _run(ctx: Context) -> bool:
     machine = machine_for(ctx.workflow)
-    proxy = _TicketProxy(ctx.ticket)
-    machine.add_model(proxy, initial=ctx.ticket.state)
+    idle = _idle_proxies(machine)
+    if idle:
+        proxy = idle.pop()
+    else:
+        proxy = _TicketProxy(SimpleNamespace(state=ctx.workflow.initial))
+        machine.add_model(proxy, initial=ctx.workflow.initial)
+    proxy._ticket = ctx.ticket
     try:
         trigger = ctx.event.name + (CO_SUFFIX if ctx.as_co_handler else "")
         return bool(proxy.trigger(trigger, ctx=ctx))
     finally:
-        machine.remove_model(proxy)
+        proxy._ticket = None
+        idle.append(proxy)
 
 
 def record(

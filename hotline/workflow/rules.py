@@ -1,5 +1,7 @@
 """The guards and effects a workflow may name (see registry.py for why only these)."""
 
+from functools import lru_cache
+
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -650,24 +652,34 @@ def _notify(
     )
 
 
+_ORDER_INSERT = SupervisionOrder.__table__.insert().returning(SupervisionOrder.__table__.c.id)
+
+
+@lru_cache(maxsize=4)
+def _escalation_insert(dialect: str):
+    """INSERT … ON CONFLICT DO NOTHING into the escalations, built (and compiled) once."""
+    table = Escalation.__table__
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=["ticket_id", "deadline_kind", "deadline_at", "step"])
+
+
 def _record_step(ctx: Context, step: str) -> None:
     """The ladder step for the ticket's running deadline, once (the table is unique on it)."""
     t = ctx.ticket
     kind, deadline = (t.due_kind, t.due_at) if t.due_at is not None else ("manual", ctx.now)
-    table = Escalation.__table__
-    insert = pg_insert if ctx.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    ctx.session.execute(
-        insert(table)
-        .values(
-            ticket_id=t.id,
-            department_id=t.main_department_id,
-            deadline_kind=kind,
-            deadline_at=deadline,
-            step=step,
-            at=ctx.now,
-            by_scheduler=ctx.actor.role == "system",
-        )
-        .on_conflict_do_nothing(index_elements=["ticket_id", "deadline_kind", "deadline_at", "step"])
+    # On the session's connection: a statement through the session would flush it first
+    # (the scheduler flushes a whole batch of escalations at once).
+    ctx.session.connection().execute(
+        _escalation_insert(ctx.session.get_bind().dialect.name),
+        {
+            "ticket_id": t.id,
+            "department_id": t.main_department_id,
+            "deadline_kind": kind,
+            "deadline_at": deadline,
+            "step": step,
+            "at": ctx.now,
+            "by_scheduler": ctx.actor.role == "system",
+        },
     )
     ctx.details.update({"deadline": kind, "deadline_at": _iso(deadline)})
 
@@ -716,20 +728,22 @@ def supervise(ctx: Context, _arg=None) -> None:
     message = ctx.payload.get("message") or (
         f"工单 {t.number} {_deadline_text(ctx)}{'已超期' if late else '即将到期'}，请单位负责人督促办理并答复。"
     )
-    # A Core insert: the order's id without flushing the session (the scheduler flushes a
-    # whole batch of escalations at once).
-    ctx.details["supervision_order"] = ctx.session.execute(
-        SupervisionOrder.__table__.insert()
-        .values(
-            ticket_id=t.id,
-            department_id=t.main_department_id,
-            issued_at=ctx.now,
-            issued_by_id=ctx.actor.id,
-            message=message,
-            status="open",
+    # A Core insert on the session's connection: the order's id without flushing the session.
+    ctx.details["supervision_order"] = (
+        ctx.session.connection()
+        .execute(
+            _ORDER_INSERT,
+            {
+                "ticket_id": t.id,
+                "department_id": t.main_department_id,
+                "issued_at": ctx.now,
+                "issued_by_id": ctx.actor.id,
+                "message": message,
+                "status": "open",
+            },
         )
-        .returning(SupervisionOrder.__table__.c.id)
-    ).scalar_one()
+        .scalar_one()
+    )
     _notify(
         ctx,
         kind="supervise",
