@@ -323,7 +323,9 @@ def _ticket_data(session: Session, form: Mapping[str, Any], token: str) -> tuple
 @router.post("/v2/requests.{fmt}", status_code=201, summary="Open311: submit a service request")
 async def submit_request(fmt: Format, request: Request, runtime: RuntimeDep) -> Response:
     form = await request.form()
-    actor = await _caller(request, runtime, form.get("api_key") if isinstance(form.get("api_key"), str) else None)
+    key = form.get("api_key")
+    # Some clients put the key in the address even when posting.
+    actor = await _caller(request, runtime, key if isinstance(key, str) else request.query_params.get("api_key"))
     if actor.role not in SUBMITTING_ROLES:
         raise Open311Error(f"the role {actor.role!r} may not submit service requests", status_code=403)
     token = secrets.token_urlsafe(12)
