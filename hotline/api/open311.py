@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from xml.etree import ElementTree
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
@@ -121,6 +121,17 @@ async def _caller(request: Request, runtime, api_key: str | None) -> Actor:
     if actor is None:
         raise Open311Error("api_key is unknown, revoked, or its user is deactivated", status_code=403)
     return actor
+
+
+async def _key_holder(
+    request: Request,
+    runtime: RuntimeDep,
+    api_key: Annotated[str | None, Query(max_length=200, description="an API token (or send it as Bearer)")] = None,
+) -> Actor:
+    return await _caller(request, runtime, api_key)
+
+
+Caller = Annotated[Actor, Depends(_key_holder)]
 
 
 # ---------------------------------------------------------------- services
@@ -430,9 +441,8 @@ def _codes(raw: str | None) -> list[str]:
 @router.get("/v2/requests.{fmt}", summary="Open311: service requests")
 async def list_requests(
     fmt: Format,
-    request: Request,
+    actor: Caller,
     runtime: RuntimeDep,
-    api_key: Annotated[str | None, Query(max_length=200)] = None,
     jurisdiction_id: Jurisdiction = None,
     service_request_id: Annotated[str | None, Query(max_length=2000, description="numbers, comma-separated")] = None,
     service_code: Annotated[str | None, Query(max_length=2000, description="codes, comma-separated")] = None,
@@ -442,7 +452,6 @@ async def list_requests(
     page: Annotated[int, Query(ge=1, description="an extension of the standard")] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="an extension of the standard")] = 100,
 ) -> Response:
-    actor = await _caller(request, runtime, api_key)
     numbers = _codes(service_request_id)
     conditions: list[Any] = []
     clause = visible_clause(actor)
@@ -482,53 +491,35 @@ async def list_requests(
     return render(fmt, "service_requests", await run_in_threadpool(read))
 
 
-def _one(runtime, actor: Actor, condition: Any, missing: str) -> list[dict[str, Any]]:
-    with runtime.db.read_session() as session:
-        stmt = select(Ticket).where(condition)
-        clause = visible_clause(actor)
-        if clause is not None:
-            stmt = stmt.where(clause)
-        ticket = session.exec(stmt).first()
-        if ticket is None:
-            raise NotFound(missing)
-        return _requests_out(session, runtime, [ticket])
+async def _found(runtime, actor: Actor, condition: Any, missing: str) -> list[dict[str, Any]]:
+    """The one request the condition names, if the caller may see it."""
+
+    def read() -> list[dict[str, Any]]:
+        with runtime.db.read_session() as session:
+            stmt = select(Ticket).where(condition)
+            clause = visible_clause(actor)
+            if clause is not None:
+                stmt = stmt.where(clause)
+            ticket = session.exec(stmt).first()
+            if ticket is None:
+                raise NotFound(missing)
+            return _requests_out(session, runtime, [ticket])
+
+    return await run_in_threadpool(read)
 
 
 @router.get("/v2/requests/{service_request_id}.{fmt}", summary="Open311: one service request")
 async def get_request(
-    service_request_id: str,
-    fmt: Format,
-    request: Request,
-    runtime: RuntimeDep,
-    api_key: Annotated[str | None, Query(max_length=200)] = None,
-    jurisdiction_id: Jurisdiction = None,
+    service_request_id: str, fmt: Format, actor: Caller, runtime: RuntimeDep, jurisdiction_id: Jurisdiction = None
 ) -> Response:
-    actor = await _caller(request, runtime, api_key)
-    found = await run_in_threadpool(
-        _one,
-        runtime,
-        actor,
-        Ticket.number == service_request_id,
-        f"service_request_id {service_request_id!r} not found, or not visible to you",
-    )
-    return render(fmt, "service_requests", found)
+    missing = f"service_request_id {service_request_id!r} not found, or not visible to you"
+    return render(fmt, "service_requests", await _found(runtime, actor, Ticket.number == service_request_id, missing))
 
 
 @router.get("/v2/tokens/{token}.{fmt}", summary="Open311: the request a submission token stands for")
 async def get_token(
-    token: str,
-    fmt: Format,
-    request: Request,
-    runtime: RuntimeDep,
-    api_key: Annotated[str | None, Query(max_length=200)] = None,
-    jurisdiction_id: Jurisdiction = None,
+    token: str, fmt: Format, actor: Caller, runtime: RuntimeDep, jurisdiction_id: Jurisdiction = None
 ) -> Response:
-    actor = await _caller(request, runtime, api_key)
-    found = await run_in_threadpool(
-        _one,
-        runtime,
-        actor,
-        Ticket.external_id == TOKEN_PREFIX + token,
-        f"token {token!r} not found, or not visible to you",
-    )
-    return render(fmt, "service_requests", [{"service_request_id": found[0]["service_request_id"], "token": token}])
+    missing = f"token {token!r} not found, or not visible to you"
+    (found,) = await _found(runtime, actor, Ticket.external_id == TOKEN_PREFIX + token, missing)
+    return render(fmt, "service_requests", [{"service_request_id": found["service_request_id"], "token": token}])
