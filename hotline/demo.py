@@ -611,6 +611,8 @@ def _build_directory(session: Session, runtime, now: datetime, rng: random.Rando
             password_hash=password_hash,
             display_name=display,
             created_at=now,
+            # The demo's people have read their notices up to two days ago.
+            notices_read_before=now - timedelta(days=2),
         )
         for username, role, code, display in users
     ]
@@ -1124,10 +1126,7 @@ class _Life:
         self._done(tk, step, t, SCHEDULER, tk.state, details)
 
     def _notice(self, tk: _Ticket, dept: int | None, role: str, kind: str, title: str, body: str, t: int) -> None:
-        read = None
-        if t < self.now - 2 * _DAY and self.rng.random() < 0.9:
-            read = t + self.rng.randint(600, _DAY)
-        tk.notices.append((dept, role, kind, title, body, t, read))
+        tk.notices.append((dept, role, kind, title, body, t))
 
     def _evaluate(self, tk: _Ticket, now: int) -> None:
         """scheduler._evaluate: the rating link (in office hours), or the close once the
@@ -1853,7 +1852,7 @@ _COLUMNS = {
         "answered_by_id", "answer",
     ),
     "notifications": (
-        "id", "user_id", "department_id", "role", "kind", "ticket_id", "title", "body", "created_at", "read_at",
+        "id", "user_id", "department_id", "role", "kind", "ticket_id", "title", "body", "created_at",
     ),
     "messages": ("id", "channel", "to", "body", "ticket_id", "created_at", "status"),
     "rating_invitations": (
@@ -2095,9 +2094,9 @@ class _Batch:
             for o in tk.orders
         ]  # fmt: skip
         out = rows["notifications"]
-        for dept, role, kind, title, body, t, read in tk.notices:
+        for dept, role, kind, title, body, t in tk.notices:
             ids["notifications"] += 1
-            out.append((ids["notifications"], None, dept, role, kind, tk.id, title, body, dt(t), dt(read)))
+            out.append((ids["notifications"], None, dept, role, kind, tk.id, title, body, dt(t)))
 
 
 # --- the loader -----------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def create_user(
         password_hash=hash_password(password),
         display_name=display_name or username,
         created_at=now,
+        notices_read_before=now,
     )
     session.add(user)
     session.flush()

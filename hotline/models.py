@@ -42,6 +42,9 @@ class User(SQLModel, table=True):
     failed_logins: int = 0
     locked_until: datetime | None = _time()
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # Notices made before this time count as read for this user ("mark all as read"; for a
+    # new user, the department's earlier notices are not theirs to read).
+    notices_read_before: datetime | None = _time()
 
 
 class ApiToken(SQLModel, table=True):
@@ -337,10 +340,14 @@ class Notification(SQLModel, table=True):
     """An in-app notice: to one user, to a role of a department, or to a role."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_department_role", "department_id", "role"),)
+    __table_args__ = (
+        # Each way a notice is addressed, newest last: a user's unread ones are index ranges.
+        Index("ix_notifications_department_role_created", "department_id", "role", "created_at"),
+        Index("ix_notifications_user_created", "user_id", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id")
     department_id: int | None = Field(default=None, foreign_key="departments.id")
     role: str | None = Field(default=None, max_length=16)
     kind: str = Field(max_length=24)
@@ -348,7 +355,16 @@ class Notification(SQLModel, table=True):
     title: str = Field(max_length=200)
     body: str = Field(default="", sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
-    read_at: datetime | None = _time()
+
+
+class NotificationRead(SQLModel, table=True):
+    """One user has read one notice (a notice to a department is read by each of its people)."""
+
+    __tablename__ = "notification_reads"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    notification_id: int = Field(foreign_key="notifications.id", primary_key=True)
+    read_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class OutboxMessage(SQLModel, table=True):

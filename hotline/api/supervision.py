@@ -4,9 +4,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, or_
 from sqlmodel import select
 
+from hotline import notices
 from hotline.api.deps import CurrentActor, RuntimeDep, require
 from hotline.calendar import local_iso
 from hotline.errors import NotFound
@@ -17,22 +17,6 @@ from hotline.workflow.engine import Actor, fire
 router = APIRouter(tags=["supervision"])
 
 
-def addressed_to(actor: Actor):
-    """Notices meant for the actor: to them, to their role in their department, or to their role."""
-    clauses = [
-        Notification.user_id == actor.id,
-        and_(Notification.department_id.is_(None), Notification.role == actor.role),
-    ]
-    if actor.department_id is not None:
-        clauses.append(
-            and_(
-                Notification.department_id == actor.department_id,
-                or_(Notification.role.is_(None), Notification.role == actor.role),
-            )
-        )
-    return or_(*clauses)
-
-
 @router.get("/notifications")
 def list_notifications(
     actor: CurrentActor,
@@ -40,13 +24,12 @@ def list_notifications(
     unread: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[dict[str, Any]]:
-    """The caller's notices, newest first (department notices are shared by the department)."""
+    """The caller's notices, newest first; `read_at` is when the caller read each (each
+    person of a department reads a department's notice for themselves)."""
     with runtime.db.read_session() as session:
-        stmt = select(Notification, Ticket.number).join(Ticket, Ticket.id == Notification.ticket_id, isouter=True)
-        stmt = stmt.where(addressed_to(actor))
-        if unread:
-            stmt = stmt.where(Notification.read_at.is_(None))
-        rows = session.exec(stmt.order_by(Notification.id.desc()).limit(limit)).all()
+        watermark = notices.read_before(session, actor)
+        rows = notices.newest(session, actor, limit, *([notices.unread(actor, watermark)] if unread else []))
+        read = notices.read_times(session, actor, [n for n, _ in rows], watermark)
         return [
             {
                 "id": n.id,
@@ -56,21 +39,30 @@ def list_notifications(
                 "title": n.title,
                 "body": n.body,
                 "created_at": local_iso(n.created_at),
-                "read_at": local_iso(n.read_at),
+                "read_at": local_iso(read[n.id]),
             }
             for n, number in rows
         ]
 
 
+@router.post("/notifications/read")
+def mark_all_read(actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+    """Everything addressed to the caller so far counts as read."""
+    now = runtime.now()
+    with runtime.db.session() as session:
+        notices.mark_all_read(session, actor, now)
+    return {"read_before": local_iso(now)}
+
+
 @router.post("/notifications/{notification_id}/read")
 def mark_read(notification_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
-        n = session.exec(select(Notification).where(Notification.id == notification_id, addressed_to(actor))).first()
+        n = session.exec(
+            select(Notification).where(Notification.id == notification_id, notices.addressed_to(actor))
+        ).first()
         if n is None:
             raise NotFound(f"notification {notification_id} not found, or not yours")
-        if n.read_at is None:
-            n.read_at = runtime.now()
-        return {"id": n.id, "read_at": local_iso(n.read_at)}
+        return {"id": n.id, "read_at": local_iso(notices.mark_read(session, actor, n, runtime.now()))}
 
 
 def _order_out(o: SupervisionOrder, number: str) -> dict[str, Any]:

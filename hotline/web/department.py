@@ -16,20 +16,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import and_, case, func, or_
-from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import BooleanClauseList, Grouping
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
-from hotline.api.supervision import addressed_to
 from hotline.errors import HotlineError, NotFound
 from hotline.models import Assignment, Notification, SupervisionOrder, Ticket
+from hotline.notices import newest
 from hotline.sla import LADDER_KINDS, level
 from hotline.tickets import Lookups, visible_clause
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.render import duration_text, render
 from hotline.web.views import page_message
-from hotline.workflow.engine import Actor, fire
+from hotline.workflow.engine import fire
 
 router = APIRouter(include_in_schema=False)
 
@@ -154,42 +152,6 @@ def _co_tabs(session: Session, department_id: int, now: datetime, states: tuple[
     return tabs
 
 
-def _branches(clause) -> list[Any]:
-    """A condition as OR-free conjunctions (its disjunctive normal form)."""
-    if isinstance(clause, Grouping):
-        return _branches(clause.element)
-    if isinstance(clause, BooleanClauseList) and clause.operator is operators.or_:
-        return [branch for part in clause.clauses for branch in _branches(part)]
-    if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
-        combos: list[list[Any]] = [[]]
-        for part in clause.clauses:
-            combos = [combo + [branch] for combo in combos for branch in _branches(part)]
-        return [and_(*combo) for combo in combos]
-    return [clause]
-
-
-def recent_notices(session: Session, actor: Actor, kinds: tuple[str, ...], limit: int, since: datetime) -> list[Any]:
-    """The newest notices of these kinds addressed to the actor since `since`, with ticket numbers.
-
-    `addressed_to` is an OR of who a notice is for. PostgreSQL answers it, newest
-    first, by walking the created_at index back to `since`. SQLite would read every
-    notice of the department and sort them; asked branch by branch instead, each branch
-    is an equality on (user_id) or (department_id, role) whose index SQLite keeps in
-    id order, so each reads only its newest rows.
-    """
-    base = select(Notification, Ticket.number).join(Ticket, Ticket.id == Notification.ticket_id, isouter=True)
-    wanted = (Notification.kind.in_(kinds), Notification.created_at >= since)
-    if session.get_bind().dialect.name != "sqlite":
-        newest = (Notification.created_at.desc(), Notification.id.desc())
-        return list(session.exec(base.where(addressed_to(actor), *wanted).order_by(*newest).limit(limit)).all())
-    found: dict[int, Any] = {}
-    for branch in _branches(addressed_to(actor)):
-        rows = session.exec(base.where(branch, *wanted).order_by(Notification.id.desc()).limit(limit)).all()
-        found.update((n.id, (n, number)) for n, number in rows)
-    rows = sorted(found.values(), key=lambda row: (row[0].created_at, row[0].id), reverse=True)
-    return rows[:limit]
-
-
 def _inbox_context(session: Session, runtime, user: PageUser, tab: str, page: int, now: datetime) -> dict[str, Any]:
     department_id = user.actor.department_id
     states = open_states(runtime)
@@ -235,7 +197,9 @@ def _inbox_context(session: Session, runtime, user: PageUser, tab: str, page: in
                 "due": deadline_view(t, now),
             }
         )
-    notices = recent_notices(session, user.actor, NOTICE_KINDS, 6, since=now - NOTICE_WINDOW)
+    recent = newest(
+        session, user.actor, 6, Notification.kind.in_(NOTICE_KINDS), Notification.created_at >= now - NOTICE_WINDOW
+    )
     open_orders = None
     if user.role == "leader":
         open_orders = session.exec(
@@ -252,7 +216,7 @@ def _inbox_context(session: Session, runtime, user: PageUser, tab: str, page: in
         "page": page,
         "pages": pages,
         "total": total,
-        "notices": notices,
+        "notices": recent,
         "notice_labels": NOTICE_LABELS,
         "open_orders": open_orders,
         "now": now,

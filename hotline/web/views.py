@@ -7,10 +7,10 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import select
 
+from hotline import notices
 from hotline.api.deps import RuntimeDep
-from hotline.api.supervision import addressed_to
-from hotline.errors import HotlineError
-from hotline.models import Notification, SupervisionOrder, Ticket
+from hotline.errors import HotlineError, NotFound
+from hotline.models import Notification, SupervisionOrder
 from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out
 from hotline.web.auth import (
     COOKIE,
@@ -139,9 +139,9 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
     events = available_events(session, runtime, ticket, user.actor, now=now)
     for ev in events:
         ev["inputs"] = event_inputs(session, ev, ticket, user.actor.department_id)
-    notices = session.exec(
+    ticket_notices = session.exec(
         select(Notification)
-        .where(Notification.ticket_id == ticket_id, addressed_to(user.actor))
+        .where(Notification.ticket_id == ticket_id, notices.addressed_to(user.actor))
         .order_by(Notification.id.desc())
     ).all()
     orders = session.exec(
@@ -153,7 +153,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "events": events,
         "diagram": workflow_svg(wf, ticket.state),
         "workflow": wf,
-        "notices": notices,
+        "notices": ticket_notices,
         "orders": orders,
         "now": now,
         "due_in": (ticket.due_at - now).total_seconds() if ticket.due_at else None,
@@ -208,14 +208,41 @@ async def ticket_event(request: Request, ticket_id: int, event: str, runtime: Ru
 @router.get("/notifications", response_class=HTMLResponse)
 def notifications(request: Request, runtime: RuntimeDep, user: UserDep) -> Response:
     with runtime.db.read_session() as session:
-        rows = session.exec(
-            select(Notification, Ticket.number)
-            .join(Ticket, Ticket.id == Notification.ticket_id, isouter=True)
-            .where(addressed_to(user.actor))
-            .order_by(Notification.id.desc())
-            .limit(100)
-        ).all()
-    return render(request, "notifications.html", {"rows": rows})
+        rows = notices.newest(session, user.actor, 100)
+        read = notices.read_times(session, user.actor, [n for n, _ in rows], notices.read_before(session, user.actor))
+    unread = sum(1 for n, _ in rows if read[n.id] is None)
+    return render(request, "notifications.html", {"rows": rows, "read": read, "unread": unread})
+
+
+@router.get("/notifications/badge", response_class=HTMLResponse)
+def notification_badge(request: Request, runtime: RuntimeDep, user: UserDep) -> Response:
+    """The unread count beside 通知 in the top bar (loaded after the page, so no page waits for it)."""
+    with runtime.db.read_session() as session:
+        watermark = notices.read_before(session, user.actor)
+        count = notices.unread_count(session, user.actor, watermark, runtime.now())
+    if not count:
+        return HTMLResponse('<span class="count-badge" hidden></span>')
+    text = f"{notices.UNREAD_CAP}+" if count > notices.UNREAD_CAP else str(count)
+    return HTMLResponse(f'<span class="count-badge" title="未读通知">{text}</span>')
+
+
+@router.post("/notifications/read")
+def notifications_all_read(runtime: RuntimeDep, user: FormUser) -> Response:
+    with runtime.db.session() as session:
+        notices.mark_all_read(session, user.actor, runtime.now())
+    return RedirectResponse("/notifications", status_code=303)
+
+
+@router.post("/notifications/{notification_id}/read")
+def notification_read(notification_id: int, runtime: RuntimeDep, user: FormUser) -> Response:
+    with runtime.db.session() as session:
+        n = session.exec(
+            select(Notification).where(Notification.id == notification_id, notices.addressed_to(user.actor))
+        ).first()
+        if n is None:
+            raise NotFound("通知不存在，或不是发给您的")
+        notices.mark_read(session, user.actor, n, runtime.now())
+    return RedirectResponse("/notifications", status_code=303)
 
 
 GENERIC = {

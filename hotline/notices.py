@@ -1,0 +1,129 @@
+"""In-app notices (通知): who a notice is for, and which of them each person has read.
+
+A notice goes to one user, to a role of a department (its handlers, its leader), or to a
+role of the centre. Each person reads for themselves: a read mark per user and notice,
+and a per-user watermark (`users.notices_read_before`) that "mark all as read" moves.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
+
+from hotline.models import Notification, NotificationRead, Ticket, User
+from hotline.workflow.engine import Actor
+
+# The unread count on every page looks this far back (the list shows older ones as unread too).
+UNREAD_WINDOW = timedelta(days=30)
+# Beyond this many the count reads "99+".
+UNREAD_CAP = 99
+
+
+def addressees(actor: Actor) -> list[Any]:
+    """Each way a notice can be addressed to the actor, as a condition without OR: an
+    equality on one of the notices' (user, created) and (department, role, created) indexes."""
+    branches = [
+        Notification.user_id == actor.id,
+        and_(Notification.department_id.is_(None), Notification.role == actor.role),
+    ]
+    if actor.department_id is not None:
+        branches += [
+            and_(Notification.department_id == actor.department_id, Notification.role.is_(None)),
+            and_(Notification.department_id == actor.department_id, Notification.role == actor.role),
+        ]
+    return branches
+
+
+def addressed_to(actor: Actor):
+    """Notices meant for the actor: to them, to their role in their department, or to their role."""
+    return or_(*addressees(actor))
+
+
+def newest(session: Session, actor: Actor, limit: int, *conditions: Any) -> list[tuple[Notification, str | None]]:
+    """The actor's newest notices that meet the conditions, with their tickets' numbers.
+
+    Asked way by way (`addressees`): each way is an index range kept in created_at order,
+    so each reads only its newest rows. A plain OR of the ways makes SQLite read and sort
+    every notice of the department (70 ms for a busy one at a million tickets).
+    """
+    base = select(Notification, Ticket.number).join(Ticket, Ticket.id == Notification.ticket_id, isouter=True)
+    order = (Notification.created_at.desc(), Notification.id.desc())
+    found: dict[int, tuple[Notification, str | None]] = {}
+    for branch in addressees(actor):
+        for notice, number in session.exec(base.where(branch, *conditions).order_by(*order).limit(limit)).all():
+            found[notice.id] = (notice, number)
+    return sorted(found.values(), key=lambda row: (row[0].created_at, row[0].id), reverse=True)[:limit]
+
+
+def _not_read(actor: Actor):
+    return ~exists().where(NotificationRead.user_id == actor.id, NotificationRead.notification_id == Notification.id)
+
+
+def read_before(session: Session, actor: Actor) -> datetime | None:
+    """The actor's watermark: notices made before it count as read."""
+    return session.exec(select(User.notices_read_before).where(User.id == actor.id)).first()
+
+
+def unread(actor: Actor, watermark: datetime | None):
+    """The condition for a notice the actor has not read (with `addressed_to`)."""
+    condition = _not_read(actor)
+    return condition if watermark is None else and_(Notification.created_at >= watermark, condition)
+
+
+def read_times(session: Session, actor: Actor, notices: list[Notification], watermark: datetime | None) -> dict:
+    """When the actor read each of these notices (None: not yet), by notice id."""
+    marks = dict(
+        session.execute(
+            sa_select(NotificationRead.notification_id, NotificationRead.read_at).where(
+                NotificationRead.user_id == actor.id,
+                NotificationRead.notification_id.in_([n.id for n in notices]),
+            )
+        ).all()
+    )
+    return {
+        n.id: marks.get(n.id) or (watermark if watermark is not None and n.created_at < watermark else None)
+        for n in notices
+    }
+
+
+def unread_count(session: Session, actor: Actor, watermark: datetime | None, now: datetime) -> int:
+    """How many notices of the last UNREAD_WINDOW the actor has not read, up to UNREAD_CAP + 1.
+
+    Counted way by way (see `addressees`), each an index range from the later of the
+    watermark and the window's start, so a page pays for the unread notices alone.
+    """
+    since = now - UNREAD_WINDOW if watermark is None else max(watermark, now - UNREAD_WINDOW)
+    total = 0
+    for branch in addressees(actor):
+        found = (
+            sa_select(Notification.id)
+            .where(branch, Notification.created_at >= since, _not_read(actor))
+            .limit(UNREAD_CAP + 1)
+            .subquery()
+        )
+        total += session.execute(sa_select(func.count()).select_from(found)).scalar_one()
+    return min(total, UNREAD_CAP + 1)
+
+
+def mark_read(session: Session, actor: Actor, notification: Notification, now: datetime) -> datetime:
+    """The actor has read the notice (once: a second read keeps the first time); returns when."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(NotificationRead)
+        .values(user_id=actor.id, notification_id=notification.id, read_at=now)
+        .on_conflict_do_nothing(index_elements=["user_id", "notification_id"])
+    )
+    return session.exec(
+        select(NotificationRead.read_at).where(
+            NotificationRead.user_id == actor.id, NotificationRead.notification_id == notification.id
+        )
+    ).one()
+
+
+def mark_all_read(session: Session, actor: Actor, now: datetime) -> None:
+    """Everything addressed to the actor so far counts as read."""
+    session.execute(update(User).where(User.id == actor.id).values(notices_read_before=now))

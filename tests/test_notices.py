@@ -1,0 +1,121 @@
+"""Notices are read by each person: a department's notice stays unread for the colleague
+who has not read it; "mark all as read" moves one person's watermark."""
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from hotline.db import utcnow
+from hotline.directory import create_user, issue_token
+from hotline.main import create_app
+from hotline.models import Department, Notification, User
+from hotline.notices import UNREAD_CAP
+from tests.conftest import local
+from tests.helpers import PASSWORD, Api, make_dispatched
+
+
+def _second_handler(runtime, district, now) -> None:
+    with runtime.db.session() as s:
+        create_user(s, username="housing_h2", role="handler", department="housing", password=PASSWORD, now=now)
+        district.tokens["housing_h2"] = issue_token(s, "housing_h2", now=utcnow())
+
+
+def _notices(runtime, n: int, *, at, department_id=None, role="handler", user_id=None) -> None:
+    with runtime.db.session() as s:
+        s.add_all(
+            Notification(
+                department_id=department_id, role=role, user_id=user_id, kind="warn", title=f"通知{i}", created_at=at
+            )
+            for i in range(n)
+        )
+
+
+def test_each_handler_reads_a_department_notice_for_themselves(runtime, district, client, clock):
+    _second_handler(runtime, district, local(2026, 11, 1, 9))
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))
+    Api(client, district, "supervisor").fire(tid, "urge", message="请今天内签收")
+    first, second = Api(client, district, "housing_h"), Api(client, district, "housing_h2")
+
+    (note,) = first.get("/notifications", unread="true")
+    assert note["read_at"] is None and note["body"] == "请今天内签收"
+    clock.advance(minutes=5)
+    done = first.post(f"/notifications/{note['id']}/read", {})
+    assert done["read_at"] == "2026-11-02T09:05:00+08:00"
+    clock.advance(minutes=5)
+    assert first.post(f"/notifications/{note['id']}/read", {})["read_at"] == done["read_at"]  # the first read stays
+
+    assert first.get("/notifications", unread="true") == []
+    assert first.get("/notifications")[0]["read_at"] == done["read_at"]
+    assert [n["id"] for n in second.get("/notifications", unread="true")] == [note["id"]]  # still unread for them
+    Api(client, district, "urban_h").post(f"/notifications/{note['id']}/read", {}, expect=404)  # not theirs
+
+
+def test_mark_all_read_moves_the_watermark_and_later_notices_are_unread(runtime, district, client, clock):
+    housing_id = _department_id(runtime, "housing")
+    _notices(runtime, 3, at=local(2026, 11, 1, 10), department_id=housing_id)
+    handler = Api(client, district, "housing_h")
+    assert len(handler.get("/notifications", unread="true")) == 3
+    assert handler.post("/notifications/read", {})["read_before"] == "2026-11-02T09:00:00+08:00"
+    assert handler.get("/notifications", unread="true") == []
+    assert {n["read_at"] for n in handler.get("/notifications")} == {"2026-11-02T09:00:00+08:00"}
+    _notices(runtime, 1, at=local(2026, 11, 2, 10), department_id=housing_id)
+    assert [n["title"] for n in handler.get("/notifications", unread="true")] == ["通知0"]
+    assert len(Api(client, district, "housing_l").get("/notifications", unread="true")) == 0  # handlers' notices
+
+
+def test_a_new_colleague_does_not_inherit_the_departments_old_notices_as_unread(runtime, district, client):
+    _notices(runtime, 5, at=local(2026, 11, 1, 10), department_id=_department_id(runtime, "housing"))
+    _second_handler(runtime, district, local(2026, 11, 2, 8))
+    newcomer = Api(client, district, "housing_h2")
+    assert len(newcomer.get("/notifications")) == 5
+    assert newcomer.get("/notifications", unread="true") == []
+
+
+def test_the_top_bar_counts_unread_notices_and_the_page_marks_them_read(runtime, district, settings):
+    housing_id = _department_id(runtime, "housing")
+    _notices(runtime, 4, at=local(2026, 9, 1, 8), department_id=housing_id)  # older than the badge's 30 days
+    _notices(runtime, 2, at=local(2026, 11, 2, 8), department_id=housing_id)
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        r = client.post("/login", data={"username": "housing_h", "password": PASSWORD}, follow_redirects=False)
+        assert r.status_code == 303
+        page = client.get("/notifications").text
+        assert 'hx-get="/notifications/badge"' in page and "6 条未读" in page
+        assert client.get("/notifications/badge").text == '<span class="count-badge" title="未读通知">2</span>'
+        first = re.search(r'action="/notifications/(\d+)/read"', page).group(1)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        r = client.post(f"/notifications/{first}/read", data={"csrf_token": token}, follow_redirects=False)
+        assert r.status_code == 303
+        assert client.get("/notifications/badge").text.endswith(">1</span>")
+        assert client.post("/notifications/read", data={}, follow_redirects=False).status_code == 403  # no CSRF
+        r = client.post("/notifications/read", data={"csrf_token": token}, follow_redirects=False)
+        assert r.status_code == 303
+        assert "hidden" in client.get("/notifications/badge").text
+        page = client.get("/notifications").text
+        assert "条未读" not in page and page.count("已读</span>") == 6
+
+
+def test_the_count_stops_at_99_plus(runtime, district, settings, clock):
+    _notices(runtime, UNREAD_CAP + 30, at=local(2026, 11, 2, 8), user_id=district.user_ids["supervisor"])
+    _notices(runtime, 10, at=local(2026, 11, 2, 8), role="supervisor")
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        client.post("/login", data={"username": "supervisor", "password": PASSWORD}, follow_redirects=False)
+        assert ">99+</span>" in client.get("/notifications/badge").text
+        clock.advance(days=31)
+        assert "hidden" in client.get("/notifications/badge").text
+        clock.advance(days=-31)
+        unread = Api(client, district, "supervisor").get("/notifications", unread="true", limit=200)
+    assert len(unread) == UNREAD_CAP + 40
+
+
+def _department_id(runtime, code: str) -> int:
+    with runtime.db.read_session() as s:
+        return s.exec(select(Department.id).where(Department.code == code)).one()
+
+
+def test_notices_older_than_a_watermark_read_as_read_at_the_watermark(runtime, district, client):
+    _notices(runtime, 1, at=local(2026, 10, 1, 8), user_id=district.user_ids["agent"])
+    with runtime.db.session() as s:
+        s.get(User, district.user_ids["agent"]).notices_read_before = local(2026, 10, 2, 8)
+    (note,) = Api(client, district, "agent").get("/notifications")
+    assert note["read_at"] == "2026-10-02T08:00:00+08:00"
