@@ -46,9 +46,17 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_notifications_user_created", ["user_id", "created_at"], unique=False)
         batch_op.drop_column("read_at")
+    if op.get_bind().dialect.name == "postgresql":
+        # Which (department, role) pairs occur together: without it PostgreSQL multiplies the
+        # two columns' odds, expects rows for a pair that has none (role-wide notices to
+        # handlers), and walks the created_at index instead of the addressee index (10 ms
+        # instead of 0.1 ms per way at a million tickets).
+        op.execute("CREATE STATISTICS st_notifications_addressee (mcv) ON department_id, role FROM notifications")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP STATISTICS IF EXISTS st_notifications_addressee")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.add_column(sa.Column("read_at", hotline.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.drop_index("ix_notifications_user_created")
