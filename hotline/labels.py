@@ -34,3 +34,15 @@ CLOSE_REASON_LABELS = {
     "cancelled": "已撤销",
     "merged": "已并单",
 }
+NOTICE_LABELS = {
+    "warn": "预警",
+    "urge": "催办",
+    "supervise": "督办",
+    "report": "通报",
+    "return": "退单",
+    "rectification": "差评整改",
+    "rating_review": "评价复核",
+    "appeal": "申诉",
+    "surge": "聚集预警",
+    "calendar": "节假日",
+}

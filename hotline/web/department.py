@@ -35,7 +35,6 @@ PAGE_SIZE = 20
 NOTICE_KINDS = ("warn", "urge", "supervise", "report")
 # The inbox shows the reminders of the last week; older ones are on /notifications.
 NOTICE_WINDOW = timedelta(days=7)
-NOTICE_LABELS = {"warn": "预警", "urge": "催办", "supervise": "督办", "report": "通报"}
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,6 @@ def _inbox_context(session: Session, runtime, user: PageUser, tab: str, page: in
         "pages": pages,
         "total": total,
         "notices": recent,
-        "notice_labels": NOTICE_LABELS,
         "open_orders": open_orders,
         "now": now,
     }

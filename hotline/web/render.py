@@ -13,6 +13,7 @@ from hotline.config import get_settings
 from hotline.labels import (  # noqa: F401  (the templates' labels, re-exported)
     CHANNEL_LABELS,
     CLOSE_REASON_LABELS,
+    NOTICE_LABELS,
     RATING_LABELS,
     ROLE_LABELS,
     TYPE_LABELS,
@@ -105,6 +106,7 @@ def templates() -> Jinja2Templates:
         CHANNEL_LABELS=CHANNEL_LABELS,
         RATING_LABELS=RATING_LABELS,
         CLOSE_REASON_LABELS=CLOSE_REASON_LABELS,
+        NOTICE_LABELS=NOTICE_LABELS,
         NAV=NAV,
     )
     return t
