@@ -1,6 +1,7 @@
 """create_app(): routers, error handlers, the body-size limit, the lifespan."""
 
 import logging
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -76,6 +77,20 @@ class BodySizeLimit:
         await response({"type": "http"}, None, send)  # type: ignore[arg-type]
 
 
+class _RedactKeys(logging.Filter):
+    """Access-log lines without the API keys some Open311 clients put in the address."""
+
+    pattern = re.compile(r"(api_key=)[^&\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "api_key=" in a for a in record.args):
+            record.args = tuple(self.pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_REDACT_KEYS = _RedactKeys()
+
+
 def _field_of(loc: tuple) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "body"
@@ -114,16 +129,17 @@ def _page_error(request: Request, status_code: int, message: str) -> Response:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HotlineError)
     async def hotline_error(request: Request, exc: HotlineError) -> Response:
+        retry = {"Retry-After": str(exc.extra.get("retry_after", 1))} if exc.status_code == 429 else None
         if _is_open311(request):
-            return open311.error_response(request.url.path, exc.status_code, exc.message)
+            return open311.error_response(request.url.path, exc.status_code, exc.message, retry)
         if not _is_api(request):
             from hotline.web.views import page_message
 
             return _page_error(request, exc.status_code, page_message(exc) if exc.status_code != 401 else "")
         body = {"detail": exc.message, **{k: v for k, v in exc.extra.items() if v is not None}}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        if exc.status_code == 429:
-            headers = {"Retry-After": str(exc.extra.get("retry_after", 1))}
+        if retry:
+            headers = retry
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -196,6 +212,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         redoc_url=None,
     )
     app.state.runtime = runtime
+    logging.getLogger("uvicorn.access").addFilter(_REDACT_KEYS)
     app.include_router(admin.router, prefix="/api/v1")
     app.include_router(tickets.router, prefix="/api/v1")
     app.include_router(supervision.router, prefix="/api/v1")

@@ -109,14 +109,17 @@ def unread_count(session: Session, actor: Actor, watermark: datetime | None, now
     return min(total, UNREAD_CAP + 1)
 
 
-def mark_read(session: Session, actor: Actor, notification: Notification, now: datetime) -> datetime:
-    """The actor has read the notice (once: a second read keeps the first time); returns when."""
+def _insert_reads(session: Session, actor: Actor, ids: list[int], now: datetime) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
-        insert(NotificationRead)
-        .values(user_id=actor.id, notification_id=notification.id, read_at=now)
-        .on_conflict_do_nothing(index_elements=["user_id", "notification_id"])
+        insert(NotificationRead).on_conflict_do_nothing(index_elements=["user_id", "notification_id"]),
+        [{"user_id": actor.id, "notification_id": i, "read_at": now} for i in ids],
     )
+
+
+def mark_read(session: Session, actor: Actor, notification: Notification, now: datetime) -> datetime:
+    """The actor has read the notice (once: a second read keeps the first time); returns when."""
+    _insert_reads(session, actor, [notification.id], now)
     return session.exec(
         select(NotificationRead.read_at).where(
             NotificationRead.user_id == actor.id, NotificationRead.notification_id == notification.id
@@ -124,6 +127,22 @@ def mark_read(session: Session, actor: Actor, notification: Notification, now: d
     ).one()
 
 
-def mark_all_read(session: Session, actor: Actor, now: datetime) -> None:
-    """Everything addressed to the actor so far counts as read."""
-    session.execute(update(User).where(User.id == actor.id).values(notices_read_before=now))
+def mark_all_read(
+    session: Session, actor: Actor, now: datetime, *, shown: list[int] | None = None, oldest: datetime | None = None
+) -> None:
+    """Everything addressed to the actor so far counts as read. From a page, `shown` are the
+    unread notices it showed and `oldest` the time of its oldest row: those notices, and all
+    older than the page, count as read; one that came in after the page was drawn does not."""
+    cutoff = now
+    if shown is not None:
+        ids = list(session.exec(select(Notification.id).where(Notification.id.in_(shown), addressed_to(actor))))
+        if ids:
+            _insert_reads(session, actor, ids, now)
+        cutoff = min(oldest, now) if oldest is not None else None
+    if cutoff is not None:
+        # The watermark only moves forward.
+        session.execute(
+            update(User)
+            .where(User.id == actor.id, or_(User.notices_read_before.is_(None), User.notices_read_before < cutoff))
+            .values(notices_read_before=cutoff)
+        )

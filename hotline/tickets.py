@@ -362,9 +362,11 @@ def assignments_of(session: Session, ticket_id: int) -> list[Assignment]:
     return list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket_id).order_by(Assignment.id)).all())
 
 
-def history_out(session: Session, ticket_id: int) -> list[dict[str, Any]]:
-    """The ticket's history, oldest first."""
+def history_out(session: Session, ticket_id: int, actor: Actor) -> list[dict[str, Any]]:
+    """The ticket's history, oldest first. A caller's contact details kept in it (`contact`:
+    an e-mail address, a device or account id) are the centre's: departments do not see them."""
     rows = session.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).all()
+    hide_contact = actor.role in DEPARTMENT_ROLES
     return [
         {
             "id": r.id,
@@ -374,7 +376,9 @@ def history_out(session: Session, ticket_id: int) -> list[dict[str, Any]]:
             "from": r.from_state,
             "to": r.to_state,
             "at": local_iso(r.at),
-            "details": r.details,
+            "details": {k: v for k, v in r.details.items() if k != "contact"}
+            if hide_contact and r.details and "contact" in r.details
+            else r.details,
         }
         for r in rows
     ]

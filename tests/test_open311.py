@@ -91,7 +91,7 @@ def test_service_definition_offers_type_and_the_district_places(client, district
         "report",
     ]
     assert [v["key"] for v in attributes["street"]["values"]] == ["东城街道", "西城街道"]
-    assert {"key": "光明社区", "name": "西城街道 光明社区"} in attributes["community"]["values"]
+    assert {"key": "西城街道/光明社区", "name": "西城街道 光明社区"} in attributes["community"]["values"]
     root = ElementTree.fromstring(client.get(f"{BASE}/services/0101.xml").content)
     assert root.tag == "service_definition"
     street = next(a for a in root.find("attributes") if a.findtext("code") == "street")
@@ -137,15 +137,20 @@ def test_submitted_request_is_a_registered_ticket_with_the_callers_data(server, 
     assert (ticket["street"], ticket["community"]) == ("东城街道", "新华社区")
     assert (ticket["lat"], ticket["lng"], ticket["title"]) == (31.2304, 121.4737, "小区电梯坏了一周没人修")
     (created,) = api.get(f"/tickets/{ticket['id']}/history").json()
-    assert created["details"]["open311"] == {"account_id": "acct-7", "media_url": "https://example.org/photo.jpg"}
+    assert created["details"]["open311"] == {"media_url": "https://example.org/photo.jpg"}
+    assert created["details"]["contact"] == {"account_id": "acct-7"}
+    api.post(f"/tickets/{ticket['id']}/transitions", json={"event": "dispatch"}).raise_for_status()
+    housing = httpx.Client(base_url=f"{server}/api/v1", headers=district.headers("housing_h"))
+    created = housing.get(f"/tickets/{ticket['id']}/history").json()[0]
+    assert "contact" not in created["details"] and created["details"]["open311"]  # the caller's contacts: not theirs
 
     r = httpx.get(f"{server}{BASE}/requests/{number}.json", params={"api_key": district.tokens["agent"]})
     (request,) = r.json()
-    assert request["status"] == "open" and request["status_notes"] == "已受理"
+    assert request["status"] == "open" and request["status_notes"] == "待签收"
     assert (request["service_code"], request["service_name"]) == ("0101", "物业管理")
     assert request["media_url"] == "https://example.org/photo.jpg"
     assert request["address"] == "东城街道 新华社区" and request["long"] == 121.4737
-    assert request["requested_datetime"] == "2026-11-02T09:00:00+08:00" and request["agency_responsible"] is None
+    assert request["requested_datetime"] == "2026-11-02T09:00:00+08:00" and request["agency_responsible"] == "区住建局"
 
     r = httpx.get(f"{server}{BASE}/tokens/{token}.xml", headers=district.headers("agent"))
     root = ElementTree.fromstring(r.content)
@@ -153,7 +158,9 @@ def test_submitted_request_is_a_registered_ticket_with_the_callers_data(server, 
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_bad_submissions_say_which_parameter(client, district, places, fmt):
+def test_bad_submissions_say_which_parameter(client, district, places, runtime, fmt):
+    with runtime.db.session() as s:
+        create_place(s, street="西城街道", community="和平社区")  # a name two streets share
     cases = [
         ({"service_code": None}, "service_code: required"),
         ({"service_code": "9999"}, "service_code: '9999' not found"),
@@ -165,8 +172,13 @@ def test_bad_submissions_say_which_parameter(client, district, places, fmt):
         ({"attribute[type]": "gossip"}, "attribute[type]: 'gossip' is not one of"),
         ({"attribute[street]": "南城街道"}, "attribute[street]: '南城街道' is not a street of the district"),
         (
-            {"attribute[street]": "西城街道", "attribute[community]": "和平社区"},
-            "attribute[community]: '和平社区' is not a community of '西城街道'",
+            {"attribute[street]": "西城街道", "attribute[community]": "新华社区"},
+            "attribute[community]: '新华社区' is not a community of '西城街道'",
+        ),
+        ({"attribute[community]": "和平社区"}, "attribute[community]: '和平社区' is in 东城街道, 西城街道: give"),
+        (
+            {"attribute[street]": "西城街道", "attribute[community]": "东城街道/新华社区"},
+            "attribute[community]: '新华社区' is in '东城街道', not in '西城街道'",
         ),
         ({"description": "长" * 4001}, "description: at most 4000 characters"),
     ]
@@ -234,6 +246,9 @@ def test_requests_follow_dispatch_and_close_and_each_role_sees_its_own(client, d
         first,
     ]
     assert numbers(start_date="2026-11-02T02:00:00Z") == []
+    # "+08:00" sent unencoded: its "+" arrives as a space
+    r = client.get(f"{BASE}/requests.json?api_key={key['api_key']}&start_date=2026-11-02T10:00:00+08:00")
+    assert r.status_code == 200 and r.json() == []
     r = client.get(f"{BASE}/requests.json", params={**key, "start_date": "2026-11-02"})
     assert r.status_code == 400 and "give the time zone" in errors_of(r)[0]["description"]
     r = client.get(f"{BASE}/requests.json", params={**key, "status": "pending"})
@@ -275,3 +290,27 @@ def test_agent_finds_a_submitted_request_under_awaiting_dispatch_and_dispatches_
     assert "待签收" in page.inner_text("main")
     (request,) = httpx.get(f"{server}{BASE}/requests/{number}.json", headers=district.headers("housing_h")).json()
     assert (request["agency_responsible"], request["status_notes"]) == ("区住建局", "待签收")
+
+
+def test_a_control_character_in_a_ticket_does_not_break_the_xml(client, district):
+    number = submit(client, district, description="电梯坏了\x0b请修\x01").json()[0]["service_request_id"]
+    r = client.get(f"{BASE}/requests/{number}.xml", params={"api_key": district.tokens["agent"]})
+    root = ElementTree.fromstring(r.content)
+    assert root.find("request/description").text == "电梯坏了请修"
+    assert (
+        client.get(f"{BASE}/requests/{number}.json", headers=district.headers("agent")).json()[0]["description"]
+        == "电梯坏了\x0b请修\x01"
+    )  # kept as given; only XML, which cannot carry them, leaves them out
+
+
+def test_access_log_lines_leave_the_api_key_out():
+    import logging
+
+    from hotline.main import _REDACT_KEYS
+
+    path = "/open311/v2/requests.json?api_key=hl_secret&status=open"
+    args = ("127.0.0.1:5000", "GET", path, "1.1", 200)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', args, None)
+    assert _REDACT_KEYS.filter(record)
+    redacted = "/open311/v2/requests.json?api_key=***&status=open"
+    assert record.getMessage() == f'127.0.0.1:5000 - "GET {redacted} HTTP/1.1" 200'

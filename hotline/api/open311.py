@@ -15,6 +15,7 @@ centre to dispatch it.
 """
 
 import json
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -76,6 +77,11 @@ def _bad(description: str) -> Open311Error:
 # ---------------------------------------------------------------- rendering
 
 
+# Characters XML 1.0 does not allow (control characters, lone surrogates, U+FFFE/U+FFFF):
+# one pasted into a ticket would make every XML answer that includes it unreadable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _xml_element(name: str, value: Any) -> ElementTree.Element:
     element = ElementTree.Element(name)
     if isinstance(value, Mapping):
@@ -87,7 +93,7 @@ def _xml_element(name: str, value: Any) -> ElementTree.Element:
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     elif value is not None:
-        element.text = str(value)
+        element.text = _NOT_XML.sub("", str(value))
     return element
 
 
@@ -100,14 +106,16 @@ def render(fmt: str, root: str, value: Any, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type=MEDIA_TYPES[fmt])
 
 
-def error_response(path: str, status_code: int, description: str) -> Response:
+def error_response(path: str, status_code: int, description: str, headers: dict[str, str] | None = None) -> Response:
     """An error in the standard's form, in the format the address asked for."""
     fmt = "xml" if path.endswith(".xml") else "json"
     if status_code == 401:
         status_code = 403  # GeoReport v2: a missing or invalid api_key is a 403
     elif status_code == 422:
         status_code = 400
-    return render(fmt, "errors", [{"code": status_code, "description": description}], status_code)
+    response = render(fmt, "errors", [{"code": status_code, "description": description}], status_code)
+    response.headers.update(headers or {})
+    return response
 
 
 # ---------------------------------------------------------------- the caller
@@ -192,10 +200,10 @@ def _attributes(session: Session) -> list[dict[str, Any]]:
                 "code": "community",
                 "datatype": "singlevaluelist",
                 "required": False,
-                "datatype_description": "诉求所在的社区（村），须属于所填街道",
+                "datatype_description": "诉求所在的社区（村）：街道/社区",
                 "order": 3,
                 "description": "社区",
-                "values": [{"key": c, "name": f"{s} {c}"} for s, cs in streets.items() for c in cs],
+                "values": [{"key": f"{s}/{c}", "name": f"{s} {c}"} for s, cs in streets.items() for c in cs],
             }
         )
     return attributes
@@ -296,10 +304,17 @@ def _ticket_data(session: Session, form: Mapping[str, Any], token: str) -> tuple
         if street and street not in known:
             raise _bad(f"attribute[street]: {street!r} is not a street of the district")
         if community:
+            if "/" in community:  # the service definition's key: street/community
+                given_street, _, community = community.partition("/")
+                if street and street != given_street:
+                    raise _bad(f"attribute[community]: {community!r} is in {given_street!r}, not in {street!r}")
+                street = given_street
             owners = [s for s, cs in known.items() if community in cs and (street is None or s == street)]
             if not owners:
                 where = f"of {street!r}" if street else "of the district"
                 raise _bad(f"attribute[community]: {community!r} is not a community {where}")
+            if len(owners) > 1:
+                raise _bad(f"attribute[community]: {community!r} is in {', '.join(owners)}: give attribute[street] too")
             street = owners[0]
     if lat is None and not address and not address_id and not street:
         raise _bad("a location is required: lat and long, address_string, address_id or attribute[street]")
@@ -323,12 +338,15 @@ def _ticket_data(session: Session, form: Mapping[str, Any], token: str) -> tuple
         "lng": lng,
         "external_id": TOKEN_PREFIX + token,
     }
-    extra = {
-        key: value
-        for key in ("email", "device_id", "account_id", "media_url", "address_id")
-        if (value := _text(form, key, 500 if key == "media_url" else 100)) is not None
+    return data, {
+        # The caller's contacts, the centre's only (the history hides `contact` from departments).
+        "contact": _present(form, ("email", "device_id", "account_id"), 100),
+        "open311": _present(form, ("media_url", "address_id"), 500),
     }
-    return data, extra
+
+
+def _present(form: Mapping[str, Any], keys: tuple[str, ...], limit: int) -> dict[str, str]:
+    return {key: value for key in keys if (value := _text(form, key, limit)) is not None}
 
 
 @router.post("/v2/requests.{fmt}", status_code=201, summary="Open311: submit a service request")
@@ -343,13 +361,13 @@ async def submit_request(fmt: Format, request: Request, runtime: RuntimeDep) -> 
 
     def create() -> dict[str, Any]:
         with runtime.db.session() as session:
-            data, extra = _ticket_data(session, form, token)
-            ticket, _ = create_ticket(session, runtime, actor, data, now=runtime.now(), details={"open311": extra})
+            data, details = _ticket_data(session, form, token)
+            ticket, _ = create_ticket(session, runtime, actor, data, now=runtime.now(), details=details)
             return {
                 "service_request_id": ticket.number,
                 "token": token,
                 "service_notice": f"您的诉求已受理，工单编号 {ticket.number}，我们将按时限办理并回复。",
-                "account_id": extra.get("account_id"),
+                "account_id": details["contact"].get("account_id"),
             }
 
     return render(fmt, "service_requests", [await run_in_threadpool(create)], status_code=201)
@@ -425,8 +443,10 @@ def _requests_out(session: Session, runtime, tickets: list[Ticket]) -> list[dict
 def _parse_time(name: str, raw: str | None) -> datetime | None:
     if raw is None or not raw.strip():
         return None
+    # An offset sent unencoded ("+08:00") arrives with its "+" decoded as a space.
+    text = re.sub(r" (\d{2}:?\d{2})$", r"+\1", raw.strip()).replace("Z", "+00:00")
     try:
-        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
     except ValueError:
         raise _bad(f"{name}: not an ISO 8601 date and time: {raw!r}") from None
     if value.tzinfo is None:

@@ -132,4 +132,4 @@ def fire_transition(ticket_id: int, body: TransitionIn, actor: CurrentActor, run
 def history(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> list[dict[str, Any]]:
     with runtime.db.read_session() as session:
         get_visible(session, actor, ticket_id)
-        return history_out(session, ticket_id)
+        return history_out(session, ticket_id, actor)

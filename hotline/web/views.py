@@ -1,5 +1,6 @@
 """Pages every role shares: sign-in, the home redirect, ticket search, one ticket, notices."""
 
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -9,6 +10,7 @@ from sqlmodel import select
 
 from hotline import notices
 from hotline.api.deps import RuntimeDep
+from hotline.calendar import LOCAL_TZ
 from hotline.errors import HotlineError, NotFound
 from hotline.models import Notification, SupervisionOrder
 from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out
@@ -149,7 +151,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
     ).all()
     return {
         "t": data,
-        "history": history_out(session, ticket_id),
+        "history": history_out(session, ticket_id, user.actor),
         "events": events,
         "diagram": workflow_svg(wf, ticket.state),
         "workflow": wf,
@@ -210,8 +212,13 @@ def notifications(request: Request, runtime: RuntimeDep, user: UserDep) -> Respo
     with runtime.db.read_session() as session:
         rows = notices.newest(session, user.actor, 100)
         read = notices.read_times(session, user.actor, [n for n, _ in rows], notices.read_before(session, user.actor))
-    unread = sum(1 for n, _ in rows if read[n.id] is None)
-    return render(request, "notifications.html", {"rows": rows, "read": read, "unread": unread})
+    unread = [n.id for n, _ in rows if read[n.id] is None]
+    oldest = rows[-1][0].created_at.astimezone(LOCAL_TZ).isoformat() if rows else ""
+    return render(
+        request,
+        "notifications.html",
+        {"rows": rows, "read": read, "unread": len(unread), "shown": ",".join(map(str, unread)), "oldest": oldest},
+    )
 
 
 @router.get("/notifications/badge", response_class=HTMLResponse)
@@ -227,9 +234,18 @@ def notification_badge(request: Request, runtime: RuntimeDep, user: UserDep) -> 
 
 
 @router.post("/notifications/read")
-def notifications_all_read(runtime: RuntimeDep, user: FormUser) -> Response:
+def notifications_all_read(
+    runtime: RuntimeDep,
+    user: FormUser,
+    shown: Annotated[str, Form(max_length=2000)] = "",
+    oldest: Annotated[datetime | None, Form()] = None,
+) -> Response:
+    """全部标为已读 as the page showed it: a notice that came in since stays unread."""
+    ids = [int(part) for part in shown.split(",") if part.strip().isdigit()]
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=LOCAL_TZ)
     with runtime.db.session() as session:
-        notices.mark_all_read(session, user.actor, runtime.now())
+        notices.mark_all_read(session, user.actor, runtime.now(), shown=ids, oldest=oldest)
     return RedirectResponse("/notifications", status_code=303)
 
 
