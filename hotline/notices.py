@@ -98,13 +98,11 @@ def unread_count(session: Session, actor: Actor, watermark: datetime | None, now
     """
     since = now - UNREAD_WINDOW if watermark is None else max(watermark, now - UNREAD_WINDOW)
     total = 0
-    for branch in addressees(actor):
-        found = (
-            sa_select(Notification.id)
-            .where(branch, Notification.created_at >= since, _not_read(actor))
-            .limit(UNREAD_CAP + 1)
-            .subquery()
-        )
+    for i, branch in enumerate(addressees(actor)):
+        conditions = [branch, Notification.created_at >= since, _not_read(actor)]
+        if i:  # a notice to the actor by name and also to their role: counted once, by name
+            conditions.append(Notification.user_id.is_distinct_from(actor.id))
+        found = sa_select(Notification.id).where(*conditions).limit(UNREAD_CAP + 1).subquery()
         total += session.execute(sa_select(func.count()).select_from(found)).scalar_one()
     return min(total, UNREAD_CAP + 1)
 
@@ -128,17 +126,33 @@ def mark_read(session: Session, actor: Actor, notification: Notification, now: d
 
 
 def mark_all_read(
-    session: Session, actor: Actor, now: datetime, *, shown: list[int] | None = None, oldest: datetime | None = None
+    session: Session,
+    actor: Actor,
+    now: datetime,
+    *,
+    shown: list[int] | None = None,
+    oldest: tuple[datetime, int] | None = None,
 ) -> None:
     """Everything addressed to the actor so far counts as read. From a page, `shown` are the
-    unread notices it showed and `oldest` the time of its oldest row: those notices, and all
-    older than the page, count as read; one that came in after the page was drawn does not."""
+    unread notices it showed and `oldest` the (time, id) of its last row: those notices, and
+    all that come after the page in its order (newest first), count as read; one that came in
+    after the page was drawn does not."""
     cutoff = now
     if shown is not None:
         ids = list(session.exec(select(Notification.id).where(Notification.id.in_(shown), addressed_to(actor))))
+        cutoff = None
+        if oldest is not None:
+            at, last_id = oldest
+            cutoff = min(at, now)
+            # Notices made at the same instant as the last row but past the page's end (a
+            # sweep stamps all its notices with one time): older in the page's order.
+            ids += session.exec(
+                select(Notification.id).where(
+                    addressed_to(actor), Notification.created_at == at, Notification.id < last_id
+                )
+            ).all()
         if ids:
-            _insert_reads(session, actor, ids, now)
-        cutoff = min(oldest, now) if oldest is not None else None
+            _insert_reads(session, actor, sorted(set(ids)), now)
     if cutoff is not None:
         # The watermark only moves forward.
         session.execute(

@@ -89,7 +89,7 @@ def test_the_top_bar_counts_unread_notices_and_the_page_marks_them_read(runtime,
         assert client.get("/notifications/badge").text.endswith(">1</span>")
         assert client.post("/notifications/read", data={}, follow_redirects=False).status_code == 403  # no CSRF
         page = client.get("/notifications").text
-        form = dict(re.findall(r'name="(shown|oldest)" value="([^"]*)"', page))
+        form = dict(re.findall(r'name="(shown|oldest|oldest_id)" value="([^"]*)"', page))
         assert len(form["shown"].split(",")) == 5 and form["oldest"] == "2026-09-01T08:00:00+08:00"
         # A notice that comes in after the page was drawn is not marked read by it.
         _notices(runtime, 1, at=local(2026, 11, 2, 8, 30), department_id=housing_id)
@@ -124,3 +124,26 @@ def test_notices_older_than_a_watermark_read_as_read_at_the_watermark(runtime, d
         s.get(User, district.user_ids["agent"]).notices_read_before = local(2026, 10, 2, 8)
     (note,) = Api(client, district, "agent").get("/notifications")
     assert note["read_at"] == "2026-10-02T08:00:00+08:00"
+
+
+def test_mark_all_read_reaches_past_the_page_when_a_sweep_stamped_many_at_once(runtime, district, settings):
+    housing_id = _department_id(runtime, "housing")
+    _notices(runtime, 105, at=local(2026, 11, 2, 8), department_id=housing_id)  # one sweep, one instant
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        client.post("/login", data={"username": "housing_h", "password": PASSWORD}, follow_redirects=False)
+        page = client.get("/notifications").text
+        assert "100 条未读" in page
+        form = dict(re.findall(r'name="(csrf_token|shown|oldest|oldest_id)" value="([^"]*)"', page))
+        assert client.post("/notifications/read", data=form, follow_redirects=False).status_code == 303
+        assert "hidden" in client.get("/notifications/badge").text
+        assert Api(client, district, "housing_h").get("/notifications", unread="true", limit=200) == []
+
+
+def test_a_notice_to_a_person_and_to_their_role_counts_once(runtime, district, settings):
+    housing_id = _department_id(runtime, "housing")
+    user_id = district.user_ids["housing_h"]
+    _notices(runtime, 3, at=local(2026, 11, 2, 8), department_id=housing_id, user_id=user_id)
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        client.post("/login", data={"username": "housing_h", "password": PASSWORD}, follow_redirects=False)
+        assert client.get("/notifications/badge").text.endswith(">3</span>")
+        assert len(Api(client, district, "housing_h").get("/notifications", unread="true")) == 3

@@ -1,5 +1,6 @@
 """Pages every role shares: sign-in, the home redirect, ticket search, one ticket, notices."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -213,11 +214,18 @@ def notifications(request: Request, runtime: RuntimeDep, user: UserDep) -> Respo
         rows = notices.newest(session, user.actor, 100)
         read = notices.read_times(session, user.actor, [n for n, _ in rows], notices.read_before(session, user.actor))
     unread = [n.id for n, _ in rows if read[n.id] is None]
-    oldest = rows[-1][0].created_at.astimezone(LOCAL_TZ).isoformat() if rows else ""
+    last = rows[-1][0] if rows else None
     return render(
         request,
         "notifications.html",
-        {"rows": rows, "read": read, "unread": len(unread), "shown": ",".join(map(str, unread)), "oldest": oldest},
+        {
+            "rows": rows,
+            "read": read,
+            "unread": len(unread),
+            "shown": ",".join(map(str, unread)),
+            "oldest": last.created_at.astimezone(LOCAL_TZ).isoformat() if last else "",
+            "oldest_id": last.id if last else "",
+        },
     )
 
 
@@ -239,13 +247,15 @@ def notifications_all_read(
     user: FormUser,
     shown: Annotated[str, Form(max_length=2000)] = "",
     oldest: Annotated[datetime | None, Form()] = None,
+    oldest_id: Annotated[int | None, Form(ge=1, le=2**62)] = None,
 ) -> Response:
     """全部标为已读 as the page showed it: a notice that came in since stays unread."""
-    ids = [int(part) for part in shown.split(",") if part.strip().isdigit()]
+    ids = [int(part) for part in shown.split(",") if re.fullmatch(r"\d{1,18}", part.strip())]
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=LOCAL_TZ)
+    last = (oldest, oldest_id) if oldest is not None and oldest_id is not None else None
     with runtime.db.session() as session:
-        notices.mark_all_read(session, user.actor, runtime.now(), shown=ids, oldest=oldest)
+        notices.mark_all_read(session, user.actor, runtime.now(), shown=ids, oldest=last)
     return RedirectResponse("/notifications", status_code=303)
 
 

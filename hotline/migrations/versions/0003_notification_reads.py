@@ -63,6 +63,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_notifications_department_role_created")
         batch_op.create_index("ix_notifications_user_id", ["user_id"], unique=False)
         batch_op.create_index("ix_notifications_department_role", ["department_id", "role"], unique=False)
+    # The shared mark again: read when anyone read it.
+    op.execute(
+        "UPDATE notifications SET read_at = (SELECT min(r.read_at) FROM notification_reads r"
+        " WHERE r.notification_id = notifications.id)"
+    )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("notices_read_before")
     op.drop_table("notification_reads")
