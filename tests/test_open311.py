@@ -283,6 +283,7 @@ def test_agent_finds_a_submitted_request_under_awaiting_dispatch_and_dispatches_
     login(page, server, "agent")
     page.click("nav >> text=待派单")
     page.wait_for_load_state()
+    assert page.inner_text("nav a.active") == "待派单" and page.inner_text("main h1") == "待派单"
     page.click(f"text={number}")
     page.wait_for_load_state()
     assert "已受理" in page.inner_text("main") and "移动端" in page.inner_text("main")
@@ -314,3 +315,13 @@ def test_access_log_lines_leave_the_api_key_out():
     assert _REDACT_KEYS.filter(record)
     redacted = "/open311/v2/requests.json?api_key=***&status=open"
     assert record.getMessage() == f'127.0.0.1:5000 - "GET {redacted} HTTP/1.1" 200'
+
+
+def test_the_navigation_marks_the_entry_of_the_address():
+    from hotline.web.render import nav_active
+
+    assert nav_active("agent", "/tickets", "state=registered") == "/tickets?state=registered"
+    assert nav_active("agent", "/tickets", "state=archived") == "/tickets"
+    assert nav_active("agent", "/tickets/12", "") == "/tickets"
+    assert nav_active("supervisor", "/supervisor/reviews", "tab=returns") == "/supervisor/reviews"
+    assert nav_active("handler", "/notifications", "") is None

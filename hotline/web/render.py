@@ -112,8 +112,26 @@ def templates() -> Jinja2Templates:
     return t
 
 
+def nav_active(role: str, path: str, query: str) -> str | None:
+    """The navigation entry of this address: the one it is exactly (待派单 is a search with a
+    state), else the longest one its path starts with."""
+    here = f"{path}?{query}" if query else path
+    hrefs = [href for href, _ in NAV.get(role, [])]
+    if here in hrefs:
+        return here
+    prefixes = [href for href in hrefs if "?" not in href and path.startswith(href)]
+    return max(prefixes, key=len, default=None)
+
+
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
     """A page for the signed-in user (request.state.page_user) with the layout's context."""
     user: PageUser | None = getattr(request.state, "page_user", None)
-    ctx = {"user": user, "settings": get_settings(), "path": request.url.path, **(context or {})}
+    path = request.url.path
+    ctx = {
+        "user": user,
+        "settings": get_settings(),
+        "path": path,
+        "nav_active": nav_active(user.role, path, request.url.query) if user else None,
+        **(context or {}),
+    }
     return templates().TemplateResponse(request, name, ctx, status_code=status_code)

@@ -116,7 +116,8 @@ def ticket_search(
         )
         lookups = Lookups(session)
         rows = [ticket_out(t, user.actor, runtime, lookups) for t in items]
-    states = runtime.workflows.get(runtime.workflows.default).states
+    default = runtime.workflows.get(runtime.workflows.default)
+    states = default.states
     return render(
         request,
         "tickets.html",
@@ -129,6 +130,8 @@ def ticket_search(
             "level": level or "",
             "states": states,
             "pages": (total + 29) // 30,
+            # Tickets from integrations (API, Open311, the city platform) wait here to be dispatched.
+            "heading": "待派单" if state == default.initial and not q else "工单查询",
         },
     )
 
