@@ -169,18 +169,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "error"
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such address"
-            if _is_open311(request):
-                return open311.error_response(request.url.path, 404, detail)
-            if not _is_api(request):
-                return _page_error(request, 404, "您访问的页面不存在")
+        if _is_open311(request):
+            return open311.error_response(request.url.path, exc.status_code, detail, exc.headers)
+        if exc.status_code == 404 and detail == "no such address" and not _is_api(request):
+            return _page_error(request, 404, "您访问的页面不存在")
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
-    async def database_busy(_: Request, exc: OperationalError) -> JSONResponse:
+    async def database_busy(request: Request, exc: OperationalError) -> Response:
         log.exception("database error", exc_info=exc)
-        return JSONResponse(
-            {"detail": "the database is busy; try again"}, status_code=503, headers={"Retry-After": "1"}
-        )
+        detail, headers = "the database is busy; try again", {"Retry-After": "1"}
+        if _is_open311(request):
+            return open311.error_response(request.url.path, 503, detail, headers)
+        return JSONResponse({"detail": detail}, status_code=503, headers=headers)
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:

@@ -325,3 +325,9 @@ def test_the_navigation_marks_the_entry_of_the_address():
     assert nav_active("agent", "/tickets/12", "") == "/tickets"
     assert nav_active("supervisor", "/supervisor/reviews", "tab=returns") == "/supervisor/reviews"
     assert nav_active("handler", "/notifications", "") is None
+
+
+def test_a_wrong_method_answers_in_the_standards_form(client):
+    r = client.delete(f"{BASE}/services.xml")
+    assert r.status_code == 405 and r.headers["allow"] == "GET"
+    assert ElementTree.fromstring(r.content).find("error/code").text == "405"
