@@ -1,0 +1,270 @@
+"""Departments and users."""
+
+from typing import Annotated, Any
+
+from fastapi import Form, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from hotline import directory
+from hotline.api.deps import RuntimeDep
+from hotline.errors import HotlineError
+from hotline.models import (
+    DEPARTMENT_ROLES,
+    ROLES,
+    Category,
+    Department,
+    RoutingRule,
+    Ticket,
+    User,
+)
+from hotline.runtime import Runtime
+from hotline.web.admin.common import (
+    USERNAME,
+    AdminForm,
+    AdminUser,
+    FormError,
+    _code,
+    _done,
+    _message,
+    _name,
+    _page,
+    router,
+)
+from hotline.web.render import ROLE_LABELS
+
+# ---------------------------------------------------------------- departments
+
+
+def _departments_context(session: Session) -> dict[str, Any]:
+    depts = session.exec(select(Department).order_by(Department.active.desc(), Department.code)).all()
+    users = dict(
+        session.exec(select(User.department_id, func.count()).where(User.active).group_by(User.department_id)).all()
+    )
+    rules = dict(
+        session.exec(
+            select(RoutingRule.department_id, func.count())
+            .where(RoutingRule.active)
+            .group_by(RoutingRule.department_id)
+        ).all()
+    )
+    categories = dict(
+        session.exec(
+            select(Category.department_id, func.count())
+            .where(Category.department_id.is_not(None))
+            .group_by(Category.department_id)
+        ).all()
+    )
+    open_tickets = dict(
+        session.exec(
+            select(Ticket.main_department_id, func.count())
+            .where(Ticket.closed_at.is_(None), Ticket.main_department_id.is_not(None))
+            .group_by(Ticket.main_department_id)
+        ).all()
+    )
+    rows = [
+        {
+            "d": d,
+            "users": users.get(d.id, 0),
+            "rules": rules.get(d.id, 0),
+            "categories": categories.get(d.id, 0),
+            "open_tickets": open_tickets.get(d.id, 0),
+        }
+        for d in depts
+    ]
+    return {"rows": rows, "active_count": sum(1 for d in depts if d.active)}
+
+
+@router.get("/departments", response_class=HTMLResponse)
+def departments(request: Request, runtime: RuntimeDep, _: AdminUser) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _departments_context(session)
+    return _page(request, "admin/departments.html", {**ctx, "form": {}})
+
+
+@router.post("/departments", response_class=HTMLResponse)
+def create_department(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    code: Annotated[str, Form(max_length=100)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        code = _code(code, "单位编码", "code")
+        name = _name(name, "单位名称", "name")
+        with runtime.db.session() as session:
+            directory.create_department(session, code=code, name=name, now=runtime.now())
+    except HotlineError as exc:
+        with runtime.db.read_session() as session:
+            ctx = _departments_context(session)
+        ctx.update(error=_message(exc, f"单位编码“{code}”已被使用"), form={"code": code, "name": name})
+        return _page(request, "admin/departments.html", ctx, exc.status_code)
+    return _done("/admin/departments", f"已新建单位：{name}（{code}）")
+
+
+@router.post("/departments/{department_id}/{action}", response_class=HTMLResponse)
+def department_active(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    department_id: int,
+    action: Annotated[str, PathParam(pattern="^(deactivate|reactivate)$")],
+) -> Response:
+    try:
+        with runtime.db.session() as session:
+            dept = directory.set_department_active(session, department_id=department_id, active=action == "reactivate")
+    except HotlineError as exc:
+        with runtime.db.read_session() as session:
+            ctx = _departments_context(session)
+        ctx.update(error=_message(exc), form={})
+        return _page(request, "admin/departments.html", ctx, exc.status_code)
+    verb = "启用" if dept.active else "停用"
+    return _done("/admin/departments", f"已{verb}单位：{dept.name}")
+
+
+# ---------------------------------------------------------------------- users
+
+
+def _users_context(session: Session, runtime: Runtime, role: str, department: str) -> dict[str, Any]:
+    depts = session.exec(select(Department).order_by(Department.code)).all()
+    by_id = {d.id: d for d in depts}
+    query = select(User).order_by(User.role, User.department_id, User.username)
+    if role in ROLES:
+        query = query.where(User.role == role)
+    dept = next((d for d in depts if d.code == department), None)
+    if dept is not None:
+        query = query.where(User.department_id == dept.id)
+    now = runtime.now()
+    rows = [
+        {
+            "u": u,
+            "department": by_id.get(u.department_id),
+            "locked": bool(u.locked_until and u.locked_until > now),
+        }
+        for u in session.exec(query).all()
+    ]
+    counts = dict(session.exec(select(User.role, func.count()).group_by(User.role)).all())
+    locked = session.exec(select(func.count()).select_from(User).where(User.active, User.locked_until > now)).one()
+    return {
+        "rows": rows,
+        "departments": depts,
+        "role": role if role in ROLES else "",
+        "department": dept.code if dept else "",
+        "role_counts": counts,
+        "total": sum(counts.values()),
+        "locked_count": locked,
+        "roles": ROLES,
+        "department_roles": sorted(DEPARTMENT_ROLES),
+        "min_password": directory.MIN_PASSWORD_LENGTH,
+    }
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users(request: Request, runtime: RuntimeDep, _: AdminUser, role: str = "", department: str = "") -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _users_context(session, runtime, role, department)
+    return _page(request, "admin/users.html", {**ctx, "form": {}})
+
+
+def _check_new_password(password: str, confirm: str) -> None:
+    if len(password) < directory.MIN_PASSWORD_LENGTH:
+        raise FormError(f"密码至少需要 {directory.MIN_PASSWORD_LENGTH} 个字符", "password")
+    if len(password) > 256:
+        raise FormError("密码不能超过 256 个字符", "password")
+    if password != confirm:
+        raise FormError("两次输入的密码不一致", "password")
+
+
+def _users_error(
+    request: Request, runtime: Runtime, exc: HotlineError, form: dict, conflict: str | None = None
+) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _users_context(session, runtime, "", "")
+    ctx.update(error=_message(exc, conflict), form=form)
+    return _page(request, "admin/users.html", ctx, exc.status_code)
+
+
+@router.post("/users", response_class=HTMLResponse)
+def create_user(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    username: Annotated[str, Form(max_length=100)] = "",
+    display_name: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form(max_length=20)] = "",
+    department: Annotated[str, Form(max_length=40)] = "",
+    password: Annotated[str, Form(max_length=300)] = "",
+    password_confirm: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    username = username.strip()
+    form = {"username": username, "display_name": display_name, "role": role, "department": department}
+    try:
+        if not USERNAME.match(username):
+            raise FormError("用户名为 2–64 位字母、数字或 _ . - @", "username")
+        if role not in ROLES:
+            raise FormError("请选择角色", "role")
+        if role in DEPARTMENT_ROLES and not department:
+            raise FormError(f"{ROLE_LABELS[role]}须属于一个单位：请选择所属单位", "department")
+        display = _name(display_name, "姓名", "display_name") if display_name.strip() else username
+        _check_new_password(password, password_confirm)
+        with runtime.db.session() as session:
+            directory.create_user(
+                session,
+                username=username,
+                role=role,
+                password=password,
+                department=department if role in DEPARTMENT_ROLES else None,
+                display_name=display,
+                now=runtime.now(),
+            )
+    except HotlineError as exc:
+        return _users_error(request, runtime, exc, form, f"用户名“{username}”已被使用")
+    return _done("/admin/users", f"已新建用户：{display}（{username}，{ROLE_LABELS[role]}）")
+
+
+@router.post("/users/{user_id}/password", response_class=HTMLResponse)
+def reset_password(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    user_id: int,
+    password: Annotated[str, Form(max_length=300)] = "",
+    password_confirm: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    try:
+        _check_new_password(password, password_confirm)
+        with runtime.db.session() as session:
+            user = directory.reset_password(session, user_id=user_id, password=password)
+    except HotlineError as exc:
+        return _users_error(request, runtime, exc, {"reset": user_id})
+    return _done(
+        "/admin/users",
+        f"已重置 {user.display_name or user.username}（{user.username}）的密码，该用户已在所有设备上退出登录。"
+        "新密码不会再次显示，请通过安全渠道告知本人。",
+    )
+
+
+@router.post("/users/{user_id}/{action}", response_class=HTMLResponse)
+def user_action(
+    request: Request,
+    runtime: RuntimeDep,
+    admin: AdminForm,
+    user_id: int,
+    action: Annotated[str, PathParam(pattern="^(deactivate|reactivate|unlock)$")],
+) -> Response:
+    try:
+        if action == "deactivate" and user_id == admin.actor.id:
+            raise FormError("不能停用自己正在使用的账号")
+        with runtime.db.session() as session:
+            if action == "unlock":
+                user = directory.unlock_user(session, user_id=user_id)
+            else:
+                user = directory.set_user_active(session, user_id=user_id, active=action == "reactivate")
+    except HotlineError as exc:
+        return _users_error(request, runtime, exc, {})
+    verb = {"deactivate": "停用", "reactivate": "启用", "unlock": "解锁"}[action]
+    note = "，其登录会话和接口令牌随即失效" if action == "deactivate" else ""
+    return _done("/admin/users", f"已{verb}用户：{user.display_name or user.username}（{user.username}）{note}")

@@ -1,0 +1,307 @@
+"""The category tree, routing rules and the district's places."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Form, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from hotline import directory
+from hotline.api.deps import RuntimeDep
+from hotline.errors import HotlineError, Invalid
+from hotline.models import (
+    Category,
+    Department,
+    RoutingRule,
+)
+from hotline.routing import route
+from hotline.runtime import Runtime
+from hotline.web.admin.common import (
+    PLACE_SEP,
+    AdminForm,
+    AdminUser,
+    FormError,
+    _code,
+    _done,
+    _message,
+    _name,
+    _page,
+    router,
+)
+
+# ----------------------------------------------------------------- categories
+
+
+@dataclass
+class Node:
+    """A row of the category tree, with the default department and workflow it inherits."""
+
+    category: Category
+    depth: int
+    department: Department | None
+    inherited_department: tuple[Department, Category] | None  # from the nearest ancestor that has one
+    workflow: str | None
+    inherited_workflow: tuple[str, Category] | None
+    rules: int
+
+
+def category_tree(session: Session) -> list[Node]:
+    """The category tree, depth first in code order."""
+    cats = session.exec(select(Category).order_by(Category.code)).all()
+    depts = {d.id: d for d in session.exec(select(Department)).all()}
+    rules = dict(
+        session.exec(
+            select(RoutingRule.category_id, func.count())
+            .where(RoutingRule.active, RoutingRule.category_id.is_not(None))
+            .group_by(RoutingRule.category_id)
+        ).all()
+    )
+    ids = {c.id for c in cats}
+    children: dict[int | None, list[Category]] = defaultdict(list)
+    for c in cats:
+        children[c.parent_id if c.parent_id in ids else None].append(c)
+    out: list[Node] = []
+
+    def walk(c: Category, depth: int, dept_from, wf_from) -> None:
+        own = depts.get(c.department_id) if c.department_id else None
+        inherited_wf = None if c.workflow else wf_from
+        out.append(Node(c, depth, own, None if own else dept_from, c.workflow, inherited_wf, rules.get(c.id, 0)))
+        for kid in children[c.id]:
+            walk(kid, depth + 1, (own, c) if own else dept_from, (c.workflow, c) if c.workflow else wf_from)
+
+    for root in children[None]:
+        walk(root, 0, None, None)
+    return out
+
+
+def _categories_context(session: Session, runtime: Runtime) -> dict[str, Any]:
+    tree = category_tree(session)
+    return {
+        "tree": tree,
+        "departments": session.exec(select(Department).where(Department.active).order_by(Department.code)).all(),
+        "workflows": runtime.workflows.workflows,
+        "default_workflow": runtime.workflows.default,
+        "roots": sum(1 for n in tree if n.depth == 0),
+    }
+
+
+@router.get("/categories", response_class=HTMLResponse)
+def categories(request: Request, runtime: RuntimeDep, _: AdminUser) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _categories_context(session, runtime)
+    return _page(request, "admin/categories.html", {**ctx, "form": {}})
+
+
+@router.post("/categories", response_class=HTMLResponse)
+def create_category(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    code: Annotated[str, Form(max_length=100)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    parent: Annotated[str, Form(max_length=40)] = "",
+    department: Annotated[str, Form(max_length=40)] = "",
+    workflow: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    form = {"code": code, "name": name, "parent": parent, "department": department, "workflow": workflow}
+    try:
+        code = _code(code, "分类编码", "code")
+        name = _name(name, "分类名称", "name")
+        if workflow and workflow not in runtime.workflows.workflows:
+            raise FormError("所选流程不存在", "workflow")
+        with runtime.db.session() as session:
+            directory.create_category(
+                session,
+                runtime,
+                code=code,
+                name=name,
+                parent=parent or None,
+                department=department or None,
+                workflow=workflow or None,
+            )
+    except HotlineError as exc:
+        with runtime.db.read_session() as session:
+            ctx = _categories_context(session, runtime)
+        ctx.update(error=_message(exc, f"分类编码“{code}”已被使用"), form=form)
+        return _page(request, "admin/categories.html", ctx, exc.status_code)
+    return _done("/admin/categories", f"已新建分类：{code} {name}")
+
+
+# ---------------------------------------------------------------------- rules
+
+
+def _split_place(value: str) -> tuple[str | None, str | None]:
+    street, _, community = value.partition(PLACE_SEP)
+    return (street.strip() or None), (community.strip() or None)
+
+
+def _known_places(session: Session) -> dict[str, list[str]]:
+    """The district's places, with any a rule names that the place list lacks."""
+    known = directory.places(session)
+    for street, community in session.exec(
+        select(RoutingRule.street, RoutingRule.community).where(RoutingRule.street.is_not(None))
+    ).all():
+        communities = known.setdefault(street, [])
+        if community and community not in communities:
+            communities.append(community)
+    return dict(sorted(known.items()))
+
+
+@dataclass
+class RouteTest:
+    category: str
+    place: str
+    department: Department | None = None
+    rule_id: int | None = None
+    explanation: str = ""
+    failure: str = ""
+
+
+def _explain(session: Session, how: str, category: Category | None) -> tuple[int | None, str]:
+    """The Route's `how` ("rule:<id>", "category:<code>") in the administrator's words."""
+    kind, _, ref = how.partition(":")
+    if kind == "rule":
+        rule = session.get(RoutingRule, int(ref))
+        if rule is None:
+            return None, how
+        cat = session.get(Category, rule.category_id) if rule.category_id else None
+        scope = []
+        if cat is None:
+            scope.append("任意分类")
+        elif category is not None and cat.id != category.id:
+            scope.append(f"上级分类 {cat.code} {cat.name}")
+        else:
+            scope.append(f"分类 {cat.code} {cat.name}")
+        scope.append(" / ".join(p for p in (rule.street, rule.community) if p) or "全区")
+        return rule.id, f"命中派单规则 #{rule.id}（{'，'.join(scope)}，优先级 {rule.priority}）"
+    if kind == "category":
+        cat = session.exec(select(Category).where(Category.code == ref)).first()
+        label = f"{ref} {cat.name}" if cat else ref
+        whose = "所选分类" if category is not None and cat is not None and cat.id == category.id else "上级分类"
+        return None, f"没有匹配的派单规则，采用{whose}「{label}」的默认承办单位"
+    return None, how
+
+
+def _route_test(session: Session, category_code: str, place: str) -> RouteTest:
+    test = RouteTest(category_code, place)
+    category = session.exec(select(Category).where(Category.code == category_code)).first() if category_code else None
+    street, community = _split_place(place)
+    try:
+        found = route(session, category_id=category.id if category else None, street=street, community=community)
+    except Invalid:
+        test.failure = "没有匹配的派单规则，所选分类及其上级也没有默认承办单位：派单时须由话务员人工指定承办单位。"
+        return test
+    test.department = found.department
+    test.rule_id, test.explanation = _explain(session, found.how, category)
+    return test
+
+
+def _rules_context(session: Session, test: RouteTest | None = None) -> dict[str, Any]:
+    cats = {c.id: c for c in session.exec(select(Category)).all()}
+    depts = {d.id: d for d in session.exec(select(Department)).all()}
+    rules = session.exec(select(RoutingRule).order_by(RoutingRule.active.desc(), RoutingRule.id)).all()
+    rows = [{"r": r, "category": cats.get(r.category_id), "department": depts.get(r.department_id)} for r in rules]
+    return {
+        "rows": rows,
+        "tree": category_tree(session),
+        "departments": sorted((d for d in depts.values() if d.active), key=lambda d: d.code),
+        "places": _known_places(session),
+        "test": test,
+        "sep": PLACE_SEP,
+    }
+
+
+@router.get("/rules", response_class=HTMLResponse)
+def rules(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminUser,
+    test_category: Annotated[str | None, Query(max_length=40)] = None,
+    test_place: Annotated[str | None, Query(max_length=120)] = None,
+) -> Response:
+    with runtime.db.read_session() as session:
+        test = None
+        if test_category is not None or test_place is not None:
+            test = _route_test(session, test_category or "", test_place or "")
+        ctx = _rules_context(session, test)
+    return _page(request, "admin/rules.html", {**ctx, "form": {}})
+
+
+def _rules_error(request: Request, runtime: Runtime, exc: HotlineError, form: dict) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _rules_context(session)
+    ctx.update(error=_message(exc, "该地点已在地点库中"), form=form)
+    return _page(request, "admin/rules.html", ctx, exc.status_code)
+
+
+@router.post("/rules", response_class=HTMLResponse)
+def create_rule(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    category: Annotated[str, Form(max_length=40)] = "",
+    place: Annotated[str, Form(max_length=120)] = "",
+    department: Annotated[str, Form(max_length=40)] = "",
+    priority: Annotated[str, Form(max_length=10)] = "0",
+) -> Response:
+    form = {"category": category, "place": place, "department": department, "priority": priority}
+    street, community = _split_place(place)
+    try:
+        if not department:
+            raise FormError("请选择承办单位", "department")
+        try:
+            rank = int(priority.strip() or 0)
+        except ValueError:
+            raise FormError("优先级应为整数", "priority") from None
+        with runtime.db.session() as session:
+            rule = directory.create_rule(
+                session,
+                department=department,
+                category=category or None,
+                street=street,
+                community=community,
+                priority=rank,
+            )
+    except HotlineError as exc:
+        return _rules_error(request, runtime, exc, form)
+    return _done("/admin/rules", f"已新建派单规则 #{rule.id}")
+
+
+@router.post("/rules/{rule_id}/{action}", response_class=HTMLResponse)
+def rule_active(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    rule_id: int,
+    action: Annotated[str, PathParam(pattern="^(deactivate|reactivate)$")],
+) -> Response:
+    try:
+        with runtime.db.session() as session:
+            rule = directory.set_rule_active(session, rule_id=rule_id, active=action == "reactivate")
+    except HotlineError as exc:
+        return _rules_error(request, runtime, exc, {})
+    return _done("/admin/rules", f"已{'启用' if rule.active else '停用'}派单规则 #{rule.id}")
+
+
+@router.post("/places", response_class=HTMLResponse)
+def create_place(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    street: Annotated[str, Form(max_length=100)] = "",
+    community: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    try:
+        street = _name(street, "街道名称", "street", 50)
+        community_name = _name(community, "社区名称", "community", 50) if community.strip() else None
+        if PLACE_SEP in street or (community_name and PLACE_SEP in community_name):
+            raise FormError(f"地点名称不能包含“{PLACE_SEP}”")
+        with runtime.db.session() as session:
+            directory.create_place(session, street=street, community=community_name)
+    except HotlineError as exc:
+        return _rules_error(request, runtime, exc, {"street": street, "community": community})
+    return _done("/admin/rules", f"已添加地点：{street}{' / ' + community_name if community_name else ''}")
