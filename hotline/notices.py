@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
+from hotline.errors import NotFound
 from hotline.models import Notification, NotificationRead, Ticket, User
 from hotline.workflow.engine import Actor
 
@@ -63,18 +64,28 @@ def _not_read(actor: Actor):
     return ~exists().where(NotificationRead.user_id == actor.id, NotificationRead.notification_id == Notification.id)
 
 
-def read_before(session: Session, actor: Actor) -> datetime | None:
+def _read_before(session: Session, actor: Actor) -> datetime | None:
     """The actor's watermark: notices made before it count as read."""
     return session.exec(select(User.notices_read_before).where(User.id == actor.id)).first()
 
 
-def unread(actor: Actor, watermark: datetime | None):
-    """The condition for a notice the actor has not read (with `addressed_to`)."""
-    condition = _not_read(actor)
-    return condition if watermark is None else and_(Notification.created_at >= watermark, condition)
+def listing(
+    session: Session, actor: Actor, limit: int, *, unread_only: bool = False
+) -> list[tuple[Notification, str | None, datetime | None]]:
+    """The actor's newest notices, each with its ticket's number and when the actor read it
+    (None: not yet)."""
+    watermark = _read_before(session, actor)
+    conditions = []
+    if unread_only:
+        conditions.append(_not_read(actor))
+        if watermark is not None:
+            conditions.append(Notification.created_at >= watermark)
+    rows = newest(session, actor, limit, *conditions)
+    read = _read_times(session, actor, [n for n, _ in rows], watermark)
+    return [(n, number, read[n.id]) for n, number in rows]
 
 
-def read_times(session: Session, actor: Actor, notices: list[Notification], watermark: datetime | None) -> dict:
+def _read_times(session: Session, actor: Actor, notices: list[Notification], watermark: datetime | None) -> dict:
     """When the actor read each of these notices (None: not yet), by notice id."""
     marks = dict(
         session.execute(
@@ -90,12 +101,13 @@ def read_times(session: Session, actor: Actor, notices: list[Notification], wate
     }
 
 
-def unread_count(session: Session, actor: Actor, watermark: datetime | None, now: datetime) -> int:
+def unread_count(session: Session, actor: Actor, now: datetime) -> int:
     """How many notices of the last UNREAD_WINDOW the actor has not read, up to UNREAD_CAP + 1.
 
     Counted way by way (see `addressees`), each an index range from the later of the
     watermark and the window's start, so a page pays for the unread notices alone.
     """
+    watermark = _read_before(session, actor)
     since = now - UNREAD_WINDOW if watermark is None else max(watermark, now - UNREAD_WINDOW)
     total = 0
     for i, branch in enumerate(addressees(actor)):
@@ -115,12 +127,16 @@ def _insert_reads(session: Session, actor: Actor, ids: list[int], now: datetime)
     )
 
 
-def mark_read(session: Session, actor: Actor, notification: Notification, now: datetime) -> datetime:
-    """The actor has read the notice (once: a second read keeps the first time); returns when."""
-    _insert_reads(session, actor, [notification.id], now)
+def mark_read(session: Session, actor: Actor, notification_id: int, now: datetime) -> datetime:
+    """The actor has read the notice (once: a second read keeps the first time); returns when.
+    NotFound when there is no such notice addressed to the actor."""
+    found = session.exec(select(Notification.id).where(Notification.id == notification_id, addressed_to(actor)))
+    if found.first() is None:
+        raise NotFound(f"notification {notification_id} not found, or not yours", zh="通知不存在，或不是发给您的")
+    _insert_reads(session, actor, [notification_id], now)
     return session.exec(
         select(NotificationRead.read_at).where(
-            NotificationRead.user_id == actor.id, NotificationRead.notification_id == notification.id
+            NotificationRead.user_id == actor.id, NotificationRead.notification_id == notification_id
         )
     ).one()
 

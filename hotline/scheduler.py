@@ -10,6 +10,7 @@ the same tickets still due.
 """
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -86,12 +87,13 @@ def _escalate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
             ticket.escalation_step += 1
             ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
             continue
-        # The step counts before the event fires, so the gateway's recompute stores the
-        # next step's time in the same UPDATE.
-        context = {"auto": True, "step": step}
-        if not careful:
-            ticket.escalation_step += 1
-            try:
+        try:
+            with session.begin_nested() if careful else nullcontext():
+                # The step counts before the event fires, so the gateway's recompute stores
+                # the next step's time in the same UPDATE.
+                ticket.escalation_step += 1
+                context = {"auto": True, "step": step}
+                # At speed the batch flushes once; a savepoint flushes its own.
                 fire(
                     session,
                     runtime,
@@ -102,18 +104,12 @@ def _escalate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
                     now=now,
                     context=context,
                     locked=ticket,
-                    flush=False,
+                    flush=careful,
                 )
-            except HotlineError as exc:
-                raise _Redo from exc
-            report.steps.append((ticket.number, step, kind))
-            continue
-        try:
-            with session.begin_nested():
-                ticket.escalation_step += 1
-                fire(session, runtime, ticket.id, step, SCHEDULER, {}, now=now, context=context, locked=ticket)
             report.steps.append((ticket.number, step, kind))
         except HotlineError as exc:
+            if not careful:
+                raise _Redo from exc
             report.skipped.append((ticket.number, step, exc.message))
             ticket.escalation_step += 1
             ticket.next_due_at = sla.next_step_time(cal, wf, ticket)

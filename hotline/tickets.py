@@ -366,7 +366,7 @@ def history_out(session: Session, ticket_id: int, actor: Actor) -> list[dict[str
     """The ticket's history, oldest first. A caller's contact details kept in it (`contact`:
     an e-mail address, a device or account id) are the centre's: departments do not see them."""
     rows = session.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).all()
-    hide_contact = actor.role in DEPARTMENT_ROLES
+    hidden = {"contact"} if actor.role in DEPARTMENT_ROLES else set()
     return [
         {
             "id": r.id,
@@ -376,9 +376,7 @@ def history_out(session: Session, ticket_id: int, actor: Actor) -> list[dict[str
             "from": r.from_state,
             "to": r.to_state,
             "at": local_iso(r.at),
-            "details": {k: v for k, v in r.details.items() if k != "contact"}
-            if hide_contact and r.details and "contact" in r.details
-            else r.details,
+            "details": {k: v for k, v in r.details.items() if k not in hidden} if r.details else r.details,
         }
         for r in rows
     ]

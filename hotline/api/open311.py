@@ -376,28 +376,24 @@ async def submit_request(fmt: Format, request: Request, runtime: RuntimeDep) -> 
 # ---------------------------------------------------------------- reading
 
 
-def _final_states(runtime) -> set[str]:
-    return {s for wf in runtime.workflows.workflows.values() for s, d in wf.states.items() if d.final}
-
-
 def _w3c(value: datetime | None) -> str | None:
     """A stored time as the standard writes it: seconds, with the offset (+08:00)."""
     return value.astimezone(LOCAL_TZ).isoformat(timespec="seconds") if value else None
 
 
-def _status_notes(ticket: Ticket, runtime, final: bool) -> str:
+def _status_notes(ticket: Ticket, runtime, closed: bool) -> str:
     label = runtime.workflows.get(ticket.workflow).state_label(ticket.state)
-    if not final:
+    if not closed:
         return label
     outcome = ticket.result or ticket.answer
     reason = CLOSE_REASON_LABELS.get(ticket.close_reason or "", "")
     return "；".join(part for part in (label, reason, outcome) if part)
 
 
-def _request_out(ticket: Ticket, runtime, lookups: Lookups, extra: Mapping[str, Any], final: set[str]) -> dict:
+def _request_out(ticket: Ticket, runtime, lookups: Lookups, extra: Mapping[str, Any]) -> dict:
     category = lookups.categories.get(ticket.category_id)
     department = lookups.departments.get(ticket.main_department_id)
-    closed = ticket.state in final
+    closed = ticket.state not in runtime.workflows.open_states
     place = " ".join(p for p in (ticket.street, ticket.community, ticket.address) if p)
     return {
         "service_request_id": ticket.number,
@@ -436,8 +432,7 @@ def _submitted_extras(session: Session, ticket_ids: Iterable[int]) -> dict[int, 
 def _requests_out(session: Session, runtime, tickets: list[Ticket]) -> list[dict[str, Any]]:
     lookups = Lookups(session)
     extras = _submitted_extras(session, (t.id for t in tickets))
-    final = _final_states(runtime)
-    return [_request_out(t, runtime, lookups, extras.get(t.id, {}), final) for t in tickets]
+    return [_request_out(t, runtime, lookups, extras.get(t.id, {})) for t in tickets]
 
 
 def _parse_time(name: str, raw: str | None) -> datetime | None:
@@ -484,11 +479,10 @@ async def list_requests(
         statuses = set(_codes(status))
         if statuses - {"open", "closed"}:
             raise _bad(f"status: {', '.join(sorted(statuses - {'open', 'closed'}))} is not open or closed")
-        final = _final_states(runtime)
         if statuses == {"open"}:
-            conditions.append(Ticket.state.not_in(final))
+            conditions.append(Ticket.state.in_(runtime.workflows.open_states))
         elif statuses == {"closed"}:
-            conditions.append(Ticket.state.in_(final))
+            conditions.append(Ticket.state.not_in(runtime.workflows.open_states))
         start, end = _parse_time("start_date", start_date), _parse_time("end_date", end_date)
         if start is None and end is None:
             start = runtime.now() - DEFAULT_WINDOW

@@ -10,7 +10,7 @@ from hotline import notices
 from hotline.api.deps import CurrentActor, RuntimeDep, require
 from hotline.calendar import local_iso
 from hotline.errors import NotFound
-from hotline.models import Escalation, Notification, SupervisionOrder, Ticket
+from hotline.models import Escalation, SupervisionOrder, Ticket
 from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor, fire
 
@@ -27,9 +27,6 @@ def list_notifications(
     """The caller's notices, newest first; `read_at` is when the caller read each (each
     person of a department reads a department's notice for themselves)."""
     with runtime.db.read_session() as session:
-        watermark = notices.read_before(session, actor)
-        rows = notices.newest(session, actor, limit, *([notices.unread(actor, watermark)] if unread else []))
-        read = notices.read_times(session, actor, [n for n, _ in rows], watermark)
         return [
             {
                 "id": n.id,
@@ -39,9 +36,9 @@ def list_notifications(
                 "title": n.title,
                 "body": n.body,
                 "created_at": local_iso(n.created_at),
-                "read_at": local_iso(read[n.id]),
+                "read_at": local_iso(read_at),
             }
-            for n, number in rows
+            for n, number, read_at in notices.listing(session, actor, limit, unread_only=unread)
         ]
 
 
@@ -57,12 +54,8 @@ def mark_all_read(actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
 @router.post("/notifications/{notification_id}/read")
 def mark_read(notification_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
-        n = session.exec(
-            select(Notification).where(Notification.id == notification_id, notices.addressed_to(actor))
-        ).first()
-        if n is None:
-            raise NotFound(f"notification {notification_id} not found, or not yours")
-        return {"id": n.id, "read_at": local_iso(notices.mark_read(session, actor, n, runtime.now()))}
+        read_at = notices.mark_read(session, actor, notification_id, runtime.now())
+    return {"id": notification_id, "read_at": local_iso(read_at)}
 
 
 def _order_out(o: SupervisionOrder, number: str) -> dict[str, Any]:

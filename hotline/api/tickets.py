@@ -34,12 +34,6 @@ class TransitionIn(BaseModel):
     version: int | None = None
 
 
-def _ready(content: dict[str, Any], status_code: int = 200) -> JSONResponse:
-    """A response whose content is JSON already (strings, numbers, lists and dicts): it skips
-    FastAPI's encoder pass, a tenth of the CPU of an intake."""
-    return JSONResponse(content, status_code=status_code)
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=None)
 def create(body: TicketIn, actor: IntakeActor, runtime: RuntimeDep) -> JSONResponse:
     """Log a ticket; an `external_id` seen before returns the first ticket (200)."""
@@ -55,7 +49,9 @@ def create(body: TicketIn, actor: IntakeActor, runtime: RuntimeDep) -> JSONRespo
         with runtime.db.read_session() as session:
             ticket, created = create_ticket(session, runtime, actor, data, now=runtime.now())
             out = ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket.id))
-    return _ready(out, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    # A ready response: `out` is JSON already, and FastAPI's encoder pass over it cost a
+    # tenth of an intake's CPU (the same in fire_transition).
+    return JSONResponse(out, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @router.get("", response_model=None)
@@ -125,7 +121,7 @@ def fire_transition(ticket_id: int, body: TransitionIn, actor: CurrentActor, run
     with runtime.db.session() as session:
         ticket = fire(session, runtime, ticket_id, body.event, actor, payload, now=runtime.now(), version=body.version)
         out = ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket_id))
-    return _ready(out)
+    return JSONResponse(out)
 
 
 @router.get("/{ticket_id}/history")

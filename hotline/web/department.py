@@ -58,14 +58,6 @@ DOING_STATES = ("in_progress", "suspended")
 AWAITING_CENTRE_STATES = ("replied", "returned")
 
 
-def open_states(runtime) -> tuple[str, ...]:
-    """The states, in any workflow, that are not final."""
-    states: set[str] = set()
-    for wf in runtime.workflows.workflows.values():
-        states.update(wf.open_states)
-    return tuple(sorted(states))
-
-
 def deadline_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
     """How a ticket's running deadline reads in a list: colour, time, time left or overdue."""
     current = level(ticket, now)
@@ -153,7 +145,7 @@ def _co_tabs(session: Session, department_id: int, now: datetime, states: tuple[
 
 def _inbox_context(session: Session, runtime, user: PageUser, tab: str, page: int, now: datetime) -> dict[str, Any]:
     department_id = user.actor.department_id
-    states = open_states(runtime)
+    states = runtime.workflows.open_states
     counts = _main_counts(session, department_id, now, states)
     co = _co_tabs(session, department_id, now, states)
     for key in TAB_KEYS:

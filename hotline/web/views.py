@@ -12,7 +12,7 @@ from sqlmodel import select
 from hotline import notices
 from hotline.api.deps import RuntimeDep
 from hotline.calendar import LOCAL_TZ
-from hotline.errors import HotlineError, NotFound
+from hotline.errors import HotlineError
 from hotline.models import Notification, SupervisionOrder
 from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out
 from hotline.web.auth import (
@@ -214,16 +214,14 @@ async def ticket_event(request: Request, ticket_id: int, event: str, runtime: Ru
 @router.get("/notifications", response_class=HTMLResponse)
 def notifications(request: Request, runtime: RuntimeDep, user: UserDep) -> Response:
     with runtime.db.read_session() as session:
-        rows = notices.newest(session, user.actor, 100)
-        read = notices.read_times(session, user.actor, [n for n, _ in rows], notices.read_before(session, user.actor))
-    unread = [n.id for n, _ in rows if read[n.id] is None]
+        rows = notices.listing(session, user.actor, 100)
+    unread = [n.id for n, _, read_at in rows if read_at is None]
     last = rows[-1][0] if rows else None
     return render(
         request,
         "notifications.html",
         {
             "rows": rows,
-            "read": read,
             "unread": len(unread),
             "shown": ",".join(map(str, unread)),
             "oldest": last.created_at.astimezone(LOCAL_TZ).isoformat() if last else "",
@@ -236,8 +234,7 @@ def notifications(request: Request, runtime: RuntimeDep, user: UserDep) -> Respo
 def notification_badge(request: Request, runtime: RuntimeDep, user: UserDep) -> Response:
     """The unread count beside 通知 in the top bar (loaded after the page, so no page waits for it)."""
     with runtime.db.read_session() as session:
-        watermark = notices.read_before(session, user.actor)
-        count = notices.unread_count(session, user.actor, watermark, runtime.now())
+        count = notices.unread_count(session, user.actor, runtime.now())
     if not count:
         return HTMLResponse('<span class="count-badge" hidden></span>')
     text = f"{notices.UNREAD_CAP}+" if count > notices.UNREAD_CAP else str(count)
@@ -265,12 +262,7 @@ def notifications_all_read(
 @router.post("/notifications/{notification_id}/read")
 def notification_read(notification_id: int, runtime: RuntimeDep, user: FormUser) -> Response:
     with runtime.db.session() as session:
-        n = session.exec(
-            select(Notification).where(Notification.id == notification_id, notices.addressed_to(user.actor))
-        ).first()
-        if n is None:
-            raise NotFound("通知不存在，或不是发给您的")
-        notices.mark_read(session, user.actor, n, runtime.now())
+        notices.mark_read(session, user.actor, notification_id, runtime.now())
     return RedirectResponse("/notifications", status_code=303)
 
 

@@ -3,7 +3,7 @@
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -378,6 +378,11 @@ class WorkflowSet:
         """The workflow a new ticket follows: its category's, its type's, or the default."""
         name = category_workflow or self.by_type.get(ticket_type) or self.default
         return self.get(name)
+
+    @cached_property
+    def open_states(self) -> tuple[str, ...]:
+        """The states, in any workflow, that are not final."""
+        return tuple(sorted({s for wf in self.workflows.values() for s in wf.open_states}))
 
 
 @lru_cache(maxsize=8)
