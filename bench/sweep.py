@@ -65,10 +65,10 @@ from sqlmodel import select
 
 import hotline
 import hotline.scheduler
-from hotline import sla
-from hotline.calendar import LOCAL_TZ
 from hotline.config import Settings
 from hotline.db import Database, UTCDateTime
+from hotline.deadlines import sla
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.migrate import upgrade
 from hotline.models import (
     Assignment,

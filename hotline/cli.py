@@ -9,9 +9,9 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
-from hotline.calendar import LOCAL_TZ, load_holiday_csv
 from hotline.config import get_settings
 from hotline.db import Database, utcnow
+from hotline.deadlines.calendar import LOCAL_TZ, load_holiday_csv
 from hotline.errors import HotlineError
 
 
@@ -104,7 +104,7 @@ def cmd_users_token(args: argparse.Namespace) -> None:
 
 
 def cmd_calendar_due(args: argparse.Namespace) -> None:
-    from hotline import sla
+    from hotline.deadlines import sla
     from hotline.workflow.definition import Limit
 
     rt = _ready_runtime()
@@ -171,7 +171,7 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
 
 
 def cmd_stats_rebuild(_: argparse.Namespace) -> None:
-    from hotline import totals
+    from hotline.indicators import totals
 
     rt = _ready_runtime()
     started = time.monotonic()
@@ -181,7 +181,7 @@ def cmd_stats_rebuild(_: argparse.Namespace) -> None:
 
 
 def cmd_stats_check(args: argparse.Namespace) -> None:
-    from hotline.stats import check_totals
+    from hotline.indicators.stats import check_totals
 
     rt = _ready_runtime()
     start, end = _parse_day(args.start), _parse_day(args.end)

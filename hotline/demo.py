@@ -3,7 +3,7 @@ and N tickets spread over the past six months, in every state of the default wor
 
 The directory (a few hundred rows) goes through hotline.directory. The tickets do not go
 through the ORM or the gateway: each ticket's life is played in plain Python, mirroring
-the workflow's effects (hotline.workflow.rules), the clocks (hotline.sla) and the
+the workflow's effects (hotline.workflow.rules), the clocks (hotline.deadlines.sla) and the
 scheduler's escalation ladder (hotline.scheduler), and written in bulk with SQLAlchemy
 Core, ids assigned here so that child rows need no round trip. Every history is a path
 that workflows/default.yaml allows, and the ticket's columns, assignments, approvals,
@@ -31,10 +31,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from hotline import directory, totals
-from hotline.calendar import LOCAL_TZ, WorkCalendar
+from hotline import directory
+from hotline.deadlines.calendar import LOCAL_TZ, WorkCalendar
+from hotline.deadlines.sla import LADDER, LADDER_KINDS
 from hotline.errors import Conflict, Invalid
-from hotline.evaluation import BAD_RATINGS, RATING_LABELS, app_secret, new_link_token
+from hotline.evaluation.ratings import BAD_RATINGS, RATING_LABELS, app_secret, new_link_token
+from hotline.indicators import totals
 from hotline.models import (
     Approval,
     Assignment,
@@ -52,7 +54,6 @@ from hotline.models import (
     User,
 )
 from hotline.security import hash_password, token_digest
-from hotline.sla import LADDER, LADDER_KINDS
 from hotline.workflow.definition import Limit, Workflow
 
 DEMO_PASSWORD = "hotline-demo"
@@ -692,7 +693,7 @@ def _cumulative(weights) -> list[float]:
 
 
 class _Days:
-    """The working-day calendar over epoch seconds, as hotline.calendar counts it.
+    """The working-day calendar over epoch seconds, as hotline.deadlines.calendar counts it.
 
     Working days come from the database's calendar; add_working_days is asked of the
     calendar itself (and cached by local day); working seconds are counted here with the
@@ -765,7 +766,7 @@ class _Days:
         return hit
 
     def due(self, ts: int, limit: Limit) -> tuple[int, bool]:
-        """hotline.sla.due over epoch seconds."""
+        """hotline.deadlines.sla.due over epoch seconds."""
         if limit.working_days is not None:
             return self.working_due(ts, limit.working_days)
         hours = limit.hours if limit.hours is not None else (limit.minutes or 0) / 60
@@ -939,7 +940,7 @@ class _Life:
         """Someone of the department: mostly its handler, sometimes its leader."""
         return self.d.leaders[dept_id] if self.rng.random() < 0.1 else self.d.handlers[dept_id]
 
-    # -- the clocks (hotline.sla) -----------------------------------------------------------
+    # -- the clocks (hotline.deadlines.sla) -----------------------------------------------------------
 
     def _recompute(self, tk: _Ticket) -> None:
         """sla.recompute: every clock from its inputs, then what the scheduler watches."""
@@ -1047,7 +1048,7 @@ class _Life:
             raise _Cut
 
     def _aside(self, tk: _Ticket, event: str, t: int, actor: Actor, details: dict) -> None:
-        """A history row outside the workflow (hotline.evaluation's): no state, no version."""
+        """A history row outside the workflow (hotline.evaluation.ratings's): no state, no version."""
         tk.last = t
         tk.events.append((event, actor, tk.state, tk.state, t, details))
 

@@ -143,7 +143,7 @@ class Ticket(SQLModel, table=True):
     replied_at: datetime | None = _time()
     closed_at: datetime | None = _time()
 
-    # Clocks (时限); hotline.sla computes them from the inputs below, so they can be
+    # Clocks (时限); hotline.deadlines.sla computes them from the inputs below, so they can be
     # recomputed at any time (e.g. when a year's holiday data arrives).
     sign_by: datetime | None = _time()
     handle_by: datetime | None = _time()
@@ -199,7 +199,7 @@ class Assignment(SQLModel, table=True):
     replied_by_id: int | None = Field(default=None, foreign_key="users.id")
     result: str | None = Field(default=None, sa_type=Text)
     # The facts performance management counts (绩效管理), kept by the gateway as they
-    # happen, so the indicators are one GROUP BY over this table (hotline.stats).
+    # happen, so the indicators are one GROUP BY over this table (hotline.indicators.stats).
     sign_by: datetime | None = _time()
     signed_on_time: bool | None = None
     returned: bool = False
@@ -535,7 +535,7 @@ class Report(SQLModel, table=True):
 
 class DailyTotal(SQLModel, table=True):
     """A running total behind the performance indicators: one count per local day,
-    department and metric (hotline.totals). The workflow gateway adds to it in the same
+    department and metric (hotline.indicators.totals). The workflow gateway adds to it in the same
     transaction as the change it counts; `hotline stats rebuild` recomputes it."""
 
     __tablename__ = "daily_totals"

@@ -8,10 +8,10 @@ from datetime import date, datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from hotline import totals
-from hotline.calendar import WorkCalendar
 from hotline.config import Settings
 from hotline.db import Database, utcnow
+from hotline.deadlines.calendar import WorkCalendar
+from hotline.indicators import totals
 from hotline.models import Assignment, CalendarDay, CalendarYear, Ticket
 from hotline.workflow.definition import WorkflowSet, workflow_set
 
@@ -45,9 +45,9 @@ class Runtime:
 
     @property
     def channel(self):
-        """The message channel the settings name (hotline.messaging)."""
+        """The message channel the settings name (hotline.evaluation.messaging)."""
         if getattr(self, "_channel", None) is None:
-            from hotline.messaging import channel_from_settings
+            from hotline.evaluation.messaging import channel_from_settings
 
             self._channel = channel_from_settings(self.settings)
         return self._channel
@@ -152,7 +152,7 @@ def import_year(
 
 def recompute_provisional(session: Session, runtime: Runtime) -> int:
     """Recompute the deadlines of open tickets that were computed without holiday data."""
-    from hotline.sla import recompute
+    from hotline.deadlines.sla import recompute
 
     cal = runtime.calendar(session)
     count = 0

@@ -16,10 +16,10 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from hotline import sla
-from hotline.analysis import check_surges
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines import sla
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
+from hotline.indicators.analysis import check_surges
 from hotline.models import Notification, Ticket
 from hotline.runtime import Runtime
 from hotline.workflow.engine import SCHEDULER, fire, record
@@ -178,7 +178,7 @@ def _evaluate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
 
 def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepReport) -> None:
     """Overdue rectifications are urged, then supervised, like tickets (once each)."""
-    from hotline.evaluation import RECT_LADDER, rect_next_step
+    from hotline.evaluation.rectifications import RECT_LADDER, rect_next_step
     from hotline.models import Notification, Rectification
 
     with runtime.db.session() as session:
@@ -273,7 +273,7 @@ def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH, with_surges: b
             break
         seen.update(ids)
         _escalate_batch(runtime, ids, now, report)
-    from hotline.messaging import deliver_pending
+    from hotline.evaluation.messaging import deliver_pending
 
     sent, failed = deliver_pending(runtime, runtime.channel)
     if sent or failed:
@@ -305,7 +305,7 @@ def run_surges(runtime: Runtime) -> None:
 
 def run_reports(runtime: Runtime) -> None:
     """The scheduled job: the daily, weekly and monthly reports of the periods just ended."""
-    from hotline.reports import generate_due_reports
+    from hotline.indicators.reports import generate_due_reports
 
     try:
         for report in generate_due_reports(runtime, runtime.now()):

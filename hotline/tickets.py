@@ -12,10 +12,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from hotline.calendar import LOCAL_TZ, local_iso
+from hotline.deadlines.calendar import LOCAL_TZ, local_iso
+from hotline.deadlines.sla import level
 from hotline.errors import Invalid, NotFound
 from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
-from hotline.sla import level
 from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor
 

@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from hotline.calendar import LOCAL_TZ
 from hotline.config import Settings
 from hotline.db import Database
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.main import create_app
 from hotline.migrate import upgrade
 from hotline.runtime import Runtime
@@ -71,15 +71,17 @@ def _postgres_reason() -> str | None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this test worker's own on the PostgreSQL server, migrated once."""
-    # A database per test process: concurrent runs never clear each other's tables.
-    worker_id = os.environ.get("PYTEST_XDIST_WORKER") or f"p{os.getpid()}"
+    # A database per test process and run: concurrent runs (two checkouts, two people on
+    # one server) never clear or drop each other's.
+    worker_id = os.environ.get("PYTEST_XDIST_WORKER") or "p"
+    run_id = (os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid()))[:10]
     reason = _postgres_reason()
     if reason:
         if IN_CI:
             pytest.fail(f"CI=true but {reason}")
         pytest.skip(reason)
     base = make_url(PG_URL)
-    name = f"hotline_test_{worker_id}"
+    name = f"hotline_test_{run_id}_{worker_id}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

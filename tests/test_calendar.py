@@ -1,4 +1,4 @@
-"""Tests for hotline.calendar: working days, working seconds, office hours, holiday CSV."""
+"""Tests for hotline.deadlines.calendar: working days, working seconds, office hours, holiday CSV."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hotline.calendar import (
+from hotline.deadlines.calendar import (
     LOCAL_TZ,
     Due,
     OfficeHours,

@@ -9,14 +9,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from hotline import sla
-from hotline.calendar import LOCAL_TZ
 from hotline.config import Settings
 from hotline.db import Database
+from hotline.deadlines import sla
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.demo import DEMO_PASSWORD, load_demo
 from hotline.directory import issue_token, places
 from hotline.errors import Conflict
-from hotline.evaluation import BAD_RATINGS, app_secret, signature_ok
+from hotline.evaluation.ratings import BAD_RATINGS, app_secret, signature_ok
+from hotline.indicators.stats import department_stats
 from hotline.main import create_app
 from hotline.migrate import upgrade
 from hotline.models import (
@@ -41,14 +42,13 @@ from hotline.routing import route
 from hotline.runtime import Runtime
 from hotline.scheduler import sweep
 from hotline.security import token_digest, verify_password
-from hotline.stats import department_stats
 from hotline.workflow.definition import RETURN_FROM
 
 # A Friday morning in Asia/Shanghai: the demo's now, so that the data is the same every run.
 NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 TOKEN_LINE = re.compile(r"^token (\S+): (hl_\S+)$", re.MULTILINE)
 TICKETS = 300
-# History rows that hotline.evaluation writes beside the workflow: the state stays, the version too.
+# History rows that hotline.evaluation.ratings writes beside the workflow: the state stays, the version too.
 ASIDE = {"rectification_report", "rectification_accept"}
 
 

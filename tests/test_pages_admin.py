@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 from sqlmodel import delete, select
 
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.models import CalendarDay, CalendarYear, Department, RoutingRule, Ticket, User
 from hotline.web import admin as admin_pages
 from hotline.web.admin import csv_error, limit_text, parse_year_csv

@@ -15,10 +15,10 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from hotline import totals
 from hotline.directory import create_category, create_department
+from hotline.indicators import totals
+from hotline.indicators.reports import generate_due_reports
 from hotline.models import Assignment, Callback, Category, Department, SurgeAlert, Ticket
-from hotline.reports import generate_due_reports
 from tests.conftest import local
 from tests.test_pages_smoke import login
 from tests.test_stats import as_, november  # noqa: F401  (the hand-built November of test_stats)

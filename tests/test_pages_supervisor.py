@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from hotline import sla
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines import sla
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.models import Approval, Department, Notification, SupervisionOrder, Ticket
 from hotline.scheduler import sweep
 from hotline.web.supervisor import yellow_horizon

@@ -1,4 +1,4 @@
-"""Daily, weekly and monthly reports: once per period, idempotent, the figures of hotline.stats,
+"""Daily, weekly and monthly reports: once per period, idempotent, the figures of hotline.indicators.stats,
 and the workbooks and CSV files the pages hand out."""
 
 import io
@@ -8,9 +8,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from hotline import reports, stats
+from hotline.indicators import reports, stats
+from hotline.indicators.reports import Period, generate_due_reports
 from hotline.models import Report
-from hotline.reports import Period, generate_due_reports
 from tests.conftest import local
 from tests.helpers import PASSWORD, make_dispatched
 from tests.test_stats import as_, november  # noqa: F401  (the hand-built November of test_stats)

@@ -10,11 +10,17 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from hotline import totals
+from hotline.indicators import totals
+from hotline.indicators.stats import (
+    Counts,
+    department_counts,
+    live_department_counts,
+    performance_config,
+    period_bounds,
+)
 from hotline.migrate import upgrade
 from hotline.models import Appeal, Assignment, DailyTotal
 from hotline.scheduler import sweep
-from hotline.stats import Counts, department_counts, live_department_counts, performance_config, period_bounds
 from tests.conftest import local
 from tests.helpers import Api, make_dispatched
 

@@ -6,12 +6,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from sqlmodel import select
 
-from hotline import analysis
 from hotline.api.deps import RuntimeDep, require
 from hotline.api.stats import _period
-from hotline.calendar import local_iso
+from hotline.deadlines.calendar import local_iso
+from hotline.indicators import analysis
+from hotline.indicators.stats import period_bounds
 from hotline.models import Category, SurgeAlert, Ticket
-from hotline.stats import period_bounds
 from hotline.workflow.engine import Actor
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])

@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from hotline.api.deps import AdminActor, CurrentActor, RuntimeDep
-from hotline.calendar import local_iso
+from hotline.deadlines.calendar import local_iso
 from hotline.errors import Invalid
 from hotline.models import CalendarDay, CalendarYear
 from hotline.runtime import import_year, recompute_provisional

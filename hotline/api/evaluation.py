@@ -6,9 +6,9 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
-from hotline import evaluation
 from hotline.api.deps import CurrentActor, RuntimeDep, require
-from hotline.calendar import local_iso
+from hotline.deadlines.calendar import local_iso
+from hotline.evaluation import appeals, rectifications
 from hotline.models import Appeal, Message, Rectification, Ticket
 from hotline.tickets import get_visible
 from hotline.workflow.definition import DEPARTMENT_ROLES
@@ -80,7 +80,7 @@ class ReportIn(Body):
 @router.post("/rectifications/{rect_id}/report")
 def report(rect_id: int, body: ReportIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
-        r = evaluation.report_rectification(session, rect_id, actor, now=runtime.now(), **body.model_dump())
+        r = rectifications.report_rectification(session, rect_id, actor, now=runtime.now(), **body.model_dump())
         return _rect_out(r, session.get(Ticket, r.ticket_id).number)
 
 
@@ -92,7 +92,7 @@ class DecisionIn(Body):
 @router.post("/rectifications/{rect_id}/decision")
 def decide(rect_id: int, body: DecisionIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
-        r = evaluation.decide_rectification(
+        r = rectifications.decide_rectification(
             session, runtime, rect_id, actor, accept=body.decision == "accept", reason=body.reason, now=runtime.now()
         )
         return _rect_out(r, session.get(Ticket, r.ticket_id).number)
@@ -123,7 +123,7 @@ def appeal(ticket_id: int, body: AppealIn, actor: CurrentActor, runtime: Runtime
     with runtime.db.session() as session:
         get_visible(session, actor, ticket_id)
         return _appeal_out(
-            evaluation.open_appeal(session, ticket_id, actor, kind=body.kind, grounds=body.grounds, now=runtime.now())
+            appeals.open_appeal(session, ticket_id, actor, kind=body.kind, grounds=body.grounds, now=runtime.now())
         )
 
 
@@ -151,7 +151,7 @@ class AppealDecisionIn(Body):
 def decide_appeal(appeal_id: int, body: AppealDecisionIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
         return _appeal_out(
-            evaluation.decide_appeal(
+            appeals.decide_appeal(
                 session, appeal_id, actor, grant=body.decision == "grant", reason=body.reason, now=runtime.now()
             )
         )

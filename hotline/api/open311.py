@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hotline.api.deps import RuntimeDep, actor_for_token, bearer_token
 from hotline.api.schemas import MAX_CONTENT_CHARS
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import places
 from hotline.errors import HotlineError, NotFound
 from hotline.labels import CLOSE_REASON_LABELS, TYPE_LABELS

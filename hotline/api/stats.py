@@ -5,11 +5,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from hotline import stats
 from hotline.api.deps import RuntimeDep, require
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import department_by_code
 from hotline.errors import Invalid, NotFound
+from hotline.indicators import stats
 from hotline.models import Department
 from hotline.workflow.engine import Actor
 

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from hotline import notices
 from hotline.api.deps import CurrentActor, RuntimeDep, require
-from hotline.calendar import local_iso
+from hotline.deadlines.calendar import local_iso
 from hotline.errors import NotFound
 from hotline.models import Escalation, SupervisionOrder, Ticket
 from hotline.workflow.definition import DEPARTMENT_ROLES

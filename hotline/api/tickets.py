@@ -7,10 +7,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
-from hotline.analysis import repeats_of
 from hotline.api.deps import CurrentActor, IntakeActor, RuntimeDep
 from hotline.api.schemas import TicketIn
 from hotline.errors import Invalid
+from hotline.indicators.analysis import repeats_of
 from hotline.tickets import (
     Lookups,
     assignments_of,

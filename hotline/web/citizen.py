@@ -7,9 +7,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hotline.api.deps import RuntimeDep
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
-from hotline.evaluation import RATING_LABELS, LinkUnusable, app_secret, form_nonce, invitation_for, rate_by_link
+from hotline.evaluation.ratings import RATING_LABELS, LinkUnusable, app_secret, form_nonce, invitation_for, rate_by_link
 from hotline.models import Department, Ticket
 from hotline.web.render import templates
 

@@ -19,10 +19,10 @@ from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
+from hotline.deadlines.sla import LADDER_KINDS, level
 from hotline.errors import HotlineError, NotFound
 from hotline.models import Assignment, Notification, SupervisionOrder, Ticket
 from hotline.notices import newest
-from hotline.sla import LADDER_KINDS, level
 from hotline.tickets import Lookups, visible_clause
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.render import duration_text, render

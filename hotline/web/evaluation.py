@@ -6,9 +6,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import select
 
-from hotline import evaluation
 from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError
+from hotline.evaluation import appeals as appeal_rules
+from hotline.evaluation import rectifications as rectification_rules
 from hotline.models import Appeal, Callback, Department, Rectification, Ticket
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.render import render
@@ -65,7 +66,7 @@ def report(
 ) -> Response:
     try:
         with runtime.db.session() as session:
-            evaluation.report_rectification(
+            rectification_rules.report_rectification(
                 session,
                 rect_id,
                 user.actor,
@@ -89,7 +90,7 @@ def decide_rectification(
 ) -> Response:
     try:
         with runtime.db.session() as session:
-            evaluation.decide_rectification(
+            rectification_rules.decide_rectification(
                 session,
                 runtime,
                 rect_id,
@@ -133,7 +134,7 @@ def file_appeal(
 ) -> Response:
     try:
         with runtime.db.session() as session:
-            evaluation.open_appeal(
+            appeal_rules.open_appeal(
                 session, ticket_id, user.actor, kind=kind, grounds=grounds.strip(), now=runtime.now()
             )
     except HotlineError as exc:
@@ -154,7 +155,7 @@ def decide_appeal(
 ) -> Response:
     try:
         with runtime.db.session() as session:
-            evaluation.decide_appeal(
+            appeal_rules.decide_appeal(
                 session, appeal_id, user.actor, grant=decision == "grant", reason=reason.strip(), now=runtime.now()
             )
     except HotlineError as exc:

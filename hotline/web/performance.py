@@ -18,13 +18,13 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func
 from sqlmodel import select
 
-from hotline import analysis, reports, stats
 from hotline.api.deps import RuntimeDep
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import department_by_code
 from hotline.errors import Invalid, NotFound, NotPermitted
+from hotline.indicators import analysis, reports, stats
+from hotline.indicators.reports import RATE_LABELS, RATE_PARTS, Period, Sheet
 from hotline.models import Category, Department, Report, Ticket
-from hotline.reports import RATE_LABELS, RATE_PARTS, Period, Sheet
 from hotline.web.auth import PageUser, role_user
 from hotline.web.render import render
 
@@ -164,7 +164,7 @@ def _own_code(session, user: PageUser) -> str | None:
 
 
 def _board(session, runtime, user: PageUser, period: Period) -> dict[str, Any]:
-    # Sums over the running totals (hotline.totals): fresh on every load, no cache needed.
+    # Sums over the running totals (hotline.indicators.totals): fresh on every load, no cache needed.
     result = stats.department_stats(session, runtime, period.start, period.end)
     total = reports.district_row(result, runtime) if user.role != "leader" else None
     own = _own_code(session, user)

@@ -8,8 +8,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from hotline.calendar import LOCAL_TZ
 from hotline.config import get_settings
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.labels import (  # noqa: F401  (the templates' labels, re-exported)
     CHANNEL_LABELS,
     CLOSE_REASON_LABELS,

@@ -19,11 +19,11 @@ from sqlalchemy import Integer, and_, case, func, literal, or_, union_all
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
-from hotline.calendar import LOCAL_TZ
 from hotline.db import UTCDateTime
+from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.deadlines.sla import LADDER, LADDER_KINDS, compute_handle_by
 from hotline.errors import HotlineError, Invalid
 from hotline.models import Approval, Assignment, Department, Escalation, SupervisionOrder, Ticket, User
-from hotline.sla import LADDER, LADDER_KINDS, compute_handle_by
 from hotline.tickets import Lookups
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.department import action_message, deadline_view

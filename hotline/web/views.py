@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from hotline import notices
 from hotline.api.deps import RuntimeDep
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
 from hotline.models import Notification, SupervisionOrder
 from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, select
 from transitions import Machine
 
-from hotline import totals
+from hotline.deadlines.sla import recompute
 from hotline.errors import Conflict, NotFound, NotPermitted
+from hotline.indicators import totals
 from hotline.models import Assignment, Ticket, TicketEvent, User
-from hotline.sla import recompute
 from hotline.workflow.definition import (
     CO_SUFFIX,
     DEPARTMENT_ROLES,

@@ -12,7 +12,7 @@ CONDITIONS: dict[str, Rule] = {}
 EFFECTS: dict[str, Rule] = {}
 # Effects that never change what the performance indicators count (the main assignments'
 # facts, callbacks, the unreasonable mark): an event made only of these skips the running
-# totals' before-and-after (hotline.totals). Unless an effect says so, it is assumed to count.
+# totals' before-and-after (hotline.indicators.totals). Unless an effect says so, it is assumed to count.
 UNCOUNTED: set[str] = set()
 
 

@@ -7,9 +7,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
-from hotline import evaluation, sla
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines import sla
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import Invalid
+from hotline.evaluation import ratings
 from hotline.models import (
     Approval,
     Assignment,
@@ -528,7 +529,7 @@ def record_callback(ctx: Context, _arg=None) -> None:
             invitation.revoked_at = ctx.now
             ctx.session.add(invitation)
     if callback.rating is not None:
-        evaluation.record_rating(ctx.session, ctx.runtime, t, callback, ctx.now)
+        ratings.record_rating(ctx.session, ctx.runtime, t, callback, ctx.now)
 
 
 @condition("can_invite")
@@ -542,7 +543,7 @@ def can_invite(ctx: Context, _arg=None) -> None:
 
 @effect("send_invitation", counted=False)
 def send_invitation(ctx: Context, _arg=None) -> None:
-    sent = evaluation.send_invitation(ctx.session, ctx.runtime, ctx.ticket, ctx.actor, ctx.now)
+    sent = ratings.send_invitation(ctx.session, ctx.runtime, ctx.ticket, ctx.actor, ctx.now)
     ctx.result.update(sent)
     ctx.details.update({"invitation": sent["invitation"], "expires_at": sent["expires_at"].isoformat()})
 

@@ -6,7 +6,7 @@ Create Date: 2026-11-28 17:00:00
 
 The totals of a database that predates them are built by `hotline db upgrade` (and
 `hotline serve`) right after the migration, with the application's own rules
-(hotline.totals.ensure), not copied into this file.
+(hotline.indicators.totals.ensure), not copied into this file.
 """
 
 from collections.abc import Sequence

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError, Invalid
 from hotline.runtime import Runtime
 from hotline.web.auth import PageUser, role_form_user, role_user

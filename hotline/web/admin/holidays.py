@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
-from hotline.calendar import load_holiday_csv
+from hotline.deadlines.calendar import load_holiday_csv
 from hotline.errors import HotlineError
 from hotline.models import (
     CalendarDay,

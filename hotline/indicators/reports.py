@@ -2,8 +2,8 @@
 
 `generate_due_reports` runs from the scheduler's sweep: once a local (Asia/Shanghai)
 day, ISO week or month is over, it writes that period's report once. A report keeps
-its figures in `Report.data` (JSON): the department indicators of hotline.stats, the
-volumes, hotspots, surges and repeated requests of hotline.analysis, so a report reads
+its figures in `Report.data` (JSON): the department indicators of hotline.indicators.stats, the
+volumes, hotspots, surges and repeated requests of hotline.indicators.analysis, so a report reads
 the same whenever it is opened. Two schedulers may race: the unique key
 (kind, period_start) lets one win and the other skip.
 
@@ -25,11 +25,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from hotline import analysis, stats
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.indicators import analysis, stats
 from hotline.models import Category, Report, SurgeAlert, Ticket
 
-log = logging.getLogger("hotline.reports")
+log = logging.getLogger("hotline.indicators.reports")
 
 KINDS = ("daily", "weekly", "monthly")
 KIND_LABELS = {"daily": "日报", "weekly": "周报", "monthly": "月报"}

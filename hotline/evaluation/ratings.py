@@ -10,12 +10,11 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from hotline import sla, totals
-from hotline.calendar import LOCAL_TZ
-from hotline.errors import Conflict, HotlineError, Invalid, NotFound, NotPermitted
-from hotline.messaging import queue
+from hotline.deadlines import sla
+from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.errors import HotlineError
+from hotline.evaluation.messaging import queue
 from hotline.models import (
-    Appeal,
     AppSecret,
     Callback,
     Department,
@@ -26,8 +25,7 @@ from hotline.models import (
     Ticket,
 )
 from hotline.security import token_digest
-from hotline.workflow.definition import DEPARTMENT_ROLES
-from hotline.workflow.engine import Actor, fire, load_for_update, record
+from hotline.workflow.engine import Actor, fire
 
 RATING_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 BAD_RATINGS = (1, 2)
@@ -211,175 +209,3 @@ def is_satisfied(runtime, ticket: Ticket, callback: Callback) -> bool:
     """Satisfied: a rating the workflow counts as satisfied, and the problem not unsolved."""
     ratings = runtime.workflows.get(ticket.workflow).limits.satisfied_ratings
     return callback.rating in ratings and callback.solved is not False
-
-
-def _history(session: Session, ticket: Ticket, event: str, actor: Actor, now: datetime, **details: Any) -> None:
-    """An action on the ticket that does not move its state (rectification, appeal)."""
-    record(session, ticket, event, actor, now, details)
-
-
-# --- rectification (差评整改) -----------------------------------------------------------
-
-
-def _rectification(session: Session, rect_id: int, actor: Actor) -> tuple[Rectification, Ticket]:
-    rect = session.exec(select(Rectification).where(Rectification.id == rect_id).with_for_update()).first()
-    if rect is None or (actor.role in DEPARTMENT_ROLES and rect.department_id != actor.department_id):
-        raise NotFound(f"rectification {rect_id} not found, or not visible to you")
-    return rect, session.get(Ticket, rect.ticket_id)
-
-
-def report_rectification(
-    session: Session, rect_id: int, actor: Actor, *, verification: str, measures: str, now: datetime
-) -> Rectification:
-    """The department's report: what it verified, what it did or why nothing can be done."""
-    if actor.role not in DEPARTMENT_ROLES:
-        raise NotPermitted("only the department reports on its rectification", zh="只有承办单位可以反馈整改情况")
-    rect, ticket = _rectification(session, rect_id, actor)
-    if rect.status != "open":
-        raise Conflict(f"the rectification is {rect.status}, not open", zh="该整改不在待整改状态")
-    rect.verification, rect.measures = verification, measures
-    rect.status, rect.reported_at, rect.reported_by_id = "reported", now, actor.id
-    rect.next_due_at = None
-    _history(session, ticket, "rectification_report", actor, now, rectification=rect.id, measures=measures)
-    return rect
-
-
-def decide_rectification(
-    session: Session, runtime, rect_id: int, actor: Actor, *, accept: bool, reason: str | None, now: datetime
-) -> Rectification:
-    """The supervisor accepts the report, or sends it back (the clock keeps running)."""
-    if actor.role != "supervisor":
-        raise NotPermitted("only a supervisor decides on a rectification", zh="只有督办员可以审核整改")
-    rect, ticket = _rectification(session, rect_id, actor)
-    if rect.status != "reported":
-        raise Conflict(f"the rectification is {rect.status}, not reported", zh="该整改尚未反馈，不能审核")
-    if not accept and not reason:
-        raise Invalid("sending a report back needs a reason", field="reason", zh="退回整改请填写理由")
-    rect.decided_at, rect.decided_by_id, rect.decision_reason = now, actor.id, reason
-    if accept:
-        rect.status = "accepted"
-    else:
-        rect.status = "open"
-        rect.next_due_at = rect_next_step(runtime.calendar(session), runtime.workflows.get(ticket.workflow), rect)
-        session.add(
-            Notification(
-                department_id=rect.department_id,
-                role="handler",
-                kind="rectification",
-                ticket_id=ticket.id,
-                title=f"整改退回：工单 {ticket.number}",
-                body=reason or "",
-                created_at=now,
-            )
-        )
-    _history(
-        session,
-        ticket,
-        "rectification_accept" if accept else "rectification_return",
-        actor,
-        now,
-        rectification=rect.id,
-        reason=reason,
-    )
-    return rect
-
-
-RECT_LADDER = ("urge", "supervise")
-
-
-def rect_next_step(cal, wf, rect: Rectification) -> datetime | None:
-    """When the next escalation of an open rectification falls due."""
-    if rect.status != "open" or rect.escalation_step >= len(RECT_LADDER):
-        return None
-    if rect.escalation_step == 0:
-        return rect.due_at
-    days = wf.limits.escalation.supervise_after_working_days
-    return cal.add_working_seconds(rect.due_at, days * 86400).at
-
-
-# --- appeals (申诉复核) and unreasonable requests (不合理诉求) ------------------------------
-
-
-def open_appeal(session: Session, ticket_id: int, actor: Actor, *, kind: str, grounds: str, now: datetime) -> Appeal:
-    """A department contests the ticket's last rating, or asks for it to be marked unreasonable."""
-    if actor.role not in DEPARTMENT_ROLES:
-        raise NotPermitted("only the handling department appeals", zh="只有承办单位可以申诉")
-    ticket = session.exec(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
-    if ticket is None or ticket.main_department_id != actor.department_id:
-        raise NotFound(f"ticket {ticket_id} not found, or not visible to you")
-    callback_id = None
-    if kind == "rating":
-        callback = session.exec(
-            select(Callback)
-            .where(Callback.ticket_id == ticket.id, Callback.rating.is_not(None), ~Callback.overturned)
-            .order_by(Callback.id.desc())
-        ).first()
-        if callback is None:
-            raise Conflict("the ticket has no rating to appeal", zh="该工单没有可申诉的评价")
-        callback_id = callback.id
-    elif ticket.unreasonable:
-        raise Conflict("the ticket is marked unreasonable already", zh="该工单已认定为不合理诉求")
-    pending = session.exec(
-        select(Appeal).where(Appeal.ticket_id == ticket.id, Appeal.kind == kind, Appeal.status == "pending")
-    ).first()
-    if pending is not None:
-        raise Conflict("an appeal of this kind is already pending", zh="已有待审核的同类申诉")
-    appeal = Appeal(
-        ticket_id=ticket.id,
-        kind=kind,
-        callback_id=callback_id,
-        department_id=actor.department_id,
-        grounds=grounds,
-        requested_by_id=actor.id,
-        requested_at=now,
-    )
-    session.add(appeal)
-    session.flush()
-    _history(session, ticket, f"appeal_{kind}", actor, now, appeal=appeal.id, grounds=grounds)
-    session.add(
-        Notification(
-            role="supervisor",
-            kind="appeal",
-            ticket_id=ticket.id,
-            title=f"{'评价申诉' if kind == 'rating' else '不合理诉求认定申请'}：工单 {ticket.number}",
-            body=grounds,
-            created_at=now,
-        )
-    )
-    return appeal
-
-
-def decide_appeal(session: Session, appeal_id: int, actor: Actor, *, grant: bool, reason: str, now: datetime) -> Appeal:
-    """The centre decides: a granted rating appeal overturns the rating; a granted
-    unreasonable-request appeal marks the ticket. Either way it leaves the statistics."""
-    if actor.role != "supervisor":
-        raise NotPermitted("only a supervisor decides appeals", zh="只有督办员可以审核申诉")
-    appeal = session.exec(select(Appeal).where(Appeal.id == appeal_id).with_for_update()).first()
-    if appeal is None:
-        raise NotFound(f"appeal {appeal_id} not found")
-    if appeal.status != "pending":
-        raise Conflict(f"the appeal was decided already ({appeal.status})", zh="该申诉已审核")
-    ticket = load_for_update(session, appeal.ticket_id)
-    tracker = totals.Tracker(session, ticket)
-    appeal.status = "granted" if grant else "refused"
-    appeal.decided_by_id, appeal.decided_at, appeal.decision_reason = actor.id, now, reason
-    if grant and appeal.kind == "rating":
-        callback = session.get(Callback, appeal.callback_id)
-        callback.overturned = True
-        for rect in session.exec(
-            select(Rectification).where(Rectification.callback_id == callback.id, Rectification.status != "accepted")
-        ).all():
-            rect.status, rect.next_due_at, rect.decision_reason = "withdrawn", None, reason
-        session.add(
-            OutboxMessage(
-                topic="rating.overturned",
-                key=ticket.number,
-                created_at=now,
-                payload={"case_number": ticket.number, "rated_at": callback.at.isoformat(), "reason": reason},
-            )
-        )
-    if grant and appeal.kind == "unreasonable":
-        ticket.unreasonable = True
-    tracker.done()
-    _history(session, ticket, f"appeal_{appeal.kind}_{appeal.status}", actor, now, appeal=appeal.id, reason=reason)
-    return appeal

@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from hotline.config import Settings
 from hotline.models import Message
 
-log = logging.getLogger("hotline.messaging")
+log = logging.getLogger("hotline.evaluation.messaging")
 
 
 class MessageChannel(Protocol):

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, func, or_, select
 from sqlmodel import Session
 
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.labels import TYPE_LABELS
 from hotline.models import Category, Department, Notification, SurgeAlert, Ticket
 

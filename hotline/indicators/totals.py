@@ -32,7 +32,7 @@ from sqlalchemy import bindparam, delete, func, not_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.models import Assignment, Callback, DailyTotal, Ticket
 
 DISPATCH_METRICS = ("dispatched", "signed_on_time", "returned")
@@ -171,13 +171,13 @@ def rebuild(session: Session) -> int:
     """Recompute every total from the facts; returns the number of rows written.
 
     The rows come from grouped queries with the conditions of the live counts
-    (hotline.stats.live_counts_by_day), a second implementation of what `contribution`
+    (hotline.indicators.stats.live_counts_by_day), a second implementation of what `contribution`
     computes ticket by ticket: the tests hold the two to each other.
 
     Safe while the server runs: on PostgreSQL the table is locked for the rebuild (a
     change committed before is read, one after adds to the new totals); on SQLite the
     rebuild is one write transaction like any other."""
-    from hotline.stats import live_counts_by_day
+    from hotline.indicators.stats import live_counts_by_day
 
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql("LOCK TABLE daily_totals IN EXCLUSIVE MODE")

@@ -3,7 +3,7 @@
 The gateway keeps the facts on each main assignment as they happen (signed on time,
 returned, handle-by, first reply and whether it was on time, rehandlings) and on each
 callback (department, reached, solved, rating, overturned). The indicators are read from
-the daily running totals the gateway keeps from those facts (hotline.totals): a month for
+the daily running totals the gateway keeps from those facts (hotline.indicators.totals): a month for
 every department is a sum over a few thousand rows. The same counts as one GROUP BY over
 the facts (`live_department_counts`) are the reference the totals are checked against
 (`hotline stats check`, the tests) and the definition of the tickets behind each figure.
@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Date, and_, case, cast, exists, func, not_, select
 from sqlmodel import Session
 
-from hotline import totals
-from hotline.calendar import LOCAL_TZ
+from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.indicators import totals
 from hotline.models import Assignment, Callback, Department, Ticket
 
 RATES = (

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from hotline.calendar import Due, WorkCalendar
+from hotline.deadlines.calendar import Due, WorkCalendar
 from hotline.models import Ticket
 
 if TYPE_CHECKING:

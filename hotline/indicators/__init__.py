@@ -1,0 +1,1 @@
+"""Performance management and analysis: metric definitions, running totals, indicators, analysis, reports."""
