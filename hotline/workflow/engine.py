@@ -7,6 +7,8 @@ transaction. Nothing else writes `Ticket.state`.
 """
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -250,13 +252,10 @@ def record(
     now: datetime,
     details: dict[str, Any],
     *,
-    from_state: str | None = None,
+    from_state: str | None,
 ) -> None:
-    """A history row: who did what to the ticket, when, from which state to which.
-
-    Actions that leave the state alone (a rectification report, an appeal) pass no
-    `from_state`: the row then reads from the ticket's state to the same.
-    """
+    """A history row: who did what to the ticket, when, from which state (None: the ticket
+    was created) to the state it is in now."""
     session.add(
         TicketEvent(
             ticket_id=ticket.id,
@@ -264,7 +263,7 @@ def record(
             actor_id=actor.id,
             actor_name=actor.username,
             actor_role=actor.role,
-            from_state=from_state if from_state is not None else ticket.state,
+            from_state=from_state,
             to_state=ticket.state,
             at=now,
             details=details,
@@ -280,10 +279,20 @@ def load_for_update(session: Session, ticket_id: int) -> Ticket:
     return ticket
 
 
+@dataclass
+class Fired:
+    """What firing an event did: the ticket as it is now, the history details written, and
+    what the effects hand back to the caller without writing it down (e.g. a rating link)."""
+
+    ticket: Ticket
+    details: dict[str, Any]
+    result: dict[str, Any]
+
+
 def fire(
     session: Session,
     runtime: "Runtime",
-    ticket_id: int,
+    ticket: int | Ticket,
     event: str,
     actor: Actor,
     payload: dict[str, Any] | None = None,
@@ -291,18 +300,17 @@ def fire(
     now: datetime,
     version: int | None = None,
     context: dict[str, Any] | None = None,
-    result: dict[str, Any] | None = None,
-    locked: Ticket | None = None,
-    flush: bool = True,
-) -> Ticket:
-    """Fire one event on one ticket, inside the session's transaction; return the ticket.
+) -> Fired:
+    """Fire one event on one ticket, inside the session's transaction.
 
-    `result`, when given, receives what the effects hand back (e.g. a rating link).
-    `locked` is the ticket when the caller has already loaded and locked it in this
-    session (the scheduler), which saves reading it again. `flush=False` leaves the
-    new rows pending, for a caller that flushes many events at once (the scheduler).
+    `ticket` is the ticket's id, or the row itself when the caller holds it locked in this
+    session already (the scheduler locks a batch at once). `version` is the ticket's version
+    as the caller last read it; `context` is what the caller knows beyond the payload (the
+    scheduler: that it acts on its own, and which ladder step) and goes into the history.
+    The new rows stay pending in the session (it flushes them before any read, and at commit).
     """
-    ticket = locked if locked is not None and locked.id == ticket_id else load_for_update(session, ticket_id)
+    if not isinstance(ticket, Ticket):
+        ticket = load_for_update(session, ticket)
     assignment = _scope(session, ticket, actor)
     wf = runtime.workflows.get(ticket.workflow)
 
@@ -364,22 +372,71 @@ def fire(
     tracker = totals.Tracker(session, ticket) if counted else None
     if not _run(ctx):
         raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
+    details = {**clean, **ctx.extra, **ctx.details}
+    if as_co:
+        details["as_co_handler"] = True
+    _settle(ctx.session, runtime, wf, ticket, event, actor, now, details, from_state=ctx.from_state, tracker=tracker)
+    return Fired(ticket, details, ctx.result)
+
+
+def _settle(
+    session: Session,
+    runtime: "Runtime",
+    wf: Workflow,
+    ticket: Ticket,
+    event: str,
+    actor: Actor,
+    now: datetime,
+    details: dict[str, Any],
+    *,
+    from_state: str,
+    tracker: "totals.Tracker | None",
+) -> None:
+    """What every change of a ticket ends with: its clocks recomputed, its version and
+    `updated_at` moved, the history row, and the running totals' difference."""
     recompute(runtime.calendar(session), wf, ticket)
     ticket.version += 1
     ticket.updated_at = now
-    details = {k: v for k, v in clean.items()}
-    details.update(ctx.extra)
-    details.update(ctx.details)
-    if as_co:
-        details["as_co_handler"] = True
-    record(session, ticket, event, actor, now, details, from_state=ctx.from_state)
+    record(session, ticket, event, actor, now, details, from_state=from_state)
     if tracker is not None:
         tracker.done()
-    if flush:
-        session.flush()
-    if result is not None:
-        result.update(ctx.result)
-    return ticket
+
+
+@dataclass
+class Change:
+    """A change of a ticket that is not a workflow event, while it is being made."""
+
+    ticket: Ticket
+    details: dict[str, Any]
+
+
+@contextmanager
+def changing(
+    session: Session,
+    runtime: "Runtime",
+    ticket: int | Ticket,
+    event: str,
+    actor: Actor,
+    *,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> Iterator[Change]:
+    """A change outside the workflow's events (an appeal decided, deadlines recomputed after a
+    holiday import, a ladder step the scheduler passes over) with fire()'s guarantees: the
+    ticket locked, its running totals' difference, its clocks recomputed, its version and
+    `updated_at` moved, and a history row `event` (the state stays) with `details` as the
+    block leaves them. Nothing is written when the block raises.
+
+        with changing(session, runtime, ticket_id, "appeal_rating_granted", actor, now=now) as change:
+            ...  # change change.ticket and its rows; add to change.details
+    """
+    if not isinstance(ticket, Ticket):
+        ticket = load_for_update(session, ticket)
+    tracker = totals.Tracker(session, ticket)
+    change = Change(ticket, dict(details or {}))
+    yield change
+    wf = runtime.workflows.get(ticket.workflow)
+    _settle(session, runtime, wf, ticket, event, actor, now, change.details, from_state=ticket.state, tracker=tracker)
 
 
 def available_events(
