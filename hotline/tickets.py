@@ -180,7 +180,9 @@ def search(
     return items, total
 
 
-def _mask_phone(phone: str | None) -> str | None:
+def mask_phone(phone: str | None) -> str | None:
+    """A phone number for those who may not read it: the last four digits, and the first
+    three of a mobile number (11 digits or more), the rest starred; four or fewer, all starred."""
     if not phone:
         return phone
     if len(phone) <= 4:
@@ -194,7 +196,7 @@ def caller_view(ticket: Ticket, actor: Actor) -> dict[str, Any]:
     department = actor.role in DEPARTMENT_ROLES
     if department and (ticket.confidential or ticket.anonymous):
         return {"caller_name": None, "caller_phone": None, "caller_hidden": True}
-    phone = ticket.caller_phone if actor.role in FULL_PHONE_ROLES else _mask_phone(ticket.caller_phone)
+    phone = ticket.caller_phone if actor.role in FULL_PHONE_ROLES else mask_phone(ticket.caller_phone)
     name = None if ticket.anonymous and actor.role not in ("agent", "supervisor") else ticket.caller_name
     return {"caller_name": name, "caller_phone": phone, "caller_hidden": False}
 
