@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
+from hotline.directory import category_path
 from hotline.errors import Invalid
 from hotline.models import Category, Department, RoutingRule
 
@@ -15,20 +16,6 @@ class Route:
     how: str  # "rule:<id>" or "category:<code>"
 
 
-def category_chain(session: Session, category_id: int | None) -> list[Category]:
-    """The category and its ancestors, nearest first."""
-    chain: list[Category] = []
-    seen: set[int] = set()
-    while category_id is not None and category_id not in seen:
-        seen.add(category_id)
-        category = session.get(Category, category_id)
-        if category is None:
-            break
-        chain.append(category)
-        category_id = category.parent_id
-    return chain
-
-
 def route(session: Session, *, category_id: int | None, street: str | None, community: str | None) -> Route:
     """The department responsible for a category at a place.
 
@@ -37,7 +24,7 @@ def route(session: Session, *, category_id: int | None, street: str | None, comm
     one for the street, which beats one for anywhere; then the higher priority, then
     the older rule. Without a matching rule, the nearest category default applies.
     """
-    chain = category_chain(session, category_id)
+    chain = category_path(category_id, lambda i: session.get(Category, i))[::-1]  # nearest first
     depth = {c.id: i for i, c in enumerate(chain)}
     rules = session.exec(
         select(RoutingRule).where(

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from hotline.deadlines.calendar import LOCAL_TZ, local_iso
 from hotline.deadlines.sla import level
+from hotline.directory import category_path
 from hotline.errors import Invalid, NotFound
 from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
 from hotline.workflow.definition import DEPARTMENT_ROLES
@@ -79,13 +80,9 @@ def create_ticket(
         category = lookups.category_by_code(data["category"])
         if category is None or not category.active:
             raise Invalid(f"no active category with the code {data['category']!r}", field="category")
-    category_workflow = None
-    node = category
-    while node is not None:
-        if node.workflow:
-            category_workflow = node.workflow
-            break
-        node = lookups.categories.get(node.parent_id)
+    # The workflow of the category, else of its nearest ancestor that names one.
+    path = category_path(category.id if category else None, lookups.categories.get)
+    category_workflow = next((c.workflow for c in reversed(path) if c.workflow), None)
     wf = runtime.workflows.choose(data["type"], category_workflow)
     fields = {k: data.get(k) for k in TICKET_FIELDS if data.get(k) is not None}
     if not fields.get("title"):

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
 from hotline.api.schemas import TicketIn
-from hotline.directory import places
+from hotline.directory import category_path, places
 from hotline.errors import HotlineError, Invalid, NotFound
 from hotline.models import Callback, Category, Department, Ticket
 from hotline.routing import route
@@ -176,17 +176,7 @@ def _departments(session: Session) -> list[Department]:
 def _category_paths(session: Session) -> dict[str, tuple[Category, list[str]]]:
     """Active categories by code, each with the names from the root down."""
     cats = {c.id: c for c in session.exec(select(Category)).all()}
-    out = {}
-    for c in cats.values():
-        if not c.active:
-            continue
-        names, node, seen = [], c, set()
-        while node is not None and node.id not in seen:
-            seen.add(node.id)
-            names.append(node.name)
-            node = cats.get(node.parent_id)
-        out[c.code] = (c, names[::-1])
-    return out
+    return {c.code: (c, [a.name for a in category_path(c.id, cats.get)]) for c in cats.values() if c.active}
 
 
 def category_label(names: list[str], code: str) -> str:

@@ -1,6 +1,5 @@
 """The category tree, routing rules and the district's places."""
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -51,7 +50,7 @@ class Node:
 
 def category_tree(session: Session) -> list[Node]:
     """The category tree, depth first in code order."""
-    cats = session.exec(select(Category).order_by(Category.code)).all()
+    cats = {c.id: c for c in session.exec(select(Category)).all()}
     depts = {d.id: d for d in session.exec(select(Department)).all()}
     rules = dict(
         session.exec(
@@ -60,21 +59,14 @@ def category_tree(session: Session) -> list[Node]:
             .group_by(RoutingRule.category_id)
         ).all()
     )
-    ids = {c.id for c in cats}
-    children: dict[int | None, list[Category]] = defaultdict(list)
-    for c in cats:
-        children[c.parent_id if c.parent_id in ids else None].append(c)
+    paths = sorted((directory.category_path(i, cats.get) for i in cats), key=lambda p: [c.code for c in p])
     out: list[Node] = []
-
-    def walk(c: Category, depth: int, dept_from, wf_from) -> None:
-        own = depts.get(c.department_id) if c.department_id else None
-        inherited_wf = None if c.workflow else wf_from
-        out.append(Node(c, depth, own, None if own else dept_from, c.workflow, inherited_wf, rules.get(c.id, 0)))
-        for kid in children[c.id]:
-            walk(kid, depth + 1, (own, c) if own else dept_from, (c.workflow, c) if c.workflow else wf_from)
-
-    for root in children[None]:
-        walk(root, 0, None, None)
+    for path in paths:
+        c, ancestors = path[-1], path[-2::-1]  # the nearest ancestor first
+        own = depts.get(c.department_id)
+        dept_from = next(((depts[a.department_id], a) for a in ancestors if a.department_id in depts), None)
+        wf_from = None if c.workflow else next(((a.workflow, a) for a in ancestors if a.workflow), None)
+        out.append(Node(c, len(ancestors), own, None if own else dept_from, c.workflow, wf_from, rules.get(c.id, 0)))
     return out
 
 
