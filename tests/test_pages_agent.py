@@ -441,3 +441,22 @@ def test_the_place_check_matches_the_address_prefix_literally(runtime, district,
     # A community of another street is ignored rather than matched.
     assert addresses("东城街道", "和平社区", "和平小区") == ["和平小区3栋"]
     assert addresses("西城街道", "和平社区", "和") is None  # too short to be worth a lookup
+
+
+def test_the_route_preview_names_the_rule_or_the_category_default_that_decided(client, district, places):
+    from tests.helpers import PASSWORD
+
+    client.post("/login", data={"username": "agent", "password": PASSWORD})
+
+    def preview(**query: str) -> str:
+        r = client.get("/agent/intake/route", params=query)
+        assert r.status_code == 200
+        return re.sub(r"<[^>]+>", " ", r.text)
+
+    assert "区住建局" in preview(category="0101", street="西城街道")
+    assert "依据：分类“物业管理”的默认承办单位" in preview(category="0101", street="西城街道")
+    # 食品安全 has no default of its own: its parent's decides.
+    assert "依据：分类“市场监管”的默认承办单位" in preview(category="0201")
+    found = preview(category="0102", street="东城街道", community="朝阳社区")
+    assert "东城街道办事处" in found and "依据：派单规则（违章搭建 · 东城街道 · 朝阳社区）" in found
+    assert "派单规则未匹配到承办单位" in preview(category="09", street="西城街道")

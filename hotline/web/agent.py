@@ -208,14 +208,8 @@ def route_preview(session: Session, category: str, street: str, community: str) 
         )
     except Invalid:
         return {"state": "none", "message": "派单规则未匹配到承办单位，派单时请在下方手动选择"}
-    if found.how.startswith("rule:"):
-        scope = [x for x in (category_row.name if category_row else None, street_v, community_v) if x]
-        basis = f"派单规则（{' · '.join(scope)}）"
-    else:
-        code = found.how.split(":", 1)[1]
-        cat = session.exec(select(Category).where(Category.code == code)).first()
-        basis = f"分类“{cat.name if cat else code}”的默认承办单位"
-    return {"state": "ok", "department": found.department.name, "code": found.department.code, "basis": basis}
+    scope = [x for x in (category_row.name if category_row else None, street_v, community_v) if x]
+    return {"state": "ok", "route": found, "scope": scope}
 
 
 def _like_prefix(text: str) -> str:

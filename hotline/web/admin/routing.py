@@ -17,7 +17,7 @@ from hotline.models import (
     Department,
     RoutingRule,
 )
-from hotline.routing import route
+from hotline.routing import Route, route
 from hotline.runtime import Runtime
 from hotline.web.admin.common import (
     PLACE_SEP,
@@ -145,51 +145,21 @@ def _known_places(session: Session) -> dict[str, list[str]]:
 
 @dataclass
 class RouteTest:
+    """The administrator's routing test: what was asked, and the Route (None: no department)."""
+
     category: str
     place: str
-    department: Department | None = None
-    rule_id: int | None = None
-    explanation: str = ""
-    failure: str = ""
-
-
-def _explain(session: Session, how: str, category: Category | None) -> tuple[int | None, str]:
-    """The Route's `how` ("rule:<id>", "category:<code>") in the administrator's words."""
-    kind, _, ref = how.partition(":")
-    if kind == "rule":
-        rule = session.get(RoutingRule, int(ref))
-        if rule is None:
-            return None, how
-        cat = session.get(Category, rule.category_id) if rule.category_id else None
-        scope = []
-        if cat is None:
-            scope.append("任意分类")
-        elif category is not None and cat.id != category.id:
-            scope.append(f"上级分类 {cat.code} {cat.name}")
-        else:
-            scope.append(f"分类 {cat.code} {cat.name}")
-        scope.append(" / ".join(p for p in (rule.street, rule.community) if p) or "全区")
-        return rule.id, f"命中派单规则 #{rule.id}（{'，'.join(scope)}，优先级 {rule.priority}）"
-    if kind == "category":
-        cat = session.exec(select(Category).where(Category.code == ref)).first()
-        label = f"{ref} {cat.name}" if cat else ref
-        whose = "所选分类" if category is not None and cat is not None and cat.id == category.id else "上级分类"
-        return None, f"没有匹配的派单规则，采用{whose}「{label}」的默认承办单位"
-    return None, how
+    route: Route | None = None
 
 
 def _route_test(session: Session, category_code: str, place: str) -> RouteTest:
-    test = RouteTest(category_code, place)
     category = session.exec(select(Category).where(Category.code == category_code)).first() if category_code else None
     street, community = _split_place(place)
     try:
         found = route(session, category_id=category.id if category else None, street=street, community=community)
     except Invalid:
-        test.failure = "没有匹配的派单规则，所选分类及其上级也没有默认承办单位：派单时须由话务员人工指定承办单位。"
-        return test
-    test.department = found.department
-    test.rule_id, test.explanation = _explain(session, found.how, category)
-    return test
+        found = None  # no rule and no default anywhere up the tree: the agent chooses
+    return RouteTest(category_code, place, found)
 
 
 def _rules_context(session: Session, test: RouteTest | None = None) -> dict[str, Any]:
