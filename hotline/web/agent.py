@@ -24,8 +24,8 @@ from hotline.models import Callback, Category, Department, Ticket
 from hotline.routing import route
 from hotline.tickets import Lookups, create_ticket, get_visible, ticket_out
 from hotline.web.auth import PageUser, role_form_user, role_user
+from hotline.web.forms import form_version, page_message, submit
 from hotline.web.render import TYPE_LABELS, URGENCY_LABELS, render
-from hotline.web.views import page_message
 from hotline.workflow.engine import available_events, fire
 
 router = APIRouter(prefix="/agent", include_in_schema=False)
@@ -558,7 +558,7 @@ def _queue_context(session: Session, runtime, user: PageUser, view: str, page: i
         "page": page,
         "pages": pages,
         "total": total,
-        "card_errors": {},
+        "error_card": None,
         "posted": {},
     }
 
@@ -614,30 +614,17 @@ async def callback_action(
     view = str(form.get("view") or "all")
     view = view if view in QUEUE_VIEWS else "all"
     page = int(str(form.get("page"))) if str(form.get("page") or "").isdigit() else 1
-    version = str(form.get("version") or "")
-    try:
+
+    def change(session: Session) -> str:
         payload = _callback_payload(event, form)
-        with runtime.db.session() as session:
-            get_visible(session, user.actor, ticket_id)
-            fire(
-                session,
-                runtime,
-                ticket_id,
-                event,
-                user.actor,
-                payload,
-                now=runtime.now(),
-                version=int(version) if version.isdigit() else None,
-            )
-    except HotlineError as exc:
-        if exc.status_code == 404:
-            raise
-        with runtime.db.read_session() as session:
-            ctx = _queue_context(session, runtime, user, view, max(page, 1))
-        message = page_message(exc)
-        ctx["card_errors"] = {ticket_id: message}
-        ctx["posted"] = {ticket_id: {"event": event, **{k: str(v) for k, v in form.items()}}}
-        ctx["error"] = message
-        return render(request, "agent/callbacks.html", ctx, exc.status_code)
-    query = {"view": view, "page": page, "done": event, "ticket": ticket_id}
-    return RedirectResponse(f"/agent/callbacks?{urlencode(query)}", status_code=303)
+        get_visible(session, user.actor, ticket_id)
+        fire(session, runtime, ticket_id, event, user.actor, payload, now=runtime.now(), version=form_version(form))
+        return f"/agent/callbacks?{urlencode({'view': view, 'page': page, 'done': event, 'ticket': ticket_id})}"
+
+    def again(session: Session) -> dict[str, Any]:
+        """The queue with this card's error and what was entered on it."""
+        ctx = _queue_context(session, runtime, user, view, max(page, 1))
+        ctx.update(error_card=ticket_id, posted={ticket_id: {"event": event, **{k: str(v) for k, v in form.items()}}})
+        return ctx
+
+    return submit(request, runtime, change, template="agent/callbacks.html", context=again)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, select
 
@@ -25,8 +25,8 @@ from hotline.models import Assignment, Notification, SupervisionOrder, Ticket
 from hotline.notices import newest
 from hotline.tickets import Lookups, visible_clause
 from hotline.web.auth import PageUser, role_form_user, role_user
+from hotline.web.forms import submit
 from hotline.web.render import duration_text, render
-from hotline.web.views import page_message
 from hotline.workflow.engine import fire
 
 router = APIRouter(include_in_schema=False)
@@ -68,13 +68,6 @@ def deadline_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
     left = (ticket.due_at - now).total_seconds()
     text = f"超期 {duration_text(left)}" if left <= 0 else f"剩余 {duration_text(left)}"
     return {"level": current.name, "at": ticket.due_at, "text": text, "kind": ticket.due_kind}
-
-
-def action_message(exc: HotlineError) -> str:
-    """What a workbench says when an action fails; a stale list gets plain words."""
-    if exc.status_code == 409 and "version" in exc.extra:
-        return "该工单刚刚已被他人处理（状态已变化），列表已刷新，请核对后再操作"
-    return page_message(exc)
 
 
 def _main_tab_conditions(tab: str, now: datetime, states: tuple[str, ...]) -> list[Any]:
@@ -242,16 +235,18 @@ def sign(
 ) -> Response:
     """Sign for a ticket from the inbox (签收), through the workflow gateway."""
     now = runtime.now()
-    try:
-        with runtime.db.session() as session:
-            ticket = fire(session, runtime, ticket_id, "sign", user.actor, {}, now=now, version=version).ticket
-            number = ticket.number
-    except HotlineError as exc:
-        with runtime.db.read_session() as session:
-            ctx = _inbox_context(session, runtime, user, "pending", page, now)
-        ctx["error"] = action_message(exc)
-        return render(request, "department/inbox.html", ctx, exc.status_code)
-    return RedirectResponse(f"/department/inbox?tab=pending&page={page}&signed={number}", status_code=303)
+
+    def change(session: Session) -> str:
+        ticket = fire(session, runtime, ticket_id, "sign", user.actor, {}, now=now, version=version).ticket
+        return f"/department/inbox?tab=pending&page={page}&signed={ticket.number}"
+
+    return submit(
+        request,
+        runtime,
+        change,
+        template="department/inbox.html",
+        context=lambda session: _inbox_context(session, runtime, user, "pending", page, now),
+    )
 
 
 ORDERS_PAGE_SIZE = 10
@@ -329,21 +324,21 @@ def answer_order(
 ) -> Response:
     """Answer a supervision order (答复督办), through the workflow gateway."""
     now = runtime.now()
-    try:
-        with runtime.db.session() as session:
-            order = session.get(SupervisionOrder, order_id)
-            if order is None or order.department_id != user.actor.department_id:
-                raise NotFound(f"supervision order {order_id} not found, or not your department's")
-            if not answer.strip():
-                raise HotlineError("answer is blank", status_code=422, zh="请填写答复内容后再提交")
-            payload = {"order": order_id, "answer": answer}
-            ticket = fire(session, runtime, order.ticket_id, "answer_supervision", user.actor, payload, now=now).ticket
-            number = ticket.number
-    except HotlineError as exc:
-        if exc.status_code == 404:
-            raise
-        with runtime.db.read_session() as session:
-            ctx = _orders_context(session, runtime, user, 1, 1, now)
-        ctx["error"] = action_message(exc)
-        return render(request, "department/supervision.html", ctx, exc.status_code)
-    return RedirectResponse(f"/department/supervision?answered={number}", status_code=303)
+
+    def change(session: Session) -> str:
+        order = session.get(SupervisionOrder, order_id)
+        if order is None or order.department_id != user.actor.department_id:
+            raise NotFound(f"supervision order {order_id} not found, or not your department's")
+        if not answer.strip():
+            raise HotlineError("answer is blank", status_code=422, zh="请填写答复内容后再提交")
+        payload = {"order": order_id, "answer": answer}
+        ticket = fire(session, runtime, order.ticket_id, "answer_supervision", user.actor, payload, now=now).ticket
+        return f"/department/supervision?answered={ticket.number}"
+
+    return submit(
+        request,
+        runtime,
+        change,
+        template="department/supervision.html",
+        context=lambda session: _orders_context(session, runtime, user, 1, 1, now),
+    )

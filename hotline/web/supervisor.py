@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Integer, and_, case, func, literal, or_, union_all
 from sqlmodel import Session, select
 
@@ -22,12 +22,12 @@ from hotline.api.deps import RuntimeDep
 from hotline.db import UTCDateTime
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.deadlines.sla import LADDER, LADDER_KINDS, compute_handle_by
-from hotline.errors import HotlineError, Invalid
+from hotline.errors import Invalid
 from hotline.models import Approval, Assignment, Department, Escalation, SupervisionOrder, Ticket, User
 from hotline.tickets import Lookups
 from hotline.web.auth import PageUser, role_form_user, role_user
-from hotline.web.department import action_message, deadline_view
-from hotline.web.forms import payload_from_form
+from hotline.web.department import deadline_view
+from hotline.web.forms import form_version, payload_from_form, safe_path, submit
 from hotline.web.render import render
 from hotline.workflow.engine import fire
 from hotline.workflow.fields import FIELDS, RETURN_REASON_CODES
@@ -287,10 +287,8 @@ def dashboard(
 
 def _back(raw: Any, default: str, **params: str) -> str:
     """Where a form returns to: a page of this workbench, with the outcome in the query."""
-    target = str(raw) if raw else default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/supervisor/"):
-        parts = urlsplit(default)
+    target = safe_path(raw) or default
+    parts = urlsplit(target if target.startswith("/supervisor/") else default)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params and k not in ("done", "t")]
     return f"{parts.path}?{urlencode(query + list(params.items()))}"
 
@@ -309,22 +307,18 @@ async def notice_event(
     form = await request.form()
     message = str(form.get("message") or "").strip()
     now = runtime.now()
-    try:
-        with runtime.db.session() as session:
-            ticket = fire(
-                session, runtime, ticket_id, event, user.actor, {"message": message} if message else {}, now=now
-            ).ticket
-            number = ticket.number
-    except HotlineError as exc:
-        if exc.status_code == 404:
-            raise
-        with runtime.db.read_session() as session:
-            ctx = _dashboard_context(
-                session, runtime, level="", department="", sort="overdue", direction="desc", page=1, now=now
-            )
-        ctx["error"] = action_message(exc)
-        return render(request, "supervisor/dashboard.html", ctx, exc.status_code)
-    return RedirectResponse(_back(form.get("back"), "/supervisor/dashboard", done=event, t=number), status_code=303)
+
+    def change(session: Session) -> str:
+        payload = {"message": message} if message else {}
+        ticket = fire(session, runtime, ticket_id, event, user.actor, payload, now=now).ticket
+        return _back(form.get("back"), "/supervisor/dashboard", done=event, t=ticket.number)
+
+    def again(session: Session) -> dict[str, Any]:
+        return _dashboard_context(
+            session, runtime, level="", department="", sort="overdue", direction="desc", page=1, now=now
+        )
+
+    return submit(request, runtime, change, template="supervisor/dashboard.html", context=again)
 
 
 # --- the review queues -----------------------------------------------------------------
@@ -476,40 +470,29 @@ async def review_event(
     if tab is None:
         raise Invalid(f"{event!r} is not a review decision", zh="审核队列中没有这项操作")
     form = await request.form()
-    version = str(form.get("version") or "")
-    page = str(form.get("page") or "1")
+    page = int(str(form.get("page"))) if str(form.get("page") or "").isdigit() else 1
     now = runtime.now()
-    try:
-        with runtime.db.session() as session:
-            ticket = session.get(Ticket, ticket_id)
-            wf = runtime.workflows.get(ticket.workflow if ticket else runtime.workflows.default)
-            ev = wf.events.get(event)
-            fields = list(ev.fields) if ev else []
-            payload = payload_from_form(session, event, form, fields)
-            missing = [name for name in (ev.required if ev else ()) if name not in payload]
-            if missing:
-                words = "、".join(FIELDS[name].label for name in missing)
-                raise Invalid(f"missing: {', '.join(missing)}", field=missing[0], zh=f"请填写{words}后再提交")
-            ticket = fire(
-                session,
-                runtime,
-                ticket_id,
-                event,
-                user.actor,
-                payload,
-                now=now,
-                version=int(version) if version.isdigit() else None,
-            ).ticket
-            number = ticket.number
-    except HotlineError as exc:
-        if exc.status_code == 404:
-            raise
-        with runtime.db.read_session() as session:
-            ctx = _reviews_context(session, runtime, tab, int(page) if page.isdigit() else 1, now)
-        ctx["error"] = action_message(exc)
-        return render(request, "supervisor/reviews.html", ctx, exc.status_code)
-    query = urlencode({"tab": tab, "page": page if page.isdigit() else "1", "done": event, "t": number})
-    return RedirectResponse(f"/supervisor/reviews?{query}", status_code=303)
+
+    def change(session: Session) -> str:
+        ticket = session.get(Ticket, ticket_id)
+        wf = runtime.workflows.get(ticket.workflow if ticket else runtime.workflows.default)
+        ev = wf.events.get(event)
+        payload = payload_from_form(session, event, form, list(ev.fields) if ev else [])
+        missing = [name for name in (ev.required if ev else ()) if name not in payload]
+        if missing:
+            words = "、".join(FIELDS[name].label for name in missing)
+            raise Invalid(f"missing: {', '.join(missing)}", field=missing[0], zh=f"请填写{words}后再提交")
+        version = form_version(form)
+        ticket = fire(session, runtime, ticket_id, event, user.actor, payload, now=now, version=version).ticket
+        return f"/supervisor/reviews?{urlencode({'tab': tab, 'page': page, 'done': event, 't': ticket.number})}"
+
+    return submit(
+        request,
+        runtime,
+        change,
+        template="supervisor/reviews.html",
+        context=lambda session: _reviews_context(session, runtime, tab, page, now),
+    )
 
 
 def chart_json(data: dict[str, Any]) -> str:

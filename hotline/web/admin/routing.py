@@ -26,11 +26,11 @@ from hotline.web.admin.common import (
     FormError,
     _code,
     _done,
-    _message,
     _name,
     _page,
     router,
 )
+from hotline.web.forms import page_message
 
 # ----------------------------------------------------------------- categories
 
@@ -118,7 +118,7 @@ def create_category(
     except HotlineError as exc:
         with runtime.db.read_session() as session:
             ctx = _categories_context(session, runtime)
-        ctx.update(error=_message(exc, f"分类编码“{code}”已被使用"), form=form)
+        ctx.update(error=page_message(exc, f"分类编码“{code}”已被使用"), form=form)
         return _page(request, "admin/categories.html", ctx, exc.status_code)
     return _done("/admin/categories", f"已新建分类：{code} {name}")
 
@@ -196,7 +196,7 @@ def rules(
 def _rules_error(request: Request, runtime: Runtime, exc: HotlineError, form: dict) -> Response:
     with runtime.db.read_session() as session:
         ctx = _rules_context(session)
-    ctx.update(error=_message(exc, "该地点已在地点库中"), form=form)
+    ctx.update(error=page_message(exc, "该地点已在地点库中"), form=form)
     return _page(request, "admin/rules.html", ctx, exc.status_code)
 
 
