@@ -186,6 +186,16 @@ def places(session: Session) -> dict[str, list[str]]:
     return out
 
 
+def clean_place(known: dict[str, list[str]], street: str, community: str) -> tuple[str | None, str | None]:
+    """A street and community as entered, blanks as None; the community is dropped when the
+    district lists its places (`known`, from `places`) and it is not one of the street's."""
+    street_v = street.strip() or None
+    community_v = community.strip() or None
+    if known and street_v and community_v and community_v not in known.get(street_v, []):
+        community_v = None
+    return street_v, community_v
+
+
 def _user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:

@@ -1,8 +1,9 @@
 """Tickets: intake, numbering, who sees what, and how a ticket reads to each role."""
 
+import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,11 +15,19 @@ from sqlmodel import Session, select
 
 from hotline.deadlines.calendar import LOCAL_TZ, local_iso
 from hotline.deadlines.sla import level
-from hotline.directory import category_path
+from hotline.directory import category_path, clean_place, places
 from hotline.errors import Invalid, NotFound
 from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
 from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor, record
+
+# The repeat check (重复诉求): how far back, how many, and how many recent tickets a
+# place lookup reads at most (street, community and address carry no index).
+RECENT_DAYS = 90
+RECENT_LIMIT = 10
+PLACE_SCAN_ROWS = 20_000
+MIN_PHONE_DIGITS = 7
+MIN_ADDRESS_CHARS = 2
 
 # Roles that see a caller's phone number in full (the handler calls the citizen back;
 # leaders and administrators have no need of it).
@@ -175,6 +184,58 @@ def search(
     items = list(session.exec(stmt.offset((page - 1) * page_size).limit(page_size)).all())
     total = session.execute(sa_select(func.count()).select_from(Ticket).where(*conditions)).scalar_one()
     return items, total
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def recent_tickets(
+    session: Session, *, phone: str, street: str, community: str, address: str, now: datetime
+) -> dict[str, Any]:
+    """The caller's and the place's tickets of the last 90 days, newest first (at most 10 each):
+    the repeat check (重复诉求) of the intake form."""
+    since = now - timedelta(days=RECENT_DAYS)
+    phone = re.sub(r"[\s\-]", "", phone)
+    by_phone: list[Ticket] | None = None
+    by_place: list[Ticket] | None = None
+    if sum(ch.isdigit() for ch in phone) >= MIN_PHONE_DIGITS:
+        # caller_phone is indexed: this reads only the caller's own tickets.
+        by_phone = list(
+            session.exec(
+                select(Ticket)
+                .where(Ticket.caller_phone == phone, Ticket.created_at >= since)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(RECENT_LIMIT)
+            ).all()
+        )
+    street_v, community_v = clean_place(places(session), street, community)
+    address = address.strip()
+    if street_v and len(address) >= MIN_ADDRESS_CHARS:
+        # The newest tickets of the window by the created_at index, at most PLACE_SCAN_ROWS
+        # of them, then street, community and the address prefix among those.
+        window = (
+            select(Ticket.id)
+            .where(Ticket.created_at >= since)
+            .order_by(Ticket.created_at.desc())
+            .limit(PLACE_SCAN_ROWS)
+        )
+        conditions = [
+            Ticket.id.in_(window),
+            Ticket.street == street_v,
+            Ticket.address.like(_like_prefix(address), escape="\\"),
+        ]
+        if community_v:
+            conditions.append(Ticket.community == community_v)
+        by_place = list(
+            session.exec(
+                select(Ticket)
+                .where(*conditions)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(RECENT_LIMIT)
+            ).all()
+        )
+    return {"by_phone": by_phone, "by_place": by_place, "phone": phone, "address": address}
 
 
 def mask_phone(phone: str | None) -> str | None:

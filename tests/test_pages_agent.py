@@ -10,8 +10,7 @@ from sqlmodel import select
 
 from hotline.directory import create_place
 from hotline.models import Callback, Department, Ticket
-from hotline.tickets import create_ticket
-from hotline.web.agent import recent_tickets
+from hotline.tickets import create_ticket, recent_tickets
 from hotline.workflow.engine import Actor, fire
 from tests.conftest import local
 from tests.helpers import make_dispatched
@@ -417,10 +416,10 @@ def test_the_repeat_check_reads_the_newest_ten_of_ninety_days(runtime, district,
     for day in range(1, 13):
         make_dispatched(runtime, 1, now=local(2026, 10, day, 9, 0), caller_phone="13812345678")
     with runtime.db.read_session() as s:
-        found = recent_tickets(s, runtime, phone="138-1234-5678", street="", community="", address="")
+        found = recent_tickets(s, phone="138-1234-5678", street="", community="", address="", now=now)
         assert [t.created_at.astimezone(now.tzinfo).day for t in found["by_phone"]] == list(range(12, 2, -1))
         assert found["by_place"] is None
-        assert recent_tickets(s, runtime, phone="13812", street="", community="", address="")["by_phone"] is None
+        assert recent_tickets(s, phone="13812", street="", community="", address="", now=now)["by_phone"] is None
 
 
 def test_the_place_check_matches_the_address_prefix_literally(runtime, district, places):
@@ -431,7 +430,7 @@ def test_the_place_check_matches_the_address_prefix_literally(runtime, district,
 
     def addresses(street: str, community: str, address: str) -> list[str] | None:
         with runtime.db.read_session() as s:
-            found = recent_tickets(s, runtime, phone="", street=street, community=community, address=address)
+            found = recent_tickets(s, phone="", street=street, community=community, address=address, now=runtime.now())
         return None if found["by_place"] is None else [t.address for t in found["by_place"]]
 
     assert addresses("西城街道", "和平社区", "和平") == ["和平_区9栋", "和平小区3栋"]

@@ -6,7 +6,6 @@ transaction, so a call is never half-logged. The form is validated through the A
 """
 
 import re
-from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -18,11 +17,11 @@ from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
 from hotline.api.schemas import TicketIn
-from hotline.directory import category_path, places
+from hotline.directory import category_path, clean_place, places
 from hotline.errors import HotlineError, Invalid, NotFound
 from hotline.models import Callback, Category, Department, Ticket
 from hotline.routing import route
-from hotline.tickets import Lookups, create_ticket, get_visible, ticket_out
+from hotline.tickets import Lookups, create_ticket, get_visible, recent_tickets, ticket_out
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.forms import form_version, page_message, submit
 from hotline.web.render import TYPE_LABELS, URGENCY_LABELS, render
@@ -33,13 +32,6 @@ router = APIRouter(prefix="/agent", include_in_schema=False)
 AgentUser = Annotated[PageUser, role_user("agent", "supervisor")]
 AgentForm = Annotated[PageUser, role_form_user("agent", "supervisor")]
 
-# The repeat check (重复诉求): how far back, how many, and how many recent tickets a
-# place lookup reads at most (street, community and address carry no index).
-RECENT_DAYS = 90
-RECENT_LIMIT = 10
-PLACE_SCAN_ROWS = 20_000
-MIN_PHONE_DIGITS = 7
-MIN_ADDRESS_CHARS = 2
 CATEGORY_SUGGESTIONS = 12
 CALLBACK_PAGE_SIZE = 10
 
@@ -184,19 +176,10 @@ def category_label(names: list[str], code: str) -> str:
     return f"{' › '.join(names)} ({code})"
 
 
-def _clean_place(known: dict[str, list[str]], street: str, community: str) -> tuple[str | None, str | None]:
-    """The street and community as given, the community dropped when it is not the street's."""
-    street = street.strip() or None
-    community = community.strip() or None
-    if known and street and community and community not in known.get(street, []):
-        community = None
-    return street, community
-
-
 def route_preview(session: Session, category: str, street: str, community: str) -> dict[str, Any]:
     """The department the routing rules choose for the category and place, or why none."""
     known = places(session)
-    street_v, community_v = _clean_place(known, street, community)
+    street_v, community_v = clean_place(known, street, community)
     category_row = None
     if category:
         category_row = session.exec(select(Category).where(Category.code == category, Category.active)).first()
@@ -210,58 +193,6 @@ def route_preview(session: Session, category: str, street: str, community: str) 
         return {"state": "none", "message": "派单规则未匹配到承办单位，派单时请在下方手动选择"}
     scope = [x for x in (category_row.name if category_row else None, street_v, community_v) if x]
     return {"state": "ok", "route": found, "scope": scope}
-
-
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def recent_tickets(
-    session: Session, runtime, *, phone: str, street: str, community: str, address: str
-) -> dict[str, Any]:
-    """The caller's and the place's tickets of the last 90 days, newest first (at most 10 each)."""
-    now = runtime.now()
-    since = now - timedelta(days=RECENT_DAYS)
-    phone = re.sub(r"[\s\-]", "", phone)
-    by_phone: list[Ticket] | None = None
-    by_place: list[Ticket] | None = None
-    if sum(ch.isdigit() for ch in phone) >= MIN_PHONE_DIGITS:
-        # caller_phone is indexed: this reads only the caller's own tickets.
-        by_phone = list(
-            session.exec(
-                select(Ticket)
-                .where(Ticket.caller_phone == phone, Ticket.created_at >= since)
-                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                .limit(RECENT_LIMIT)
-            ).all()
-        )
-    street_v, community_v = _clean_place(places(session), street, community)
-    address = address.strip()
-    if street_v and len(address) >= MIN_ADDRESS_CHARS:
-        # The newest tickets of the window by the created_at index, at most PLACE_SCAN_ROWS
-        # of them, then street, community and the address prefix among those.
-        window = (
-            select(Ticket.id)
-            .where(Ticket.created_at >= since)
-            .order_by(Ticket.created_at.desc())
-            .limit(PLACE_SCAN_ROWS)
-        )
-        conditions = [
-            Ticket.id.in_(window),
-            Ticket.street == street_v,
-            Ticket.address.like(_like_prefix(address), escape="\\"),
-        ]
-        if community_v:
-            conditions.append(Ticket.community == community_v)
-        by_place = list(
-            session.exec(
-                select(Ticket)
-                .where(*conditions)
-                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                .limit(RECENT_LIMIT)
-            ).all()
-        )
-    return {"by_phone": by_phone, "by_place": by_place, "phone": phone, "address": address}
 
 
 def _recent_rows(session: Session, runtime, user: PageUser, found: dict[str, Any]) -> dict[str, Any]:
@@ -292,11 +223,11 @@ def _intake_context(session: Session, runtime, user: PageUser, values: dict[str,
     chosen = paths.get(values["category"])
     found = recent_tickets(
         session,
-        runtime,
         phone=values["caller_phone"],
         street=values["street"],
         community=values["community"],
         address=values["address"],
+        now=runtime.now(),
     )
     return {
         "v": values,
@@ -478,7 +409,7 @@ def recent_partial(
     """The caller's and the place's recent tickets, to merge a repeat (htmx)."""
     with runtime.db.read_session() as session:
         found = recent_tickets(
-            session, runtime, phone=caller_phone, street=street, community=community, address=address
+            session, phone=caller_phone, street=street, community=community, address=address, now=runtime.now()
         )
         recent = _recent_rows(session, runtime, user, found)
     return render(request, "agent/_recent.html", {"recent": recent, "can_merge": _can(runtime, "merge", user.role)})
