@@ -17,7 +17,7 @@ from hotline.deadlines.calendar import LOCAL_TZ, local_iso
 from hotline.deadlines.sla import level
 from hotline.directory import category_path, clean_place, places
 from hotline.errors import Invalid, NotFound
-from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
+from hotline.models import Assignment, Callback, Category, Department, Ticket, TicketCounter, TicketEvent
 from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor, record
 
@@ -28,6 +28,8 @@ RECENT_LIMIT = 10
 PLACE_SCAN_ROWS = 20_000
 MIN_PHONE_DIGITS = 7
 MIN_ADDRESS_CHARS = 2
+# The callback queue's views: every ticket waiting for a callback, past its deadline, near it.
+CALLBACK_VIEWS = ("all", "overdue", "warning")
 
 # Roles that see a caller's phone number in full (the handler calls the citizen back;
 # leaders and administrators have no need of it).
@@ -429,3 +431,48 @@ def history_out(session: Session, ticket_id: int, actor: Actor) -> list[dict[str
         }
         for r in rows
     ]
+
+
+def _callback_states(runtime) -> list[str]:
+    """The states in which a callback is recorded, in every workflow (待回访 in the default)."""
+    states: set[str] = set()
+    for wf in runtime.workflows.workflows.values():
+        if "callback" in wf.events:
+            states.update(wf.events["callback"].sources)
+    return sorted(states)
+
+
+def _callback_view(runtime, view: str, now: datetime) -> list[Any]:
+    conditions = [Ticket.state.in_(_callback_states(runtime))]
+    if view == "overdue":
+        conditions.append(Ticket.due_at <= now)
+    elif view == "warning":
+        conditions += [Ticket.warn_at <= now, Ticket.due_at > now]
+    return conditions
+
+
+def awaiting_callback_counts(session: Session, runtime, now: datetime) -> dict[str, int]:
+    """How many tickets wait for a callback: all, those past its deadline, those near it."""
+    return {
+        view: session.exec(select(func.count()).select_from(Ticket).where(*_callback_view(runtime, view, now))).one()
+        for view in CALLBACK_VIEWS
+    }
+
+
+def awaiting_callback(
+    session: Session, runtime, view: str, *, now: datetime, offset: int, limit: int
+) -> list[tuple[Ticket, list[Callback]]]:
+    """A page of the tickets waiting for a callback in one of CALLBACK_VIEWS, the most
+    pressing callback deadline first, each with its callbacks so far."""
+    tickets = session.exec(
+        select(Ticket)
+        .where(*_callback_view(runtime, view, now))
+        .order_by(Ticket.callback_by.is_(None), Ticket.callback_by, Ticket.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    history: dict[int, list[Callback]] = {t.id: [] for t in tickets}
+    if history:
+        for cb in session.exec(select(Callback).where(Callback.ticket_id.in_(list(history))).order_by(Callback.id)):
+            history[cb.ticket_id].append(cb)
+    return [(t, history[t.id]) for t in tickets]

@@ -12,16 +12,24 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
 from hotline.api.schemas import TicketIn
 from hotline.directory import category_path, clean_place, places
 from hotline.errors import HotlineError, Invalid, NotFound
-from hotline.models import Callback, Category, Department, Ticket
+from hotline.evaluation.ratings import is_satisfied
+from hotline.models import Category, Department, Ticket
 from hotline.routing import route
-from hotline.tickets import Lookups, create_ticket, get_visible, recent_tickets, ticket_out
+from hotline.tickets import (
+    Lookups,
+    awaiting_callback,
+    awaiting_callback_counts,
+    create_ticket,
+    get_visible,
+    recent_tickets,
+    ticket_out,
+)
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.forms import form_version, page_message, submit
 from hotline.web.render import TYPE_LABELS, URGENCY_LABELS, render
@@ -420,62 +428,29 @@ def recent_partial(
 QUEUE_VIEWS = {"all": "全部", "overdue": "已超期", "warning": "即将到期"}
 
 
-def _callback_states(runtime) -> list[str]:
-    """The states in which a callback is recorded, in every workflow (待回访 in the default)."""
-    states: set[str] = set()
-    for wf in runtime.workflows.workflows.values():
-        if "callback" in wf.events:
-            states.update(wf.events["callback"].sources)
-    return sorted(states)
-
-
-def _queue_conditions(runtime, view: str) -> list[Any]:
-    now = runtime.now()
-    conditions = [Ticket.state.in_(_callback_states(runtime))]
-    if view == "overdue":
-        conditions.append(Ticket.due_at <= now)
-    elif view == "warning":
-        conditions += [Ticket.warn_at <= now, Ticket.due_at > now]
-    return conditions
-
-
-def _count(session: Session, conditions: list[Any]) -> int:
-    return session.exec(select(func.count()).select_from(Ticket).where(*conditions)).one()
-
-
 def _queue_context(session: Session, runtime, user: PageUser, view: str, page: int) -> dict[str, Any]:
     """One page of the callback queue: the most pressing callback deadline first."""
     now = runtime.now()
-    counts = {name: _count(session, _queue_conditions(runtime, name)) for name in QUEUE_VIEWS}
+    counts = awaiting_callback_counts(session, runtime, now)
     total = counts[view]
     pages = max((total + CALLBACK_PAGE_SIZE - 1) // CALLBACK_PAGE_SIZE, 1)
     page = min(page, pages)
-    tickets = session.exec(
-        select(Ticket)
-        .where(*_queue_conditions(runtime, view))
-        .order_by(Ticket.callback_by.is_(None), Ticket.callback_by, Ticket.id)
-        .offset((page - 1) * CALLBACK_PAGE_SIZE)
-        .limit(CALLBACK_PAGE_SIZE)
-    ).all()
-    ids = [t.id for t in tickets]
-    history: dict[int, list[Callback]] = {i: [] for i in ids}
-    if ids:
-        for cb in session.exec(select(Callback).where(Callback.ticket_id.in_(ids)).order_by(Callback.id)).all():
-            history[cb.ticket_id].append(cb)
+    queue = awaiting_callback(
+        session, runtime, view, now=now, offset=(page - 1) * CALLBACK_PAGE_SIZE, limit=CALLBACK_PAGE_SIZE
+    )
     lookups = Lookups(session)
     rows = []
-    for t in tickets:
+    for t, callbacks in queue:
         data = ticket_out(t, user.actor, runtime, lookups)
-        wf = runtime.workflows.get(t.workflow)
         events = {ev["name"]: ev for ev in available_events(session, runtime, t, user.actor, now=now)}
-        reached = [cb for cb in history[t.id] if cb.reached]
+        reached = [cb for cb in callbacks if cb.reached]
         last = reached[-1] if reached else None
         data.update(
-            callbacks=history[t.id],
-            attempts=len(history[t.id]),
-            max_attempts=wf.limits.callback_attempts,
+            callbacks=callbacks,
+            attempts=len(callbacks),
+            max_attempts=runtime.workflows.get(t.workflow).limits.callback_attempts,
             last_reached=last,
-            dissatisfied=last is not None and (last.rating not in wf.limits.satisfied_ratings or last.solved is False),
+            dissatisfied=last is not None and not is_satisfied(runtime, t, last),
             events=events,
             invitation_sent_at=t.invitation_sent_at,
             due_in=(t.due_at - now).total_seconds() if t.due_at else None,
