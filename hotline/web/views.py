@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 from hotline import notices
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.models import Notification, SupervisionOrder
+from hotline.models import Notification
+from hotline.supervision import ticket_orders
 from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out
 from hotline.web.auth import (
     COOKIE,
@@ -145,9 +146,6 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         .where(Notification.ticket_id == ticket_id, notices.addressed_to(user.actor))
         .order_by(Notification.id.desc())
     ).all()
-    orders = session.exec(
-        select(SupervisionOrder).where(SupervisionOrder.ticket_id == ticket_id).order_by(SupervisionOrder.id)
-    ).all()
     return {
         "t": data,
         "history": history_out(session, ticket_id, user.actor),
@@ -155,7 +153,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "diagram": workflow_svg(wf, ticket.state),
         "workflow": wf,
         "notices": ticket_notices,
-        "orders": orders,
+        "orders": ticket_orders(session, ticket_id),
         "now": now,
         "due_in": (ticket.due_at - now).total_seconds() if ticket.due_at else None,
     }
