@@ -27,6 +27,7 @@ from hotline.workflow import Workflow, load_workflow
 from hotline.workflow.definition import RETURN_FROM, Limits
 from hotline.workflow.fields import FIELDS
 from hotline.workflow.registry import CONDITIONS, EFFECTS
+from tests.helpers import Api
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -191,6 +192,33 @@ def test_event_fields_are_those_of_the_engine():
     assert not missing and not extra, f"event fields: missing {missing}, unknown {extra}"
     for row in rows:
         assert row[1] == FIELDS[first_column([row])[0]].label, f"the label of {row[0]} is {FIELDS[row[0]].label}"
+
+
+def flatten(value: dict[str, Any], prefix: str = "") -> set[str]:
+    """The keys of a JSON object, nested ones as `deadlines.sign_by` and `assignments[].role`."""
+    keys = set()
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        keys.add(name)
+        if isinstance(item, dict):
+            keys |= flatten(item, f"{name}.")
+        elif isinstance(item, list) and item and isinstance(item[0], dict):
+            keys |= flatten(item[0], f"{name}[].")
+    return keys
+
+
+def test_the_keys_of_a_ticket_are_those_the_api_answers(client, district):
+    agent = Api(client, district, "agent")
+    agent.create()
+    repeated = agent.create()["id"]  # the same caller about the same category: a repeat
+    agent.fire(repeated, "dispatch", co_departments=["urban"])
+    ticket = Api(client, district, "supervisor").get(f"/tickets/{repeated}")
+    assert ticket["repeats"] and ticket["assignments"]
+    rows = table(section(read(DOCS / "api.md"), "### A ticket"))
+    documented = {key for row in rows for key in ticks(row[0])}
+    missing, extra = missing_and_extra(documented, flatten(ticket))
+    assert not missing, f"docs/api.md (A ticket) lacks the keys {missing}"
+    assert not extra, f"docs/api.md (A ticket) documents keys a ticket does not have: {extra}"
 
 
 # --- the command and its settings -----------------------------------------------------------
