@@ -23,8 +23,8 @@ from hotline.config import Settings
 from hotline.indicators.analysis import AnalysisConfig
 from hotline.indicators.stats import Performance
 from hotline.main import create_app
-from hotline.workflow import Workflow, load_workflow
-from hotline.workflow.definition import RETURN_FROM, Limits
+from hotline.workflow import rules  # noqa: F401  (fills the registry the docs are compared with)
+from hotline.workflow.definition import RETURN_FROM, Limits, Workflow, load_workflow
 from hotline.workflow.fields import FIELDS
 from hotline.workflow.registry import CONDITIONS, EFFECTS
 from tests.helpers import Api
