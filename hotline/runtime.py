@@ -11,7 +11,10 @@ from sqlmodel import Session, select
 from hotline.config import Settings
 from hotline.db import Database, utcnow
 from hotline.deadlines.calendar import WorkCalendar
+from hotline.errors import TooManyRequests
+from hotline.evaluation.messaging import channel_from_settings
 from hotline.models import CalendarDay, CalendarYear
+from hotline.workflow import rules  # noqa: F401  (registers the rules a workflow may name, before any is loaded)
 from hotline.workflow.definition import WorkflowSet, workflow_set
 
 
@@ -46,8 +49,6 @@ class Runtime:
     def channel(self):
         """The message channel the settings name (hotline.evaluation.messaging)."""
         if getattr(self, "_channel", None) is None:
-            from hotline.evaluation.messaging import channel_from_settings
-
             self._channel = channel_from_settings(self.settings)
         return self._channel
 
@@ -89,8 +90,6 @@ class RateLimiter:
         """Count one request; raise TooManyRequests when the bucket is empty."""
         if self.rate <= 0:
             return
-        from hotline.errors import TooManyRequests
-
         now = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.burst, now))

@@ -35,7 +35,7 @@ def departments(
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
-    """The indicators of DOMAIN.md per department for [from, to] (local dates), ranked.
+    """The indicators of docs/indicators.md per department for [from, to] (local dates), ranked.
 
     A department leader sees the figures of their own department and the ranking.
     """

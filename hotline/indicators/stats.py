@@ -291,7 +291,7 @@ def _assignment_group(
 
 
 def indicators(c: Counts, config: Performance) -> dict[str, Any]:
-    """The rates of DOMAIN.md and the composite score (0..100) from the counts."""
+    """The rates of docs/indicators.md and the composite score (0..100) from the counts."""
     rates = {
         "signed_on_time_rate": _rate(c.signed_on_time, c.dispatched),
         "completed_on_time_rate": _rate(c.completed_on_time, c.due),

@@ -12,11 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, select
 from transitions import Machine
 
+from hotline.deadlines.calendar import WorkCalendar
 from hotline.deadlines.sla import recompute
 from hotline.errors import Conflict, NotFound, NotPermitted
 from hotline.indicators import totals
@@ -28,12 +29,21 @@ from hotline.workflow.definition import (
     EventDef,
     RuleRef,
     Workflow,
+    WorkflowSet,
 )
 from hotline.workflow.fields import validate_payload
 from hotline.workflow.registry import CONDITIONS, EFFECTS, UNCOUNTED
 
-if TYPE_CHECKING:
-    from hotline.runtime import Runtime
+
+class EngineRuntime(Protocol):
+    """What the gateway needs of the process it runs in: the workflows, the working-day
+    calendar and the settings (hotline.runtime.Runtime is the one there is; the gateway does
+    not import it, so that the process can be built from the engine and not the other way)."""
+
+    workflows: WorkflowSet
+    settings: Any
+
+    def calendar(self, session: Session) -> WorkCalendar: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class Context:
     """What guards and effects see of one event being fired."""
 
     session: Session
-    runtime: "Runtime"
+    runtime: EngineRuntime
     ticket: Ticket
     actor: Actor
     workflow: Workflow
@@ -291,7 +301,7 @@ class Fired:
 
 def fire(
     session: Session,
-    runtime: "Runtime",
+    runtime: EngineRuntime,
     ticket: int | Ticket,
     event: str,
     actor: Actor,
@@ -381,7 +391,7 @@ def fire(
 
 def _settle(
     session: Session,
-    runtime: "Runtime",
+    runtime: EngineRuntime,
     wf: Workflow,
     ticket: Ticket,
     event: str,
@@ -390,7 +400,7 @@ def _settle(
     details: dict[str, Any],
     *,
     from_state: str,
-    tracker: "totals.Tracker | None",
+    tracker: totals.Tracker | None,
 ) -> None:
     """What every change of a ticket ends with: its clocks recomputed, its version and
     `updated_at` moved, the history row, and the running totals' difference."""
@@ -413,7 +423,7 @@ class Change:
 @contextmanager
 def changing(
     session: Session,
-    runtime: "Runtime",
+    runtime: EngineRuntime,
     ticket: int | Ticket,
     event: str,
     actor: Actor,
@@ -440,7 +450,7 @@ def changing(
 
 
 def available_events(
-    session: Session, runtime: "Runtime", ticket: Ticket, actor: Actor, *, now: datetime
+    session: Session, runtime: EngineRuntime, ticket: Ticket, actor: Actor, *, now: datetime
 ) -> list[dict[str, Any]]:
     """The events the actor may fire on the ticket now, guards included."""
     assignment = _scope(session, ticket, actor)
