@@ -23,6 +23,11 @@ def department_by_code(session: Session, code: str, *, field: str = "department"
     return dept
 
 
+def active_departments(session: Session) -> list[Department]:
+    """The departments that can be given work, in code order."""
+    return list(session.exec(select(Department).where(Department.active).order_by(Department.code)).all())
+
+
 def category_by_code(session: Session, code: str, *, field: str = "category") -> Category:
     category = session.exec(select(Category).where(Category.code == code)).first()
     if category is None:

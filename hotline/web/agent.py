@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
 from hotline.api.schemas import TicketIn
-from hotline.directory import category_path, clean_place, places
+from hotline.directory import active_departments, category_path, clean_place, places
 from hotline.errors import HotlineError, Invalid, NotFound
 from hotline.evaluation.ratings import is_satisfied
 from hotline.models import Category, Department, Ticket
@@ -169,10 +169,6 @@ def _fire_error(event: str, exc: HotlineError) -> tuple[str | None, str]:
     return None, page_message(exc)
 
 
-def _departments(session: Session) -> list[Department]:
-    return list(session.exec(select(Department).where(Department.active).order_by(Department.code)).all())
-
-
 def _category_paths(session: Session) -> dict[str, tuple[Category, list[str]]]:
     """Active categories by code, each with the names from the root down."""
     cats = {c.id: c for c in session.exec(select(Category)).all()}
@@ -242,7 +238,7 @@ def _intake_context(session: Session, runtime, user: PageUser, values: dict[str,
         "places": known,
         "communities": known.get(values["street"], []),
         "category_text": category_label(chosen[1], values["category"]) if chosen else values["category_q"],
-        "departments": _departments(session),
+        "departments": active_departments(session),
         "preview": route_preview(session, values["category"], values["street"], values["community"]),
         "recent": _recent_rows(session, runtime, user, found),
         "can_answer": _can(runtime, "answer", user.role),

@@ -11,9 +11,11 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, select
 
+from hotline.directory import active_departments
 from hotline.errors import HotlineError, Invalid
-from hotline.models import Department, SupervisionOrder, Ticket
+from hotline.models import Ticket
 from hotline.runtime import Runtime
+from hotline.supervision import ticket_orders
 from hotline.web.render import RATING_LABELS, render
 from hotline.workflow.fields import FIELDS, RETURN_REASON_CODES
 
@@ -39,8 +41,7 @@ def event_inputs(session: Session, event: dict[str, Any], ticket: Ticket, depart
         required = name in event["required"]
         label = FIELDS[name].label
         if name in ("department", "co_departments"):
-            depts = session.exec(select(Department).where(Department.active).order_by(Department.code)).all()
-            options = [(d.code, d.name) for d in depts]
+            options = [(d.code, d.name) for d in active_departments(session)]
             kind = "select" if name == "department" else "multiselect"
             hint = "不选则按派单规则自动确定" if name == "department" and not required else ""
             inputs.append(
@@ -55,13 +56,9 @@ def event_inputs(session: Session, event: dict[str, Any], ticket: Ticket, depart
         elif name in BOOLEANS:
             inputs.append(Input(name, label, "select", required, [("true", "是"), ("false", "否")]))
         elif name == "order":
-            orders = session.exec(
-                select(SupervisionOrder).where(
-                    SupervisionOrder.ticket_id == ticket.id,
-                    SupervisionOrder.department_id == department_id,
-                    SupervisionOrder.status == "open",
-                )
-            ).all()
+            orders = [
+                o for o in ticket_orders(session, ticket.id) if o.department_id == department_id and o.status == "open"
+            ]
             inputs.append(Input(name, label, "select", required, [(str(o.id), f"督办单 #{o.id}") for o in orders]))
         elif name == "master":
             inputs.append(Input(name, label, "text", required, hint="主工单的工单编号"))

@@ -74,7 +74,7 @@ def _categories_context(session: Session, runtime: Runtime) -> dict[str, Any]:
     tree = category_tree(session)
     return {
         "tree": tree,
-        "departments": session.exec(select(Department).where(Department.active).order_by(Department.code)).all(),
+        "departments": directory.active_departments(session),
         "workflows": runtime.workflows.workflows,
         "default_workflow": runtime.workflows.default,
         "roots": sum(1 for n in tree if n.depth == 0),
