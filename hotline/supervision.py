@@ -18,8 +18,19 @@ from sqlmodel import Session, select
 from hotline.db import UTCDateTime
 from hotline.deadlines.calendar import LOCAL_TZ, WorkCalendar
 from hotline.deadlines.sla import LADDER_KINDS, compute_handle_by
-from hotline.models import Approval, Assignment, Department, Escalation, SupervisionOrder, Ticket, User
+from hotline.errors import NotFound
+from hotline.models import (
+    DEPARTMENT_ROLES,
+    Approval,
+    Assignment,
+    Department,
+    Escalation,
+    SupervisionOrder,
+    Ticket,
+    User,
+)
 from hotline.workflow.definition import Workflow
+from hotline.workflow.engine import Actor, fire
 
 TREND_DAYS = 30
 TREND_STEPS = ("warn", "urge", "supervise")
@@ -265,3 +276,16 @@ def ticket_orders(session: Session, ticket_id: int) -> list[SupervisionOrder]:
             select(SupervisionOrder).where(SupervisionOrder.ticket_id == ticket_id).order_by(SupervisionOrder.id)
         ).all()
     )
+
+
+def answer_order(
+    session: Session, runtime, order_id: int, actor: Actor, answer: str, *, now: datetime
+) -> tuple[SupervisionOrder, Ticket]:
+    """A department leader answers a supervision order (答复督办), through the workflow gateway;
+    a department's order is not found by another department."""
+    order = session.get(SupervisionOrder, order_id)
+    if order is None or (actor.role in DEPARTMENT_ROLES and order.department_id != actor.department_id):
+        raise NotFound(f"supervision order {order_id} not found, or not visible to you")
+    payload = {"order": order_id, "answer": answer}
+    ticket = fire(session, runtime, order.ticket_id, "answer_supervision", actor, payload, now=now).ticket
+    return order, ticket

@@ -15,11 +15,11 @@ from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.sla import level
-from hotline.errors import HotlineError, NotFound
+from hotline.errors import Invalid
 from hotline.inbox import INBOX_TABS, inbox_counts, inbox_tickets
-from hotline.models import Notification, SupervisionOrder, Ticket
+from hotline.models import Notification, Ticket
 from hotline.notices import newest
-from hotline.supervision import count_orders, department_orders
+from hotline.supervision import answer_order, count_orders, department_orders
 from hotline.tickets import Lookups
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.forms import submit
@@ -214,7 +214,7 @@ def supervision_orders(
 
 
 @router.post("/department/supervision/{order_id}/answer", response_class=HTMLResponse)
-def answer_order(
+def answer_order_form(
     request: Request,
     order_id: int,
     runtime: RuntimeDep,
@@ -225,13 +225,9 @@ def answer_order(
     now = runtime.now()
 
     def change(session: Session) -> str:
-        order = session.get(SupervisionOrder, order_id)
-        if order is None or order.department_id != user.actor.department_id:
-            raise NotFound(f"supervision order {order_id} not found, or not your department's")
         if not answer.strip():
-            raise HotlineError("answer is blank", status_code=422, zh="请填写答复内容后再提交")
-        payload = {"order": order_id, "answer": answer}
-        ticket = fire(session, runtime, order.ticket_id, "answer_supervision", user.actor, payload, now=now).ticket
+            raise Invalid("answer is blank", field="answer", zh="请填写答复内容后再提交")
+        _, ticket = answer_order(session, runtime, order_id, user.actor, answer, now=now)
         return f"/department/supervision?answered={ticket.number}"
 
     return submit(
