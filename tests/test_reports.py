@@ -8,8 +8,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from hotline.indicators import reports, stats
-from hotline.indicators.reports import Period, generate_due_reports
+from hotline.indicators import metrics, periods, reports, stats
+from hotline.indicators.periods import Period
+from hotline.indicators.reports import generate_due_reports
 from hotline.models import Report
 from tests.conftest import local
 from tests.helpers import PASSWORD, make_dispatched
@@ -25,12 +26,12 @@ def _reports(runtime) -> list[tuple[str, date, date, str]]:
 
 
 def test_titles_and_periods():
-    assert reports.last_ended("daily", date(2026, 11, 28)) == Period(date(2026, 11, 27), date(2026, 11, 27), "daily")
+    assert periods.last_ended("daily", date(2026, 11, 28)) == Period(date(2026, 11, 27), date(2026, 11, 27), "daily")
     # ISO weeks run Monday to Sunday; 2026-11-28 is a Saturday of week 48.
-    assert reports.last_ended("weekly", date(2026, 11, 28)) == Period(date(2026, 11, 16), date(2026, 11, 22), "weekly")
-    assert reports.last_ended("monthly", date(2026, 3, 1)) == Period(date(2026, 2, 1), date(2026, 2, 28), "monthly")
-    assert reports.last_ended("monthly", date(2026, 1, 15)).start == date(2025, 12, 1)
-    day, week, month = (reports.last_ended(k, date(2026, 11, 28)) for k in reports.KINDS)
+    assert periods.last_ended("weekly", date(2026, 11, 28)) == Period(date(2026, 11, 16), date(2026, 11, 22), "weekly")
+    assert periods.last_ended("monthly", date(2026, 3, 1)) == Period(date(2026, 2, 1), date(2026, 2, 28), "monthly")
+    assert periods.last_ended("monthly", date(2026, 1, 15)).start == date(2025, 12, 1)
+    day, week, month = (periods.last_ended(k, date(2026, 11, 28)) for k in reports.KINDS)
     assert reports.report_title("daily", day) == "12345热线工作日报（2026年11月27日）"
     assert reports.report_title("weekly", week) == "12345热线工作周报（2026年第47周，11月16日—11月22日）"
     assert reports.report_title("monthly", month) == "12345热线工作月报（2026年10月）"
@@ -78,7 +79,7 @@ def test_a_second_scheduler_that_wins_the_race_is_no_error(runtime, district, mo
     with runtime.db.read_session() as s:
         daily = s.exec(select(Report).where(Report.kind == "daily")).all()
     assert [r.data for r in daily] == [{"other": True}]
-    monday = reports.period_of("daily", date(2026, 11, 2))
+    monday = periods.period_of("daily", date(2026, 11, 2))
     assert reports._store(runtime, "daily", monday, {}, local(2026, 11, 3)) is None
 
 
@@ -124,7 +125,7 @@ def test_the_report_workbook(runtime, clock, client, november):  # noqa: F811
     assert ws["A1"].font.bold
     assert "2026-11-01 至 2026-11-30" in ws["A2"].value
     headers = [c.value for c in ws[3]]
-    assert headers == ["排名", "承办单位", "派单量", *reports.RATE_LABELS.values(), "综合得分"]
+    assert headers == ["排名", "承办单位", "派单量", *(rate.label for rate in metrics.RATES), "综合得分"]
     assert all(c.font.bold for c in ws[3])
     assert ws.freeze_panes == "A4"
     housing = next(row for row in ws.iter_rows(min_row=4) if row[1].value == "区住建局")
