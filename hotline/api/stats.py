@@ -39,14 +39,19 @@ def departments(
     period: PeriodDep,
 ) -> dict[str, Any]:
     """The indicators per department for the period, ranked. Each rate is one figure of the
-    row divided by another, as `rates` names them (numerator, denominator).
+    row divided by another, as `rates` names them (numerator, denominator), to four places.
 
     A department leader sees the figures of their own department and the ranking.
     """
     with runtime.db.read_session() as session:
         result = stats.department_stats(session, runtime, period.start, period.end)
         own = session.get(Department, actor.department_id).code if actor.role == "leader" else None
-        return reports.performance_for(result, actor.role, own)
+    visible = reports.performance_for(result, actor.role, own)
+    rows = [
+        {k: stats.to_four_places(v) if k in metrics.RATES_BY_NAME else v for k, v in row.items()}
+        for row in visible["departments"]
+    ]
+    return {**visible, "departments": rows}
 
 
 @router.get("/departments/{code}/tickets")

@@ -277,9 +277,10 @@ class Rate:
     lower_is_better: bool = False
 
     def of(self, counts: Mapping[str, int]) -> float | None:
-        """The rate from the figures, to four places; None when nothing was counted."""
+        """The rate from the figures, unrounded (the pages round it once, as they show it);
+        None when the denominator is nothing."""
         denominator = counts[self.denominator]
-        return round(counts[self.numerator] / denominator, 4) if denominator else None
+        return counts[self.numerator] / denominator if denominator else None
 
 
 RATES = (

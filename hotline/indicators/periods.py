@@ -172,12 +172,12 @@ def parse(
     if start or end:
         lo = _day(start, "from") if start else today.replace(day=1)
         hi = _day(end, "to") if end else today
-        if hi < lo:
+        if end and hi < lo:
             raise Invalid("'to' is before 'from'", field="to", zh="结束日期早于开始日期")
-        if (hi - lo).days > MAX_DAYS:
-            raise Invalid("a period spans at most three years", field="from", zh="统计时段最长三年")
         if lo > today:
             raise Invalid("the period has not begun", field="from", zh="所选时段尚未开始")
+        if (hi - lo).days > MAX_DAYS:
+            raise Invalid("a period spans at most three years", field="from", zh="统计时段最长三年")
         return Period(lo, min(hi, today))
     if week:
         field, period = "week", period_of("weekly", _monday(week))

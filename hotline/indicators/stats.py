@@ -142,19 +142,27 @@ def department_counts(
 
 
 def indicators(c: Counts, config: Performance) -> dict[str, Any]:
-    """The rates of hotline.indicators.metrics and the composite score (0..100) from the figures."""
+    """The rates of hotline.indicators.metrics and the composite score (0..100) from the figures.
+
+    The rates are exact; the score is worked out from them to four places, as the API gives
+    them, so that anyone can work it out again."""
     rates = {rate.name: rate.of(c.__dict__) for rate in metrics.RATES}
-    response_parts = [r for r in (rates["signed_on_time_rate"], rates["completed_on_time_rate"]) if r is not None]
+    given = {name: to_four_places(value) for name, value in rates.items()}
+    response_parts = [r for r in (given["signed_on_time_rate"], given["completed_on_time_rate"]) if r is not None]
     parts = {
         "response": sum(response_parts) / len(response_parts) if response_parts else None,
-        "resolution": rates["resolution_rate"],
-        "satisfaction": rates["satisfaction_rate"],
+        "resolution": given["resolution_rate"],
+        "satisfaction": given["satisfaction_rate"],
     }
     weights = config.weights.model_dump()
     present = {k: v for k, v in parts.items() if v is not None}
     total_weight = sum(weights[k] for k in present)
     score = round(100 * sum(weights[k] * v for k, v in present.items()) / total_weight, 2) if total_weight else None
     return {**rates, "score": score}
+
+
+def to_four_places(rate: float | None) -> float | None:
+    return round(rate, 4) if rate is not None else None
 
 
 def department_stats(session: Session, runtime, start: date, end: date) -> dict[str, Any]:
