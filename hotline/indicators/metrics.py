@@ -227,7 +227,12 @@ class Figure:
 
     def of(self, kept: Mapping[str, int]) -> int:
         """The figure from the sums of the kept metrics."""
-        return sum(kept.get(m.name, 0) for m in self.plus) - sum(kept.get(m.name, 0) for m in self.minus)
+        n = 0
+        for m in self.plus:
+            n += kept.get(m.name, 0)
+        for m in self.minus:
+            n -= kept.get(m.name, 0)
+        return n
 
 
 def _shown(name: str, label: str) -> Figure:
