@@ -142,7 +142,7 @@ def department_counts(
 
 
 def indicators(c: Counts, config: Performance) -> dict[str, Any]:
-    """The rates of hotline.indicators.metrics and the composite score (0..100) from the figures.
+    """The rates (docs/indicators.md, hotline.indicators.metrics) and the composite score (0..100).
 
     The rates are exact; the score is worked out from them to four places, as the API gives
     them, so that anyone can work it out again."""

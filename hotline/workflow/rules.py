@@ -24,7 +24,7 @@ from hotline.models import (
     Ticket,
 )
 from hotline.routing import route
-from hotline.workflow.engine import Context, GuardFailed, record
+from hotline.workflow.engine import Context, GuardFailed, changing
 from hotline.workflow.registry import condition, effect
 
 APPROVAL_LABELS = {"return": "退单", "extension": "延期", "suspension": "挂起"}
@@ -575,6 +575,20 @@ def record_close(ctx: Context, _arg=None) -> None:
     else:
         t.close_reason = _close_reason(ctx)
     ctx.details["close_reason"] = t.close_reason
+    _lapse_supervision_orders(ctx)
+
+
+def _lapse_supervision_orders(ctx: Context) -> None:
+    """A finished ticket's unanswered supervision orders close as lapsed: nobody can answer
+    them any more, and they stay on record as orders the department never answered."""
+    orders = ctx.session.exec(
+        select(SupervisionOrder).where(SupervisionOrder.ticket_id == ctx.ticket.id, SupervisionOrder.status == "open")
+    ).all()
+    for order in orders:
+        order.status = "lapsed"
+        ctx.session.add(order)
+    if orders:
+        ctx.details["lapsed_orders"] = [order.id for order in orders]
 
 
 @effect("rehandle")
@@ -605,7 +619,10 @@ def merge_into_master(ctx: Context, _arg=None) -> None:
         a.status = "withdrawn"
         ctx.session.add(a)
     ctx.details["master_number"] = master.number
-    record(ctx.session, master, "merge_in", ctx.actor, ctx.now, {"merged_ticket": t.id, "merged_number": t.number})
+    _lapse_supervision_orders(ctx)
+    details = {"merged_ticket": t.id, "merged_number": t.number}
+    with changing(ctx.session, ctx.runtime, master.id, "merge_in", ctx.actor, now=ctx.now, details=details):
+        pass  # the master's history, version and clocks follow; its own rows stay as they are
 
 
 def _iso(value) -> str | None:
@@ -683,6 +700,10 @@ def _record_step(ctx: Context, step: str) -> None:
         },
     )
     ctx.details.update({"deadline": kind, "deadline_at": _iso(deadline)})
+    if ctx.extra.get("step") == step:
+        # Fired as the ladder's next step (the scheduler): the ladder moves past it, and the
+        # gateway's recompute after the effects stores when the following step falls due.
+        t.escalation_step = sla.LADDER.index(step) + 1
 
 
 _DEADLINE_WORDS = {"sign": "签收", "handle": "办理", "callback": "回访"}
