@@ -248,7 +248,8 @@ def satisfied_from(basic_satisfied_counts: bool) -> int:
 def figures(basic_satisfied_counts: bool) -> dict[str, Figure]:
     """The figures by name; whether 基本满意 counts as satisfied is configured."""
     k = KEPT_BY_NAME
-    satisfied = tuple(k[f"rating_{level}"] for level in range(satisfied_from(basic_satisfied_counts), 6))
+    levels = range(satisfied_from(basic_satisfied_counts), RATING_LEVELS.stop)
+    satisfied = tuple(k[f"rating_{level}"] for level in levels)
     shown = (
         _shown("dispatched", "派单"),
         _shown("signed_on_time", "及时签收"),
