@@ -17,8 +17,16 @@ from hotline.deadlines.calendar import LOCAL_TZ, local_iso
 from hotline.deadlines.sla import level
 from hotline.directory import category_path, clean_place, places
 from hotline.errors import Invalid, NotFound
-from hotline.models import Assignment, Callback, Category, Department, Ticket, TicketCounter, TicketEvent
-from hotline.workflow.definition import DEPARTMENT_ROLES
+from hotline.models import (
+    DEPARTMENT_ROLES,
+    Assignment,
+    Callback,
+    Category,
+    Department,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+)
 from hotline.workflow.engine import Actor, record
 
 # The repeat check (重复诉求): how far back, how many, and how many recent tickets a

@@ -11,6 +11,7 @@ from hotline.api.deps import CurrentActor, IntakeActor, RuntimeDep
 from hotline.api.schemas import TicketIn
 from hotline.errors import Invalid
 from hotline.indicators.analysis import repeats_of
+from hotline.models import DEPARTMENT_ROLES
 from hotline.tickets import (
     Lookups,
     assignments_of,
@@ -20,7 +21,6 @@ from hotline.tickets import (
     search,
     ticket_out,
 )
-from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import available_events, fire
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
