@@ -27,7 +27,15 @@ from hotline.web.auth import (
     optional_user,
 )
 from hotline.web.diagram import workflow_svg
-from hotline.web.forms import event_inputs, form_version, payload_from_form, safe_path, submit
+from hotline.web.forms import (
+    event_inputs,
+    form_version,
+    kept_values,
+    payload_from_form,
+    require_page_fields,
+    safe_path,
+    submit,
+)
 from hotline.web.render import HOME, render
 from hotline.workflow.engine import available_events, fire
 
@@ -140,7 +148,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
     now = runtime.now()
     events = available_events(session, runtime, ticket, user.actor, now=now)
     for ev in events:
-        ev["inputs"] = event_inputs(session, ev, ticket, user.actor.department_id)
+        ev["inputs"] = event_inputs(session, ev, ticket, user.actor.department_id, wf.limits)
     ticket_notices = session.exec(
         select(Notification)
         .where(Notification.ticket_id == ticket_id, notices.addressed_to(user.actor))
@@ -171,25 +179,37 @@ def ticket_page(
     return render(request, "ticket.html", ctx)
 
 
+@router.post("/tickets/{ticket_id}", response_class=HTMLResponse)
+async def ticket_form(request: Request, ticket_id: int, runtime: RuntimeDep, user: FormUser) -> Response:
+    """An action form of the ticket page, posted to the page's own address: refused, the page
+    is shown again there (not at a POST-only address), the form open and as it was typed."""
+    form = await request.form()
+    return _fire_from_page(request, runtime, user, ticket_id, str(form.get("event") or ""), form)
+
+
 @router.post("/tickets/{ticket_id}/events/{event}", response_class=HTMLResponse)
 async def ticket_event(request: Request, ticket_id: int, event: str, runtime: RuntimeDep, user: FormUser) -> Response:
-    """Fire an event from the ticket page: the same gateway as the API."""
-    form = await request.form()
+    """Fire an event from a form naming it in its address: the same gateway as the API."""
+    return _fire_from_page(request, runtime, user, ticket_id, event, await request.form())
 
+
+def _fire_from_page(request: Request, runtime, user, ticket_id: int, event: str, form: Any) -> Response:
     def change(session: Session) -> str:
         ticket = get_visible(session, user.actor, ticket_id)
         wf = runtime.workflows.get(ticket.workflow)
         fields = list(wf.events[event].fields) if event in wf.events else []
         payload = payload_from_form(session, event, form, fields)
+        require_page_fields(fields, payload)
         fire(session, runtime, ticket_id, event, user.actor, payload, now=runtime.now(), version=form_version(form))
         return safe_path(form.get("back")) or f"/tickets/{ticket_id}?done={quote(event)}"
 
+    typed = {"event": event, "values": kept_values(form)}
     return submit(
         request,
         runtime,
         change,
         template="ticket.html",
-        context=lambda session: _ticket_context(runtime, session, user, ticket_id),
+        context=lambda session: {**_ticket_context(runtime, session, user, ticket_id), "typed": typed},
     )
 
 
