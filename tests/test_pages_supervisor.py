@@ -311,6 +311,11 @@ def test_review_queues_decide_returns_extensions_suspensions_and_replies(page, s
     first = page.inner_text(f"#review-{made['return'][0]}")
     assert "属地不符" in first and "非本单位职责范围" in first and "区住建局 · housing_h" in first
     assert "物业管理条例" in first and "职能交叉" in page.inner_text(f"#review-{made['return'][2]}")
+    # Each card carries the citizen's request, so a return or a reply is judged without opening it.
+    for tid in made["return"]:
+        with runtime.db.read_session() as s:
+            content = s.get(Ticket, tid).content
+        assert content in page.inner_text(f"#review-{tid} .citizen-request")
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "supervisor-reviews.png"), full_page=True)
 
@@ -368,6 +373,8 @@ def test_review_queues_decide_returns_extensions_suspensions_and_replies(page, s
     page.wait_for_url("**tab=reply*")
     p1, p2 = made["reply"]
     assert "问题已解决" in page.inner_text(f"#review-{p1}")
+    with runtime.db.read_session() as s:
+        assert s.get(Ticket, p1).content in page.inner_text(f"#review-{p1} .citizen-request")
     decide(page, p1, "审核退回", reason="未说明整改完成时间，请补充")
     page.wait_for_url("**done=reject_reply*")
     with runtime.db.read_session() as s:
