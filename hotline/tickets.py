@@ -426,6 +426,10 @@ def history_out(session: Session, ticket_id: int, actor: Actor) -> list[dict[str
     an e-mail address, a device or account id) are the centre's: departments do not see them."""
     rows = session.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).all()
     hidden = {"contact"} if actor.role in DEPARTMENT_ROLES else set()
+    merged = _merged_tickets(session, [m for r in rows if (m := (r.details or {}).get("merged_ticket"))])
+    # A department never sees a merged ticket itself (its assignments were withdrawn): the
+    # master's history shows its text, and links to it only for the centre.
+    linked = actor.role not in DEPARTMENT_ROLES
     return [
         {
             "id": r.id,
@@ -436,9 +440,22 @@ def history_out(session: Session, ticket_id: int, actor: Actor) -> list[dict[str
             "to": r.to_state,
             "at": local_iso(r.at),
             "details": {k: v for k, v in r.details.items() if k not in hidden} if r.details else r.details,
+            "merged": {**merged[m], "linked": linked}
+            if (m := (r.details or {}).get("merged_ticket")) in merged
+            else None,
         }
         for r in rows
     ]
+
+
+def _merged_tickets(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What a master's history shows of the tickets merged into it: number, time, text."""
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(Ticket.id, Ticket.number, Ticket.created_at, Ticket.content).where(Ticket.id.in_(ids))
+    ).all()
+    return {i: {"id": i, "number": n, "at": local_iso(at), "content": c} for i, n, at, c in rows}
 
 
 def _callback_states(runtime) -> list[str]:

@@ -342,12 +342,25 @@ def test_a_repeat_call_is_found_and_merged(page, server, runtime, district, plac
     page.fill("#content", "电梯还是没修好，再次反映")
     recent.locator(".recent-group").first.locator("button", has_text="并入此单").click()
     page.wait_for_url("**/agent/intake?done=merge*")
-    expect(page.locator(".flash-ok")).to_contain_text(f"已并入工单 {number}")
     with runtime.db.read_session() as s:
         repeat = s.exec(select(Ticket).where(Ticket.content == "电梯还是没修好，再次反映")).one()
         assert (repeat.state, repeat.master_id, repeat.caller_phone) == ("merged", master, "13700002222")
+    # The message names both tickets: the new one, and the one it joined.
+    expect(page.locator(".flash-ok")).to_contain_text(f"已将新工单 {repeat.number} 并入工单 {number}")
     page.goto(f"{server}/tickets/{master}")
     expect(page.locator(".timeline")).to_contain_text("并入重复件")
+    # The master's history shows the repeat's number, linked, and what the caller added.
+    merged = page.locator(f".timeline [data-merged='{repeat.id}']")
+    expect(merged).to_contain_text("电梯还是没修好，再次反映")
+    expect(merged.locator("a")).to_have_text(repeat.number)
+    assert merged.locator("a").get_attribute("href") == f"/tickets/{repeat.id}"
+    page.screenshot(path=str(SHOTS / "merged-history.png"), full_page=True)
+    # The department handling the master reads it too, unlinked (the repeat is not theirs).
+    switch_user(page, server, "housing_h")
+    page.goto(f"{server}/tickets/{master}")
+    expect(page.locator(f".timeline [data-merged='{repeat.id}']")).to_contain_text("电梯还是没修好，再次反映")
+    expect(page.locator(f".timeline [data-merged='{repeat.id}'] a")).to_have_count(0)
+    switch_user(page, server, "agent")
     # Into a ticket that is closed meanwhile (here: the merged repeat): refused, nothing logged.
     token = page.locator("body").get_attribute("hx-headers").split('"')[3]
     form = {"csrf_token": token, "type": "complaint", "content": "第三次来电", "merge_into": str(repeat.id)}

@@ -94,3 +94,29 @@ def test_a_return_reason_starts_empty_and_must_be_chosen(page, server, runtime, 
     with runtime.db.read_session() as s:
         approval = s.exec(select(Approval).where(Approval.ticket_id == tid)).one()
         assert (approval.kind, approval.reason_code) == ("return", "ownership")
+
+
+def test_a_co_handled_ticket_says_whom_its_reply_waits_for(page, server, runtime, district):
+    tid = ticket(runtime, MONDAY, co=["urban"])
+    act(runtime, tid, "sign", "housing_h", MONDAY + timedelta(minutes=30))
+    runtime.clock.set(MONDAY + timedelta(hours=3))
+    login(page, server, "housing_h")
+    page.goto(f"{server}/tickets/{tid}")
+    waiting = page.locator("#co-waiting")
+    assert "区城管局" in waiting.inner_text() and "11-02 09:00 起协办" in waiting.inner_text()
+    assert "尚未签收" in waiting.inner_text()
+    assert page.locator("form[data-event='reply']").count() == 0
+    page.screenshot(path=str(SHOTS / "ticket-co-waiting.png"), full_page=True)
+
+    act(runtime, tid, "sign", "urban_h", MONDAY + timedelta(hours=1))
+    page.reload()
+    assert "已签收" in page.inner_text("#co-waiting")
+    act(runtime, tid, "reply", "urban_h", MONDAY + timedelta(hours=2), result="已清理占道摊点。")
+    page.reload()
+    assert page.locator("#co-waiting").count() == 0
+    assert page.locator("form[data-event='reply']").count() == 1
+    # The co-handler's own page never shows the main department's wait.
+    page.context.clear_cookies()
+    login(page, server, "urban_h")
+    page.goto(f"{server}/tickets/{tid}")
+    assert page.locator("#co-waiting").count() == 0

@@ -263,8 +263,10 @@ def _done_flash(session: Session, user: PageUser, done: str | None, ticket_id: i
         text = f"已派单至{dept.name}" if dept else text
     if done == "merge" and ticket.master_id:
         master = session.get(Ticket, ticket.master_id)
-        text = f"已并入工单 {master.number}" if master else text
-        return {"text": text, "number": master.number, "id": master.id} if master else None
+        if master is None:
+            return None
+        text = f"已将新工单 {ticket.number} 并入工单 {master.number}"
+        return {"text": text, "number": master.number, "id": master.id, "merged": {"number": ticket.number}}
     return {"text": text, "number": ticket.number, "id": ticket.id}
 
 

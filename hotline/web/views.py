@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from hotline import notices
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.models import Notification
+from hotline.models import DEPARTMENT_ROLES, Notification
 from hotline.supervision import ticket_orders
 from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out
 from hotline.web.auth import (
@@ -143,10 +143,26 @@ def ticket_search(
 def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
     ticket = get_visible(session, user.actor, ticket_id)
     lookups = Lookups(session)
-    data = ticket_out(ticket, user.actor, runtime, lookups, assignments_of(session, ticket_id))
+    assignments = assignments_of(session, ticket_id)
+    data = ticket_out(ticket, user.actor, runtime, lookups, assignments)
     wf = runtime.workflows.get(ticket.workflow)
     now = runtime.now()
     events = available_events(session, runtime, ticket, user.actor, now=now)
+    # The main department's 办结回复 waits for the co-handlers: say for whom, and since when.
+    reply = wf.events.get("reply")
+    co_waiting = [
+        (dept.name if (dept := lookups.departments.get(a.department_id)) else "", a.dispatched_at, a.status)
+        for a in assignments
+        if a.role == "co" and a.status not in ("replied", "withdrawn")
+    ]
+    if not (
+        reply is not None
+        and ticket.state in reply.sources
+        and user.actor.role in DEPARTMENT_ROLES
+        and user.actor.department_id == ticket.main_department_id
+        and all(ev["name"] != "reply" for ev in events)
+    ):
+        co_waiting = []
     for ev in events:
         ev["inputs"] = event_inputs(session, ev, ticket, user.actor.department_id, wf.limits)
     ticket_notices = session.exec(
@@ -162,6 +178,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "workflow": wf,
         "notices": ticket_notices,
         "orders": ticket_orders(session, ticket_id),
+        "co_waiting": co_waiting,
         "now": now,
         "due_in": (ticket.due_at - now).total_seconds() if ticket.due_at else None,
     }
@@ -176,6 +193,9 @@ def ticket_page(
     if done:
         label = ctx["workflow"].events.get(done)
         ctx["flash"] = f"已完成：{label.label if label else done}"
+        master = next((h["details"].get("master_number") for h in ctx["history"] if h["event"] == "merge"), None)
+        if done == "merge" and master:
+            ctx["flash"] = f"已将工单 {ctx['t']['number']} 并入工单 {master}"
     return render(request, "ticket.html", ctx)
 
 
