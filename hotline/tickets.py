@@ -196,8 +196,12 @@ def search(
     return items, total
 
 
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return _like_escape(text) + "%"
 
 
 def recent_tickets(
@@ -467,31 +471,47 @@ def _callback_states(runtime) -> list[str]:
     return sorted(states)
 
 
-def _callback_view(runtime, view: str, now: datetime) -> list[Any]:
+def _callback_view(runtime, view: str, now: datetime, q: str = "") -> list[Any]:
     conditions = [Ticket.state.in_(_callback_states(runtime))]
     if view == "overdue":
         conditions.append(Ticket.due_at <= now)
     elif view == "warning":
         conditions += [Ticket.warn_at <= now, Ticket.due_at > now]
+    if q:
+        # Within the tickets waiting for a callback (the state index: a few days' replies, not
+        # the archive), so the unanchored matches read that small set only.
+        like = f"%{_like_escape(q)}%"
+        conditions.append(
+            or_(
+                Ticket.number == q,
+                Ticket.caller_phone.like(like, escape="\\"),
+                Ticket.caller_name.like(like, escape="\\"),
+                Ticket.title.like(like, escape="\\"),
+                Ticket.address.like(like, escape="\\"),
+            )
+        )
     return conditions
 
 
-def awaiting_callback_counts(session: Session, runtime, now: datetime) -> dict[str, int]:
-    """How many tickets wait for a callback: all, those past its deadline, those near it."""
+def awaiting_callback_counts(session: Session, runtime, now: datetime, *, q: str = "") -> dict[str, int]:
+    """How many tickets wait for a callback (matching `q`): all, those past its deadline, those near it."""
     return {
-        view: session.exec(select(func.count()).select_from(Ticket).where(*_callback_view(runtime, view, now))).one()
+        view: session.exec(
+            select(func.count()).select_from(Ticket).where(*_callback_view(runtime, view, now, q))
+        ).one()
         for view in CALLBACK_VIEWS
     }
 
 
 def awaiting_callback(
-    session: Session, runtime, view: str, *, now: datetime, offset: int, limit: int
+    session: Session, runtime, view: str, *, now: datetime, offset: int, limit: int, q: str = ""
 ) -> list[tuple[Ticket, list[Callback]]]:
-    """A page of the tickets waiting for a callback in one of CALLBACK_VIEWS, the most
-    pressing callback deadline first, each with its callbacks so far."""
+    """A page of the tickets waiting for a callback in one of CALLBACK_VIEWS (matching `q`:
+    number, caller's phone or name, title, address), the most pressing deadline first, each
+    with its callbacks so far."""
     tickets = session.exec(
         select(Ticket)
-        .where(*_callback_view(runtime, view, now))
+        .where(*_callback_view(runtime, view, now, q))
         .order_by(Ticket.callback_by.is_(None), Ticket.callback_by, Ticket.id)
         .offset(offset)
         .limit(limit)

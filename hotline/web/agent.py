@@ -80,6 +80,7 @@ DONE = {
     "answer": "已直接办结，转入待回访",
     "merge": "已并单",
     "callback": "已记录回访",
+    "callback_close": "已记录满意回访，工单已归档",
     "close": "已归档",
     "rehandle": "已退回重办",
     "invite": "已发送评价短信",
@@ -426,15 +427,15 @@ def recent_partial(
 QUEUE_VIEWS = {"all": "全部", "overdue": "已超期", "warning": "即将到期"}
 
 
-def _queue_context(session: Session, runtime, user: PageUser, view: str, page: int) -> dict[str, Any]:
-    """One page of the callback queue: the most pressing callback deadline first."""
+def _queue_context(session: Session, runtime, user: PageUser, view: str, page: int, q: str = "") -> dict[str, Any]:
+    """One page of the callback queue (those matching `q`): the most pressing deadline first."""
     now = runtime.now()
-    counts = awaiting_callback_counts(session, runtime, now)
+    counts = awaiting_callback_counts(session, runtime, now, q=q)
     total = counts[view]
     pages = max((total + CALLBACK_PAGE_SIZE - 1) // CALLBACK_PAGE_SIZE, 1)
     page = min(page, pages)
     queue = awaiting_callback(
-        session, runtime, view, now=now, offset=(page - 1) * CALLBACK_PAGE_SIZE, limit=CALLBACK_PAGE_SIZE
+        session, runtime, view, now=now, offset=(page - 1) * CALLBACK_PAGE_SIZE, limit=CALLBACK_PAGE_SIZE, q=q
     )
     lookups = Lookups(session)
     rows = []
@@ -464,6 +465,7 @@ def _queue_context(session: Session, runtime, user: PageUser, view: str, page: i
         "total": total,
         "error_card": None,
         "posted": {},
+        "q": q,
     }
 
 
@@ -476,9 +478,10 @@ def callback_queue(
     page: Annotated[int, Query(ge=1)] = 1,
     done: Annotated[str | None, Query(max_length=20)] = None,
     ticket: Annotated[int | None, Query(ge=1)] = None,
+    q: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     with runtime.db.read_session() as session:
-        ctx = _queue_context(session, runtime, user, view, page)
+        ctx = _queue_context(session, runtime, user, view, page, q.strip())
         ctx["done"] = _done_flash(session, user, done, ticket)
     return render(request, "agent/callbacks.html", ctx)
 
@@ -507,6 +510,22 @@ def _callback_payload(event: str, form: Any) -> dict[str, Any]:
     return {"reason": reason} if reason else {}
 
 
+def _archive_after_callback(session: Session, runtime, user: PageUser, fired, now) -> bool:
+    """Archive the ticket in the callback's own action when the workflow lets the agent do so
+    now (a satisfied callback): no second click, and no stale 归档 button once the scheduler
+    would have archived it. A callback that leaves it open (dissatisfied) keeps it queued."""
+    wf = runtime.workflows.get(fired.ticket.workflow)
+    close = wf.events.get("close")
+    if close is None or fired.ticket.state not in close.sources or user.role not in close.roles:
+        return False
+    try:
+        with session.begin_nested():
+            fire(session, runtime, fired.ticket, "close", user.actor, {}, now=now)
+    except HotlineError:
+        return False
+    return True
+
+
 @router.post("/callbacks/{ticket_id}/{event}", response_class=HTMLResponse)
 async def callback_action(
     request: Request, ticket_id: int, event: str, runtime: RuntimeDep, user: AgentForm
@@ -518,16 +537,22 @@ async def callback_action(
     view = str(form.get("view") or "all")
     view = view if view in QUEUE_VIEWS else "all"
     page = int(str(form.get("page"))) if str(form.get("page") or "").isdigit() else 1
+    q = str(form.get("q") or "").strip()[:40]
 
     def change(session: Session) -> str:
         payload = _callback_payload(event, form)
         get_visible(session, user.actor, ticket_id)
-        fire(session, runtime, ticket_id, event, user.actor, payload, now=runtime.now(), version=form_version(form))
-        return f"/agent/callbacks?{urlencode({'view': view, 'page': page, 'done': event, 'ticket': ticket_id})}"
+        now = runtime.now()
+        fired = fire(session, runtime, ticket_id, event, user.actor, payload, now=now, version=form_version(form))
+        done = event
+        if event == "callback" and payload["reached"] and _archive_after_callback(session, runtime, user, fired, now):
+            done = "callback_close"
+        query = {"view": view, "page": page, "done": done, "ticket": ticket_id, "q": q}
+        return f"/agent/callbacks?{urlencode({k: v for k, v in query.items() if v})}"
 
     def again(session: Session) -> dict[str, Any]:
         """The queue with this card's error and what was entered on it."""
-        ctx = _queue_context(session, runtime, user, view, max(page, 1))
+        ctx = _queue_context(session, runtime, user, view, max(page, 1), q)
         ctx.update(error_card=ticket_id, posted={ticket_id: {"event": event, **{k: str(v) for k, v in form.items()}}})
         return ctx
 
