@@ -1,9 +1,9 @@
 """Pages every role shares: sign-in, the home redirect, ticket search, one ticket, notices."""
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -12,9 +12,20 @@ from sqlmodel import Session, select
 from hotline import notices
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.directory import category_path
 from hotline.models import DEPARTMENT_ROLES, Notification
 from hotline.supervision import ticket_orders
-from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out
+from hotline.tickets import (
+    CALLER_SEARCH_ROLES,
+    SEARCH_SCAN_ROWS,
+    Lookups,
+    assignments_of,
+    day_bounds,
+    get_visible,
+    history_out,
+    search,
+    ticket_out,
+)
 from hotline.web.auth import (
     COOKIE,
     SESSION_HOURS,
@@ -103,25 +114,53 @@ def ticket_search(
     q: Annotated[str | None, Query(max_length=100)] = None,
     state: Annotated[str | None, Query(max_length=40)] = None,
     level: Annotated[str | None, Query(pattern="^(green|yellow|red)?$")] = None,
+    department: Annotated[str | None, Query(max_length=32)] = None,
+    category: Annotated[str | None, Query(max_length=32)] = None,
+    created_from: Annotated[str | None, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = None,
+    created_to: Annotated[str | None, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
+    """工单查询: by number, caller, place or words, and by department, category, state and dates."""
+    filters = {
+        "q": (q or "").strip(),
+        "state": state or "",
+        "level": level or "",
+        "department": department or "",
+        "category": category or "",
+        "created_from": created_from or "",
+        "created_to": created_to or "",
+    }
+    days = day_bounds(
+        date.fromisoformat(created_from) if created_from else None,
+        date.fromisoformat(created_to) if created_to else None,
+    )
     with runtime.db.read_session() as session:
+        lookups = Lookups(session)
         items, total = search(
             session,
             user.actor,
             states=[state] if state else None,
-            department=None,
+            department=department or None,
             overdue=None,
             level=level or None,
             q=q,
             now=runtime.now(),
             page=page,
             page_size=30,
+            category=category or None,
+            **days,
         )
-        lookups = Lookups(session)
         rows = [ticket_out(t, user.actor, runtime, lookups) for t in items]
+        departments = sorted((d for d in lookups.departments.values() if d.active), key=lambda d: d.code)
+        categories = sorted(
+            (
+                (" / ".join(c.name for c in category_path(c.id, lookups.categories.get)), c.code)
+                for c in lookups.categories.values()
+                if c.active
+            ),
+            key=lambda pair: pair[1],
+        )
     default = runtime.workflows.get(runtime.workflows.default)
-    states = default.states
     return render(
         request,
         "tickets.html",
@@ -129,10 +168,13 @@ def ticket_search(
             "rows": rows,
             "total": total,
             "page": page,
-            "q": q or "",
-            "state": state or "",
-            "level": level or "",
-            "states": states,
+            **filters,
+            "query": urlencode({k: v for k, v in filters.items() if v}),
+            "states": default.states,
+            "departments": departments if user.actor.role not in DEPARTMENT_ROLES else [],
+            "categories": categories,
+            "caller_search": user.actor.role in CALLER_SEARCH_ROLES,
+            "scan_rows": SEARCH_SCAN_ROWS,
             "pages": (total + 29) // 30,
             # Tickets from integrations (API, Open311, the city platform) wait here to be dispatched.
             "heading": "待派单" if state == default.initial and not q else "工单查询",
