@@ -32,11 +32,27 @@ PAGE_REQUIRED = {"reason_code"}
 class Input:
     name: str
     label: str
-    kind: str  # textarea | select | multiselect | number | text
+    kind: str  # textarea | select | checkboxes | number | text
     required: bool
     options: list[tuple[str, str]] = field(default_factory=list)
     hint: str = ""
     max: int | None = None
+    # Departments in groups (街道, 区直部门, 企业), for a select with optgroups or a checkbox list.
+    groups: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+
+
+DEPARTMENT_GROUPS = (("街道（乡镇）", ("街道", "镇", "乡")), ("公共服务企业", ("公司",)))
+
+
+def department_groups(options: list[tuple[str, str]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Departments grouped as an agent looks for them: streets, district bureaus, utilities."""
+    groups: dict[str, list[tuple[str, str]]] = {label: [] for label, _ in DEPARTMENT_GROUPS}
+    groups["区直部门"] = []
+    for code, name in options:
+        group = next((label for label, words in DEPARTMENT_GROUPS if any(w in name for w in words)), "区直部门")
+        groups[group].append((code, name))
+    order = ["区直部门", *(label for label, _ in DEPARTMENT_GROUPS)]
+    return [(label, groups[label]) for label in order if groups[label]]
 
 
 def event_inputs(
@@ -50,10 +66,19 @@ def event_inputs(
         label = FIELDS[name].label
         if name in ("department", "co_departments"):
             options = [(d.code, d.name) for d in active_departments(session)]
-            kind = "select" if name == "department" else "multiselect"
-            hint = "不选则按派单规则自动确定" if name == "department" and not required else ""
+            # Co-handlers are ticked in a list, not Ctrl-clicked in a multiple select.
+            kind = "select" if name == "department" else "checkboxes"
+            hint = "不选则按派单规则自动确定（见上方预览）" if name == "department" and not required else ""
             inputs.append(
-                Input(name, label, kind, required, ([("", "（按规则自动派单）")] if hint else []) + options, hint)
+                Input(
+                    name,
+                    label,
+                    kind,
+                    required,
+                    ([("", "（按规则自动派单）")] if hint else []) + options,
+                    hint,
+                    groups=department_groups(options),
+                )
             )
         elif name == "reason_code":
             options = [("", "（请选择退单原因）"), *RETURN_REASON_CODES.items()]

@@ -26,6 +26,7 @@ from hotline.tickets import (
     search,
     ticket_out,
 )
+from hotline.web.agent import route_preview
 from hotline.web.auth import (
     COOKIE,
     SESSION_HOURS,
@@ -207,6 +208,11 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         co_waiting = []
     for ev in events:
         ev["inputs"] = event_inputs(session, ev, ticket, user.actor.department_id, wf.limits)
+    # 派单/改派 show the department the routing rules would choose, as the intake form does.
+    preview = None
+    if any(f.name == "department" for ev in events for f in ev["inputs"]):
+        category = lookups.categories.get(ticket.category_id)
+        preview = route_preview(session, category.code if category else "", ticket.street or "", ticket.community or "")
     ticket_notices = session.exec(
         select(Notification)
         .where(Notification.ticket_id == ticket_id, notices.addressed_to(user.actor))
@@ -221,6 +227,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "notices": ticket_notices,
         "orders": ticket_orders(session, ticket_id),
         "co_waiting": co_waiting,
+        "preview": preview,
         "now": now,
         "due_in": (ticket.due_at - now).total_seconds() if ticket.due_at else None,
     }
@@ -238,6 +245,14 @@ def ticket_page(
         master = next((h["details"].get("master_number") for h in ctx["history"] if h["event"] == "merge"), None)
         if done == "merge" and master:
             ctx["flash"] = f"已将工单 {ctx['t']['number']} 并入工单 {master}"
+        if done in ("dispatch", "redispatch") and ctx["t"]["department_name"]:
+            co = [
+                a["department_name"]
+                for a in ctx["t"]["assignments"]
+                if a["role"] == "co" and a["status"] != "withdrawn"
+            ]
+            verb = "已改派至" if done == "redispatch" else "已派单至"
+            ctx["flash"] = f"{verb}{ctx['t']['department_name']}" + (f"（协办：{'、'.join(co)}）" if co else "")
     return render(request, "ticket.html", ctx)
 
 
