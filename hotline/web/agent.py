@@ -6,6 +6,8 @@ transaction, so a call is never half-logged. The form is validated through the A
 """
 
 import re
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -362,20 +364,62 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
 def category_suggestions(
     request: Request, runtime: RuntimeDep, user: AgentUser, category_q: Annotated[str, Query(max_length=50)] = ""
 ) -> Response:
-    """Categories whose name, path or code contains what the agent typed (htmx)."""
+    """Categories whose name, path or code contains what the agent typed, or a word taken for
+    it (hotline/data/category_synonyms.txt), the leaves first (htmx)."""
     q = category_q.strip().lower()
+    terms = category_terms(q)
     with runtime.db.read_session() as session:
         paths = _category_paths(session)
+    parents = {cat.parent_id for cat, _ in paths.values()}
     matches = []
     for code, (cat, names) in paths.items():
-        label = category_label(names, code)
-        if q and q not in label.lower():
+        label = category_label(names, code).lower()
+        if q and not any(term in label for term in terms):
             continue
-        rank = (0 if code.lower() == q else 1 if cat.name.lower().startswith(q) or code.startswith(q) else 2, code)
-        matches.append((rank, {"code": code, "label": label, "name": cat.name, "path": names[:-1]}))
+        leaf = cat.id not in parents
+        name = cat.name.lower()
+        fit = 0 if any(name.startswith(t) for t in terms) else 1 if any(t in name for t in terms) else 2
+        # A ticket is filed under a leaf: the leaves come first, so Enter takes one; a parent
+        # comes first only when its code was typed.
+        rank = (code.lower() != q, not leaf, fit if q else 0, code)
+        matches.append(
+            (
+                rank,
+                {
+                    "code": code,
+                    "label": category_label(names, code),
+                    "name": cat.name,
+                    "path": names[:-1],
+                    "leaf": leaf,
+                },
+            )
+        )
     matches.sort(key=lambda m: m[0])
     items = [m[1] for m in matches[:CATEGORY_SUGGESTIONS]]
     return render(request, "agent/_categories.html", {"items": items, "q": q, "more": len(matches) - len(items)})
+
+
+SYNONYMS_FILE = Path(__file__).parents[1] / "data" / "category_synonyms.txt"
+
+
+@cache
+def _synonym_groups() -> list[list[str]]:
+    groups = []
+    for line in SYNONYMS_FILE.read_text(encoding="utf-8").splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) > 1:
+            groups.append([w.lower() for w in words])
+    return groups
+
+
+def category_terms(q: str) -> list[str]:
+    """What the agent typed, and the same with each known word put for its synonyms (噪音 → 噪声)."""
+    terms = [q] if q else []
+    for group in _synonym_groups():
+        for word in group:
+            if word in q:
+                terms += [q.replace(word, other) for other in group if other != word]
+    return list(dict.fromkeys(terms))
 
 
 @router.get("/intake/communities", response_class=HTMLResponse)
