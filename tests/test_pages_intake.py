@@ -1,10 +1,10 @@
-"""The intake form: category search by meaning, leaves first."""
+"""The intake form: category search by meaning, leaves first; the Enter path through the fields."""
 
 import pytest
 from playwright.sync_api import expect
 
 from hotline.directory import create_category, create_place
-from tests.test_pages_agent import PLACES, shot
+from tests.test_pages_agent import PLACES, choose_place, shot
 from tests.test_pages_smoke import login
 
 
@@ -52,3 +52,26 @@ def test_category_search_knows_synonyms_and_puts_leaves_first(page, server, runt
     suggestions(page, "0101")
     page.press("#category_q", "Enter")
     expect(page.locator("#category")).to_have_value("0101")
+
+
+@pytest.mark.browser
+def test_enter_walks_the_fields_and_skips_the_switches(page, server, runtime, district, streets):
+    login(page, server, "agent")
+    page.fill("#caller_name", "李女士")
+    page.press("#caller_name", "Enter")
+    expect(page.locator("input[name=type]:checked")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("input[name=urgency]:checked")).to_be_focused()
+    page.keyboard.press("Enter")
+    # From 来电人 to 问题分类: one Enter for each of the two fields between them, and one to arrive.
+    expect(page.locator("#category_q")).to_be_focused()
+    choose_place(page, "西城街道", "和平社区", "和平小区3栋")
+    page.press("#address", "Enter")
+    expect(page.locator("#content")).to_be_focused()  # not the 需要答复 switch
+    page.keyboard.type(" 电梯停运")
+    expect(page.locator("input[name=reply_wanted]")).to_be_checked()
+    expect(page.locator("#content")).to_have_value(" 电梯停运")
+    # A switch reached by Tab hands Enter on to the next field.
+    page.focus("input[name=anonymous]")
+    page.keyboard.press("Enter")
+    expect(page.locator("input[name=type]:checked")).to_be_focused()
