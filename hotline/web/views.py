@@ -13,6 +13,7 @@ from hotline import notices
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path
+from hotline.errors import Invalid
 from hotline.models import DEPARTMENT_ROLES, Notification
 from hotline.supervision import ticket_orders
 from hotline.tickets import (
@@ -131,10 +132,7 @@ def ticket_search(
         "created_from": created_from or "",
         "created_to": created_to or "",
     }
-    days = day_bounds(
-        date.fromisoformat(created_from) if created_from else None,
-        date.fromisoformat(created_to) if created_to else None,
-    )
+    days = day_bounds(_day(created_from, "created_from"), _day(created_to, "created_to"))
     with runtime.db.read_session() as session:
         lookups = Lookups(session)
         items, total = search(
@@ -181,6 +179,16 @@ def ticket_search(
             "heading": "待派单" if state == default.initial and not q else "工单查询",
         },
     )
+
+
+def _day(text: str | None, field: str) -> date | None:
+    # An empty date input is sent as an empty string: no bound.
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"not a day: {text!r}", field=field) from None
 
 
 def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
