@@ -247,3 +247,21 @@ def test_embedded_scheduler_escalates_without_anyone_pressing_a_button(database,
         while _steps(runtime, tid) != ["urge"]:
             assert time.monotonic() < deadline, "the embedded scheduler did not sweep"
             time.sleep(0.1)
+
+
+def test_one_open_supervision_order_at_a_time_the_ladder_passes_over_its_own(runtime, district, client):
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))
+    Api(client, district, "housing_h").fire(tid, "sign")
+    supervisor = Api(client, district, "supervisor")
+    supervisor.fire(tid, "supervise", message="请加快办理")
+    refused = supervisor.fire(tid, "supervise", expect=409)
+    assert "awaits the department leader's answer" in refused["detail"] and "尚待单位负责人答复" in refused["zh"]
+    # Overdue (handle by 11-11) and one working day later: the scheduler's own order would be
+    # a second one, so it passes over it, says why, and reports on time as usual.
+    sweep(runtime, now=local(2026, 11, 13, 9, 0))
+    assert _steps(runtime, tid) == ["urge"]  # the warning too late to be of use, passed over too
+    assert _passed_over(runtime, tid) == [("warn", "handle"), ("supervise", "handle")]
+    sweep(runtime, now=local(2026, 11, 19, 9, 0))
+    assert _steps(runtime, tid) == ["urge", "report"]
+    with runtime.db.read_session() as s:
+        assert s.exec(select(func.count()).select_from(SupervisionOrder)).one() == 1

@@ -238,6 +238,22 @@ def has_main_department(ctx: Context, _arg=None) -> None:
         raise GuardFailed("the ticket has no handling department", zh="该工单没有承办单位")
 
 
+@condition("no_open_supervision_order")
+def no_open_supervision_order(ctx: Context, _arg=None) -> None:
+    """A centre does not issue a second order while the first waits for its answer."""
+    pending = ctx.session.exec(
+        select(SupervisionOrder)
+        .where(SupervisionOrder.ticket_id == ctx.ticket.id, SupervisionOrder.status == "open")
+        .order_by(SupervisionOrder.id)
+    ).first()
+    if pending is not None:
+        raise GuardFailed(
+            f"supervision order {pending.id} on this ticket still awaits the department leader's answer",
+            zh=f"该工单已有督办单（{pending.issued_at.astimezone(LOCAL_TZ):%m-%d %H:%M} 下发）"
+            "尚待单位负责人答复，未重复下发；如需再次提醒，请使用催办",
+        )
+
+
 @condition("valid_master")
 def valid_master(ctx: Context, _arg=None) -> None:
     if ctx.dry_run:
