@@ -1,0 +1,52 @@
+"""What every page shares, in a real browser: the site icon, the header's district name, the
+citizen's rating page as it first shows, and tables that keep a date on one line."""
+
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+
+from tests.test_evaluation import as_, link_token, replied_and_approved  # noqa: F401
+from tests.test_pages_smoke import login
+
+SHOTS = Path(__file__).parent / "artifacts"
+pytestmark = pytest.mark.browser
+
+
+def _shoot(page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+
+
+def test_the_site_icon_is_served_where_browsers_look_for_it(page, server, district):
+    with urlopen(f"{server}/favicon.ico") as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("image/svg+xml")
+        assert b"<svg" in r.read()
+    login(page, server, "admin")
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert page.request.get(f"{server}{icon}").status == 200
+
+
+def test_the_users_creation_date_stays_on_one_line(page, server, district):
+    page.set_viewport_size({"width": 1100, "height": 800})
+    login(page, server, "admin")
+    page.goto(f"{server}/admin/users")
+    lines = page.locator("#users tbody tr td.nowrap").evaluate_all(
+        """cells => cells.map(td => {
+            const r = document.createRange(); r.selectNodeContents(td);
+            return new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top))).size;
+        })"""
+    )
+    assert lines and set(lines) == {1}
+    _shoot(page, "admin-users.png")
+
+
+def test_the_rating_page_opens_with_nothing_chosen_or_focused(page, server, runtime, as_):  # noqa: F811
+    tid = replied_and_approved(runtime, as_)
+    url = as_("agent").post(f"/tickets/{tid}/rating-invitations", {}, expect=201)["url"]
+    page.goto(f"{server}/rate/{link_token(url)}")
+    assert page.locator("input[name=rating]").count() == 5
+    assert page.evaluate("document.activeElement === document.body")
+    assert page.locator("input[name=rating]:checked").count() == 0
+    assert page.locator("[autofocus]").count() == 0
+    _shoot(page, "citizen-rate.png")
