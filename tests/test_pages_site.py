@@ -6,6 +6,8 @@ from urllib.request import urlopen
 
 import pytest
 
+from tests.conftest import local
+from tests.helpers import Api, make_dispatched
 from tests.test_evaluation import as_, link_token, replied_and_approved  # noqa: F401
 from tests.test_pages_smoke import login
 
@@ -50,3 +52,22 @@ def test_the_rating_page_opens_with_nothing_chosen_or_focused(page, server, runt
     assert page.locator("input[name=rating]:checked").count() == 0
     assert page.locator("[autofocus]").count() == 0
     _shoot(page, "citizen-rate.png")
+
+
+def test_a_reply_sent_back_reaches_the_departments_notices_with_the_ticket_to_act_on(
+    page, server, runtime, district, client
+):
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))
+    handler = Api(client, district, "housing_h")
+    handler.fire(tid, "sign")
+    handler.fire(tid, "reply", result="已维修")
+    Api(client, district, "supervisor").fire(tid, "reject_reply", reason="未写明维修时间")
+    login(page, server, "housing_l")
+    page.goto(f"{server}/notifications")
+    row = page.locator("tbody tr", has_text="审核退回")
+    assert "未写明维修时间" in row.inner_text()
+    assert page.locator("tbody tr", has_text="转本单位办理").count() == 1  # the dispatch, too
+    _shoot(page, "notices-decisions.png")
+    row.locator(f"a[href='/tickets/{tid}']").click()
+    page.wait_for_load_state()
+    assert page.url.endswith(f"/tickets/{tid}")
