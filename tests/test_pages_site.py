@@ -71,3 +71,24 @@ def test_a_reply_sent_back_reaches_the_departments_notices_with_the_ticket_to_ac
     row.locator(f"a[href='/tickets/{tid}']").click()
     page.wait_for_load_state()
     assert page.url.endswith(f"/tickets/{tid}")
+
+
+def test_the_workflow_diagram_labels_are_legible_and_never_overlap(page, server, district):
+    login(page, server, "admin")
+    page.goto(f"{server}/admin/workflows")
+    boxes = page.locator(".wf-diagram svg").first.evaluate(
+        """svg => Array.from(svg.querySelectorAll('text')).map(t => {
+            const b = t.getBBox();
+            return {text: t.textContent, size: t.getBoundingClientRect().height,
+                    x0: b.x, y0: b.y, x1: b.x + b.width, y1: b.y + b.height};
+        })"""
+    )
+    assert len(boxes) > 20 and min(b["size"] for b in boxes) >= 12  # on screen, not only in the file
+    clashes = [
+        (a["text"], b["text"])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a["x0"] < b["x1"] - 1 and b["x0"] < a["x1"] - 1 and a["y0"] < b["y1"] - 1 and b["y0"] < a["y1"] - 1
+    ]
+    assert clashes == []
+    page.locator(".wf-diagram").first.screenshot(path=str(SHOTS / "workflow-diagram.png"))
