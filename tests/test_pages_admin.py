@@ -80,7 +80,14 @@ def _csrf_token(client) -> str:
 
 def _admin_routes() -> list[tuple[str, str]]:
     """Every admin page and form post, with its path parameters filled in."""
-    fill = {"department_id": "1", "user_id": "1", "rule_id": "1", "code": "0101", "year": "2026", "action": "deactivate"}
+    fill = {
+        "department_id": "1",
+        "user_id": "1",
+        "rule_id": "1",
+        "code": "0101",
+        "year": "2026",
+        "action": "deactivate",
+    }
     routes = []
     for route in admin_pages.router.routes:
         path = re.sub(r"{(\w+)}", lambda m: fill[m.group(1)], route.path)
