@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
-from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import Invalid
 from hotline.models import Ticket
 from hotline.supervision import (
@@ -21,7 +20,6 @@ from hotline.supervision import (
     escalation_trend,
     handle_by_if_extended,
     ladder_progress,
-    open_order,
     open_orders_by_department,
     overdue_by_department,
     overdue_tickets,
@@ -225,14 +223,6 @@ async def notice_event(
     now = runtime.now()
 
     def change(session: Session) -> str:
-        pending = open_order(session, ticket_id) if event == "supervise" else None
-        if pending is not None:
-            # A centre does not issue a second order while the first waits for its answer.
-            raise Invalid(
-                f"ticket {ticket_id} already has open supervision order {pending.id}",
-                zh=f"该工单已有督办单（{pending.issued_at.astimezone(LOCAL_TZ):%m-%d %H:%M} 下发）"
-                "尚待单位负责人答复，未重复下发；如需再次提醒，请使用催办",
-            )
         payload = {"message": message} if message else {}
         ticket = fire(session, runtime, ticket_id, event, user.actor, payload, now=now).ticket
         return _back(form.get("back"), "/supervisor/dashboard", done=event, t=ticket.number)

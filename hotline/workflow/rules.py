@@ -238,6 +238,22 @@ def has_main_department(ctx: Context, _arg=None) -> None:
         raise GuardFailed("the ticket has no handling department", zh="该工单没有承办单位")
 
 
+@condition("no_open_supervision_order")
+def no_open_supervision_order(ctx: Context, _arg=None) -> None:
+    """A centre does not issue a second order while the first waits for its answer."""
+    pending = ctx.session.exec(
+        select(SupervisionOrder)
+        .where(SupervisionOrder.ticket_id == ctx.ticket.id, SupervisionOrder.status == "open")
+        .order_by(SupervisionOrder.id)
+    ).first()
+    if pending is not None:
+        raise GuardFailed(
+            f"supervision order {pending.id} on this ticket still awaits the department leader's answer",
+            zh=f"该工单已有督办单（{pending.issued_at.astimezone(LOCAL_TZ):%m-%d %H:%M} 下发）"
+            "尚待单位负责人答复，未重复下发；如需再次提醒，请使用催办",
+        )
+
+
 @condition("valid_master")
 def valid_master(ctx: Context, _arg=None) -> None:
     if ctx.dry_run:
@@ -299,6 +315,7 @@ def assign_departments(ctx: Context, _arg=None) -> None:
         a.status = "withdrawn"
         ctx.session.add(a)
     cal = _calendar(ctx)
+    sign_by = sla.due(cal, now, ctx.limits.sign.pick(t.type, t.urgency)).at
     ctx.session.add(
         Assignment(
             ticket_id=t.id,
@@ -306,7 +323,7 @@ def assign_departments(ctx: Context, _arg=None) -> None:
             role="main",
             status="dispatched",
             dispatched_at=now,
-            sign_by=sla.due(cal, now, ctx.limits.sign.pick(t.type, t.urgency)).at,
+            sign_by=sign_by,
             handle_by=sla.due(cal, now, ctx.limits.handle.pick(t.type, t.urgency)).at,
         )
     )
@@ -322,6 +339,7 @@ def assign_departments(ctx: Context, _arg=None) -> None:
     t.return_from_state = None
     # A new dispatch starts the department's clocks afresh (recomputed by the gateway).
     t.handle_started_at, t.extension_days, t.suspended_seconds = now, 0, 0.0
+    _notify_dispatch(ctx, main, co, sign_by)
     ctx.details.update(
         {
             "department": main.code,
@@ -332,6 +350,45 @@ def assign_departments(ctx: Context, _arg=None) -> None:
             "designated": t.designated,
         }
     )
+
+
+def _notify_dispatch(ctx: Context, main: Department, co: list[Department], sign_by) -> None:
+    """Tell the departments a ticket was dispatched (or redispatched) to, main and co-handling."""
+    t = ctx.ticket
+    again = "改派" if t.dispatch_count > 1 else "派单"
+    about = (t.title or t.content or "")[:40].rstrip("。，,. ")
+    _notify(
+        ctx,
+        kind="dispatch",
+        department_id=main.id,
+        title=f"{again}：工单 {t.number} 转本单位办理",
+        body=f"{about}。请于 {sign_by.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M} 前签收办理。",
+    )
+    for dept in co:
+        _notify(
+            ctx,
+            kind="dispatch",
+            department_id=dept.id,
+            title=f"{again}：工单 {t.number} 请本单位协办",
+            body=f"{about}。主办单位为{main.name}，请配合办理并答复。",
+        )
+
+
+def _notify_decision(ctx: Context, approval: Approval | None, kind: str, title: str, body: str) -> None:
+    """Tell the department that asked (its handlers and leader) what the centre decided."""
+    if approval is None or approval.department_id is None:
+        return
+    reason = ctx.payload.get("reason")
+    _notify(
+        ctx,
+        kind=kind,
+        department_id=approval.department_id,
+        title=f"{title}：工单 {ctx.ticket.number}",
+        body=f"{body}{f'中心意见：{reason}' if reason else ''}",
+    )
+
+
+_APPROVAL_WORDS = {"extension": "延期申请", "suspension": "挂起申请", "return": "退单申请"}
 
 
 @effect("sign_assignment")
@@ -382,13 +439,15 @@ def _decide(ctx: Context, kind: str, status: str) -> Approval | None:
 
 @effect("approve_return")
 def approve_return(ctx: Context, _arg=None) -> None:
-    _decide(ctx, "return", "approved")
+    approval = _decide(ctx, "return", "approved")
+    _notify_decision(ctx, approval, "return", "退单申请已同意", "工单已由中心改派，本单位不再承办。")
 
 
 @effect("reject_return")
 def reject_return(ctx: Context, _arg=None) -> None:
-    _decide(ctx, "return", "rejected")
+    approval = _decide(ctx, "return", "rejected")
     ctx.ticket.return_from_state = None
+    _notify_decision(ctx, approval, "return", "退单申请未同意", "工单退回本单位，请继续办理。")
 
 
 @effect("open_approval", counted=False)
@@ -408,7 +467,8 @@ def open_approval(ctx: Context, kind: str) -> None:
 
 @effect("reject_approval", counted=False)
 def reject_approval(ctx: Context, kind: str) -> None:
-    _decide(ctx, kind, "rejected")
+    approval = _decide(ctx, kind, "rejected")
+    _notify_decision(ctx, approval, kind, f"{_APPROVAL_WORDS.get(kind, '申请')}未批准", "请按原时限继续办理。")
 
 
 @effect("approve_extension")
@@ -426,12 +486,14 @@ def approve_extension(ctx: Context, _arg=None) -> None:
     ctx.ticket.extension_days += days
     _sync_main_handle_by(ctx)
     ctx.details.update({"days": days, "handle_by_before": _iso(ctx.ticket.handle_by)})
+    _notify_decision(ctx, approval, "extension", "延期申请已批准", f"办理时限延长 {days} 个工作日。")
 
 
 @effect("approve_suspension")
 def approve_suspension(ctx: Context, _arg=None) -> None:
-    _decide(ctx, "suspension", "approved")
+    approval = _decide(ctx, "suspension", "approved")
     ctx.ticket.suspended_at = ctx.now
+    _notify_decision(ctx, approval, "suspension", "挂起申请已批准", "办理时限暂停计算，恢复办理后继续计时。")
 
 
 @effect("resume_clock")
@@ -477,6 +539,15 @@ def reopen_main_assignment(ctx: Context, _arg=None) -> None:
         main.status, main.replied_at = "signed", None
         ctx.session.add(main)
     ctx.ticket.replied_at = None
+    if ctx.ticket.main_department_id is not None:
+        reason = ctx.payload.get("reason")
+        _notify(
+            ctx,
+            kind="reply_rejected",
+            department_id=ctx.ticket.main_department_id,
+            title=f"审核退回：工单 {ctx.ticket.number} 的办结回复未通过",
+            body=f"{f'退回理由：{reason}。' if reason else ''}请重新办理后再次答复。",
+        )
 
 
 @effect("record_answer", counted=False)
