@@ -75,3 +75,23 @@ def test_enter_walks_the_fields_and_skips_the_switches(page, server, runtime, di
     page.focus("input[name=anonymous]")
     page.keyboard.press("Enter")
     expect(page.locator("input[name=type]:checked")).to_be_focused()
+
+
+@pytest.mark.browser
+def test_a_slow_answer_overtaken_by_typing_leaves_no_errors_in_the_console(page, server, runtime, district, leaves):
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    login(page, server, "agent")
+    held = []  # the category suggestions' answers, held back as on a slow network
+    page.route("**/agent/intake/categories*", lambda route: held.append(route))
+    page.locator("#category_q").press_sequentially("物业", delay=20)
+    page.wait_for_timeout(500)  # its request is under way, unanswered
+    page.locator("#category_q").press_sequentially("服务", delay=20)
+    page.wait_for_timeout(500)  # the next one waits its turn rather than aborting the first
+    for _ in range(6):
+        while held:
+            held.pop(0).continue_()
+        page.wait_for_timeout(250)
+    expect(page.locator("#category-suggest .suggest-list")).to_have_attribute("data-q", "物业服务")
+    assert errors == []
