@@ -22,6 +22,7 @@ from hotline.errors import HotlineError
 from hotline.indicators.analysis import check_surges
 from hotline.models import Notification, Ticket
 from hotline.runtime import Runtime
+from hotline.workflow import texts
 from hotline.workflow.engine import SCHEDULER, fire, record
 
 log = logging.getLogger("hotline.scheduler")
@@ -194,15 +195,15 @@ def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepRepor
             while rect.next_due_at is not None and rect.next_due_at <= now:
                 step = RECT_LADDER[rect.escalation_step]
                 role = "handler" if step == "urge" else "leader"
-                word = "催办" if step == "urge" else "督办"
+                title, body = texts.rectification_step_notice(step, ticket.number, rect.due_at)
                 session.add(
                     Notification(
                         department_id=rect.department_id,
                         role=role,
                         kind=step,
                         ticket_id=ticket.id,
-                        title=f"整改{word}：工单 {ticket.number}",
-                        body=f"差评整改已于 {rect.due_at.astimezone(LOCAL_TZ):%Y-%m-%d} 到期，请尽快完成并反馈。",
+                        title=title,
+                        body=body,
                         created_at=now,
                     )
                 )

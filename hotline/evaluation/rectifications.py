@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from hotline.errors import Conflict, Invalid, NotFound, NotPermitted
 from hotline.models import Notification, Rectification, Ticket
+from hotline.workflow import texts
 from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor, record
 
@@ -62,7 +63,7 @@ def decide_rectification(
                 role="handler",
                 kind="rectification",
                 ticket_id=ticket.id,
-                title=f"整改退回：工单 {ticket.number}",
+                title=texts.rectification_returned_title(ticket.number),
                 body=reason or "",
                 created_at=now,
             )

@@ -24,6 +24,7 @@ from hotline.models import (
     Ticket,
 )
 from hotline.routing import route
+from hotline.workflow import texts
 from hotline.workflow.engine import Context, GuardFailed, record
 from hotline.workflow.registry import condition, effect
 
@@ -685,50 +686,28 @@ def _record_step(ctx: Context, step: str) -> None:
     ctx.details.update({"deadline": kind, "deadline_at": _iso(deadline)})
 
 
-_DEADLINE_WORDS = {"sign": "签收", "handle": "办理", "callback": "回访"}
-
-
-def _deadline_text(ctx: Context) -> str:
-    t = ctx.ticket
-    word = _DEADLINE_WORDS.get(t.due_kind or "", "办理")
-    if t.due_at is None:
-        return f"{word}时限"
-    return f"{word}时限（{t.due_at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}）"
+def _ladder_notices(ctx: Context, step: str, message: str | None) -> None:
+    for role, department_id, title, body in texts.ladder_notices(step, ctx.ticket, message):
+        _notify(ctx, kind=step, role=role, department_id=department_id, title=title, body=body)
 
 
 @effect("warn", counted=False)
 def warn(ctx: Context, _arg=None) -> None:
-    t = ctx.ticket
     _record_step(ctx, "warn")
-    body = ctx.payload.get("message") or f"{_deadline_text(ctx)}将到，请抓紧办理。"
-    _notify(
-        ctx,
-        kind="warn",
-        role="handler",
-        department_id=t.main_department_id,
-        title=f"预警：工单 {t.number} 即将超期",
-        body=body,
-    )
+    _ladder_notices(ctx, "warn", ctx.payload.get("message"))
 
 
 @effect("urge", counted=False)
 def urge(ctx: Context, _arg=None) -> None:
-    t = ctx.ticket
     _record_step(ctx, "urge")
-    body = ctx.payload.get("message") or f"{_deadline_text(ctx)}已到，请尽快办理。"
-    _notify(
-        ctx, kind="urge", role="handler", department_id=t.main_department_id, title=f"催办：工单 {t.number}", body=body
-    )
+    _ladder_notices(ctx, "urge", ctx.payload.get("message"))
 
 
 @effect("supervise", counted=False)
 def supervise(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     _record_step(ctx, "supervise")
-    late = t.due_at is not None and ctx.now >= t.due_at
-    message = ctx.payload.get("message") or (
-        f"工单 {t.number} {_deadline_text(ctx)}{'已超期' if late else '即将到期'}，请单位负责人督促办理并答复。"
-    )
+    message = ctx.payload.get("message") or texts.supervision_message(t, ctx.now)
     # A Core insert on the session's connection: the order's id without flushing the session.
     ctx.details["supervision_order"] = (
         ctx.session.connection()
@@ -745,25 +724,13 @@ def supervise(ctx: Context, _arg=None) -> None:
         )
         .scalar_one()
     )
-    _notify(
-        ctx,
-        kind="supervise",
-        role="leader",
-        department_id=t.main_department_id,
-        title=f"督办单：工单 {t.number}",
-        body=message,
-    )
+    _ladder_notices(ctx, "supervise", message)
 
 
 @effect("report", counted=False)
 def report(ctx: Context, _arg=None) -> None:
-    t = ctx.ticket
     _record_step(ctx, "report")
-    body = ctx.payload.get("message") or f"工单 {t.number} {_deadline_text(ctx)}严重超期，已列入向区领导的通报。"
-    _notify(ctx, kind="report", role="supervisor", title=f"通报：工单 {t.number}", body=body)
-    _notify(
-        ctx, kind="report", role="leader", department_id=t.main_department_id, title=f"通报：工单 {t.number}", body=body
-    )
+    _ladder_notices(ctx, "report", ctx.payload.get("message"))
 
 
 @effect("answer_supervision", counted=False)
