@@ -83,8 +83,7 @@ def _escalate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
     while ticket.next_due_at is not None and ticket.next_due_at <= now and ticket.escalation_step < len(sla.LADDER):
         step = sla.LADDER[ticket.escalation_step]
         kind = ticket.due_kind
-        if step == "warn" and now >= ticket.due_at:
-            # Already red: a warning would only be noise.
+        if sla.is_noise(step, ticket, now):
             ticket.escalation_step += 1
             ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
             continue

@@ -16,7 +16,9 @@ Implementation note: the number of working days before a given day is
 computed in O(log k) (k = number of overrides) from a closed formula for
 Monday-to-Friday days plus a prefix sum over the overrides that change the
 default. Finding the n-th working day is a bounded binary search over that
-count, so cost does not grow with n.
+count, so cost does not grow with n. What a local day contributes (its count,
+its midnight, the deadlines counted from it) is cached per calendar: every
+ticket event recomputes several clocks, and the demo loader plays millions.
 """
 
 from __future__ import annotations
@@ -119,6 +121,10 @@ class WorkCalendar:
 
     __slots__ = (
         "_covered",
+        "_days",
+        "_dues",
+        "_instants",
+        "_jth",
         "_delta_keys",
         "_delta_max",
         "_delta_min",
@@ -169,6 +175,11 @@ class WorkCalendar:
         self._delta_prefix: list[int] = prefix
         self._delta_min: int = min(prefix)
         self._delta_max: int = max(prefix)
+        # Caches of pure functions of a day (the calendar never changes once built).
+        self._days: dict[int, tuple[int, bool]] = {}
+        self._jth: dict[int, int] = {}
+        self._instants: dict[tuple[int, time], datetime] = {}
+        self._dues: dict[tuple[int, int], Due] = {}
 
     @classmethod
     def from_chinese_calendar(
@@ -230,7 +241,22 @@ class WorkCalendar:
 
     def _is_working_ord(self, o: int) -> bool:
         """Whether the day with ordinal o is a working day."""
-        return self.is_working_day(date.fromordinal(o))
+        return self._day(o)[1]
+
+    def _day(self, o: int) -> tuple[int, bool]:
+        """(working days before day o, whether o is a working day), cached."""
+        hit = self._days.get(o)
+        if hit is None:
+            hit = self._days[o] = (self._working_before(o), self.is_working_day(date.fromordinal(o)))
+        return hit
+
+    def _instant(self, o: int, at: time) -> datetime:
+        """_local_instant, cached."""
+        key = (o, at)
+        hit = self._instants.get(key)
+        if hit is None:
+            hit = self._instants[key] = _local_instant(o, at)
+        return hit
 
     def _working_before(self, o: int) -> int:
         """Number of working days with ordinal < o (absolute, counted from ordinal 1)."""
@@ -238,6 +264,12 @@ class WorkCalendar:
 
     def _jth_working(self, j: int) -> int:
         """Ordinal of the working day that has exactly j working days before it."""
+        hit = self._jth.get(j)
+        if hit is None:
+            hit = self._jth[j] = self._search_jth(j)
+        return hit
+
+    def _search_jth(self, j: int) -> int:
         # The override delta is bounded by [delta_min, delta_max], which brackets the answer.
         lo = _kth_weekday(j - self._delta_max)
         hi = _kth_weekday(j - self._delta_min)
@@ -271,13 +303,18 @@ class WorkCalendar:
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         o = start.astimezone(LOCAL_TZ).toordinal()
+        key = (o, n)
+        hit = self._dues.get(key)
+        if hit is not None:
+            return hit
         if n == 0:
             day = self._jth_working(self._working_before(o))
             first = o
         else:
             day = self._jth_working(self._working_before(o + 1) + n - 1)
             first = o + 1
-        return Due(_local_instant(day, _END_OF_DAY), self._provisional(first, day))
+        hit = self._dues[key] = Due(self._instant(day, _END_OF_DAY), self._provisional(first, day))
+        return hit
 
     def add_working_days_from(self, start: datetime, n: int) -> datetime:
         """Convenience: add_working_days(start, n).at."""
@@ -290,10 +327,8 @@ class WorkCalendar:
 
     def _position_us(self, o: int, us: int) -> int:
         """Working microseconds from the absolute epoch to local day o at offset us."""
-        pos = self._working_before(o) * _DAY_US
-        if self._is_working_ord(o):
-            pos += us
-        return pos
+        before, working = self._day(o)
+        return before * _DAY_US + us if working else before * _DAY_US
 
     def working_seconds_between(self, a: datetime, b: datetime) -> float:
         """Seconds of [a, b) that fall on working days (whole local days); negative if b < a."""
@@ -311,17 +346,17 @@ class WorkCalendar:
         _require_aware(start, "start")
         s_us = round(seconds * 1_000_000)
         o, us = _local_parts(start)
-        offset = us if self._is_working_ord(o) else 0
-        base = self._working_before(o)
+        base, working = self._day(o)
+        offset = us if working else 0
         k, rest = divmod(offset + s_us, _DAY_US)
         if rest == 0:
             # Exactly at a day boundary: the earliest such instant is the end of the
             # previous working day, not the start of the next one.
             day = self._jth_working(base + k - 1)
-            at = _local_instant(day + 1, _MIDNIGHT)
+            at = self._instant(day + 1, _MIDNIGHT)
         else:
             day = self._jth_working(base + k)
-            at = _local_instant(day, _MIDNIGHT) + timedelta(microseconds=rest)
+            at = self._instant(day, _MIDNIGHT) + timedelta(microseconds=rest)
         start_utc = start.astimezone(UTC)
         if s_us >= 0 and at < start_utc:
             at = start_utc
@@ -339,9 +374,9 @@ class WorkCalendar:
             if hours.start <= clock < hours.end:
                 return t.astimezone(UTC)
             if clock < hours.start:
-                return _local_instant(o, hours.start)
+                return self._instant(o, hours.start)
         day = self._jth_working(self._working_before(o + 1))
-        return _local_instant(day, hours.start)
+        return self._instant(day, hours.start)
 
 
 # ------------------------------------------------------------------ CSV data

@@ -66,6 +66,18 @@ def compute_handle_by(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> Due | 
     return base
 
 
+def dispatch_deadlines(cal: WorkCalendar, wf: Workflow, ticket: Ticket, at: datetime) -> tuple[datetime, datetime]:
+    """The sign-by and handle-by of a department dispatched the ticket at `at`: the limits
+    from then (what its on-time signing and reply are judged by)."""
+    sign = due(cal, at, wf.limits.sign.pick(ticket.type, ticket.urgency))
+    return sign.at, due(cal, at, handle_limit(wf, ticket)).at
+
+
+def on_time(deadline: datetime | None, at: datetime) -> bool:
+    """Whether something done at `at` met the deadline (none: on time)."""
+    return deadline is None or at <= deadline
+
+
 def recompute(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> None:
     """Recompute every clock of the ticket from its inputs, and what the scheduler watches."""
     provisional = False
@@ -167,6 +179,11 @@ def next_step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> datetime 
     if ticket.due_kind not in LADDER_KINDS or ticket.escalation_step >= len(LADDER):
         return None
     return step_time(cal, wf, ticket, ticket.escalation_step)
+
+
+def is_noise(step: str, ticket: Ticket, now: datetime) -> bool:
+    """A warning once the deadline has passed would only be noise: the scheduler skips it."""
+    return step == "warn" and now >= ticket.due_at
 
 
 @dataclass(frozen=True)

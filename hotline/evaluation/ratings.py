@@ -200,5 +200,9 @@ def record_rating(session: Session, runtime, ticket: Ticket, callback: Callback,
 
 def is_satisfied(runtime, ticket: Ticket, callback: Callback) -> bool:
     """Satisfied: a rating the workflow counts as satisfied, and the problem not unsolved."""
-    ratings = runtime.workflows.get(ticket.workflow).limits.satisfied_ratings
-    return callback.rating in ratings and callback.solved is not False
+    return satisfied(runtime.workflows.get(ticket.workflow).limits, callback)
+
+
+def satisfied(limits, callback: Any) -> bool:
+    """Whether a callback counts as satisfied under the workflow's limits."""
+    return callback.rating in limits.satisfied_ratings and callback.solved is not False

@@ -52,6 +52,11 @@ def _main_assignment(ctx: Context) -> Assignment | None:
     return None
 
 
+def in_round(t: Ticket, callback: Callback) -> bool:
+    """Whether a callback is about the ticket's current reply (`_this_round` as a test)."""
+    return t.callback_started_at is None or callback.at >= t.callback_started_at
+
+
 def _this_round(t: Ticket):
     """Callbacks about the current reply: a rehandled ticket starts a new round."""
     cond = Callback.ticket_id == t.id
@@ -67,7 +72,7 @@ def _last_reached_callback(ctx: Context) -> Callback | None:
 
 
 def _satisfied(ctx: Context, cb: Callback) -> bool:
-    return cb.rating in ctx.limits.satisfied_ratings and cb.solved is not False
+    return ratings.satisfied(ctx.limits, cb)
 
 
 def _calendar(ctx: Context):
@@ -206,20 +211,28 @@ def closable(ctx: Context, _arg=None) -> None:
 
 
 def _close_reason(ctx: Context) -> str | None:
-    t = ctx.ticket
     last = _last_reached_callback(ctx)
-    if last is not None:
-        if _satisfied(ctx, last):
+    unreached = 0
+    if last is None:
+        unreached = ctx.session.exec(
+            select(func.count()).select_from(Callback).where(_this_round(ctx.ticket), ~Callback.reached)
+        ).one()
+    reason = ctx.dry_run or bool(ctx.payload.get("reason"))
+    return close_reason(ctx.limits, ctx.ticket, last, unreached, ctx.actor.role, reason, ctx.now)
+
+
+def close_reason(limits, t: Ticket, last_reached, unreached: int, role: str, reason: bool, now) -> str | None:
+    """Why the ticket may close now, or None: from the round's last callback that reached the
+    citizen, its unreached attempts, who closes it, and whether they gave a reason."""
+    if last_reached is not None:
+        if ratings.satisfied(limits, last_reached):
             return "satisfied"
-        if ctx.actor.role != "system" and (ctx.dry_run or ctx.payload.get("reason")):
+        if role != "system" and reason:
             return "dissatisfied_closed"
         return None
-    unreached = ctx.session.exec(
-        select(func.count()).select_from(Callback).where(_this_round(t), ~Callback.reached)
-    ).one()
-    if unreached >= ctx.limits.callback_attempts:
+    if unreached >= limits.callback_attempts:
         return "not_called_back"
-    if t.callback_by is not None and ctx.now > t.callback_by and ctx.actor.role in ("system", "supervisor"):
+    if t.callback_by is not None and now > t.callback_by and role in ("system", "supervisor"):
         return "not_called_back"
     if not t.reply_wanted:
         return "no_reply_wanted"
@@ -299,7 +312,7 @@ def assign_departments(ctx: Context, _arg=None) -> None:
     for a in _active_assignments(ctx):
         a.status = "withdrawn"
         ctx.session.add(a)
-    cal = _calendar(ctx)
+    sign_by, handle_by = sla.dispatch_deadlines(_calendar(ctx), ctx.workflow, t, now)
     ctx.session.add(
         Assignment(
             ticket_id=t.id,
@@ -307,8 +320,8 @@ def assign_departments(ctx: Context, _arg=None) -> None:
             role="main",
             status="dispatched",
             dispatched_at=now,
-            sign_by=sla.due(cal, now, ctx.limits.sign.pick(t.type, t.urgency)).at,
-            handle_by=sla.due(cal, now, ctx.limits.handle.pick(t.type, t.urgency)).at,
+            sign_by=sign_by,
+            handle_by=handle_by,
         )
     )
     for dept in co:
@@ -343,7 +356,7 @@ def sign_assignment(ctx: Context, _arg=None) -> None:
     a.status, a.signed_at, a.signed_by_id = "signed", ctx.now, ctx.actor.id
     if a.role == "main":
         ctx.ticket.signed_at = ctx.now
-        a.signed_on_time = a.sign_by is None or ctx.now <= a.sign_by
+        a.signed_on_time = sla.on_time(a.sign_by, ctx.now)
     ctx.session.add(a)
     ctx.details["department_id"] = a.department_id
 
@@ -465,7 +478,7 @@ def record_reply(ctx: Context, _arg=None) -> None:
         a.status, a.replied_at, a.replied_by_id, a.result = "replied", ctx.now, ctx.actor.id, result
         if a.role == "main" and a.first_replied_at is None:
             a.first_replied_at = ctx.now
-            a.replied_on_time = a.handle_by is None or ctx.now <= a.handle_by
+            a.replied_on_time = sla.on_time(a.handle_by, ctx.now)
         ctx.session.add(a)
     if not ctx.as_co_handler:
         ctx.ticket.result, ctx.ticket.replied_at = result, ctx.now
