@@ -48,6 +48,7 @@ _DAY_US = 86_400 * 1_000_000
 _MIDNIGHT = time(0, 0)
 _END_OF_DAY = time(23, 59, 59)
 _MIN_YEAR = date.min.year
+_MAX_ORDINAL = date.max.toordinal()
 _MAX_YEAR = date.max.year
 
 
@@ -78,6 +79,8 @@ class OfficeHours:
 
 def _require_aware(t: datetime, name: str) -> None:
     """Raise unless t is a timezone-aware datetime."""
+    if t.__class__ is datetime and t.tzinfo is UTC:  # the common case, cheaply
+        return
     if not isinstance(t, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(t).__name__}")
     if t.tzinfo is None or t.utcoffset() is None:
@@ -97,8 +100,30 @@ def _kth_weekday(k: int) -> int:
     return 7 * weeks + rest + 1
 
 
+# The local offset (microseconds) of each UTC day when it is the same all that day, else None.
+_OFFSETS: dict[int, int | None] = {}
+
+
+def _offset_of(utc_ordinal: int) -> int | None:
+    if not 1 < utc_ordinal < _MAX_ORDINAL:
+        return None
+    start = datetime.combine(date.fromordinal(utc_ordinal), _MIDNIGHT, UTC)
+    ends = (start, start + timedelta(days=1) - timedelta(microseconds=1))
+    first, last = (t.astimezone(LOCAL_TZ).utcoffset() for t in ends)
+    offset = _OFFSETS[utc_ordinal] = first // timedelta(microseconds=1) if first == last else None
+    return offset
+
+
 def _local_parts(t: datetime) -> tuple[int, int]:
     """Return (local day ordinal, microseconds since local midnight) of an aware datetime."""
+    if t.tzinfo is UTC:
+        # From the UTC wall clock and the day's offset, without a zone conversion.
+        o = t.toordinal()
+        offset = _OFFSETS[o] if o in _OFFSETS else _offset_of(o)
+        if offset is not None:
+            us = ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond + offset
+            day, us = divmod(us, _DAY_US)
+            return o + day, us
     lt = t.astimezone(LOCAL_TZ)
     us = ((lt.hour * 60 + lt.minute) * 60 + lt.second) * 1_000_000 + lt.microsecond
     return lt.toordinal(), us
@@ -302,7 +327,7 @@ class WorkCalendar:
         n = index(n)
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        o = start.astimezone(LOCAL_TZ).toordinal()
+        o = _local_parts(start)[0]
         key = (o, n)
         hit = self._dues.get(key)
         if hit is not None:
@@ -360,7 +385,7 @@ class WorkCalendar:
         start_utc = start.astimezone(UTC)
         if s_us >= 0 and at < start_utc:
             at = start_utc
-        last = at.astimezone(LOCAL_TZ).toordinal()
+        last = _local_parts(at)[0]
         return Due(at, self._provisional(o, last))
 
     def next_office_time(self, t: datetime) -> datetime:

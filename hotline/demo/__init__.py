@@ -48,7 +48,6 @@ from hotline.errors import Conflict, Invalid
 from hotline.evaluation.ratings import app_secret
 from hotline.indicators import totals
 from hotline.models import Department, User
-from hotline.routing import route
 from hotline.workflow.definition import Workflow
 
 __all__ = ["DEMO_PASSWORD", "load_demo"]
@@ -167,26 +166,9 @@ def _start(rng: random.Random, life: Life, callers: Callers, d: Directory, ticke
     return tk, request, path, stage, master
 
 
-class _Router:
-    """hotline.routing.route for a leaf at a place, asked once per pair, each time in a short
-    read transaction (a long one would keep SQLite's write-ahead log from checkpointing)."""
-
-    def __init__(self, runtime, d: Directory) -> None:
-        self.runtime, self.d = runtime, d
-        self.known: dict[tuple[int, int], tuple[str, str]] = {}
-
-    def __call__(self, leaf: int, place: int) -> tuple[str, str]:
-        hit = self.known.get((leaf, place))
-        if hit is None:
-            p = self.d.places[place]
-            with self.runtime.db.read_session() as session:
-                r = route(session, category_id=self.d.leaf_ids[leaf], street=p.street, community=p.community)
-                hit = self.known[(leaf, place)] = (r.department.code, r.how)
-        return hit
-
-
-def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_key: bytes, rng: random.Random,
-                  now: datetime, n: int, out: TextIO, started: float) -> tuple[Counter, dict[str, int]]:  # fmt: skip
+def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_key: bytes,
+                  rng: random.Random, now: datetime, n: int, out: TextIO,
+                  started: float) -> tuple[Counter, dict[str, int]]:  # fmt: skip
     """Play and write the tickets; return the final states counted and the rows written."""
     now_ts = seconds(now)
     last = day_of(now_ts)
@@ -200,7 +182,7 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
     def aside(ticket_id: int, event: tuple) -> None:
         batch.event(ticket_id, event)
 
-    life = Life(rng, wf, cal, days, d, now_ts, runtime.settings, link_key, _Router(runtime, d), aside)
+    life = Life(rng, wf, cal, days, d, now_ts, runtime.settings, link_key, aside)
     callers = Callers(rng, d)
     pipe = None
     try:

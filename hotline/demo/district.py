@@ -487,6 +487,7 @@ class Directory:
     codes: dict[int, str]  # id -> code
     leaf_ids: list[int]  # category id of each leaf of LEAVES
     places: list[Place]
+    routes: list[list[tuple[str, str]]]  # [leaf][place] -> (department code, routed_by)
     rules: int
     handlers: dict[int, Actor]
     leaders: dict[int, Actor]
@@ -519,16 +520,27 @@ def build_directory(session: Session, runtime, now: datetime, rng: random.Random
             places.append(Place(s.code, s.name, community, estates, s.roads, lat, lng))
     street_names = {s.code: s.name for s in STREETS}
 
-    rules = 0
+    street_rules: dict[tuple[str, str], tuple[str, int]] = {}
     for leaf_code, streets in STREET_RULES:
         for code in streets or street_names:
-            directory.create_rule(session, department=code, category=leaf_code, street=street_names[code])
-            rules += 1
+            rule = directory.create_rule(session, department=code, category=leaf_code, street=street_names[code])
+            street_rules[(leaf_code, code)] = (code, rule.id)
+    community_rules: dict[tuple[str, str], tuple[str, int]] = {}
     for leaf_code, street, community, department in COMMUNITY_RULES:
-        directory.create_rule(
+        rule = directory.create_rule(
             session, department=department, category=leaf_code, street=street_names[street], community=community
         )
-        rules += 1
+        community_rules[(leaf_code, community)] = (department, rule.id)
+    # What hotline.routing.route answers for the demo's rules (tests/test_demo.py holds every
+    # dispatch to it): a community rule beats a street rule, which beats the category's
+    # default (every rule here names a leaf, and every leaf a department).
+    routes = []
+    for leaf in LEAVES:
+        row = []
+        for place in places:
+            hit = community_rules.get((leaf.code, place.community)) or street_rules.get((leaf.code, place.street_code))
+            row.append((hit[0], f"rule:{hit[1]}") if hit else (leaf.department, f"category:{leaf.code}"))
+        routes.append(row)
 
     # One argon2 hash for every demo user: hashing takes ~50 ms, and the password is the same.
     password_hash = hash_password(DEMO_PASSWORD)
@@ -563,7 +575,8 @@ def build_directory(session: Session, runtime, now: datetime, rng: random.Random
         codes={dept_id: code for code, (dept_id, _, _) in departments.items()},
         leaf_ids=[category_ids[leaf.code] for leaf in LEAVES],
         places=places,
-        rules=rules,
+        routes=routes,
+        rules=len(street_rules) + len(community_rules),
         handlers={dept_id: actors[f"{code}.handler"] for code, (dept_id, _, _) in departments.items()},
         leaders={dept_id: actors[f"{code}.leader"] for code, (dept_id, _, _) in departments.items()},
         agents=[actors["agent1"], actors["agent2"]],

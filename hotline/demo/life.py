@@ -17,6 +17,7 @@ link, then the close.
 import random
 from bisect import bisect_left, insort
 from contextlib import suppress
+from dataclasses import make_dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -135,18 +136,9 @@ class Days:
 # --- the rows a ticket's life leaves ----------------------------------------------------------
 
 
-class _Row:
-    """A row while its ticket lives: attributes named as the model's columns."""
-
-    __slots__ = ()
-
-    def __init__(self, **values: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, values.get(name))
-
-
 def _row_class(name: str, table: str) -> type:
-    return type(name, (_Row,), {"__slots__": COLUMNS[table]})
+    """A row while its ticket lives: attributes named as the table's columns, None unless given."""
+    return make_dataclass(name, [(column, Any, None) for column in COLUMNS[table]], slots=True, kw_only=True)
 
 
 AssignmentRow = _row_class("AssignmentRow", "assignments")
@@ -162,16 +154,17 @@ class Cut(Exception):
     """The ticket's life goes on past now (or past its showcase state): it stops here."""
 
 
-class TicketRow(_Row):
+class TicketRow(_row_class("_TicketColumns", "tickets")):
     """A ticket while it lives: the columns the gateway keeps, and the rows it adds."""
 
-    __slots__ = COLUMNS["tickets"] + (
+    __slots__ = (
         "leaf", "place", "stop_at", "last", "events", "assignments", "approvals", "callbacks", "escalations",
         "orders", "notices", "invitations", "messages", "rectifications", "later", "extension_total",
     )  # fmt: skip
 
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**values)
+    def __init__(self, *, leaf: int, place: int, stop_at: str | None, **columns: Any) -> None:
+        super().__init__(**columns)
+        self.leaf, self.place, self.stop_at = leaf, place, stop_at
         self.state, self.version, self.updated_at = "registered", 1, self.created_at
         self.last = seconds(self.created_at)
         self.dispatch_count = self.rehandle_count = self.escalation_step = 0
@@ -248,7 +241,6 @@ class Life:
         now: int,
         settings,
         link_key: bytes,
-        routed,
         aside,
     ) -> None:
         self.rng = rng
@@ -258,7 +250,6 @@ class Life:
         self.days = days
         self.d = d
         self.now = now
-        self.routed = routed  # (leaf, place) -> (department code, routed_by), as hotline.routing says
         self.aside = aside  # (ticket id, history row) for a row on another ticket (a merge's master)
         self.ids = dict.fromkeys(
             ("assignments", "approvals", "callbacks", "supervision_orders", "rating_invitations", "messages",
@@ -790,7 +781,7 @@ class Life:
             t += rng.randint(120, 2400)
         else:
             t = days.office(t + 600)
-        code, routed_by = self.routed(tk.leaf, tk.place)
+        code, routed_by = self.d.routes[tk.leaf][tk.place]
         co = self._co_department(tk, code) if rng.random() < 0.06 else None
         self.dispatch(tk, t, self.centre(0.15), code, routed_by, co)
         if merge_stage == "dispatched" and self._merge_if_open(tk, tk.last + rng.randint(1200, 6 * 3600), master):
