@@ -93,12 +93,13 @@ def midnight(day: int) -> int:
 
 
 def next_sweep(next_due_at: datetime | None, last: int) -> int | None:
-    """When a scheduler sweeping once a minute, on the minute, next looks at a ticket: the
-    first sweep at or after its next due time and after its last event (epoch seconds)."""
+    """When a scheduler sweeping once a minute, on the minute, next acts on a ticket: the
+    first sweep at or after its next due time and its last event (epoch seconds; a sweep at
+    the very second of an event comes after it)."""
     if next_due_at is None:
         return None
     due = -((_EPOCH - next_due_at) // SWEEP_EVERY)  # minutes, rounded up
-    return max(due, last // _SWEEP_SECONDS + 1) * _SWEEP_SECONDS
+    return max(due, -(-last // _SWEEP_SECONDS)) * _SWEEP_SECONDS
 
 
 class Days:
