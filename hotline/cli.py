@@ -124,18 +124,15 @@ def cmd_calendar_due(args: argparse.Namespace) -> None:
 
 
 def cmd_calendar_import(args: argparse.Namespace) -> None:
-    from hotline.runtime import import_year, recompute_provisional
+    from hotline.deadlines.holidays import import_holidays
+    from hotline.workflow.engine import SCHEDULER
 
     rt = _ready_runtime()
     try:
         overrides = load_holiday_csv(Path(args.file).read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
         raise SystemExit(f"hotline: {args.file}: {exc}") from None
-    with rt.db.session() as session:
-        years = import_year(session, overrides, source=f"import:{Path(args.file).name}")
-    rt.invalidate_calendar()
-    with rt.db.session() as session:
-        recomputed = recompute_provisional(session, rt)
+    years, recomputed = import_holidays(rt, overrides, source=f"import:{Path(args.file).name}", actor=SCHEDULER)
     print(
         f"imported {len(overrides)} days for {', '.join(map(str, years))}; "
         f"recomputed the provisional deadlines of {recomputed} tickets"

@@ -46,3 +46,23 @@ NOTICE_LABELS = {
     "surge": "聚集预警",
     "calendar": "节假日",
 }
+# History rows that are not workflow events (the workflow's own events carry their labels).
+HISTORY_LABELS = {
+    "create": "受理登记",
+    "merge_in": "并入重复件",
+    "escalation_skipped": "跳过升级步骤",
+    "invite_skipped": "未发送评价短信",
+    "deadlines_recomputed": "时限重算",
+    "rectification_report": "整改反馈",
+    "rectification_accept": "整改通过",
+    "rectification_return": "整改退回",
+    "rectification_urge": "整改催办",
+    "rectification_supervise": "整改督办",
+    "appeal_rating": "评价申诉",
+    "appeal_unreasonable": "不合理诉求认定申请",
+    "appeal_rating_granted": "评价申诉成立",
+    "appeal_rating_refused": "评价申诉不成立",
+    "appeal_unreasonable_granted": "认定为不合理诉求",
+    "appeal_unreasonable_refused": "不认定为不合理诉求",
+}
+ORDER_STATUS_LABELS = {"open": "待答复", "answered": "已答复", "lapsed": "未答复（工单已办结）"}

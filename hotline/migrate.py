@@ -5,6 +5,8 @@ from alembic.config import Config
 
 from hotline.config import ROOT
 from hotline.db import Database
+from hotline.deadlines.holidays import seed_calendar
+from hotline.indicators import totals
 
 
 def alembic_config(url: str) -> Config:
@@ -19,9 +21,6 @@ def alembic_config(url: str) -> Config:
 def upgrade(db: Database) -> None:
     """Bring the database to the newest migration, seed the holiday calendar, build the
     running totals if the database predates them, and refresh SQLite's statistics."""
-    from hotline.indicators import totals
-    from hotline.runtime import seed_calendar
-
     cfg = alembic_config(db.url)
     with db.engine.connect() as connection:
         cfg.attributes["connection"] = connection

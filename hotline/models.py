@@ -330,7 +330,7 @@ class SupervisionOrder(SQLModel, table=True):
     issued_at: datetime = Field(sa_type=UTCDateTime)
     issued_by_id: int | None = Field(default=None, foreign_key="users.id")
     message: str = Field(sa_type=Text)
-    status: str = Field(default="open", max_length=10)  # open | answered
+    status: str = Field(default="open", max_length=10)  # open | answered | lapsed (ticket finished unanswered)
     answered_at: datetime | None = _time()
     answered_by_id: int | None = Field(default=None, foreign_key="users.id")
     answer: str | None = Field(default=None, sa_type=Text)

@@ -3,7 +3,7 @@
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -11,8 +11,10 @@ from sqlmodel import Session, select
 from hotline.config import Settings
 from hotline.db import Database, utcnow
 from hotline.deadlines.calendar import WorkCalendar
-from hotline.indicators import totals
-from hotline.models import Assignment, CalendarDay, CalendarYear, Ticket
+from hotline.errors import TooManyRequests
+from hotline.evaluation.messaging import channel_from_settings
+from hotline.models import CalendarDay, CalendarYear
+from hotline.workflow import rules  # noqa: F401  (registers the rules a workflow may name, before any is loaded)
 from hotline.workflow.definition import WorkflowSet, workflow_set
 
 
@@ -47,8 +49,6 @@ class Runtime:
     def channel(self):
         """The message channel the settings name (hotline.evaluation.messaging)."""
         if getattr(self, "_channel", None) is None:
-            from hotline.evaluation.messaging import channel_from_settings
-
             self._channel = channel_from_settings(self.settings)
         return self._channel
 
@@ -90,8 +90,6 @@ class RateLimiter:
         """Count one request; raise TooManyRequests when the bucket is empty."""
         if self.rate <= 0:
             return
-        from hotline.errors import TooManyRequests
-
         now = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.burst, now))
@@ -106,72 +104,3 @@ class RateLimiter:
             self._buckets[key] = (tokens - 1, now)
             if len(self._buckets) > 10000:  # forget idle tokens
                 self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 120}
-
-
-def seed_calendar(session: Session) -> int:
-    """Load the holiday data of the `chinese-calendar` package when the table is empty."""
-    if session.exec(select(func.count()).select_from(CalendarYear)).one():
-        return 0
-    cal = WorkCalendar.from_chinese_calendar()
-    now = utcnow()
-    for day, working in sorted(cal.overrides.items()):
-        session.add(CalendarDay(day=day, working=working))
-    for year in sorted(cal.covered_years):
-        session.add(CalendarYear(year=year, source="chinese-calendar", loaded_at=now))
-    session.flush()
-    return len(cal.covered_years)
-
-
-def import_year(
-    session: Session,
-    overrides: dict[date, bool],
-    source: str,
-    *,
-    names: dict[date, str] | None = None,
-    years: list[int] | None = None,
-) -> list[int]:
-    """Replace the holiday data of the given years (default: those the days fall in)."""
-    years = sorted(set(years or []) | {d.year for d in overrides})
-    now = utcnow()
-    for year in years:
-        for row in session.exec(
-            select(CalendarDay).where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31))
-        ).all():
-            session.delete(row)
-        session.flush()
-        existing = session.get(CalendarYear, year)
-        if existing:
-            existing.source, existing.loaded_at = source, now
-        else:
-            session.add(CalendarYear(year=year, source=source, loaded_at=now))
-    for day, working in sorted(overrides.items()):
-        session.add(CalendarDay(day=day, working=working, name=(names or {}).get(day)))
-    session.flush()
-    return years
-
-
-def recompute_provisional(session: Session, runtime: Runtime) -> int:
-    """Recompute the deadlines of open tickets that were computed without holiday data."""
-    from hotline.deadlines.sla import recompute
-
-    cal = runtime.calendar(session)
-    count = 0
-    for ticket in session.exec(select(Ticket).where(Ticket.deadlines_provisional).with_for_update()).all():
-        wf = runtime.workflows.get(ticket.workflow)
-        if wf.states[ticket.state].final:
-            continue
-        tracker = totals.Tracker(session, ticket)
-        recompute(cal, wf, ticket)
-        # The main department's handle-by, which on-time completion is judged by, moves too
-        # (until the department has replied: then it was judged already).
-        # By the ticket index alone (a condition on role can send the planner to the role indexes).
-        assignments = session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all()
-        main = next((a for a in assignments if a.role == "main" and a.status != "withdrawn"), None)
-        if main is not None and main.first_replied_at is None and ticket.handle_by is not None:
-            main.handle_by = ticket.handle_by
-            session.add(main)
-        session.add(ticket)
-        tracker.done()
-        count += 1
-    session.flush()
-    return count

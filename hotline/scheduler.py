@@ -19,11 +19,14 @@ from sqlmodel import Session, select
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
+from hotline.evaluation.messaging import deliver_pending
+from hotline.evaluation.rectifications import RECT_LADDER, rect_next_step
 from hotline.indicators.analysis import check_surges
-from hotline.models import Notification, Ticket
+from hotline.indicators.reports import generate_due_reports
+from hotline.models import Notification, Rectification, Ticket
 from hotline.runtime import Runtime
 from hotline.workflow import texts
-from hotline.workflow.engine import SCHEDULER, fire, record
+from hotline.workflow.engine import SCHEDULER, changing, fire
 
 log = logging.getLogger("hotline.scheduler")
 
@@ -70,7 +73,6 @@ def _escalate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
     """The ticket's due ladder steps (it is locked, and due). `careful`: each step in a
     savepoint of its own, a refused step skipped; otherwise no savepoint and no flush (the
     batch flushes once), and a refused step raises `_Redo`."""
-    wf = runtime.workflows.get(ticket.workflow)
     cal = runtime.calendar(session)
     if ticket.due_kind == "callback":
         _evaluate(session, runtime, ticket, now, report)
@@ -84,35 +86,26 @@ def _escalate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
         step = sla.LADDER[ticket.escalation_step]
         kind = ticket.due_kind
         if sla.is_noise(step, ticket, now):
-            ticket.escalation_step += 1
-            ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
+            _pass_over(session, runtime, ticket, step, now, sla.NOISE)
             continue
         try:
             with session.begin_nested() if careful else nullcontext():
-                # The step counts before the event fires, so the gateway's recompute stores
-                # the next step's time in the same UPDATE.
-                ticket.escalation_step += 1
-                context = {"auto": True, "step": step}
-                # At speed the batch flushes once; a savepoint flushes its own.
-                fire(
-                    session,
-                    runtime,
-                    ticket.id,
-                    step,
-                    SCHEDULER,
-                    {},
-                    now=now,
-                    context=context,
-                    locked=ticket,
-                    flush=careful,
-                )
+                # The step's effect moves the ticket's ladder past it; a savepoint flushes its own
+                # rows, a batch taken at speed flushes once at its end.
+                fire(session, runtime, ticket, step, SCHEDULER, now=now, context={"auto": True, "step": step})
             report.steps.append((ticket.number, step, kind))
         except HotlineError as exc:
             if not careful:
                 raise _Redo from exc
             report.skipped.append((ticket.number, step, exc.message))
-            ticket.escalation_step += 1
-            ticket.next_due_at = sla.next_step_time(cal, wf, ticket)
+            _pass_over(session, runtime, ticket, step, now, exc.message)
+
+
+def _pass_over(session: Session, runtime: Runtime, ticket: Ticket, step: str, now: datetime, why: str) -> None:
+    """The ladder moves past a step the scheduler does not take, recorded in the history."""
+    details = {"auto": True, "step": step, "deadline": ticket.due_kind, "reason": why}
+    with changing(session, runtime, ticket, "escalation_skipped", SCHEDULER, now=now, details=details):
+        ticket.escalation_step += 1
 
 
 def _lock_due(session: Session, ids: list[int], now: datetime) -> list[Ticket]:
@@ -157,18 +150,18 @@ def _evaluate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
             return
         try:
             with session.begin_nested():
-                fire(session, runtime, ticket.id, "invite", SCHEDULER, {}, now=now, context={"auto": True})
+                fire(session, runtime, ticket, "invite", SCHEDULER, now=now, context={"auto": True})
             report.steps.append((ticket.number, "invite", "callback"))
         except HotlineError as exc:
-            ticket.invitation_sent_at = now  # nothing to send to; the window still runs
+            # Nothing to send to: the link is given up, the rating window still runs.
+            details = {"auto": True, "step": "invite", "reason": exc.message}
+            with changing(session, runtime, ticket, "invite_skipped", SCHEDULER, now=now, details=details):
+                ticket.invitation_sent_at = now
             report.skipped.append((ticket.number, "invite", exc.message))
-        ticket.next_due_at = sla.next_step_time(
-            runtime.calendar(session), runtime.workflows.get(ticket.workflow), ticket
-        )
         return
     try:
         with session.begin_nested():
-            fire(session, runtime, ticket.id, "close", SCHEDULER, {}, now=now, context={"auto": True})
+            fire(session, runtime, ticket, "close", SCHEDULER, now=now, context={"auto": True})
         report.steps.append((ticket.number, "close", "callback"))
     except HotlineError as exc:
         # A dissatisfied callback waits for a person to rehandle or close it.
@@ -178,9 +171,6 @@ def _evaluate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
 
 def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepReport) -> None:
     """Overdue rectifications are urged, then supervised, like tickets (once each)."""
-    from hotline.evaluation.rectifications import RECT_LADDER, rect_next_step
-    from hotline.models import Notification, Rectification
-
     with runtime.db.session() as session:
         cal = runtime.calendar(session)
         if cal.next_office_time(now) > now:
@@ -206,12 +196,11 @@ def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepRepor
                         created_at=now,
                     )
                 )
-                record(
-                    session, ticket, f"rectification_{step}", SCHEDULER, now, {"rectification": rect.id, "auto": True}
-                )
+                event, details = f"rectification_{step}", {"rectification": rect.id, "auto": True}
+                with changing(session, runtime, rect.ticket_id, event, SCHEDULER, now=now, details=details):
+                    rect.escalation_step += 1
+                    rect.next_due_at = rect_next_step(cal, wf, rect)
                 report.steps.append((ticket.number, step, "rectification"))
-                rect.escalation_step += 1
-                rect.next_due_at = rect_next_step(cal, wf, rect)
 
 
 def check_calendar(session: Session, runtime: Runtime, now: datetime, report: SweepReport) -> None:
@@ -273,8 +262,6 @@ def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH, with_surges: b
             break
         seen.update(ids)
         _escalate_batch(runtime, ids, now, report)
-    from hotline.evaluation.messaging import deliver_pending
-
     sent, failed = deliver_pending(runtime, runtime.channel)
     if sent or failed:
         report.notices.append(f"messages: {sent} sent, {failed} failed")
@@ -305,8 +292,6 @@ def run_surges(runtime: Runtime) -> None:
 
 def run_reports(runtime: Runtime) -> None:
     """The scheduled job: the daily, weekly and monthly reports of the periods just ended."""
-    from hotline.indicators.reports import generate_due_reports
-
     try:
         for report in generate_due_reports(runtime, runtime.now()):
             log.info("report: %s", report.title)

@@ -17,7 +17,7 @@ from hotline.deadlines.sla import level
 from hotline.errors import Invalid, NotFound
 from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
 from hotline.workflow.definition import DEPARTMENT_ROLES
-from hotline.workflow.engine import Actor
+from hotline.workflow.engine import Actor, record
 
 # Roles that see a caller's phone number in full (the handler calls the citizen back;
 # leaders and administrators have no need of it).
@@ -102,19 +102,8 @@ def create_ticket(
     )
     session.add(ticket)
     session.flush()
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            event="create",
-            actor_id=actor.id,
-            actor_name=actor.username,
-            actor_role=actor.role,
-            from_state=None,
-            to_state=ticket.state,
-            at=now,
-            details={"channel": ticket.channel, "workflow": wf.name, **(details or {})},
-        )
-    )
+    history = {"channel": ticket.channel, "workflow": wf.name, **(details or {})}
+    record(session, ticket, "create", actor, now, history, from_state=None)
     session.flush()
     return ticket, True
 

@@ -69,6 +69,7 @@ CHILDREN: dict[str, tuple[type, dict[str, str]]] = {
 }
 # History details that name a row of the ticket's, or a ticket.
 DETAIL_ROWS = {
+    "lapsed_orders": "supervision_orders",
     "approval_id": "approvals",
     "invitation": "rating_invitations",
     "supervision_order": "supervision_orders",
@@ -127,12 +128,16 @@ class Replay:
                 self.person(ticket_id, row)
                 self.last[ticket_id] = t
                 due[ticket_id] = self.schedule(queue, ticket_id)
+                if row.event == "merge":  # the master changed too
+                    master = row.details["master"]
+                    self.last[master] = max(self.last[master], t)
+                    due[master] = self.schedule(queue, master)
                 continue
             swept = [demo_id for demo_id, when in due.items() if when == t]
             if not swept:
                 continue  # rescheduled since
             report = sweep(self.rt, now=at(t), with_surges=False)
-            for number, _, _ in report.steps:
+            for number, _, _ in report.steps + report.skipped:  # each wrote a history row
                 self.last[self.by_number[number]] = t
             for demo_id in swept:
                 due[demo_id] = self.schedule(queue, demo_id)
@@ -161,7 +166,7 @@ class Replay:
                 rect = self.counterpart(s, "rectifications", demo_id, d["rectification"])
                 verification = self.find("rectifications", demo_id, d["rectification"]).verification
                 report_rectification(
-                    s, rect, self.actor(row), verification=verification, measures=d["measures"], now=now
+                    s, self.rt, rect, self.actor(row), verification=verification, measures=d["measures"], now=now
                 )
             elif row.event == "rectification_accept":
                 rect = self.counterpart(s, "rectifications", demo_id, d["rectification"])
@@ -234,7 +239,9 @@ def _normal(row: Any, table: str, positions: dict, ticket_ids: dict) -> dict[str
     if table == "events":
         details = dict(values["details"])
         for key, other in DETAIL_ROWS.items():
-            if key in details:
+            if isinstance(details.get(key), list):
+                details[key] = [positions[other].get(i) for i in details[key]]
+            elif key in details:
                 details[key] = positions[other].get(details[key])
         for key in DETAIL_TICKETS:
             if key in details:

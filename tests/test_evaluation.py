@@ -184,6 +184,7 @@ def test_appeal_overturned_leaves_the_rating_out(runtime, as_):
         f"/appeals/{appeal['id']}/decision", {"decision": "grant", "reason": "录音证实为恶意评价"}
     )
     assert decided["status"] == "granted"
+    version = as_("agent").get(f"/tickets/{tid}")["version"]
     with runtime.db.read_session() as s:
         assert s.exec(select(Callback.overturned).where(Callback.ticket_id == tid)).one() is True
         assert s.exec(select(Rectification.status).where(Rectification.ticket_id == tid)).one() == "withdrawn"
@@ -192,6 +193,9 @@ def test_appeal_overturned_leaves_the_rating_out(runtime, as_):
     history = as_("agent").get(f"/tickets/{tid}/history")
     assert history[-1]["event"] == "appeal_rating_granted" and history[-1]["actor"] == "supervisor"
     assert history[-1]["details"]["reason"] == "录音证实为恶意评价"
+    # The appeal and its decision each changed the ticket like an event: a version each.
+    assert [h["event"] for h in history[-3:]] == ["callback", "appeal_rating", "appeal_rating_granted"]
+    assert version == 1 + len([h for h in history if h["event"] != "create"])
 
 
 def test_unreasonable_request_marked_on_appeal(runtime, as_):
@@ -235,3 +239,18 @@ def test_a_rehandled_ticket_starts_a_new_callback_round(runtime, as_, clock):
     agent.fire(tid, "close", expect=409)
     agent.fire(tid, "callback", reached=True, solved=True, rating=5)
     assert agent.fire(tid, "close")["close_reason"] == "satisfied"
+
+
+def test_a_rectification_report_and_decision_change_the_ticket_like_events(runtime, as_):
+    tid = replied_and_approved(runtime, as_)
+    as_("agent").fire(tid, "callback", reached=True, solved=False, rating=2)
+    before = as_("agent").get(f"/tickets/{tid}")["version"]
+    (rect,) = as_("housing_h").get("/rectifications")
+    as_("housing_h").post(
+        f"/rectifications/{rect['id']}/report", {"verification": "已核实", "measures": "已整改到位"}
+    )
+    as_("supervisor").post(f"/rectifications/{rect['id']}/decision", {"decision": "return", "reason": "整改不到位"})
+    assert as_("agent").get(f"/tickets/{tid}")["version"] == before + 2
+    history = as_("agent").get(f"/tickets/{tid}/history")
+    assert [h["event"] for h in history[-2:]] == ["rectification_report", "rectification_return"]
+    assert history[-1]["details"]["reason"] == "整改不到位"

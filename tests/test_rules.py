@@ -239,3 +239,32 @@ def test_too_many_requests_is_429_with_retry_after(runtime, client, district):
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and "too many" in r.json()["detail"]
     # Another token has its own share.
     assert client.get("/api/v1/tickets", headers=district.headers("supervisor")).status_code == 200
+
+
+def test_an_unanswered_supervision_order_lapses_when_its_ticket_is_finished(as_):
+    sup, leader = as_("supervisor"), as_("housing_l")
+    closed, merged, master = dispatched(as_), dispatched(as_), dispatched(as_)
+    for tid in (closed, merged, master):
+        sup.fire(tid, "supervise", message="请加快办理")
+    (answered,) = [o for o in leader.get("/supervision-orders", status="open") if o["ticket"] == master]
+    leader.post(f"/supervision-orders/{answered['id']}/answer", {"answer": "已督促承办人办理"})
+    housing = as_("housing_h")
+    housing.fire(closed, "sign")
+    housing.fire(closed, "reply", result="已处理")
+    sup.fire(closed, "approve_reply")
+    as_("agent").fire(closed, "callback", reached=True, solved=True, rating=5)
+    t = as_("agent").fire(closed, "close")
+    assert t["state"] == "archived"
+    sup.fire(merged, "merge", master=master)
+    lapsed = leader.get("/supervision-orders", status="lapsed")
+    assert sorted(o["ticket"] for o in lapsed) == sorted([closed, merged])
+    assert [o["ticket"] for o in leader.get("/supervision-orders", status="open")] == []
+    assert [o["ticket"] for o in leader.get("/supervision-orders", status="answered")] == [master]
+    last = as_("agent").get(f"/tickets/{closed}/history")[-1]
+    assert last["event"] == "close" and last["details"]["lapsed_orders"] == [
+        o["id"] for o in lapsed if o["ticket"] == closed
+    ]
+    # The merge is in the master's history too, as a change of the master (a new version).
+    master_history = as_("agent").get(f"/tickets/{master}/history")
+    assert master_history[-1]["event"] == "merge_in"
+    assert as_("agent").get(f"/tickets/{master}")["version"] == 1 + len(master_history) - 1

@@ -21,7 +21,14 @@ def _history(runtime, ticket_id: int) -> list[TicketEvent]:
 
 
 def _steps(runtime, ticket_id: int) -> list[str]:
-    return [e.event for e in _history(runtime, ticket_id) if e.actor_role == "system"]
+    """The steps the scheduler took (the ones it passed over are recorded apart)."""
+    rows = _history(runtime, ticket_id)
+    return [e.event for e in rows if e.actor_role == "system" and e.event != "escalation_skipped"]
+
+
+def _passed_over(runtime, ticket_id: int) -> list[tuple[str, str]]:
+    rows = _history(runtime, ticket_id)
+    return [(e.details["step"], e.details["deadline"]) for e in rows if e.event == "escalation_skipped"]
 
 
 def test_ticket_left_alone_climbs_the_ladder_each_step_once(runtime, district, client):
@@ -84,6 +91,7 @@ def test_sign_deadline_climbs_its_own_ladder_then_the_handle_deadline_starts_afr
     (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))  # sign by 11-03
     sweep(runtime, now=local(2026, 11, 4, 9, 0))
     assert _steps(runtime, tid) == ["urge"]  # already red: no warning, straight to urging
+    assert _passed_over(runtime, tid) == [("warn", "sign")]  # and the history says so
     with runtime.db.read_session() as s:
         assert s.get(Ticket, tid).due_kind == "sign"
     runtime.clock.set(local(2026, 11, 4, 10, 0))
@@ -211,7 +219,9 @@ def test_two_scheduler_processes_never_escalate_twice(runtime, district, databas
         ).all()
     assert {count for _, _, count in rows} == {1}
     assert {tid for tid, _, _ in rows} == set(ids)
-    assert len(rows) == 120 * 3  # urge, supervise, report: each once per ticket
+    # urge, supervise, report: each once per ticket; the warning passed over (already red), once
+    assert len(rows) == 120 * 4
+    assert {event for _, event, _ in rows} == {"escalation_skipped", "urge", "supervise", "report"}
     printed = "".join(o[0] for o in outs)
     assert printed.count(" urge (") == 120
 

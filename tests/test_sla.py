@@ -124,6 +124,7 @@ def test_deadline_into_a_year_without_data_is_provisional_and_recomputed(as_, cl
     t = _dispatch(as_)
     assert t["deadlines"]["provisional"] is True
     assert t["deadlines"]["handle_by"] == "2027-01-06T23:59:59+08:00"  # Mon-Fri counting
+    version = t["version"]
     admin = Api(client, district, "admin")
     r = client.put(
         "/api/v1/calendar/2027",
@@ -139,6 +140,15 @@ def test_deadline_into_a_year_without_data_is_provisional_and_recomputed(as_, cl
     t = as_("agent").get(f"/tickets/{t['id']}")
     assert t["deadlines"]["provisional"] is False
     assert t["deadlines"]["handle_by"] == "2027-01-08T23:59:59+08:00"
+    # A change of the ticket like any other: a new version, and a history row saying who and why.
+    assert t["version"] == version + 1
+    last = as_("agent").get(f"/tickets/{t['id']}/history")[-1]
+    assert (last["event"], last["actor"], last["from"], last["to"]) == (
+        "deadlines_recomputed",
+        "admin",
+        "dispatched",
+        "dispatched",
+    )
     # On-time completion is judged by the new deadline, and the running totals follow it.
     with runtime.db.read_session() as s:
         main = s.execute(select(Assignment).where(Assignment.ticket_id == t["id"])).scalar_one()

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from hotline.config import ROOT
-from hotline.workflow import WorkflowError, WorkflowSet, load_workflow
+from hotline.workflow.definition import WorkflowError, WorkflowSet, load_workflow
 from hotline.workflow.engine import machine_for
 
 DEFAULT = ROOT / "workflows" / "default.yaml"

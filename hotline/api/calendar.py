@@ -10,9 +10,9 @@ from sqlmodel import select
 
 from hotline.api.deps import AdminActor, CurrentActor, RuntimeDep
 from hotline.deadlines.calendar import local_iso
+from hotline.deadlines.holidays import import_holidays
 from hotline.errors import Invalid
 from hotline.models import CalendarDay, CalendarYear
-from hotline.runtime import import_year, recompute_provisional
 
 router = APIRouter(prefix="/calendar", tags=["calendar"])
 Year = Annotated[int, Path(ge=2000, le=2100)]
@@ -60,18 +60,15 @@ def get_year(year: Year, _: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]
 
 
 @router.put("/{year}")
-def put_year(year: Year, body: YearIn, _: AdminActor, runtime: RuntimeDep) -> dict[str, Any]:
+def put_year(year: Year, body: YearIn, actor: AdminActor, runtime: RuntimeDep) -> dict[str, Any]:
     """Replace the year's data; deadlines computed provisionally are recomputed."""
     for i, d in enumerate(body.days):
         if d.date.year != year:
             raise Invalid(f"days.{i}.date: {d.date} is not in {year}", field=f"days.{i}.date")
     overrides = {d.date: d.kind == "workday" for d in body.days}
     names = {d.date: d.name for d in body.days if d.name}
-    with runtime.db.session() as session:
-        import_year(session, overrides, source="admin", names=names, years=[year])
-    runtime.invalidate_calendar()
-    with runtime.db.session() as session:
-        recomputed = recompute_provisional(session, runtime)
+    _, recomputed = import_holidays(runtime, overrides, source="admin", actor=actor, names=names, years=[year])
+    with runtime.db.read_session() as session:
         count = session.exec(
             select(func.count())
             .select_from(CalendarDay)

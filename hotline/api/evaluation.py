@@ -27,12 +27,12 @@ def invite(
     ticket_id: int, actor: Annotated[Actor, require("agent", "supervisor")], runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Send (or resend) the citizen's rating link; returns it as `url`."""
-    result: dict[str, Any] = {}
     with runtime.db.session() as session:
         get_visible(session, actor, ticket_id)
-        ticket = fire(session, runtime, ticket_id, "invite", actor, {}, now=runtime.now(), result=result)
+        fired = fire(session, runtime, ticket_id, "invite", actor, {}, now=runtime.now())
+        result = fired.result
         return {
-            "ticket": ticket.id,
+            "ticket": fired.ticket.id,
             "url": result["url"],
             "expires_at": local_iso(result["expires_at"]),
             "message": result["message"],
@@ -80,7 +80,9 @@ class ReportIn(Body):
 @router.post("/rectifications/{rect_id}/report")
 def report(rect_id: int, body: ReportIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
-        r = rectifications.report_rectification(session, rect_id, actor, now=runtime.now(), **body.model_dump())
+        r = rectifications.report_rectification(
+            session, runtime, rect_id, actor, now=runtime.now(), **body.model_dump()
+        )
         return _rect_out(r, session.get(Ticket, r.ticket_id).number)
 
 
@@ -123,7 +125,9 @@ def appeal(ticket_id: int, body: AppealIn, actor: CurrentActor, runtime: Runtime
     with runtime.db.session() as session:
         get_visible(session, actor, ticket_id)
         return _appeal_out(
-            appeals.open_appeal(session, ticket_id, actor, kind=body.kind, grounds=body.grounds, now=runtime.now())
+            appeals.open_appeal(
+                session, runtime, ticket_id, actor, kind=body.kind, grounds=body.grounds, now=runtime.now()
+            )
         )
 
 
@@ -152,7 +156,13 @@ def decide_appeal(appeal_id: int, body: AppealDecisionIn, actor: CurrentActor, r
     with runtime.db.session() as session:
         return _appeal_out(
             appeals.decide_appeal(
-                session, appeal_id, actor, grant=body.decision == "grant", reason=body.reason, now=runtime.now()
+                session,
+                runtime,
+                appeal_id,
+                actor,
+                grant=body.decision == "grant",
+                reason=body.reason,
+                now=runtime.now(),
             )
         )
 

@@ -77,7 +77,7 @@ def _order_out(o: SupervisionOrder, number: str) -> dict[str, Any]:
 def list_orders(
     actor: Annotated[Actor, require("leader", "handler", "supervisor", "admin")],
     runtime: RuntimeDep,
-    status: Literal["open", "answered"] | None = None,
+    status: Literal["open", "answered", "lapsed"] | None = None,
 ) -> list[dict[str, Any]]:
     """Supervision orders: a department's own, or all of them for the centre."""
     with runtime.db.read_session() as session:
@@ -110,7 +110,7 @@ def answer_order(order_id: int, body: AnswerIn, actor: CurrentActor, runtime: Ru
             actor,
             {"order": order_id, "answer": body.answer},
             now=runtime.now(),
-        )
+        ).ticket
         return _order_out(order, ticket.number)
 
 

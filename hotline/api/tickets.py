@@ -119,7 +119,9 @@ def fire_transition(ticket_id: int, body: TransitionIn, actor: CurrentActor, run
     """Fire one event of the ticket's workflow; 409 says why when it is not allowed."""
     payload = dict(body.model_extra or {})
     with runtime.db.session() as session:
-        ticket = fire(session, runtime, ticket_id, body.event, actor, payload, now=runtime.now(), version=body.version)
+        ticket = fire(
+            session, runtime, ticket_id, body.event, actor, payload, now=runtime.now(), version=body.version
+        ).ticket
         out = ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket_id))
     return JSONResponse(out)
 

@@ -196,8 +196,11 @@ def next_step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> datetime 
     return step_time(cal, wf, ticket, ticket.escalation_step)
 
 
+NOISE = "already overdue: a warning would only be noise"
+
+
 def is_noise(step: str, ticket: Ticket, now: datetime) -> bool:
-    """A warning once the deadline has passed would only be noise: the scheduler skips it."""
+    """A warning once the deadline has passed would only be noise: the scheduler passes it over."""
     return step == "warn" and now >= ticket.due_at
 
 

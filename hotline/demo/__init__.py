@@ -179,10 +179,10 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
     makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
     batch: Batch | None = None
 
-    def aside(ticket_id: int, event: tuple) -> None:
-        batch.event(ticket_id, event)
+    def merged_in(master: TicketRow, event: tuple) -> None:
+        batch.changed(master, event)
 
-    life = Life(rng, wf, cal, days, d, now_ts, runtime.settings, link_key, aside)
+    life = Life(rng, wf, cal, days, d, now_ts, runtime.settings, link_key, merged_in)
     callers = Callers(rng, d)
     pipe = None
     try:
@@ -218,6 +218,7 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
                 if len(batch) >= _BATCH:
                     pipe.put(batch)
                     batch = Batch(writer, ids, makers)
+                    pool.clear()  # a master's row changes when a duplicate merges in: keep it unwritten
                 done += 1
                 if done % _PROGRESS_EVERY == 0:
                     out.write(f"  {done:,} tickets ({time.monotonic() - started:.0f} s)\n")

@@ -218,10 +218,10 @@ class TicketRow(_row_class("_TicketColumns", "tickets")):
 class Master:
     """A ticket a later duplicate may be merged into: what the duplicate copies, and its states."""
 
-    __slots__ = ("id", "number", "closed", "request", "states", "moves")
+    __slots__ = ("id", "number", "closed", "request", "states", "moves", "ticket")
 
     def __init__(self, tk: TicketRow, request: tuple, closed: int | None) -> None:
-        self.id, self.number, self.closed, self.request = tk.id, tk.number, closed, request
+        self.id, self.number, self.closed, self.request, self.ticket = tk.id, tk.number, closed, request, tk
         self.moves = [e[4] for e in tk.events]
         self.states = [e[3] for e in tk.events]
 
@@ -242,7 +242,7 @@ class Life:
         now: int,
         settings,
         link_key: bytes,
-        aside,
+        merged_in,
     ) -> None:
         self.rng = rng
         self.wf = wf
@@ -251,7 +251,7 @@ class Life:
         self.days = days
         self.d = d
         self.now = now
-        self.aside = aside  # (ticket id, history row) for a row on another ticket (a merge's master)
+        self.merged_in = merged_in  # (master, history row): a merge's row on its master, already played
         self.ids = dict.fromkeys(
             ("assignments", "approvals", "callbacks", "supervision_orders", "rating_invitations", "messages",
              "rectifications"), 0
@@ -306,11 +306,6 @@ class Life:
             self._background(tk, self.now)
             raise Cut
 
-    def _record(self, tk: TicketRow, event: str, t: int, actor: Actor, details: dict) -> None:
-        """A history row outside the workflow (engine.record): no state change, no version."""
-        tk.last = t
-        tk.events.append((event, actor, tk.state, tk.state, at(t), details))
-
     def _later(self, tk: TicketRow, t: int, what: str, row: Any) -> None:
         self.seq += 1
         insort(tk.later, (t, self.seq, what, row))
@@ -354,10 +349,13 @@ class Life:
         ladder = sla.LADDER
         while tk.next_due_at is not None and tk.next_due_at <= now and tk.escalation_step < len(ladder):
             step = ladder[tk.escalation_step]
-            tk.escalation_step += 1
             if sla.is_noise(step, tk, now):
-                tk.next_due_at = sla.next_step_time(self.cal, self.wf, tk)
+                # scheduler._pass_over: the ladder moves past it, in the history.
+                details = {"auto": True, "step": step, "deadline": tk.due_kind, "reason": sla.NOISE}
+                tk.escalation_step += 1
+                self._done(tk, "escalation_skipped", t, SCHEDULER, tk.state, details)
                 continue
+            tk.escalation_step += 1  # rules._record_step
             self._ladder_step(tk, step, t, now)
 
     def _ladder_step(self, tk: TicketRow, step: str, t: int, now: datetime) -> None:
@@ -390,8 +388,10 @@ class Life:
             if tk.last_reached() is None:  # the guard can_invite
                 self._invite(tk, t, now)
             else:
-                tk.invitation_sent_at = now  # nothing to send; the window still runs
-            tk.next_due_at = sla.next_step_time(self.cal, self.wf, tk)
+                # Nothing to send to: the link is given up, the rating window still runs.
+                tk.invitation_sent_at = now
+                details = {"auto": True, "step": "invite", "reason": rules.ALREADY_RATED}
+                self._done(tk, "invite_skipped", t, SCHEDULER, tk.state, details)
             return
         if self._close_reason(tk, now, SCHEDULER, None) is None:
             tk.next_due_at = None  # a dissatisfied callback waits for a person
@@ -427,7 +427,8 @@ class Life:
         rect.verification, rect.measures = RECTIFICATION_VERIFIED, measures
         rect.status, rect.reported_at, rect.reported_by_id = "reported", at(t), actor.id
         rect.next_due_at = None
-        self._record(tk, "rectification_report", t, actor, {"rectification": rect.id, "measures": measures})
+        details = {"rectification": rect.id, "measures": measures}
+        self._done(tk, "rectification_report", t, actor, tk.state, details)  # engine.changing
         self._later(tk, self.days.office(t + self.rng.randint(2 * 3600, 30 * 3600)), "accept", rect)
 
     def _accept_rectification(self, tk: TicketRow, t: int, rect: Any) -> None:
@@ -435,7 +436,8 @@ class Life:
         actor = self.supervisor()
         rect.decided_at, rect.decided_by_id, rect.decision_reason = at(t), actor.id, None
         rect.status = "accepted"
-        self._record(tk, "rectification_accept", t, actor, {"rectification": rect.id, "reason": None})
+        details = {"rectification": rect.id, "reason": None}
+        self._done(tk, "rectification_accept", t, actor, tk.state, details)  # engine.changing
 
     def _answer_order(self, tk: TicketRow, t: int, order: Any) -> None:
         """The leader answers a supervision order, while the department still has the ticket."""
@@ -686,7 +688,17 @@ class Life:
             raise AssertionError(f"demo ticket {tk.number} closed without a reason the workflow accepts")
         tk.closed_at, tk.close_reason = now, close_reason
         details["close_reason"] = close_reason
+        self._lapse_orders(tk, details)
         self._done(tk, "close", t, actor, "archived", details)
+
+    @staticmethod
+    def _lapse_orders(tk: TicketRow, details: dict) -> None:
+        """rules._lapse_supervision_orders: a finished ticket's unanswered orders lapse."""
+        lapsed = [order for order in tk.orders if order.status == "open"]
+        for order in lapsed:
+            order.status = "lapsed"
+        if lapsed:
+            details["lapsed_orders"] = [order.id for order in lapsed]
 
     def rehandle(self, tk: TicketRow, t: int, actor: Actor) -> None:
         t, now = self._at(tk, t)
@@ -710,12 +722,17 @@ class Life:
         for a in tk.assignments:
             if a.status != "withdrawn":
                 a.status = "withdrawn"
+        details = {"master": master.id, "reason": MERGE_REASON, "master_number": master.number}
+        self._lapse_orders(tk, details)
+        # The master's history, version and updated_at (engine.changing); it was played to now,
+        # and a merge in changes none of the times its own clocks fall due.
         state = master.state_at(now)
-        self.aside(
-            master.id,
+        master.ticket.version += 1
+        master.ticket.updated_at = max(master.ticket.updated_at, now)
+        self.merged_in(
+            master.ticket,
             ("merge_in", actor, state, state, now, {"merged_ticket": tk.id, "merged_number": tk.number}),
         )
-        details = {"master": master.id, "reason": MERGE_REASON, "master_number": master.number}
         self._done(tk, "merge", t, actor, "merged", details)
 
     def cancel(self, tk: TicketRow, t: int) -> None:

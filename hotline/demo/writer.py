@@ -252,6 +252,7 @@ class Batch:
         self.dt = _sqlite_time if writer.sqlite else None
         self.ids = ids  # the running ids of the rows numbered only here
         self.makers = makers
+        self.places: dict[int, int] = {}  # ticket id -> its row's place in rows["tickets"]
 
     def __len__(self) -> int:
         return len(self.rows["tickets"])
@@ -260,6 +261,11 @@ class Batch:
         if value is None or self.dt is None:
             return value
         return self.dt(value)
+
+    def changed(self, tk: Any, event: tuple) -> None:
+        """A ticket of this batch changed after it was added (a duplicate merged into it)."""
+        self.rows["tickets"][self.places[tk.id]] = self.makers["tickets"](tk)
+        self.event(tk.id, event)
 
     def event(self, ticket_id: int, event: tuple) -> None:
         """A history row: (event, actor, from state, to state, at, details)."""
@@ -273,6 +279,7 @@ class Batch:
     def add(self, tk: Any) -> None:
         """A played ticket and every row its life left."""
         rows, makers, time, ids = self.rows, self.makers, self.time, self.ids
+        self.places[tk.id] = len(rows["tickets"])
         rows["tickets"].append(makers["tickets"](tk))
         for event in tk.events:
             self.event(tk.id, event)

@@ -2,22 +2,18 @@
 unreasonable request (不合理诉求); the centre decides, and a granted appeal leaves the statistics."""
 
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, select
 
 from hotline.errors import Conflict, NotFound, NotPermitted
-from hotline.indicators import totals
 from hotline.models import Appeal, Callback, Notification, OutboxMessage, Rectification, Ticket
 from hotline.workflow.definition import DEPARTMENT_ROLES
-from hotline.workflow.engine import Actor, load_for_update, record
+from hotline.workflow.engine import Actor, changing
 
 
-def _history(session: Session, ticket: Ticket, event: str, actor: Actor, now: datetime, **details: Any) -> None:
-    record(session, ticket, event, actor, now, details)
-
-
-def open_appeal(session: Session, ticket_id: int, actor: Actor, *, kind: str, grounds: str, now: datetime) -> Appeal:
+def open_appeal(
+    session: Session, runtime, ticket_id: int, actor: Actor, *, kind: str, grounds: str, now: datetime
+) -> Appeal:
     """A department contests the ticket's last rating, or asks for it to be marked unreasonable."""
     if actor.role not in DEPARTMENT_ROLES:
         raise NotPermitted("only the handling department appeals", zh="只有承办单位可以申诉")
@@ -41,18 +37,19 @@ def open_appeal(session: Session, ticket_id: int, actor: Actor, *, kind: str, gr
     ).first()
     if pending is not None:
         raise Conflict("an appeal of this kind is already pending", zh="已有待审核的同类申诉")
-    appeal = Appeal(
-        ticket_id=ticket.id,
-        kind=kind,
-        callback_id=callback_id,
-        department_id=actor.department_id,
-        grounds=grounds,
-        requested_by_id=actor.id,
-        requested_at=now,
-    )
-    session.add(appeal)
-    session.flush()
-    _history(session, ticket, f"appeal_{kind}", actor, now, appeal=appeal.id, grounds=grounds)
+    with changing(session, runtime, ticket, f"appeal_{kind}", actor, now=now, details={"grounds": grounds}) as change:
+        appeal = Appeal(
+            ticket_id=ticket.id,
+            kind=kind,
+            callback_id=callback_id,
+            department_id=actor.department_id,
+            grounds=grounds,
+            requested_by_id=actor.id,
+            requested_at=now,
+        )
+        session.add(appeal)
+        session.flush()
+        change.details["appeal"] = appeal.id
     session.add(
         Notification(
             role="supervisor",
@@ -66,7 +63,9 @@ def open_appeal(session: Session, ticket_id: int, actor: Actor, *, kind: str, gr
     return appeal
 
 
-def decide_appeal(session: Session, appeal_id: int, actor: Actor, *, grant: bool, reason: str, now: datetime) -> Appeal:
+def decide_appeal(
+    session: Session, runtime, appeal_id: int, actor: Actor, *, grant: bool, reason: str, now: datetime
+) -> Appeal:
     """The centre decides: a granted rating appeal overturns the rating; a granted
     unreasonable-request appeal marks the ticket. Either way it leaves the statistics."""
     if actor.role != "supervisor":
@@ -76,27 +75,29 @@ def decide_appeal(session: Session, appeal_id: int, actor: Actor, *, grant: bool
         raise NotFound(f"appeal {appeal_id} not found")
     if appeal.status != "pending":
         raise Conflict(f"the appeal was decided already ({appeal.status})", zh="该申诉已审核")
-    ticket = load_for_update(session, appeal.ticket_id)
-    tracker = totals.Tracker(session, ticket)
-    appeal.status = "granted" if grant else "refused"
-    appeal.decided_by_id, appeal.decided_at, appeal.decision_reason = actor.id, now, reason
-    if grant and appeal.kind == "rating":
-        callback = session.get(Callback, appeal.callback_id)
-        callback.overturned = True
-        for rect in session.exec(
-            select(Rectification).where(Rectification.callback_id == callback.id, Rectification.status != "accepted")
-        ).all():
-            rect.status, rect.next_due_at, rect.decision_reason = "withdrawn", None, reason
-        session.add(
-            OutboxMessage(
-                topic="rating.overturned",
-                key=ticket.number,
-                created_at=now,
-                payload={"case_number": ticket.number, "rated_at": callback.at.isoformat(), "reason": reason},
+    status = "granted" if grant else "refused"
+    event, details = f"appeal_{appeal.kind}_{status}", {"appeal": appeal.id, "reason": reason}
+    with changing(session, runtime, appeal.ticket_id, event, actor, now=now, details=details) as change:
+        ticket = change.ticket
+        appeal.status = status
+        appeal.decided_by_id, appeal.decided_at, appeal.decision_reason = actor.id, now, reason
+        if grant and appeal.kind == "rating":
+            callback = session.get(Callback, appeal.callback_id)
+            callback.overturned = True
+            for rect in session.exec(
+                select(Rectification).where(
+                    Rectification.callback_id == callback.id, Rectification.status != "accepted"
+                )
+            ).all():
+                rect.status, rect.next_due_at, rect.decision_reason = "withdrawn", None, reason
+            session.add(
+                OutboxMessage(
+                    topic="rating.overturned",
+                    key=ticket.number,
+                    created_at=now,
+                    payload={"case_number": ticket.number, "rated_at": callback.at.isoformat(), "reason": reason},
+                )
             )
-        )
-    if grant and appeal.kind == "unreasonable":
-        ticket.unreasonable = True
-    tracker.done()
-    _history(session, ticket, f"appeal_{appeal.kind}_{appeal.status}", actor, now, appeal=appeal.id, reason=reason)
+        if grant and appeal.kind == "unreasonable":
+            ticket.unreasonable = True
     return appeal

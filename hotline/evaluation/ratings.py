@@ -132,7 +132,7 @@ def rate_by_link(
     payload: dict[str, Any] = {"reached": True, "solved": solved, "rating": rating}
     if comment:
         payload["comment"] = comment
-    ticket = fire(session, runtime, invitation.ticket_id, "callback", CITIZEN, payload, now=now)
+    ticket = fire(session, runtime, invitation.ticket_id, "callback", CITIZEN, payload, now=now).ticket
     invitation.used_at = now
     session.add(invitation)
     return ticket

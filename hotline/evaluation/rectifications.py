@@ -2,41 +2,37 @@
 and reports back; the centre accepts or sends it back; overdue ones climb a short ladder."""
 
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, select
 
 from hotline.errors import Conflict, Invalid, NotFound, NotPermitted
-from hotline.models import Notification, Rectification, Ticket
+from hotline.models import Notification, Rectification
 from hotline.workflow import texts
 from hotline.workflow.definition import DEPARTMENT_ROLES
-from hotline.workflow.engine import Actor, record
+from hotline.workflow.engine import Actor, changing
 
 
-def _history(session: Session, ticket: Ticket, event: str, actor: Actor, now: datetime, **details: Any) -> None:
-    record(session, ticket, event, actor, now, details)
-
-
-def _rectification(session: Session, rect_id: int, actor: Actor) -> tuple[Rectification, Ticket]:
+def _rectification(session: Session, rect_id: int, actor: Actor) -> Rectification:
     rect = session.exec(select(Rectification).where(Rectification.id == rect_id).with_for_update()).first()
     if rect is None or (actor.role in DEPARTMENT_ROLES and rect.department_id != actor.department_id):
         raise NotFound(f"rectification {rect_id} not found, or not visible to you")
-    return rect, session.get(Ticket, rect.ticket_id)
+    return rect
 
 
 def report_rectification(
-    session: Session, rect_id: int, actor: Actor, *, verification: str, measures: str, now: datetime
+    session: Session, runtime, rect_id: int, actor: Actor, *, verification: str, measures: str, now: datetime
 ) -> Rectification:
     """The department's report: what it verified, what it did or why nothing can be done."""
     if actor.role not in DEPARTMENT_ROLES:
         raise NotPermitted("only the department reports on its rectification", zh="只有承办单位可以反馈整改情况")
-    rect, ticket = _rectification(session, rect_id, actor)
+    rect = _rectification(session, rect_id, actor)
     if rect.status != "open":
         raise Conflict(f"the rectification is {rect.status}, not open", zh="该整改不在待整改状态")
-    rect.verification, rect.measures = verification, measures
-    rect.status, rect.reported_at, rect.reported_by_id = "reported", now, actor.id
-    rect.next_due_at = None
-    _history(session, ticket, "rectification_report", actor, now, rectification=rect.id, measures=measures)
+    details = {"rectification": rect.id, "measures": measures}
+    with changing(session, runtime, rect.ticket_id, "rectification_report", actor, now=now, details=details):
+        rect.verification, rect.measures = verification, measures
+        rect.status, rect.reported_at, rect.reported_by_id = "reported", now, actor.id
+        rect.next_due_at = None
     return rect
 
 
@@ -46,37 +42,32 @@ def decide_rectification(
     """The supervisor accepts the report, or sends it back (the clock keeps running)."""
     if actor.role != "supervisor":
         raise NotPermitted("only a supervisor decides on a rectification", zh="只有督办员可以审核整改")
-    rect, ticket = _rectification(session, rect_id, actor)
+    rect = _rectification(session, rect_id, actor)
     if rect.status != "reported":
         raise Conflict(f"the rectification is {rect.status}, not reported", zh="该整改尚未反馈，不能审核")
     if not accept and not reason:
         raise Invalid("sending a report back needs a reason", field="reason", zh="退回整改请填写理由")
-    rect.decided_at, rect.decided_by_id, rect.decision_reason = now, actor.id, reason
-    if accept:
-        rect.status = "accepted"
-    else:
-        rect.status = "open"
-        rect.next_due_at = rect_next_step(runtime.calendar(session), runtime.workflows.get(ticket.workflow), rect)
-        session.add(
-            Notification(
-                department_id=rect.department_id,
-                role="handler",
-                kind="rectification",
-                ticket_id=ticket.id,
-                title=texts.rectification_returned_title(ticket.number),
-                body=reason or "",
-                created_at=now,
+    event = "rectification_accept" if accept else "rectification_return"
+    details = {"rectification": rect.id, "reason": reason}
+    with changing(session, runtime, rect.ticket_id, event, actor, now=now, details=details) as change:
+        ticket = change.ticket
+        rect.decided_at, rect.decided_by_id, rect.decision_reason = now, actor.id, reason
+        if accept:
+            rect.status = "accepted"
+        else:
+            rect.status = "open"
+            rect.next_due_at = rect_next_step(runtime.calendar(session), runtime.workflows.get(ticket.workflow), rect)
+            session.add(
+                Notification(
+                    department_id=rect.department_id,
+                    role="handler",
+                    kind="rectification",
+                    ticket_id=ticket.id,
+                    title=texts.rectification_returned_title(ticket.number),
+                    body=reason or "",
+                    created_at=now,
+                )
             )
-        )
-    _history(
-        session,
-        ticket,
-        "rectification_accept" if accept else "rectification_return",
-        actor,
-        now,
-        rectification=rect.id,
-        reason=reason,
-    )
     return rect
 
 

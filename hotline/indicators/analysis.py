@@ -220,7 +220,7 @@ def repeats_of(session: Session, runtime, ticket: Ticket) -> list[tuple[int, str
     return [(i, n) for i, n in session.execute(stmt)]
 
 
-STOP_WORDS_FILE = Path(__file__).parent / "data" / "stopwords.txt"
+STOP_WORDS_FILE = Path(__file__).parents[1] / "data" / "stopwords.txt"
 
 
 @lru_cache(maxsize=1)

@@ -244,7 +244,7 @@ def sign(
     now = runtime.now()
     try:
         with runtime.db.session() as session:
-            ticket = fire(session, runtime, ticket_id, "sign", user.actor, {}, now=now, version=version)
+            ticket = fire(session, runtime, ticket_id, "sign", user.actor, {}, now=now, version=version).ticket
             number = ticket.number
     except HotlineError as exc:
         with runtime.db.read_session() as session:
@@ -291,6 +291,11 @@ def _orders_context(session: Session, runtime, user: PageUser, page: int, apage:
         "pages": pages,
         "answered_rows": answered_rows,
         "answered_total": answered_total,
+        "lapsed_total": session.exec(
+            select(func.count())
+            .select_from(SupervisionOrder)
+            .where(SupervisionOrder.department_id == department_id, SupervisionOrder.status == "lapsed")
+        ).one(),
         "apage": apage,
         "apages": apages,
         "now": now,
@@ -332,7 +337,7 @@ def answer_order(
             if not answer.strip():
                 raise HotlineError("answer is blank", status_code=422, zh="请填写答复内容后再提交")
             payload = {"order": order_id, "answer": answer}
-            ticket = fire(session, runtime, order.ticket_id, "answer_supervision", user.actor, payload, now=now)
+            ticket = fire(session, runtime, order.ticket_id, "answer_supervision", user.actor, payload, now=now).ticket
             number = ticket.number
     except HotlineError as exc:
         if exc.status_code == 404:

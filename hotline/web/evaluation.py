@@ -68,6 +68,7 @@ def report(
         with runtime.db.session() as session:
             rectification_rules.report_rectification(
                 session,
+                runtime,
                 rect_id,
                 user.actor,
                 verification=verification.strip(),
@@ -135,7 +136,7 @@ def file_appeal(
     try:
         with runtime.db.session() as session:
             appeal_rules.open_appeal(
-                session, ticket_id, user.actor, kind=kind, grounds=grounds.strip(), now=runtime.now()
+                session, runtime, ticket_id, user.actor, kind=kind, grounds=grounds.strip(), now=runtime.now()
             )
     except HotlineError as exc:
         if exc.status_code == 404:
@@ -156,7 +157,13 @@ def decide_appeal(
     try:
         with runtime.db.session() as session:
             appeal_rules.decide_appeal(
-                session, appeal_id, user.actor, grant=decision == "grant", reason=reason.strip(), now=runtime.now()
+                session,
+                runtime,
+                appeal_id,
+                user.actor,
+                grant=decision == "grant",
+                reason=reason.strip(),
+                now=runtime.now(),
             )
     except HotlineError as exc:
         return _again(request, runtime, user, exc, appeals=True)

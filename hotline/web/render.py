@@ -13,7 +13,9 @@ from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.labels import (  # noqa: F401  (the templates' labels, re-exported)
     CHANNEL_LABELS,
     CLOSE_REASON_LABELS,
+    HISTORY_LABELS,
     NOTICE_LABELS,
+    ORDER_STATUS_LABELS,
     RATING_LABELS,
     ROLE_LABELS,
     TYPE_LABELS,
@@ -107,6 +109,8 @@ def templates() -> Jinja2Templates:
         RATING_LABELS=RATING_LABELS,
         CLOSE_REASON_LABELS=CLOSE_REASON_LABELS,
         NOTICE_LABELS=NOTICE_LABELS,
+        HISTORY_LABELS=HISTORY_LABELS,
+        ORDER_STATUS_LABELS=ORDER_STATUS_LABELS,
         NAV=NAV,
     )
     return t

@@ -313,7 +313,7 @@ async def notice_event(
         with runtime.db.session() as session:
             ticket = fire(
                 session, runtime, ticket_id, event, user.actor, {"message": message} if message else {}, now=now
-            )
+            ).ticket
             number = ticket.number
     except HotlineError as exc:
         if exc.status_code == 404:
@@ -499,7 +499,7 @@ async def review_event(
                 payload,
                 now=now,
                 version=int(version) if version.isdigit() else None,
-            )
+            ).ticket
             number = ticket.number
     except HotlineError as exc:
         if exc.status_code == 404:

@@ -7,14 +7,17 @@ transaction. Nothing else writes `Ticket.state`.
 """
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, select
 from transitions import Machine
 
+from hotline.deadlines.calendar import WorkCalendar
 from hotline.deadlines.sla import recompute
 from hotline.errors import Conflict, NotFound, NotPermitted
 from hotline.indicators import totals
@@ -26,12 +29,21 @@ from hotline.workflow.definition import (
     EventDef,
     RuleRef,
     Workflow,
+    WorkflowSet,
 )
 from hotline.workflow.fields import validate_payload
 from hotline.workflow.registry import CONDITIONS, EFFECTS, UNCOUNTED
 
-if TYPE_CHECKING:
-    from hotline.runtime import Runtime
+
+class EngineRuntime(Protocol):
+    """What the gateway needs of the process it runs in: the workflows, the working-day
+    calendar and the settings (hotline.runtime.Runtime is the one there is; the gateway does
+    not import it, so that the process can be built from the engine and not the other way)."""
+
+    workflows: WorkflowSet
+    settings: Any
+
+    def calendar(self, session: Session) -> WorkCalendar: ...
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,7 @@ class Context:
     """What guards and effects see of one event being fired."""
 
     session: Session
-    runtime: "Runtime"
+    runtime: EngineRuntime
     ticket: Ticket
     actor: Actor
     workflow: Workflow
@@ -250,13 +262,10 @@ def record(
     now: datetime,
     details: dict[str, Any],
     *,
-    from_state: str | None = None,
+    from_state: str | None,
 ) -> None:
-    """A history row: who did what to the ticket, when, from which state to which.
-
-    Actions that leave the state alone (a rectification report, an appeal) pass no
-    `from_state`: the row then reads from the ticket's state to the same.
-    """
+    """A history row: who did what to the ticket, when, from which state (None: the ticket
+    was created) to the state it is in now."""
     session.add(
         TicketEvent(
             ticket_id=ticket.id,
@@ -264,7 +273,7 @@ def record(
             actor_id=actor.id,
             actor_name=actor.username,
             actor_role=actor.role,
-            from_state=from_state if from_state is not None else ticket.state,
+            from_state=from_state,
             to_state=ticket.state,
             at=now,
             details=details,
@@ -280,10 +289,20 @@ def load_for_update(session: Session, ticket_id: int) -> Ticket:
     return ticket
 
 
+@dataclass
+class Fired:
+    """What firing an event did: the ticket as it is now, the history details written, and
+    what the effects hand back to the caller without writing it down (e.g. a rating link)."""
+
+    ticket: Ticket
+    details: dict[str, Any]
+    result: dict[str, Any]
+
+
 def fire(
     session: Session,
-    runtime: "Runtime",
-    ticket_id: int,
+    runtime: EngineRuntime,
+    ticket: int | Ticket,
     event: str,
     actor: Actor,
     payload: dict[str, Any] | None = None,
@@ -291,18 +310,17 @@ def fire(
     now: datetime,
     version: int | None = None,
     context: dict[str, Any] | None = None,
-    result: dict[str, Any] | None = None,
-    locked: Ticket | None = None,
-    flush: bool = True,
-) -> Ticket:
-    """Fire one event on one ticket, inside the session's transaction; return the ticket.
+) -> Fired:
+    """Fire one event on one ticket, inside the session's transaction.
 
-    `result`, when given, receives what the effects hand back (e.g. a rating link).
-    `locked` is the ticket when the caller has already loaded and locked it in this
-    session (the scheduler), which saves reading it again. `flush=False` leaves the
-    new rows pending, for a caller that flushes many events at once (the scheduler).
+    `ticket` is the ticket's id, or the row itself when the caller holds it locked in this
+    session already (the scheduler locks a batch at once). `version` is the ticket's version
+    as the caller last read it; `context` is what the caller knows beyond the payload (the
+    scheduler: that it acts on its own, and which ladder step) and goes into the history.
+    The new rows stay pending in the session (it flushes them before any read, and at commit).
     """
-    ticket = locked if locked is not None and locked.id == ticket_id else load_for_update(session, ticket_id)
+    if not isinstance(ticket, Ticket):
+        ticket = load_for_update(session, ticket)
     assignment = _scope(session, ticket, actor)
     wf = runtime.workflows.get(ticket.workflow)
 
@@ -364,26 +382,75 @@ def fire(
     tracker = totals.Tracker(session, ticket) if counted else None
     if not _run(ctx):
         raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
+    details = {**clean, **ctx.extra, **ctx.details}
+    if as_co:
+        details["as_co_handler"] = True
+    _settle(ctx.session, runtime, wf, ticket, event, actor, now, details, from_state=ctx.from_state, tracker=tracker)
+    return Fired(ticket, details, ctx.result)
+
+
+def _settle(
+    session: Session,
+    runtime: EngineRuntime,
+    wf: Workflow,
+    ticket: Ticket,
+    event: str,
+    actor: Actor,
+    now: datetime,
+    details: dict[str, Any],
+    *,
+    from_state: str,
+    tracker: totals.Tracker | None,
+) -> None:
+    """What every change of a ticket ends with: its clocks recomputed, its version and
+    `updated_at` moved, the history row, and the running totals' difference."""
     recompute(runtime.calendar(session), wf, ticket)
     ticket.version += 1
     ticket.updated_at = now
-    details = {k: v for k, v in clean.items()}
-    details.update(ctx.extra)
-    details.update(ctx.details)
-    if as_co:
-        details["as_co_handler"] = True
-    record(session, ticket, event, actor, now, details, from_state=ctx.from_state)
+    record(session, ticket, event, actor, now, details, from_state=from_state)
     if tracker is not None:
         tracker.done()
-    if flush:
-        session.flush()
-    if result is not None:
-        result.update(ctx.result)
-    return ticket
+
+
+@dataclass
+class Change:
+    """A change of a ticket that is not a workflow event, while it is being made."""
+
+    ticket: Ticket
+    details: dict[str, Any]
+
+
+@contextmanager
+def changing(
+    session: Session,
+    runtime: EngineRuntime,
+    ticket: int | Ticket,
+    event: str,
+    actor: Actor,
+    *,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> Iterator[Change]:
+    """A change outside the workflow's events (an appeal decided, deadlines recomputed after a
+    holiday import, a ladder step the scheduler passes over) with fire()'s guarantees: the
+    ticket locked, its running totals' difference, its clocks recomputed, its version and
+    `updated_at` moved, and a history row `event` (the state stays) with `details` as the
+    block leaves them. Nothing is written when the block raises.
+
+        with changing(session, runtime, ticket_id, "appeal_rating_granted", actor, now=now) as change:
+            ...  # change change.ticket and its rows; add to change.details
+    """
+    if not isinstance(ticket, Ticket):
+        ticket = load_for_update(session, ticket)
+    tracker = totals.Tracker(session, ticket)
+    change = Change(ticket, dict(details or {}))
+    yield change
+    wf = runtime.workflows.get(ticket.workflow)
+    _settle(session, runtime, wf, ticket, event, actor, now, change.details, from_state=ticket.state, tracker=tracker)
 
 
 def available_events(
-    session: Session, runtime: "Runtime", ticket: Ticket, actor: Actor, *, now: datetime
+    session: Session, runtime: EngineRuntime, ticket: Ticket, actor: Actor, *, now: datetime
 ) -> list[dict[str, Any]]:
     """The events the actor may fire on the ticket now, guards included."""
     assignment = _scope(session, ticket, actor)

@@ -25,7 +25,7 @@ from hotline.models import (
 )
 from hotline.routing import route
 from hotline.workflow import texts
-from hotline.workflow.engine import Context, GuardFailed, record
+from hotline.workflow.engine import Context, GuardFailed, changing
 from hotline.workflow.registry import condition, effect
 
 APPROVAL_LABELS = {"return": "退单", "extension": "延期", "suspension": "挂起"}
@@ -546,13 +546,17 @@ def record_callback(ctx: Context, _arg=None) -> None:
         ratings.record_rating(ctx.session, ctx.runtime, t, callback, ctx.now)
 
 
+# Why the scheduler sends no rating link to a citizen already reached (it says so in the history).
+ALREADY_RATED = "the citizen has been reached and has rated already"
+
+
 @condition("can_invite")
 def can_invite(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     if not t.caller_phone:
         raise GuardFailed("the caller left no phone number for a rating link", zh="来电人未留电话，无法发送评价短信")
     if ctx.session.exec(select(Callback.id).where(_this_round(t), Callback.reached, ~Callback.overturned)).first():
-        raise GuardFailed("the citizen has been reached and has rated already", zh="市民已评价，无需再发送评价短信")
+        raise GuardFailed(ALREADY_RATED, zh="市民已评价，无需再发送评价短信")
 
 
 @effect("send_invitation", counted=False)
@@ -589,6 +593,20 @@ def record_close(ctx: Context, _arg=None) -> None:
     else:
         t.close_reason = _close_reason(ctx)
     ctx.details["close_reason"] = t.close_reason
+    _lapse_supervision_orders(ctx)
+
+
+def _lapse_supervision_orders(ctx: Context) -> None:
+    """A finished ticket's unanswered supervision orders close as lapsed: nobody can answer
+    them any more, and they stay on record as orders the department never answered."""
+    orders = ctx.session.exec(
+        select(SupervisionOrder).where(SupervisionOrder.ticket_id == ctx.ticket.id, SupervisionOrder.status == "open")
+    ).all()
+    for order in orders:
+        order.status = "lapsed"
+        ctx.session.add(order)
+    if orders:
+        ctx.details["lapsed_orders"] = [order.id for order in orders]
 
 
 @effect("rehandle")
@@ -619,7 +637,10 @@ def merge_into_master(ctx: Context, _arg=None) -> None:
         a.status = "withdrawn"
         ctx.session.add(a)
     ctx.details["master_number"] = master.number
-    record(ctx.session, master, "merge_in", ctx.actor, ctx.now, {"merged_ticket": t.id, "merged_number": t.number})
+    _lapse_supervision_orders(ctx)
+    details = {"merged_ticket": t.id, "merged_number": t.number}
+    with changing(ctx.session, ctx.runtime, master.id, "merge_in", ctx.actor, now=ctx.now, details=details):
+        pass  # the master's history, version and clocks follow; its own rows stay as they are
 
 
 def _iso(value) -> str | None:
@@ -697,6 +718,10 @@ def _record_step(ctx: Context, step: str) -> None:
         },
     )
     ctx.details.update({"deadline": kind, "deadline_at": _iso(deadline)})
+    if ctx.extra.get("step") == step:
+        # Fired as the ladder's next step (the scheduler): the ladder moves past it, and the
+        # gateway's recompute after the effects stores when the following step falls due.
+        t.escalation_step = sla.LADDER.index(step) + 1
 
 
 def _ladder_notices(ctx: Context, step: str, message: str | None) -> None:

@@ -15,13 +15,14 @@ from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import load_holiday_csv
+from hotline.deadlines.holidays import import_holidays
 from hotline.errors import HotlineError
 from hotline.models import (
     CalendarDay,
     CalendarYear,
     Ticket,
 )
-from hotline.runtime import Runtime, import_year, recompute_provisional
+from hotline.runtime import Runtime
 from hotline.web.admin.common import (
     AdminForm,
     AdminUser,
@@ -273,11 +274,8 @@ def import_calendar_year(
             ctx = _year_context(session, runtime, year)
         ctx.update(error=_message(exc), csv=csv_text)
         return _page(request, "admin/calendar_year.html", ctx, exc.status_code)
-    with runtime.db.session() as session:
-        import_year(session, overrides, f"admin:{admin.actor.username}"[:32], names=names, years=[year])
-    runtime.invalidate_calendar()
-    with runtime.db.session() as session:
-        recomputed = recompute_provisional(session, runtime)
+    source = f"admin:{admin.actor.username}"[:32]
+    _, recomputed = import_holidays(runtime, overrides, source=source, actor=admin.actor, names=names, years=[year])
     off = sum(1 for working in overrides.values() if not working)
     return _done(
         f"/admin/calendar/{year}",
