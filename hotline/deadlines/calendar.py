@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -129,6 +129,11 @@ def _local_parts(t: datetime) -> tuple[int, int]:
     return lt.toordinal(), us
 
 
+def _clock_us(at: time) -> int:
+    """Microseconds from midnight to a wall-clock time."""
+    return ((at.hour * 60 + at.minute) * 60 + at.second) * 1_000_000 + at.microsecond
+
+
 def _local_instant(o: int, at: time) -> datetime:
     """Aware UTC datetime for local wall-clock time `at` on the day with ordinal o."""
     try:
@@ -150,6 +155,8 @@ class WorkCalendar:
         "_dues",
         "_instants",
         "_jth",
+        "_office_us",
+        "_runs",
         "_delta_keys",
         "_delta_max",
         "_delta_min",
@@ -205,6 +212,15 @@ class WorkCalendar:
         self._jth: dict[int, int] = {}
         self._instants: dict[tuple[int, time], datetime] = {}
         self._dues: dict[tuple[int, int], Due] = {}
+        self._office_us = tuple(_clock_us(at) for at in (office_hours.start, office_hours.end))
+        # Runs of consecutive covered years, as ordinal ranges: (first days, last days).
+        runs: list[tuple[int, int]] = []
+        for y in sorted(covered):
+            if runs and date.fromordinal(runs[-1][1]).year == y - 1:
+                runs[-1] = (runs[-1][0], date(y, 12, 31).toordinal())
+            else:
+                runs.append((date(y, 1, 1).toordinal(), date(y, 12, 31).toordinal()))
+        self._runs = ([lo for lo, _ in runs], [hi for _, hi in runs])
 
     @classmethod
     def from_chinese_calendar(
@@ -311,6 +327,9 @@ class WorkCalendar:
         """Whether any year touched by the ordinal range [first, last] lacks holiday data."""
         if first > last:
             first, last = last, first
+        run = bisect_right(self._runs[0], first) - 1
+        if run >= 0 and last <= self._runs[1][run]:
+            return False  # inside a run of covered years
         y1 = date.fromordinal(max(first, 1)).year
         try:
             y2 = date.fromordinal(last).year
@@ -391,14 +410,12 @@ class WorkCalendar:
     def next_office_time(self, t: datetime) -> datetime:
         """t if within office hours on a working day, else the next office-hours start (UTC)."""
         _require_aware(t, "t")
-        lt = t.astimezone(LOCAL_TZ)
-        o = lt.toordinal()
+        o, clock = _local_parts(t)
         hours = self.office_hours
         if self._is_working_ord(o):
-            clock = lt.time().replace(tzinfo=None)
-            if hours.start <= clock < hours.end:
+            if self._office_us[0] <= clock < self._office_us[1]:
                 return t.astimezone(UTC)
-            if clock < hours.start:
+            if clock < self._office_us[0]:
                 return self._instant(o, hours.start)
         day = self._jth_working(self._working_before(o + 1))
         return self._instant(day, hours.start)

@@ -69,13 +69,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_ORDINAL = _EPOCH.date().toordinal()
 _SECOND = timedelta(seconds=1)
 # The scheduler sweeps once a minute, on the minute.
-SWEEP_EVERY = timedelta(seconds=60)
 _SWEEP_SECONDS = 60
+_SWEEP_EVERY = timedelta(seconds=_SWEEP_SECONDS)
 
 
 def at(ts: int) -> datetime:
     """The aware UTC time of an epoch second."""
-    return _EPOCH + timedelta(seconds=ts)
+    return datetime.fromtimestamp(ts, UTC)
 
 
 def seconds(value: datetime) -> int:
@@ -98,7 +98,7 @@ def next_sweep(next_due_at: datetime | None, last: int) -> int | None:
     the very second of an event comes after it)."""
     if next_due_at is None:
         return None
-    due = -((_EPOCH - next_due_at) // SWEEP_EVERY)  # minutes, rounded up
+    due = -((_EPOCH - next_due_at) // _SWEEP_EVERY)  # minutes, rounded up
     return max(due, -(-last // _SWEEP_SECONDS)) * _SWEEP_SECONDS
 
 

@@ -1,7 +1,7 @@
 """The demo's bulk writer: rows as the gateway would have left them, inserted with SQLAlchemy
 Core over one connection, one transaction a batch, in a thread of its own."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from json import dumps
 from operator import attrgetter
 from queue import Queue
@@ -84,11 +84,20 @@ TABLES = {
 }  # fmt: skip
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DATES: dict[int, str] = {}  # days since 1970 -> "YYYY-MM-DD "
+_CLOCK = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+
+
 def _sqlite_time(value: datetime) -> str:
-    """An aware time as hotline.db.UTCDateTime stores it on SQLite: UTC wall time, microseconds."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    """An aware time as hotline.db.UTCDateTime stores it on SQLite: the UTC wall time with
+    microseconds (from cached dates and clock times: the loader writes millions)."""
+    delta = value - _EPOCH
+    date = _DATES.get(delta.days)
+    if date is None:
+        date = _DATES[delta.days] = f"{_EPOCH + timedelta(days=delta.days):%Y-%m-%d }"
+    micro = delta.microseconds
+    return date + _CLOCK[delta.seconds] + (f".{micro:06d}" if micro else ".000000")
 
 
 class Writer:

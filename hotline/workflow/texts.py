@@ -20,7 +20,8 @@ def deadline_text(kind: str | None, at: datetime | None) -> str:
     word = DEADLINE_WORDS.get(kind or "", "办理")
     if at is None:
         return f"{word}时限"
-    return f"{word}时限（{at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}）"
+    lt = at.astimezone(LOCAL_TZ)
+    return f"{word}时限（{lt.year:04d}-{lt.month:02d}-{lt.day:02d} {lt.hour:02d}:{lt.minute:02d}）"
 
 
 def supervision_message(ticket: Any, now: datetime) -> str:
@@ -46,9 +47,10 @@ def ladder_notices(step: str, ticket: Any, message: str | None = None) -> list[N
 
 def rating_sms(district_name: str, number: str, url: str, expires: datetime) -> str:
     """The text message that carries a rating link."""
+    lt = expires.astimezone(LOCAL_TZ)
     return (
         f"【{district_name}12345】您反映的问题（工单号{number}）已办理完毕，"
-        f"请点击链接对办理情况进行评价：{url} （{expires.astimezone(LOCAL_TZ):%m月%d日}前有效）"
+        f"请点击链接对办理情况进行评价：{url} （{lt.month:02d}月{lt.day:02d}日前有效）"
     )
 
 
