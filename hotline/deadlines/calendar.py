@@ -114,8 +114,22 @@ def _offset_of(utc_ordinal: int) -> int | None:
     return offset
 
 
+# Recent answers of _local_parts: the same deadlines are looked at again and again.
+_PARTS: dict[datetime, tuple[int, int]] = {}
+_PARTS_KEPT = 1 << 16
+
+
 def _local_parts(t: datetime) -> tuple[int, int]:
     """Return (local day ordinal, microseconds since local midnight) of an aware datetime."""
+    hit = _PARTS.get(t)
+    if hit is None:
+        if len(_PARTS) >= _PARTS_KEPT:
+            _PARTS.clear()
+        hit = _PARTS[t] = _compute_local_parts(t)
+    return hit
+
+
+def _compute_local_parts(t: datetime) -> tuple[int, int]:
     if t.tzinfo is UTC:
         # From the UTC wall clock and the day's offset, without a zone conversion.
         o = t.toordinal()
