@@ -129,9 +129,16 @@ class Days:
         return midnight(self.workdays[index]) + self.open + self.rng.randrange(self.close - self.open)
 
     def office(self, ts: int) -> int:
-        """When someone at work does what `ts` asks: then, or a while after the next opening."""
-        opening = seconds(self.cal.next_office_time(at(ts)))
-        return ts if opening <= ts else opening + self.rng.randrange(5400)
+        """When someone at work does what `ts` asks: then, in office hours on a working day, or
+        a while after the next opening (a choice of the demo's: the scheduler asks the calendar)."""
+        day = day_of(ts)
+        if self.working[day - self.first]:
+            second = ts - midnight(day)
+            if self.open <= second < self.close:
+                return ts
+            if second < self.open:
+                return midnight(day) + self.open + self.rng.randrange(5400)
+        return midnight(self.workdays[self.before[day + 1 - self.first]]) + self.open + self.rng.randrange(5400)
 
 
 # --- the rows a ticket's life leaves ----------------------------------------------------------

@@ -282,7 +282,7 @@ class Batch:
         self.ids["ticket_events"] += 1
         self.rows["ticket_events"].append(
             (self.ids["ticket_events"], ticket_id, name, actor.id, actor.username, actor.role, from_state, to_state,
-             self.time(at), dumps(details))
+             at if self.dt is None else self.dt(at), dumps(details))
         )  # fmt: skip
 
     def add(self, tk: Any) -> None:
