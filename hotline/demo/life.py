@@ -15,7 +15,7 @@ link, then the close.
 """
 
 import random
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from contextlib import suppress
 from dataclasses import make_dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -233,7 +233,8 @@ class Master:
         self.states = [e[3] for e in tk.events]
 
     def state_at(self, when: datetime) -> str:
-        return self.states[bisect_left(self.moves, when) - 1]
+        """The state after its events up to `when`."""
+        return self.states[bisect_right(self.moves, when) - 1]
 
 
 class Life:
