@@ -1,4 +1,4 @@
-"""The `hotline` command (shared/API.md names its sub-commands)."""
+"""The `hotline` command (docs/commands.md describes its sub-commands)."""
 
 import argparse
 import contextlib

@@ -1,16 +1,19 @@
 """Departments, users, tokens, categories and routing rules: what administrators keep."""
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from hotline.errors import Conflict, Invalid, NotFound
-from hotline.models import ROLES, ApiToken, Category, Department, Place, RoutingRule, User, WebSession
+from hotline.models import DEPARTMENT_ROLES, ROLES, ApiToken, Category, Department, Place, RoutingRule, User, WebSession
 from hotline.security import hash_password, new_token, token_digest
-from hotline.workflow.definition import DEPARTMENT_ROLES
 
 MIN_PASSWORD_LENGTH = 8
+# A category row, or a cached snapshot of one: anything with an id and a parent_id.
+C = TypeVar("C")
 
 
 def department_by_code(session: Session, code: str, *, field: str = "department") -> Department:
@@ -20,11 +23,31 @@ def department_by_code(session: Session, code: str, *, field: str = "department"
     return dept
 
 
+def active_departments(session: Session) -> list[Department]:
+    """The departments that can be given work, in code order."""
+    return list(session.exec(select(Department).where(Department.active).order_by(Department.code)).all())
+
+
 def category_by_code(session: Session, code: str, *, field: str = "category") -> Category:
     category = session.exec(select(Category).where(Category.code == code)).first()
     if category is None:
         raise Invalid(f"no category with the code {code!r}", field=field)
     return category
+
+
+def category_path(category_id: int | None, get: Callable[[int], C | None]) -> list[C]:
+    """The category and its ancestors, root first. `get` finds a category by id (a dict's
+    `get`, or the session's); a parent it does not find, or a loop, ends the path."""
+    path: list[C] = []
+    seen: set[int] = set()
+    while category_id is not None and category_id not in seen:
+        seen.add(category_id)
+        category = get(category_id)
+        if category is None:
+            break
+        path.append(category)
+        category_id = category.parent_id
+    return path[::-1]
 
 
 def create_department(session: Session, *, code: str, name: str, now: datetime) -> Department:
@@ -166,6 +189,16 @@ def places(session: Session) -> dict[str, list[str]]:
         if p.community:
             out[p.street].append(p.community)
     return out
+
+
+def clean_place(known: dict[str, list[str]], street: str, community: str) -> tuple[str | None, str | None]:
+    """A street and community as entered, blanks as None; the community is dropped when the
+    district lists its places (`known`, from `places`) and it is not one of the street's."""
+    street_v = street.strip() or None
+    community_v = community.strip() or None
+    if known and street_v and community_v and community_v not in known.get(street_v, []):
+        community_v = None
+    return street_v, community_v
 
 
 def _user(session: Session, user_id: int) -> User:

@@ -133,7 +133,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _is_open311(request):
             return open311.error_response(request.url.path, exc.status_code, exc.message, retry)
         if not _is_api(request):
-            from hotline.web.views import page_message
+            from hotline.web.forms import page_message
 
             return _page_error(request, exc.status_code, page_message(exc) if exc.status_code != 401 else "")
         body = {"detail": exc.message, **{k: v for k, v in exc.extra.items() if v is not None}}

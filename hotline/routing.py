@@ -5,28 +5,26 @@ from dataclasses import dataclass
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
+from hotline.directory import category_path
 from hotline.errors import Invalid
 from hotline.models import Category, Department, RoutingRule
 
 
 @dataclass(frozen=True)
 class Route:
+    """The department routing chose, and why: the rule that matched, or else the default
+    department of the category or of its nearest ancestor that has one."""
+
     department: Department
-    how: str  # "rule:<id>" or "category:<code>"
+    rule: RoutingRule | None  # None: a category's default decided
+    # The rule's category (None: a rule for any category), or the category whose default decided.
+    category: Category | None
+    inherited: bool  # that category is an ancestor of the one asked about, not the one itself
 
-
-def category_chain(session: Session, category_id: int | None) -> list[Category]:
-    """The category and its ancestors, nearest first."""
-    chain: list[Category] = []
-    seen: set[int] = set()
-    while category_id is not None and category_id not in seen:
-        seen.add(category_id)
-        category = session.get(Category, category_id)
-        if category is None:
-            break
-        chain.append(category)
-        category_id = category.parent_id
-    return chain
+    @property
+    def how(self) -> str:
+        """The choice as the ticket's history records it: "rule:<id>" or "category:<code>"."""
+        return f"rule:{self.rule.id}" if self.rule is not None else f"category:{self.category.code}"
 
 
 def route(session: Session, *, category_id: int | None, street: str | None, community: str | None) -> Route:
@@ -37,7 +35,7 @@ def route(session: Session, *, category_id: int | None, street: str | None, comm
     one for the street, which beats one for anywhere; then the higher priority, then
     the older rule. Without a matching rule, the nearest category default applies.
     """
-    chain = category_chain(session, category_id)
+    chain = category_path(category_id, lambda i: session.get(Category, i))[::-1]  # nearest first
     depth = {c.id: i for i, c in enumerate(chain)}
     rules = session.exec(
         select(RoutingRule).where(
@@ -56,12 +54,13 @@ def route(session: Session, *, category_id: int | None, street: str | None, comm
     for rule in sorted(rules, key=specificity, reverse=True):
         department = session.get(Department, rule.department_id)
         if department is not None and department.active:
-            return Route(department, f"rule:{rule.id}")
-    for category in chain:
+            category = chain[depth[rule.category_id]] if rule.category_id is not None else None
+            return Route(department, rule, category, depth.get(rule.category_id, 0) > 0)
+    for i, category in enumerate(chain):
         if category.department_id is not None:
             department = session.get(Department, category.department_id)
             if department is not None and department.active:
-                return Route(department, f"category:{category.code}")
+                return Route(department, None, category, i > 0)
     category_text = f"category {chain[0].code!r} ({chain[0].name})" if chain else "no category"
     place = "/".join(p for p in (street, community) if p) or "no place"
     raise Invalid(

@@ -1,8 +1,9 @@
 """Tickets: intake, numbering, who sees what, and how a ticket reads to each role."""
 
+import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,10 +15,21 @@ from sqlmodel import Session, select
 
 from hotline.deadlines.calendar import LOCAL_TZ, local_iso
 from hotline.deadlines.sla import level
+from hotline.directory import category_path, clean_place, places
 from hotline.errors import Invalid, NotFound
-from hotline.models import Assignment, Category, Department, Ticket, TicketCounter, TicketEvent
+from hotline.models import Assignment, Callback, Category, Department, Ticket, TicketCounter, TicketEvent
 from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor, record
+
+# The repeat check (重复诉求): how far back, how many, and how many recent tickets a
+# place lookup reads at most (street, community and address carry no index).
+RECENT_DAYS = 90
+RECENT_LIMIT = 10
+PLACE_SCAN_ROWS = 20_000
+MIN_PHONE_DIGITS = 7
+MIN_ADDRESS_CHARS = 2
+# The callback queue's views: every ticket waiting for a callback, past its deadline, near it.
+CALLBACK_VIEWS = ("all", "overdue", "warning")
 
 # Roles that see a caller's phone number in full (the handler calls the citizen back;
 # leaders and administrators have no need of it).
@@ -79,13 +91,9 @@ def create_ticket(
         category = lookups.category_by_code(data["category"])
         if category is None or not category.active:
             raise Invalid(f"no active category with the code {data['category']!r}", field="category")
-    category_workflow = None
-    node = category
-    while node is not None:
-        if node.workflow:
-            category_workflow = node.workflow
-            break
-        node = lookups.categories.get(node.parent_id)
+    # The workflow of the category, else of its nearest ancestor that names one.
+    path = category_path(category.id if category else None, lookups.categories.get)
+    category_workflow = next((c.workflow for c in reversed(path) if c.workflow), None)
     wf = runtime.workflows.choose(data["type"], category_workflow)
     fields = {k: data.get(k) for k in TICKET_FIELDS if data.get(k) is not None}
     if not fields.get("title"):
@@ -180,7 +188,61 @@ def search(
     return items, total
 
 
-def _mask_phone(phone: str | None) -> str | None:
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def recent_tickets(
+    session: Session, *, phone: str, street: str, community: str, address: str, now: datetime
+) -> dict[str, Any]:
+    """The caller's and the place's tickets of the last 90 days, newest first (at most 10 each):
+    the repeat check (重复诉求) of the intake form."""
+    since = now - timedelta(days=RECENT_DAYS)
+    phone = re.sub(r"[\s\-]", "", phone)
+    by_phone: list[Ticket] | None = None
+    by_place: list[Ticket] | None = None
+    if sum(ch.isdigit() for ch in phone) >= MIN_PHONE_DIGITS:
+        # caller_phone is indexed: this reads only the caller's own tickets.
+        by_phone = list(
+            session.exec(
+                select(Ticket)
+                .where(Ticket.caller_phone == phone, Ticket.created_at >= since)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(RECENT_LIMIT)
+            ).all()
+        )
+    street_v, community_v = clean_place(places(session), street, community)
+    address = address.strip()
+    if street_v and len(address) >= MIN_ADDRESS_CHARS:
+        # The newest tickets of the window by the created_at index, at most PLACE_SCAN_ROWS
+        # of them, then street, community and the address prefix among those.
+        window = (
+            select(Ticket.id)
+            .where(Ticket.created_at >= since)
+            .order_by(Ticket.created_at.desc())
+            .limit(PLACE_SCAN_ROWS)
+        )
+        conditions = [
+            Ticket.id.in_(window),
+            Ticket.street == street_v,
+            Ticket.address.like(_like_prefix(address), escape="\\"),
+        ]
+        if community_v:
+            conditions.append(Ticket.community == community_v)
+        by_place = list(
+            session.exec(
+                select(Ticket)
+                .where(*conditions)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(RECENT_LIMIT)
+            ).all()
+        )
+    return {"by_phone": by_phone, "by_place": by_place, "phone": phone, "address": address}
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """A phone number for those who may not read it: the last four digits, and the first
+    three of a mobile number (11 digits or more), the rest starred; four or fewer, all starred."""
     if not phone:
         return phone
     if len(phone) <= 4:
@@ -194,7 +256,7 @@ def caller_view(ticket: Ticket, actor: Actor) -> dict[str, Any]:
     department = actor.role in DEPARTMENT_ROLES
     if department and (ticket.confidential or ticket.anonymous):
         return {"caller_name": None, "caller_phone": None, "caller_hidden": True}
-    phone = ticket.caller_phone if actor.role in FULL_PHONE_ROLES else _mask_phone(ticket.caller_phone)
+    phone = ticket.caller_phone if actor.role in FULL_PHONE_ROLES else mask_phone(ticket.caller_phone)
     name = None if ticket.anonymous and actor.role not in ("agent", "supervisor") else ticket.caller_name
     return {"caller_name": name, "caller_phone": phone, "caller_hidden": False}
 
@@ -369,3 +431,48 @@ def history_out(session: Session, ticket_id: int, actor: Actor) -> list[dict[str
         }
         for r in rows
     ]
+
+
+def _callback_states(runtime) -> list[str]:
+    """The states in which a callback is recorded, in every workflow (待回访 in the default)."""
+    states: set[str] = set()
+    for wf in runtime.workflows.workflows.values():
+        if "callback" in wf.events:
+            states.update(wf.events["callback"].sources)
+    return sorted(states)
+
+
+def _callback_view(runtime, view: str, now: datetime) -> list[Any]:
+    conditions = [Ticket.state.in_(_callback_states(runtime))]
+    if view == "overdue":
+        conditions.append(Ticket.due_at <= now)
+    elif view == "warning":
+        conditions += [Ticket.warn_at <= now, Ticket.due_at > now]
+    return conditions
+
+
+def awaiting_callback_counts(session: Session, runtime, now: datetime) -> dict[str, int]:
+    """How many tickets wait for a callback: all, those past its deadline, those near it."""
+    return {
+        view: session.exec(select(func.count()).select_from(Ticket).where(*_callback_view(runtime, view, now))).one()
+        for view in CALLBACK_VIEWS
+    }
+
+
+def awaiting_callback(
+    session: Session, runtime, view: str, *, now: datetime, offset: int, limit: int
+) -> list[tuple[Ticket, list[Callback]]]:
+    """A page of the tickets waiting for a callback in one of CALLBACK_VIEWS, the most
+    pressing callback deadline first, each with its callbacks so far."""
+    tickets = session.exec(
+        select(Ticket)
+        .where(*_callback_view(runtime, view, now))
+        .order_by(Ticket.callback_by.is_(None), Ticket.callback_by, Ticket.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    history: dict[int, list[Callback]] = {t.id: [] for t in tickets}
+    if history:
+        for cb in session.exec(select(Callback).where(Callback.ticket_id.in_(list(history))).order_by(Callback.id)):
+            history[cb.ticket_id].append(cb)
+    return [(t, history[t.id]) for t in tickets]

@@ -10,8 +10,7 @@ from sqlmodel import select
 
 from hotline.directory import create_place
 from hotline.models import Callback, Department, Ticket
-from hotline.tickets import create_ticket
-from hotline.web.agent import recent_tickets
+from hotline.tickets import create_ticket, recent_tickets
 from hotline.workflow.engine import Actor, fire
 from tests.conftest import local
 from tests.helpers import make_dispatched
@@ -417,10 +416,10 @@ def test_the_repeat_check_reads_the_newest_ten_of_ninety_days(runtime, district,
     for day in range(1, 13):
         make_dispatched(runtime, 1, now=local(2026, 10, day, 9, 0), caller_phone="13812345678")
     with runtime.db.read_session() as s:
-        found = recent_tickets(s, runtime, phone="138-1234-5678", street="", community="", address="")
+        found = recent_tickets(s, phone="138-1234-5678", street="", community="", address="", now=now)
         assert [t.created_at.astimezone(now.tzinfo).day for t in found["by_phone"]] == list(range(12, 2, -1))
         assert found["by_place"] is None
-        assert recent_tickets(s, runtime, phone="13812", street="", community="", address="")["by_phone"] is None
+        assert recent_tickets(s, phone="13812", street="", community="", address="", now=now)["by_phone"] is None
 
 
 def test_the_place_check_matches_the_address_prefix_literally(runtime, district, places):
@@ -431,7 +430,7 @@ def test_the_place_check_matches_the_address_prefix_literally(runtime, district,
 
     def addresses(street: str, community: str, address: str) -> list[str] | None:
         with runtime.db.read_session() as s:
-            found = recent_tickets(s, runtime, phone="", street=street, community=community, address=address)
+            found = recent_tickets(s, phone="", street=street, community=community, address=address, now=runtime.now())
         return None if found["by_place"] is None else [t.address for t in found["by_place"]]
 
     assert addresses("西城街道", "和平社区", "和平") == ["和平_区9栋", "和平小区3栋"]
@@ -441,3 +440,22 @@ def test_the_place_check_matches_the_address_prefix_literally(runtime, district,
     # A community of another street is ignored rather than matched.
     assert addresses("东城街道", "和平社区", "和平小区") == ["和平小区3栋"]
     assert addresses("西城街道", "和平社区", "和") is None  # too short to be worth a lookup
+
+
+def test_the_route_preview_names_the_rule_or_the_category_default_that_decided(client, district, places):
+    from tests.helpers import PASSWORD
+
+    client.post("/login", data={"username": "agent", "password": PASSWORD})
+
+    def preview(**query: str) -> str:
+        r = client.get("/agent/intake/route", params=query)
+        assert r.status_code == 200
+        return re.sub(r"<[^>]+>", " ", r.text)
+
+    assert "区住建局" in preview(category="0101", street="西城街道")
+    assert "依据：分类“物业管理”的默认承办单位" in preview(category="0101", street="西城街道")
+    # 食品安全 has no default of its own: its parent's decides.
+    assert "依据：分类“市场监管”的默认承办单位" in preview(category="0201")
+    found = preview(category="0102", street="东城街道", community="朝阳社区")
+    assert "东城街道办事处" in found and "依据：派单规则（违章搭建 · 东城街道 · 朝阳社区）" in found
+    assert "派单规则未匹配到承办单位" in preview(category="09", street="西城街道")

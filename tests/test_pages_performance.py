@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from hotline.directory import create_category, create_department
 from hotline.indicators import totals
+from hotline.indicators.metrics import RATES
 from hotline.indicators.reports import generate_due_reports
 from hotline.models import Assignment, Callback, Category, Department, SurgeAlert, Ticket
 from tests.conftest import local
@@ -323,6 +324,27 @@ def test_the_board_of_a_busy_month_and_its_exports(page, server, busy, tmp_path)
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows[0][:3] == ["排名", "承办单位", "派单量"] and len(rows) == 1 + 12 + 1
     assert rows[1][0] == "1" and rows[1][3].endswith("%")
+
+
+def test_every_rate_on_the_board_is_the_fraction_under_it(page, server, busy):
+    """Each rate shown is the numerator shown under it over the denominator, and its link
+    lists the numerator's tickets: every department, every rate, and the district total."""
+    login(page, server, "supervisor")
+    page.goto(f"{server}/performance")
+    rows = page.locator("#board-table tbody tr[data-department], #board-table tfoot tr")
+    assert rows.count() == 13
+    checked = 0
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        for rate in RATES:
+            cell = row.locator(f"td[data-rate={rate.name}]")
+            shown, fraction = cell.inner_text().split()
+            n, d = (int(x) for x in fraction.split("/"))
+            assert d > 0 and abs(float(shown.rstrip("%")) - 100 * n / d) <= 0.05 + 1e-9, (i, rate.name, shown, n, d)
+            if cell.locator("a").count():
+                assert f"metric={rate.numerator}&" in cell.locator("a").get_attribute("href")
+            checked += 1
+    assert checked == 13 * len(RATES)
 
 
 def test_the_analysis_page(page, server, busy, tmp_path):

@@ -14,7 +14,7 @@ from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.models import Approval, Department, Notification, SupervisionOrder, Ticket
 from hotline.scheduler import sweep
-from hotline.web.supervisor import yellow_horizon
+from hotline.supervision import yellow_horizon
 from hotline.workflow.definition import Limit
 from tests.conftest import local
 from tests.test_pages_department import act, number_of, ticket

@@ -8,13 +8,16 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from hotline.indicators import reports, stats
-from hotline.indicators.reports import Period, generate_due_reports
+from hotline.errors import Invalid
+from hotline.indicators import metrics, periods, reports, stats
+from hotline.indicators.periods import Period
+from hotline.indicators.reports import generate_due_reports
 from hotline.models import Report
 from tests.conftest import local
 from tests.helpers import PASSWORD, make_dispatched
-from tests.test_stats import as_, november  # noqa: F401  (the hand-built November of test_stats)
+from tests.test_stats import as_, november, replied_in_october  # noqa: F401  (the hand-built November of test_stats)
 
+NOV = {"from": "2026-11-01", "to": "2026-11-30"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -25,12 +28,12 @@ def _reports(runtime) -> list[tuple[str, date, date, str]]:
 
 
 def test_titles_and_periods():
-    assert reports.last_ended("daily", date(2026, 11, 28)) == Period(date(2026, 11, 27), date(2026, 11, 27), "daily")
+    assert periods.last_ended("daily", date(2026, 11, 28)) == Period(date(2026, 11, 27), date(2026, 11, 27), "daily")
     # ISO weeks run Monday to Sunday; 2026-11-28 is a Saturday of week 48.
-    assert reports.last_ended("weekly", date(2026, 11, 28)) == Period(date(2026, 11, 16), date(2026, 11, 22), "weekly")
-    assert reports.last_ended("monthly", date(2026, 3, 1)) == Period(date(2026, 2, 1), date(2026, 2, 28), "monthly")
-    assert reports.last_ended("monthly", date(2026, 1, 15)).start == date(2025, 12, 1)
-    day, week, month = (reports.last_ended(k, date(2026, 11, 28)) for k in reports.KINDS)
+    assert periods.last_ended("weekly", date(2026, 11, 28)) == Period(date(2026, 11, 16), date(2026, 11, 22), "weekly")
+    assert periods.last_ended("monthly", date(2026, 3, 1)) == Period(date(2026, 2, 1), date(2026, 2, 28), "monthly")
+    assert periods.last_ended("monthly", date(2026, 1, 15)).start == date(2025, 12, 1)
+    day, week, month = (periods.last_ended(k, date(2026, 11, 28)) for k in reports.KINDS)
     assert reports.report_title("daily", day) == "12345热线工作日报（2026年11月27日）"
     assert reports.report_title("weekly", week) == "12345热线工作周报（2026年第47周，11月16日—11月22日）"
     assert reports.report_title("monthly", month) == "12345热线工作月报（2026年10月）"
@@ -78,7 +81,7 @@ def test_a_second_scheduler_that_wins_the_race_is_no_error(runtime, district, mo
     with runtime.db.read_session() as s:
         daily = s.exec(select(Report).where(Report.kind == "daily")).all()
     assert [r.data for r in daily] == [{"other": True}]
-    monday = reports.period_of("daily", date(2026, 11, 2))
+    monday = periods.period_of("daily", date(2026, 11, 2))
     assert reports._store(runtime, "daily", monday, {}, local(2026, 11, 3)) is None
 
 
@@ -124,7 +127,7 @@ def test_the_report_workbook(runtime, clock, client, november):  # noqa: F811
     assert ws["A1"].font.bold
     assert "2026-11-01 至 2026-11-30" in ws["A2"].value
     headers = [c.value for c in ws[3]]
-    assert headers == ["排名", "承办单位", "派单量", *reports.RATE_LABELS.values(), "综合得分"]
+    assert headers == ["排名", "承办单位", "派单量", *(rate.label for rate in metrics.RATES), "综合得分"]
     assert all(c.font.bold for c in ws[3])
     assert ws.freeze_panes == "A4"
     housing = next(row for row in ws.iter_rows(min_row=4) if row[1].value == "区住建局")
@@ -199,10 +202,61 @@ def test_a_leader_sees_only_their_own_tickets_behind_a_figure(client, november):
     assert "60.0%" in r.text and "3/5" in r.text
 
 
+def test_the_board_prints_each_rate_over_its_own_fraction(client, november, replied_in_october):  # noqa: F811
+    """回访率: of the tickets replied in November (4), those reached (3), whatever the callbacks
+    of November for tickets replied before (October's one is a fourth callback)."""
+    _login(client, "supervisor")
+    html = client.get("/performance", params={"month": "2026-11"}).text
+    housing = html[html.index('data-department="housing"') :]
+    cell = housing[housing.index('data-rate="callback_rate"') : housing.index("</td>", housing.index("callback_rate"))]
+    assert "75.0%" in cell and '<span class="pf-frac">3/4</span>' in cell
+    assert "metric=replied_called_back&amp;" in cell
+    r = client.get("/performance/tickets", params={"department": "housing", "metric": "replied_called_back", **NOV})
+    assert r.status_code == 200 and "答复后已回访 3 件" in r.text
+    lines = client.get("/performance/export.csv", params={"month": "2026-11"}).content.decode("utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    housing_row = next(line.split(",") for line in lines if "区住建局" in line)
+    assert housing_row[header.index("回访率")] == "75.0%"
+
+
+def test_one_period_parser():
+    today = date(2026, 11, 20)
+    assert periods.parse(today) == Period(date(2026, 11, 1), today, "monthly", partial=True)
+    assert periods.parse(today).label == "2026年11月（截至20日）"
+    assert periods.parse(today, month="2026-10") == Period(date(2026, 10, 1), date(2026, 10, 31), "monthly")
+    assert periods.parse(today, week="2026-W47") == Period(date(2026, 11, 16), today, "weekly", partial=True)
+    assert periods.parse(today, start="2026-11-10", end="2026-12-31") == Period(date(2026, 11, 10), today)
+    assert periods.parse(today, start="2026-10-10") == Period(date(2026, 10, 10), today)
+    assert periods.parse(today, end="2026-11-05") == Period(date(2026, 11, 1), date(2026, 11, 5))
+    # from/to over a week over a month; an empty parameter is no parameter
+    assert periods.parse(today, month="2026-10", week="2026-W40", start="2026-11-02", end="2026-11-03").kind == "range"
+    assert periods.parse(today, month="", week="2026-W40").kind == "weekly"
+    assert periods.parse(today, month="2026-10").query == "month=2026-10"
+    assert periods.parse(today, week="2026-W47").query == "week=2026-W47"
+    refused = [
+        ({"month": "2026-1"}, "month", "没有这个月份：2026-1"),
+        ({"week": "2026-W99"}, "week", "没有这一周：2026-W99"),
+        ({"week": "2026-W49"}, "week", "所选时段尚未开始"),
+        ({"start": "2026/11/01"}, "from", "日期格式不正确：2026/11/01"),
+        ({"end": "2026-02-30"}, "to", "日期格式不正确：2026-02-30"),
+        ({"start": "2026-11-21"}, "from", "所选时段尚未开始"),
+        ({"start": "2026-11-10", "end": "2026-11-09"}, "to", "结束日期早于开始日期"),
+        ({"start": "2023-01-01", "end": "2026-11-01"}, "from", "统计时段最长三年"),
+    ]
+    for query, field, zh in refused:
+        with pytest.raises(Invalid) as e:
+            periods.parse(today, **query)
+        assert (e.value.status_code, e.value.field, e.value.extra["zh"]) == (422, field, zh), query
+
+
 def test_bad_periods_are_refused_plainly(client, district):
     _login(client, "supervisor")
     r = client.get("/performance", params={"from": "2026-11-30", "to": "2026-11-01"})
     assert r.status_code == 422 and "结束日期早于开始日期" in r.text
+    r = client.get("/performance", params={"month": "11/2026"})
+    assert r.status_code == 422 and "没有这个月份：11/2026" in r.text
+    r = client.get("/analysis", params={"week": "2026-45"})
+    assert r.status_code == 422 and "没有这一周：2026-45" in r.text
     assert client.get("/analysis", params={"month": "2026-13"}).status_code == 422
     assert client.get("/analysis", params={"month": "2027-01"}).status_code == 422  # not begun
     assert client.get("/performance", params={"week": "2026-W53"}).status_code == 422  # 2026 has 52

@@ -75,3 +75,18 @@ def test_inactive_department_is_skipped(runtime, district):
     # Falls back to the parent's... which has none: no route.
     with pytest.raises(Invalid):
         _route(runtime, "0103")
+
+
+def test_category_path_runs_from_the_root_and_ends_at_a_loop_or_a_missing_parent():
+    from types import SimpleNamespace
+
+    from hotline.directory import category_path
+
+    def tree(**parents: int | None) -> dict:
+        return {int(k[1:]): SimpleNamespace(id=int(k[1:]), parent_id=v) for k, v in parents.items()}
+
+    cats = tree(c1=None, c2=1, c3=2)
+    assert [c.id for c in category_path(3, cats.get)] == [1, 2, 3]
+    assert category_path(None, cats.get) == []
+    assert [c.id for c in category_path(3, tree(c2=9, c3=2).get)] == [2, 3]  # the parent 9 is gone
+    assert [c.id for c in category_path(3, tree(c1=3, c2=1, c3=2).get)] == [1, 2, 3]  # 1's parent is 3 again

@@ -1,4 +1,4 @@
-"""The rules of DOMAIN.md that the gateway enforces, each in a test named after it."""
+"""The rules the gateway enforces (docs/workflow.md, docs/api.md), each in a test named after it."""
 
 import pytest
 

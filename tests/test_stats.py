@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hotline.config import ROOT, Settings
+from hotline.indicators.metrics import RATES
 from hotline.main import create_app
 from hotline.runtime import Runtime
 from tests.conftest import local
@@ -126,3 +127,77 @@ def test_ranking_and_red_black_list(as_, november):
     result = as_("supervisor").get("/stats/departments", **NOV)
     assert _row(result, "housing")["rank"] == 1  # urban has too few tickets to rank
     assert result["red_list"] == ["housing"] and result["black_list"] == []
+
+
+@pytest.fixture
+def replied_in_october(as_, clock, november):
+    """One more housing ticket: replied in October, its citizen reached in November. It is a
+    callback of November (解决率, 满意率) but not a reply of November (回访率)."""
+    tid = _ticket(as_, clock, local(2026, 10, 26, 9))
+    as_("housing_h").fire(tid, "sign")
+    clock.set(local(2026, 10, 28, 10))
+    as_("housing_h").fire(tid, "reply", result="已处理")
+    as_("supervisor").fire(tid, "approve_reply")
+    clock.set(local(2026, 11, 2, 10))
+    as_("agent").fire(tid, "callback", reached=True, solved=True, rating=4)
+    clock.set(local(2026, 11, 20, 9))
+    return tid
+
+
+def test_the_callback_rate_counts_the_replies_of_the_period_reached(as_, november, replied_in_october):
+    h = _row(as_("supervisor").get("/stats/departments", **NOV), "housing")
+    # replied in November: t1 t2 t4 t6; reached since: t1 t2 t4 (t6's callback overturned)
+    assert (h["replied"], h["replied_called_back"], h["called_back"]) == (4, 3, 4)
+    assert h["callback_rate"] == 0.75 and h["resolution_rate"] == 0.75  # solved t1 t4 and October's
+    behind = as_("supervisor").get("/stats/departments/housing/tickets", metric="replied_called_back", **NOV)
+    assert {t["id"] for t in behind["tickets"]} == {november[t] for t in ("t1", "t2", "t4")}
+
+
+def test_every_rate_is_the_numerator_over_the_denominator_it_names(as_, november, replied_in_october):
+    """For every department and rate, the API gives the rate and the two figures it names
+    under `rates`, and the tickets behind each figure are as many as the figure."""
+    sup = as_("supervisor")
+    result = sup.get("/stats/departments", **NOV)
+    assert set(result["rates"]) == {r.name for r in RATES}
+    assert result["rates"]["callback_rate"] == ["replied_called_back", "replied"]
+    checked = 0
+    for row in result["departments"]:
+        for rate, (numerator, denominator) in result["rates"].items():
+            n, d = row[numerator], row[denominator]
+            assert row[rate] == (round(n / d, 4) if d else None), (row["department"], rate)
+            for figure, value in ((numerator, n), (denominator, d)):
+                behind = sup.get(f"/stats/departments/{row['department']}/tickets", metric=figure, **NOV)
+                assert len(behind["tickets"]) == value, (row["department"], figure)
+            checked += d > 0
+    assert checked >= 10
+
+
+def test_periods_in_the_api(as_, november, clock):
+    sup = as_("supervisor")
+    month = sup.get("/stats/departments", month="2026-11")
+    assert (month["from"], month["to"]) == ("2026-11-01", "2026-11-20")  # the month to date
+    assert _row(month, "housing") == _row(sup.get("/stats/departments", **NOV), "housing")
+    week = sup.get("/stats/departments", week="2026-W45")
+    assert (week["from"], week["to"]) == ("2026-11-02", "2026-11-08")
+    assert _row(week, "housing")["dispatched"] == 5
+    default = sup.get("/stats/departments")
+    assert (default["from"], default["to"]) == ("2026-11-01", "2026-11-20")
+    for params, field in (
+        ({"month": "2026-13"}, "month"),
+        ({"month": "11/2026"}, "month"),
+        ({"week": "2026-W53"}, "week"),
+        ({"from": "2026-11-31"}, "from"),
+        ({"to": "20261130"}, "to"),
+        ({"from": "2026-11-30", "to": "2026-11-01"}, "to"),
+        ({"from": "2020-01-01", "to": "2026-11-01"}, "from"),
+        ({"from": "2026-11-21"}, "from"),
+        ({"month": "2026-12"}, "month"),
+    ):
+        body = sup.get("/stats/departments", expect=422, **params)
+        assert body["field"] == field, params
+    behind = sup.get("/stats/departments/housing/tickets", metric="overdue", week="2026-W46")
+    assert (behind["from"], behind["to"]) == ("2026-11-09", "2026-11-15")
+    assert [t["id"] for t in behind["tickets"]] == [november["t2"]]  # due 11-11, replied 11-13
+    volume = sup.get("/analysis/volume", by="type", month="2026-11")
+    assert (volume["from"], volume["total"]) == ("2026-11-01", 6)
+    assert sup.get("/analysis/hot-words", expect=422, week="W45")["field"] == "week"

@@ -1,1 +1,1 @@
-"""The JSON API under /api/v1 (shared/API.md is the contract)."""
+"""The JSON API under /api/v1 (docs/api.md describes it)."""

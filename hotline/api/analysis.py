@@ -1,23 +1,19 @@
 """Analysis (分析研判): volumes, growth, hotspots, repeated requests, hot words, surges."""
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlmodel import select
 
 from hotline.api.deps import RuntimeDep, require
-from hotline.api.stats import _period
+from hotline.api.stats import PeriodDep
 from hotline.deadlines.calendar import local_iso
 from hotline.indicators import analysis
-from hotline.indicators.stats import period_bounds
 from hotline.models import Category, SurgeAlert, Ticket
 from hotline.workflow.engine import Actor
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
 Reader = Annotated[Actor, require("supervisor", "admin", "leader")]
-From = Annotated[date | None, Query(alias="from")]
-To = Annotated[date | None, Query(alias="to")]
 
 
 def _scope(actor: Actor):
@@ -30,21 +26,19 @@ def volume(
     actor: Reader,
     runtime: RuntimeDep,
     by: Literal[analysis.DIMENSIONS],  # type: ignore[valid-type]
-    start: From = None,
-    end: To = None,
+    period: PeriodDep,
 ) -> dict[str, Any]:
     """Tickets by type, category, department, street, community, hour or day, with the
     previous period of the same length and the growth against it."""
-    start, end = _period(runtime, start, end)
-    lo, hi = period_bounds(start, end)
+    lo, hi = period.bounds
     with runtime.db.read_session() as session:
         rows = analysis.volume(session, by, lo, hi, _scope(actor))
     total = sum(r["count"] for r in rows)
     previous = sum(r["previous"] for r in rows)
     return {
         "by": by,
-        "from": start.isoformat(),
-        "to": end.isoformat(),
+        "from": period.start.isoformat(),
+        "to": period.end.isoformat(),
         "total": total,
         "previous_total": previous,
         "growth": round((total - previous) / previous, 4) if previous else None,
@@ -56,18 +50,16 @@ def volume(
 def hotspots(
     _: Annotated[Actor, require("supervisor", "admin")],
     runtime: RuntimeDep,
+    period: PeriodDep,
     by: Literal["category", "street", "community"] = "category",
-    start: From = None,
-    end: To = None,
 ) -> dict[str, Any]:
     """Categories or places whose volume jumps against their own baseline."""
-    start, end = _period(runtime, start, end)
-    lo, hi = period_bounds(start, end)
+    lo, hi = period.bounds
     with runtime.db.read_session() as session:
         return {
             "by": by,
-            "from": start.isoformat(),
-            "to": end.isoformat(),
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
             "rows": analysis.hotspots(session, runtime, by, lo, hi),
         }
 
@@ -85,13 +77,13 @@ def repeats(actor: Reader, runtime: RuntimeDep) -> list[dict[str, Any]]:
 
 
 @router.get("/hot-words")
-def hot_words(actor: Reader, runtime: RuntimeDep, start: From = None, end: To = None) -> dict[str, Any]:
+def hot_words(actor: Reader, runtime: RuntimeDep, period: PeriodDep) -> dict[str, Any]:
     """The period's most frequent words (jieba segmentation, stop words left out)."""
-    start, end = _period(runtime, start, end)
-    lo, hi = period_bounds(start, end)
+    lo, hi = period.bounds
     with runtime.db.read_session() as session:
         words = analysis.hot_words(session, runtime, lo, hi, _scope(actor))
-    return {"from": start.isoformat(), "to": end.isoformat(), "words": [{"word": w, "count": c} for w, c in words]}
+    words_out = [{"word": w, "count": c} for w, c in words]
+    return {"from": period.start.isoformat(), "to": period.end.isoformat(), "words": words_out}
 
 
 @router.get("/surges")

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from hotline.api.deps import RuntimeDep, actor_for_token, bearer_token
 from hotline.api.schemas import MAX_CONTENT_CHARS
 from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.directory import places
+from hotline.directory import category_path, places
 from hotline.errors import HotlineError, NotFound
 from hotline.labels import CLOSE_REASON_LABELS, TYPE_LABELS
 from hotline.models import TICKET_TYPES, Category, Ticket, TicketEvent
@@ -150,12 +150,7 @@ def _active_categories(session: Session) -> list[Category]:
 
 
 def _service(category: Category, by_id: dict[int, Category]) -> dict[str, Any]:
-    path = [category.name]
-    node = category
-    while node.parent_id is not None and node.parent_id in by_id:
-        node = by_id[node.parent_id]
-        path.append(node.name)
-    path.reverse()
+    path = [c.name for c in category_path(category.id, by_id.get)]
     return {
         "service_code": category.code,
         "service_name": category.name,

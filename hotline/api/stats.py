@@ -1,78 +1,77 @@
 """Performance indicators per department (绩效管理), with the tickets behind every figure."""
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends
 
 from hotline.api.deps import RuntimeDep, require
-from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import department_by_code
-from hotline.errors import Invalid, NotFound
-from hotline.indicators import stats
+from hotline.errors import NotFound
+from hotline.indicators import metrics, periods, reports, stats
+from hotline.indicators.periods import FromQuery, MonthQuery, Period, ToQuery, WeekQuery
 from hotline.models import Department
 from hotline.workflow.engine import Actor
 
 router = APIRouter(prefix="/stats", tags=["stats"])
-Metric = Literal[stats.ASSIGNMENT_METRICS + stats.CALLBACK_METRICS]  # type: ignore[valid-type]
+Figure = Literal[metrics.FIGURES]  # type: ignore[valid-type]
 
 
-def _period(runtime, start: date | None, end: date | None) -> tuple[date, date]:
-    today = runtime.now().astimezone(LOCAL_TZ).date()
-    start = start or today.replace(day=1)
-    end = end or today
-    if end < start:
-        raise Invalid("'to' is before 'from'", field="to")
-    if (end - start).days > 366 * 3:
-        raise Invalid("a period spans at most three years", field="from")
-    return start, end
+def period_query(
+    runtime: RuntimeDep,
+    month: MonthQuery = None,
+    week: WeekQuery = None,
+    start: FromQuery = None,
+    end: ToQuery = None,
+) -> Period:
+    """The period asked for: `from`/`to` (local dates), else `week`, else `month`; this month to
+    date by default. A period still running ends today."""
+    return periods.parse(periods.local_today(runtime.now()), month=month, week=week, start=start, end=end)
+
+
+# Declared after the caller's role check in each endpoint: a stranger gets 403, not 422.
+PeriodDep = Annotated[Period, Depends(period_query)]
 
 
 @router.get("/departments")
 def departments(
     actor: Annotated[Actor, require("supervisor", "admin", "leader")],
     runtime: RuntimeDep,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    period: PeriodDep,
 ) -> dict[str, Any]:
-    """The indicators of DOMAIN.md per department for [from, to] (local dates), ranked.
+    """The indicators per department for the period, ranked. Each rate is one figure of the
+    row divided by another, as `rates` names them (numerator, denominator), to four places.
 
     A department leader sees the figures of their own department and the ranking.
     """
-    start, end = _period(runtime, start, end)
     with runtime.db.read_session() as session:
-        result = stats.department_stats(session, runtime, start, end)
-        if actor.role == "leader":
-            own = session.get(Department, actor.department_id).code
-            result["departments"] = [
-                r
-                if r["department"] == own
-                else {k: r.get(k) for k in ("department", "department_name", "score", "rank")}
-                for r in result["departments"]
-            ]
-        return result
+        result = stats.department_stats(session, runtime, period.start, period.end)
+        own = session.get(Department, actor.department_id).code if actor.role == "leader" else None
+    visible = reports.performance_for(result, actor.role, own)
+    rows = [
+        {k: stats.to_four_places(v) if k in metrics.RATES_BY_NAME else v for k, v in row.items()}
+        for row in visible["departments"]
+    ]
+    return {**visible, "departments": rows}
 
 
 @router.get("/departments/{code}/tickets")
 def tickets_behind(
     code: str,
-    metric: Metric,
+    metric: Figure,
     actor: Annotated[Actor, require("supervisor", "admin", "leader")],
     runtime: RuntimeDep,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    period: PeriodDep,
 ) -> dict[str, Any]:
     """The tickets behind one figure (e.g. `metric=overdue`) of one department."""
-    start, end = _period(runtime, start, end)
     with runtime.db.read_session() as session:
         dept = department_by_code(session, code)
         if actor.role == "leader" and dept.id != actor.department_id:
             raise NotFound(f"department {code!r} not found, or not visible to you")
-        rows = stats.tickets_behind(session, runtime, dept, metric, start, end)
+        rows = stats.tickets_behind(session, runtime, dept, metric, period.start, period.end)
         return {
             "department": code,
             "metric": metric,
-            "from": start.isoformat(),
-            "to": end.isoformat(),
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
             "tickets": [{"id": i, "number": n} for i, n in rows],
         }

@@ -6,13 +6,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
-from hotline import notices
+from hotline import notices, supervision
 from hotline.api.deps import CurrentActor, RuntimeDep, require
 from hotline.deadlines.calendar import local_iso
-from hotline.errors import NotFound
 from hotline.models import Escalation, SupervisionOrder, Ticket
 from hotline.workflow.definition import DEPARTMENT_ROLES
-from hotline.workflow.engine import Actor, fire
+from hotline.workflow.engine import Actor
 
 router = APIRouter(tags=["supervision"])
 
@@ -99,18 +98,7 @@ class AnswerIn(BaseModel):
 def answer_order(order_id: int, body: AnswerIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     """The department leader answers a supervision order (through the workflow gateway)."""
     with runtime.db.session() as session:
-        order = session.get(SupervisionOrder, order_id)
-        if order is None or (actor.role in DEPARTMENT_ROLES and order.department_id != actor.department_id):
-            raise NotFound(f"supervision order {order_id} not found, or not visible to you")
-        ticket = fire(
-            session,
-            runtime,
-            order.ticket_id,
-            "answer_supervision",
-            actor,
-            {"order": order_id, "answer": body.answer},
-            now=runtime.now(),
-        ).ticket
+        order, ticket = supervision.answer_order(session, runtime, order_id, actor, body.answer, now=runtime.now())
         return _order_out(order, ticket.number)
 
 

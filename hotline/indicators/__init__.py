@@ -1,1 +1,1 @@
-"""Performance management and analysis: metric definitions, running totals, indicators, analysis, reports."""
+"""Performance management and analysis: metric definitions, periods, running totals, indicators, analysis, reports."""

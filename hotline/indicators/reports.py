@@ -26,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.indicators import analysis, stats
+from hotline.indicators import analysis, metrics, stats
+from hotline.indicators.periods import Period, last_ended, local_today, period_of
 from hotline.models import Category, Report, SurgeAlert, Ticket
 
 log = logging.getLogger("hotline.indicators.reports")
@@ -36,119 +37,6 @@ KIND_LABELS = {"daily": "日报", "weekly": "周报", "monthly": "月报"}
 # After a pause (the scheduler was down), at most this many missed periods are caught up.
 CATCH_UP = {"daily": 31, "weekly": 8, "monthly": 3}
 DATA_VERSION = 1
-
-RATE_LABELS = {
-    "signed_on_time_rate": "及时签收率",
-    "completed_on_time_rate": "按时办结率",
-    "return_rate": "退单率",
-    "callback_rate": "回访率",
-    "resolution_rate": "解决率",
-    "satisfaction_rate": "满意率",
-    "rehandle_rate": "重办率",
-    "overdue_rate": "超期率",
-}
-# Each rate as (numerator metric, denominator count, denominator metric for its tickets).
-RATE_PARTS = {
-    "signed_on_time_rate": ("signed_on_time", "dispatched", "dispatched"),
-    "completed_on_time_rate": ("completed_on_time", "due", "due"),
-    "return_rate": ("returned", "dispatched", "dispatched"),
-    "callback_rate": ("called_back", "replied", "replied"),
-    "resolution_rate": ("solved", "called_back", "called_back"),
-    "satisfaction_rate": ("satisfied", "rated", "rated"),
-    "rehandle_rate": ("rehandled", "replied", "replied"),
-    "overdue_rate": ("overdue", "due", "due"),
-}
-# The rates where less is better (the others: more is better).
-LOWER_IS_BETTER = {"return_rate", "rehandle_rate", "overdue_rate"}
-METRIC_LABELS = {
-    "dispatched": "派单",
-    "signed_on_time": "及时签收",
-    "returned": "退单",
-    "due": "应办结",
-    "completed_on_time": "按时办结",
-    "overdue": "超期",
-    "replied": "已答复",
-    "rehandled": "重办",
-    "called_back": "已回访",
-    "solved": "已解决",
-    "rated": "已评价",
-    "satisfied": "满意",
-}
-
-
-# --- periods ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Period:
-    """A span of local days [start, end] and how to name it."""
-
-    start: date
-    end: date
-    kind: str = "range"  # daily | weekly | monthly | range
-    # A week or month still running: `end` is today, not the end of the week or month.
-    partial: bool = False
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
-
-    @property
-    def label(self) -> str:
-        s, e = self.start, self.end
-        if self.partial and self.kind == "monthly":
-            return f"{s.year}年{s.month}月（截至{e.day}日）"
-        if self.partial and self.kind == "weekly":
-            year, week, _ = s.isocalendar()
-            return f"{year}年第{week}周（{s.month}月{s.day}日至{e.month}月{e.day}日）"
-        if self.kind == "daily":
-            return f"{s.year}年{s.month}月{s.day}日"
-        if self.kind == "weekly":
-            year, week, _ = s.isocalendar()
-            return f"{year}年第{week}周（{s.month}月{s.day}日—{e.month}月{e.day}日）"
-        if self.kind == "monthly":
-            return f"{s.year}年{s.month}月"
-        if s == e:
-            return f"{s.year}年{s.month}月{s.day}日"
-        if s.year == e.year:
-            return f"{s.year}年{s.month}月{s.day}日至{e.month}月{e.day}日"
-        return f"{s.year}年{s.month}月{s.day}日至{e.year}年{e.month}月{e.day}日"
-
-    @property
-    def plain_label(self) -> str:
-        """The label without brackets, to go inside a title's brackets."""
-        return self.label.replace("（", "，").replace("）", "")
-
-    @property
-    def iso(self) -> str:
-        return self.start.isoformat() if self.start == self.end else f"{self.start.isoformat()}_{self.end.isoformat()}"
-
-
-def month_end(day: date) -> date:
-    first_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return first_next - timedelta(days=1)
-
-
-def period_of(kind: str, day: date) -> Period:
-    """The day, ISO week or month that contains `day`."""
-    if kind == "daily":
-        return Period(day, day, kind)
-    if kind == "weekly":
-        monday = day - timedelta(days=day.weekday())
-        return Period(monday, monday + timedelta(days=6), kind)
-    if kind == "monthly":
-        return Period(day.replace(day=1), month_end(day), kind)
-    raise ValueError(kind)
-
-
-def last_ended(kind: str, today: date) -> Period:
-    """The latest period of the kind that is over by the start of `today`."""
-    current = period_of(kind, today)
-    return period_of(kind, current.start - timedelta(days=1))
-
-
-def local_today(now: datetime) -> date:
-    return now.astimezone(LOCAL_TZ).date()
 
 
 def report_title(kind: str, period: Period) -> str:
@@ -236,7 +124,7 @@ def period_figures(session: Session, runtime, period: Period, *, scope=None, hot
     Each volume is two GROUP BYs over the indexed creation time (this period and the one
     before); the street figures come from the community ones.
     """
-    lo, hi = stats.period_bounds(period.start, period.end)
+    lo, hi = period.bounds
     volume = {by: analysis.volume(session, by, lo, hi, scope) for by in ("type", "category", "community", "hour")}
     volume["street"] = streets_from(volume["community"])
     volume["day"] = analysis.volume(session, "day", lo, hi, scope) if period.days > 1 else []
@@ -264,7 +152,7 @@ def period_figures(session: Session, runtime, period: Period, *, scope=None, hot
 
 def report_data(session: Session, runtime, kind: str, period: Period, now: datetime) -> dict[str, Any]:
     """Everything a report shows, as JSON-ready data."""
-    lo, hi = stats.period_bounds(period.start, period.end)
+    lo, hi = period.bounds
     performance = stats.department_stats(session, runtime, period.start, period.end)
     figures = period_figures(session, runtime, period)
     end = min(hi, now)
@@ -523,7 +411,7 @@ def performance_sheet(result: dict[str, Any], *, total: dict[str, Any] | None = 
         Column("排名", "rank", "int", 7, "center"),
         Column("承办单位", "department_name", "text", 26),
         Column("派单量", "dispatched", "int", 9),
-        *[Column(label, key, "pct", 11) for key, label in RATE_LABELS.items()],
+        *[Column(rate.label, rate.name, "pct", 11) for rate in metrics.RATES],
         Column("综合得分", "score", "float", 10),
     ]
     weights = result.get("weights") or {}

@@ -2,40 +2,28 @@
 
 The gateway keeps the facts on each main assignment as they happen (signed on time,
 returned, handle-by, first reply and whether it was on time, rehandlings) and on each
-callback (department, reached, solved, rating, overturned). The indicators are read from
-the daily running totals the gateway keeps from those facts (hotline.indicators.totals): a month for
-every department is a sum over a few thousand rows. The same counts as one GROUP BY over
+callback (department, reached, solved, rating, overturned), and the daily running totals
+of them (hotline.indicators.totals). The indicators are read from those totals: a month for
+every department is a sum over a few thousand rows. The same figures as grouped queries over
 the facts (`live_department_counts`) are the reference the totals are checked against
-(`hotline stats check`, the tests) and the definition of the tickets behind each figure.
-Tickets marked unreasonable (不合理诉求) and ratings overturned on appeal leave the
-numerators and the denominators.
+(`hotline stats check`, the tests), and the tickets behind each figure are listed with the
+same conditions. What each figure and rate counts is defined in hotline.indicators.metrics.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Date, and_, case, cast, exists, func, not_, select
+from sqlalchemy import func, not_, select
 from sqlmodel import Session
 
-from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.indicators import totals
-from hotline.models import Assignment, Callback, Department, Ticket
-
-RATES = (
-    "signed_on_time_rate",
-    "completed_on_time_rate",
-    "return_rate",
-    "callback_rate",
-    "resolution_rate",
-    "satisfaction_rate",
-    "rehandle_rate",
-    "overdue_rate",
-)
+from hotline.indicators import metrics
+from hotline.indicators.periods import bounds, local_today
+from hotline.models import DailyTotal, Department, Ticket
 
 
 class Weights(BaseModel):
@@ -62,20 +50,10 @@ def performance_config(workflows_dir: str) -> Performance:
     return Performance.model_validate(data or {})
 
 
-def period_bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    """[start, end] as local days, as UTC instants [from, to)."""
-    return (
-        datetime.combine(start, time(0), LOCAL_TZ),
-        datetime.combine(end + timedelta(days=1), time(0), LOCAL_TZ),
-    )
-
-
-def _rate(numerator: int, denominator: int) -> float | None:
-    return round(numerator / denominator, 4) if denominator else None
-
-
 @dataclass
 class Counts:
+    """The figures of one department and period (hotline.indicators.metrics.FIGURES)."""
+
     dispatched: int = 0
     signed_on_time: int = 0
     returned: int = 0
@@ -91,228 +69,100 @@ class Counts:
     satisfied: int = 0
 
 
-# What each count means, as a condition on the main assignments or the callbacks: the
-# same definitions serve the figures and the lists of tickets behind them.
-def _main_assignment_base():
-    return and_(Assignment.role == "main", not_(Ticket.unreasonable))
+def _by_anchor(config: Performance) -> dict[metrics.Anchor, list[metrics.Figure]]:
+    out: dict[metrics.Anchor, list[metrics.Figure]] = {}
+    for figure in metrics.figures(config.basic_satisfied_counts).values():
+        out.setdefault(figure.anchor, []).append(figure)
+    return out
 
 
-def assignment_metric(metric: str, lo: datetime, hi: datetime, now: datetime):
-    """The condition behind an assignment-based count."""
-    dispatched = and_(Assignment.dispatched_at >= lo, Assignment.dispatched_at < hi)
-    due = and_(
-        Assignment.status != "withdrawn",
-        Assignment.handle_by >= lo,
-        Assignment.handle_by < min(hi, now),
+def _live(
+    session: Session, anchor: metrics.Anchor, shown: list[metrics.Figure], lo: datetime, hi: datetime, now: datetime
+) -> dict[int, list[int]]:
+    """The figures of one anchor over the facts in [lo, hi), per department: one grouped query."""
+    stmt = (
+        select(anchor.department, *[metrics.count(f.where) for f in shown])
+        .where(anchor.rows(lo, hi, now))
+        .group_by(anchor.department)
     )
-    replied = and_(Assignment.first_replied_at >= lo, Assignment.first_replied_at < hi)
-    conditions = {
-        "dispatched": dispatched,
-        "signed_on_time": and_(dispatched, Assignment.signed_on_time.is_(True)),
-        "returned": and_(dispatched, Assignment.returned.is_(True)),
-        "due": due,
-        "completed_on_time": and_(due, Assignment.replied_on_time.is_(True)),
-        "overdue": and_(due, not_(func.coalesce(Assignment.replied_on_time, False))),
-        "replied": replied,
-        "rehandled": and_(replied, Assignment.rehandles > 0),
-        # Of the tickets replied in the period, those whose citizen was reached since.
-        "replied_called_back": and_(
-            replied,
-            exists()
-            .where(Callback.ticket_id == Assignment.ticket_id, Callback.reached, not_(Callback.overturned))
-            .correlate(Assignment),
-        ),
-    }
-    return conditions[metric]
-
-
-def callback_metric(metric: str, lo: datetime, hi: datetime, satisfied_from: int):
-    base = and_(Callback.at >= lo, Callback.at < hi, Callback.reached, not_(Callback.overturned))
-    conditions = {
-        "called_back": base,
-        "solved": and_(base, Callback.solved.is_(True)),
-        "rated": and_(base, Callback.rating.is_not(None)),
-        "satisfied": and_(base, Callback.rating >= satisfied_from),
-    }
-    return conditions[metric]
-
-
-ASSIGNMENT_METRICS = (
-    "dispatched",
-    "signed_on_time",
-    "returned",
-    "due",
-    "completed_on_time",
-    "overdue",
-    "replied",
-    "rehandled",
-    "replied_called_back",
-)
-CALLBACK_METRICS = ("called_back", "solved", "rated", "satisfied")
-
-
-def _count(condition):
-    return func.sum(case((condition, 1), else_=0))
+    return {dept_id: [int(v or 0) for v in values] for dept_id, *values in session.execute(stmt)}
 
 
 def live_department_counts(
     session: Session, lo: datetime, hi: datetime, now: datetime, config: Performance
 ) -> dict[int, Counts]:
-    """The counts behind the indicators, per department, in four grouped queries over the
-    facts: the reference for the running totals."""
+    """The figures per department over the facts in [lo, hi), one grouped query per anchor:
+    the reference for the running totals."""
     counts: dict[int, Counts] = {}
-    # One query per way an assignment touches the period, each on its own index.
-    groups = {
-        "dispatched": ("dispatched", "signed_on_time", "returned"),
-        "due": ("due", "completed_on_time", "overdue"),
-        "replied": ("replied", "rehandled", "replied_called_back"),
-    }
-    for anchor, metrics in groups.items():
-        for dept_id, values in _assignment_group(session, anchor, metrics, lo, hi, now).items():
+    for anchor, shown in _by_anchor(config).items():
+        for dept_id, values in _live(session, anchor, shown, lo, hi, now).items():
             c = counts.setdefault(dept_id, Counts())
-            for name, value in zip(metrics, values, strict=True):
-                setattr(c, name, value)
-    satisfied_from = 3 if config.basic_satisfied_counts else 4
-    base = callback_metric("called_back", lo, hi, satisfied_from)
-    stmt = (
-        select(
-            Callback.department_id,
-            func.count(),
-            _count(Callback.solved.is_(True)),
-            _count(Callback.rating.is_not(None)),
-            _count(Callback.rating >= satisfied_from),
-        )
-        .where(base, Callback.department_id.is_not(None), Callback.ticket_id.not_in(_excluded()))
-        .group_by(Callback.department_id)
-    )
-    for dept_id, called_back, solved, rated, satisfied in session.execute(stmt):
-        c = counts.setdefault(dept_id, Counts())
-        c.called_back, c.solved = int(called_back), int(solved or 0)
-        c.rated, c.satisfied = int(rated or 0), int(satisfied or 0)
+            for figure, value in zip(shown, values, strict=True):
+                setattr(c, figure.name, value)
     return counts
 
 
-def _local_day(session: Session, column):
-    """The local calendar day of a UTC timestamp, in SQL."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone(str(LOCAL_TZ), column), Date)
-    # SQLite keeps UTC wall times; Asia/Shanghai has kept UTC+8 all year since 1991.
-    hours = int(LOCAL_TZ.utcoffset(datetime(2000, 1, 1)).total_seconds() // 3600)
-    return func.date(column, f"{hours:+d} hours")
-
-
-def live_counts_by_day(session: Session, lo: datetime, hi: datetime) -> dict[tuple[date, int, str], int]:
-    """The running totals recomputed from the facts in [lo, hi), with the conditions of the
-    live counts grouped by local day, every deadline counted whether passed or not:
-    (day, department id, metric) -> n. What `hotline stats rebuild` writes."""
-    out: dict[tuple[date, int, str], int] = {}
-
-    def put(day, dept_id, metric, n):
-        if n:
-            out[(day if isinstance(day, date) else date.fromisoformat(day), dept_id, metric)] = int(n)
-
-    anchors = {
-        "dispatched": (Assignment.dispatched_at, totals.DISPATCH_METRICS),
-        "due": (Assignment.handle_by, totals.DUE_METRICS),
-        "replied": (Assignment.first_replied_at, totals.REPLY_METRICS),
-    }
-    for anchor, (column, metrics) in anchors.items():
-        day = _local_day(session, column)
-        stmt = (
-            select(day, Assignment.department_id, *[_count(assignment_metric(m, lo, hi, hi)) for m in metrics])
-            .where(Assignment.role == "main", assignment_metric(anchor, lo, hi, hi))
-            .where(Assignment.ticket_id.not_in(_excluded()))
-            .group_by(day, Assignment.department_id)
-        )
-        for d, dept_id, *values in session.execute(stmt):
-            for metric, n in zip(metrics, values, strict=True):
-                put(d, dept_id, metric, n)
-    day = _local_day(session, Callback.at)
-    ratings = [_count(Callback.rating == level) for level in range(1, 6)]
+def _kept_sums(session: Session, start: date, end: date, due_until: date) -> dict[int, dict[str, int]]:
+    """The running totals of [start, end] per department and metric; the metrics of a
+    deadline only for days before `due_until` (a deadline on a later day has not passed)."""
+    deadlines = [m.name for m in metrics.KEPT if m.anchor.passed_only]
     stmt = (
-        select(day, Callback.department_id, func.count(), _count(Callback.solved.is_(True)), *ratings)
-        .where(callback_metric("called_back", lo, hi, 3), Callback.department_id.is_not(None))
-        .where(Callback.ticket_id.not_in(_excluded()))
-        .group_by(day, Callback.department_id)
+        select(DailyTotal.department_id, DailyTotal.metric, func.sum(DailyTotal.n))
+        .where(DailyTotal.day >= start, DailyTotal.day <= end)
+        .where(not_(DailyTotal.metric.in_(deadlines)) | (DailyTotal.day < due_until))
+        .group_by(DailyTotal.department_id, DailyTotal.metric)
     )
-    for d, dept_id, called_back, solved, *levels in session.execute(stmt):
-        put(d, dept_id, "called_back", called_back)
-        put(d, dept_id, "solved", solved)
-        put(d, dept_id, "rated", sum(int(n or 0) for n in levels))
-        for metric, n in zip(totals.RATING_METRICS, levels, strict=True):
-            put(d, dept_id, metric, n)
+    out: dict[int, dict[str, int]] = {}
+    for dept_id, metric, n in session.execute(stmt):
+        out.setdefault(dept_id, {})[metric] = int(n or 0)
     return out
 
 
 def department_counts(
     session: Session, start: date, end: date, now: datetime, config: Performance
 ) -> dict[int, Counts]:
-    """The counts behind the indicators for the local days [start, end], per department,
-    from the running totals. A deadline only counts as due once it has passed, so deadlines
-    falling today are counted live from the facts (an indexed range of today's deadlines)."""
-    today = now.astimezone(LOCAL_TZ).date()
-    satisfied_from = 3 if config.basic_satisfied_counts else 4
+    """The figures for the local days [start, end], per department, from the running
+    totals. A deadline only counts once it has passed, so deadlines falling today are
+    counted live from the facts (an indexed range of today's deadlines)."""
+    today = local_today(now)
+    shown = metrics.figures(config.basic_satisfied_counts).values()
     counts: dict[int, Counts] = {}
-    for dept_id, sums in totals.sums(session, start, end, due_until=today).items():
-        c = counts.setdefault(dept_id, Counts())
-        for name in (*totals.DISPATCH_METRICS, *totals.DUE_METRICS, *totals.REPLY_METRICS, "called_back", "solved"):
-            setattr(c, name, sums.get(name, 0))
-        c.rated = sums.get("rated", 0)
-        c.satisfied = sum(sums.get(f"rating_{level}", 0) for level in range(satisfied_from, 6))
-        c.overdue = c.due - c.completed_on_time
+    for dept_id, sums in _kept_sums(session, start, end, due_until=today).items():
+        counts[dept_id] = Counts(**{figure.name: figure.of(sums) for figure in shown})
     if start <= today <= end:
-        lo, hi = period_bounds(today, today)
-        metrics = ("due", "completed_on_time", "overdue")
-        for dept_id, values in _assignment_group(session, "due", metrics, lo, hi, now).items():
-            c = counts.setdefault(dept_id, Counts())
-            for name, value in zip(metrics, values, strict=True):
-                setattr(c, name, getattr(c, name) + value)
+        lo, hi = bounds(today, today)
+        for anchor, figures in _by_anchor(config).items():
+            if not anchor.passed_only:
+                continue
+            for dept_id, values in _live(session, anchor, figures, lo, hi, now).items():
+                c = counts.setdefault(dept_id, Counts())
+                for figure, value in zip(figures, values, strict=True):
+                    setattr(c, figure.name, getattr(c, figure.name) + value)
     return counts
 
 
-def _excluded():
-    # Tickets marked unreasonable are few: a set the database builds once, rather than a
-    # join with the tickets for every assignment counted.
-    return select(Ticket.id).where(Ticket.unreasonable).scalar_subquery()
-
-
-def _assignment_group(
-    session: Session, anchor: str, metrics: tuple[str, ...], lo: datetime, hi: datetime, now: datetime
-) -> dict[int, list[int]]:
-    """Counts of main assignments touching [lo, hi) by `anchor`, per department."""
-    stmt = (
-        select(Assignment.department_id, *[_count(assignment_metric(m, lo, hi, now)) for m in metrics])
-        .where(
-            Assignment.role == "main", assignment_metric(anchor, lo, hi, now), Assignment.ticket_id.not_in(_excluded())
-        )
-        .group_by(Assignment.department_id)
-    )
-    return {dept_id: [int(v or 0) for v in values] for dept_id, *values in session.execute(stmt)}
-
-
 def indicators(c: Counts, config: Performance) -> dict[str, Any]:
-    """The rates of DOMAIN.md and the composite score (0..100) from the counts."""
-    rates = {
-        "signed_on_time_rate": _rate(c.signed_on_time, c.dispatched),
-        "completed_on_time_rate": _rate(c.completed_on_time, c.due),
-        "return_rate": _rate(c.returned, c.dispatched),
-        "callback_rate": _rate(c.replied_called_back, c.replied),
-        "resolution_rate": _rate(c.solved, c.called_back),
-        "satisfaction_rate": _rate(c.satisfied, c.rated),
-        "rehandle_rate": _rate(c.rehandled, c.replied),
-        "overdue_rate": _rate(c.overdue, c.due),
-    }
-    response_parts = [r for r in (rates["signed_on_time_rate"], rates["completed_on_time_rate"]) if r is not None]
+    """The rates (docs/indicators.md, hotline.indicators.metrics) and the composite score (0..100).
+
+    The rates are exact; the score is worked out from them to four places, as the API gives
+    them, so that anyone can work it out again."""
+    rates = {rate.name: rate.of(c.__dict__) for rate in metrics.RATES}
+    given = {name: to_four_places(value) for name, value in rates.items()}
+    response_parts = [r for r in (given["signed_on_time_rate"], given["completed_on_time_rate"]) if r is not None]
     parts = {
         "response": sum(response_parts) / len(response_parts) if response_parts else None,
-        "resolution": rates["resolution_rate"],
-        "satisfaction": rates["satisfaction_rate"],
+        "resolution": given["resolution_rate"],
+        "satisfaction": given["satisfaction_rate"],
     }
     weights = config.weights.model_dump()
     present = {k: v for k, v in parts.items() if v is not None}
     total_weight = sum(weights[k] for k in present)
     score = round(100 * sum(weights[k] * v for k, v in present.items()) / total_weight, 2) if total_weight else None
     return {**rates, "score": score}
+
+
+def to_four_places(rate: float | None) -> float | None:
+    return round(rate, 4) if rate is not None else None
 
 
 def department_stats(session: Session, runtime, start: date, end: date) -> dict[str, Any]:
@@ -335,6 +185,8 @@ def department_stats(session: Session, runtime, start: date, end: date) -> dict[
         "to": end.isoformat(),
         "basic_satisfied_counts": config.basic_satisfied_counts,
         "weights": config.weights.model_dump(),
+        # Each rate's numerator and denominator, figures of the rows: rate = numerator ÷ denominator.
+        "rates": {rate.name: [rate.numerator, rate.denominator] for rate in metrics.RATES},
         "departments": rows,
         "red_list": [r["department"] for r in ranked[:n]],
         "black_list": [r["department"] for r in ranked[::-1][:n]] if len(ranked) > n else [],
@@ -342,34 +194,22 @@ def department_stats(session: Session, runtime, start: date, end: date) -> dict[
 
 
 def tickets_behind(
-    session: Session, runtime, dept: Department, metric: str, start: date, end: date, limit: int = 500
+    session: Session, runtime, dept: Department, figure: str, start: date, end: date, limit: int = 500
 ) -> list[tuple[int, str]]:
     """The tickets behind one figure of one department: (id, number), newest first."""
     config = performance_config(str(runtime.settings.workflows_dir))
-    lo, hi = period_bounds(start, end)
-    if metric in ASSIGNMENT_METRICS:
-        stmt = (
-            select(Ticket.id, Ticket.number)
-            .join(Assignment, Assignment.ticket_id == Ticket.id)
-            .where(
-                _main_assignment_base(),
-                Assignment.department_id == dept.id,
-                assignment_metric(metric, lo, hi, runtime.now()),
-            )
-        )
-    elif metric in CALLBACK_METRICS:
-        satisfied_from = 3 if config.basic_satisfied_counts else 4
-        stmt = (
-            select(Ticket.id, Ticket.number)
-            .join(Callback, Callback.ticket_id == Ticket.id)
-            .where(
-                Callback.department_id == dept.id,
-                not_(Ticket.unreasonable),
-                callback_metric(metric, lo, hi, satisfied_from),
-            )
-        )
-    else:
-        raise ValueError(metric)
+    shown = metrics.figures(config.basic_satisfied_counts).get(figure)
+    if shown is None:
+        raise ValueError(figure)
+    anchor = shown.anchor
+    lo, hi = bounds(start, end)
+    stmt = (
+        select(Ticket.id, Ticket.number)
+        .join(anchor.table, anchor.table.ticket_id == Ticket.id)
+        .where(anchor.department == dept.id, anchor.rows(lo, hi, runtime.now()))
+    )
+    if shown.where is not None:
+        stmt = stmt.where(shown.where)
     return [(i, n) for i, n in session.execute(stmt.distinct().order_by(Ticket.id.desc()).limit(limit))]
 
 
@@ -382,7 +222,7 @@ def check_totals(session: Session, runtime, start: date, end: date) -> list[tupl
     out = []
     day = start
     while day <= end:
-        lo, hi = period_bounds(day, day)
+        lo, hi = bounds(day, day)
         kept = department_counts(session, day, day, now, config)
         live = live_department_counts(session, lo, hi, now, config)
         for dept_id in sorted(kept.keys() | live.keys()):

@@ -6,26 +6,33 @@ transaction, so a call is never half-logged. The form is validated through the A
 """
 
 import re
-from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
 from hotline.api.schemas import TicketIn
-from hotline.directory import places
+from hotline.directory import active_departments, category_path, clean_place, places
 from hotline.errors import HotlineError, Invalid, NotFound
-from hotline.models import Callback, Category, Department, Ticket
+from hotline.evaluation.ratings import is_satisfied
+from hotline.models import Category, Department, Ticket
 from hotline.routing import route
-from hotline.tickets import Lookups, create_ticket, get_visible, ticket_out
+from hotline.tickets import (
+    Lookups,
+    awaiting_callback,
+    awaiting_callback_counts,
+    create_ticket,
+    get_visible,
+    recent_tickets,
+    ticket_out,
+)
 from hotline.web.auth import PageUser, role_form_user, role_user
+from hotline.web.forms import form_version, page_message, submit
 from hotline.web.render import TYPE_LABELS, URGENCY_LABELS, render
-from hotline.web.views import page_message
 from hotline.workflow.engine import available_events, fire
 
 router = APIRouter(prefix="/agent", include_in_schema=False)
@@ -33,13 +40,6 @@ router = APIRouter(prefix="/agent", include_in_schema=False)
 AgentUser = Annotated[PageUser, role_user("agent", "supervisor")]
 AgentForm = Annotated[PageUser, role_form_user("agent", "supervisor")]
 
-# The repeat check (重复诉求): how far back, how many, and how many recent tickets a
-# place lookup reads at most (street, community and address carry no index).
-RECENT_DAYS = 90
-RECENT_LIMIT = 10
-PLACE_SCAN_ROWS = 20_000
-MIN_PHONE_DIGITS = 7
-MIN_ADDRESS_CHARS = 2
 CATEGORY_SUGGESTIONS = 12
 CALLBACK_PAGE_SIZE = 10
 
@@ -169,24 +169,10 @@ def _fire_error(event: str, exc: HotlineError) -> tuple[str | None, str]:
     return None, page_message(exc)
 
 
-def _departments(session: Session) -> list[Department]:
-    return list(session.exec(select(Department).where(Department.active).order_by(Department.code)).all())
-
-
 def _category_paths(session: Session) -> dict[str, tuple[Category, list[str]]]:
     """Active categories by code, each with the names from the root down."""
     cats = {c.id: c for c in session.exec(select(Category)).all()}
-    out = {}
-    for c in cats.values():
-        if not c.active:
-            continue
-        names, node, seen = [], c, set()
-        while node is not None and node.id not in seen:
-            seen.add(node.id)
-            names.append(node.name)
-            node = cats.get(node.parent_id)
-        out[c.code] = (c, names[::-1])
-    return out
+    return {c.code: (c, [a.name for a in category_path(c.id, cats.get)]) for c in cats.values() if c.active}
 
 
 def category_label(names: list[str], code: str) -> str:
@@ -194,19 +180,10 @@ def category_label(names: list[str], code: str) -> str:
     return f"{' › '.join(names)} ({code})"
 
 
-def _clean_place(known: dict[str, list[str]], street: str, community: str) -> tuple[str | None, str | None]:
-    """The street and community as given, the community dropped when it is not the street's."""
-    street = street.strip() or None
-    community = community.strip() or None
-    if known and street and community and community not in known.get(street, []):
-        community = None
-    return street, community
-
-
 def route_preview(session: Session, category: str, street: str, community: str) -> dict[str, Any]:
     """The department the routing rules choose for the category and place, or why none."""
     known = places(session)
-    street_v, community_v = _clean_place(known, street, community)
+    street_v, community_v = clean_place(known, street, community)
     category_row = None
     if category:
         category_row = session.exec(select(Category).where(Category.code == category, Category.active)).first()
@@ -218,66 +195,8 @@ def route_preview(session: Session, category: str, street: str, community: str) 
         )
     except Invalid:
         return {"state": "none", "message": "派单规则未匹配到承办单位，派单时请在下方手动选择"}
-    if found.how.startswith("rule:"):
-        scope = [x for x in (category_row.name if category_row else None, street_v, community_v) if x]
-        basis = f"派单规则（{' · '.join(scope)}）"
-    else:
-        code = found.how.split(":", 1)[1]
-        cat = session.exec(select(Category).where(Category.code == code)).first()
-        basis = f"分类“{cat.name if cat else code}”的默认承办单位"
-    return {"state": "ok", "department": found.department.name, "code": found.department.code, "basis": basis}
-
-
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def recent_tickets(
-    session: Session, runtime, *, phone: str, street: str, community: str, address: str
-) -> dict[str, Any]:
-    """The caller's and the place's tickets of the last 90 days, newest first (at most 10 each)."""
-    now = runtime.now()
-    since = now - timedelta(days=RECENT_DAYS)
-    phone = re.sub(r"[\s\-]", "", phone)
-    by_phone: list[Ticket] | None = None
-    by_place: list[Ticket] | None = None
-    if sum(ch.isdigit() for ch in phone) >= MIN_PHONE_DIGITS:
-        # caller_phone is indexed: this reads only the caller's own tickets.
-        by_phone = list(
-            session.exec(
-                select(Ticket)
-                .where(Ticket.caller_phone == phone, Ticket.created_at >= since)
-                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                .limit(RECENT_LIMIT)
-            ).all()
-        )
-    street_v, community_v = _clean_place(places(session), street, community)
-    address = address.strip()
-    if street_v and len(address) >= MIN_ADDRESS_CHARS:
-        # The newest tickets of the window by the created_at index, at most PLACE_SCAN_ROWS
-        # of them, then street, community and the address prefix among those.
-        window = (
-            select(Ticket.id)
-            .where(Ticket.created_at >= since)
-            .order_by(Ticket.created_at.desc())
-            .limit(PLACE_SCAN_ROWS)
-        )
-        conditions = [
-            Ticket.id.in_(window),
-            Ticket.street == street_v,
-            Ticket.address.like(_like_prefix(address), escape="\\"),
-        ]
-        if community_v:
-            conditions.append(Ticket.community == community_v)
-        by_place = list(
-            session.exec(
-                select(Ticket)
-                .where(*conditions)
-                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                .limit(RECENT_LIMIT)
-            ).all()
-        )
-    return {"by_phone": by_phone, "by_place": by_place, "phone": phone, "address": address}
+    scope = [x for x in (category_row.name if category_row else None, street_v, community_v) if x]
+    return {"state": "ok", "route": found, "scope": scope}
 
 
 def _recent_rows(session: Session, runtime, user: PageUser, found: dict[str, Any]) -> dict[str, Any]:
@@ -308,18 +227,18 @@ def _intake_context(session: Session, runtime, user: PageUser, values: dict[str,
     chosen = paths.get(values["category"])
     found = recent_tickets(
         session,
-        runtime,
         phone=values["caller_phone"],
         street=values["street"],
         community=values["community"],
         address=values["address"],
+        now=runtime.now(),
     )
     return {
         "v": values,
         "places": known,
         "communities": known.get(values["street"], []),
         "category_text": category_label(chosen[1], values["category"]) if chosen else values["category_q"],
-        "departments": _departments(session),
+        "departments": active_departments(session),
         "preview": route_preview(session, values["category"], values["street"], values["community"]),
         "recent": _recent_rows(session, runtime, user, found),
         "can_answer": _can(runtime, "answer", user.role),
@@ -494,7 +413,7 @@ def recent_partial(
     """The caller's and the place's recent tickets, to merge a repeat (htmx)."""
     with runtime.db.read_session() as session:
         found = recent_tickets(
-            session, runtime, phone=caller_phone, street=street, community=community, address=address
+            session, phone=caller_phone, street=street, community=community, address=address, now=runtime.now()
         )
         recent = _recent_rows(session, runtime, user, found)
     return render(request, "agent/_recent.html", {"recent": recent, "can_merge": _can(runtime, "merge", user.role)})
@@ -505,62 +424,29 @@ def recent_partial(
 QUEUE_VIEWS = {"all": "全部", "overdue": "已超期", "warning": "即将到期"}
 
 
-def _callback_states(runtime) -> list[str]:
-    """The states in which a callback is recorded, in every workflow (待回访 in the default)."""
-    states: set[str] = set()
-    for wf in runtime.workflows.workflows.values():
-        if "callback" in wf.events:
-            states.update(wf.events["callback"].sources)
-    return sorted(states)
-
-
-def _queue_conditions(runtime, view: str) -> list[Any]:
-    now = runtime.now()
-    conditions = [Ticket.state.in_(_callback_states(runtime))]
-    if view == "overdue":
-        conditions.append(Ticket.due_at <= now)
-    elif view == "warning":
-        conditions += [Ticket.warn_at <= now, Ticket.due_at > now]
-    return conditions
-
-
-def _count(session: Session, conditions: list[Any]) -> int:
-    return session.exec(select(func.count()).select_from(Ticket).where(*conditions)).one()
-
-
 def _queue_context(session: Session, runtime, user: PageUser, view: str, page: int) -> dict[str, Any]:
     """One page of the callback queue: the most pressing callback deadline first."""
     now = runtime.now()
-    counts = {name: _count(session, _queue_conditions(runtime, name)) for name in QUEUE_VIEWS}
+    counts = awaiting_callback_counts(session, runtime, now)
     total = counts[view]
     pages = max((total + CALLBACK_PAGE_SIZE - 1) // CALLBACK_PAGE_SIZE, 1)
     page = min(page, pages)
-    tickets = session.exec(
-        select(Ticket)
-        .where(*_queue_conditions(runtime, view))
-        .order_by(Ticket.callback_by.is_(None), Ticket.callback_by, Ticket.id)
-        .offset((page - 1) * CALLBACK_PAGE_SIZE)
-        .limit(CALLBACK_PAGE_SIZE)
-    ).all()
-    ids = [t.id for t in tickets]
-    history: dict[int, list[Callback]] = {i: [] for i in ids}
-    if ids:
-        for cb in session.exec(select(Callback).where(Callback.ticket_id.in_(ids)).order_by(Callback.id)).all():
-            history[cb.ticket_id].append(cb)
+    queue = awaiting_callback(
+        session, runtime, view, now=now, offset=(page - 1) * CALLBACK_PAGE_SIZE, limit=CALLBACK_PAGE_SIZE
+    )
     lookups = Lookups(session)
     rows = []
-    for t in tickets:
+    for t, callbacks in queue:
         data = ticket_out(t, user.actor, runtime, lookups)
-        wf = runtime.workflows.get(t.workflow)
         events = {ev["name"]: ev for ev in available_events(session, runtime, t, user.actor, now=now)}
-        reached = [cb for cb in history[t.id] if cb.reached]
+        reached = [cb for cb in callbacks if cb.reached]
         last = reached[-1] if reached else None
         data.update(
-            callbacks=history[t.id],
-            attempts=len(history[t.id]),
-            max_attempts=wf.limits.callback_attempts,
+            callbacks=callbacks,
+            attempts=len(callbacks),
+            max_attempts=runtime.workflows.get(t.workflow).limits.callback_attempts,
             last_reached=last,
-            dissatisfied=last is not None and (last.rating not in wf.limits.satisfied_ratings or last.solved is False),
+            dissatisfied=last is not None and not is_satisfied(runtime, t, last),
             events=events,
             invitation_sent_at=t.invitation_sent_at,
             due_in=(t.due_at - now).total_seconds() if t.due_at else None,
@@ -574,7 +460,7 @@ def _queue_context(session: Session, runtime, user: PageUser, view: str, page: i
         "page": page,
         "pages": pages,
         "total": total,
-        "card_errors": {},
+        "error_card": None,
         "posted": {},
     }
 
@@ -630,30 +516,17 @@ async def callback_action(
     view = str(form.get("view") or "all")
     view = view if view in QUEUE_VIEWS else "all"
     page = int(str(form.get("page"))) if str(form.get("page") or "").isdigit() else 1
-    version = str(form.get("version") or "")
-    try:
+
+    def change(session: Session) -> str:
         payload = _callback_payload(event, form)
-        with runtime.db.session() as session:
-            get_visible(session, user.actor, ticket_id)
-            fire(
-                session,
-                runtime,
-                ticket_id,
-                event,
-                user.actor,
-                payload,
-                now=runtime.now(),
-                version=int(version) if version.isdigit() else None,
-            )
-    except HotlineError as exc:
-        if exc.status_code == 404:
-            raise
-        with runtime.db.read_session() as session:
-            ctx = _queue_context(session, runtime, user, view, max(page, 1))
-        message = page_message(exc)
-        ctx["card_errors"] = {ticket_id: message}
-        ctx["posted"] = {ticket_id: {"event": event, **{k: str(v) for k, v in form.items()}}}
-        ctx["error"] = message
-        return render(request, "agent/callbacks.html", ctx, exc.status_code)
-    query = {"view": view, "page": page, "done": event, "ticket": ticket_id}
-    return RedirectResponse(f"/agent/callbacks?{urlencode(query)}", status_code=303)
+        get_visible(session, user.actor, ticket_id)
+        fire(session, runtime, ticket_id, event, user.actor, payload, now=runtime.now(), version=form_version(form))
+        return f"/agent/callbacks?{urlencode({'view': view, 'page': page, 'done': event, 'ticket': ticket_id})}"
+
+    def again(session: Session) -> dict[str, Any]:
+        """The queue with this card's error and what was entered on it."""
+        ctx = _queue_context(session, runtime, user, view, max(page, 1))
+        ctx.update(error_card=ticket_id, posted={ticket_id: {"event": event, **{k: str(v) for k, v in form.items()}}})
+        return ctx
+
+    return submit(request, runtime, change, template="agent/callbacks.html", context=again)

@@ -1,28 +1,31 @@
 """Evaluation pages: rectification of bad ratings (差评整改) and appeals (申诉复核)."""
 
+from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import select
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
-from hotline.errors import HotlineError
 from hotline.evaluation import appeals as appeal_rules
 from hotline.evaluation import rectifications as rectification_rules
 from hotline.models import Appeal, Callback, Department, Rectification, Ticket
 from hotline.web.auth import PageUser, role_form_user, role_user
+from hotline.web.forms import submit
 from hotline.web.render import render
-from hotline.web.views import page_message
 from hotline.workflow.definition import DEPARTMENT_ROLES
 
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[PageUser, role_user("handler", "leader", "supervisor", "admin")]
 Department_ = Annotated[PageUser, role_form_user("handler", "leader")]
 Supervisor = Annotated[PageUser, role_form_user("supervisor")]
+RECTIFICATIONS = "evaluation/rectifications.html"
+APPEALS = "evaluation/appeals.html"
 
 
-def _rectifications(session, user: PageUser) -> list[tuple]:
+def _rectifications(session: Session, user: PageUser) -> list[tuple]:
     stmt = (
         select(Rectification, Ticket, Department, Callback)
         .join(Ticket, Ticket.id == Rectification.ticket_id)
@@ -38,21 +41,17 @@ def _rectifications(session, user: PageUser) -> list[tuple]:
 def rectifications(request: Request, runtime: RuntimeDep, user: Reader, flash: str | None = None) -> Response:
     with runtime.db.read_session() as session:
         rows = _rectifications(session, user)
-    return render(request, "evaluation/rectifications.html", {"rows": rows, "now": runtime.now(), "flash": flash})
+    return render(request, RECTIFICATIONS, {"rows": rows, "now": runtime.now(), "flash": flash})
 
 
-def _back(path: str, message: str) -> Response:
-    from urllib.parse import quote
+def _flash(path: str, message: str) -> str:
+    """The list page again, with a notice of what was done."""
+    return f"{path}?flash={quote(message)}"
 
-    return RedirectResponse(f"{path}?flash={quote(message)}", status_code=303)
 
-
-def _again(request: Request, runtime, user: PageUser, exc: HotlineError, *, appeals: bool = False) -> Response:
-    """The list page again, with the Chinese reason the action was refused."""
-    with runtime.db.read_session() as session:
-        rows = _appeals(session, user) if appeals else _rectifications(session, user)
-    template = "evaluation/appeals.html" if appeals else "evaluation/rectifications.html"
-    return render(request, template, {"rows": rows, "now": runtime.now(), "error": page_message(exc)}, exc.status_code)
+def _listing(runtime, user: PageUser, rows: Callable[[Session, PageUser], list[tuple]]):
+    """The context of a list page shown again after a refused action."""
+    return lambda session: {"rows": rows(session, user), "now": runtime.now()}
 
 
 @router.post("/evaluation/rectifications/{rect_id}/report", response_class=HTMLResponse)
@@ -64,20 +63,19 @@ def report(
     verification: Annotated[str, Form(min_length=1, max_length=4000)],
     measures: Annotated[str, Form(min_length=1, max_length=4000)],
 ) -> Response:
-    try:
-        with runtime.db.session() as session:
-            rectification_rules.report_rectification(
-                session,
-                runtime,
-                rect_id,
-                user.actor,
-                verification=verification.strip(),
-                measures=measures.strip(),
-                now=runtime.now(),
-            )
-    except HotlineError as exc:
-        return _again(request, runtime, user, exc)
-    return _back("/evaluation/rectifications", "整改情况已反馈，等待中心审核")
+    def change(session: Session) -> str:
+        rectification_rules.report_rectification(
+            session,
+            runtime,
+            rect_id,
+            user.actor,
+            verification=verification.strip(),
+            measures=measures.strip(),
+            now=runtime.now(),
+        )
+        return _flash("/evaluation/rectifications", "整改情况已反馈，等待中心审核")
+
+    return submit(request, runtime, change, template=RECTIFICATIONS, context=_listing(runtime, user, _rectifications))
 
 
 @router.post("/evaluation/rectifications/{rect_id}/decision", response_class=HTMLResponse)
@@ -89,23 +87,22 @@ def decide_rectification(
     decision: Annotated[str, Form(pattern="^(accept|return)$")],
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    try:
-        with runtime.db.session() as session:
-            rectification_rules.decide_rectification(
-                session,
-                runtime,
-                rect_id,
-                user.actor,
-                accept=decision == "accept",
-                reason=reason.strip() or None,
-                now=runtime.now(),
-            )
-    except HotlineError as exc:
-        return _again(request, runtime, user, exc)
-    return _back("/evaluation/rectifications", "已通过整改" if decision == "accept" else "已退回整改")
+    def change(session: Session) -> str:
+        rectification_rules.decide_rectification(
+            session,
+            runtime,
+            rect_id,
+            user.actor,
+            accept=decision == "accept",
+            reason=reason.strip() or None,
+            now=runtime.now(),
+        )
+        return _flash("/evaluation/rectifications", "已通过整改" if decision == "accept" else "已退回整改")
+
+    return submit(request, runtime, change, template=RECTIFICATIONS, context=_listing(runtime, user, _rectifications))
 
 
-def _appeals(session, user: PageUser) -> list[tuple]:
+def _appeals(session: Session, user: PageUser) -> list[tuple]:
     stmt = (
         select(Appeal, Ticket, Department, Callback)
         .join(Ticket, Ticket.id == Appeal.ticket_id)
@@ -121,7 +118,7 @@ def _appeals(session, user: PageUser) -> list[tuple]:
 def appeals(request: Request, runtime: RuntimeDep, user: Reader, flash: str | None = None) -> Response:
     with runtime.db.read_session() as session:
         rows = _appeals(session, user)
-    return render(request, "evaluation/appeals.html", {"rows": rows, "flash": flash})
+    return render(request, APPEALS, {"rows": rows, "flash": flash})
 
 
 @router.post("/tickets/{ticket_id}/appeal", response_class=HTMLResponse)
@@ -133,16 +130,13 @@ def file_appeal(
     kind: Annotated[str, Form(pattern="^(rating|unreasonable)$")],
     grounds: Annotated[str, Form(min_length=1, max_length=4000)],
 ) -> Response:
-    try:
-        with runtime.db.session() as session:
-            appeal_rules.open_appeal(
-                session, runtime, ticket_id, user.actor, kind=kind, grounds=grounds.strip(), now=runtime.now()
-            )
-    except HotlineError as exc:
-        if exc.status_code == 404:
-            raise
-        return _again(request, runtime, user, exc, appeals=True)
-    return _back("/evaluation/appeals", "申诉已提交，等待中心复核")
+    def change(session: Session) -> str:
+        appeal_rules.open_appeal(
+            session, runtime, ticket_id, user.actor, kind=kind, grounds=grounds.strip(), now=runtime.now()
+        )
+        return _flash("/evaluation/appeals", "申诉已提交，等待中心复核")
+
+    return submit(request, runtime, change, template=APPEALS, context=_listing(runtime, user, _appeals))
 
 
 @router.post("/evaluation/appeals/{appeal_id}/decision", response_class=HTMLResponse)
@@ -154,17 +148,16 @@ def decide_appeal(
     decision: Annotated[str, Form(pattern="^(grant|refuse)$")],
     reason: Annotated[str, Form(min_length=1, max_length=2000)],
 ) -> Response:
-    try:
-        with runtime.db.session() as session:
-            appeal_rules.decide_appeal(
-                session,
-                runtime,
-                appeal_id,
-                user.actor,
-                grant=decision == "grant",
-                reason=reason.strip(),
-                now=runtime.now(),
-            )
-    except HotlineError as exc:
-        return _again(request, runtime, user, exc, appeals=True)
-    return _back("/evaluation/appeals", "申诉成立，已从统计中剔除" if decision == "grant" else "已驳回申诉")
+    def change(session: Session) -> str:
+        appeal_rules.decide_appeal(
+            session,
+            runtime,
+            appeal_id,
+            user.actor,
+            grant=decision == "grant",
+            reason=reason.strip(),
+            now=runtime.now(),
+        )
+        return _flash("/evaluation/appeals", "申诉成立，已从统计中剔除" if decision == "grant" else "已驳回申诉")
+
+    return submit(request, runtime, change, template=APPEALS, context=_listing(runtime, user, _appeals))

@@ -1,13 +1,22 @@
-"""Turning an event's fields into form inputs, and a posted form back into a payload."""
+"""The pages' forms: an event's fields as inputs, a posted form back into a payload, and
+what follows a post: the change and a redirect that stays on this site, or the page again
+with the reason in Chinese."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, select
 
-from hotline.errors import Invalid
-from hotline.models import Department, SupervisionOrder, Ticket
-from hotline.web.render import RATING_LABELS
+from hotline.directory import active_departments
+from hotline.errors import HotlineError, Invalid
+from hotline.models import Ticket
+from hotline.runtime import Runtime
+from hotline.supervision import ticket_orders
+from hotline.web.render import RATING_LABELS, render
 from hotline.workflow.fields import FIELDS, RETURN_REASON_CODES
 
 TEXTAREAS = {"reason", "answer", "result", "basis", "message", "comment"}
@@ -32,8 +41,7 @@ def event_inputs(session: Session, event: dict[str, Any], ticket: Ticket, depart
         required = name in event["required"]
         label = FIELDS[name].label
         if name in ("department", "co_departments"):
-            depts = session.exec(select(Department).where(Department.active).order_by(Department.code)).all()
-            options = [(d.code, d.name) for d in depts]
+            options = [(d.code, d.name) for d in active_departments(session)]
             kind = "select" if name == "department" else "multiselect"
             hint = "不选则按派单规则自动确定" if name == "department" and not required else ""
             inputs.append(
@@ -48,13 +56,9 @@ def event_inputs(session: Session, event: dict[str, Any], ticket: Ticket, depart
         elif name in BOOLEANS:
             inputs.append(Input(name, label, "select", required, [("true", "是"), ("false", "否")]))
         elif name == "order":
-            orders = session.exec(
-                select(SupervisionOrder).where(
-                    SupervisionOrder.ticket_id == ticket.id,
-                    SupervisionOrder.department_id == department_id,
-                    SupervisionOrder.status == "open",
-                )
-            ).all()
+            orders = [
+                o for o in ticket_orders(session, ticket.id) if o.department_id == department_id and o.status == "open"
+            ]
             inputs.append(Input(name, label, "select", required, [(str(o.id), f"督办单 #{o.id}") for o in orders]))
         elif name == "master":
             inputs.append(Input(name, label, "text", required, hint="主工单的工单编号"))
@@ -97,3 +101,74 @@ def payload_from_form(session: Session, event: str, form: Any, fields: list[str]
         else:
             payload[name] = raw
     return payload
+
+
+def form_version(form: Any) -> int | None:
+    """The ticket version a form was rendered at (its hidden `version` field), if it sent one."""
+    raw = str(form.get("version") or "")
+    return int(raw) if raw.isdigit() else None
+
+
+GENERIC = {
+    403: "您的角色无权执行此操作",
+    404: "工单不存在，或您无权查看",
+    409: "该操作在工单当前状态下不能执行",
+    422: "填写的内容有误",
+}
+# A form posted from a page shown before someone else changed the ticket.
+STALE = "该工单刚刚已被他人处理（状态已变化），页面已刷新，请核对后再操作"
+
+
+def page_message(exc: HotlineError, conflict: str | None = None) -> str:
+    """What a page tells its user about a refused action: that the ticket changed since the
+    page was shown (which is shown afresh), the error's own Chinese text, the page's words
+    for a conflict (`conflict`), or else the status's words with the detail."""
+    if exc.status_code == 409 and "version" in exc.extra:
+        return STALE
+    zh = exc.extra.get("zh")
+    if zh:
+        return str(zh)
+    if exc.status_code == 409 and conflict:
+        return conflict
+    return f"{GENERIC.get(exc.status_code, '操作未能完成')}（{exc.message}）"
+
+
+def safe_path(target: object) -> str | None:
+    """`target` when it is a path on this site ("/tickets/3?done=sign"), else None.
+
+    Browsers read a backslash as a slash and drop tabs and newlines, so "/\\evil.com" and
+    "/<tab>/evil.com" leave the site as "//evil.com" does. Their percent-encoded forms are
+    refused too (decoded until nothing changes), for whatever decodes them on the way.
+    """
+    if not isinstance(target, str) or not target.startswith("/"):
+        return None
+    decoded, previous = unquote(target), target
+    while decoded != previous:
+        decoded, previous = unquote(decoded), decoded
+    if decoded.startswith("//") or "\\" in decoded or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in decoded):
+        return None
+    return target
+
+
+def submit(
+    request: Request,
+    runtime: Runtime,
+    change: Callable[[Session], str],
+    *,
+    template: str,
+    context: Callable[[Session], dict[str, Any]],
+) -> Response:
+    """A posted form's change in one transaction, then a redirect (303) to the address that
+    `change` returns. Refused, the page again (`template` with `context`), the reason in
+    Chinese, with the error's status; a 404 shows the error page, as what the form acted on
+    is gone or not the user's."""
+    try:
+        with runtime.db.session() as session:
+            target = change(session)
+    except HotlineError as exc:
+        if exc.status_code == 404:
+            raise
+        with runtime.db.read_session() as session:
+            ctx = context(session)
+        return render(request, template, {**ctx, "error": page_message(exc)}, exc.status_code)
+    return RedirectResponse(target, status_code=303)

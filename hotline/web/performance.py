@@ -5,7 +5,6 @@ sees their own department's figures and, of the others, only the score and the r
 the analysis a leader reads is of their own department's tickets.
 """
 
-import re
 import threading
 import time
 import weakref
@@ -22,8 +21,9 @@ from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import department_by_code
 from hotline.errors import Invalid, NotFound, NotPermitted
-from hotline.indicators import analysis, reports, stats
-from hotline.indicators.reports import RATE_LABELS, RATE_PARTS, Period, Sheet
+from hotline.indicators import analysis, metrics, periods, reports, stats
+from hotline.indicators.periods import FromQuery, MonthQuery, Period, ToQuery, WeekQuery, iso_week
+from hotline.indicators.reports import Sheet
 from hotline.models import Category, Department, Report, Ticket
 from hotline.web.auth import PageUser, role_user
 from hotline.web.render import render
@@ -31,80 +31,30 @@ from hotline.web.render import render
 router = APIRouter(include_in_schema=False)
 
 Reader = Annotated[PageUser, role_user("supervisor", "admin", "leader")]
-MonthQ = Annotated[str | None, Query(pattern=r"^(\d{4}-\d{2})?$")]
-WeekQ = Annotated[str | None, Query(pattern=r"^(\d{4}-W\d{2})?$")]
-FromQ = Annotated[str | None, Query(alias="from", pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
-ToQ = Annotated[str | None, Query(alias="to", pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
-METRICS = stats.ASSIGNMENT_METRICS + stats.CALLBACK_METRICS
+METRICS = metrics.FIGURES
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-MAX_DAYS = 366 * 3
 
 
 # --- the period -------------------------------------------------------------------------------
 
 
-def _date(text: str, field: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Invalid(f"not a date: {text!r}", field=field, zh=f"日期格式不正确：{text}") from None
-
-
-def resolve_period(today: date, month: str | None, week: str | None, start: str | None, end: str | None) -> Period:
-    """The period the query asks for: from/to, else a week, else a month (this month by default).
-
-    A week or month still running ends today; a period that starts after today is refused.
-    """
-    if start or end:
-        lo = _date(start, "from") if start else today.replace(day=1)
-        hi = _date(end, "to") if end else today
-        if hi < lo:
-            raise Invalid("'to' is before 'from'", field="to", zh="结束日期早于开始日期")
-        if (hi - lo).days > MAX_DAYS:
-            raise Invalid("a period spans at most three years", field="from", zh="统计时段最长三年")
-        if lo > today:
-            raise Invalid("the period has not begun", field="from", zh="所选时段尚未开始")
-        return Period(lo, min(hi, today))
-    if week:
-        m = re.fullmatch(r"(\d{4})-W(\d{2})", week)
-        try:
-            monday = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
-        except ValueError:
-            raise Invalid(f"no such week: {week}", field="week", zh=f"没有这一周：{week}") from None
-        period = reports.period_of("weekly", monday)
-    else:
-        if month:
-            year, mon = (int(p) for p in month.split("-"))
-            try:
-                first = date(year, mon, 1)
-            except ValueError:
-                raise Invalid(f"no such month: {month}", field="month", zh=f"没有这个月份：{month}") from None
-        else:
-            first = today.replace(day=1)
-        period = reports.period_of("monthly", first)
-    if period.start > today:
-        raise Invalid("the period has not begun", field="month", zh="所选时段尚未开始")
-    if period.end >= today:
-        return Period(period.start, today, period.kind, partial=period.end > today)
-    return period
-
-
 def _today(runtime) -> date:
-    return runtime.now().astimezone(LOCAL_TZ).date()
+    return periods.local_today(runtime.now())
 
 
 def period_query(
-    user: Reader, runtime: RuntimeDep, month: MonthQ = None, week: WeekQ = None, start: FromQ = None, end: ToQ = None
+    user: Reader,
+    runtime: RuntimeDep,
+    month: MonthQuery = None,
+    week: WeekQuery = None,
+    start: FromQuery = None,
+    end: ToQuery = None,
 ) -> Period:
     """The period of a page or an export (after the role check: a stranger gets 403, not 422)."""
-    return resolve_period(_today(runtime), month, week, start, end)
+    return periods.parse(_today(runtime), month=month, week=week, start=start, end=end)
 
 
 PeriodDep = Annotated[Period, Depends(period_query)]
-
-
-def _query(period: Period) -> str:
-    return f"from={period.start.isoformat()}&to={period.end.isoformat()}"
 
 
 def _shortcuts(today: date) -> list[tuple[str, str]]:
@@ -112,44 +62,27 @@ def _shortcuts(today: date) -> list[tuple[str, str]]:
     last_month = (this_month - timedelta(days=1)).replace(day=1)
     this_week = today - timedelta(days=today.weekday())
     last_week = this_week - timedelta(days=7)
-
-    def wk(d: date) -> str:
-        y, w, _ = d.isocalendar()
-        return f"{y}-W{w:02d}"
-
     return [
         (f"month={this_month:%Y-%m}", "本月"),
         (f"month={last_month:%Y-%m}", "上月"),
-        (f"week={wk(this_week)}", "本周"),
-        (f"week={wk(last_week)}", "上周"),
+        (f"week={iso_week(this_week)}", "本周"),
+        (f"week={iso_week(last_week)}", "上周"),
         (f"from={today.replace(month=1, day=1).isoformat()}&to={today.isoformat()}", "本年"),
     ]
 
 
-def _period_query(period: Period) -> str:
-    """The query string that asks for this period again (a month as a month, a week as a week)."""
-    y, w, _ = period.start.isocalendar()
-    if period.kind == "monthly":
-        return f"month={period.start:%Y-%m}"
-    if period.kind == "weekly":
-        return f"week={y}-W{w:02d}"
-    return _query(period)
-
-
 def _picker(runtime, period: Period, action: str) -> dict[str, Any]:
     today = _today(runtime)
-    y, w, _ = period.start.isocalendar()
-    query = _period_query(period)
     return {
         "action": action,
-        "shortcuts": [(q, label, q == query) for q, label in _shortcuts(today)],
+        "shortcuts": [(q, label, q == period.query) for q, label in _shortcuts(today)],
         "kind": period.kind,
         "month_value": f"{period.start:%Y-%m}",
-        "week_value": f"{y}-W{w:02d}",
+        "week_value": iso_week(period.start),
         "from_value": period.start.isoformat(),
         "to_value": period.end.isoformat(),
         "today": today.isoformat(),
-        "query": query,
+        "query": period.query,
     }
 
 
@@ -170,7 +103,7 @@ def _board(session, runtime, user: PageUser, period: Period) -> dict[str, Any]:
     own = _own_code(session, user)
     visible = reports.performance_for(result, user.role, own)
     # The red and black list is the month's (of the month the period ends in).
-    month = reports.period_of("monthly", period.end)
+    month = periods.period_of("monthly", period.end)
     if (month.start, month.end) == (period.start, period.end) or (
         month.start == period.start and period.partial and period.kind == "monthly"
     ):
@@ -208,11 +141,8 @@ def board(request: Request, user: Reader, period: PeriodDep, runtime: RuntimeDep
         {
             **ctx,
             "period": period,
-            "range_query": _query(period),
             "picker": _picker(runtime, period, "/performance"),
-            "rate_labels": RATE_LABELS,
-            "rate_parts": RATE_PARTS,
-            "lower_better": reports.LOWER_IS_BETTER,
+            "rates": metrics.RATES,
             "chart": {
                 "items": chart,
                 "red": [r["department_name"] for r in ctx["red"]],
@@ -265,11 +195,11 @@ def tickets_behind(
     department: Annotated[str, Query(max_length=32)],
     metric: Literal[METRICS],  # type: ignore[valid-type]
     runtime: RuntimeDep,
-    start: FromQ = None,
-    end: ToQ = None,
+    start: FromQuery = None,
+    end: ToQuery = None,
 ) -> Response:
     """The tickets behind one figure of one department, each linking to its page."""
-    period = resolve_period(_today(runtime), None, None, start, end)
+    period = periods.parse(_today(runtime), start=start, end=end)
     with runtime.db.read_session() as session:
         try:
             dept = department_by_code(session, department)
@@ -307,12 +237,11 @@ def tickets_behind(
         {
             "dept": dept,
             "metric": metric,
-            "metric_label": reports.METRIC_LABELS[metric],
-            "metric_labels": reports.METRIC_LABELS,
+            "metric_label": metrics.FIGURE_LABELS[metric],
+            "metric_labels": metrics.FIGURE_LABELS,
             "rows": rows,
             "limited": len(behind) >= 500,
             "period": period,
-            "query": _query(period),
         },
     )
 
@@ -360,7 +289,7 @@ def _scope_key(user: PageUser) -> int | None:
 
 
 def hot_words_of(session, runtime, user: PageUser, period: Period) -> list[tuple[str, int]]:
-    lo, hi = stats.period_bounds(period.start, period.end)
+    lo, hi = period.bounds
     return slow.get(
         runtime,
         ("words", period.start, period.end, _scope_key(user)),
@@ -369,7 +298,7 @@ def hot_words_of(session, runtime, user: PageUser, period: Period) -> list[tuple
 
 
 def hotspots_of(session, runtime, period: Period) -> dict[str, list[dict[str, Any]]]:
-    lo, hi = stats.period_bounds(period.start, period.end)
+    lo, hi = period.bounds
     return slow.get(
         runtime,
         ("hotspots", period.start, period.end),
@@ -392,7 +321,7 @@ def _analysis(session, runtime, user: PageUser, period: Period, *, slow_parts: b
     scope = _scope(session, user)
     central = user.role != "leader"
     figures = reports.period_figures(session, runtime, period, scope=scope, hot_spots=False)
-    lo, hi = stats.period_bounds(period.start, period.end)
+    lo, hi = period.bounds
     figures["surges"] = reports.surges_in(session, lo, hi, open_only=True) if central else []
     figures["central"] = central
     if slow_parts:
@@ -636,7 +565,7 @@ def report_page(request: Request, report_id: int, user: Reader, runtime: Runtime
         "red": [names.get(c, c) for c in perf.get("red_list", [])],
         "black": [names.get(c, c) for c in perf.get("black_list", [])],
         "central": user.role != "leader",
-        "rate_labels": RATE_LABELS,
+        "rates": metrics.RATES,
         "config": config,
     }
     if ctx["central"]:

@@ -7,13 +7,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from hotline import notices
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.errors import HotlineError
-from hotline.models import Notification, SupervisionOrder
+from hotline.models import Notification
+from hotline.supervision import ticket_orders
 from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out
 from hotline.web.auth import (
     COOKIE,
@@ -27,15 +27,11 @@ from hotline.web.auth import (
     optional_user,
 )
 from hotline.web.diagram import workflow_svg
-from hotline.web.forms import event_inputs, payload_from_form
+from hotline.web.forms import event_inputs, form_version, payload_from_form, safe_path, submit
 from hotline.web.render import HOME, render
 from hotline.workflow.engine import available_events, fire
 
 router = APIRouter(include_in_schema=False)
-
-
-def _safe_next(target: str | None) -> str | None:
-    return target if target and target.startswith("/") and not target.startswith("//") else None
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -47,8 +43,8 @@ def home(request: Request, runtime: RuntimeDep) -> Response:
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, runtime: RuntimeDep, next: str | None = None) -> Response:
     if optional_user(request, runtime) is not None:
-        return RedirectResponse(_safe_next(next) or "/", status_code=303)
-    return render(request, "login.html", {"next": _safe_next(next)})
+        return RedirectResponse(safe_path(next) or "/", status_code=303)
+    return render(request, "login.html", {"next": safe_path(next)})
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -69,7 +65,7 @@ def login(
         message = "登录失败次数过多，账号已临时锁定，请15分钟后再试" if locked else "用户名或密码错误"
         request.state.page_user = None
         return render(request, "login.html", {"login_error": message, "username": username, "next": next}, 401)
-    response = RedirectResponse(_safe_next(next) or HOME[user.role], status_code=303)
+    response = RedirectResponse(safe_path(next) or HOME[user.role], status_code=303)
     response.set_cookie(
         COOKIE,
         token,
@@ -150,9 +146,6 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         .where(Notification.ticket_id == ticket_id, notices.addressed_to(user.actor))
         .order_by(Notification.id.desc())
     ).all()
-    orders = session.exec(
-        select(SupervisionOrder).where(SupervisionOrder.ticket_id == ticket_id).order_by(SupervisionOrder.id)
-    ).all()
     return {
         "t": data,
         "history": history_out(session, ticket_id, user.actor),
@@ -160,7 +153,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "diagram": workflow_svg(wf, ticket.state),
         "workflow": wf,
         "notices": ticket_notices,
-        "orders": orders,
+        "orders": ticket_orders(session, ticket_id),
         "now": now,
         "due_in": (ticket.due_at - now).total_seconds() if ticket.due_at else None,
     }
@@ -182,33 +175,22 @@ def ticket_page(
 async def ticket_event(request: Request, ticket_id: int, event: str, runtime: RuntimeDep, user: FormUser) -> Response:
     """Fire an event from the ticket page: the same gateway as the API."""
     form = await request.form()
-    version = form.get("version")
-    try:
-        with runtime.db.session() as session:
-            ticket = get_visible(session, user.actor, ticket_id)
-            wf = runtime.workflows.get(ticket.workflow)
-            fields = list(wf.events[event].fields) if event in wf.events else []
-            payload = payload_from_form(session, event, form, fields)
-            fire(
-                session,
-                runtime,
-                ticket_id,
-                event,
-                user.actor,
-                payload,
-                now=runtime.now(),
-                version=int(version) if version and str(version).isdigit() else None,
-            )
-    except HotlineError as exc:
-        if exc.status_code == 404:
-            raise
-        with runtime.db.read_session() as session:
-            ctx = _ticket_context(runtime, session, user, ticket_id)
-        ctx["error"] = page_message(exc)
-        return render(request, "ticket.html", ctx, exc.status_code)
-    back = form.get("back")
-    target = _safe_next(str(back)) if back else None
-    return RedirectResponse(target or f"/tickets/{ticket_id}?done={quote(event)}", status_code=303)
+
+    def change(session: Session) -> str:
+        ticket = get_visible(session, user.actor, ticket_id)
+        wf = runtime.workflows.get(ticket.workflow)
+        fields = list(wf.events[event].fields) if event in wf.events else []
+        payload = payload_from_form(session, event, form, fields)
+        fire(session, runtime, ticket_id, event, user.actor, payload, now=runtime.now(), version=form_version(form))
+        return safe_path(form.get("back")) or f"/tickets/{ticket_id}?done={quote(event)}"
+
+    return submit(
+        request,
+        runtime,
+        change,
+        template="ticket.html",
+        context=lambda session: _ticket_context(runtime, session, user, ticket_id),
+    )
 
 
 @router.get("/notifications", response_class=HTMLResponse)
@@ -264,20 +246,3 @@ def notification_read(notification_id: int, runtime: RuntimeDep, user: FormUser)
     with runtime.db.session() as session:
         notices.mark_read(session, user.actor, notification_id, runtime.now())
     return RedirectResponse("/notifications", status_code=303)
-
-
-GENERIC = {
-    403: "您的角色无权执行此操作",
-    404: "工单不存在，或您无权查看",
-    409: "该操作在工单当前状态下不能执行",
-    422: "填写的内容有误",
-}
-
-
-def page_message(exc: HotlineError) -> str:
-    """What a page tells its user about an error: the Chinese text, with the detail."""
-    zh = exc.extra.get("zh")
-    if zh:
-        return str(zh)
-    base = GENERIC.get(exc.status_code, "操作未能完成")
-    return f"{base}（{exc.message}）"

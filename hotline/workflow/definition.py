@@ -78,7 +78,7 @@ class EscalationRule(BaseModel):
 
 
 class Limits(BaseModel):
-    """The time limits and counts of a workflow (DOMAIN.md "Deadlines")."""
+    """The time limits and counts of a workflow (docs/deadlines.md, "The limits")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     sign: LimitTable

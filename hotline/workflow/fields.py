@@ -11,7 +11,7 @@ Text = Annotated[str, Field(min_length=1, max_length=4000)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 Code = Annotated[str, Field(min_length=1, max_length=32)]
 
-# Why a department gives a ticket back (DOMAIN.md: 属地不符, 权属不清, 职能交叉, other).
+# Why a department gives a ticket back (docs/workflow.md: 属地不符, 权属不清, 职能交叉, other).
 RETURN_REASON_CODES = {
     "territory": "属地不符",
     "ownership": "权属不清",

@@ -10,11 +10,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.errors import HotlineError, Invalid
+from hotline.errors import Invalid
 from hotline.runtime import Runtime
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.render import ROLE_LABELS, render
-from hotline.web.views import page_message
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -53,15 +52,6 @@ def _done(url: str, notice: str) -> RedirectResponse:
     response = RedirectResponse(url, status_code=303)
     response.set_cookie(FLASH_COOKIE, quote(notice), max_age=60, httponly=True, samesite="strict", path="/admin")
     return response
-
-
-def _message(exc: HotlineError, conflict: str | None = None) -> str:
-    """A Chinese message for a refused form: the service's own, a page-specific conflict, or the generic one."""
-    if exc.extra.get("zh"):
-        return str(exc.extra["zh"])
-    if exc.status_code == 409 and conflict:
-        return conflict
-    return page_message(exc)
 
 
 def _code(value: str, label: str, field_name: str) -> str:

@@ -30,10 +30,10 @@ from hotline.web.admin.common import (
     Year,
     _done,
     _local_today,
-    _message,
     _page,
     router,
 )
+from hotline.web.forms import page_message
 
 # ------------------------------------------------------------------- calendar
 
@@ -272,7 +272,7 @@ def import_calendar_year(
     except HotlineError as exc:
         with runtime.db.read_session() as session:
             ctx = _year_context(session, runtime, year)
-        ctx.update(error=_message(exc), csv=csv_text)
+        ctx.update(error=page_message(exc), csv=csv_text)
         return _page(request, "admin/calendar_year.html", ctx, exc.status_code)
     source = f"admin:{admin.actor.username}"[:32]
     _, recomputed = import_holidays(runtime, overrides, source=source, actor=admin.actor, names=names, years=[year])

@@ -28,11 +28,11 @@ from hotline.web.admin.common import (
     FormError,
     _code,
     _done,
-    _message,
     _name,
     _page,
     router,
 )
+from hotline.web.forms import page_message
 from hotline.web.render import ROLE_LABELS
 
 # ---------------------------------------------------------------- departments
@@ -100,7 +100,7 @@ def create_department(
     except HotlineError as exc:
         with runtime.db.read_session() as session:
             ctx = _departments_context(session)
-        ctx.update(error=_message(exc, f"单位编码“{code}”已被使用"), form={"code": code, "name": name})
+        ctx.update(error=page_message(exc, f"单位编码“{code}”已被使用"), form={"code": code, "name": name})
         return _page(request, "admin/departments.html", ctx, exc.status_code)
     return _done("/admin/departments", f"已新建单位：{name}（{code}）")
 
@@ -119,7 +119,7 @@ def department_active(
     except HotlineError as exc:
         with runtime.db.read_session() as session:
             ctx = _departments_context(session)
-        ctx.update(error=_message(exc), form={})
+        ctx.update(error=page_message(exc), form={})
         return _page(request, "admin/departments.html", ctx, exc.status_code)
     verb = "启用" if dept.active else "停用"
     return _done("/admin/departments", f"已{verb}单位：{dept.name}")
@@ -183,7 +183,7 @@ def _users_error(
 ) -> Response:
     with runtime.db.read_session() as session:
         ctx = _users_context(session, runtime, "", "")
-    ctx.update(error=_message(exc, conflict), form=form)
+    ctx.update(error=page_message(exc, conflict), form=form)
     return _page(request, "admin/users.html", ctx, exc.status_code)
 
 

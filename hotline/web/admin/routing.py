@@ -1,6 +1,5 @@
 """The category tree, routing rules and the district's places."""
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -18,7 +17,7 @@ from hotline.models import (
     Department,
     RoutingRule,
 )
-from hotline.routing import route
+from hotline.routing import Route, route
 from hotline.runtime import Runtime
 from hotline.web.admin.common import (
     PLACE_SEP,
@@ -27,11 +26,11 @@ from hotline.web.admin.common import (
     FormError,
     _code,
     _done,
-    _message,
     _name,
     _page,
     router,
 )
+from hotline.web.forms import page_message
 
 # ----------------------------------------------------------------- categories
 
@@ -51,7 +50,7 @@ class Node:
 
 def category_tree(session: Session) -> list[Node]:
     """The category tree, depth first in code order."""
-    cats = session.exec(select(Category).order_by(Category.code)).all()
+    cats = {c.id: c for c in session.exec(select(Category)).all()}
     depts = {d.id: d for d in session.exec(select(Department)).all()}
     rules = dict(
         session.exec(
@@ -60,21 +59,14 @@ def category_tree(session: Session) -> list[Node]:
             .group_by(RoutingRule.category_id)
         ).all()
     )
-    ids = {c.id for c in cats}
-    children: dict[int | None, list[Category]] = defaultdict(list)
-    for c in cats:
-        children[c.parent_id if c.parent_id in ids else None].append(c)
+    paths = sorted((directory.category_path(i, cats.get) for i in cats), key=lambda p: [c.code for c in p])
     out: list[Node] = []
-
-    def walk(c: Category, depth: int, dept_from, wf_from) -> None:
-        own = depts.get(c.department_id) if c.department_id else None
-        inherited_wf = None if c.workflow else wf_from
-        out.append(Node(c, depth, own, None if own else dept_from, c.workflow, inherited_wf, rules.get(c.id, 0)))
-        for kid in children[c.id]:
-            walk(kid, depth + 1, (own, c) if own else dept_from, (c.workflow, c) if c.workflow else wf_from)
-
-    for root in children[None]:
-        walk(root, 0, None, None)
+    for path in paths:
+        c, ancestors = path[-1], path[-2::-1]  # the nearest ancestor first
+        own = depts.get(c.department_id)
+        dept_from = next(((depts[a.department_id], a) for a in ancestors if a.department_id in depts), None)
+        wf_from = None if c.workflow else next(((a.workflow, a) for a in ancestors if a.workflow), None)
+        out.append(Node(c, len(ancestors), own, None if own else dept_from, c.workflow, wf_from, rules.get(c.id, 0)))
     return out
 
 
@@ -82,7 +74,7 @@ def _categories_context(session: Session, runtime: Runtime) -> dict[str, Any]:
     tree = category_tree(session)
     return {
         "tree": tree,
-        "departments": session.exec(select(Department).where(Department.active).order_by(Department.code)).all(),
+        "departments": directory.active_departments(session),
         "workflows": runtime.workflows.workflows,
         "default_workflow": runtime.workflows.default,
         "roots": sum(1 for n in tree if n.depth == 0),
@@ -126,7 +118,7 @@ def create_category(
     except HotlineError as exc:
         with runtime.db.read_session() as session:
             ctx = _categories_context(session, runtime)
-        ctx.update(error=_message(exc, f"分类编码“{code}”已被使用"), form=form)
+        ctx.update(error=page_message(exc, f"分类编码“{code}”已被使用"), form=form)
         return _page(request, "admin/categories.html", ctx, exc.status_code)
     return _done("/admin/categories", f"已新建分类：{code} {name}")
 
@@ -153,51 +145,21 @@ def _known_places(session: Session) -> dict[str, list[str]]:
 
 @dataclass
 class RouteTest:
+    """The administrator's routing test: what was asked, and the Route (None: no department)."""
+
     category: str
     place: str
-    department: Department | None = None
-    rule_id: int | None = None
-    explanation: str = ""
-    failure: str = ""
-
-
-def _explain(session: Session, how: str, category: Category | None) -> tuple[int | None, str]:
-    """The Route's `how` ("rule:<id>", "category:<code>") in the administrator's words."""
-    kind, _, ref = how.partition(":")
-    if kind == "rule":
-        rule = session.get(RoutingRule, int(ref))
-        if rule is None:
-            return None, how
-        cat = session.get(Category, rule.category_id) if rule.category_id else None
-        scope = []
-        if cat is None:
-            scope.append("任意分类")
-        elif category is not None and cat.id != category.id:
-            scope.append(f"上级分类 {cat.code} {cat.name}")
-        else:
-            scope.append(f"分类 {cat.code} {cat.name}")
-        scope.append(" / ".join(p for p in (rule.street, rule.community) if p) or "全区")
-        return rule.id, f"命中派单规则 #{rule.id}（{'，'.join(scope)}，优先级 {rule.priority}）"
-    if kind == "category":
-        cat = session.exec(select(Category).where(Category.code == ref)).first()
-        label = f"{ref} {cat.name}" if cat else ref
-        whose = "所选分类" if category is not None and cat is not None and cat.id == category.id else "上级分类"
-        return None, f"没有匹配的派单规则，采用{whose}「{label}」的默认承办单位"
-    return None, how
+    route: Route | None = None
 
 
 def _route_test(session: Session, category_code: str, place: str) -> RouteTest:
-    test = RouteTest(category_code, place)
     category = session.exec(select(Category).where(Category.code == category_code)).first() if category_code else None
     street, community = _split_place(place)
     try:
         found = route(session, category_id=category.id if category else None, street=street, community=community)
     except Invalid:
-        test.failure = "没有匹配的派单规则，所选分类及其上级也没有默认承办单位：派单时须由话务员人工指定承办单位。"
-        return test
-    test.department = found.department
-    test.rule_id, test.explanation = _explain(session, found.how, category)
-    return test
+        found = None  # no rule and no default anywhere up the tree: the agent chooses
+    return RouteTest(category_code, place, found)
 
 
 def _rules_context(session: Session, test: RouteTest | None = None) -> dict[str, Any]:
@@ -234,7 +196,7 @@ def rules(
 def _rules_error(request: Request, runtime: Runtime, exc: HotlineError, form: dict) -> Response:
     with runtime.db.read_session() as session:
         ctx = _rules_context(session)
-    ctx.update(error=_message(exc, "该地点已在地点库中"), form=form)
+    ctx.update(error=page_message(exc, "该地点已在地点库中"), form=form)
     return _page(request, "admin/rules.html", ctx, exc.status_code)
 
 
