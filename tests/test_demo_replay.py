@@ -31,7 +31,6 @@ from hotline.models import (
     Assignment,
     Callback,
     Category,
-    Department,
     Escalation,
     Message,
     Notification,
@@ -112,7 +111,6 @@ class Replay:
         with rt.db.read_session() as s:
             self.users = {u.id: Actor.of(u) for u in s.exec(select(User)).all()}
             self.categories = {c.id: c.code for c in s.exec(select(Category)).all()}
-            self.departments = {d.id: d.code for d in s.exec(select(Department)).all()}
 
     def run(self) -> None:
         """The people's events in time order; a sweep at each minute a ticket is next due."""
