@@ -3,7 +3,9 @@
 import argparse
 import contextlib
 import getpass
+import os
 import secrets
+import socket
 import sys
 import time
 from datetime import date, datetime
@@ -49,6 +51,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from hotline.migrate import upgrade
 
+    # Links in citizens' messages lead to where this server listens unless told otherwise;
+    # set before the settings are first read (the workers inherit the environment).
+    os.environ.setdefault("HOTLINE_PUBLIC_URL", listening_url(args.host, args.port))
+    get_settings.cache_clear()
     upgrade(_database())
     uvicorn.run(
         "hotline.main:create_app",
@@ -59,6 +65,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
         log_level=args.log_level,
         access_log=args.access_log,
     )
+
+
+def listening_url(host: str, port: int) -> str:
+    """The address a server bound to host:port is reached at (a wildcard host: this machine's name)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def cmd_db_upgrade(_: argparse.Namespace) -> None:

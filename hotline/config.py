@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     # The district's name, as the pages show it.
     district_name: str = "示范区"
-    # The address citizens reach the site at, for the links in their messages.
+    # The address citizens reach the site at, for the links in their messages; `hotline
+    # serve` makes it the address it listens on when this is not set.
     public_url: str = "http://127.0.0.1:8000"
     # Where text messages go: "stored" (kept for administrators) or "module:factory".
     message_channel: str = "stored"

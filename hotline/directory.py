@@ -8,7 +8,18 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from hotline.errors import Conflict, Invalid, NotFound
-from hotline.models import DEPARTMENT_ROLES, ROLES, ApiToken, Category, Department, Place, RoutingRule, User, WebSession
+from hotline.models import (
+    DEPARTMENT_ROLES,
+    ROLES,
+    ApiToken,
+    Category,
+    Department,
+    Place,
+    RoutingRule,
+    Ticket,
+    User,
+    WebSession,
+)
 from hotline.security import hash_password, new_token, token_digest
 
 MIN_PASSWORD_LENGTH = 8
@@ -281,3 +292,110 @@ def set_rule_active(session: Session, *, rule_id: int, active: bool) -> RoutingR
     session.add(rule)
     session.flush()
     return rule
+
+
+UNSET = object()
+
+
+def update_category(
+    session: Session,
+    runtime,
+    code: str,
+    *,
+    name: str | None = None,
+    parent: object = UNSET,
+    department: object = UNSET,
+    workflow: object = UNSET,
+    active: bool | None = None,
+) -> Category:
+    """Rename, move (never under itself), change the default department or workflow, or
+    (de)activate a category; what is not given stays. None for parent, department or
+    workflow clears it (a root; inherit from the parent)."""
+    category = category_by_code(session, code, field="code")
+    if name is not None:
+        category.name = name
+    if parent is not UNSET:
+        new_parent = category_by_code(session, parent, field="parent") if parent else None
+        if new_parent is not None:
+            cats = {c.id: c for c in session.exec(select(Category)).all()}
+            if any(c.id == category.id for c in category_path(new_parent.id, cats.get)):
+                raise Invalid(
+                    f"{parent!r} is {code!r} or lies under it: a category cannot move under itself",
+                    field="parent",
+                    zh="不能把分类移到它自己或它的下级分类之下",
+                )
+        category.parent_id = new_parent.id if new_parent else None
+    if department is not UNSET:
+        category.department_id = department_by_code(session, department).id if department else None
+    if workflow is not UNSET:
+        if workflow is not None and workflow not in runtime.workflows.workflows:
+            known = ", ".join(sorted(runtime.workflows.workflows))
+            raise Invalid(f"no workflow named {workflow!r} (known: {known})", field="workflow")
+        category.workflow = workflow
+    if active is not None:
+        category.active = active
+    session.add(category)
+    session.flush()
+    return category
+
+
+def delete_category(session: Session, code: str) -> None:
+    """Delete a category nothing uses (no ticket, no sub-category, no routing rule); 409 otherwise."""
+    category = category_by_code(session, code, field="code")
+    uses = [
+        (what, zh)
+        for what, zh, model, column in (
+            ("tickets", "工单", Ticket, Ticket.category_id),
+            ("sub-categories", "下级分类", Category, Category.parent_id),
+            ("routing rules", "派单规则", RoutingRule, RoutingRule.category_id),
+        )
+        if session.exec(select(func.count()).select_from(model).where(column == category.id)).one()
+    ]
+    if uses:
+        raise Conflict(
+            f"the category {code!r} is used by {', '.join(w for w, _ in uses)}: deactivate it instead",
+            zh=f"分类“{category.name}”已有{'、'.join(z for _, z in uses)}使用，不能删除，可停用",
+        )
+    session.delete(category)
+    session.flush()
+
+
+def update_rule(
+    session: Session,
+    rule_id: int,
+    *,
+    department: str | None = None,
+    category: object = UNSET,
+    street: object = UNSET,
+    community: object = UNSET,
+    priority: int | None = None,
+    active: bool | None = None,
+) -> RoutingRule:
+    """Change a routing rule; what is not given stays (None clears category, street, community)."""
+    rule = session.get(RoutingRule, rule_id)
+    if rule is None:
+        raise NotFound(f"no routing rule with the id {rule_id}", zh="派单规则不存在")
+    if department is not None:
+        rule.department_id = department_by_code(session, department).id
+    if category is not UNSET:
+        rule.category_id = category_by_code(session, category).id if category else None
+    if street is not UNSET:
+        rule.street = street
+    if community is not UNSET:
+        rule.community = community
+    if priority is not None:
+        rule.priority = priority
+    if active is not None:
+        rule.active = active
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def delete_rule(session: Session, rule_id: int) -> None:
+    """Delete a routing rule (tickets keep the department they were routed to)."""
+    rule = session.get(RoutingRule, rule_id)
+    if rule is None:
+        raise NotFound(f"no routing rule with the id {rule_id}", zh="派单规则不存在")
+    session.delete(rule)
+    session.flush()

@@ -3,11 +3,11 @@
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import exists, func, or_
+from sqlalchemy import exists, func, or_, union
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -17,8 +17,16 @@ from hotline.deadlines.calendar import LOCAL_TZ, local_iso
 from hotline.deadlines.sla import level
 from hotline.directory import category_path, clean_place, places
 from hotline.errors import Invalid, NotFound
-from hotline.models import Assignment, Callback, Category, Department, Ticket, TicketCounter, TicketEvent
-from hotline.workflow.definition import DEPARTMENT_ROLES
+from hotline.models import (
+    DEPARTMENT_ROLES,
+    Assignment,
+    Callback,
+    Category,
+    Department,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+)
 from hotline.workflow.engine import Actor, record
 
 # The repeat check (重复诉求): how far back, how many, and how many recent tickets a
@@ -28,6 +36,12 @@ RECENT_LIMIT = 10
 PLACE_SCAN_ROWS = 20_000
 MIN_PHONE_DIGITS = 7
 MIN_ADDRESS_CHARS = 2
+# Ticket search (工单查询): how many of the newest tickets an unanchored match reads at
+# most, the fewest trailing digits taken as a phone's tail, and the roles that may find a
+# ticket by its caller (a department only among its own tickets).
+SEARCH_SCAN_ROWS = 50_000
+MIN_TAIL_DIGITS = 4
+CALLER_SEARCH_ROLES = frozenset({"agent", "supervisor", "handler", "leader"})
 # The callback queue's views: every ticket waiting for a callback, past its deadline, near it.
 CALLBACK_VIEWS = ("all", "overdue", "warning")
 
@@ -151,8 +165,16 @@ def search(
     now: datetime,
     page: int,
     page_size: int,
+    category: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
 ) -> tuple[list[Ticket], int]:
-    """A page of the tickets the actor may see, newest first, and the total count."""
+    """A page of the tickets the actor may see, newest first, and the total count.
+
+    `q` is a ticket number, a caller's phone (in full or its last digits), a caller's name,
+    or words of the title, content or address; `category` takes its whole subtree;
+    `created_from`/`created_to` bound the intake time (to: exclusive).
+    """
     conditions = []
     clause = visible_clause(actor)
     if clause is not None:
@@ -170,6 +192,12 @@ def search(
                 Assignment.status != "withdrawn",
             )
         )
+    if category:
+        conditions.append(Ticket.category_id.in_(category_subtree(session, category)))
+    if created_from is not None:
+        conditions.append(Ticket.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(Ticket.created_at < created_to)
     if overdue is not None:
         late = Ticket.due_at.is_not(None) & (Ticket.due_at <= now)
         conditions.append(late if overdue else (Ticket.due_at.is_(None) | (Ticket.due_at > now)))
@@ -179,17 +207,86 @@ def search(
         conditions.append((Ticket.warn_at <= now) & (Ticket.due_at > now))
     elif level == "green":
         conditions.append((Ticket.warn_at > now) & (Ticket.due_at > now))
+    q = (q or "").strip()
     if q:
-        like = f"%{q.strip()}%"
-        conditions.append(or_(Ticket.number == q.strip(), Ticket.title.like(like), Ticket.content.like(like)))
+        conditions.append(_query_clause(actor, q, conditions))
     stmt = select(Ticket).where(*conditions).order_by(Ticket.id.desc())
     items = list(session.exec(stmt.offset((page - 1) * page_size).limit(page_size)).all())
     total = session.execute(sa_select(func.count()).select_from(Ticket).where(*conditions)).scalar_one()
     return items, total
 
 
+def day_bounds(first: date | None, last: date | None) -> dict[str, datetime | None]:
+    """`created_from`/`created_to` for search(): from the first day's start to the last day's end, local time."""
+
+    def start(day: date | None) -> datetime | None:
+        return datetime.combine(day, datetime.min.time(), LOCAL_TZ) if day else None
+
+    return {"created_from": start(first), "created_to": start(last + timedelta(days=1) if last else None)}
+
+
+def category_subtree(session: Session, code: str) -> list[int]:
+    """The ids of a category and of every category under it."""
+    categories = Lookups(session).categories
+    root = next((c for c in categories.values() if c.code == code), None)
+    if root is None:
+        raise Invalid(f"no category with the code {code!r}", field="category")
+    return [c.id for c in categories.values() if root in category_path(c.id, categories.get)]
+
+
+def _query_clause(actor: Actor, q: str, filters: list):
+    """What `q` matches, bounded so that it costs little on a million tickets.
+
+    A ticket number and a full phone number are equality lookups on indexed columns (the
+    number's unique index, ix_tickets_caller_phone) and search the whole archive. The
+    unanchored matches (the phone's last digits, a name, words of the title, content or
+    address) can use no index: they read only the newest SEARCH_SCAN_ROWS tickets that pass
+    the other filters, found newest first by the created_at index (or the state, category or
+    department index the filters bring), on SQLite and PostgreSQL alike; a date range
+    reaches further back.
+    """
+    phone = re.sub(r"[\s\-]", "", q)
+    caller_roles = actor.role in CALLER_SEARCH_ROLES
+    # A department never finds a confidential or anonymous ticket by the caller it hides.
+    shown_caller = (
+        (Ticket.confidential.is_(False) & Ticket.anonymous.is_(False)) if actor.role in DEPARTMENT_ROLES else None
+    )
+
+    def caller(condition):
+        return condition if shown_caller is None else (condition & shown_caller)
+
+    def ids(*where):
+        return sa_select(Ticket.id).where(*where).correlate(None)
+
+    # One branch per index, joined by UNION: an OR across them would let the planner fall
+    # back to reading the whole table in id order.
+    branches = [ids(Ticket.number == q)]
+    if phone.isdigit() and len(phone) >= MIN_PHONE_DIGITS:
+        # A number or a whole phone number: the indexes answer, nothing is scanned.
+        if caller_roles:
+            branches.append(ids(caller(Ticket.caller_phone == phone)))
+        return Ticket.id.in_(union(*branches))
+    like = f"%{_like_escape(q)}%"
+    loose = [
+        Ticket.title.like(like, escape="\\"),
+        Ticket.content.like(like, escape="\\"),
+        Ticket.address.like(like, escape="\\"),
+    ]
+    if caller_roles:
+        loose.append(caller(Ticket.caller_name.like(like, escape="\\")))
+        if phone.isdigit() and len(phone) >= MIN_TAIL_DIGITS:
+            loose.append(caller(Ticket.caller_phone.like(f"%{phone}", escape="\\")))
+    window = ids(*filters).order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(SEARCH_SCAN_ROWS)
+    branches.append(ids(Ticket.id.in_(window), or_(*loose)))
+    return Ticket.id.in_(union(*branches))
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return _like_escape(text) + "%"
 
 
 def recent_tickets(
@@ -418,6 +515,10 @@ def history_out(session: Session, ticket_id: int, actor: Actor) -> list[dict[str
     an e-mail address, a device or account id) are the centre's: departments do not see them."""
     rows = session.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).all()
     hidden = {"contact"} if actor.role in DEPARTMENT_ROLES else set()
+    merged = _merged_tickets(session, [m for r in rows if (m := (r.details or {}).get("merged_ticket"))])
+    # A department never sees a merged ticket itself (its assignments were withdrawn): the
+    # master's history shows its text, and links to it only for the centre.
+    linked = actor.role not in DEPARTMENT_ROLES
     return [
         {
             "id": r.id,
@@ -428,9 +529,22 @@ def history_out(session: Session, ticket_id: int, actor: Actor) -> list[dict[str
             "to": r.to_state,
             "at": local_iso(r.at),
             "details": {k: v for k, v in r.details.items() if k not in hidden} if r.details else r.details,
+            "merged": {**merged[m], "linked": linked}
+            if (m := (r.details or {}).get("merged_ticket")) in merged
+            else None,
         }
         for r in rows
     ]
+
+
+def _merged_tickets(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What a master's history shows of the tickets merged into it: number, time, text."""
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(Ticket.id, Ticket.number, Ticket.created_at, Ticket.content).where(Ticket.id.in_(ids))
+    ).all()
+    return {i: {"id": i, "number": n, "at": local_iso(at), "content": c} for i, n, at, c in rows}
 
 
 def _callback_states(runtime) -> list[str]:
@@ -442,31 +556,45 @@ def _callback_states(runtime) -> list[str]:
     return sorted(states)
 
 
-def _callback_view(runtime, view: str, now: datetime) -> list[Any]:
+def _callback_view(runtime, view: str, now: datetime, q: str = "") -> list[Any]:
     conditions = [Ticket.state.in_(_callback_states(runtime))]
     if view == "overdue":
         conditions.append(Ticket.due_at <= now)
     elif view == "warning":
         conditions += [Ticket.warn_at <= now, Ticket.due_at > now]
+    if q:
+        # Within the tickets waiting for a callback (the state index: a few days' replies, not
+        # the archive), so the unanchored matches read that small set only.
+        like = f"%{_like_escape(q)}%"
+        conditions.append(
+            or_(
+                Ticket.number == q,
+                Ticket.caller_phone.like(like, escape="\\"),
+                Ticket.caller_name.like(like, escape="\\"),
+                Ticket.title.like(like, escape="\\"),
+                Ticket.address.like(like, escape="\\"),
+            )
+        )
     return conditions
 
 
-def awaiting_callback_counts(session: Session, runtime, now: datetime) -> dict[str, int]:
-    """How many tickets wait for a callback: all, those past its deadline, those near it."""
+def awaiting_callback_counts(session: Session, runtime, now: datetime, *, q: str = "") -> dict[str, int]:
+    """How many tickets wait for a callback (matching `q`): all, those past its deadline, those near it."""
     return {
-        view: session.exec(select(func.count()).select_from(Ticket).where(*_callback_view(runtime, view, now))).one()
+        view: session.exec(select(func.count()).select_from(Ticket).where(*_callback_view(runtime, view, now, q))).one()
         for view in CALLBACK_VIEWS
     }
 
 
 def awaiting_callback(
-    session: Session, runtime, view: str, *, now: datetime, offset: int, limit: int
+    session: Session, runtime, view: str, *, now: datetime, offset: int, limit: int, q: str = ""
 ) -> list[tuple[Ticket, list[Callback]]]:
-    """A page of the tickets waiting for a callback in one of CALLBACK_VIEWS, the most
-    pressing callback deadline first, each with its callbacks so far."""
+    """A page of the tickets waiting for a callback in one of CALLBACK_VIEWS (matching `q`:
+    number, caller's phone or name, title, address), the most pressing deadline first, each
+    with its callbacks so far."""
     tickets = session.exec(
         select(Ticket)
-        .where(*_callback_view(runtime, view, now))
+        .where(*_callback_view(runtime, view, now, q))
         .order_by(Ticket.callback_by.is_(None), Ticket.callback_by, Ticket.id)
         .offset(offset)
         .limit(limit)

@@ -91,6 +91,20 @@ def test_repeated_requests_by_phone_and_on_the_ticket(runtime, district, as_, cl
     assert "repeats" not in as_("housing_h").get(f"/tickets/{ids[-1]}")
 
 
+def test_hot_words_leave_out_the_records_filler_and_keep_the_districts_places_whole(runtime, district, as_, clock):
+    from hotline.directory import create_place
+
+    with runtime.db.session() as s:
+        create_place(s, street="滨江街道", community="江畔社区")
+    said = "来电人居住在滨江街道江畔社区，反映小区电梯故障。诉求：请相关部门尽快核实处理，今年已多次反映。"
+    _at(runtime, local(2026, 11, 10, 10), n=3, content=said)
+    clock.set(local(2026, 11, 20, 10))
+    words = as_("supervisor").get("/analysis/hot-words", **{"from": "2026-11-01", "to": "2026-11-30"})["words"]
+    top = {w["word"]: w["count"] for w in words}
+    assert top.get("电梯") == 3 and top.get("滨江街道") == 3 and top.get("江畔社区") == 3
+    assert not {"居住", "尽快", "诉求", "核实", "今年", "滨江街", "江畔"} & set(top)
+
+
 def test_hot_words(runtime, district, as_, clock):
     for _ in range(3):
         _at(runtime, local(2026, 11, 10, 10), content="小区电梯故障停运，老人上下楼困难")

@@ -437,6 +437,11 @@ def test_load_holiday_csv_parses_iso_slash_dates_and_chinese_kinds() -> None:
     }
 
 
+def test_load_holiday_csv_accepts_makeup_for_make_up_working_days() -> None:
+    text = "date,kind,name\n2027-02-06,makeup,春节调休\n2027-02-07,Make-Up\n2027-02-08,holiday\n"
+    assert load_holiday_csv(text) == {date(2027, 2, 6): True, date(2027, 2, 7): True, date(2027, 2, 8): False}
+
+
 def test_load_holiday_csv_header_without_name_and_empty_body() -> None:
     assert load_holiday_csv("date,kind\n") == {}
     assert load_holiday_csv("date,kind\n2027-01-01,holiday\n") == {date(2027, 1, 1): False}

@@ -86,3 +86,29 @@ def test_serve_migrates_an_empty_database_and_answers(env):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_serve_links_to_the_address_it_listens_on_unless_a_public_url_is_set(env):
+    env = {k: v for k, v in env.items() if k != "HOTLINE_PUBLIC_URL"} | {"HOTLINE_EMBEDDED_SCHEDULER": "false"}
+    for public in (None, "https://12345.example.gov.cn"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server_env = env | ({"HOTLINE_PUBLIC_URL": public} if public else {})
+        server = subprocess.Popen([*HOTLINE, "serve", "--port", str(port)], env=server_env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    r = httpx.get(f"http://127.0.0.1:{port}/open311/discovery.json", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None, server.stdout.read()
+                    assert time.monotonic() < deadline, "server did not start"
+                    time.sleep(0.2)
+            (endpoint,) = r.json()["endpoints"]
+            assert endpoint["url"] == f"{public or f'http://127.0.0.1:{port}'}/open311/v2"
+        finally:
+            server.terminate()
+            server.wait(10)

@@ -37,7 +37,10 @@ def test_each_handler_reads_a_department_notice_for_themselves(runtime, district
     Api(client, district, "supervisor").fire(tid, "urge", message="请今天内签收")
     first, second = Api(client, district, "housing_h"), Api(client, district, "housing_h2")
 
-    (note,) = first.get("/notifications", unread="true")
+    def urged(api):  # the dispatch has told the department too
+        return [n for n in api.get("/notifications", unread="true") if n["kind"] == "urge"]
+
+    (note,) = urged(first)
     assert note["read_at"] is None and note["body"] == "请今天内签收"
     clock.advance(minutes=5)
     done = first.post(f"/notifications/{note['id']}/read", {})
@@ -45,9 +48,9 @@ def test_each_handler_reads_a_department_notice_for_themselves(runtime, district
     clock.advance(minutes=5)
     assert first.post(f"/notifications/{note['id']}/read", {})["read_at"] == done["read_at"]  # the first read stays
 
-    assert first.get("/notifications", unread="true") == []
+    assert urged(first) == []
     assert first.get("/notifications")[0]["read_at"] == done["read_at"]
-    assert [n["id"] for n in second.get("/notifications", unread="true")] == [note["id"]]  # still unread for them
+    assert [n["id"] for n in urged(second)] == [note["id"]]  # still unread for them
     Api(client, district, "urban_h").post(f"/notifications/{note['id']}/read", {}, expect=404)  # not theirs
 
 
@@ -147,3 +150,75 @@ def test_a_notice_to_a_person_and_to_their_role_counts_once(runtime, district, s
         client.post("/login", data={"username": "housing_h", "password": PASSWORD}, follow_redirects=False)
         assert client.get("/notifications/badge").text.endswith(">3</span>")
         assert len(Api(client, district, "housing_h").get("/notifications", unread="true")) == 3
+
+
+def _told(api: Api, tid: int, kind: str) -> list[dict]:
+    return [n for n in api.get("/notifications") if n["ticket"] == tid and n["kind"] == kind]
+
+
+def test_the_centres_decisions_reach_the_department_they_concern(runtime, district, client):
+    """Dispatch (main and co-handling), refused and approved extensions and suspensions,
+    refused and approved returns, and a reply sent back: each tells the department's
+    handlers and leader, on the ticket it concerns."""
+    from hotline.tickets import create_ticket
+    from hotline.workflow.engine import Actor, fire
+
+    at = local(2026, 11, 2, 9, 0)
+    with runtime.db.session() as s:
+        ticket, _ = create_ticket(
+            s,
+            runtime,
+            Actor(None, "agent", "agent"),
+            {"type": "complaint", "category": "0101", "content": "电梯停运"},
+            now=at,
+        )
+        fire(
+            s,
+            runtime,
+            ticket.id,
+            "dispatch",
+            Actor(None, "agent", "agent"),
+            {"department": "housing", "co_departments": ["urban"]},
+            now=at,
+        )
+        tid = ticket.id
+    handler, leader, urban = (Api(client, district, u) for u in ("housing_h", "housing_l", "urban_h"))
+    supervisor = Api(client, district, "supervisor")
+    (main,) = _told(handler, tid, "dispatch")
+    assert "转本单位办理" in main["title"] and "电梯停运" in main["body"] and "前签收" in main["body"]
+    assert _told(leader, tid, "dispatch") == [main]
+    (co,) = _told(urban, tid, "dispatch")
+    assert "协办" in co["title"] and "区住建局" in co["body"]
+
+    handler.fire(tid, "sign")
+    handler.fire(tid, "request_extension", days=3, reason="需协调产权单位")
+    supervisor.fire(tid, "reject_extension", reason="理由不充分")
+    handler.fire(tid, "request_extension", days=3, reason="产权单位已约定下周到场")
+    supervisor.fire(tid, "approve_extension")
+    refused, approved = sorted(_told(leader, tid, "extension"), key=lambda n: n["id"])
+    assert "未批准" in refused["title"] and "理由不充分" in refused["body"]
+    assert "已批准" in approved["title"] and "3 个工作日" in approved["body"]
+    handler.fire(tid, "request_suspension", reason="等待司法鉴定")
+    supervisor.fire(tid, "approve_suspension")
+    (suspended,) = _told(handler, tid, "suspension")
+    assert "挂起申请已批准" in suspended["title"] and suspended["title"].endswith(ticket.number)
+    assert _told(urban, tid, "extension") == [] and _told(urban, tid, "suspension") == []
+
+    (other,) = make_dispatched(runtime, 1, now=at)
+    handler.fire(other, "return", reason="不属于本单位职责")
+    supervisor.fire(other, "reject_return", reason="属本单位职责，请继续办理")
+    handler.fire(other, "return", reason="产权属城管局")
+    supervisor.fire(other, "redispatch", department="urban")
+    refused, approved = sorted(_told(leader, other, "return"), key=lambda n: n["id"])
+    assert "未同意" in refused["title"] and "请继续办理" in refused["body"]
+    assert "已同意" in approved["title"] and "不再承办" in approved["body"]
+    (moved,) = _told(urban, other, "dispatch")
+    assert moved["title"].startswith("改派")
+
+    (third,) = make_dispatched(runtime, 1, now=at)
+    handler.fire(third, "sign")
+    handler.fire(third, "reply", result="已维修")
+    supervisor.fire(third, "reject_reply", reason="未写明维修时间")
+    (sent_back,) = _told(handler, third, "reply_rejected")
+    assert "审核退回" in sent_back["title"] and "未写明维修时间" in sent_back["body"]
+    assert _told(leader, third, "reply_rejected") == [sent_back]

@@ -14,7 +14,7 @@ from hotline.web import admin as admin_pages
 from hotline.web.admin import csv_error, limit_text, parse_year_csv
 from hotline.workflow.definition import Limit
 from tests.conftest import local
-from tests.helpers import PASSWORD, make_dispatched
+from tests.helpers import PASSWORD, Api, make_dispatched
 from tests.test_pages_smoke import login
 
 SHOTS = Path(__file__).parent / "artifacts"
@@ -80,7 +80,14 @@ def _csrf_token(client) -> str:
 
 def _admin_routes() -> list[tuple[str, str]]:
     """Every admin page and form post, with its path parameters filled in."""
-    fill = {"department_id": "1", "user_id": "1", "rule_id": "1", "year": "2026", "action": "deactivate"}
+    fill = {
+        "department_id": "1",
+        "user_id": "1",
+        "rule_id": "1",
+        "code": "0101",
+        "year": "2026",
+        "action": "deactivate",
+    }
     routes = []
     for route in admin_pages.router.routes:
         path = re.sub(r"{(\w+)}", lambda m: fill[m.group(1)], route.path)
@@ -414,3 +421,106 @@ def test_admin_reads_the_time_limits_and_the_workflows(page, server, district):
     assert page.locator("#wf-direct_reply svg").count() == 1
     assert "→ 待回访" in page.inner_text("#wf-direct_reply tr[data-event=reply]")
     assert page.locator("#wf-direct_reply tr[data-event=approve_reply]").count() == 0
+
+
+@pytest.mark.browser
+def test_admin_edits_moves_deactivates_and_deletes_categories_and_rules(page, server, district, runtime):
+    from hotline import directory
+    from hotline.models import Category
+
+    with runtime.db.session() as s:
+        directory.create_category(s, runtime, code="0103", name="房屋安全", parent="01")
+    page.on("dialog", lambda d: d.accept())
+    login(page, server, "admin")
+    page.goto(f"{server}/admin/categories")
+    row = page.locator("tr[data-code='0101']")
+    row.locator("summary", has_text="编辑").click()
+    row.locator("input[name=name]").fill("物业服务")
+    row.locator("select[name=department]").select_option("water")
+    shot(page, "category-edit")
+    row.locator("button", has_text="保存").click()
+    page.wait_for_load_state()
+    assert "已保存分类：0101 物业服务" in page.inner_text(".flash-ok")
+    assert "区水务局" in page.inner_text("tr[data-code='0101']")
+
+    # Moving 01 under its own child is refused, and says why.
+    row = page.locator("tr[data-code='01']")
+    row.locator("summary", has_text="编辑").click()
+    row.locator("select[name=parent]").select_option("0103")
+    row.locator("button", has_text="保存").click()
+    page.wait_for_load_state()
+    assert "不能把分类移到它自己或它的下级分类之下" in page.inner_text(".flash-error")
+    assert page.locator("tr[data-code='01'] details[open]").count() == 1  # the form stays open
+    # Moving 0103 under 02 is fine.
+    page.goto(f"{server}/admin/categories")
+    row = page.locator("tr[data-code='0103']")
+    row.locator("summary", has_text="编辑").click()
+    row.locator("select[name=parent]").select_option("02")
+    row.locator("button", has_text="保存").click()
+    page.wait_for_load_state()
+    with runtime.db.read_session() as s:
+        moved = s.exec(select(Category).where(Category.code == "0103")).one()
+        assert s.get(Category, moved.parent_id).code == "02"
+
+    # A used category is kept (deactivated), an unused one deleted.
+    make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))  # a ticket of 0101
+    page.locator("tr[data-code='0101'] button", has_text="删除").click()
+    page.wait_for_load_state()
+    assert "不能删除" in page.inner_text(".flash-error") and "工单" in page.inner_text(".flash-error")
+    page.locator("tr[data-code='0101'] button", has_text="停用").click()
+    page.wait_for_load_state()
+    assert "已停用" in page.inner_text("tr[data-code='0101']")
+    page.locator("tr[data-code='0103'] button", has_text="删除").click()
+    page.wait_for_load_state()
+    assert "已删除分类：0103 房屋安全" in page.inner_text(".flash-ok")
+    assert page.locator("tr[data-code='0103']").count() == 0
+
+    # Rules: edited, then deleted.
+    page.goto(f"{server}/admin/rules")
+    rule = page.locator("#rules tbody tr[data-rule]").first
+    rule_id = rule.get_attribute("data-rule")
+    rule.locator("summary", has_text="编辑").click()
+    rule.locator("select[name=department]").select_option("market")
+    rule.locator("input[name=priority]").fill("7")
+    rule.locator("button", has_text="保存").click()
+    page.wait_for_load_state()
+    assert f"已保存派单规则 #{rule_id}" in page.inner_text(".flash-ok")
+    with runtime.db.read_session() as s:
+        saved = s.get(RoutingRule, int(rule_id))
+        assert saved.priority == 7 and s.get(Department, saved.department_id).code == "market"
+    page.locator(f"tr[data-rule='{rule_id}'] button", has_text="删除").click()
+    page.wait_for_load_state()
+    assert page.locator(f"tr[data-rule='{rule_id}']").count() == 0
+    shot(page, "rules-after-delete")
+
+
+class _Admin(Api):
+    """The API helper with the two methods only the administrator's resources need."""
+
+    def patch(self, path: str, body: dict, expect: int = 200):
+        r = self.client.patch(f"/api/v1{path}", headers=self.headers, json=body)
+        assert r.status_code == expect, r.text
+        return r.json()
+
+    def delete(self, path: str, expect: int = 204) -> None:
+        r = self.client.delete(f"/api/v1{path}", headers=self.headers)
+        assert r.status_code == expect, r.text
+
+
+def test_the_admin_api_edits_and_deletes_categories_and_rules(client, district):
+    admin = _Admin(client, district, "admin")
+    moved = admin.patch("/categories/0102", {"name": "违法建设", "parent": "02", "department": None})
+    assert moved == {**moved, "name": "违法建设", "parent": "02", "department": None, "active": True}
+    admin.patch("/categories/01", {"parent": "0101"}, expect=422)  # under its own child
+    admin.patch("/categories/01", {"parent": "01"}, expect=422)
+    assert admin.patch("/categories/09", {"active": False})["active"] is False
+    admin.delete("/categories/01", expect=409)  # it has sub-categories
+    admin.post("/categories", {"code": "0901", "name": "临时"}, expect=201)
+    admin.delete("/categories/0901", expect=204)
+    assert "0901" not in {c["code"] for c in admin.get("/categories")}
+    _Admin(client, district, "supervisor").patch("/categories/09", {"active": True}, expect=403)
+    rule = admin.get("/routing-rules")[0]
+    changed = admin.patch(f"/routing-rules/{rule['id']}", {"priority": 9, "street": None})
+    assert changed["priority"] == 9 and changed["street"] is None and changed["department"] == rule["department"]
+    admin.delete(f"/routing-rules/{rule['id']}", expect=204)
+    admin.delete(f"/routing-rules/{rule['id']}", expect=404)

@@ -326,6 +326,30 @@ def test_the_board_of_a_busy_month_and_its_exports(page, server, busy, tmp_path)
     assert rows[1][0] == "1" and rows[1][3].endswith("%")
 
 
+def test_with_fewer_than_two_lists_of_ranked_units_the_lists_split_them(page, server, busy, runtime):
+    """Nine ranked units (three of the twelve left with no tickets): five red, four black,
+    none on both lists, and the page says how the lists were cut."""
+    with runtime.db.session() as s:
+        quiet = [busy[code] for code in ("hr", "civil", "street_b")]
+        for row in s.exec(select(Callback).where(Callback.department_id.in_(quiet))).all():
+            s.delete(row)
+        for row in s.exec(select(Assignment).where(Assignment.department_id.in_(quiet))).all():
+            s.delete(row)
+        s.flush()
+        totals.rebuild(s)
+    login(page, server, "supervisor")
+    page.goto(f"{server}/performance")
+    assert page.locator("#board-table tbody td.pf-rank").all_inner_texts().count("9") == 1
+    red = page.locator("#red-list li .pf-list-name").all_inner_texts()
+    black = page.locator("#black-list li .pf-list-name").all_inner_texts()
+    assert len(red) == 5 and len(black) == 4 and not set(red) & set(black)
+    assert "后4名" in page.inner_text("#black-title")
+    note = page.inner_text("#lists-note")
+    assert "共 9 个" in note and "前 5 名列红榜" in note and "其余 4 个列黑榜" in note
+    page.locator("#red-list").scroll_into_view_if_needed()
+    _shoot(page, "performance-lists-split.png")
+
+
 def test_every_rate_on_the_board_is_the_fraction_under_it(page, server, busy):
     """Each rate shown is the numerator shown under it over the denominator, and its link
     lists the numerator's tickets: every department, every rate, and the district total."""

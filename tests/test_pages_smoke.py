@@ -22,7 +22,7 @@ def login(page, server: str, username: str) -> None:
 
 def fire_on_page(page, event: str, **fields: str) -> None:
     """Open the event's form on a ticket page, fill it in and submit it."""
-    form = f"form[action$='/events/{event}']"
+    form = f"form[data-event='{event}']"
     page.locator(f"details:has({form})").evaluate("d => d.open = true")
     for name, value in fields.items():
         field = page.locator(f"{form} [name={name}]")

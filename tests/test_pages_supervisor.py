@@ -14,10 +14,10 @@ from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.models import Approval, Department, Notification, SupervisionOrder, Ticket
 from hotline.scheduler import sweep
-from hotline.supervision import yellow_horizon
+from hotline.supervision import answer_order, yellow_horizon
 from hotline.workflow.definition import Limit
 from tests.conftest import local
-from tests.test_pages_department import act, number_of, ticket
+from tests.test_pages_department import act, actor, number_of, ticket
 from tests.test_pages_smoke import login
 
 SHOTS = Path(__file__).parent / "artifacts"
@@ -311,6 +311,11 @@ def test_review_queues_decide_returns_extensions_suspensions_and_replies(page, s
     first = page.inner_text(f"#review-{made['return'][0]}")
     assert "属地不符" in first and "非本单位职责范围" in first and "区住建局 · housing_h" in first
     assert "物业管理条例" in first and "职能交叉" in page.inner_text(f"#review-{made['return'][2]}")
+    # Each card carries the citizen's request, so a return or a reply is judged without opening it.
+    for tid in made["return"]:
+        with runtime.db.read_session() as s:
+            content = s.get(Ticket, tid).content
+        assert content in page.inner_text(f"#review-{tid} .citizen-request")
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "supervisor-reviews.png"), full_page=True)
 
@@ -368,6 +373,8 @@ def test_review_queues_decide_returns_extensions_suspensions_and_replies(page, s
     page.wait_for_url("**tab=reply*")
     p1, p2 = made["reply"]
     assert "问题已解决" in page.inner_text(f"#review-{p1}")
+    with runtime.db.read_session() as s:
+        assert s.get(Ticket, p1).content in page.inner_text(f"#review-{p1} .citizen-request")
     decide(page, p1, "审核退回", reason="未说明整改完成时间，请补充")
     page.wait_for_url("**done=reject_reply*")
     with runtime.db.read_session() as s:
@@ -397,3 +404,45 @@ def test_a_decision_on_a_stale_queue_is_refused_plainly(page, server, runtime, d
     assert "已被他人处理" in page.inner_text(".flash-error")
     with runtime.db.read_session() as s:
         assert s.get(Ticket, p1).state == "pending_callback"
+
+
+def progress_of(page, ticket_id: int) -> str:
+    return page.inner_text(f"#overdue-table tr[data-ticket='{ticket_id}'] td:nth-child(7)").strip()
+
+
+@pytest.mark.browser
+def test_supervision_progress_follows_the_orders_and_a_second_order_is_refused(page, server, runtime, district):
+    """督办进度 says 已督办 once a supervisor supervises (answered or not); a second 督办 on a
+    ticket whose order waits for its answer is refused with the reason, and no order is added."""
+    late = signed(runtime, local(2026, 10, 29, 9, 0), case=0)  # handle by 11-09: red at NOW
+    runtime.clock.set(NOW)
+    login(page, server, "supervisor")
+    stale = page.context.new_page()
+    stale.goto(f"{server}/supervisor/dashboard")
+    page.click(f"#overdue-table tr[data-ticket='{late}'] button[data-notice=urge]")
+    page.click("#notice-send")
+    page.wait_for_url("**done=urge*")
+    assert progress_of(page, late) == "已催办"
+    page.click(f"#overdue-table tr[data-ticket='{late}'] button[data-notice=supervise]")
+    page.click("#notice-send")
+    page.wait_for_url("**done=supervise*")
+    assert progress_of(page, late) == "已督办·待答复"
+    assert page.locator(f"#overdue-table tr[data-ticket='{late}'] button[data-notice=supervise]").is_disabled()
+    page.screenshot(path=str(SHOTS / "supervisor-progress.png"), full_page=True)
+
+    # From a page shown before the order: refused, plainly, and still one order.
+    stale.click(f"#overdue-table tr[data-ticket='{late}'] button[data-notice=supervise]")
+    stale.click("#notice-send")
+    stale.wait_for_selector(".flash-error")
+    assert "已有督办单" in stale.inner_text(".flash-error") and "未重复下发" in stale.inner_text(".flash-error")
+    with runtime.db.read_session() as s:
+        orders = s.exec(select(SupervisionOrder).where(SupervisionOrder.ticket_id == late)).all()
+        assert len(orders) == 1
+        order_id = orders[0].id
+
+    # The leader answers: the list says so, and a new order may be issued.
+    with runtime.db.session() as s:
+        answer_order(s, runtime, order_id, actor(runtime, "housing_l"), "已安排专人今日办结", now=NOW)
+    page.goto(f"{server}/supervisor/dashboard")
+    assert progress_of(page, late) == "已督办·已答复"
+    assert page.locator(f"#overdue-table tr[data-ticket='{late}'] button[data-notice=supervise]").is_enabled()

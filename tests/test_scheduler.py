@@ -67,17 +67,18 @@ def test_ticket_left_alone_climbs_the_ladder_each_step_once(runtime, district, c
     )
     with runtime.db.read_session() as s:
         kinds = sorted(n.kind for n in s.exec(select(Notification).where(Notification.ticket_id == tid)))
-        assert kinds == ["report", "report", "supervise", "urge", "warn"]
-        assert s.exec(select(func.count()).select_from(OutboxMessage)).one() == 5
+        assert kinds == ["dispatch", "report", "report", "supervise", "urge", "warn"]
+        ladder = OutboxMessage.topic != "notice.dispatch"
+        assert s.exec(select(func.count()).select_from(OutboxMessage).where(ladder)).one() == 5
         assert s.exec(select(func.count()).select_from(Escalation).where(Escalation.ticket_id == tid)).one() == 4
         order = s.exec(select(SupervisionOrder).where(SupervisionOrder.ticket_id == tid)).one()
         assert order.status == "open" and order.issued_by_id is None
 
     # The handler sees the urge; the leader sees and answers the supervision order.
     handler_notes = Api(client, district, "housing_h").get("/notifications")
-    assert {n["kind"] for n in handler_notes} == {"warn", "urge"}
+    assert {n["kind"] for n in handler_notes} == {"dispatch", "warn", "urge"}  # the dispatch to the whole department
     leader = Api(client, district, "housing_l")
-    assert {n["kind"] for n in leader.get("/notifications")} == {"supervise", "report"}
+    assert {n["kind"] for n in leader.get("/notifications")} == {"dispatch", "supervise", "report"}
     (open_order,) = leader.get("/supervision-orders", status="open")
     answered = leader.post(f"/supervision-orders/{open_order['id']}/answer", {"answer": "已责成专人本周内办结"})
     assert answered["status"] == "answered"
@@ -191,7 +192,8 @@ def test_a_step_refused_half_way_through_a_batch_skips_that_ticket_alone(runtime
     assert _steps(runtime, refused) == []
     with runtime.db.read_session() as s:
         assert s.exec(select(func.count()).select_from(Escalation)).one() == 29
-        assert s.exec(select(func.count()).select_from(OutboxMessage)).one() == 29
+        urges = OutboxMessage.topic == "notice.urge"
+        assert s.exec(select(func.count()).select_from(OutboxMessage).where(urges)).one() == 29
         # warn passed over (already red), urge refused: neither is tried again
         assert s.get(Ticket, refused).escalation_step == 2
     assert sweep(runtime, now=local(2026, 11, 4, 9, 30)).steps == []
@@ -247,3 +249,21 @@ def test_embedded_scheduler_escalates_without_anyone_pressing_a_button(database,
         while _steps(runtime, tid) != ["urge"]:
             assert time.monotonic() < deadline, "the embedded scheduler did not sweep"
             time.sleep(0.1)
+
+
+def test_one_open_supervision_order_at_a_time_the_ladder_passes_over_its_own(runtime, district, client):
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))
+    Api(client, district, "housing_h").fire(tid, "sign")
+    supervisor = Api(client, district, "supervisor")
+    supervisor.fire(tid, "supervise", message="请加快办理")
+    refused = supervisor.fire(tid, "supervise", expect=409)
+    assert "awaits the department leader's answer" in refused["detail"] and "尚待单位负责人答复" in refused["zh"]
+    # Overdue (handle by 11-11) and one working day later: the scheduler's own order would be
+    # a second one, so it passes over it, says why, and reports on time as usual.
+    sweep(runtime, now=local(2026, 11, 13, 9, 0))
+    assert _steps(runtime, tid) == ["urge"]  # the warning too late to be of use, passed over too
+    assert _passed_over(runtime, tid) == [("warn", "handle"), ("supervise", "handle")]
+    sweep(runtime, now=local(2026, 11, 19, 9, 0))
+    assert _steps(runtime, tid) == ["urge", "report"]
+    with runtime.db.read_session() as s:
+        assert s.exec(select(func.count()).select_from(SupervisionOrder)).one() == 1

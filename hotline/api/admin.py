@@ -1,11 +1,19 @@
 """Administration: departments, categories, routing rules, users."""
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from sqlmodel import select
 
 from hotline import directory
 from hotline.api.deps import AdminActor, CurrentActor, RuntimeDep
-from hotline.api.schemas import CategoryIn, DepartmentIn, PlaceIn, RoutingRuleIn, UserIn
+from hotline.api.schemas import (
+    CategoryIn,
+    CategoryPatch,
+    DepartmentIn,
+    PlaceIn,
+    RoutingRuleIn,
+    RoutingRulePatch,
+    UserIn,
+)
 from hotline.db import utcnow
 from hotline.models import Category, Department, RoutingRule, User
 
@@ -54,6 +62,64 @@ def list_categories(_: CurrentActor, runtime: RuntimeDep) -> list[dict]:
             }
             for c in cats
         ]
+
+
+def _category_out(session, c: Category) -> dict:
+    parent = session.get(Category, c.parent_id) if c.parent_id else None
+    dept = session.get(Department, c.department_id) if c.department_id else None
+    return {
+        "id": c.id,
+        "code": c.code,
+        "name": c.name,
+        "parent": parent.code if parent else None,
+        "department": dept.code if dept else None,
+        "workflow": c.workflow,
+        "active": c.active,
+    }
+
+
+@router.patch("/categories/{code}")
+def update_category(code: str, body: CategoryPatch, _: AdminActor, runtime: RuntimeDep) -> dict:
+    """Rename, move, change the default department or workflow, (de)activate."""
+    with runtime.db.session() as session:
+        c = directory.update_category(session, runtime, code, **body.model_dump(exclude_unset=True))
+        return _category_out(session, c)
+
+
+@router.delete("/categories/{code}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_category(code: str, _: AdminActor, runtime: RuntimeDep) -> Response:
+    """Delete a category nothing uses (409 otherwise: deactivate it)."""
+    with runtime.db.session() as session:
+        directory.delete_category(session, code)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _rule_out(session, r: RoutingRule) -> dict:
+    cat = session.get(Category, r.category_id) if r.category_id else None
+    return {
+        "id": r.id,
+        "category": cat.code if cat else None,
+        "street": r.street,
+        "community": r.community,
+        "department": session.get(Department, r.department_id).code,
+        "priority": r.priority,
+        "active": r.active,
+    }
+
+
+@router.patch("/routing-rules/{rule_id}")
+def update_routing_rule(rule_id: int, body: RoutingRulePatch, _: AdminActor, runtime: RuntimeDep) -> dict:
+    """Change a routing rule."""
+    with runtime.db.session() as session:
+        return _rule_out(session, directory.update_rule(session, rule_id, **body.model_dump(exclude_unset=True)))
+
+
+@router.delete("/routing-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_routing_rule(rule_id: int, _: AdminActor, runtime: RuntimeDep) -> Response:
+    """Delete a routing rule."""
+    with runtime.db.session() as session:
+        directory.delete_rule(session, rule_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/routing-rules", status_code=status.HTTP_201_CREATED)

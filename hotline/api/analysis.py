@@ -10,6 +10,7 @@ from hotline.api.stats import PeriodDep
 from hotline.deadlines.calendar import local_iso
 from hotline.indicators import analysis
 from hotline.models import Category, SurgeAlert, Ticket
+from hotline.tickets import mask_phone
 from hotline.workflow.engine import Actor
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
@@ -72,7 +73,7 @@ def repeats(actor: Reader, runtime: RuntimeDep) -> list[dict[str, Any]]:
     for r in rows:
         r["last"] = local_iso(r["last"])
         if r["kind"] == "phone" and actor.role != "supervisor":
-            r["key"] = [k[:3] + "****" + k[-4:] if k and len(k) >= 11 else k for k in r["key"]]
+            r["key"] = [mask_phone(r["key"][0]), *r["key"][1:]]
     return rows
 
 

@@ -9,9 +9,8 @@ from sqlmodel import select
 from hotline.api.deps import CurrentActor, RuntimeDep, require
 from hotline.deadlines.calendar import local_iso
 from hotline.evaluation import appeals, rectifications
-from hotline.models import Appeal, Message, Rectification, Ticket
+from hotline.models import DEPARTMENT_ROLES, Appeal, Message, Rectification, Ticket
 from hotline.tickets import get_visible
-from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor, fire
 
 router = APIRouter(tags=["evaluation"])

@@ -38,6 +38,27 @@ class RoutingRuleIn(Body):
     priority: int = 0
 
 
+class CategoryPatch(Body):
+    """What changes of a category; a field left out stays, null clears it."""
+
+    name: Name | None = None
+    parent: Code | None = None
+    department: Code | None = None
+    workflow: Annotated[str, Field(max_length=40)] | None = None
+    active: bool | None = None
+
+
+class RoutingRulePatch(Body):
+    """What changes of a routing rule; a field left out stays, null clears it."""
+
+    department: Code | None = None
+    category: Code | None = None
+    street: Short | None = None
+    community: Short | None = None
+    priority: int | None = None
+    active: bool | None = None
+
+
 class PlaceIn(Body):
     street: Annotated[str, Field(min_length=1, max_length=50)]
     community: Annotated[str, Field(min_length=1, max_length=50)] | None = None

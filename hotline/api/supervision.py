@@ -9,8 +9,7 @@ from sqlmodel import select
 from hotline import notices, supervision
 from hotline.api.deps import CurrentActor, RuntimeDep, require
 from hotline.deadlines.calendar import local_iso
-from hotline.models import Escalation, SupervisionOrder, Ticket
-from hotline.workflow.definition import DEPARTMENT_ROLES
+from hotline.models import DEPARTMENT_ROLES, Escalation, SupervisionOrder, Ticket
 from hotline.workflow.engine import Actor
 
 router = APIRouter(tags=["supervision"])

@@ -1,5 +1,6 @@
 """Tickets: intake, lists, one ticket, its transitions and its history."""
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
@@ -11,16 +12,17 @@ from hotline.api.deps import CurrentActor, IntakeActor, RuntimeDep
 from hotline.api.schemas import TicketIn
 from hotline.errors import Invalid
 from hotline.indicators.analysis import repeats_of
+from hotline.models import DEPARTMENT_ROLES
 from hotline.tickets import (
     Lookups,
     assignments_of,
     create_ticket,
+    day_bounds,
     get_visible,
     history_out,
     search,
     ticket_out,
 )
-from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import available_events, fire
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -63,9 +65,14 @@ def list_tickets(
     overdue: bool | None = None,
     level: Annotated[Literal["green", "yellow", "red"] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
+    category: Annotated[str | None, Query(max_length=32, description="a category code, with its subtree")] = None,
+    created_from: Annotated[date | None, Query(description="logged on or after this day")] = None,
+    created_to: Annotated[date | None, Query(description="logged on or before this day")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
+    """Tickets the caller may see, newest first; `q` finds a number, a caller's phone (in full
+    or its last digits) or name, or words of the title, content or address."""
     states = [s.strip() for s in state.split(",") if s.strip()] if state else None
     if states:
         known = {s for wf in runtime.workflows.workflows.values() for s in wf.states}
@@ -84,6 +91,8 @@ def list_tickets(
             now=runtime.now(),
             page=page,
             page_size=page_size,
+            category=category,
+            **day_bounds(created_from, created_to),
         )
         lookups = Lookups(session)
         return {

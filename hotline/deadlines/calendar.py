@@ -438,7 +438,7 @@ class WorkCalendar:
 # ------------------------------------------------------------------ CSV data
 
 _HOLIDAY_WORDS = frozenset({"holiday", "休", "放假", "假"})
-_WORKDAY_WORDS = frozenset({"workday", "班", "上班", "调休"})
+_WORKDAY_WORDS = frozenset({"workday", "makeup", "make-up", "班", "上班", "调休"})
 _DATE_RE = re.compile(r"(\d{4})([-/])(\d{1,2})\2(\d{1,2})")
 
 
@@ -449,7 +449,7 @@ def _parse_kind(raw: str, lineno: int) -> bool:
         return False
     if word in _WORKDAY_WORDS:
         return True
-    raise ValueError(f"line {lineno}: bad kind {raw!r}; expected holiday/休/放假/假 or workday/班/上班/调休")
+    raise ValueError(f"line {lineno}: bad kind {raw!r}; expected holiday/休/放假/假 or workday/makeup/班/上班/调休")
 
 
 def _parse_date(raw: str, lineno: int) -> date:

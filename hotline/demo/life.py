@@ -357,9 +357,12 @@ class Life:
         ladder = sla.LADDER
         while tk.next_due_at is not None and tk.next_due_at <= now and tk.escalation_step < len(ladder):
             step = ladder[tk.escalation_step]
-            if sla.is_noise(step, tk, now):
-                # scheduler._pass_over: the ladder moves past it, in the history.
-                details = {"auto": True, "step": step, "deadline": tk.due_kind, "reason": sla.NOISE}
+            waiting = step == "supervise" and next((o for o in tk.orders if o.status == "open"), None)
+            if sla.is_noise(step, tk, now) or waiting:
+                # scheduler._pass_over: the ladder moves past it, in the history (a second
+                # order is refused while one waits: the guard no_open_supervision_order).
+                why = rules.order_awaits_answer(waiting.id) if waiting else sla.NOISE
+                details = {"auto": True, "step": step, "deadline": tk.due_kind, "reason": why}
                 tk.escalation_step += 1
                 self._done(tk, "escalation_skipped", t, SCHEDULER, tk.state, details)
                 continue
@@ -477,6 +480,7 @@ class Life:
             event = "redispatch"
             details = {"department": code, "reason": redispatch_reason}
             details["approval_id"] = self._decide(tk, "return", "approved", now, actor, redispatch_reason)
+            self._decided(tk, "return", True, redispatch_reason, now)
         for a in tk.assignments:
             if a.status != "withdrawn":
                 a.status = "withdrawn"
@@ -502,6 +506,8 @@ class Life:
         tk.dispatched_at = now
         tk.signed_at = tk.replied_at = tk.return_from_state = None
         tk.handle_started_at, tk.extension_days, tk.suspended_seconds = now, 0, 0.0
+        co_ids = [self.d.departments[co][0]] if co else []
+        self._notice(tk, "dispatch", texts.dispatch_notices(tk, name, co_ids, sign_by), now)
         details.update({
             "department": code, "department_name": name, "routed_by": routed_by,
             "co_departments": [co] if co else [], "dispatch_no": tk.dispatch_count, "designated": tk.designated,
@@ -537,6 +543,7 @@ class Life:
         t, now = self._at(tk, t)
         approval_id = self._decide(tk, "return", "rejected", now, actor, REJECT_RETURN)
         back, tk.return_from_state = tk.return_from_state, None
+        self._decided(tk, "return", False, REJECT_RETURN, now)
         self._done(tk, "reject_return", t, actor, back, {"reason": REJECT_RETURN, "approval_id": approval_id})
 
     def request_extension(self, tk: TicketRow, t: int, days: int, reason: str) -> None:
@@ -550,6 +557,7 @@ class Life:
         t, now = self._at(tk, t)
         if not approve:
             approval_id = self._decide(tk, "extension", "rejected", now, actor, REJECT_EXTENSION)
+            self._decided(tk, "extension", False, REJECT_EXTENSION, now)
             details = {"reason": REJECT_EXTENSION, "approval_id": approval_id}
             self._done(tk, "reject_extension", t, actor, tk.state, details)
             return
@@ -559,6 +567,7 @@ class Life:
         tk.extension_total += days
         self._sync_main_handle_by(tk)
         details = {"approval_id": approval_id, "days": days, "handle_by_before": _iso(tk.handle_by)}
+        self._decided(tk, "extension", True, None, now, days)
         self._done(tk, "approve_extension", t, actor, tk.state, details)
 
     def request_suspension(self, tk: TicketRow, t: int, reason: str) -> None:
@@ -572,11 +581,13 @@ class Life:
         t, now = self._at(tk, t)
         if not approve:
             approval_id = self._decide(tk, "suspension", "rejected", now, actor, REJECT_SUSPENSION)
+            self._decided(tk, "suspension", False, REJECT_SUSPENSION, now)
             details = {"reason": REJECT_SUSPENSION, "approval_id": approval_id}
             self._done(tk, "reject_suspension", t, actor, tk.state, details)
             return
         approval_id = self._decide(tk, "suspension", "approved", now, actor, None)
         tk.suspended_at = now
+        self._decided(tk, "suspension", True, None, now)
         self._done(tk, "approve_suspension", t, actor, "suspended", {"approval_id": approval_id})
 
     def resume(self, tk: TicketRow, t: int) -> None:
@@ -618,8 +629,8 @@ class Life:
 
     def reject_reply(self, tk: TicketRow, t: int) -> None:
         actor = self.supervisor()
-        t, _ = self._at(tk, t)
-        self._reopen_main(tk)
+        t, now = self._at(tk, t)
+        self._reopen_main(tk, REJECT_REPLY, now)
         self._done(tk, "reject_reply", t, actor, "in_progress", {"reason": REJECT_REPLY})
 
     def answer(self, tk: TicketRow, t: int, text: str) -> None:
@@ -711,7 +722,7 @@ class Life:
     def rehandle(self, tk: TicketRow, t: int, actor: Actor) -> None:
         t, now = self._at(tk, t)
         tk.rehandle_count += 1
-        self._reopen_main(tk)
+        self._reopen_main(tk, REHANDLE, now)
         main = tk.active("main")
         if main is not None:
             main.rehandles += 1
@@ -750,12 +761,23 @@ class Life:
         tk.closed_at, tk.close_reason = now, "cancelled"
         self._done(tk, "cancel", t, actor, "cancelled", {"reason": reason, "close_reason": "cancelled"})
 
-    def _reopen_main(self, tk: TicketRow) -> None:
-        """rules.reopen_main_assignment."""
+    def _reopen_main(self, tk: TicketRow, reason: str, now: datetime) -> None:
+        """rules.reopen_main_assignment: the reply goes back to the main department."""
         main = tk.active("main")
         if main is not None:
             main.status, main.replied_at = "signed", None
         tk.replied_at = None
+        if tk.main_department_id is not None:
+            title, body = texts.reply_rejected_notice(tk.number, reason)
+            self._notice(tk, "reply_rejected", [(None, tk.main_department_id, title, body)], now)
+
+    def _decided(self, tk: TicketRow, kind: str, approved: bool, reason: str | None, now: datetime,
+                 days: int | None = None) -> None:  # fmt: skip
+        """rules._notify_decision: the department that asked is told what the centre decided."""
+        approval = next(p for p in reversed(tk.approvals) if p.kind == kind)
+        if approval.department_id is not None:
+            title, body = texts.decision_notice(tk.number, kind, approved, reason, days)
+            self._notice(tk, kind, [(None, approval.department_id, title, body)], now)
 
     def _open(self, tk: TicketRow, kind: str, now: datetime, actor: Actor, reason: str, *, code: str | None = None,
               basis: str | None = None, days: int | None = None) -> None:  # fmt: skip

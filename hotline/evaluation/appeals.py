@@ -6,8 +6,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from hotline.errors import Conflict, NotFound, NotPermitted
-from hotline.models import Appeal, Callback, Notification, OutboxMessage, Rectification, Ticket
-from hotline.workflow.definition import DEPARTMENT_ROLES
+from hotline.models import DEPARTMENT_ROLES, Appeal, Callback, Notification, OutboxMessage, Rectification, Ticket
 from hotline.workflow.engine import Actor, changing
 
 

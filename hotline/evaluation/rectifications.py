@@ -6,9 +6,8 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from hotline.errors import Conflict, Invalid, NotFound, NotPermitted
-from hotline.models import Notification, Rectification
+from hotline.models import DEPARTMENT_ROLES, Notification, Rectification
 from hotline.workflow import texts
-from hotline.workflow.definition import DEPARTMENT_ROLES
 from hotline.workflow.engine import Actor, changing
 
 

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.labels import TYPE_LABELS
-from hotline.models import Category, Department, Notification, SurgeAlert, Ticket
+from hotline.models import Category, Department, Notification, Place, SurgeAlert, Ticket
 
 
 class SurgeRule(BaseModel):
@@ -230,10 +230,30 @@ def stop_words() -> frozenset[str]:
     return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
 
 
-def hot_words(session: Session, runtime, lo: datetime, hi: datetime, scope=None) -> list[tuple[str, int]]:
-    """The words most tickets of the period mention (jieba segmentation, stop words left out)."""
+_KNOWN_WORDS: set[str] = set()
+
+
+def _learn_places(session: Session) -> None:
+    """Teach the segmenter the district's streets and communities, so that 滨江街道 stays one
+    word instead of 滨江街 and 道 (jieba keeps the words for the process: each is taught once)."""
     import jieba
 
+    names = set()
+    for street, community in session.execute(select(Place.street, Place.community)):
+        names.add(street)
+        if community:
+            names.add(community)
+    for name in names - _KNOWN_WORDS:
+        jieba.add_word(name, freq=max(jieba.suggest_freq(name), 1000))
+        _KNOWN_WORDS.add(name)
+
+
+def hot_words(session: Session, runtime, lo: datetime, hi: datetime, scope=None) -> list[tuple[str, int]]:
+    """The words most tickets of the period mention (jieba segmentation, the district's place
+    names kept whole, stop words left out)."""
+    import jieba
+
+    _learn_places(session)
     rule = analysis_config(str(runtime.settings.workflows_dir)).hot_words
     stmt = select(Ticket.title, Ticket.content).where(Ticket.created_at >= lo, Ticket.created_at < hi)
     if scope is not None:

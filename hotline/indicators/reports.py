@@ -29,6 +29,7 @@ from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.indicators import analysis, metrics, stats
 from hotline.indicators.periods import Period, last_ended, local_today, period_of
 from hotline.models import Category, Report, SurgeAlert, Ticket
+from hotline.tickets import mask_phone
 
 log = logging.getLogger("hotline.indicators.reports")
 
@@ -49,12 +50,6 @@ def report_title(kind: str, period: Period) -> str:
 
 def growth(current: int, previous: int) -> float | None:
     return round((current - previous) / previous, 4) if previous else None
-
-
-def mask_phone(value: str | None) -> str | None:
-    if value and len(value) >= 7:
-        return value[:3] + "****" + value[-4:]
-    return value
 
 
 def surges_in(session: Session, lo: datetime, hi: datetime, *, open_only: bool = False) -> list[dict[str, Any]]:

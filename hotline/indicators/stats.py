@@ -179,7 +179,7 @@ def department_stats(session: Session, runtime, start: date, end: date) -> dict[
     ranked.sort(key=lambda r: (-r["score"], r["department"]))
     for i, r in enumerate(ranked, 1):
         r["rank"] = i
-    n = config.list_size
+    red, black = split_lists(len(ranked), config.list_size)
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
@@ -188,9 +188,19 @@ def department_stats(session: Session, runtime, start: date, end: date) -> dict[
         # Each rate's numerator and denominator, figures of the rows: rate = numerator ÷ denominator.
         "rates": {rate.name: [rate.numerator, rate.denominator] for rate in metrics.RATES},
         "departments": rows,
-        "red_list": [r["department"] for r in ranked[:n]],
-        "black_list": [r["department"] for r in ranked[::-1][:n]] if len(ranked) > n else [],
+        "red_list": [r["department"] for r in ranked[:red]],
+        "black_list": [r["department"] for r in ranked[::-1][:black]],
     }
+
+
+def split_lists(ranked: int, size: int) -> tuple[int, int]:
+    """How many ranked units the red and the black list take: `size` each, or, with fewer
+    than two lists' worth, the better half (rounded up) red and the rest black, so that no
+    unit is on both."""
+    if ranked >= 2 * size:
+        return size, size
+    red = (ranked + 1) // 2
+    return red, ranked - red
 
 
 def tickets_behind(

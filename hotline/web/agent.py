@@ -6,6 +6,8 @@ transaction, so a call is never half-logged. The form is validated through the A
 """
 
 import re
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -80,6 +82,7 @@ DONE = {
     "answer": "已直接办结，转入待回访",
     "merge": "已并单",
     "callback": "已记录回访",
+    "callback_close": "已记录满意回访，工单已归档",
     "close": "已归档",
     "rehandle": "已退回重办",
     "invite": "已发送评价短信",
@@ -263,8 +266,10 @@ def _done_flash(session: Session, user: PageUser, done: str | None, ticket_id: i
         text = f"已派单至{dept.name}" if dept else text
     if done == "merge" and ticket.master_id:
         master = session.get(Ticket, ticket.master_id)
-        text = f"已并入工单 {master.number}" if master else text
-        return {"text": text, "number": master.number, "id": master.id} if master else None
+        if master is None:
+            return None
+        text = f"已将新工单 {ticket.number} 并入工单 {master.number}"
+        return {"text": text, "number": master.number, "id": master.id, "merged": {"number": ticket.number}}
     return {"text": text, "number": ticket.number, "id": ticket.id}
 
 
@@ -359,20 +364,62 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
 def category_suggestions(
     request: Request, runtime: RuntimeDep, user: AgentUser, category_q: Annotated[str, Query(max_length=50)] = ""
 ) -> Response:
-    """Categories whose name, path or code contains what the agent typed (htmx)."""
+    """Categories whose name, path or code contains what the agent typed, or a word taken for
+    it (hotline/data/category_synonyms.txt), the leaves first (htmx)."""
     q = category_q.strip().lower()
+    terms = category_terms(q)
     with runtime.db.read_session() as session:
         paths = _category_paths(session)
+    parents = {cat.parent_id for cat, _ in paths.values()}
     matches = []
     for code, (cat, names) in paths.items():
-        label = category_label(names, code)
-        if q and q not in label.lower():
+        label = category_label(names, code).lower()
+        if q and not any(term in label for term in terms):
             continue
-        rank = (0 if code.lower() == q else 1 if cat.name.lower().startswith(q) or code.startswith(q) else 2, code)
-        matches.append((rank, {"code": code, "label": label, "name": cat.name, "path": names[:-1]}))
+        leaf = cat.id not in parents
+        name = cat.name.lower()
+        fit = 0 if any(name.startswith(t) for t in terms) else 1 if any(t in name for t in terms) else 2
+        # A ticket is filed under a leaf: the leaves come first, so Enter takes one; a parent
+        # comes first only when its code was typed.
+        rank = (code.lower() != q, not leaf, fit if q else 0, code)
+        matches.append(
+            (
+                rank,
+                {
+                    "code": code,
+                    "label": category_label(names, code),
+                    "name": cat.name,
+                    "path": names[:-1],
+                    "leaf": leaf,
+                },
+            )
+        )
     matches.sort(key=lambda m: m[0])
     items = [m[1] for m in matches[:CATEGORY_SUGGESTIONS]]
     return render(request, "agent/_categories.html", {"items": items, "q": q, "more": len(matches) - len(items)})
+
+
+SYNONYMS_FILE = Path(__file__).parents[1] / "data" / "category_synonyms.txt"
+
+
+@cache
+def _synonym_groups() -> list[list[str]]:
+    groups = []
+    for line in SYNONYMS_FILE.read_text(encoding="utf-8").splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) > 1:
+            groups.append([w.lower() for w in words])
+    return groups
+
+
+def category_terms(q: str) -> list[str]:
+    """What the agent typed, and the same with each known word put for its synonyms (噪音 → 噪声)."""
+    terms = [q] if q else []
+    for group in _synonym_groups():
+        for word in group:
+            if word in q:
+                terms += [q.replace(word, other) for other in group if other != word]
+    return list(dict.fromkeys(terms))
 
 
 @router.get("/intake/communities", response_class=HTMLResponse)
@@ -424,15 +471,15 @@ def recent_partial(
 QUEUE_VIEWS = {"all": "全部", "overdue": "已超期", "warning": "即将到期"}
 
 
-def _queue_context(session: Session, runtime, user: PageUser, view: str, page: int) -> dict[str, Any]:
-    """One page of the callback queue: the most pressing callback deadline first."""
+def _queue_context(session: Session, runtime, user: PageUser, view: str, page: int, q: str = "") -> dict[str, Any]:
+    """One page of the callback queue (those matching `q`): the most pressing deadline first."""
     now = runtime.now()
-    counts = awaiting_callback_counts(session, runtime, now)
+    counts = awaiting_callback_counts(session, runtime, now, q=q)
     total = counts[view]
     pages = max((total + CALLBACK_PAGE_SIZE - 1) // CALLBACK_PAGE_SIZE, 1)
     page = min(page, pages)
     queue = awaiting_callback(
-        session, runtime, view, now=now, offset=(page - 1) * CALLBACK_PAGE_SIZE, limit=CALLBACK_PAGE_SIZE
+        session, runtime, view, now=now, offset=(page - 1) * CALLBACK_PAGE_SIZE, limit=CALLBACK_PAGE_SIZE, q=q
     )
     lookups = Lookups(session)
     rows = []
@@ -462,6 +509,7 @@ def _queue_context(session: Session, runtime, user: PageUser, view: str, page: i
         "total": total,
         "error_card": None,
         "posted": {},
+        "q": q,
     }
 
 
@@ -474,9 +522,10 @@ def callback_queue(
     page: Annotated[int, Query(ge=1)] = 1,
     done: Annotated[str | None, Query(max_length=20)] = None,
     ticket: Annotated[int | None, Query(ge=1)] = None,
+    q: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     with runtime.db.read_session() as session:
-        ctx = _queue_context(session, runtime, user, view, page)
+        ctx = _queue_context(session, runtime, user, view, page, q.strip())
         ctx["done"] = _done_flash(session, user, done, ticket)
     return render(request, "agent/callbacks.html", ctx)
 
@@ -505,6 +554,22 @@ def _callback_payload(event: str, form: Any) -> dict[str, Any]:
     return {"reason": reason} if reason else {}
 
 
+def _archive_after_callback(session: Session, runtime, user: PageUser, fired, now) -> bool:
+    """Archive the ticket in the callback's own action when the workflow lets the agent do so
+    now (a satisfied callback): no second click, and no stale 归档 button once the scheduler
+    would have archived it. A callback that leaves it open (dissatisfied) keeps it queued."""
+    wf = runtime.workflows.get(fired.ticket.workflow)
+    close = wf.events.get("close")
+    if close is None or fired.ticket.state not in close.sources or user.role not in close.roles:
+        return False
+    try:
+        with session.begin_nested():
+            fire(session, runtime, fired.ticket, "close", user.actor, {}, now=now)
+    except HotlineError:
+        return False
+    return True
+
+
 @router.post("/callbacks/{ticket_id}/{event}", response_class=HTMLResponse)
 async def callback_action(
     request: Request, ticket_id: int, event: str, runtime: RuntimeDep, user: AgentForm
@@ -516,16 +581,22 @@ async def callback_action(
     view = str(form.get("view") or "all")
     view = view if view in QUEUE_VIEWS else "all"
     page = int(str(form.get("page"))) if str(form.get("page") or "").isdigit() else 1
+    q = str(form.get("q") or "").strip()[:40]
 
     def change(session: Session) -> str:
         payload = _callback_payload(event, form)
         get_visible(session, user.actor, ticket_id)
-        fire(session, runtime, ticket_id, event, user.actor, payload, now=runtime.now(), version=form_version(form))
-        return f"/agent/callbacks?{urlencode({'view': view, 'page': page, 'done': event, 'ticket': ticket_id})}"
+        now = runtime.now()
+        fired = fire(session, runtime, ticket_id, event, user.actor, payload, now=now, version=form_version(form))
+        done = event
+        if event == "callback" and payload["reached"] and _archive_after_callback(session, runtime, user, fired, now):
+            done = "callback_close"
+        query = {"view": view, "page": page, "done": done, "ticket": ticket_id, "q": q}
+        return f"/agent/callbacks?{urlencode({k: v for k, v in query.items() if v})}"
 
     def again(session: Session) -> dict[str, Any]:
         """The queue with this card's error and what was entered on it."""
-        ctx = _queue_context(session, runtime, user, view, max(page, 1))
+        ctx = _queue_context(session, runtime, user, view, max(page, 1), q)
         ctx.update(error_card=ticket_id, posted={ticket_id: {"event": event, **{k: str(v) for k, v in form.items()}}})
         return ctx
 

@@ -1,10 +1,11 @@
-"""The citizen's rating page, reached through the one-use link in a text message."""
+"""The citizen's rating page, reached through the one-use link in a text message, and the site icon."""
 
 import hmac
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
@@ -14,6 +15,13 @@ from hotline.models import Department, Ticket
 from hotline.web.render import templates
 
 router = APIRouter(include_in_schema=False)
+FAVICON = Path(__file__).parent / "static" / "favicon.svg"
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The site icon where browsers look for it without a link (an SVG: every current browser takes one)."""
+    return FileResponse(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
 
 def _page(request: Request, ctx: dict, status_code: int = 200) -> Response:

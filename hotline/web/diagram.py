@@ -5,7 +5,41 @@ from html import escape
 
 from hotline.workflow.definition import RETURN_FROM, Workflow
 
-BOX_W, BOX_H, COL_W, ROW_H, PAD = 112, 38, 168, 64, 20
+BOX_W, BOX_H, COL_W, ROW_H, PAD = 112, 38, 236, 76, 20
+# Edge labels: the font size, and the space one character and one line take.
+LABEL_PX, CHAR_W, LINE_H = 12, 12.5, 20
+# Where along an edge a label may sit, tried in this order until it overlaps nothing.
+LABEL_SPOTS = (0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8, 0.45, 0.55, 0.33, 0.67)
+
+
+def _bezier(p: tuple[float, ...], t: float) -> tuple[float, float]:
+    """The point at t of the cubic curve with control points p = (x0, y0, … x3, y3)."""
+    u = 1 - t
+    weights = (u**3, 3 * u * u * t, 3 * u * t * t, t**3)
+    return sum(w * p[2 * i] for i, w in enumerate(weights)), sum(w * p[2 * i + 1] for i, w in enumerate(weights))
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _place_label(curve: tuple[float, ...], text: str, taken: list) -> tuple[float, float]:
+    """The first spot along the curve (or a line above or below it) where the label's box
+    overlaps no state and no other label (the middle when none is free); its box is then taken."""
+    half_w, half_h = len(text) * CHAR_W / 2 + 3, LINE_H / 2
+    best = None
+    spots = [(t, dy) for dy in (0, -LINE_H, LINE_H) for t in LABEL_SPOTS]
+    for t, dy in spots:
+        x, y = _bezier(curve, t)
+        y += dy
+        box = (x - half_w, y - half_h, x + half_w, y + half_h)
+        if best is None:
+            best = (x, y, box)
+        if not any(_overlaps(box, other) for other in taken):
+            best = (x, y, box)
+            break
+    taken.append(best[2])
+    return best[0], best[1]
 
 
 def _successors(wf: Workflow) -> dict[str, list[str]]:
@@ -94,7 +128,13 @@ def workflow_svg(wf: Workflow, current: str | None = None) -> str:
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8a96a6"/></marker></defs>',
     ]
-    for (src, dst), labels in edges.items():
+    # The states' boxes are taken first: no label sits on a state.
+    taken: list = [(x - 2, y - 2, x + BOX_W + 2, y + BOX_H + 2) for x, y in pos.values()]
+    # Edges within the spine first, then the shortest: they have the fewest free spots.
+    order = sorted(
+        edges.items(), key=lambda e: abs(pos[e[0][0]][0] - pos[e[0][1]][0]) + abs(pos[e[0][0]][1] - pos[e[0][1]][1])
+    )
+    for (src, dst), labels in order:
         x1, y1 = pos[src]
         x2, y2 = pos[dst]
         forward = x2 > x1
@@ -104,14 +144,17 @@ def workflow_svg(wf: Workflow, current: str | None = None) -> str:
         if x1 == x2:
             sx = tx = x1 + BOX_W
             bend = BOX_W / 2 + 10
-            path = f"M{sx},{sy} C{sx + bend},{sy} {tx + bend},{ty} {tx},{ty}"
-            lx, ly = sx + bend * 0.75, (sy + ty) / 2
+            curve = (sx, sy, sx + bend, sy, tx + bend, ty, tx, ty)
         else:
             dx = (tx - sx) / 2
-            lift = 0 if forward else -28
-            path = f"M{sx},{sy} C{sx + dx},{sy + lift} {tx - dx},{ty + lift} {tx},{ty}"
-            lx, ly = (sx + tx) / 2, (sy + ty) / 2 + lift * 0.75 - 3
-        label = escape("、".join(dict.fromkeys(labels)))
+            # An edge back along the same row bows above the boxes; one back to another row
+            # bows away from the edge forward between the same states.
+            lift = 0 if forward else (-44 if y1 == y2 else 22)
+            curve = (sx, sy, sx + dx, sy + lift, tx - dx, ty + lift, tx, ty)
+        path = "M{:.0f},{:.0f} C{:.0f},{:.0f} {:.0f},{:.0f} {:.0f},{:.0f}".format(*curve)
+        text = "、".join(dict.fromkeys(labels))
+        lx, ly = _place_label(curve, text, taken)
+        label = escape(text)
         highlight = src == current
         colour = "#1d4f91" if highlight else "#8a96a6"
         parts.append(
@@ -119,8 +162,8 @@ def workflow_svg(wf: Workflow, current: str | None = None) -> str:
             f'marker-end="url(#arrow)"/>'
         )
         parts.append(
-            f'<text x="{lx:.0f}" y="{ly:.0f}" font-size="10" text-anchor="middle" fill="{colour}" '
-            f'stroke="#fff" stroke-width="3" paint-order="stroke">{label}</text>'
+            f'<text x="{lx:.0f}" y="{ly + LABEL_PX / 2 - 1:.0f}" font-size="{LABEL_PX}" text-anchor="middle" '
+            f'fill="{colour}" stroke="#fff" stroke-width="3" paint-order="stroke">{label}</text>'
         )
     for state, (x, y) in pos.items():
         d = wf.states[state]

@@ -11,11 +11,10 @@ from sqlmodel import Session, select
 from hotline.api.deps import RuntimeDep
 from hotline.evaluation import appeals as appeal_rules
 from hotline.evaluation import rectifications as rectification_rules
-from hotline.models import Appeal, Callback, Department, Rectification, Ticket
+from hotline.models import DEPARTMENT_ROLES, Appeal, Callback, Department, Rectification, Ticket
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.forms import submit
 from hotline.web.render import render
-from hotline.workflow.definition import DEPARTMENT_ROLES
 
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[PageUser, role_user("handler", "leader", "supervisor", "admin")]

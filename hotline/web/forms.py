@@ -17,38 +17,72 @@ from hotline.models import Ticket
 from hotline.runtime import Runtime
 from hotline.supervision import ticket_orders
 from hotline.web.render import RATING_LABELS, render
+from hotline.workflow.definition import Limits
 from hotline.workflow.fields import FIELDS, RETURN_REASON_CODES
 
 TEXTAREAS = {"reason", "answer", "result", "basis", "message", "comment"}
 INTEGERS = {"days", "rating", "master", "order"}
 BOOLEANS = {"reached", "solved"}
+# Asked on the pages even where a workflow leaves them optional: a return records the reason
+# its department chose, never one preselected for it.
+PAGE_REQUIRED = {"reason_code"}
 
 
 @dataclass
 class Input:
     name: str
     label: str
-    kind: str  # textarea | select | multiselect | number | text
+    kind: str  # textarea | select | checkboxes | number | text
     required: bool
     options: list[tuple[str, str]] = field(default_factory=list)
     hint: str = ""
+    max: int | None = None
+    # Departments in groups (街道, 区直部门, 企业), for a select with optgroups or a checkbox list.
+    groups: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
 
 
-def event_inputs(session: Session, event: dict[str, Any], ticket: Ticket, department_id: int | None) -> list[Input]:
-    """The inputs of one event's form, with choices filled in from the database."""
+DEPARTMENT_GROUPS = (("街道（乡镇）", ("街道", "镇", "乡")), ("公共服务企业", ("公司",)))
+
+
+def department_groups(options: list[tuple[str, str]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Departments grouped as an agent looks for them: streets, district bureaus, utilities."""
+    groups: dict[str, list[tuple[str, str]]] = {label: [] for label, _ in DEPARTMENT_GROUPS}
+    groups["区直部门"] = []
+    for code, name in options:
+        group = next((label for label, words in DEPARTMENT_GROUPS if any(w in name for w in words)), "区直部门")
+        groups[group].append((code, name))
+    order = ["区直部门", *(label for label, _ in DEPARTMENT_GROUPS)]
+    return [(label, groups[label]) for label in order if groups[label]]
+
+
+def event_inputs(
+    session: Session, event: dict[str, Any], ticket: Ticket, department_id: int | None, limits: Limits
+) -> list[Input]:
+    """The inputs of one event's form, with choices filled in from the database and the
+    workflow's limits said up front."""
     inputs = []
     for name in event["required"] + event["optional"]:
-        required = name in event["required"]
+        required = name in event["required"] or name in PAGE_REQUIRED
         label = FIELDS[name].label
         if name in ("department", "co_departments"):
             options = [(d.code, d.name) for d in active_departments(session)]
-            kind = "select" if name == "department" else "multiselect"
-            hint = "不选则按派单规则自动确定" if name == "department" and not required else ""
+            # Co-handlers are ticked in a list, not Ctrl-clicked in a multiple select.
+            kind = "select" if name == "department" else "checkboxes"
+            hint = "不选则按派单规则自动确定（见上方预览）" if name == "department" and not required else ""
             inputs.append(
-                Input(name, label, kind, required, ([("", "（按规则自动派单）")] if hint else []) + options, hint)
+                Input(
+                    name,
+                    label,
+                    kind,
+                    required,
+                    ([("", "（按规则自动派单）")] if hint else []) + options,
+                    hint,
+                    groups=department_groups(options),
+                )
             )
         elif name == "reason_code":
-            inputs.append(Input(name, label, "select", required, list(RETURN_REASON_CODES.items())))
+            options = [("", "（请选择退单原因）"), *RETURN_REASON_CODES.items()]
+            inputs.append(Input(name, label, "select", required, options))
         elif name == "rating":
             inputs.append(
                 Input(name, label, "select", required, [("", "—")] + [(str(k), v) for k, v in RATING_LABELS.items()])
@@ -62,6 +96,13 @@ def event_inputs(session: Session, event: dict[str, Any], ticket: Ticket, depart
             inputs.append(Input(name, label, "select", required, [(str(o.id), f"督办单 #{o.id}") for o in orders]))
         elif name == "master":
             inputs.append(Input(name, label, "text", required, hint="主工单的工单编号"))
+        elif name == "days":
+            cap, used = limits.extension_cap_working_days, ticket.extension_days
+            left = max(cap - used, 0)
+            hint = f"工作日；每件累计不超过 {cap} 个工作日"
+            if used:
+                hint += f"，已批准 {used} 天，本次最多 {left} 天"
+            inputs.append(Input(name, label, "number", required, hint=hint, max=left))
         elif name in TEXTAREAS:
             inputs.append(Input(name, label, "textarea", required))
         elif name in INTEGERS:
@@ -101,6 +142,18 @@ def payload_from_form(session: Session, event: str, form: Any, fields: list[str]
         else:
             payload[name] = raw
     return payload
+
+
+def require_page_fields(fields: list[str], payload: dict[str, Any]) -> None:
+    """Refuse a page's form without a choice the pages ask for (PAGE_REQUIRED)."""
+    for name in fields:
+        if name in PAGE_REQUIRED and name not in payload:
+            raise Invalid(f"missing: {name}", field=name, zh=f"请选择{FIELDS[name].label}")
+
+
+def kept_values(form: Any) -> dict[str, list[str]]:
+    """What a refused form held, to show it again as typed (not the hidden bookkeeping)."""
+    return {k: [str(v) for v in form.getlist(k)] for k in form if k not in ("csrf_token", "version", "back")}
 
 
 def form_version(form: Any) -> int | None:

@@ -120,6 +120,7 @@ def _board(session, runtime, user: PageUser, period: Period) -> dict[str, Any]:
         "own": own,
         "red": [names[c] for c in monthly["red_list"]],
         "black": [names[c] for c in monthly["black_list"]],
+        "ranked_count": sum(1 for r in monthly["departments"] if r.get("rank")),
         "month_label": month_period.label,
         "config": stats.performance_config(str(runtime.settings.workflows_dir)),
     }

@@ -13,13 +13,13 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
-from hotline.deadlines.sla import LADDER
 from hotline.errors import Invalid
 from hotline.models import Ticket
 from hotline.supervision import (
     co_results,
     escalation_trend,
     handle_by_if_extended,
+    ladder_progress,
     open_orders_by_department,
     overdue_by_department,
     overdue_tickets,
@@ -60,6 +60,16 @@ EVENT_TAB = {event: tab for tab, events in REVIEW_EVENTS.items() for event in ev
 
 
 # --- the overdue dashboard -------------------------------------------------------------
+
+
+def _step_label(step: str, order: str | None) -> str:
+    """督办进度 as the supervisor reads it: the furthest step, and the order's answer."""
+    label = STEP_LABELS[step]
+    if order == "open":
+        return f"{label}·待答复"
+    if order == "answered":
+        return f"{label}·已答复"
+    return label
 
 
 def _dashboard_context(
@@ -115,6 +125,7 @@ def _dashboard_context(
         offset=(page - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
     )
+    progress = ladder_progress(session, tickets)
     rows = []
     for t in tickets:
         wf = runtime.workflows.get(t.workflow)
@@ -132,7 +143,8 @@ def _dashboard_context(
                 "state": t.state,
                 "state_label": wf.state_label(t.state),
                 "due": deadline_view(t, now),
-                "step": STEP_LABELS.get(LADDER[t.escalation_step - 1]) if t.escalation_step else None,
+                "step": _step_label(*progress[t.id]) if t.id in progress else None,
+                "order_open": progress.get(t.id, ("", None))[1] == "open",
             }
         )
     return {

@@ -1,9 +1,9 @@
 """Pages every role shares: sign-in, the home redirect, ticket search, one ticket, notices."""
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -12,9 +12,22 @@ from sqlmodel import Session, select
 from hotline import notices
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.models import Notification
+from hotline.directory import category_path
+from hotline.errors import Invalid
+from hotline.models import DEPARTMENT_ROLES, Notification
 from hotline.supervision import ticket_orders
-from hotline.tickets import Lookups, assignments_of, get_visible, history_out, search, ticket_out
+from hotline.tickets import (
+    CALLER_SEARCH_ROLES,
+    SEARCH_SCAN_ROWS,
+    Lookups,
+    assignments_of,
+    day_bounds,
+    get_visible,
+    history_out,
+    search,
+    ticket_out,
+)
+from hotline.web.agent import route_preview
 from hotline.web.auth import (
     COOKIE,
     SESSION_HOURS,
@@ -27,7 +40,15 @@ from hotline.web.auth import (
     optional_user,
 )
 from hotline.web.diagram import workflow_svg
-from hotline.web.forms import event_inputs, form_version, payload_from_form, safe_path, submit
+from hotline.web.forms import (
+    event_inputs,
+    form_version,
+    kept_values,
+    payload_from_form,
+    require_page_fields,
+    safe_path,
+    submit,
+)
 from hotline.web.render import HOME, render
 from hotline.workflow.engine import available_events, fire
 
@@ -95,25 +116,50 @@ def ticket_search(
     q: Annotated[str | None, Query(max_length=100)] = None,
     state: Annotated[str | None, Query(max_length=40)] = None,
     level: Annotated[str | None, Query(pattern="^(green|yellow|red)?$")] = None,
+    department: Annotated[str | None, Query(max_length=32)] = None,
+    category: Annotated[str | None, Query(max_length=32)] = None,
+    created_from: Annotated[str | None, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = None,
+    created_to: Annotated[str | None, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
+    """工单查询: by number, caller, place or words, and by department, category, state and dates."""
+    filters = {
+        "q": (q or "").strip(),
+        "state": state or "",
+        "level": level or "",
+        "department": department or "",
+        "category": category or "",
+        "created_from": created_from or "",
+        "created_to": created_to or "",
+    }
+    days = day_bounds(_day(created_from, "created_from"), _day(created_to, "created_to"))
     with runtime.db.read_session() as session:
+        lookups = Lookups(session)
         items, total = search(
             session,
             user.actor,
             states=[state] if state else None,
-            department=None,
+            department=department or None,
             overdue=None,
             level=level or None,
             q=q,
             now=runtime.now(),
             page=page,
             page_size=30,
+            category=category or None,
+            **days,
         )
-        lookups = Lookups(session)
         rows = [ticket_out(t, user.actor, runtime, lookups) for t in items]
+        departments = sorted((d for d in lookups.departments.values() if d.active), key=lambda d: d.code)
+        categories = sorted(
+            (
+                (" / ".join(c.name for c in category_path(c.id, lookups.categories.get)), c.code)
+                for c in lookups.categories.values()
+                if c.active
+            ),
+            key=lambda pair: pair[1],
+        )
     default = runtime.workflows.get(runtime.workflows.default)
-    states = default.states
     return render(
         request,
         "tickets.html",
@@ -121,10 +167,13 @@ def ticket_search(
             "rows": rows,
             "total": total,
             "page": page,
-            "q": q or "",
-            "state": state or "",
-            "level": level or "",
-            "states": states,
+            **filters,
+            "query": urlencode({k: v for k, v in filters.items() if v}),
+            "states": default.states,
+            "departments": departments if user.actor.role not in DEPARTMENT_ROLES else [],
+            "categories": categories,
+            "caller_search": user.actor.role in CALLER_SEARCH_ROLES,
+            "scan_rows": SEARCH_SCAN_ROWS,
             "pages": (total + 29) // 30,
             # Tickets from integrations (API, Open311, the city platform) wait here to be dispatched.
             "heading": "待派单" if state == default.initial and not q else "工单查询",
@@ -132,15 +181,46 @@ def ticket_search(
     )
 
 
+def _day(text: str | None, field: str) -> date | None:
+    # An empty date input is sent as an empty string: no bound.
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"not a day: {text!r}", field=field) from None
+
+
 def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
     ticket = get_visible(session, user.actor, ticket_id)
     lookups = Lookups(session)
-    data = ticket_out(ticket, user.actor, runtime, lookups, assignments_of(session, ticket_id))
+    assignments = assignments_of(session, ticket_id)
+    data = ticket_out(ticket, user.actor, runtime, lookups, assignments)
     wf = runtime.workflows.get(ticket.workflow)
     now = runtime.now()
     events = available_events(session, runtime, ticket, user.actor, now=now)
+    # The main department's 办结回复 waits for the co-handlers: say for whom, and since when.
+    reply = wf.events.get("reply")
+    co_waiting = [
+        (dept.name if (dept := lookups.departments.get(a.department_id)) else "", a.dispatched_at, a.status)
+        for a in assignments
+        if a.role == "co" and a.status not in ("replied", "withdrawn")
+    ]
+    if not (
+        reply is not None
+        and ticket.state in reply.sources
+        and user.actor.role in DEPARTMENT_ROLES
+        and user.actor.department_id == ticket.main_department_id
+        and all(ev["name"] != "reply" for ev in events)
+    ):
+        co_waiting = []
     for ev in events:
-        ev["inputs"] = event_inputs(session, ev, ticket, user.actor.department_id)
+        ev["inputs"] = event_inputs(session, ev, ticket, user.actor.department_id, wf.limits)
+    # 派单/改派 show the department the routing rules would choose, as the intake form does.
+    preview = None
+    if any(f.name == "department" for ev in events for f in ev["inputs"]):
+        category = lookups.categories.get(ticket.category_id)
+        preview = route_preview(session, category.code if category else "", ticket.street or "", ticket.community or "")
     ticket_notices = session.exec(
         select(Notification)
         .where(Notification.ticket_id == ticket_id, notices.addressed_to(user.actor))
@@ -154,6 +234,8 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "workflow": wf,
         "notices": ticket_notices,
         "orders": ticket_orders(session, ticket_id),
+        "co_waiting": co_waiting,
+        "preview": preview,
         "now": now,
         "due_in": (ticket.due_at - now).total_seconds() if ticket.due_at else None,
     }
@@ -168,28 +250,51 @@ def ticket_page(
     if done:
         label = ctx["workflow"].events.get(done)
         ctx["flash"] = f"已完成：{label.label if label else done}"
+        master = next((h["details"].get("master_number") for h in ctx["history"] if h["event"] == "merge"), None)
+        if done == "merge" and master:
+            ctx["flash"] = f"已将工单 {ctx['t']['number']} 并入工单 {master}"
+        if done in ("dispatch", "redispatch") and ctx["t"]["department_name"]:
+            co = [
+                a["department_name"]
+                for a in ctx["t"]["assignments"]
+                if a["role"] == "co" and a["status"] != "withdrawn"
+            ]
+            verb = "已改派至" if done == "redispatch" else "已派单至"
+            ctx["flash"] = f"{verb}{ctx['t']['department_name']}" + (f"（协办：{'、'.join(co)}）" if co else "")
     return render(request, "ticket.html", ctx)
+
+
+@router.post("/tickets/{ticket_id}", response_class=HTMLResponse)
+async def ticket_form(request: Request, ticket_id: int, runtime: RuntimeDep, user: FormUser) -> Response:
+    """An action form of the ticket page, posted to the page's own address: refused, the page
+    is shown again there (not at a POST-only address), the form open and as it was typed."""
+    form = await request.form()
+    return _fire_from_page(request, runtime, user, ticket_id, str(form.get("event") or ""), form)
 
 
 @router.post("/tickets/{ticket_id}/events/{event}", response_class=HTMLResponse)
 async def ticket_event(request: Request, ticket_id: int, event: str, runtime: RuntimeDep, user: FormUser) -> Response:
-    """Fire an event from the ticket page: the same gateway as the API."""
-    form = await request.form()
+    """Fire an event from a form naming it in its address: the same gateway as the API."""
+    return _fire_from_page(request, runtime, user, ticket_id, event, await request.form())
 
+
+def _fire_from_page(request: Request, runtime, user, ticket_id: int, event: str, form: Any) -> Response:
     def change(session: Session) -> str:
         ticket = get_visible(session, user.actor, ticket_id)
         wf = runtime.workflows.get(ticket.workflow)
         fields = list(wf.events[event].fields) if event in wf.events else []
         payload = payload_from_form(session, event, form, fields)
+        require_page_fields(fields, payload)
         fire(session, runtime, ticket_id, event, user.actor, payload, now=runtime.now(), version=form_version(form))
         return safe_path(form.get("back")) or f"/tickets/{ticket_id}?done={quote(event)}"
 
+    typed = {"event": event, "values": kept_values(form)}
     return submit(
         request,
         runtime,
         change,
         template="ticket.html",
-        context=lambda session: _ticket_context(runtime, session, user, ticket_id),
+        context=lambda session: {**_ticket_context(runtime, session, user, ticket_id), "typed": typed},
     )
 
 

@@ -14,7 +14,6 @@ from hotline.workflow.fields import FIELDS
 from hotline.workflow.registry import CONDITIONS, EFFECTS
 
 WORKFLOW_ROLES = frozenset({"agent", "handler", "leader", "supervisor", "admin", "system", "citizen"})
-DEPARTMENT_ROLES = frozenset({"handler", "leader"})
 RETURN_FROM = "@return_from_state"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _STATE_KEYS = {"label", "final", "clock", "deadlines"}

@@ -21,10 +21,9 @@ from hotline.deadlines.calendar import WorkCalendar
 from hotline.deadlines.sla import recompute
 from hotline.errors import Conflict, NotFound, NotPermitted
 from hotline.indicators import totals
-from hotline.models import Assignment, Ticket, TicketEvent, User
+from hotline.models import DEPARTMENT_ROLES, Assignment, Ticket, TicketEvent, User
 from hotline.workflow.definition import (
     CO_SUFFIX,
-    DEPARTMENT_ROLES,
     RETURN_FROM,
     EventDef,
     RuleRef,

@@ -252,6 +252,27 @@ def has_main_department(ctx: Context, _arg=None) -> None:
         raise GuardFailed("the ticket has no handling department", zh="该工单没有承办单位")
 
 
+def order_awaits_answer(order_id: int) -> str:
+    """Why no second supervision order is issued (the scheduler records it when it passes over)."""
+    return f"supervision order {order_id} on this ticket still awaits the department leader's answer"
+
+
+@condition("no_open_supervision_order")
+def no_open_supervision_order(ctx: Context, _arg=None) -> None:
+    """A centre does not issue a second order while the first waits for its answer."""
+    pending = ctx.session.exec(
+        select(SupervisionOrder)
+        .where(SupervisionOrder.ticket_id == ctx.ticket.id, SupervisionOrder.status == "open")
+        .order_by(SupervisionOrder.id)
+    ).first()
+    if pending is not None:
+        raise GuardFailed(
+            order_awaits_answer(pending.id),
+            zh=f"该工单已有督办单（{pending.issued_at.astimezone(LOCAL_TZ):%m-%d %H:%M} 下发）"
+            "尚待单位负责人答复，未重复下发；如需再次提醒，请使用催办",
+        )
+
+
 @condition("valid_master")
 def valid_master(ctx: Context, _arg=None) -> None:
     if ctx.dry_run:
@@ -336,6 +357,7 @@ def assign_departments(ctx: Context, _arg=None) -> None:
     t.return_from_state = None
     # A new dispatch starts the department's clocks afresh (recomputed by the gateway).
     t.handle_started_at, t.extension_days, t.suspended_seconds = now, 0, 0.0
+    _notify_dispatch(ctx, main, co, sign_by)
     ctx.details.update(
         {
             "department": main.code,
@@ -346,6 +368,22 @@ def assign_departments(ctx: Context, _arg=None) -> None:
             "designated": t.designated,
         }
     )
+
+
+def _notify_dispatch(ctx: Context, main: Department, co: list[Department], sign_by) -> None:
+    """Tell the departments a ticket was dispatched (or redispatched) to, main and co-handling."""
+    for role, department_id, title, body in texts.dispatch_notices(ctx.ticket, main.name, [d.id for d in co], sign_by):
+        _notify(ctx, kind="dispatch", role=role, department_id=department_id, title=title, body=body)
+
+
+def _notify_decision(
+    ctx: Context, approval: Approval | None, kind: str, approved: bool, days: int | None = None
+) -> None:
+    """Tell the department that asked (its handlers and leader) what the centre decided."""
+    if approval is None or approval.department_id is None:
+        return
+    title, body = texts.decision_notice(ctx.ticket.number, kind, approved, ctx.payload.get("reason"), days)
+    _notify(ctx, kind=kind, department_id=approval.department_id, title=title, body=body)
 
 
 @effect("sign_assignment")
@@ -396,13 +434,15 @@ def _decide(ctx: Context, kind: str, status: str) -> Approval | None:
 
 @effect("approve_return")
 def approve_return(ctx: Context, _arg=None) -> None:
-    _decide(ctx, "return", "approved")
+    approval = _decide(ctx, "return", "approved")
+    _notify_decision(ctx, approval, "return", True)
 
 
 @effect("reject_return")
 def reject_return(ctx: Context, _arg=None) -> None:
-    _decide(ctx, "return", "rejected")
+    approval = _decide(ctx, "return", "rejected")
     ctx.ticket.return_from_state = None
+    _notify_decision(ctx, approval, "return", False)
 
 
 @effect("open_approval", counted=False)
@@ -422,7 +462,8 @@ def open_approval(ctx: Context, kind: str) -> None:
 
 @effect("reject_approval", counted=False)
 def reject_approval(ctx: Context, kind: str) -> None:
-    _decide(ctx, kind, "rejected")
+    approval = _decide(ctx, kind, "rejected")
+    _notify_decision(ctx, approval, kind, False)
 
 
 @effect("approve_extension")
@@ -440,12 +481,14 @@ def approve_extension(ctx: Context, _arg=None) -> None:
     ctx.ticket.extension_days += days
     _sync_main_handle_by(ctx)
     ctx.details.update({"days": days, "handle_by_before": _iso(ctx.ticket.handle_by)})
+    _notify_decision(ctx, approval, "extension", True, days)
 
 
 @effect("approve_suspension")
 def approve_suspension(ctx: Context, _arg=None) -> None:
-    _decide(ctx, "suspension", "approved")
+    approval = _decide(ctx, "suspension", "approved")
     ctx.ticket.suspended_at = ctx.now
+    _notify_decision(ctx, approval, "suspension", True)
 
 
 @effect("resume_clock")
@@ -491,6 +534,9 @@ def reopen_main_assignment(ctx: Context, _arg=None) -> None:
         main.status, main.replied_at = "signed", None
         ctx.session.add(main)
     ctx.ticket.replied_at = None
+    if ctx.ticket.main_department_id is not None:
+        title, body = texts.reply_rejected_notice(ctx.ticket.number, ctx.payload.get("reason"))
+        _notify(ctx, kind="reply_rejected", department_id=ctx.ticket.main_department_id, title=title, body=body)
 
 
 @effect("record_answer", counted=False)

@@ -12,7 +12,7 @@ from hotline.deadlines.calendar import LOCAL_TZ
 DEADLINE_WORDS = {"sign": "签收", "handle": "办理", "callback": "回访"}
 
 # A notice to send: (role, department id or None, title, body).
-Notice = tuple[str, int | None, str, str]
+Notice = tuple[str | None, int | None, str, str]
 
 
 def deadline_text(kind: str | None, at: datetime | None) -> str:
@@ -74,3 +74,55 @@ def rectification_step_notice(step: str, number: str, due: datetime) -> tuple[st
     """Title and body of the scheduler's urging (催办) or supervision (督办) of an overdue rectification."""
     word = "催办" if step == "urge" else "督办"
     return f"整改{word}：工单 {number}", f"差评整改已于 {due.astimezone(LOCAL_TZ):%Y-%m-%d} 到期，请尽快完成并反馈。"
+
+
+def _minute(at: datetime) -> str:
+    lt = at.astimezone(LOCAL_TZ)
+    return f"{lt.year:04d}-{lt.month:02d}-{lt.day:02d} {lt.hour:02d}:{lt.minute:02d}"
+
+
+def dispatch_notices(ticket: Any, main_name: str, co_ids: list[int], sign_by: datetime) -> list[Notice]:
+    """The notices of a dispatch (or redispatch): to the main department, and to each co-handler."""
+    again = "改派" if ticket.dispatch_count > 1 else "派单"
+    about = (ticket.title or ticket.content or "")[:40].rstrip("。，,. ")
+    number = ticket.number
+    notices: list[Notice] = [
+        (
+            None,
+            ticket.main_department_id,
+            f"{again}：工单 {number} 转本单位办理",
+            f"{about}。请于 {_minute(sign_by)} 前签收办理。",
+        )
+    ]
+    for department_id in co_ids:
+        body = f"{about}。主办单位为{main_name}，请配合办理并答复。"
+        notices.append((None, department_id, f"{again}：工单 {number} 请本单位协办", body))
+    return notices
+
+
+_REQUESTS = {"extension": "延期申请", "suspension": "挂起申请", "return": "退单申请"}
+
+
+def decision_notice(
+    number: str, kind: str, approved: bool, reason: str | None, days: int | None = None
+) -> tuple[str, str]:
+    """Title and body of the notice that tells a department what the centre decided on its request."""
+    request = _REQUESTS.get(kind, "申请")
+    if not approved:
+        title = f"{request}未同意" if kind == "return" else f"{request}未批准"
+        body = "工单退回本单位，请继续办理。" if kind == "return" else "请按原时限继续办理。"
+    elif kind == "return":
+        title, body = f"{request}已同意", "工单已由中心改派，本单位不再承办。"
+    elif kind == "extension":
+        title, body = f"{request}已批准", f"办理时限延长 {days} 个工作日。"
+    else:
+        title, body = f"{request}已批准", "办理时限暂停计算，恢复办理后继续计时。"
+    return f"{title}：工单 {number}", f"{body}{f'中心意见：{reason}' if reason else ''}"
+
+
+def reply_rejected_notice(number: str, reason: str | None) -> tuple[str, str]:
+    """Title and body of the notice that sends a department's reply back to it."""
+    return (
+        f"审核退回：工单 {number} 的办结回复未通过",
+        f"{f'退回理由：{reason}。' if reason else ''}请重新办理后再次答复。",
+    )

@@ -123,6 +123,65 @@ def create_category(
     return _done("/admin/categories", f"已新建分类：{code} {name}")
 
 
+def _categories_error(request: Request, runtime: Runtime, exc: HotlineError, form: dict) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _categories_context(session, runtime)
+    ctx.update(error=page_message(exc, "分类编码已被使用"), form=form)
+    return _page(request, "admin/categories.html", ctx, exc.status_code)
+
+
+@router.post("/categories/{code}/edit", response_class=HTMLResponse)
+def edit_category(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    code: str,
+    name: Annotated[str, Form(max_length=200)] = "",
+    parent: Annotated[str, Form(max_length=40)] = "",
+    department: Annotated[str, Form(max_length=40)] = "",
+    workflow: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    form = {"edit": code, "edit_name": name}
+    try:
+        name = _name(name, "分类名称", "name")
+        if workflow and workflow not in runtime.workflows.workflows:
+            raise FormError("所选流程不存在", "workflow")
+        with runtime.db.session() as session:
+            directory.update_category(
+                session,
+                runtime,
+                code,
+                name=name,
+                parent=parent or None,
+                department=department or None,
+                workflow=workflow or None,
+            )
+    except HotlineError as exc:
+        return _categories_error(request, runtime, exc, form)
+    return _done("/admin/categories", f"已保存分类：{code} {name}")
+
+
+@router.post("/categories/{code}/{action}", response_class=HTMLResponse)
+def category_action(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    code: str,
+    action: Annotated[str, PathParam(pattern="^(deactivate|reactivate|delete)$")],
+) -> Response:
+    try:
+        with runtime.db.session() as session:
+            if action == "delete":
+                name = directory.category_by_code(session, code, field="code").name
+                directory.delete_category(session, code)
+            else:
+                name = directory.update_category(session, runtime, code, active=action == "reactivate").name
+    except HotlineError as exc:
+        return _categories_error(request, runtime, exc, {})
+    done = {"delete": "已删除", "deactivate": "已停用", "reactivate": "已启用"}[action]
+    return _done("/admin/categories", f"{done}分类：{code} {name}")
+
+
 # ---------------------------------------------------------------------- rules
 
 
@@ -233,16 +292,53 @@ def create_rule(
     return _done("/admin/rules", f"已新建派单规则 #{rule.id}")
 
 
+@router.post("/rules/{rule_id}/edit", response_class=HTMLResponse)
+def edit_rule(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    rule_id: int,
+    category: Annotated[str, Form(max_length=40)] = "",
+    place: Annotated[str, Form(max_length=120)] = "",
+    department: Annotated[str, Form(max_length=40)] = "",
+    priority: Annotated[str, Form(max_length=10)] = "0",
+) -> Response:
+    street, community = _split_place(place)
+    try:
+        if not department:
+            raise FormError("请选择承办单位", "department")
+        try:
+            rank = int(priority.strip() or 0)
+        except ValueError:
+            raise FormError("优先级应为整数", "priority") from None
+        with runtime.db.session() as session:
+            directory.update_rule(
+                session,
+                rule_id,
+                department=department,
+                category=category or None,
+                street=street,
+                community=community,
+                priority=rank,
+            )
+    except HotlineError as exc:
+        return _rules_error(request, runtime, exc, {})
+    return _done("/admin/rules", f"已保存派单规则 #{rule_id}")
+
+
 @router.post("/rules/{rule_id}/{action}", response_class=HTMLResponse)
 def rule_active(
     request: Request,
     runtime: RuntimeDep,
     _: AdminForm,
     rule_id: int,
-    action: Annotated[str, PathParam(pattern="^(deactivate|reactivate)$")],
+    action: Annotated[str, PathParam(pattern="^(deactivate|reactivate|delete)$")],
 ) -> Response:
     try:
         with runtime.db.session() as session:
+            if action == "delete":
+                directory.delete_rule(session, rule_id)
+                return _done("/admin/rules", f"已删除派单规则 #{rule_id}")
             rule = directory.set_rule_active(session, rule_id=rule_id, active=action == "reactivate")
     except HotlineError as exc:
         return _rules_error(request, runtime, exc, {})

@@ -14,16 +14,20 @@
   function fields() {
     return Array.from(form.elements).filter(function (el) {
       if (el.disabled || el.type === "hidden" || el.tagName === "BUTTON" || el.name === "mode") return false;
-      if (el.type === "checkbox" && el.name === "co_departments") return false;
+      // Switches (保密, 匿名, 需要答复) are off the Enter path: Tab or a click reaches them,
+      // and a space typed by the input method cannot flip one by accident.
+      if (el.type === "checkbox") return false;
       if (el.type === "radio" && !el.checked) return false;
-      return el.offsetParent !== null || el.type === "radio" || el.type === "checkbox";
+      return el.offsetParent !== null || el.type === "radio";
     });
   }
 
   function focusNext(el) {
-    const list = fields();
-    const i = list.indexOf(el);
-    if (i >= 0 && i + 1 < list.length) list[i + 1].focus();
+    // The next field on the Enter path after `el`, wherever `el` itself is (a switch too).
+    const next = fields().find(function (f) {
+      return el.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING;
+    });
+    if (next) next.focus();
   }
 
   // Enter pressed before the suggestions for what was typed arrived: pick when they do.
