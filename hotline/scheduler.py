@@ -25,6 +25,7 @@ from hotline.indicators.analysis import check_surges
 from hotline.indicators.reports import generate_due_reports
 from hotline.models import Notification, Rectification, Ticket
 from hotline.runtime import Runtime
+from hotline.workflow import texts
 from hotline.workflow.engine import SCHEDULER, changing, fire
 
 log = logging.getLogger("hotline.scheduler")
@@ -84,8 +85,8 @@ def _escalate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
     while ticket.next_due_at is not None and ticket.next_due_at <= now and ticket.escalation_step < len(sla.LADDER):
         step = sla.LADDER[ticket.escalation_step]
         kind = ticket.due_kind
-        if step == "warn" and now >= ticket.due_at:
-            _pass_over(session, runtime, ticket, step, now, "already overdue: a warning would only be noise")
+        if sla.is_noise(step, ticket, now):
+            _pass_over(session, runtime, ticket, step, now, sla.NOISE)
             continue
         try:
             with session.begin_nested() if careful else nullcontext():
@@ -183,15 +184,15 @@ def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepRepor
             while rect.next_due_at is not None and rect.next_due_at <= now:
                 step = RECT_LADDER[rect.escalation_step]
                 role = "handler" if step == "urge" else "leader"
-                word = "催办" if step == "urge" else "督办"
+                title, body = texts.rectification_step_notice(step, ticket.number, rect.due_at)
                 session.add(
                     Notification(
                         department_id=rect.department_id,
                         role=role,
                         kind=step,
                         ticket_id=ticket.id,
-                        title=f"整改{word}：工单 {ticket.number}",
-                        body=f"差评整改已于 {rect.due_at.astimezone(LOCAL_TZ):%Y-%m-%d} 到期，请尽快完成并反馈。",
+                        title=title,
+                        body=body,
                         created_at=now,
                     )
                 )

@@ -48,8 +48,8 @@ from hotline.workflow.definition import RETURN_FROM
 NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 TOKEN_LINE = re.compile(r"^token (\S+): (hl_\S+)$", re.MULTILINE)
 TICKETS = 300
-# History rows that hotline.evaluation.ratings writes beside the workflow: the state stays, the version too.
-ASIDE = {"rectification_report", "rectification_accept"}
+# Changes outside the workflow's events (engine.changing): the state stays, the version moves.
+ASIDE = {"rectification_report", "rectification_accept", "merge_in", "escalation_skipped", "invite_skipped"}
 
 
 def _demo_runtime(path) -> Runtime:
@@ -72,6 +72,8 @@ def _snapshot(rt: Runtime) -> dict:
             for row in s.exec(select(model).order_by(model.id)).all():
                 rows[row.ticket_id].append(row)
             by_ticket[name] = rows
+        for rows in by_ticket["events"].values():
+            rows.sort(key=lambda e: e.at)  # a merge's row on its master comes later in id order
         return {
             "tickets": s.exec(select(Ticket).order_by(Ticket.id)).all(),
             **by_ticket,
@@ -194,11 +196,13 @@ def test_every_history_is_a_path_through_the_default_workflow(data, wf):
         departments = {a.department_id for a in data["assignments"][ticket.id]}
         for row in rows[1:]:
             where = f"ticket {ticket.number}, event {row.id} ({row.event})"
-            assert row.at > last_at, where
+            # Steps of the escalation ladder due at one sweep share its time.
+            assert row.at > last_at or row.at == last_at and row.actor_role == "system", where
             _check_actor(users, departments, row, where)
             last_at = row.at
             if row.event in ASIDE:
                 assert row.from_state == row.to_state == state, where
+                updated, moves = row.at, moves + 1
                 continue
             ev = wf.events[row.event]
             assert row.actor_role in ev.roles, where
@@ -358,7 +362,8 @@ def test_the_escalation_ladder_left_its_rows(data):
         answered = {e.details["order"] for e in events if e.event == "answer_supervision"}
         assert answered == {o.id for o in orders.values() if o.status == "answered"}, t.number
         notices = {n.kind for n in data["notices"][t.id]}
-        assert {e.event for e in ladder} == notices - {"rectification", "rating_review"}, t.number
+        ladder_notices = notices & {"warn", "urge", "supervise", "report"}
+        assert {e.event for e in ladder} == ladder_notices, t.number
     assert steps > 0
 
 
@@ -369,7 +374,6 @@ def test_rating_links_and_rectifications_follow_the_callbacks(data):
         invitations = data["invitations"][t.id]
         messages = {m.id: m for m in data["messages"][t.id]}
         assert [i.id for i in invitations] == [e.details["invitation"] for e in events if e.event == "invite"]
-        assert not invitations or t.invitation_sent_at == invitations[0].created_at, t.number
         for invitation in invitations:
             message = messages[invitation.message_id]
             assert (message.to, message.status, message.channel) == (t.caller_phone, "stored", "stored")
@@ -378,9 +382,13 @@ def test_rating_links_and_rectifications_follow_the_callbacks(data):
             links += 1
         by_link = [c for c in callbacks if c.source == "link"]
         assert [c.at for c in by_link] == [i.used_at for i in invitations if i.used_at], t.number
-        unreached = [c for c in callbacks if not c.reached]
+        # A rehandled ticket starts a new round: its own rating link, its own attempts.
+        this_round = [c for c in callbacks if t.callback_started_at is not None and c.at >= t.callback_started_at]
+        unreached = [c for c in this_round if not c.reached]
         exhausted = unreached[2].at if len(unreached) >= 3 else None
         assert t.callbacks_exhausted_at == exhausted, t.number
+        sent = [i for i in invitations if t.callback_started_at is not None and i.created_at >= t.callback_started_at]
+        assert not sent or t.invitation_sent_at == sent[-1].created_at, t.number
         assert all(c.department_id == t.main_department_id for c in callbacks), t.number
         bad = [c.id for c in callbacks if c.rating in BAD_RATINGS and c.department_id is not None]
         rects = data["rectifications"][t.id]
@@ -388,7 +396,9 @@ def test_rating_links_and_rectifications_follow_the_callbacks(data):
         for r in rects:
             rectifications += 1
             done = {e.event for e in events if e.details.get("rectification") == r.id}
-            expected = {"open": set(), "reported": {"rectification_report"}}.get(r.status, ASIDE)
+            expected = {"open": set(), "reported": {"rectification_report"}}.get(
+                r.status, {"rectification_report", "rectification_accept"}
+            )
             assert done == expected and (r.next_due_at is None) == (r.status != "open"), t.number
     assert links and rectifications
 

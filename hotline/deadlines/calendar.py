@@ -16,14 +16,16 @@ Implementation note: the number of working days before a given day is
 computed in O(log k) (k = number of overrides) from a closed formula for
 Monday-to-Friday days plus a prefix sum over the overrides that change the
 default. Finding the n-th working day is a bounded binary search over that
-count, so cost does not grow with n.
+count, so cost does not grow with n. What a local day contributes (its count,
+its midnight, the deadlines counted from it) is cached per calendar: every
+ticket event recomputes several clocks, and the demo loader plays millions.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -46,6 +48,7 @@ _DAY_US = 86_400 * 1_000_000
 _MIDNIGHT = time(0, 0)
 _END_OF_DAY = time(23, 59, 59)
 _MIN_YEAR = date.min.year
+_MAX_ORDINAL = date.max.toordinal()
 _MAX_YEAR = date.max.year
 
 
@@ -76,6 +79,8 @@ class OfficeHours:
 
 def _require_aware(t: datetime, name: str) -> None:
     """Raise unless t is a timezone-aware datetime."""
+    if t.__class__ is datetime and t.tzinfo is UTC:  # the common case, cheaply
+        return
     if not isinstance(t, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(t).__name__}")
     if t.tzinfo is None or t.utcoffset() is None:
@@ -95,11 +100,52 @@ def _kth_weekday(k: int) -> int:
     return 7 * weeks + rest + 1
 
 
+# The local offset (microseconds) of each UTC day when it is the same all that day, else None.
+_OFFSETS: dict[int, int | None] = {}
+
+
+def _offset_of(utc_ordinal: int) -> int | None:
+    if not 1 < utc_ordinal < _MAX_ORDINAL:
+        return None
+    start = datetime.combine(date.fromordinal(utc_ordinal), _MIDNIGHT, UTC)
+    ends = (start, start + timedelta(days=1) - timedelta(microseconds=1))
+    first, last = (t.astimezone(LOCAL_TZ).utcoffset() for t in ends)
+    offset = _OFFSETS[utc_ordinal] = first // timedelta(microseconds=1) if first == last else None
+    return offset
+
+
+# Recent answers of _local_parts: the same deadlines are looked at again and again.
+_PARTS: dict[datetime, tuple[int, int]] = {}
+_PARTS_KEPT = 1 << 16
+
+
 def _local_parts(t: datetime) -> tuple[int, int]:
     """Return (local day ordinal, microseconds since local midnight) of an aware datetime."""
+    hit = _PARTS.get(t)
+    if hit is None:
+        if len(_PARTS) >= _PARTS_KEPT:
+            _PARTS.clear()
+        hit = _PARTS[t] = _compute_local_parts(t)
+    return hit
+
+
+def _compute_local_parts(t: datetime) -> tuple[int, int]:
+    if t.tzinfo is UTC:
+        # From the UTC wall clock and the day's offset, without a zone conversion.
+        o = t.toordinal()
+        offset = _OFFSETS[o] if o in _OFFSETS else _offset_of(o)
+        if offset is not None:
+            us = ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond + offset
+            day, us = divmod(us, _DAY_US)
+            return o + day, us
     lt = t.astimezone(LOCAL_TZ)
     us = ((lt.hour * 60 + lt.minute) * 60 + lt.second) * 1_000_000 + lt.microsecond
     return lt.toordinal(), us
+
+
+def _clock_us(at: time) -> int:
+    """Microseconds from midnight to a wall-clock time."""
+    return ((at.hour * 60 + at.minute) * 60 + at.second) * 1_000_000 + at.microsecond
 
 
 def _local_instant(o: int, at: time) -> datetime:
@@ -119,6 +165,12 @@ class WorkCalendar:
 
     __slots__ = (
         "_covered",
+        "_days",
+        "_dues",
+        "_instants",
+        "_jth",
+        "_office_us",
+        "_runs",
         "_delta_keys",
         "_delta_max",
         "_delta_min",
@@ -169,6 +221,20 @@ class WorkCalendar:
         self._delta_prefix: list[int] = prefix
         self._delta_min: int = min(prefix)
         self._delta_max: int = max(prefix)
+        # Caches of pure functions of a day (the calendar never changes once built).
+        self._days: dict[int, tuple[int, bool]] = {}
+        self._jth: dict[int, int] = {}
+        self._instants: dict[tuple[int, time], datetime] = {}
+        self._dues: dict[tuple[int, int], Due] = {}
+        self._office_us = tuple(_clock_us(at) for at in (office_hours.start, office_hours.end))
+        # Runs of consecutive covered years, as ordinal ranges: (first days, last days).
+        runs: list[tuple[int, int]] = []
+        for y in sorted(covered):
+            if runs and date.fromordinal(runs[-1][1]).year == y - 1:
+                runs[-1] = (runs[-1][0], date(y, 12, 31).toordinal())
+            else:
+                runs.append((date(y, 1, 1).toordinal(), date(y, 12, 31).toordinal()))
+        self._runs = ([lo for lo, _ in runs], [hi for _, hi in runs])
 
     @classmethod
     def from_chinese_calendar(
@@ -230,7 +296,22 @@ class WorkCalendar:
 
     def _is_working_ord(self, o: int) -> bool:
         """Whether the day with ordinal o is a working day."""
-        return self.is_working_day(date.fromordinal(o))
+        return self._day(o)[1]
+
+    def _day(self, o: int) -> tuple[int, bool]:
+        """(working days before day o, whether o is a working day), cached."""
+        hit = self._days.get(o)
+        if hit is None:
+            hit = self._days[o] = (self._working_before(o), self.is_working_day(date.fromordinal(o)))
+        return hit
+
+    def _instant(self, o: int, at: time) -> datetime:
+        """_local_instant, cached."""
+        key = (o, at)
+        hit = self._instants.get(key)
+        if hit is None:
+            hit = self._instants[key] = _local_instant(o, at)
+        return hit
 
     def _working_before(self, o: int) -> int:
         """Number of working days with ordinal < o (absolute, counted from ordinal 1)."""
@@ -238,6 +319,12 @@ class WorkCalendar:
 
     def _jth_working(self, j: int) -> int:
         """Ordinal of the working day that has exactly j working days before it."""
+        hit = self._jth.get(j)
+        if hit is None:
+            hit = self._jth[j] = self._search_jth(j)
+        return hit
+
+    def _search_jth(self, j: int) -> int:
         # The override delta is bounded by [delta_min, delta_max], which brackets the answer.
         lo = _kth_weekday(j - self._delta_max)
         hi = _kth_weekday(j - self._delta_min)
@@ -254,6 +341,9 @@ class WorkCalendar:
         """Whether any year touched by the ordinal range [first, last] lacks holiday data."""
         if first > last:
             first, last = last, first
+        run = bisect_right(self._runs[0], first) - 1
+        if run >= 0 and last <= self._runs[1][run]:
+            return False  # inside a run of covered years
         y1 = date.fromordinal(max(first, 1)).year
         try:
             y2 = date.fromordinal(last).year
@@ -270,14 +360,19 @@ class WorkCalendar:
         n = index(n)
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        o = start.astimezone(LOCAL_TZ).toordinal()
+        o = _local_parts(start)[0]
+        key = (o, n)
+        hit = self._dues.get(key)
+        if hit is not None:
+            return hit
         if n == 0:
             day = self._jth_working(self._working_before(o))
             first = o
         else:
             day = self._jth_working(self._working_before(o + 1) + n - 1)
             first = o + 1
-        return Due(_local_instant(day, _END_OF_DAY), self._provisional(first, day))
+        hit = self._dues[key] = Due(self._instant(day, _END_OF_DAY), self._provisional(first, day))
+        return hit
 
     def add_working_days_from(self, start: datetime, n: int) -> datetime:
         """Convenience: add_working_days(start, n).at."""
@@ -290,10 +385,8 @@ class WorkCalendar:
 
     def _position_us(self, o: int, us: int) -> int:
         """Working microseconds from the absolute epoch to local day o at offset us."""
-        pos = self._working_before(o) * _DAY_US
-        if self._is_working_ord(o):
-            pos += us
-        return pos
+        before, working = self._day(o)
+        return before * _DAY_US + us if working else before * _DAY_US
 
     def working_seconds_between(self, a: datetime, b: datetime) -> float:
         """Seconds of [a, b) that fall on working days (whole local days); negative if b < a."""
@@ -311,37 +404,35 @@ class WorkCalendar:
         _require_aware(start, "start")
         s_us = round(seconds * 1_000_000)
         o, us = _local_parts(start)
-        offset = us if self._is_working_ord(o) else 0
-        base = self._working_before(o)
+        base, working = self._day(o)
+        offset = us if working else 0
         k, rest = divmod(offset + s_us, _DAY_US)
         if rest == 0:
             # Exactly at a day boundary: the earliest such instant is the end of the
             # previous working day, not the start of the next one.
             day = self._jth_working(base + k - 1)
-            at = _local_instant(day + 1, _MIDNIGHT)
+            at = self._instant(day + 1, _MIDNIGHT)
         else:
             day = self._jth_working(base + k)
-            at = _local_instant(day, _MIDNIGHT) + timedelta(microseconds=rest)
+            at = self._instant(day, _MIDNIGHT) + timedelta(microseconds=rest)
         start_utc = start.astimezone(UTC)
         if s_us >= 0 and at < start_utc:
             at = start_utc
-        last = at.astimezone(LOCAL_TZ).toordinal()
+        last = _local_parts(at)[0]
         return Due(at, self._provisional(o, last))
 
     def next_office_time(self, t: datetime) -> datetime:
         """t if within office hours on a working day, else the next office-hours start (UTC)."""
         _require_aware(t, "t")
-        lt = t.astimezone(LOCAL_TZ)
-        o = lt.toordinal()
+        o, clock = _local_parts(t)
         hours = self.office_hours
         if self._is_working_ord(o):
-            clock = lt.time().replace(tzinfo=None)
-            if hours.start <= clock < hours.end:
+            if self._office_us[0] <= clock < self._office_us[1]:
                 return t.astimezone(UTC)
-            if clock < hours.start:
-                return _local_instant(o, hours.start)
+            if clock < self._office_us[0]:
+                return self._instant(o, hours.start)
         day = self._jth_working(self._working_before(o + 1))
-        return _local_instant(day, hours.start)
+        return self._instant(day, hours.start)
 
 
 # ------------------------------------------------------------------ CSV data

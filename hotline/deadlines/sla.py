@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from hotline.deadlines.calendar import Due, WorkCalendar
@@ -66,6 +67,18 @@ def compute_handle_by(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> Due | 
     return base
 
 
+def dispatch_deadlines(cal: WorkCalendar, wf: Workflow, ticket: Ticket, at: datetime) -> tuple[datetime, datetime]:
+    """The sign-by and handle-by of a department dispatched the ticket at `at`: the limits
+    from then (what its on-time signing and reply are judged by)."""
+    sign = due(cal, at, wf.limits.sign.pick(ticket.type, ticket.urgency))
+    return sign.at, due(cal, at, handle_limit(wf, ticket)).at
+
+
+def on_time(deadline: datetime | None, at: datetime) -> bool:
+    """Whether something done at `at` met the deadline (none: on time)."""
+    return deadline is None or at <= deadline
+
+
 def recompute(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> None:
     """Recompute every clock of the ticket from its inputs, and what the scheduler watches."""
     provisional = False
@@ -111,12 +124,26 @@ def limit_of(wf: Workflow, ticket: Ticket, kind: str) -> Limit:
 def warn_time(cal: WorkCalendar, wf: Workflow, limit: Limit, deadline: datetime, start: datetime) -> datetime:
     """When a deadline turns yellow: a quarter of the limit, or one working day, is left (the less)."""
     w = wf.limits.warning
-    if is_natural(limit):
-        lead = min((deadline - start).total_seconds() * w.fraction, w.max_working_days * 86400)
+    return _warn_time(cal, is_natural(limit), w.fraction, w.max_working_days, deadline, start)
+
+
+# Every event recomputes the ticket's clocks, and mostly finds the same deadline: remember
+# the working-time arithmetic (a calendar never changes; a new one is a new key).
+@lru_cache(maxsize=8192)
+def _warn_time(
+    cal: WorkCalendar, natural: bool, fraction: float, max_days: float, deadline: datetime, start: datetime
+) -> datetime:
+    if natural:
+        lead = min((deadline - start).total_seconds() * fraction, max_days * 86400)
         return deadline - timedelta(seconds=lead)
     total = cal.working_seconds_between(start, deadline)
-    lead = min(total * w.fraction, w.max_working_days * 86400)
+    lead = min(total * fraction, max_days * 86400)
     return min(cal.add_working_seconds(start, total - lead).at, deadline)
+
+
+@lru_cache(maxsize=8192)
+def _working_days_after(cal: WorkCalendar, at: datetime, days: float) -> datetime:
+    return cal.add_working_seconds(at, days * 86400).at
 
 
 def refresh_watch(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> None:
@@ -146,7 +173,7 @@ def step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket, step: int) -> dat
     if name == "urge":
         return ticket.due_at
     days = esc.supervise_after_working_days if name == "supervise" else esc.report_after_working_days
-    return cal.add_working_seconds(ticket.due_at, days * 86400).at
+    return _working_days_after(cal, ticket.due_at, days)
 
 
 def wants_invitation(ticket: Ticket) -> bool:
@@ -167,6 +194,14 @@ def next_step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> datetime 
     if ticket.due_kind not in LADDER_KINDS or ticket.escalation_step >= len(LADDER):
         return None
     return step_time(cal, wf, ticket, ticket.escalation_step)
+
+
+NOISE = "already overdue: a warning would only be noise"
+
+
+def is_noise(step: str, ticket: Ticket, now: datetime) -> bool:
+    """A warning once the deadline has passed would only be noise: the scheduler passes it over."""
+    return step == "warn" and now >= ticket.due_at
 
 
 @dataclass(frozen=True)

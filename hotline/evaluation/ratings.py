@@ -11,7 +11,6 @@ from typing import Any
 from sqlmodel import Session, select
 
 from hotline.deadlines import sla
-from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
 from hotline.evaluation.messaging import queue
 from hotline.models import (
@@ -25,6 +24,7 @@ from hotline.models import (
     Ticket,
 )
 from hotline.security import token_digest
+from hotline.workflow import texts
 from hotline.workflow.engine import Actor, fire
 
 RATING_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
@@ -85,10 +85,7 @@ def send_invitation(session: Session, runtime, ticket: Ticket, actor: Actor, now
     expires = sla.due(cal, now, wf.limits.rating_link).at
     token = new_link_token(app_secret(session, "rating_link", now))
     url = f"{runtime.settings.public_url.rstrip('/')}/rate/{token}"
-    body = (
-        f"【{runtime.settings.district_name}12345】您反映的问题（工单号{ticket.number}）已办理完毕，"
-        f"请点击链接对办理情况进行评价：{url} （{expires.astimezone(LOCAL_TZ):%m月%d日}前有效）"
-    )
+    body = texts.rating_sms(runtime.settings.district_name, ticket.number, url, expires)
     message = queue(session, runtime.channel, to=ticket.caller_phone, body=body, ticket_id=ticket.id, now=now)
     invitation = RatingInvitation(
         ticket_id=ticket.id,
@@ -179,6 +176,7 @@ def record_rating(session: Session, runtime, ticket: Ticket, callback: Callback,
         )
         session.add(rect)
         session.flush()
+        title, body = texts.rectification_notice(ticket.number, RATING_LABELS[callback.rating], due.at)
         for role in ("handler", "leader"):
             session.add(
                 Notification(
@@ -186,26 +184,25 @@ def record_rating(session: Session, runtime, ticket: Ticket, callback: Callback,
                     role=role,
                     kind="rectification",
                     ticket_id=ticket.id,
-                    title=f"差评整改：工单 {ticket.number}",
-                    body=f"市民评价为“{RATING_LABELS[callback.rating]}”，请于 "
-                    f"{due.at.astimezone(LOCAL_TZ):%Y-%m-%d} 前完成核实、整改并反馈。",
+                    title=title,
+                    body=body,
                     created_at=now,
                 )
             )
     if callback.source == "link" and not is_satisfied(runtime, ticket, callback):
+        title, body = texts.rating_review_notice(ticket.number)
         session.add(
             Notification(
-                role="supervisor",
-                kind="rating_review",
-                ticket_id=ticket.id,
-                title=f"市民不满意评价待审核：工单 {ticket.number}",
-                body="市民通过评价短信给出不满意评价，请决定重办或说明后归档。",
-                created_at=now,
+                role="supervisor", kind="rating_review", ticket_id=ticket.id, title=title, body=body, created_at=now
             )
         )
 
 
 def is_satisfied(runtime, ticket: Ticket, callback: Callback) -> bool:
     """Satisfied: a rating the workflow counts as satisfied, and the problem not unsolved."""
-    ratings = runtime.workflows.get(ticket.workflow).limits.satisfied_ratings
-    return callback.rating in ratings and callback.solved is not False
+    return satisfied(runtime.workflows.get(ticket.workflow).limits, callback)
+
+
+def satisfied(limits, callback: Any) -> bool:
+    """Whether a callback counts as satisfied under the workflow's limits."""
+    return callback.rating in limits.satisfied_ratings and callback.solved is not False

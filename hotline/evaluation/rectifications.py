@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 
 from hotline.errors import Conflict, Invalid, NotFound, NotPermitted
 from hotline.models import DEPARTMENT_ROLES, Notification, Rectification
+from hotline.workflow import texts
 from hotline.workflow.engine import Actor, changing
 
 
@@ -61,7 +62,7 @@ def decide_rectification(
                     role="handler",
                     kind="rectification",
                     ticket_id=ticket.id,
-                    title=f"整改退回：工单 {ticket.number}",
+                    title=texts.rectification_returned_title(ticket.number),
                     body=reason or "",
                     created_at=now,
                 )

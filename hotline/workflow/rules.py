@@ -24,6 +24,7 @@ from hotline.models import (
     Ticket,
 )
 from hotline.routing import route
+from hotline.workflow import texts
 from hotline.workflow.engine import Context, GuardFailed, changing
 from hotline.workflow.registry import condition, effect
 
@@ -51,6 +52,11 @@ def _main_assignment(ctx: Context) -> Assignment | None:
     return None
 
 
+def in_round(t: Ticket, callback: Callback) -> bool:
+    """Whether a callback is about the ticket's current reply (`_this_round` as a test)."""
+    return t.callback_started_at is None or callback.at >= t.callback_started_at
+
+
 def _this_round(t: Ticket):
     """Callbacks about the current reply: a rehandled ticket starts a new round."""
     cond = Callback.ticket_id == t.id
@@ -66,7 +72,7 @@ def _last_reached_callback(ctx: Context) -> Callback | None:
 
 
 def _satisfied(ctx: Context, cb: Callback) -> bool:
-    return cb.rating in ctx.limits.satisfied_ratings and cb.solved is not False
+    return ratings.satisfied(ctx.limits, cb)
 
 
 def _calendar(ctx: Context):
@@ -205,20 +211,28 @@ def closable(ctx: Context, _arg=None) -> None:
 
 
 def _close_reason(ctx: Context) -> str | None:
-    t = ctx.ticket
     last = _last_reached_callback(ctx)
-    if last is not None:
-        if _satisfied(ctx, last):
+    unreached = 0
+    if last is None:
+        unreached = ctx.session.exec(
+            select(func.count()).select_from(Callback).where(_this_round(ctx.ticket), ~Callback.reached)
+        ).one()
+    reason = ctx.dry_run or bool(ctx.payload.get("reason"))
+    return close_reason(ctx.limits, ctx.ticket, last, unreached, ctx.actor.role, reason, ctx.now)
+
+
+def close_reason(limits, t: Ticket, last_reached, unreached: int, role: str, reason: bool, now) -> str | None:
+    """Why the ticket may close now, or None: from the round's last callback that reached the
+    citizen, its unreached attempts, who closes it, and whether they gave a reason."""
+    if last_reached is not None:
+        if ratings.satisfied(limits, last_reached):
             return "satisfied"
-        if ctx.actor.role != "system" and (ctx.dry_run or ctx.payload.get("reason")):
+        if role != "system" and reason:
             return "dissatisfied_closed"
         return None
-    unreached = ctx.session.exec(
-        select(func.count()).select_from(Callback).where(_this_round(t), ~Callback.reached)
-    ).one()
-    if unreached >= ctx.limits.callback_attempts:
+    if unreached >= limits.callback_attempts:
         return "not_called_back"
-    if t.callback_by is not None and ctx.now > t.callback_by and ctx.actor.role in ("system", "supervisor"):
+    if t.callback_by is not None and now > t.callback_by and role in ("system", "supervisor"):
         return "not_called_back"
     if not t.reply_wanted:
         return "no_reply_wanted"
@@ -238,6 +252,11 @@ def has_main_department(ctx: Context, _arg=None) -> None:
         raise GuardFailed("the ticket has no handling department", zh="该工单没有承办单位")
 
 
+def order_awaits_answer(order_id: int) -> str:
+    """Why no second supervision order is issued (the scheduler records it when it passes over)."""
+    return f"supervision order {order_id} on this ticket still awaits the department leader's answer"
+
+
 @condition("no_open_supervision_order")
 def no_open_supervision_order(ctx: Context, _arg=None) -> None:
     """A centre does not issue a second order while the first waits for its answer."""
@@ -248,7 +267,7 @@ def no_open_supervision_order(ctx: Context, _arg=None) -> None:
     ).first()
     if pending is not None:
         raise GuardFailed(
-            f"supervision order {pending.id} on this ticket still awaits the department leader's answer",
+            order_awaits_answer(pending.id),
             zh=f"该工单已有督办单（{pending.issued_at.astimezone(LOCAL_TZ):%m-%d %H:%M} 下发）"
             "尚待单位负责人答复，未重复下发；如需再次提醒，请使用催办",
         )
@@ -314,8 +333,7 @@ def assign_departments(ctx: Context, _arg=None) -> None:
     for a in _active_assignments(ctx):
         a.status = "withdrawn"
         ctx.session.add(a)
-    cal = _calendar(ctx)
-    sign_by = sla.due(cal, now, ctx.limits.sign.pick(t.type, t.urgency)).at
+    sign_by, handle_by = sla.dispatch_deadlines(_calendar(ctx), ctx.workflow, t, now)
     ctx.session.add(
         Assignment(
             ticket_id=t.id,
@@ -324,7 +342,7 @@ def assign_departments(ctx: Context, _arg=None) -> None:
             status="dispatched",
             dispatched_at=now,
             sign_by=sign_by,
-            handle_by=sla.due(cal, now, ctx.limits.handle.pick(t.type, t.urgency)).at,
+            handle_by=handle_by,
         )
     )
     for dept in co:
@@ -354,41 +372,18 @@ def assign_departments(ctx: Context, _arg=None) -> None:
 
 def _notify_dispatch(ctx: Context, main: Department, co: list[Department], sign_by) -> None:
     """Tell the departments a ticket was dispatched (or redispatched) to, main and co-handling."""
-    t = ctx.ticket
-    again = "改派" if t.dispatch_count > 1 else "派单"
-    about = (t.title or t.content or "")[:40].rstrip("。，,. ")
-    _notify(
-        ctx,
-        kind="dispatch",
-        department_id=main.id,
-        title=f"{again}：工单 {t.number} 转本单位办理",
-        body=f"{about}。请于 {sign_by.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M} 前签收办理。",
-    )
-    for dept in co:
-        _notify(
-            ctx,
-            kind="dispatch",
-            department_id=dept.id,
-            title=f"{again}：工单 {t.number} 请本单位协办",
-            body=f"{about}。主办单位为{main.name}，请配合办理并答复。",
-        )
+    for role, department_id, title, body in texts.dispatch_notices(ctx.ticket, main.name, [d.id for d in co], sign_by):
+        _notify(ctx, kind="dispatch", role=role, department_id=department_id, title=title, body=body)
 
 
-def _notify_decision(ctx: Context, approval: Approval | None, kind: str, title: str, body: str) -> None:
+def _notify_decision(
+    ctx: Context, approval: Approval | None, kind: str, approved: bool, days: int | None = None
+) -> None:
     """Tell the department that asked (its handlers and leader) what the centre decided."""
     if approval is None or approval.department_id is None:
         return
-    reason = ctx.payload.get("reason")
-    _notify(
-        ctx,
-        kind=kind,
-        department_id=approval.department_id,
-        title=f"{title}：工单 {ctx.ticket.number}",
-        body=f"{body}{f'中心意见：{reason}' if reason else ''}",
-    )
-
-
-_APPROVAL_WORDS = {"extension": "延期申请", "suspension": "挂起申请", "return": "退单申请"}
+    title, body = texts.decision_notice(ctx.ticket.number, kind, approved, ctx.payload.get("reason"), days)
+    _notify(ctx, kind=kind, department_id=approval.department_id, title=title, body=body)
 
 
 @effect("sign_assignment")
@@ -399,7 +394,7 @@ def sign_assignment(ctx: Context, _arg=None) -> None:
     a.status, a.signed_at, a.signed_by_id = "signed", ctx.now, ctx.actor.id
     if a.role == "main":
         ctx.ticket.signed_at = ctx.now
-        a.signed_on_time = a.sign_by is None or ctx.now <= a.sign_by
+        a.signed_on_time = sla.on_time(a.sign_by, ctx.now)
     ctx.session.add(a)
     ctx.details["department_id"] = a.department_id
 
@@ -440,14 +435,14 @@ def _decide(ctx: Context, kind: str, status: str) -> Approval | None:
 @effect("approve_return")
 def approve_return(ctx: Context, _arg=None) -> None:
     approval = _decide(ctx, "return", "approved")
-    _notify_decision(ctx, approval, "return", "退单申请已同意", "工单已由中心改派，本单位不再承办。")
+    _notify_decision(ctx, approval, "return", True)
 
 
 @effect("reject_return")
 def reject_return(ctx: Context, _arg=None) -> None:
     approval = _decide(ctx, "return", "rejected")
     ctx.ticket.return_from_state = None
-    _notify_decision(ctx, approval, "return", "退单申请未同意", "工单退回本单位，请继续办理。")
+    _notify_decision(ctx, approval, "return", False)
 
 
 @effect("open_approval", counted=False)
@@ -468,7 +463,7 @@ def open_approval(ctx: Context, kind: str) -> None:
 @effect("reject_approval", counted=False)
 def reject_approval(ctx: Context, kind: str) -> None:
     approval = _decide(ctx, kind, "rejected")
-    _notify_decision(ctx, approval, kind, f"{_APPROVAL_WORDS.get(kind, '申请')}未批准", "请按原时限继续办理。")
+    _notify_decision(ctx, approval, kind, False)
 
 
 @effect("approve_extension")
@@ -486,14 +481,14 @@ def approve_extension(ctx: Context, _arg=None) -> None:
     ctx.ticket.extension_days += days
     _sync_main_handle_by(ctx)
     ctx.details.update({"days": days, "handle_by_before": _iso(ctx.ticket.handle_by)})
-    _notify_decision(ctx, approval, "extension", "延期申请已批准", f"办理时限延长 {days} 个工作日。")
+    _notify_decision(ctx, approval, "extension", True, days)
 
 
 @effect("approve_suspension")
 def approve_suspension(ctx: Context, _arg=None) -> None:
     approval = _decide(ctx, "suspension", "approved")
     ctx.ticket.suspended_at = ctx.now
-    _notify_decision(ctx, approval, "suspension", "挂起申请已批准", "办理时限暂停计算，恢复办理后继续计时。")
+    _notify_decision(ctx, approval, "suspension", True)
 
 
 @effect("resume_clock")
@@ -526,7 +521,7 @@ def record_reply(ctx: Context, _arg=None) -> None:
         a.status, a.replied_at, a.replied_by_id, a.result = "replied", ctx.now, ctx.actor.id, result
         if a.role == "main" and a.first_replied_at is None:
             a.first_replied_at = ctx.now
-            a.replied_on_time = a.handle_by is None or ctx.now <= a.handle_by
+            a.replied_on_time = sla.on_time(a.handle_by, ctx.now)
         ctx.session.add(a)
     if not ctx.as_co_handler:
         ctx.ticket.result, ctx.ticket.replied_at = result, ctx.now
@@ -540,14 +535,8 @@ def reopen_main_assignment(ctx: Context, _arg=None) -> None:
         ctx.session.add(main)
     ctx.ticket.replied_at = None
     if ctx.ticket.main_department_id is not None:
-        reason = ctx.payload.get("reason")
-        _notify(
-            ctx,
-            kind="reply_rejected",
-            department_id=ctx.ticket.main_department_id,
-            title=f"审核退回：工单 {ctx.ticket.number} 的办结回复未通过",
-            body=f"{f'退回理由：{reason}。' if reason else ''}请重新办理后再次答复。",
-        )
+        title, body = texts.reply_rejected_notice(ctx.ticket.number, ctx.payload.get("reason"))
+        _notify(ctx, kind="reply_rejected", department_id=ctx.ticket.main_department_id, title=title, body=body)
 
 
 @effect("record_answer", counted=False)
@@ -603,13 +592,17 @@ def record_callback(ctx: Context, _arg=None) -> None:
         ratings.record_rating(ctx.session, ctx.runtime, t, callback, ctx.now)
 
 
+# Why the scheduler sends no rating link to a citizen already reached (it says so in the history).
+ALREADY_RATED = "the citizen has been reached and has rated already"
+
+
 @condition("can_invite")
 def can_invite(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     if not t.caller_phone:
         raise GuardFailed("the caller left no phone number for a rating link", zh="来电人未留电话，无法发送评价短信")
     if ctx.session.exec(select(Callback.id).where(_this_round(t), Callback.reached, ~Callback.overturned)).first():
-        raise GuardFailed("the citizen has been reached and has rated already", zh="市民已评价，无需再发送评价短信")
+        raise GuardFailed(ALREADY_RATED, zh="市民已评价，无需再发送评价短信")
 
 
 @effect("send_invitation", counted=False)
@@ -777,50 +770,28 @@ def _record_step(ctx: Context, step: str) -> None:
         t.escalation_step = sla.LADDER.index(step) + 1
 
 
-_DEADLINE_WORDS = {"sign": "签收", "handle": "办理", "callback": "回访"}
-
-
-def _deadline_text(ctx: Context) -> str:
-    t = ctx.ticket
-    word = _DEADLINE_WORDS.get(t.due_kind or "", "办理")
-    if t.due_at is None:
-        return f"{word}时限"
-    return f"{word}时限（{t.due_at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}）"
+def _ladder_notices(ctx: Context, step: str, message: str | None) -> None:
+    for role, department_id, title, body in texts.ladder_notices(step, ctx.ticket, message):
+        _notify(ctx, kind=step, role=role, department_id=department_id, title=title, body=body)
 
 
 @effect("warn", counted=False)
 def warn(ctx: Context, _arg=None) -> None:
-    t = ctx.ticket
     _record_step(ctx, "warn")
-    body = ctx.payload.get("message") or f"{_deadline_text(ctx)}将到，请抓紧办理。"
-    _notify(
-        ctx,
-        kind="warn",
-        role="handler",
-        department_id=t.main_department_id,
-        title=f"预警：工单 {t.number} 即将超期",
-        body=body,
-    )
+    _ladder_notices(ctx, "warn", ctx.payload.get("message"))
 
 
 @effect("urge", counted=False)
 def urge(ctx: Context, _arg=None) -> None:
-    t = ctx.ticket
     _record_step(ctx, "urge")
-    body = ctx.payload.get("message") or f"{_deadline_text(ctx)}已到，请尽快办理。"
-    _notify(
-        ctx, kind="urge", role="handler", department_id=t.main_department_id, title=f"催办：工单 {t.number}", body=body
-    )
+    _ladder_notices(ctx, "urge", ctx.payload.get("message"))
 
 
 @effect("supervise", counted=False)
 def supervise(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     _record_step(ctx, "supervise")
-    late = t.due_at is not None and ctx.now >= t.due_at
-    message = ctx.payload.get("message") or (
-        f"工单 {t.number} {_deadline_text(ctx)}{'已超期' if late else '即将到期'}，请单位负责人督促办理并答复。"
-    )
+    message = ctx.payload.get("message") or texts.supervision_message(t, ctx.now)
     # A Core insert on the session's connection: the order's id without flushing the session.
     ctx.details["supervision_order"] = (
         ctx.session.connection()
@@ -837,25 +808,13 @@ def supervise(ctx: Context, _arg=None) -> None:
         )
         .scalar_one()
     )
-    _notify(
-        ctx,
-        kind="supervise",
-        role="leader",
-        department_id=t.main_department_id,
-        title=f"督办单：工单 {t.number}",
-        body=message,
-    )
+    _ladder_notices(ctx, "supervise", message)
 
 
 @effect("report", counted=False)
 def report(ctx: Context, _arg=None) -> None:
-    t = ctx.ticket
     _record_step(ctx, "report")
-    body = ctx.payload.get("message") or f"工单 {t.number} {_deadline_text(ctx)}严重超期，已列入向区领导的通报。"
-    _notify(ctx, kind="report", role="supervisor", title=f"通报：工单 {t.number}", body=body)
-    _notify(
-        ctx, kind="report", role="leader", department_id=t.main_department_id, title=f"通报：工单 {t.number}", body=body
-    )
+    _ladder_notices(ctx, "report", ctx.payload.get("message"))
 
 
 @effect("answer_supervision", counted=False)

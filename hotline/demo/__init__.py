@@ -1,0 +1,308 @@
+"""A demo district for `hotline demo-data`: departments, categories, routing rules, users,
+and N tickets spread over the past six months, in every state of the default workflow.
+
+The directory (a few hundred rows) goes through hotline.directory. The tickets do not go
+through the ORM or the gateway: each ticket's life is played in plain Python
+(hotline.demo.life), and every value the gateway and the scheduler would derive on the way
+(deadlines, warning and escalation times, facts on assignments, close reasons, texts) comes
+from the engine's own functions, run on the demo's rows. The rows are written in bulk with
+SQLAlchemy Core (hotline.demo.writer), ids assigned here so that child rows need no round
+trip. tests/test_demo_replay.py replays the histories through the gateway and the scheduler
+and holds every row to what the loader wrote. (No outbox messages are written: a demo
+district has no other systems to tell.)
+
+The data is reproducible for a seed; only the printed API tokens and the rating links'
+tokens are random.
+"""
+
+import gc
+import random
+import time
+from collections import Counter, deque
+from contextlib import suppress
+from datetime import date, datetime
+from typing import TextIO
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from hotline import directory
+from hotline.deadlines.calendar import LOCAL_TZ, WorkCalendar
+from hotline.demo.callers import Callers, cumulative, season
+from hotline.demo.district import (
+    ANSWER_SHARE,
+    CATEGORY_NODES,
+    CITY,
+    DEMO_PASSWORD,
+    DISTRICT,
+    LEAVES,
+    STREETS,
+    TOKEN_USERS,
+    WORKFLOW,
+    Directory,
+    build_directory,
+    demo_codes,
+)
+from hotline.demo.life import DAY, EPOCH_ORDINAL, Days, Life, Master, TicketRow, at, day_of, midnight, seconds
+from hotline.demo.writer import Batch, Pipe, Writer
+from hotline.errors import Conflict, Invalid
+from hotline.evaluation.ratings import app_secret
+from hotline.indicators import totals
+from hotline.models import Department, User
+from hotline.workflow.definition import Workflow
+
+__all__ = ["DEMO_PASSWORD", "load_demo"]
+
+_HISTORY_DAYS = 183
+_BATCH = 10_000
+_PROGRESS_EVERY = 100_000
+# Hour-of-day profile of intake (local time), from midnight.
+_HOURS = [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.5, 3, 6, 8, 8, 7, 5, 5, 7, 7, 6, 5, 4, 4, 4, 3, 2, 1.5]
+_HOURS_CUM = cumulative(_HOURS)
+# The last ticket of the day so many days back ends in that state, so that every state of
+# the workflow occurs whatever the number of tickets; the oldest is left overdue, with its
+# supervision orders unanswered.
+_SHOWCASE = [
+    ("registered", 0),
+    ("dispatched", 5),
+    ("returned", 2),
+    ("replied", 3),
+    ("in_progress", 4),
+    ("pending_callback", 1),
+    ("merged", 6),
+    ("cancelled", 7),
+    ("suspended", 9),
+    ("in_progress", 20),
+]
+
+
+def _daily_counts(days: Days, first: int, last: int, now: int, n: int) -> list[int]:
+    """How many tickets each day gets: fewer on days off, a slow rise, today only so far."""
+    weights = []
+    for day in range(first, last + 1):
+        w = (1.0 if days.is_working(day) else 0.62) * (0.85 + 0.3 * (day - first) / max(1, last - first))
+        if day == last:
+            hour, rest = divmod(now - midnight(day), 3600)
+            w *= (sum(_HOURS[:hour]) + _HOURS[hour] * rest / 3600) / sum(_HOURS)
+        weights.append(w)
+    total = sum(weights)
+    counts, cum, given = [], 0.0, 0
+    for w in weights:
+        cum += w
+        c = round(n * cum / total) - given
+        counts.append(c)
+        given += c
+    return counts
+
+
+def _times(rng: random.Random, day: int, count: int, now: int) -> list[int]:
+    """Intake moments of one day, in order; all before now."""
+    start = midnight(day)
+    times = [start + h * 3600 + rng.randrange(3600) for h in rng.choices(range(24), cum_weights=_HOURS_CUM, k=count)]
+    if start + DAY >= now:
+        times = [t if t < now - 60 else start + rng.randrange(max(1, now - 60 - start)) for t in times]
+    times.sort()
+    return times
+
+
+def _showcase(counts: list[int], first: int, last: int) -> dict[int, str]:
+    """The day whose last ticket ends in each showcase state."""
+    chosen: dict[int, str] = {}
+    for state, ago in _SHOWCASE:
+        day = last - ago
+        while day >= first and (counts[day - first] == 0 or day in chosen):
+            day -= 1
+        if day >= first:
+            chosen[day] = state
+    return chosen
+
+
+def _pick_master(rng: random.Random, pool: deque, created: int) -> Master | None:
+    """A recent ticket still open three days on: the duplicate is merged into it."""
+    for _ in range(min(6, len(pool))):
+        master = pool[rng.randrange(len(pool))]
+        if master.closed is None or master.closed > created + 3 * DAY:
+            return master
+    return None
+
+
+def _start(rng: random.Random, life: Life, callers: Callers, d: Directory, ticket_id: int, number: str,
+           created: int, stop_at: str | None, pool: deque):  # fmt: skip
+    """A ticket at intake: its request, its creator, and the course its life takes."""
+    path, stage, master = "dispatch", None, None
+    if stop_at is None:
+        r = rng.random()
+        if r < 0.015:
+            path = "cancel"
+        elif r < 0.05:
+            master = _pick_master(rng, pool, created)
+            if master is not None:
+                stage = "registered" if rng.random() < 0.6 else rng.choice(("dispatched", "dispatched", "in_progress"))
+    elif stop_at == "cancelled":
+        path = "cancel"
+    elif stop_at == "pending_callback":
+        path = "answer"
+    elif stop_at == "merged":
+        master = _pick_master(rng, pool, created)
+        stage = "registered" if master is not None else None
+    req = callers.pick(season(day_of(created)), master)
+    answer_share = ANSWER_SHARE.get(req["type"], 0.0)
+    if path == "dispatch" and master is None and stop_at is None and rng.random() < answer_share:
+        path = "answer"
+    creator = life.agent()
+    place = d.places[req["place"]]
+    channel = req["channel"]
+    when = at(created)
+    tk = TicketRow(
+        id=ticket_id, number=number, workflow=WORKFLOW, type=req["type"], urgency=req["urgency"],
+        category_id=d.leaf_ids[req["leaf"]], channel=channel,
+        external_id=f"JZ{number}" if channel == "city" else f"API-{number}" if channel == "api" else None,
+        caller_name=req["caller_name"], caller_phone=req["caller_phone"], confidential=req["confidential"],
+        anonymous=req["anonymous"], reply_wanted=req["reply_wanted"], title=req["title"], content=req["content"],
+        street=place.street, community=place.community, address=req["address"], lat=req["lat"], lng=req["lng"],
+        created_by_id=creator.id, created_at=when, leaf=req["leaf"], place=req["place"], stop_at=stop_at,
+    )  # fmt: skip
+    tk.events.append(("create", creator, None, "registered", when, {"channel": channel, "workflow": WORKFLOW}))
+    request = (tk.type, tk.leaf, tk.place, req["issue"], tk.address, tk.lat, tk.lng, tk.urgency)
+    return tk, request, path, stage, master
+
+
+def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_key: bytes,
+                  rng: random.Random, now: datetime, n: int, out: TextIO,
+                  started: float) -> tuple[Counter, dict[str, int]]:  # fmt: skip
+    """Play and write the tickets; return the final states counted and the rows written."""
+    now_ts = seconds(now)
+    last = day_of(now_ts)
+    first = last - _HISTORY_DAYS + 1
+    days = Days(cal, first - 7, last + 400, rng)
+    states: Counter = Counter()
+    writer = Writer(runtime)
+    makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
+    batch: Batch | None = None
+
+    def merged_in(master: TicketRow, event: tuple) -> None:
+        batch.changed(master, event)
+
+    life = Life(rng, wf, cal, days, d, now_ts, runtime.settings, link_key, merged_in)
+    callers = Callers(rng, d)
+    pipe = None
+    try:
+        ids, counters = writer.start()
+        pipe = Pipe(writer)
+        ticket_id = ids.pop("tickets")
+        life.ids.update({name: ids[name] for name in life.ids})
+        counts = _daily_counts(days, first, last, now_ts, n)
+        showcase = _showcase(counts, first, last)
+        pool: deque = deque(maxlen=64)
+        batch = Batch(writer, ids, makers)
+        done = 0
+        for day in range(first, last + 1):
+            count = counts[day - first]
+            if count <= 0:
+                continue
+            stamp = date.fromordinal(day + EPOCH_ORDINAL).strftime("%Y%m%d")
+            base = counters.get(stamp, 0)
+            for i, created in enumerate(_times(rng, day, count, now_ts)):
+                ticket_id += 1
+                number = f"{stamp}{base + i + 1:06d}"
+                stop_at = showcase.get(day) if i == count - 1 else None
+                tk, request, path, stage, master = _start(
+                    rng, life, callers, d, ticket_id, number, created, stop_at, pool
+                )
+                life.live(tk, path, stage, master)
+                batch.add(tk)
+                batch.counters[stamp] = base + i + 1
+                states[tk.state] += 1
+                if tk.main_department_id is not None and tk.state not in ("merged", "cancelled"):
+                    closed = seconds(tk.closed_at) if tk.closed_at is not None else None
+                    pool.append(Master(tk, request, closed))
+                if len(batch) >= _BATCH:
+                    pipe.put(batch)
+                    batch = Batch(writer, ids, makers)
+                    pool.clear()  # a master's row changes when a duplicate merges in: keep it unwritten
+                done += 1
+                if done % _PROGRESS_EVERY == 0:
+                    out.write(f"  {done:,} tickets ({time.monotonic() - started:.0f} s)\n")
+                    out.flush()
+        pipe.put(batch)
+        pipe.close()
+        pipe = None
+    finally:
+        if pipe is not None:
+            with suppress(BaseException):
+                pipe.close()
+        writer.close()
+    return states, writer.written
+
+
+def _refuse_if_loaded(session: Session) -> None:
+    taken = session.execute(select(Department.code).where(Department.code.in_(demo_codes()))).scalar()
+    if taken is not None:
+        raise Conflict(
+            f"the demo district is loaded already (department {taken!r} exists); load the demo into an empty database"
+        )
+    names = ["admin", "agent1", "agent2", "supervisor1", "supervisor2"]
+    user = session.execute(select(User.username).where(User.username.in_(names))).scalar()
+    if user is not None:
+        raise Conflict(f"the user {user!r} exists already; load the demo into an empty database")
+
+
+def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
+    """Load the demo district and `tickets` tickets over the six months before runtime.now().
+
+    Refuses (Conflict) when the demo district is there already: the demo is for an empty
+    database. The same seed and the same now give the same data; the API tokens printed
+    are new each time.
+    """
+    started = time.monotonic()
+    if tickets < 0:
+        raise Invalid("the number of tickets cannot be negative", field="tickets")
+    rng = random.Random(seed)
+    wf = runtime.workflows.get(WORKFLOW)
+    now = runtime.now()
+    with runtime.db.session() as session:
+        _refuse_if_loaded(session)
+        d = build_directory(session, runtime, now, rng)
+        cal = runtime.calendar(session)
+        link_key = app_secret(session, "rating_link", now)
+    out.write(
+        f"demo district {CITY}{DISTRICT}: {len(d.departments)} departments, {len(STREETS)} streets, "
+        f"{len(d.places)} communities, {len(CATEGORY_NODES)} categories ({len(LEAVES)} leaves), "
+        f"{d.rules} routing rules\n"
+        f"demo users, all with the password {DEMO_PASSWORD!r}:\n"
+        "  admin (admin); agent1, agent2 (agent); supervisor1, supervisor2 (supervisor);\n"
+        "  <code>.handler (handler) and <code>.leader (leader) for each department:\n"
+    )
+    for code, (_, name, _) in d.departments.items():
+        out.write(f"    {code:<6} {name}\n")
+    local_now = now.astimezone(LOCAL_TZ)
+    out.write(f"tickets: {tickets:,} over the {_HISTORY_DAYS} days to {local_now:%Y-%m-%d %H:%M} (seed {seed})\n")
+    out.flush()
+    # Millions of short-lived rows with no reference cycles among them: the cyclic garbage
+    # collector would only spend time looking (about a tenth of the load).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        states, written = _load_tickets(runtime, d, wf, cal, link_key, rng, now, tickets, out, started)
+    finally:
+        if collecting:
+            gc.enable()
+    out.write(
+        f"wrote {written['tickets']:,} tickets, {written['ticket_events']:,} history rows, "
+        f"{written['assignments']:,} assignments, {written['approvals']:,} approvals, "
+        f"{written['callbacks']:,} callbacks, {written['escalations']:,} escalations, "
+        f"{written['supervision_orders']:,} supervision orders, {written['notifications']:,} notices, "
+        f"{written['rating_invitations']:,} rating links, {written['rectifications']:,} rectifications\n"
+        "states: " + ", ".join(f"{s} {states[s]:,}" for s in wf.states) + "\n"
+    )
+    with runtime.db.session() as session:  # the rows were written in bulk, past the gateway
+        rows = totals.rebuild(session)
+    out.write(f"running totals: {rows:,} rows\n")
+    runtime.db.refresh_statistics()  # the planner's view of the new rows
+    with runtime.db.session() as session:
+        tokens = [(username, directory.issue_token(session, username, now=now)) for username in TOKEN_USERS]
+    out.write("API tokens (shown once; send 'Authorization: Bearer TOKEN'):\n")
+    for username, token in tokens:
+        out.write(f"token {username}: {token}\n")
+    out.write(f"done in {time.monotonic() - started:.1f} s\n")
+    out.flush()

@@ -1,0 +1,305 @@
+"""The demo's bulk writer: rows as the gateway would have left them, inserted with SQLAlchemy
+Core over one connection, one transaction a batch, in a thread of its own."""
+
+from datetime import UTC, datetime, timedelta
+from json import dumps
+from operator import attrgetter
+from queue import Queue
+from threading import Thread
+from typing import Any
+
+from sqlalchemy import JSON, func, inspect, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from hotline.db import UTCDateTime
+from hotline.models import (
+    Approval,
+    Assignment,
+    Callback,
+    Escalation,
+    Message,
+    Notification,
+    RatingInvitation,
+    Rectification,
+    SupervisionOrder,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+)
+
+# The columns the demo fills, in order; the others get the table's default. The rows the
+# demo plays carry attributes of these names (hotline.demo.life), as the models do.
+COLUMNS = {
+    "tickets": (
+        "id", "number", "external_id", "workflow", "type", "category_id", "urgency", "channel", "caller_name",
+        "caller_phone", "confidential", "anonymous", "reply_wanted", "title", "content", "street", "community",
+        "address", "lat", "lng", "state", "version", "main_department_id", "dispatch_count", "designated",
+        "return_from_state", "master_id", "rehandle_count", "answer", "result", "close_reason", "created_by_id",
+        "created_at", "updated_at", "dispatched_at", "signed_at", "replied_at", "closed_at", "sign_by", "handle_by",
+        "callback_by", "deadlines_provisional", "handle_started_at", "callback_started_at", "extension_days",
+        "suspended_seconds", "suspended_at", "due_at", "due_kind", "warn_at", "escalation_step", "next_due_at",
+        "invitation_sent_at", "callbacks_exhausted_at",
+    ),
+    "ticket_events": (
+        "id", "ticket_id", "event", "actor_id", "actor_name", "actor_role", "from_state", "to_state", "at", "details",
+    ),
+    "assignments": (
+        "id", "ticket_id", "department_id", "role", "status", "dispatched_at", "signed_at", "signed_by_id",
+        "replied_at", "replied_by_id", "result", "sign_by", "signed_on_time", "returned", "handle_by",
+        "first_replied_at", "replied_on_time", "rehandles",
+    ),
+    "approvals": (
+        "id", "ticket_id", "kind", "status", "department_id", "requested_by_id", "requested_at", "reason",
+        "reason_code", "basis", "days", "from_state", "decided_by_id", "decided_at", "decision_reason",
+    ),
+    "callbacks": (
+        "id", "ticket_id", "attempt", "reached", "solved", "rating", "comment", "source", "by_id", "at",
+        "department_id",
+    ),
+    "escalations": ("id", "ticket_id", "department_id", "deadline_kind", "deadline_at", "step", "at", "by_scheduler"),
+    "supervision_orders": (
+        "id", "ticket_id", "department_id", "issued_at", "issued_by_id", "message", "status", "answered_at",
+        "answered_by_id", "answer",
+    ),
+    "notifications": (
+        "id", "user_id", "department_id", "role", "kind", "ticket_id", "title", "body", "created_at",
+    ),
+    "messages": ("id", "channel", "to", "body", "ticket_id", "created_at", "status"),
+    "rating_invitations": (
+        "id", "ticket_id", "token_hash", "created_at", "expires_at", "used_at", "revoked_at", "sent_by_id",
+        "message_id",
+    ),
+    "rectifications": (
+        "id", "ticket_id", "callback_id", "department_id", "status", "opened_at", "due_at", "provisional",
+        "verification", "measures", "reported_at", "reported_by_id", "decided_at", "decided_by_id", "next_due_at",
+        "decision_reason",
+    ),
+}  # fmt: skip
+TABLES = {
+    table.name: table
+    for table in (Ticket.__table__, TicketEvent.__table__, Assignment.__table__, Approval.__table__,
+                  Callback.__table__, Escalation.__table__, SupervisionOrder.__table__, Notification.__table__,
+                  Message.__table__, RatingInvitation.__table__, Rectification.__table__)
+}  # fmt: skip
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DATES: dict[int, str] = {}  # days since 1970 -> "YYYY-MM-DD "
+_CLOCK = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+
+
+def _sqlite_time(value: datetime) -> str:
+    """An aware time as hotline.db.UTCDateTime stores it on SQLite: the UTC wall time with
+    microseconds (from cached dates and clock times: the loader writes millions)."""
+    delta = value - _EPOCH
+    date = _DATES.get(delta.days)
+    if date is None:
+        date = _DATES[delta.days] = f"{_EPOCH + timedelta(days=delta.days):%Y-%m-%d }"
+    micro = delta.microseconds
+    return date + _CLOCK[delta.seconds] + (f".{micro:06d}" if micro else ".000000")
+
+
+class Writer:
+    """Bulk inserts over one connection, one transaction a batch.
+
+    The rows are plain tuples handed to the driver's executemany, their values in the form
+    SQLAlchemy would bind: on SQLite the UTC text that hotline.db.UTCDateTime stores, on
+    PostgreSQL aware datetimes; JSON as json.dumps writes it.
+    """
+
+    def __init__(self, runtime) -> None:
+        self.db = runtime.db
+        self.sqlite = self.db.is_sqlite
+        self.conn = self.db.engine.connect()
+        self.written = dict.fromkeys(TABLES, 0)
+        self.sql: dict[str, str] = {}
+        self.tail: dict[str, tuple] = {}
+        self.keep: dict[str, list[int] | None] = {}
+        self.times: dict[str, list[int]] = {}
+        quote = self.conn.dialect.identifier_preparer.quote
+        inspector = inspect(self.conn)
+        for name, table in TABLES.items():
+            # The database's columns decide: what it lacks is left out, what the demo does not
+            # fill gets the model's default.
+            present = {c["name"]: c for c in inspector.get_columns(name)}
+            columns = COLUMNS[name]
+            keep = [i for i, c in enumerate(columns) if c in present]
+            self.keep[name] = None if len(keep) == len(columns) else keep
+            rest = [c for c in present if c not in columns]
+            self.tail[name] = tuple(self._default(table, c, present[c]["nullable"]) for c in rest)
+            names = [columns[i] for i in keep] + rest
+            marks = ", ".join(self._mark(table, n) for n in names)
+            self.sql[name] = f"INSERT INTO {quote(name)} ({', '.join(map(quote, names))}) VALUES ({marks})"
+            self.times[name] = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, UTCDateTime)]
+        self.conn.commit()
+        if self.sqlite:
+            # A larger page cache for the ticket indexes while loading (this connection only).
+            self.conn.exec_driver_sql("PRAGMA cache_size=-262144")
+            self.conn.commit()
+
+    def _mark(self, table, name: str) -> str:
+        if self.sqlite:
+            return "?"
+        return "%s::json" if name in table.c and isinstance(table.c[name].type, JSON) else "%s"
+
+    @staticmethod
+    def _default(table, name: str, nullable: bool) -> Any:
+        default = table.c[name].default if name in table.c else None
+        if default is not None and default.is_scalar:
+            return default.arg
+        if default is None and nullable:
+            return None
+        raise RuntimeError(f"hotline.demo is out of date: it does not fill {table.name}.{name}")
+
+    def row_maker(self, name: str):
+        """A function from a row object (attributes named as the columns) to the tuple to insert."""
+        get = attrgetter(*COLUMNS[name])
+        times = self.times[name]
+        if not self.sqlite or not times:
+            return get
+
+        def make(obj: Any) -> tuple:
+            row = list(get(obj))
+            for i in times:
+                if row[i] is not None:
+                    row[i] = _sqlite_time(row[i])
+            return tuple(row)
+
+        return make
+
+    def start(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The highest id of each table and the ticket counters, to continue after them."""
+        with self.conn.begin():
+            ids = {
+                name: self.conn.execute(select(func.max(table.c.id))).scalar() or 0 for name, table in TABLES.items()
+            }
+            counters = dict(self.conn.execute(select(TicketCounter.day, TicketCounter.value)).all())
+        return ids, counters
+
+    def write(self, batch: "Batch") -> None:
+        with self.conn.begin():
+            for name, rows in batch.rows.items():
+                if rows:
+                    keep, tail = self.keep[name], self.tail[name]
+                    if keep is not None:
+                        rows = [tuple(row[i] for i in keep) for row in rows]
+                    self.conn.exec_driver_sql(self.sql[name], [row + tail for row in rows] if tail else rows)
+                    self.written[name] += len(rows)
+            if batch.counters:
+                table = TicketCounter.__table__
+                insert = sqlite_insert(table) if self.sqlite else pg_insert(table)
+                upsert = insert.on_conflict_do_update(index_elements=["day"], set_={"value": insert.excluded.value})
+                self.conn.execute(upsert, [{"day": day, "value": value} for day, value in batch.counters.items()])
+
+    def close(self) -> None:
+        try:
+            if not self.sqlite:
+                # The ids were given here: move each sequence past them.
+                with self.conn.begin():
+                    for name in TABLES:
+                        self.conn.exec_driver_sql(
+                            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), MAX(id)) FROM {name} "
+                            "HAVING MAX(id) IS NOT NULL"
+                        )
+            else:
+                self.conn.exec_driver_sql("PRAGMA cache_size=-2000")
+                self.conn.commit()
+        finally:
+            self.conn.close()
+
+
+class Pipe:
+    """Writes batches in a thread of its own: the database works (SQLite and psycopg let go
+    of the GIL meanwhile) while the next batch is played."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self.queue: Queue = Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = Thread(target=self._run, name="demo-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writer.write(batch)
+                except BaseException as exc:  # handed to the loader, which raises it
+                    self.error = exc
+
+    def put(self, batch: "Batch") -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(batch)
+
+    def close(self) -> None:
+        """Wait for the last batch; raise what the writer raised."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class Batch:
+    """Rows waiting to be written, as tuples in the order of COLUMNS."""
+
+    # The tables whose rows the ticket's life keeps as objects, by the ticket's attribute.
+    CHILDREN = (
+        ("assignments", "assignments"),
+        ("approvals", "approvals"),
+        ("callbacks", "callbacks"),
+        ("supervision_orders", "orders"),
+        ("messages", "messages"),
+        ("rating_invitations", "invitations"),
+        ("rectifications", "rectifications"),
+    )
+
+    def __init__(self, writer: Writer, ids: dict[str, int], makers: dict[str, Any]) -> None:
+        self.rows: dict[str, list[tuple]] = {name: [] for name in TABLES}
+        self.counters: dict[str, int] = {}
+        self.dt = _sqlite_time if writer.sqlite else None
+        self.ids = ids  # the running ids of the rows numbered only here
+        self.makers = makers
+        self.places: dict[int, int] = {}  # ticket id -> its row's place in rows["tickets"]
+
+    def __len__(self) -> int:
+        return len(self.rows["tickets"])
+
+    def time(self, value: datetime | None) -> Any:
+        if value is None or self.dt is None:
+            return value
+        return self.dt(value)
+
+    def changed(self, tk: Any, event: tuple) -> None:
+        """A ticket of this batch changed after it was added (a duplicate merged into it)."""
+        self.rows["tickets"][self.places[tk.id]] = self.makers["tickets"](tk)
+        self.event(tk.id, event)
+
+    def event(self, ticket_id: int, event: tuple) -> None:
+        """A history row: (event, actor, from state, to state, at, details)."""
+        name, actor, from_state, to_state, at, details = event
+        self.ids["ticket_events"] += 1
+        self.rows["ticket_events"].append(
+            (self.ids["ticket_events"], ticket_id, name, actor.id, actor.username, actor.role, from_state, to_state,
+             at if self.dt is None else self.dt(at), dumps(details))
+        )  # fmt: skip
+
+    def add(self, tk: Any) -> None:
+        """A played ticket and every row its life left."""
+        rows, makers, time, ids = self.rows, self.makers, self.time, self.ids
+        self.places[tk.id] = len(rows["tickets"])
+        rows["tickets"].append(makers["tickets"](tk))
+        for event in tk.events:
+            self.event(tk.id, event)
+        for table, attribute in self.CHILDREN:
+            make = makers[table]
+            rows[table] += [make(row) for row in getattr(tk, attribute)]
+        out = rows["escalations"]
+        for (kind, deadline, step), (department_id, at) in tk.escalations.items():
+            ids["escalations"] += 1
+            out.append((ids["escalations"], tk.id, department_id, kind, time(deadline), step, time(at), True))
+        out = rows["notifications"]
+        for department_id, role, kind, title, body, at in tk.notices:
+            ids["notifications"] += 1
+            out.append((ids["notifications"], None, department_id, role, kind, tk.id, title, body, time(at)))
