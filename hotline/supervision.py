@@ -155,15 +155,6 @@ def ladder_progress(session: Session, tickets: list[Ticket]) -> dict[int, tuple[
     return progress
 
 
-def open_order(session: Session, ticket_id: int) -> SupervisionOrder | None:
-    """The ticket's supervision order still waiting for an answer, if any."""
-    return session.exec(
-        select(SupervisionOrder)
-        .where(SupervisionOrder.ticket_id == ticket_id, SupervisionOrder.status == "open")
-        .order_by(SupervisionOrder.id)
-    ).first()
-
-
 def escalation_trend(session: Session, now: datetime) -> dict[str, Any]:
     """Escalation steps per local day over the last 30 days: warned, overdue (urged), supervised.
 
