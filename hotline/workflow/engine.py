@@ -290,11 +290,10 @@ def load_for_update(session: Session, ticket_id: int) -> Ticket:
 
 @dataclass
 class Fired:
-    """What firing an event did: the ticket as it is now, the history details written, and
-    what the effects hand back to the caller without writing it down (e.g. a rating link)."""
+    """What firing an event did: the ticket as it is now, and what the effects hand back to
+    the caller without writing it down (e.g. a rating link)."""
 
     ticket: Ticket
-    details: dict[str, Any]
     result: dict[str, Any]
 
 
@@ -385,7 +384,7 @@ def fire(
     if as_co:
         details["as_co_handler"] = True
     _settle(ctx.session, runtime, wf, ticket, event, actor, now, details, from_state=ctx.from_state, tracker=tracker)
-    return Fired(ticket, details, ctx.result)
+    return Fired(ticket, ctx.result)
 
 
 def _settle(
