@@ -172,6 +172,8 @@ class Ticket(SQLModel, table=True):
     callbacks_exhausted_at: datetime | None = _time()
     # Marked an unreasonable request (不合理诉求) by the centre: it leaves the statistics.
     unreasonable: bool = False
+    # Events published about this ticket so far (the last outbox `sequence`).
+    event_sequence: int = 0
 
 
 class Assignment(SQLModel, table=True):
@@ -368,17 +370,83 @@ class NotificationRead(SQLModel, table=True):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """A message for another system, written in the same transaction as the change."""
+    """An event for other systems (互联互通), written in the same transaction as the change
+    that caused it (hotline.integration.events.publish): a history row, a notice, a rating.
+
+    `sequence` counts a ticket's events 1, 2, 3... with no gap; `departments` (",3,7,") and
+    `source` are who the event concerns, for scoped subscriptions and the pull feed.
+    """
 
     __tablename__ = "outbox"
 
     id: int | None = Field(default=None, primary_key=True)
+    # The event's id outside (`webhook-id`): the same on every retry and replay.
+    uid: str = Field(max_length=40, unique=True)
     topic: str = Field(max_length=40, index=True)
-    key: str = Field(max_length=64)
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)
+    ticket_number: str | None = Field(default=None, max_length=20)
+    sequence: int | None = None
+    departments: str = Field(default="", max_length=200)
+    source: str | None = Field(default=None, max_length=32)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # When it happened (the change's time) and when it was written (the clock on the wall:
+    # the pull feed holds back the last moments on PostgreSQL, whose commits may land out of id order).
     created_at: datetime = Field(sa_type=UTCDateTime)
-    delivered_at: datetime | None = _time(index=True)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Subscription(SQLModel, table=True):
+    """An outside system that receives events by webhook: everything, or one department's
+    tickets, or one source's; signed with its secret (Standard Webhooks)."""
+
+    __tablename__ = "subscriptions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    url: str = Field(max_length=500)
+    topics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    department_id: int | None = Field(default=None, foreign_key="departments.id")
+    source: str | None = Field(default=None, max_length=32)
+    enabled: bool = True
+    # Why it was turned off (by an administrator, or the receiver answered 410 Gone).
+    disabled_reason: str | None = Field(default=None, max_length=200)
+    secret: str = Field(max_length=80)
+    # After a rotation the old secret signs too, until `previous_secret_until`.
+    previous_secret: str | None = Field(default=None, max_length=80)
+    previous_secret_until: datetime | None = _time()
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Delivery(SQLModel, table=True):
+    """One event on its way to one subscription: pending (with the time of its next try),
+    delivered or dead. A delivery process claims it with a lease before it sends."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_delivery_event"),
+        # What is due: pending rows by their next try.
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # The rows before this one for the same ticket and subscription (order per ticket).
+        Index("ix_deliveries_ticket_order", "subscription_id", "ticket_id", "sequence"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscriptions.id")
+    event_id: int = Field(foreign_key="outbox.id", index=True)
+    ticket_id: int | None = None
+    sequence: int | None = None
+    status: str = Field(default="pending", max_length=10)  # pending | delivered | dead
     attempts: int = 0
+    next_attempt_at: datetime | None = _time()
+    lease_owner: str | None = Field(default=None, max_length=40)
+    lease_until: datetime | None = _time()
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=300)
+    last_attempt_at: datetime | None = _time()
+    delivered_at: datetime | None = _time()
+    created_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class WebSession(SQLModel, table=True):

@@ -14,14 +14,50 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
+from hotline.deadlines.calendar import local_iso
 from hotline.errors import NotFound
+from hotline.integration import events
 from hotline.models import Notification, NotificationRead, Ticket, User
+from hotline.ticket_view import Lookups
 from hotline.workflow.engine import Actor
 
 # The unread count on every page looks this far back (the list shows older ones as unread too).
 UNREAD_WINDOW = timedelta(days=30)
 # Beyond this many the count reads "99+".
 UNREAD_CAP = 99
+
+
+def send(
+    session: Session,
+    *,
+    kind: str,
+    title: str,
+    at: datetime,
+    body: str = "",
+    ticket: Ticket | None = None,
+    department_id: int | None = None,
+    role: str | None = None,
+    user_id: int | None = None,
+) -> Notification:
+    """A notice, to a user, to a role of a department or to a role of the centre; and its
+    event for other systems (topic `notice`), in the same transaction."""
+    notice = Notification(
+        user_id=user_id,
+        department_id=department_id,
+        role=role,
+        kind=kind,
+        ticket_id=ticket.id if ticket else None,
+        title=title,
+        body=body,
+        created_at=at,
+    )
+    session.add(notice)
+    department = Lookups(session).departments[department_id].code if department_id else None
+    data = {"kind": kind, "title": title, "body": body, "department": department, "role": role, "at": local_iso(at)}
+    events.publish(
+        session, topic="notice", data=data, at=at, ticket=ticket, departments=[department_id] if department_id else ()
+    )
+    return notice
 
 
 def addressees(actor: Actor) -> list[Any]:

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from hotline import notices
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
@@ -185,19 +186,18 @@ def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepRepor
                 step = RECT_LADDER[rect.escalation_step]
                 role = "handler" if step == "urge" else "leader"
                 title, body = texts.rectification_step_notice(step, ticket.number, rect.due_at)
-                session.add(
-                    Notification(
-                        department_id=rect.department_id,
-                        role=role,
+                event, details = f"rectification_{step}", {"rectification": rect.id, "auto": True}
+                with changing(session, runtime, rect.ticket_id, event, SCHEDULER, now=now, details=details) as change:
+                    notices.send(
+                        session,
                         kind=step,
-                        ticket_id=ticket.id,
                         title=title,
                         body=body,
-                        created_at=now,
+                        at=now,
+                        ticket=change.ticket,
+                        department_id=rect.department_id,
+                        role=role,
                     )
-                )
-                event, details = f"rectification_{step}", {"rectification": rect.id, "auto": True}
-                with changing(session, runtime, rect.ticket_id, event, SCHEDULER, now=now, details=details):
                     rect.escalation_step += 1
                     rect.next_due_at = rect_next_step(cal, wf, rect)
                 report.steps.append((ticket.number, step, "rectification"))
@@ -216,15 +216,14 @@ def check_calendar(session: Session, runtime: Runtime, now: datetime, report: Sw
             select(Notification.id).where(Notification.kind == "calendar", Notification.title == title)
         ).first():
             continue
-        session.add(
-            Notification(
-                role="admin",
-                kind="calendar",
-                title=title,
-                created_at=now,
-                body=f"{year} 年的法定节假日和调休安排尚未导入，涉及该年的时限暂按周一至周五计算并标记为“暂定”。"
+        notices.send(
+            session,
+            role="admin",
+            kind="calendar",
+            title=title,
+            at=now,
+            body=f"{year} 年的法定节假日和调休安排尚未导入，涉及该年的时限暂按周一至周五计算并标记为“暂定”。"
                 "请在“节假日日历”中导入国务院办公厅发布的安排，导入后暂定时限将自动重算。",
-            )
         )
         report.notices.append(f"calendar: no holiday data for {year}; administrators notified")
 

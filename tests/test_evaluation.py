@@ -188,7 +188,7 @@ def test_appeal_overturned_leaves_the_rating_out(runtime, as_):
     with runtime.db.read_session() as s:
         assert s.exec(select(Callback.overturned).where(Callback.ticket_id == tid)).one() is True
         assert s.exec(select(Rectification.status).where(Rectification.ticket_id == tid)).one() == "withdrawn"
-        topics = s.exec(select(OutboxMessage.topic).where(OutboxMessage.key == s.get(Ticket, tid).number)).all()
+        topics = s.exec(select(OutboxMessage.topic).where(OutboxMessage.ticket_id == tid)).all()
         assert "rating.overturned" in topics
     history = as_("agent").get(f"/tickets/{tid}/history")
     assert history[-1]["event"] == "appeal_rating_granted" and history[-1]["actor"] == "supervisor"
@@ -212,9 +212,9 @@ def test_every_rating_goes_to_the_outbox_keyed_by_case_number(runtime, as_):
     tid = replied_and_approved(runtime, as_)
     as_("agent").fire(tid, "callback", reached=True, solved=True, rating=4, comment="满意")
     with runtime.db.read_session() as s:
-        (msg,) = s.exec(select(OutboxMessage).where(OutboxMessage.topic == "rating")).all()
+        (msg,) = s.exec(select(OutboxMessage).where(OutboxMessage.topic == "ticket.rated")).all()
         number = s.get(Ticket, tid).number
-    assert msg.key == number
+    assert msg.ticket_number == number
     assert msg.payload["case_number"] == number and msg.payload["level"] == 4
     assert msg.payload["level_label"] == "满意" and msg.payload["department_code"] == "housing"
     assert msg.payload["solved"] is True and msg.payload["channel"] == "phone_callback"

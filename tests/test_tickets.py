@@ -2,7 +2,7 @@
 
 import pytest
 
-from hotline.tickets import mask_phone
+from hotline.ticket_view import mask_phone
 
 
 @pytest.mark.parametrize(

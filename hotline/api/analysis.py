@@ -10,7 +10,7 @@ from hotline.api.stats import PeriodDep
 from hotline.deadlines.calendar import local_iso
 from hotline.indicators import analysis
 from hotline.models import Category, SurgeAlert, Ticket
-from hotline.tickets import mask_phone
+from hotline.ticket_view import mask_phone
 from hotline.workflow.engine import Actor
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])

@@ -35,7 +35,8 @@ from hotline.directory import category_path, places
 from hotline.errors import HotlineError, NotFound
 from hotline.labels import CLOSE_REASON_LABELS, TYPE_LABELS
 from hotline.models import TICKET_TYPES, Category, Ticket, TicketEvent
-from hotline.tickets import Lookups, create_ticket, visible_clause
+from hotline.ticket_view import Lookups
+from hotline.tickets import create_ticket, visible_clause
 from hotline.workflow.engine import Actor
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"

@@ -13,15 +13,14 @@ from hotline.api.schemas import TicketIn
 from hotline.errors import Invalid
 from hotline.indicators.analysis import repeats_of
 from hotline.models import DEPARTMENT_ROLES
+from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
-    Lookups,
     assignments_of,
     create_ticket,
     day_bounds,
     get_visible,
     history_out,
     search,
-    ticket_out,
 )
 from hotline.workflow.engine import available_events, fire
 

@@ -5,8 +5,11 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from hotline import notices
+from hotline.deadlines.calendar import local_iso
 from hotline.errors import Conflict, NotFound, NotPermitted
-from hotline.models import DEPARTMENT_ROLES, Appeal, Callback, Notification, OutboxMessage, Rectification, Ticket
+from hotline.integration import events
+from hotline.models import DEPARTMENT_ROLES, Appeal, Callback, Rectification, Ticket
 from hotline.workflow.engine import Actor, changing
 
 
@@ -49,15 +52,14 @@ def open_appeal(
         session.add(appeal)
         session.flush()
         change.details["appeal"] = appeal.id
-    session.add(
-        Notification(
-            role="supervisor",
-            kind="appeal",
-            ticket_id=ticket.id,
-            title=f"{'评价申诉' if kind == 'rating' else '不合理诉求认定申请'}：工单 {ticket.number}",
-            body=grounds,
-            created_at=now,
-        )
+    notices.send(
+        session,
+        kind="appeal",
+        title=f"{'评价申诉' if kind == 'rating' else '不合理诉求认定申请'}：工单 {ticket.number}",
+        body=grounds,
+        at=now,
+        ticket=ticket,
+        role="supervisor",
     )
     return appeal
 
@@ -89,14 +91,8 @@ def decide_appeal(
                 )
             ).all():
                 rect.status, rect.next_due_at, rect.decision_reason = "withdrawn", None, reason
-            session.add(
-                OutboxMessage(
-                    topic="rating.overturned",
-                    key=ticket.number,
-                    created_at=now,
-                    payload={"case_number": ticket.number, "rated_at": callback.at.isoformat(), "reason": reason},
-                )
-            )
+            overturned = {"case_number": ticket.number, "rated_at": local_iso(callback.at), "reason": reason}
+            events.publish(session, topic="rating.overturned", data=overturned, at=now, ticket=ticket)
         if grant and appeal.kind == "unreasonable":
             ticket.unreasonable = True
     return appeal

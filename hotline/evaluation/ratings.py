@@ -10,15 +10,15 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from hotline import notices
 from hotline.deadlines import sla
 from hotline.errors import HotlineError
 from hotline.evaluation.messaging import queue
+from hotline.integration import events
 from hotline.models import (
     AppSecret,
     Callback,
     Department,
-    Notification,
-    OutboxMessage,
     RatingInvitation,
     Rectification,
     Ticket,
@@ -157,11 +157,8 @@ def rating_message(ticket: Ticket, callback: Callback, department: Department | 
 def record_rating(session: Session, runtime, ticket: Ticket, callback: Callback, now: datetime) -> None:
     """After a rating: the outbox message, and a rectification when the rating is bad."""
     department = session.get(Department, callback.department_id) if callback.department_id else None
-    session.add(
-        OutboxMessage(
-            topic="rating", key=ticket.number, created_at=now, payload=rating_message(ticket, callback, department)
-        )
-    )
+    rated = rating_message(ticket, callback, department)
+    events.publish(session, topic="ticket.rated", data=rated, at=now, ticket=ticket)
     if callback.rating in BAD_RATINGS and department is not None:
         wf = runtime.workflows.get(ticket.workflow)
         due = sla.due(runtime.calendar(session), now, wf.limits.rectification)
@@ -178,24 +175,19 @@ def record_rating(session: Session, runtime, ticket: Ticket, callback: Callback,
         session.flush()
         title, body = texts.rectification_notice(ticket.number, RATING_LABELS[callback.rating], due.at)
         for role in ("handler", "leader"):
-            session.add(
-                Notification(
-                    department_id=department.id,
-                    role=role,
-                    kind="rectification",
-                    ticket_id=ticket.id,
-                    title=title,
-                    body=body,
-                    created_at=now,
-                )
+            notices.send(
+                session,
+                kind="rectification",
+                title=title,
+                body=body,
+                at=now,
+                ticket=ticket,
+                department_id=department.id,
+                role=role,
             )
     if callback.source == "link" and not is_satisfied(runtime, ticket, callback):
         title, body = texts.rating_review_notice(ticket.number)
-        session.add(
-            Notification(
-                role="supervisor", kind="rating_review", ticket_id=ticket.id, title=title, body=body, created_at=now
-            )
-        )
+        notices.send(session, kind="rating_review", title=title, body=body, at=now, ticket=ticket, role="supervisor")
 
 
 def is_satisfied(runtime, ticket: Ticket, callback: Callback) -> bool:

@@ -5,8 +5,9 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from hotline import notices
 from hotline.errors import Conflict, Invalid, NotFound, NotPermitted
-from hotline.models import DEPARTMENT_ROLES, Notification, Rectification
+from hotline.models import DEPARTMENT_ROLES, Rectification
 from hotline.workflow import texts
 from hotline.workflow.engine import Actor, changing
 
@@ -56,16 +57,15 @@ def decide_rectification(
         else:
             rect.status = "open"
             rect.next_due_at = rect_next_step(runtime.calendar(session), runtime.workflows.get(ticket.workflow), rect)
-            session.add(
-                Notification(
-                    department_id=rect.department_id,
-                    role="handler",
-                    kind="rectification",
-                    ticket_id=ticket.id,
-                    title=texts.rectification_returned_title(ticket.number),
-                    body=reason or "",
-                    created_at=now,
-                )
+            notices.send(
+                session,
+                kind="rectification",
+                title=texts.rectification_returned_title(ticket.number),
+                body=reason or "",
+                at=now,
+                ticket=ticket,
+                department_id=rect.department_id,
+                role="handler",
             )
     return rect
 

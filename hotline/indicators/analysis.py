@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, func, or_, select
 from sqlmodel import Session
 
+from hotline import notices
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.labels import TYPE_LABELS
-from hotline.models import Category, Department, Notification, Place, SurgeAlert, Ticket
+from hotline.models import Category, Department, Place, SurgeAlert, Ticket
 
 
 class SurgeRule(BaseModel):
@@ -322,15 +323,14 @@ def check_surges(session: Session, runtime, now: datetime) -> list[SurgeAlert]:
         session.add(alert)
         session.flush()
         name = session.get(Category, category_id).name if category_id else "未分类"
-        session.add(
-            Notification(
-                role="supervisor",
-                kind="surge",
-                title=f"突发聚集预警：{street or ''}{community or ''} · {name}",
-                body=f"近 {rule.window_hours:g} 小时内同类诉求 {count} 件，约为该社区平时的 "
-                f"{count / max(baseline, 1 / windows):.0f} 倍，请关注研判。",
-                created_at=now,
-            )
+        notices.send(
+            session,
+            role="supervisor",
+            kind="surge",
+            title=f"突发聚集预警：{street or ''}{community or ''} · {name}",
+            body=f"近 {rule.window_hours:g} 小时内同类诉求 {count} 件，约为该社区平时的 "
+            f"{count / max(baseline, 1 / windows):.0f} 倍，请关注研判。",
+            at=now,
         )
         raised.append(alert)
     for alert in open_alerts.values():  # no longer above the threshold: the surge is over

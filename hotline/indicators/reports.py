@@ -29,7 +29,7 @@ from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.indicators import analysis, metrics, stats
 from hotline.indicators.periods import Period, last_ended, local_today, period_of
 from hotline.models import Category, Report, SurgeAlert, Ticket
-from hotline.tickets import mask_phone
+from hotline.ticket_view import mask_phone
 
 log = logging.getLogger("hotline.indicators.reports")
 

@@ -23,14 +23,13 @@ from hotline.errors import HotlineError, Invalid, NotFound
 from hotline.evaluation.ratings import is_satisfied
 from hotline.models import Category, Department, Ticket
 from hotline.routing import route
+from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
-    Lookups,
     awaiting_callback,
     awaiting_callback_counts,
     create_ticket,
     get_visible,
     recent_tickets,
-    ticket_out,
 )
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.forms import form_version, page_message, submit

@@ -20,7 +20,7 @@ from hotline.inbox import INBOX_TABS, inbox_counts, inbox_tickets
 from hotline.models import Notification, Ticket
 from hotline.notices import newest
 from hotline.supervision import answer_order, count_orders, department_orders
-from hotline.tickets import Lookups
+from hotline.ticket_view import Lookups
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.forms import submit
 from hotline.web.render import duration_text, render

@@ -27,7 +27,7 @@ from hotline.supervision import (
     review_queue,
     user_names,
 )
-from hotline.tickets import Lookups
+from hotline.ticket_view import Lookups
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.department import deadline_view
 from hotline.web.forms import form_version, payload_from_form, safe_path, submit

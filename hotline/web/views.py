@@ -16,16 +16,15 @@ from hotline.directory import category_path
 from hotline.errors import Invalid
 from hotline.models import DEPARTMENT_ROLES, Notification
 from hotline.supervision import ticket_orders
+from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
     CALLER_SEARCH_ROLES,
     SEARCH_SCAN_ROWS,
-    Lookups,
     assignments_of,
     day_bounds,
     get_visible,
     history_out,
     search,
-    ticket_out,
 )
 from hotline.web.agent import route_preview
 from hotline.web.auth import (

@@ -17,11 +17,13 @@ from typing import Any, Protocol
 from sqlmodel import Session, select
 from transitions import Machine
 
-from hotline.deadlines.calendar import WorkCalendar
+from hotline.deadlines.calendar import WorkCalendar, local_iso
 from hotline.deadlines.sla import recompute
 from hotline.errors import Conflict, NotFound, NotPermitted
 from hotline.indicators import totals
+from hotline.integration import events
 from hotline.models import DEPARTMENT_ROLES, Assignment, Ticket, TicketEvent, User
+from hotline.ticket_view import Lookups
 from hotline.workflow.definition import (
     CO_SUFFIX,
     RETURN_FROM,
@@ -255,6 +257,7 @@ def _run(ctx: Context) -> bool:
 
 def record(
     session: Session,
+    runtime: EngineRuntime,
     ticket: Ticket,
     event: str,
     actor: Actor,
@@ -264,7 +267,7 @@ def record(
     from_state: str | None,
 ) -> None:
     """A history row: who did what to the ticket, when, from which state (None: the ticket
-    was created) to the state it is in now."""
+    was created) to the state it is in now; and its event for other systems."""
     session.add(
         TicketEvent(
             ticket_id=ticket.id,
@@ -278,6 +281,27 @@ def record(
             details=details,
         )
     )
+    view = events.ticket_data(session, runtime, ticket)
+    if from_state is None:
+        events.publish(session, topic="ticket.created", data={"ticket": view}, at=now, ticket=ticket, now_first=True)
+        return
+    wf = runtime.workflows.get(ticket.workflow)
+    label = wf.events[event].label if event in wf.events else None
+    change = {
+        "event": event,
+        "event_label": label,
+        "from": from_state,
+        "to": ticket.state,
+        "actor": {"role": actor.role, "department": _department_code(session, actor.department_id)},
+        "at": local_iso(now),
+        "details": details,
+        "ticket": view,
+    }
+    events.publish(session, topic="ticket.changed", data=change, at=now, ticket=ticket, now_first=True)
+
+
+def _department_code(session: Session, department_id: int | None) -> str | None:
+    return Lookups(session).departments[department_id].code if department_id else None
 
 
 def load_for_update(session: Session, ticket_id: int) -> Ticket:
@@ -378,12 +402,13 @@ def fire(
     # The running totals follow in this transaction, unless no effect can touch them.
     counted = any(ref.name not in UNCOUNTED for ref in ev.effects)
     tracker = totals.Tracker(session, ticket) if counted else None
-    if not _run(ctx):
-        raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
-    details = {**clean, **ctx.extra, **ctx.details}
-    if as_co:
-        details["as_co_handler"] = True
-    _settle(ctx.session, runtime, wf, ticket, event, actor, now, details, from_state=ctx.from_state, tracker=tracker)
+    with events.held(session, ticket):
+        if not _run(ctx):
+            raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
+        details = {**clean, **ctx.extra, **ctx.details}
+        if as_co:
+            details["as_co_handler"] = True
+        _settle(session, runtime, wf, ticket, event, actor, now, details, from_state=ctx.from_state, tracker=tracker)
     return Fired(ticket, ctx.result)
 
 
@@ -405,7 +430,7 @@ def _settle(
     recompute(runtime.calendar(session), wf, ticket)
     ticket.version += 1
     ticket.updated_at = now
-    record(session, ticket, event, actor, now, details, from_state=from_state)
+    record(session, runtime, ticket, event, actor, now, details, from_state=from_state)
     if tracker is not None:
         tracker.done()
 
@@ -442,9 +467,11 @@ def changing(
         ticket = load_for_update(session, ticket)
     tracker = totals.Tracker(session, ticket)
     change = Change(ticket, dict(details or {}))
-    yield change
-    wf = runtime.workflows.get(ticket.workflow)
-    _settle(session, runtime, wf, ticket, event, actor, now, change.details, from_state=ticket.state, tracker=tracker)
+    with events.held(session, ticket):
+        yield change
+        wf = runtime.workflows.get(ticket.workflow)
+        state = ticket.state
+        _settle(session, runtime, wf, ticket, event, actor, now, change.details, from_state=state, tracker=tracker)
 
 
 def available_events(

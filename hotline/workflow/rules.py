@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
+from hotline import notices
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import Invalid
@@ -17,8 +18,6 @@ from hotline.models import (
     Callback,
     Department,
     Escalation,
-    Notification,
-    OutboxMessage,
     RatingInvitation,
     SupervisionOrder,
     Ticket,
@@ -703,34 +702,17 @@ def _notify(
     department_id: int | None = None,
     user_id: int | None = None,
 ) -> None:
-    """An in-app notice, and its copy in the outbox for the systems that relay notices."""
-    ctx.session.add(
-        Notification(
-            user_id=user_id,
-            department_id=department_id,
-            role=role,
-            kind=kind,
-            ticket_id=ctx.ticket.id,
-            title=title,
-            body=body,
-            created_at=ctx.now,
-        )
-    )
-    ctx.session.add(
-        OutboxMessage(
-            topic=f"notice.{kind}",
-            key=ctx.ticket.number,
-            created_at=ctx.now,
-            payload={
-                "kind": kind,
-                "ticket": ctx.ticket.number,
-                "department_id": department_id,
-                "role": role,
-                "title": title,
-                "body": body,
-                "at": ctx.now.isoformat(),
-            },
-        )
+    """A notice about the ticket the event acts on."""
+    notices.send(
+        ctx.session,
+        kind=kind,
+        title=title,
+        body=body,
+        at=ctx.now,
+        ticket=ctx.ticket,
+        role=role,
+        department_id=department_id,
+        user_id=user_id,
     )
 
 

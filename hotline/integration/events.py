@@ -1,0 +1,202 @@
+"""The one way out of the engine: every history row, notice, rating and overturned rating
+becomes an event (an `outbox` row) in the transaction of the change that caused it.
+
+An event has an id outside (`uid`, the `webhook-id`), a topic, the ticket's number and a
+per-ticket `sequence` (1, 2, 3... with no gap: the ticket's row is locked while it counts),
+and its data. Who it concerns (the ticket's departments, its source) is kept beside it, so
+that each subscription (hotline.integration.delivery) and each reader of the pull feed gets
+exactly the events, and the fields, its people may see.
+"""
+
+import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from hotline.deadlines.calendar import local_iso
+from hotline.models import DEPARTMENT_ROLES, Assignment, Delivery, OutboxMessage, Subscription, Ticket
+from hotline.ticket_view import Lookups, caller_view, ticket_out
+
+# The topics a subscription may ask for, and what each carries.
+TOPICS = {
+    "ticket.created": "受理信息：工单登记时的内容",
+    "ticket.changed": "工单记录：每一条办理记录（操作、前后状态、操作人角色与单位、时间、说明）",
+    "ticket.rated": "回访评价：评价等级、是否解决、渠道、时间、意见、承办单位（好差评字段）",
+    "rating.overturned": "评价被撤销：申诉成立，差评不再计入",
+    "notice": "通知：催办、督办、预警等发给单位或中心的通知",
+}
+# Who reads an event's ticket in full (the centre); departments get it masked (see `as_seen_by`).
+_CENTRE = SimpleNamespace(role="supervisor")
+# Transaction-local state kept in `Session.info`.
+_HELD = "hotline.events.held"
+_SUBSCRIPTIONS = "hotline.events.subscriptions"
+
+
+def new_uid() -> str:
+    """A new event id: random, so that two installations never reuse one."""
+    return "msg_" + secrets.token_hex(12)
+
+
+def ticket_data(session: Session, runtime, ticket: Ticket) -> dict[str, Any]:
+    """The ticket as the centre reads it, with its assignments: what an event carries."""
+    assignments = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
+    view = ticket_out(ticket, _CENTRE, runtime, Lookups(session), assignments)
+    view["source"] = getattr(ticket, "source", None)
+    return view
+
+
+def _audience(session: Session, ticket: Ticket) -> set[int]:
+    """The departments a ticket is with now: its main department and its co-handlers."""
+    found = {ticket.main_department_id} if ticket.main_department_id else set()
+    if ticket.dispatch_count:
+        found.update(
+            session.exec(
+                select(Assignment.department_id).where(
+                    Assignment.ticket_id == ticket.id, Assignment.status != "withdrawn"
+                )
+            ).all()
+        )
+    return found
+
+
+@contextmanager
+def held(session: Session, ticket: Ticket) -> Iterator[None]:
+    """Within the block, events about the ticket wait for its history row: a change is told
+    first and its consequences (the notices and rating it caused) after it. Dropped when the
+    block raises."""
+    holding = session.info.setdefault(_HELD, {})
+    if ticket.id in holding:  # held already by an enclosing change of the same ticket
+        yield
+        return
+    pending: list[dict[str, Any]] = []
+    holding[ticket.id] = pending
+    try:
+        yield
+    finally:
+        session.info[_HELD].pop(ticket.id, None)
+    for kwargs in pending:
+        publish(session, **kwargs)
+
+
+def publish(
+    session: Session,
+    *,
+    topic: str,
+    data: dict[str, Any],
+    at: datetime,
+    ticket: Ticket | None = None,
+    departments: Iterable[int] = (),
+    now_first: bool = False,
+) -> None:
+    """Write one event, and a delivery for each subscription it concerns.
+
+    `departments` adds to those of the ticket (a notice to a department). A ticket's events
+    published inside `held()` wait for its history row (`now_first`: the row itself).
+    """
+    if ticket is not None and not now_first:
+        pending = session.info.get(_HELD, {}).get(ticket.id)
+        if pending is not None:
+            pending.append({"topic": topic, "data": data, "at": at, "ticket": ticket, "departments": departments})
+            return
+    audience = set(departments)
+    sequence = None
+    if ticket is not None:
+        audience |= _audience(session, ticket)
+        ticket.event_sequence += 1
+        sequence = ticket.event_sequence
+    event = OutboxMessage(
+        uid=new_uid(),
+        topic=topic,
+        ticket_id=ticket.id if ticket else None,
+        ticket_number=ticket.number if ticket else None,
+        sequence=sequence,
+        departments="".join(f",{d}" for d in sorted(audience)) + "," if audience else "",
+        source=getattr(ticket, "source", None),
+        payload=data,
+        created_at=at,
+        recorded_at=datetime.now(UTC),
+    )
+    session.add(event)
+    targets = [s for s in _subscriptions(session) if concerns(s, event)]
+    if targets:
+        session.flush()
+        for sub in targets:
+            session.add(
+                Delivery(
+                    subscription_id=sub.id,
+                    event_id=event.id,
+                    ticket_id=event.ticket_id,
+                    sequence=event.sequence,
+                    next_attempt_at=event.recorded_at,
+                    created_at=event.recorded_at,
+                )
+            )
+
+
+def _subscriptions(session: Session) -> list[SimpleNamespace]:
+    """The enabled subscriptions, read once per transaction."""
+    subs = session.info.get(_SUBSCRIPTIONS)
+    if subs is None:
+        rows = session.exec(select(Subscription).where(Subscription.enabled)).all()
+        subs = [SimpleNamespace(id=s.id, topics=s.topics, department_id=s.department_id, source=s.source) for s in rows]
+        session.info[_SUBSCRIPTIONS] = subs
+    return subs
+
+
+def forget_subscriptions(session: Session) -> None:
+    """Read the subscriptions again in this transaction (one was added or changed)."""
+    session.info.pop(_SUBSCRIPTIONS, None)
+
+
+def concerns(subscription: Any, event: OutboxMessage) -> bool:
+    """Whether the event is for the subscription: one of its topics, and within its scope."""
+    if event.topic not in subscription.topics:
+        return False
+    if subscription.department_id is not None and f",{subscription.department_id}," not in event.departments:
+        return False
+    return subscription.source is None or subscription.source == event.source
+
+
+def scope_clause(*, department_id: int | None, source: str | None) -> list[Any]:
+    """The same scope as `concerns`, as SQL conditions on the outbox."""
+    where = []
+    if department_id is not None:
+        where.append(OutboxMessage.departments.contains(f",{department_id},"))
+    if source is not None:
+        where.append(OutboxMessage.source == source)
+    return where
+
+
+def as_seen_by(event: OutboxMessage, *, department_id: int | None) -> dict[str, Any]:
+    """The event as its receiver may read it: a department's system reads a ticket as the
+    department's handlers do (a confidential or anonymous caller left out)."""
+    data = dict(event.payload)
+    if department_id is not None and isinstance(data.get("ticket"), dict):
+        view = data["ticket"]
+        data["ticket"] = {**view, **caller_view(SimpleNamespace(**view), SimpleNamespace(role=DEPARTMENT_ROLES[0]))}
+    return {
+        "type": event.topic,
+        "timestamp": local_iso(event.created_at),
+        "data": {**data, "ticket_number": event.ticket_number, "sequence": event.sequence},
+    }
+
+
+def feed_scope(*, role: str, department_id: int | None, source: str | None) -> tuple[list[Any], int | None]:
+    """What a reader of the pull feed may see: conditions on the outbox, and the department
+    whose eyes the tickets are masked for. The centre sees everything; a department its
+    tickets (and notices to it); an integration account its source's tickets."""
+    if role in DEPARTMENT_ROLES:
+        return scope_clause(department_id=department_id, source=None), department_id
+    if role == "integration":
+        return [OutboxMessage.source == source, OutboxMessage.source.is_not(None)], None
+    return [], None
+
+
+def any_of(values: Iterable[str]):
+    """A condition that the event's topic is one of these."""
+    return or_(*(OutboxMessage.topic == v for v in values))
