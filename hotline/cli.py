@@ -208,6 +208,64 @@ def cmd_stats_check(args: argparse.Namespace) -> None:
     raise SystemExit(1)
 
 
+def cmd_outbox_status(_: argparse.Namespace) -> None:
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from hotline.integration.subscriptions import health
+    from hotline.models import OutboxMessage, Subscription
+
+    rt = _ready_runtime()
+    now = utcnow()
+    with rt.db.read_session() as session:
+        events = session.exec(select(func.count()).select_from(OutboxMessage)).one()
+        subs = session.exec(select(Subscription).order_by(Subscription.id)).all()
+        stats = health(session, now)
+    print(f"events: {events:,}; subscriptions: {len(subs)}")
+    for s in subs:
+        h = stats.get(s.id, {})
+        rate = h.get("success_rate")
+        print(
+            f"#{s.id} {s.name} {'on' if s.enabled else 'off'} {s.url}: pending {h.get('pending', 0)},"
+            f" dead {h.get('dead', 0)}, delivered 24 h {h.get('delivered', 0)},"
+            f" lag {h.get('lag_seconds', 0.0):.0f} s, success {'-' if rate is None else f'{rate:.1%}'}"
+            + ("" if s.enabled else f" ({s.disabled_reason})")
+        )
+
+
+def cmd_outbox_deliver(args: argparse.Namespace) -> None:
+    from hotline.integration.delivery import Deliverer
+
+    rt = _ready_runtime()
+    deliverer = Deliverer(rt)
+    try:
+        while True:
+            report = deliverer.drain()
+            if not args.watch:
+                print(report.line())
+                return
+            if report.delivered or report.failed or report.dead:
+                print(report.line(), flush=True)
+            time.sleep(rt.settings.delivery_interval_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        deliverer.close()
+
+
+def cmd_outbox_replay(args: argparse.Namespace) -> None:
+    from hotline.integration.delivery import replay
+
+    rt = _ready_runtime()
+    start = parse_time(args.start) if args.start else None
+    end = parse_time(args.end) if args.end else None
+    if not (args.dead or start or end):
+        raise SystemExit("hotline: say which events to send again: --dead, or --from and/or --to")
+    with rt.db.session() as session:
+        n = replay(session, args.subscription, start=start, end=end, dead_only=args.dead, now=utcnow())
+    print(f"{n} events queued again for subscription {args.subscription}")
+
+
 def _parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -273,6 +331,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--from", dest="start", required=True, help="first day, e.g. 2026-11-01")
     check.add_argument("--to", dest="end", required=True, help="last day")
     check.set_defaults(func=cmd_stats_check)
+
+    outbox = sub.add_parser("outbox", help="events for other systems and their webhooks").add_subparsers(
+        dest="outbox_command", required=True
+    )
+    outbox.add_parser("status", help="each subscription's backlog, lag, dead events and success rate").set_defaults(
+        func=cmd_outbox_status
+    )
+    deliver = outbox.add_parser("deliver", help="send the webhooks due now, once (or keep going with --watch)")
+    deliver.add_argument("--watch", action="store_true", help="keep delivering until stopped")
+    deliver.set_defaults(func=cmd_outbox_deliver)
+    again = outbox.add_parser("replay", help="send a subscription's events again, with the same webhook-id")
+    again.add_argument("--subscription", type=int, required=True, help="the subscription's id")
+    again.add_argument("--dead", action="store_true", help="the events that went dead")
+    again.add_argument("--from", dest="start", help="events from this time (ISO 8601)")
+    again.add_argument("--to", dest="end", help="events until this time")
+    again.set_defaults(func=cmd_outbox_replay)
 
     demo = sub.add_parser("demo-data", help="load a demo district")
     demo.add_argument("--tickets", type=int, default=2000)

@@ -35,6 +35,21 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # Where text messages go: "stored" (kept for administrators) or "module:factory".
     message_channel: str = "stored"
+    # Webhooks (互联互通): the waits before each retry, in seconds; then the event is dead.
+    webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,86400"
+    # Seconds a receiver has to answer.
+    webhook_timeout_seconds: float = 15.0
+    # Deliveries in flight at once, per delivery process.
+    webhook_concurrency: int = 8
+    # Hosts webhooks may be sent to, comma-separated (empty: any).
+    webhook_allowed_hosts: str = ""
+    # Seconds between two looks for due deliveries.
+    delivery_interval_seconds: float = 1.0
+    # Days delivered webhooks stay listed (the events themselves stay, and can be replayed).
+    delivery_retention_days: int = 30
+    # The pull feed holds back events younger than this many seconds on PostgreSQL, where a
+    # transaction may commit after a later one: a reader's cursor never skips an event.
+    feed_settle_seconds: float = 2.0
     # Send the session cookie over HTTPS only (set true behind TLS).
     secure_cookies: bool = False
 

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline import __version__
-from hotline.api import admin, analysis, calendar, evaluation, open311, stats, supervision, tickets
+from hotline.api import admin, analysis, calendar, evaluation, integration, open311, stats, supervision, tickets
 from hotline.config import Settings, get_settings
 from hotline.db import Database
 from hotline.errors import HotlineError
@@ -221,6 +221,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(evaluation.router, prefix="/api/v1")
     app.include_router(stats.router, prefix="/api/v1")
     app.include_router(analysis.router, prefix="/api/v1")
+    app.include_router(integration.router, prefix="/api/v1")
     app.include_router(open311.router)
     app.include_router(views.router)
     app.include_router(citizen.router)

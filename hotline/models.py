@@ -430,6 +430,8 @@ class Delivery(SQLModel, table=True):
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         # The rows before this one for the same ticket and subscription (order per ticket).
         Index("ix_deliveries_ticket_order", "subscription_id", "ticket_id", "sequence"),
+        # The last day's attempts, for each subscription's success rate.
+        Index("ix_deliveries_last_attempt", "last_attempt_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -12,7 +12,7 @@ the same tickets still due.
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -24,6 +24,7 @@ from hotline.evaluation.messaging import deliver_pending
 from hotline.evaluation.rectifications import RECT_LADDER, rect_next_step
 from hotline.indicators.analysis import check_surges
 from hotline.indicators.reports import generate_due_reports
+from hotline.integration.delivery import Deliverer, prune
 from hotline.models import Notification, Rectification, Ticket
 from hotline.runtime import Runtime
 from hotline.workflow import texts
@@ -223,7 +224,7 @@ def check_calendar(session: Session, runtime: Runtime, now: datetime, report: Sw
             title=title,
             at=now,
             body=f"{year} 年的法定节假日和调休安排尚未导入，涉及该年的时限暂按周一至周五计算并标记为“暂定”。"
-                "请在“节假日日历”中导入国务院办公厅发布的安排，导入后暂定时限将自动重算。",
+            "请在“节假日日历”中导入国务院办公厅发布的安排，导入后暂定时限将自动重算。",
         )
         report.notices.append(f"calendar: no holiday data for {year}; administrators notified")
 
@@ -306,6 +307,29 @@ def run_statistics(runtime: Runtime) -> None:
         log.exception("refreshing the planner statistics failed; the next run tries again")
 
 
+def run_delivery(deliverer: Deliverer) -> None:
+    """The scheduled job: webhooks due now, until none is (every second or so)."""
+    try:
+        report = deliverer.drain()
+    except Exception:
+        log.exception("webhook delivery failed; the next run tries again")
+        return
+    if report.failed or report.dead or report.disabled:
+        log.info(report.line())
+
+
+def run_prune(runtime: Runtime) -> None:
+    """The scheduled job: forget deliveries older than the retention (the events stay)."""
+    before = datetime.now(UTC) - timedelta(days=runtime.settings.delivery_retention_days)
+    try:
+        while True:
+            with runtime.db.session() as session:
+                if not prune(session, before):
+                    return
+    except Exception:
+        log.exception("pruning deliveries failed; the next run tries again")
+
+
 def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     """An APScheduler scheduler with the sweep job (Asia/Shanghai; one run at a time)."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -323,6 +347,15 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
         run_reports, "interval", minutes=10, id="reports", args=[runtime], next_run_time=datetime.now(LOCAL_TZ)
     )
     scheduler.add_job(run_statistics, "cron", hour=3, minute=17, id="statistics", args=[runtime])
+    scheduler.add_job(run_prune, "cron", hour=3, minute=37, id="prune_deliveries", args=[runtime])
+    scheduler.add_job(
+        run_delivery,
+        "interval",
+        seconds=runtime.settings.delivery_interval_seconds,
+        id="delivery",
+        args=[Deliverer(runtime)],
+        next_run_time=datetime.now(LOCAL_TZ),
+    )
     scheduler.add_job(
         run_sweep,
         "interval",

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from hotline.deadlines.calendar import local_iso
@@ -139,10 +138,11 @@ def publish(
 
 
 def _subscriptions(session: Session) -> list[SimpleNamespace]:
-    """The enabled subscriptions, read once per transaction."""
+    """The subscriptions, read once per transaction. One that is turned off still collects
+    its events: they go out when it is turned on again."""
     subs = session.info.get(_SUBSCRIPTIONS)
     if subs is None:
-        rows = session.exec(select(Subscription).where(Subscription.enabled)).all()
+        rows = session.exec(select(Subscription)).all()
         subs = [SimpleNamespace(id=s.id, topics=s.topics, department_id=s.department_id, source=s.source) for s in rows]
         session.info[_SUBSCRIPTIONS] = subs
     return subs
@@ -172,13 +172,21 @@ def scope_clause(*, department_id: int | None, source: str | None) -> list[Any]:
     return where
 
 
-def as_seen_by(event: OutboxMessage, *, department_id: int | None) -> dict[str, Any]:
-    """The event as its receiver may read it: a department's system reads a ticket as the
-    department's handlers do (a confidential or anonymous caller left out)."""
+def receiver_role(subscription: Any) -> str | None:
+    """Whose eyes a subscription reads tickets with: a department's system as its handlers, a
+    source's as an integration account; one for everything as the centre (None)."""
+    if subscription.department_id is not None:
+        return DEPARTMENT_ROLES[0]
+    return "integration" if subscription.source is not None else None
+
+
+def as_seen_by(event: OutboxMessage, *, role: str | None) -> dict[str, Any]:
+    """The event as its receiver may read it: the ticket's caller as the role may see it (a
+    department does not see a confidential or anonymous caller); None: as the centre."""
     data = dict(event.payload)
-    if department_id is not None and isinstance(data.get("ticket"), dict):
+    if role is not None and isinstance(data.get("ticket"), dict):
         view = data["ticket"]
-        data["ticket"] = {**view, **caller_view(SimpleNamespace(**view), SimpleNamespace(role=DEPARTMENT_ROLES[0]))}
+        data["ticket"] = {**view, **caller_view(SimpleNamespace(**view), SimpleNamespace(role=role))}
     return {
         "type": event.topic,
         "timestamp": local_iso(event.created_at),
@@ -186,17 +194,12 @@ def as_seen_by(event: OutboxMessage, *, department_id: int | None) -> dict[str, 
     }
 
 
-def feed_scope(*, role: str, department_id: int | None, source: str | None) -> tuple[list[Any], int | None]:
-    """What a reader of the pull feed may see: conditions on the outbox, and the department
-    whose eyes the tickets are masked for. The centre sees everything; a department its
-    tickets (and notices to it); an integration account its source's tickets."""
+def feed_scope(*, role: str, department_id: int | None, source: str | None) -> list[Any]:
+    """What a reader of the pull feed may see, as conditions on the outbox: the centre sees
+    everything; a department its tickets (and notices to it); an integration account its
+    source's tickets."""
     if role in DEPARTMENT_ROLES:
-        return scope_clause(department_id=department_id, source=None), department_id
+        return scope_clause(department_id=department_id, source=None)
     if role == "integration":
-        return [OutboxMessage.source == source, OutboxMessage.source.is_not(None)], None
-    return [], None
-
-
-def any_of(values: Iterable[str]):
-    """A condition that the event's topic is one of these."""
-    return or_(*(OutboxMessage.topic == v for v in values))
+        return [OutboxMessage.source == source, OutboxMessage.source.is_not(None)]
+    return []
