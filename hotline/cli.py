@@ -238,6 +238,8 @@ def cmd_outbox_deliver(args: argparse.Namespace) -> None:
 
     rt = _ready_runtime()
     deliverer = Deliverer(rt)
+    if args.watch:
+        print(f"delivering webhooks every {rt.settings.delivery_interval_seconds:g} s (Ctrl-C to stop)", flush=True)
     try:
         while True:
             report = deliverer.drain()
