@@ -66,6 +66,7 @@ NAV = {
         ("/admin/limits", "时限"),
         ("/admin/calendar", "节假日"),
         ("/admin/workflows", "流程"),
+        ("/admin/integration", "对接"),
     ],
 }
 HOME = {
