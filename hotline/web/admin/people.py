@@ -38,12 +38,6 @@ from hotline.web.render import ROLE_LABELS
 # ---------------------------------------------------------------- departments
 
 
-def _departments_page(request: Request, runtime: Runtime, context: dict[str, Any], status_code: int = 200) -> Response:
-    with runtime.db.read_session() as session:
-        ctx = _departments_context(session)
-    return _page(request, "admin/departments.html", {**ctx, "form": {}, **context}, status_code)
-
-
 def _departments_context(session: Session) -> dict[str, Any]:
     depts = session.exec(select(Department).order_by(Department.active.desc(), Department.code)).all()
     users = dict(
@@ -85,6 +79,12 @@ def _departments_context(session: Session) -> dict[str, Any]:
         "active_count": sum(1 for d in depts if d.active),
         "without_org_code": sum(1 for d in depts if d.active and not d.org_code),
     }
+
+
+def _departments_page(request: Request, runtime: Runtime, context: dict[str, Any], status_code: int = 200) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _departments_context(session)
+    return _page(request, "admin/departments.html", {**ctx, "form": {}, **context}, status_code)
 
 
 @router.get("/departments", response_class=HTMLResponse)
