@@ -1,6 +1,9 @@
-"""Departments, users, tokens, categories and routing rules: what administrators keep."""
+"""The district's settings, departments, users, tokens, categories and routing rules: what
+administrators keep."""
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -14,6 +17,7 @@ from hotline.models import (
     ApiToken,
     Category,
     Department,
+    DistrictSettings,
     Place,
     RoutingRule,
     Ticket,
@@ -23,6 +27,12 @@ from hotline.models import (
 from hotline.security import hash_password, new_token, token_digest
 
 MIN_PASSWORD_LENGTH = 8
+MAX_DISTRICT_NAME = 50
+REGION_CODE = re.compile(r"^[0-9]{12}$")
+# 统一社会信用代码 (GB 32100-2015): 17 characters of this alphabet (digits and capitals
+# without I, O, S, V, Z), then a check character computed from them with these weights.
+ORG_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+ORG_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 # A category row, or a cached snapshot of one: anything with an id and a parent_id.
 C = TypeVar("C")
 
@@ -61,11 +71,88 @@ def category_path(category_id: int | None, get: Callable[[int], C | None]) -> li
     return path[::-1]
 
 
-def create_department(session: Session, *, code: str, name: str, now: datetime) -> Department:
-    """A new department; 409 when the code is taken."""
+@dataclass(frozen=True)
+class District:
+    """The district as its data names it: what the pages, reports and messages call it, and
+    its codes for the national rating system."""
+
+    name: str
+    region_code: str | None
+
+
+def district(session: Session, fallback_name: str) -> District:
+    """The district's settings; `fallback_name` (HOTLINE_DISTRICT_NAME) when none names it."""
+    row = session.get(DistrictSettings, 1)
+    if row is None:
+        return District(name=fallback_name, region_code=None)
+    return District(name=row.name or fallback_name, region_code=row.region_code)
+
+
+def clean_region_code(value: str | None) -> str | None:
+    """An administrative region code (行政区划代码) as entered, blank as None; 422 unless 12 digits."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not REGION_CODE.match(value):
+        raise Invalid(
+            f"the region code must be 12 digits, not {value!r}",
+            field="region_code",
+            zh="行政区划代码应为 12 位数字（如 330102000000）",
+        )
+    return value
+
+
+def clean_org_code(value: str | None) -> str | None:
+    """An organisation code (统一社会信用代码) as entered, upper-cased, blank as None; 422
+    unless 18 characters of its alphabet with the right check character."""
+    value = (value or "").strip().upper()
+    if not value:
+        return None
+    if len(value) != 18 or any(ch not in ORG_CODE_ALPHABET for ch in value):
+        raise Invalid(
+            f"the organisation code must be 18 digits and capital letters (not I, O, S, V, Z), not {value!r}",
+            field="org_code",
+            zh="统一社会信用代码应为 18 位数字或大写字母（不含 I、O、S、V、Z）",
+        )
+    if value[17] != org_code_check(value[:17]):
+        raise Invalid(
+            f"the organisation code {value!r} fails its check character",
+            field="org_code",
+            zh=f"统一社会信用代码“{value}”的校验位不符，请核对",
+        )
+    return value
+
+
+def org_code_check(first17: str) -> str:
+    """The check character (the 18th) of an organisation code's first 17 characters."""
+    total = sum(ORG_CODE_ALPHABET.index(ch) * w for ch, w in zip(first17, ORG_CODE_WEIGHTS, strict=True))
+    return ORG_CODE_ALPHABET[-total % 31]
+
+
+def set_district(session: Session, *, name: str, region_code: str | None, now: datetime) -> DistrictSettings:
+    """Name the district and set its region code (validated; None clears it)."""
+    name = name.strip()
+    if not name or len(name) > MAX_DISTRICT_NAME:
+        raise Invalid(
+            f"the district's name needs 1 to {MAX_DISTRICT_NAME} characters",
+            field="name",
+            zh=f"请填写区县名称（不超过 {MAX_DISTRICT_NAME} 个字）",
+        )
+    row = session.get(DistrictSettings, 1) or DistrictSettings(id=1, updated_at=now)
+    row.name, row.region_code, row.updated_at = name, clean_region_code(region_code), now
+    session.add(row)
+    session.flush()
+    return row
+
+
+def create_department(
+    session: Session, *, code: str, name: str, org_code: str | None = None, now: datetime
+) -> Department:
+    """A new department with its organisation code, if given (validated); 409 when the code is taken."""
+    org_code = clean_org_code(org_code)
     if session.exec(select(Department).where(Department.code == code)).first():
         raise Conflict(f"a department with the code {code!r} exists already")
-    dept = Department(code=code, name=name, created_at=now)
+    dept = Department(code=code, name=name, org_code=org_code, created_at=now)
     session.add(dept)
     session.flush()
     return dept
@@ -219,6 +306,13 @@ def _user(session: Session, user_id: int) -> User:
     return user
 
 
+def _department(session: Session, department_id: int) -> Department:
+    dept = session.get(Department, department_id)
+    if dept is None:
+        raise NotFound(f"no department with the id {department_id}", zh="单位不存在")
+    return dept
+
+
 def _sign_out_everywhere(session: Session, user_id: int) -> None:
     for web in session.exec(select(WebSession).where(WebSession.user_id == user_id)).all():
         session.delete(web)
@@ -226,10 +320,17 @@ def _sign_out_everywhere(session: Session, user_id: int) -> None:
 
 def set_department_active(session: Session, *, department_id: int, active: bool) -> Department:
     """Deactivate or reactivate a department; routing and dispatch forms skip an inactive one."""
-    dept = session.get(Department, department_id)
-    if dept is None:
-        raise NotFound(f"no department with the id {department_id}", zh="单位不存在")
+    dept = _department(session, department_id)
     dept.active = active
+    session.add(dept)
+    session.flush()
+    return dept
+
+
+def set_department_org_code(session: Session, *, department_id: int, org_code: str | None) -> Department:
+    """Set a department's organisation code (validated; None clears it)."""
+    dept = _department(session, department_id)
+    dept.org_code = clean_org_code(org_code)
     session.add(dept)
     session.flush()
     return dept

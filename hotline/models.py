@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from hotline.db import UTCDateTime
@@ -27,6 +27,21 @@ class Department(SQLModel, table=True):
     name: str = Field(max_length=100)
     active: bool = True
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # 统一社会信用代码, sent with its ratings to the national rating system (好差评).
+    org_code: str | None = Field(default=None, max_length=18)
+
+
+class DistrictSettings(SQLModel, table=True):
+    """The district's own settings: one row (id 1), absent until someone sets them."""
+
+    __tablename__ = "district_settings"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_district_settings_one_row"),)
+
+    id: int = Field(default=1, primary_key=True)
+    name: str | None = Field(default=None, max_length=50)
+    # 行政区划代码: 12 digits.
+    region_code: str | None = Field(default=None, max_length=12)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class User(SQLModel, table=True):

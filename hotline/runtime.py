@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from hotline.config import Settings
 from hotline.db import Database, utcnow
 from hotline.deadlines.calendar import WorkCalendar
+from hotline.directory import District, district
 from hotline.errors import TooManyRequests
 from hotline.evaluation.messaging import channel_from_settings
 from hotline.models import CalendarDay, CalendarYear
@@ -19,10 +20,10 @@ from hotline.workflow.definition import WorkflowSet, workflow_set
 
 
 class Runtime:
-    """The database, the workflows and the working-day calendar of this process."""
+    """The database, the workflows, the working-day calendar and the district of this process."""
 
-    # How long a process trusts its copy of the calendar before asking whether
-    # another process changed it.
+    # How long a process trusts its copy of the calendar, and of the district's settings,
+    # before asking whether another process changed them.
     CALENDAR_RECHECK_SECONDS = 30.0
 
     def __init__(self, db: Database, settings: Settings) -> None:
@@ -33,6 +34,9 @@ class Runtime:
         self._stamp: tuple | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        self._district: District | None = None
+        self._district_read = 0.0
+        self._district_changes = 0
         # The clock of this process: read at the edges (a request, a sweep) and passed
         # down as `now`; tests replace it to run at fixed times.
         self.clock: Callable[[], datetime] = utcnow
@@ -74,6 +78,27 @@ class Runtime:
         """Forget the cached calendar (after this process changed it)."""
         with self._lock:
             self._calendar = None
+
+    def district(self, session: Session) -> District:
+        """The district's name and codes as the database holds them, the name falling back to
+        the setting (HOTLINE_DISTRICT_NAME) when the database holds none."""
+        cached = self._district
+        if cached is not None and time.monotonic() - self._district_read < self.CALENDAR_RECHECK_SECONDS:
+            return cached
+        changes = self._district_changes
+        fresh = district(session, self.settings.district_name)
+        with self._lock:
+            # A read that began before a change this process made may hold the old values:
+            # it is used, not kept.
+            if changes == self._district_changes:
+                self._district, self._district_read = fresh, time.monotonic()
+        return fresh
+
+    def invalidate_district(self) -> None:
+        """Forget the cached district settings (after this process changed them)."""
+        with self._lock:
+            self._district = None
+            self._district_changes += 1
 
 
 class RateLimiter:

@@ -5,6 +5,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,32 @@ def run(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.Complete
     if ok:
         assert p.returncode == 0, p.stderr
     return p
+
+
+@contextmanager
+def serving(env: dict[str, str], ready_path: str = "/openapi.json") -> Iterator[tuple[str, httpx.Response]]:
+    """`hotline serve` in a process of its own on a free port: its address, and its first
+    answer to `ready_path`; stopped at the end."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [*HOTLINE, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read()
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}", r
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def test_users_create_and_token(env):
@@ -60,55 +88,20 @@ def test_calendar_provisional_then_imported(env, tmp_path):
 
 
 def test_serve_migrates_an_empty_database_and_answers(env):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([*HOTLINE, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
+    with serving(env) as (url, r):
         assert r.status_code == 200 and "/api/v1/tickets" in r.json()["paths"]
         run(env, "users", "create", "boss", "--role", "admin", "--password", "long-enough")
         token = run(env, "users", "token", "boss").stdout.strip()
         h = {"Authorization": f"Bearer {token}"}
-        r = httpx.post(f"http://127.0.0.1:{port}/api/v1/departments", json={"code": "water", "name": "水务局"},
-                       headers=h)
+        r = httpx.post(f"{url}/api/v1/departments", json={"code": "water", "name": "水务局"}, headers=h)
         assert r.status_code == 201
-        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/tickets", headers=h).json()["total"] == 0
-    finally:
-        server.terminate()
-        server.wait(10)
+        assert httpx.get(f"{url}/api/v1/tickets", headers=h).json()["total"] == 0
 
 
 def test_serve_links_to_the_address_it_listens_on_unless_a_public_url_is_set(env):
     env = {k: v for k, v in env.items() if k != "HOTLINE_PUBLIC_URL"} | {"HOTLINE_EMBEDDED_SCHEDULER": "false"}
     for public in (None, "https://12345.example.gov.cn"):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         server_env = env | ({"HOTLINE_PUBLIC_URL": public} if public else {})
-        server = subprocess.Popen([*HOTLINE, "serve", "--port", str(port)], env=server_env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    r = httpx.get(f"http://127.0.0.1:{port}/open311/discovery.json", timeout=2)
-                    break
-                except httpx.TransportError:
-                    assert server.poll() is None, server.stdout.read()
-                    assert time.monotonic() < deadline, "server did not start"
-                    time.sleep(0.2)
+        with serving(server_env, "/open311/discovery.json") as (url, r):
             (endpoint,) = r.json()["endpoints"]
-            assert endpoint["url"] == f"{public or f'http://127.0.0.1:{port}'}/open311/v2"
-        finally:
-            server.terminate()
-            server.wait(10)
+            assert endpoint["url"] == f"{public or url}/open311/v2"

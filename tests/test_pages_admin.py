@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import delete, select
 
 from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.models import CalendarDay, CalendarYear, Department, RoutingRule, Ticket, User
+from hotline.models import CalendarDay, CalendarYear, Department, DistrictSettings, RoutingRule, Ticket, User
 from hotline.web import admin as admin_pages
 from hotline.web.admin import csv_error, limit_text, parse_year_csv
 from hotline.workflow.definition import Limit
@@ -135,11 +135,80 @@ def test_every_admin_page_renders_for_the_admin(client, district):
         "/admin/calendar/2026",
         "/admin/calendar/2031",
         "/admin/workflows",
+        "/admin/district",
     ):
         r = client.get(path)
         assert r.status_code == 200, (path, r.text[:500])
     assert client.get("/admin", follow_redirects=False).headers["location"] == "/admin/departments"
     assert client.get("/admin/calendar?year=2030", follow_redirects=False).headers["location"] == "/admin/calendar/2030"
+
+
+def test_admin_names_the_district_and_every_page_says_it_at_once(client, district, runtime):
+    _client_login(client, "admin")
+    page = client.get("/admin/district").text
+    assert "尚未设置" in page and "HOTLINE_DISTRICT_NAME" in page
+    assert "示范区政务服务便民热线" in page
+    token = _csrf_token(client)
+    # Refused: the reason in Chinese, what was typed kept, nothing stored.
+    r = client.post("/admin/district", data={"csrf_token": token, "name": "青山区", "region_code": "3301"})
+    assert r.status_code == 422
+    assert "行政区划代码应为 12 位数字" in r.text
+    assert 'value="青山区"' in r.text and 'value="3301"' in r.text
+    with runtime.db.read_session() as s:
+        assert s.get(DistrictSettings, 1) is None
+    # Without the CSRF token nothing changes either.
+    r = client.post("/admin/district", data={"name": "伪造区", "region_code": "330102000000"})
+    assert r.status_code == 403
+    r = client.post(
+        "/admin/district",
+        data={"csrf_token": token, "name": "青山区", "region_code": "330102000000"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/admin/district"
+    page = client.get("/admin/district").text
+    assert "已保存区县设置：青山区，行政区划代码 330102000000" in page
+    # The page that was cached with the setting's name shows the new one straight away.
+    assert "青山区政务服务便民热线" in page and "示范区政务服务便民热线" not in page
+    assert "青山区12345热线" in client.get("/tickets").text
+    with runtime.db.read_session() as s:
+        stored = s.get(DistrictSettings, 1)
+    assert (stored.name, stored.region_code) == ("青山区", "330102000000")
+
+
+def test_a_handler_cannot_name_the_district(client, district, runtime):
+    _client_login(client, "housing_h")
+    token = _csrf_token(client)
+    assert client.get("/admin/district").status_code == 403
+    r = client.post("/admin/district", data={"csrf_token": token, "name": "伪造区", "region_code": ""})
+    assert r.status_code == 403
+    with runtime.db.read_session() as s:
+        assert s.get(DistrictSettings, 1) is None
+
+
+def test_admin_sets_a_departments_organisation_code(client, district, runtime):
+    _client_login(client, "admin")
+    token = _csrf_token(client)
+    with runtime.db.read_session() as s:
+        housing = s.exec(select(Department).where(Department.code == "housing")).one()
+    path = f"/admin/departments/{housing.id}/org-code"
+    r = client.post(path, data={"csrf_token": token, "org_code": "91350100M000100Y42"})
+    assert r.status_code == 422 and "校验位不符" in r.text
+    assert 'value="91350100M000100Y42"' in r.text  # kept, in the housing row
+    r = client.post(path, data={"csrf_token": token, "org_code": "91350100m000100y43"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "已保存区住建局的统一社会信用代码：91350100M000100Y43" in client.get("/admin/departments").text
+    with runtime.db.read_session() as s:
+        assert s.get(Department, housing.id).org_code == "91350100M000100Y43"
+    # A new department with a bad code is refused with what was typed kept.
+    r = client.post(
+        "/admin/departments", data={"csrf_token": token, "code": "culture", "name": "区文旅局", "org_code": "12345"}
+    )
+    assert r.status_code == 422 and "统一社会信用代码应为 18 位" in r.text
+    assert 'value="culture"' in r.text and 'value="12345"' in r.text
+    # A blank code clears it.
+    assert client.post(path, data={"csrf_token": token, "org_code": " "}, follow_redirects=False).status_code == 303
+    with runtime.db.read_session() as s:
+        assert s.get(Department, housing.id).org_code is None
 
 
 def test_limits_read_in_chinese():

@@ -21,13 +21,13 @@ router = APIRouter(tags=["admin"])
 
 
 def _department_out(d: Department) -> dict:
-    return {"id": d.id, "code": d.code, "name": d.name, "active": d.active}
+    return {"id": d.id, "code": d.code, "name": d.name, "org_code": d.org_code, "active": d.active}
 
 
 @router.post("/departments", status_code=status.HTTP_201_CREATED)
 def create_department(body: DepartmentIn, _: AdminActor, runtime: RuntimeDep) -> dict:
     with runtime.db.session() as session:
-        dept = directory.create_department(session, code=body.code, name=body.name, now=utcnow())
+        dept = directory.create_department(session, **body.model_dump(), now=utcnow())
         return _department_out(dept)
 
 

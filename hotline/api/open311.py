@@ -207,18 +207,19 @@ def _attributes(session: Session) -> list[dict[str, Any]]:
 
 @router.get("/discovery.{fmt}", summary="Open311 service discovery")
 def discovery(fmt: Format, runtime: RuntimeDep) -> Response:
-    settings = runtime.settings
+    with runtime.db.read_session() as session:
+        district = runtime.district(session)
     return render(
         fmt,
         "discovery",
         {
             "changeset": CHANGESET,
-            "contact": f"{settings.district_name}12345政务服务便民热线",
+            "contact": f"{district.name}12345政务服务便民热线",
             "key_service": "API 密钥由热线系统管理员签发（hotline users token USERNAME）",
             "endpoints": [
                 {
                     "specification": SPECIFICATION,
-                    "url": f"{settings.public_url.rstrip('/')}/open311/v2",
+                    "url": f"{runtime.settings.public_url.rstrip('/')}/open311/v2",
                     "changeset": CHANGESET,
                     "type": "production",
                     "formats": ["text/xml", "application/json"],

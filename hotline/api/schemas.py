@@ -20,6 +20,8 @@ class Body(BaseModel):
 class DepartmentIn(Body):
     code: Code
     name: Name
+    # 统一社会信用代码: 18 characters with a check character (hotline.directory.clean_org_code).
+    org_code: Annotated[str, Field(max_length=18)] | None = None
 
 
 class CategoryIn(Body):

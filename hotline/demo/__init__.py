@@ -183,7 +183,9 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
     def merged_in(master: TicketRow, event: tuple) -> None:
         batch.changed(master, event)
 
-    life = Life(rng, wf, cal, days, d, now_ts, runtime.settings, link_key, merged_in)
+    with runtime.db.read_session() as session:
+        district = runtime.district(session)
+    life = Life(rng, wf, cal, days, d, now_ts, runtime.settings, district.name, link_key, merged_in)
     callers = Callers(rng, d)
     pipe = None
     try:
@@ -265,6 +267,7 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
         d = build_directory(session, runtime, now, rng)
         cal = runtime.calendar(session)
         link_key = app_secret(session, "rating_link", now)
+    runtime.invalidate_district()  # the demo named its district
     out.write(
         f"demo district {CITY}{DISTRICT}: {len(d.departments)} departments, {len(STREETS)} streets, "
         f"{len(d.places)} communities, {len(CATEGORY_NODES)} categories ({len(LEAVES)} leaves), "

@@ -21,6 +21,8 @@ TOKEN_USERS = ("admin", "agent1", "supervisor1", "cgj.handler")
 
 CITY = "江州市"
 DISTRICT = "青山区"
+# Its administrative region code (行政区划代码), made up: no real district has it.
+REGION_CODE = "439901000000"
 
 # Functional departments: code, official name, short name.
 DEPARTMENTS = [
@@ -462,6 +464,14 @@ STREETS = _parse_streets(STREETS_TEXT)
 CATEGORY_NODES, LEAVES = _parse_categories(CATEGORY_TEXT)
 
 
+def org_code(number: int, name: str) -> str:
+    """A made-up organisation code (统一社会信用代码) for the demo's `number`th department, with
+    a valid check character: a government body's (11…MB) or, for a company, an enterprise's (91…MA)."""
+    kind, series = ("91", "MA") if name.endswith("公司") else ("11", "MB")
+    first17 = f"{kind}{REGION_CODE[:6]}{series}{number:07d}"
+    return first17 + directory.org_code_check(first17)
+
+
 def demo_codes() -> list[str]:
     """The department codes of the demo district: the bureaus, then the street offices."""
     return [code for code, _, _ in DEPARTMENTS] + [street.code for street in STREETS]
@@ -496,11 +506,13 @@ class Directory:
 
 
 def build_directory(session: Session, runtime, now: datetime, rng: random.Random) -> Directory:
-    """Departments, categories, routing rules and users, through hotline.directory."""
+    """The district's settings, departments, categories, routing rules and users, through
+    hotline.directory."""
+    directory.set_district(session, name=DISTRICT, region_code=REGION_CODE, now=now)
     departments: dict[str, tuple[int, str, str]] = {}
     offices = [(s.code, f"{DISTRICT}{s.name}办事处", f"{s.name}办") for s in STREETS]
-    for code, name, short in DEPARTMENTS + offices:
-        dept = directory.create_department(session, code=code, name=name, now=now)
+    for number, (code, name, short) in enumerate(DEPARTMENTS + offices, start=1):
+        dept = directory.create_department(session, code=code, name=name, org_code=org_code(number, name), now=now)
         departments[code] = (dept.id, name, short)
 
     category_ids = {}

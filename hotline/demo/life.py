@@ -249,6 +249,7 @@ class Life:
         d: Directory,
         now: int,
         settings,
+        district_name: str,
         link_key: bytes,
         merged_in,
     ) -> None:
@@ -266,7 +267,7 @@ class Life:
         )  # fmt: skip
         self.link_key = link_key
         self.public_url = settings.public_url.rstrip("/")
-        self.district_name = settings.district_name
+        self.district_name = district_name
         self.seq = 0
         self.final = frozenset(name for name, state in wf.states.items() if state.final)
         self.answerable = frozenset(wf.events["answer_supervision"].sources)

@@ -155,7 +155,7 @@ def report_data(session: Session, runtime, kind: str, period: Period, now: datet
     return {
         "version": DATA_VERSION,
         "kind": kind,
-        "district": runtime.settings.district_name,
+        "district": runtime.district(session).name,
         "generated_at": now.astimezone(LOCAL_TZ).isoformat(timespec="minutes"),
         **figures,
         "performance": performance,

@@ -157,10 +157,11 @@ def board(request: Request, user: Reader, period: PeriodDep, runtime: RuntimeDep
 def _board_sheet(runtime, user: PageUser, period: Period) -> tuple[Sheet, str]:
     with runtime.db.read_session() as session:
         ctx = _board(session, runtime, user, period)
+        district = runtime.district(session)
     sheet = reports.performance_sheet(ctx["result"], total=ctx["total"])
     if period.kind != "monthly" or period.partial:
         sheet.extra.append(f"红黑榜按{ctx['month_label']}统计。")
-    return sheet, f"{runtime.settings.district_name}12345热线承办单位绩效考核（{period.plain_label}）"
+    return sheet, f"{district.name}12345热线承办单位绩效考核（{period.plain_label}）"
 
 
 @router.get("/performance/export.xlsx")
@@ -445,8 +446,9 @@ def _analysis_sheets(figures: dict[str, Any]) -> list[Sheet]:
 def analysis_xlsx(user: Reader, period: PeriodDep, runtime: RuntimeDep) -> Response:
     with runtime.db.read_session() as session:
         figures = _analysis(session, runtime, user, period)
+        district = runtime.district(session)
     scope = f"（{figures['scope_name']}）" if not figures["central"] else ""
-    title = f"{runtime.settings.district_name}12345热线诉求分析{scope}（{period.plain_label}）"
+    title = f"{district.name}12345热线诉求分析{scope}（{period.plain_label}）"
     t = figures["totals"]
     subtitle = _subtitle(runtime, period) + f"　受理 {t['tickets']} 件，上期 {t['previous']} 件"
     body = reports.to_xlsx(title, subtitle, _analysis_sheets(figures))

@@ -66,6 +66,7 @@ NAV = {
         ("/admin/limits", "时限"),
         ("/admin/calendar", "节假日"),
         ("/admin/workflows", "流程"),
+        ("/admin/district", "区县设置"),
         ("/admin/integration", "对接"),
     ],
 }
@@ -132,9 +133,12 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
     """A page for the signed-in user (request.state.page_user) with the layout's context."""
     user: PageUser | None = getattr(request.state, "page_user", None)
     path = request.url.path
+    runtime = request.app.state.runtime
+    with runtime.db.read_session() as session:
+        district = runtime.district(session)
     ctx = {
         "user": user,
-        "settings": get_settings(),
+        "district": district,
         "path": path,
         "nav_active": nav_active(user.role, path, request.url.query) if user else None,
         **(context or {}),

@@ -74,14 +74,22 @@ def _departments_context(session: Session) -> dict[str, Any]:
         }
         for d in depts
     ]
-    return {"rows": rows, "active_count": sum(1 for d in depts if d.active)}
+    return {
+        "rows": rows,
+        "active_count": sum(1 for d in depts if d.active),
+        "without_org_code": sum(1 for d in depts if d.active and not d.org_code),
+    }
+
+
+def _departments_page(request: Request, runtime: Runtime, context: dict[str, Any], status_code: int = 200) -> Response:
+    with runtime.db.read_session() as session:
+        ctx = _departments_context(session)
+    return _page(request, "admin/departments.html", {**ctx, "form": {}, **context}, status_code)
 
 
 @router.get("/departments", response_class=HTMLResponse)
 def departments(request: Request, runtime: RuntimeDep, _: AdminUser) -> Response:
-    with runtime.db.read_session() as session:
-        ctx = _departments_context(session)
-    return _page(request, "admin/departments.html", {**ctx, "form": {}})
+    return _departments_page(request, runtime, {})
 
 
 @router.post("/departments", response_class=HTMLResponse)
@@ -91,18 +99,37 @@ def create_department(
     _: AdminForm,
     code: Annotated[str, Form(max_length=100)] = "",
     name: Annotated[str, Form(max_length=200)] = "",
+    org_code: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
+    form = {"code": code, "name": name, "org_code": org_code}
     try:
         code = _code(code, "单位编码", "code")
         name = _name(name, "单位名称", "name")
         with runtime.db.session() as session:
-            directory.create_department(session, code=code, name=name, now=runtime.now())
+            directory.create_department(session, code=code, name=name, org_code=org_code, now=runtime.now())
     except HotlineError as exc:
-        with runtime.db.read_session() as session:
-            ctx = _departments_context(session)
-        ctx.update(error=page_message(exc, f"单位编码“{code}”已被使用"), form={"code": code, "name": name})
-        return _page(request, "admin/departments.html", ctx, exc.status_code)
+        error = page_message(exc, f"单位编码“{code}”已被使用")
+        return _departments_page(request, runtime, {"error": error, "form": form}, exc.status_code)
     return _done("/admin/departments", f"已新建单位：{name}（{code}）")
+
+
+@router.post("/departments/{department_id}/org-code", response_class=HTMLResponse)
+def department_org_code(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    department_id: int,
+    org_code: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    try:
+        with runtime.db.session() as session:
+            dept = directory.set_department_org_code(session, department_id=department_id, org_code=org_code)
+    except HotlineError as exc:
+        form = {"org_code_of": department_id, "org_code": org_code}
+        return _departments_page(request, runtime, {"error": page_message(exc), "form": form}, exc.status_code)
+    if dept.org_code:
+        return _done("/admin/departments", f"已保存{dept.name}的统一社会信用代码：{dept.org_code}")
+    return _done("/admin/departments", f"已清除{dept.name}的统一社会信用代码")
 
 
 @router.post("/departments/{department_id}/{action}", response_class=HTMLResponse)
@@ -117,10 +144,7 @@ def department_active(
         with runtime.db.session() as session:
             dept = directory.set_department_active(session, department_id=department_id, active=action == "reactivate")
     except HotlineError as exc:
-        with runtime.db.read_session() as session:
-            ctx = _departments_context(session)
-        ctx.update(error=page_message(exc), form={})
-        return _page(request, "admin/departments.html", ctx, exc.status_code)
+        return _departments_page(request, runtime, {"error": page_message(exc)}, exc.status_code)
     verb = "启用" if dept.active else "停用"
     return _done("/admin/departments", f"已{verb}单位：{dept.name}")
 
