@@ -63,8 +63,9 @@ def test_serve_migrates_an_empty_database_and_answers(env):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([*HOTLINE, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [*HOTLINE, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -79,8 +80,9 @@ def test_serve_migrates_an_empty_database_and_answers(env):
         run(env, "users", "create", "boss", "--role", "admin", "--password", "long-enough")
         token = run(env, "users", "token", "boss").stdout.strip()
         h = {"Authorization": f"Bearer {token}"}
-        r = httpx.post(f"http://127.0.0.1:{port}/api/v1/departments", json={"code": "water", "name": "水务局"},
-                       headers=h)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/departments", json={"code": "water", "name": "水务局"}, headers=h
+        )
         assert r.status_code == 201
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/tickets", headers=h).json()["total"] == 0
     finally:
@@ -95,8 +97,13 @@ def test_serve_links_to_the_address_it_listens_on_unless_a_public_url_is_set(env
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         server_env = env | ({"HOTLINE_PUBLIC_URL": public} if public else {})
-        server = subprocess.Popen([*HOTLINE, "serve", "--port", str(port)], env=server_env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        server = subprocess.Popen(
+            [*HOTLINE, "serve", "--port", str(port)],
+            env=server_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 30
             while True:

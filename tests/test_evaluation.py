@@ -246,9 +246,7 @@ def test_a_rectification_report_and_decision_change_the_ticket_like_events(runti
     as_("agent").fire(tid, "callback", reached=True, solved=False, rating=2)
     before = as_("agent").get(f"/tickets/{tid}")["version"]
     (rect,) = as_("housing_h").get("/rectifications")
-    as_("housing_h").post(
-        f"/rectifications/{rect['id']}/report", {"verification": "已核实", "measures": "已整改到位"}
-    )
+    as_("housing_h").post(f"/rectifications/{rect['id']}/report", {"verification": "已核实", "measures": "已整改到位"})
     as_("supervisor").post(f"/rectifications/{rect['id']}/decision", {"decision": "return", "reason": "整改不到位"})
     assert as_("agent").get(f"/tickets/{tid}")["version"] == before + 2
     history = as_("agent").get(f"/tickets/{tid}/history")

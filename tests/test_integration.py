@@ -259,3 +259,23 @@ def test_one_rating_sent_at_once_is_recorded_once(server, client, runtime, platf
     assert sorted(codes) == [200] * 7 + [201]
     with runtime.db.read_session() as s:
         assert len(s.exec(select(Callback).where(Callback.ticket_id == t["id"])).all()) == 1
+
+
+@pytest.mark.browser
+def test_the_ticket_page_shows_the_source_and_what_the_district_did_not_know(page, server, client, runtime, platforms):
+    from tests.test_pages_smoke import login
+
+    with runtime.db.session() as s:
+        create_place(s, street="东城街道", community="和平社区")
+    city = Api(client, platforms, CITY)
+    t = city_ticket(city, category="城市管理/占道经营", street="不存在街道")
+    login(page, server, "agent")
+    page.goto(f"{server}/tickets/{t['id']}")
+    assert page.locator("[data-source]").inner_text() == "对接平台 city12345"
+    assert page.locator("[data-external-id]").inner_text() == "SJ-001"
+    note = page.locator("#source-details").inner_text()
+    assert "城市管理/占道经营" in note and "不存在街道" in note
+    own = Api(client, platforms, "agent").create()
+    page.goto(f"{server}/tickets/{own['id']}")
+    assert page.locator("[data-source]").inner_text() == "本中心受理"
+    assert page.locator("#source-details").count() == 0
