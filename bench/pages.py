@@ -86,10 +86,12 @@ def main() -> None:
     with engine.connect() as conn:
         tickets = conn.execute(text("select count(*) from tickets")).scalar_one()
         max_id = conn.execute(text("select max(id) from tickets")).scalar_one()
-        busiest = conn.execute(text(
-            "select d.code, count(*) from tickets t join departments d on d.id = t.main_department_id "
-            "where t.state in ('dispatched', 'in_progress') group by d.code order by 2 desc limit 1"
-        )).first()
+        busiest = conn.execute(
+            text(
+                "select d.code, count(*) from tickets t join departments d on d.id = t.main_department_id "
+                "where t.state in ('dispatched', 'in_progress') group by d.code order by 2 desc limit 1"
+            )
+        ).first()
     engine.dispose()
     handler = f"{busiest[0]}.handler"
     port = free_port()
@@ -97,7 +99,10 @@ def main() -> None:
     env = {**os.environ, "HOTLINE_EMBEDDED_SCHEDULER": "false", "HOTLINE_RATE_LIMIT_PER_MINUTE": "0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "hotline", "serve", "--port", str(port), "--no-access-log", "--log-level", "warning"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         wait_until_up(base, proc)
@@ -123,8 +128,11 @@ def main() -> None:
             "ticket page (random)": timed(supervisor, [f"/tickets/{rng.randint(1, max_id)}" for _ in range(n)]),
         }
         token = subprocess.run(
-            [sys.executable, "-m", "hotline", "users", "token", "supervisor1"], env=env, capture_output=True,
-            text=True, check=True,
+            [sys.executable, "-m", "hotline", "users", "token", "supervisor1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         api = httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"})
         today = datetime.now(ZoneInfo("Asia/Shanghai")).date()  # the district's today, counted live
@@ -143,8 +151,9 @@ def main() -> None:
         print(f"{name:42} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"pages-{dialect.split('+')[0]}.json"
-    out.write_text(json.dumps({"tickets": tickets, "database": dialect, "results": results}, indent=2,
-                              ensure_ascii=False))
+    out.write_text(
+        json.dumps({"tickets": tickets, "database": dialect, "results": results}, indent=2, ensure_ascii=False)
+    )
     print(f"written to {out.relative_to(ROOT)}")
 
 

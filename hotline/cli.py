@@ -15,6 +15,7 @@ from hotline.config import get_settings
 from hotline.db import Database, utcnow
 from hotline.deadlines.calendar import LOCAL_TZ, load_holiday_csv
 from hotline.errors import HotlineError
+from hotline.models import ROLES
 
 
 def _database() -> Database:
@@ -102,6 +103,7 @@ def cmd_users_create(args: argparse.Namespace) -> None:
             password=password,
             department=args.department,
             display_name=args.name,
+            source=args.source,
             now=utcnow(),
         )
     print(f"created user {user.username} ({user.role})")
@@ -293,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     users = sub.add_parser("users", help="users and API tokens").add_subparsers(dest="users_command", required=True)
     create = users.add_parser("create", help="create a user")
     create.add_argument("username")
-    create.add_argument("--role", required=True, choices=["agent", "handler", "leader", "supervisor", "admin"])
+    create.add_argument("--role", required=True, choices=list(ROLES))
     create.add_argument("--department", help="department code (handlers and leaders)")
+    create.add_argument("--source", help="the outside platform of an integration account, e.g. city12345")
     create.add_argument("--password", help="asked for when omitted on a terminal; generated otherwise")
     create.add_argument("--name", help="display name")
     create.set_defaults(func=cmd_users_create)

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     feed_settle_seconds: float = 2.0
     # Send the session cookie over HTTPS only (set true behind TLS).
     secure_cookies: bool = False
+    # Open311: anyone may read service requests without an api_key, as the standard has it
+    # (no caller's name, phone, e-mail or device id; no confidential ticket). False: reading
+    # takes a key too, and a read without one gets a 403.
+    open311_public_reads: bool = True
 
 
 @lru_cache

@@ -13,7 +13,10 @@ from sqlmodel import Session, select
 from hotline.errors import Conflict, Invalid, NotFound
 from hotline.models import (
     DEPARTMENT_ROLES,
+    INTEGRATION,
+    OWN_SOURCE,
     ROLES,
+    SOURCE_PATTERN,
     ApiToken,
     Category,
     Department,
@@ -220,15 +223,18 @@ def create_user(
     password: str,
     department: str | None = None,
     display_name: str | None = None,
+    source: str | None = None,
     now: datetime,
 ) -> User:
-    """A new user with an argon2 password hash; department users need their department."""
+    """A new user with an argon2 password hash; department users need their department, an
+    integration account (an outside platform's) its source."""
     if role not in ROLES:
         raise Invalid(f"unknown role {role!r} (one of: {', '.join(ROLES)})", field="role")
     if role in DEPARTMENT_ROLES and not department:
         raise Invalid(f"a {role} belongs to a department: give 'department'", field="department")
     if role not in DEPARTMENT_ROLES and department:
         raise Invalid(f"a {role} belongs to the centre, not to a department", field="department")
+    check_source(role, source)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Invalid(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password")
     if session.exec(select(User).where(User.username == username)).first():
@@ -240,12 +246,45 @@ def create_user(
         department_id=dept.id if dept else None,
         password_hash=hash_password(password),
         display_name=display_name or username,
+        source=source,
         created_at=now,
         notices_read_before=now,
     )
     session.add(user)
     session.flush()
     return user
+
+
+def check_source(role: str, source: str | None) -> None:
+    """An integration account names its platform (SOURCE_PATTERN, not the centre's own); no
+    other account has one."""
+    if role != INTEGRATION:
+        if source:
+            raise Invalid(
+                f"only an integration account has a source, not a {role}",
+                field="source",
+                zh="只有系统对接账号有对接平台标识",
+            )
+        return
+    rule = "1–32 位小写字母、数字、- 或 _"
+    if not source:
+        raise Invalid(
+            "an integration account needs its source (e.g. city12345)",
+            field="source",
+            zh=f"请填写对接平台标识（{rule}）",
+        )
+    if not re.fullmatch(SOURCE_PATTERN, source):
+        raise Invalid(
+            f"the source {source!r} must be at most 32 lowercase letters, digits, '-' or '_'",
+            field="source",
+            zh=f"对接平台标识须为{rule}",
+        )
+    if source == OWN_SOURCE:
+        raise Invalid(
+            f"the source {OWN_SOURCE!r} is the centre's own intake",
+            field="source",
+            zh=f"“{OWN_SOURCE}”是本中心自身受理的来源",
+        )
 
 
 def issue_token(session: Session, username: str, *, now: datetime) -> str:

@@ -8,8 +8,15 @@ from sqlmodel import Field, SQLModel
 
 from hotline.db import UTCDateTime
 
-ROLES = ("agent", "handler", "leader", "supervisor", "admin")
+ROLES = ("agent", "handler", "leader", "supervisor", "admin", "integration")
 DEPARTMENT_ROLES = ("handler", "leader")
+# An outside platform's system account (互联互通): API tokens only, never the pages.
+INTEGRATION = "integration"
+# The source of the tickets the centre logs itself (agents, Open311); an integration
+# account's tickets carry its own source instead.
+OWN_SOURCE = "hotline"
+# An integration account's source: lowercase letters, digits, '-' and '_'.
+SOURCE_PATTERN = r"^[a-z0-9_\-]{1,32}$"
 TICKET_TYPES = ("consultation", "complaint", "help", "suggestion", "report", "praise")
 URGENCIES = ("normal", "urgent", "critical")
 CHANNELS = ("phone", "web", "app", "wechat", "email", "city", "api")
@@ -52,6 +59,8 @@ class User(SQLModel, table=True):
     display_name: str | None = Field(default=None, max_length=100)
     role: str = Field(max_length=16)
     department_id: int | None = Field(default=None, foreign_key="departments.id", index=True)
+    # An integration account's platform (city12345, haochaping…); None for people.
+    source: str | None = Field(default=None, max_length=32)
     password_hash: str = Field(max_length=255)
     active: bool = True
     failed_logins: int = 0
@@ -113,11 +122,18 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_place", "street", "community", "created_at"),
         # Few tickets are marked unreasonable; the indicators leave those few out.
         Index("ix_tickets_unreasonable", "unreasonable"),
+        # A platform's own id names one ticket of that platform (creating twice returns it).
+        UniqueConstraint("source", "external_id", name="uq_tickets_source_external_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=20, unique=True)
-    external_id: str | None = Field(default=None, max_length=64, unique=True)
+    # Where the ticket came from: OWN_SOURCE, or the integration account's source.
+    source: str = Field(default=OWN_SOURCE, max_length=32, sa_column_kwargs={"server_default": OWN_SOURCE})
+    external_id: str | None = Field(default=None, max_length=64)
+    # What an outside platform sent that the district does not know (a category, a street
+    # or community), kept as sent for the agent who dispatches the ticket.
+    source_details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     workflow: str = Field(max_length=40)
     type: str = Field(max_length=16)
     category_id: int | None = Field(default=None, foreign_key="categories.id", index=True)
@@ -278,7 +294,12 @@ class Callback(SQLModel, table=True):
     solved: bool | None = None
     rating: int | None = None  # 1..5, 5 is 非常满意
     comment: str | None = Field(default=None, sa_type=Text)
-    source: str = Field(default="agent", max_length=8)  # agent | link
+    # agent | link (the citizen's rating link) | external (the rating system, 好差评)
+    source: str = Field(default="agent", max_length=8)
+    # A rating from the rating system: its channel (评价渠道) and its own id, unique, so
+    # that the same rating sent again is recorded once.
+    channel: str | None = Field(default=None, max_length=32)
+    external_id: str | None = Field(default=None, max_length=64, unique=True)
     by_id: int | None = Field(default=None, foreign_key="users.id")
     at: datetime = Field(sa_type=UTCDateTime, index=True)
     # The department whose handling was rated (the main department at the time).

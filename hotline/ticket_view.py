@@ -124,7 +124,9 @@ def ticket_out(
     out: dict[str, Any] = {
         "id": ticket.id,
         "number": ticket.number,
+        "source": ticket.source,
         "external_id": ticket.external_id,
+        "source_details": ticket.source_details,
         "workflow": ticket.workflow,
         "type": ticket.type,
         "category": category.code if category else None,

@@ -15,6 +15,8 @@ from hotline.directory import category_path, clean_place, places
 from hotline.errors import Invalid, NotFound
 from hotline.models import (
     DEPARTMENT_ROLES,
+    INTEGRATION,
+    OWN_SOURCE,
     Assignment,
     Callback,
     Department,
@@ -83,30 +85,45 @@ def create_ticket(
 ) -> tuple[Ticket, bool]:
     """Log a ticket (state: the workflow's initial); return it and whether it is new.
 
-    An `external_id` seen before returns the ticket created the first time. `details`
-    go into the history's create row beside the channel and the workflow.
+    The ticket's source is the integration account's, else the centre's own (OWN_SOURCE); an
+    `external_id` seen before from the same source returns the ticket created the first time.
+    An outside platform's category or place the district does not know is kept as sent in
+    `source_details` and left for the agent who dispatches; the centre's own intake gets a 422
+    for an unknown category. `details` go into the history's create row beside the channel
+    and the workflow.
     """
+    integration = actor.role == INTEGRATION
+    source = actor.source if integration else OWN_SOURCE
     external_id = data.get("external_id")
     if external_id:
-        existing = session.exec(select(Ticket).where(Ticket.external_id == external_id)).first()
+        existing = session.exec(
+            select(Ticket).where(Ticket.source == source, Ticket.external_id == external_id)
+        ).first()
         if existing is not None:
             return existing, False
+    fields = {k: data.get(k) for k in TICKET_FIELDS if data.get(k) is not None}
+    unknown: dict[str, str] = {}
     category = None
     lookups = Lookups(session)
     if data.get("category"):
         category = lookups.category_by_code(data["category"])
         if category is None or not category.active:
-            raise Invalid(f"no active category with the code {data['category']!r}", field="category")
+            if not integration:
+                raise Invalid(f"no active category with the code {data['category']!r}", field="category")
+            unknown["category"], category = data["category"], None
+    if integration:
+        unknown.update(_unknown_place(places(session), fields))
     # The workflow of the category, else of its nearest ancestor that names one.
     path = category_path(category.id if category else None, lookups.categories.get)
     category_workflow = next((c.workflow for c in reversed(path) if c.workflow), None)
     wf = runtime.workflows.choose(data["type"], category_workflow)
-    fields = {k: data.get(k) for k in TICKET_FIELDS if data.get(k) is not None}
     if not fields.get("title"):
         fields["title"] = data["content"].strip().splitlines()[0][:40]
     ticket = Ticket(
         **fields,
         number=next_number(session, now),
+        source=source,
+        source_details=unknown or None,
         workflow=wf.name,
         category_id=category.id if category else None,
         state=wf.initial,
@@ -117,13 +134,32 @@ def create_ticket(
     session.add(ticket)
     session.flush()
     history = {"channel": ticket.channel, "workflow": wf.name, **(details or {})}
+    if integration:
+        history["source"] = source
     record(session, runtime, ticket, "create", actor, now, history, from_state=None)
     session.flush()
     return ticket, True
 
 
+def _unknown_place(known: dict[str, list[str]], fields: dict[str, Any]) -> dict[str, str]:
+    """An outside platform's street and community that the district's places (`known`) do not
+    list: taken out of `fields` and returned as sent. Without a list of places, all is kept."""
+    street, community = fields.get("street"), fields.get("community")
+    if not known:
+        return {}
+    unknown = {}
+    if street is not None and street not in known:
+        unknown["street"] = fields.pop("street")
+    if community is not None and community not in known.get(fields.get("street") or "", []):
+        unknown["community"] = fields.pop("community")
+    return unknown
+
+
 def visible_clause(actor: Actor):
-    """The SQL condition that limits tickets to what the actor may see (None: all)."""
+    """The SQL condition that limits tickets to what the actor may see (None: all): a
+    department its own, an integration account its source's."""
+    if actor.role == INTEGRATION:
+        return Ticket.source == actor.source
     if actor.role not in DEPARTMENT_ROLES:
         return None
     return exists().where(

@@ -62,6 +62,17 @@ def test_users_create_and_token(env):
     assert token.count("\n") == 1 and token.startswith("hl_")
 
 
+def test_an_integration_account_is_created_with_its_source_and_only_it(env):
+    run(env, "db", "upgrade")
+    p = run(env, "users", "create", "city", "--role", "integration", ok=False)
+    assert p.returncode != 0 and "source" in p.stderr
+    p = run(env, "users", "create", "wang", "--role", "agent", "--source", "city12345", ok=False)
+    assert p.returncode != 0 and "source" in p.stderr
+    out = run(env, "users", "create", "city", "--role", "integration", "--source", "city12345").stdout
+    assert "created user city (integration)" in out
+    assert run(env, "users", "token", "city").stdout.startswith("hl_")
+
+
 def test_calendar_due_counts_working_days(env):
     # 2026-09-30 + 3 working days skips the National Day holiday: due on the make-up Saturday.
     out = run(env, "calendar", "due", "2026-09-30T10:00", "--working-days", "3").stdout.strip()

@@ -24,8 +24,7 @@ def test_concurrent_signs_one_wins(server, client, district):
     agent = Api(client, district, "agent")
     tid = agent.create()["id"]
     agent.fire(tid, "dispatch")
-    codes = _race(server, district.headers("housing_h"), f"/api/v1/tickets/{tid}/transitions",
-                  [{"event": "sign"}] * 8)
+    codes = _race(server, district.headers("housing_h"), f"/api/v1/tickets/{tid}/transitions", [{"event": "sign"}] * 8)
     assert sorted(codes) == [200] + [409] * 7
     history = agent.get(f"/tickets/{tid}/history")
     assert [h["event"] for h in history].count("sign") == 1
@@ -36,9 +35,12 @@ def test_concurrent_conflicting_events_leave_an_allowed_state(server, client, di
     agent = Api(client, district, "agent")
     tid = agent.create()["id"]
     version = agent.get(f"/tickets/{tid}")["version"]
-    bodies = [{"event": "dispatch", "version": version}, {"event": "cancel", "reason": "撤回", "version": version},
-              {"event": "answer", "answer": "已解答", "version": version},
-              {"event": "dispatch", "department": "water", "version": version}] * 2
+    bodies = [
+        {"event": "dispatch", "version": version},
+        {"event": "cancel", "reason": "撤回", "version": version},
+        {"event": "answer", "answer": "已解答", "version": version},
+        {"event": "dispatch", "department": "water", "version": version},
+    ] * 2
     codes = _race(server, district.headers("agent"), f"/api/v1/tickets/{tid}/transitions", bodies)
     assert codes.count(200) == 1 and codes.count(409) == len(bodies) - 1
     history = agent.get(f"/tickets/{tid}/history")

@@ -209,6 +209,18 @@ def test_unreasonable_request_marked_on_appeal(runtime, as_):
 
 
 def test_every_rating_goes_to_the_outbox_keyed_by_case_number(runtime, as_):
+    from hotline import directory
+    from hotline.models import Department
+
+    with runtime.db.session() as s:
+        directory.set_district(s, name="青山区", region_code="439901000000", now=runtime.now())
+        housing = s.exec(select(Department).where(Department.code == "housing")).one()
+        first17 = "11439901MB1234567"
+        directory.set_department_org_code(
+            s, department_id=housing.id, org_code=first17 + directory.org_code_check(first17)
+        )
+        org_code = s.get(Department, housing.id).org_code
+    runtime.invalidate_district()
     tid = replied_and_approved(runtime, as_)
     as_("agent").fire(tid, "callback", reached=True, solved=True, rating=4, comment="满意")
     with runtime.db.read_session() as s:
@@ -218,6 +230,9 @@ def test_every_rating_goes_to_the_outbox_keyed_by_case_number(runtime, as_):
     assert msg.payload["case_number"] == number and msg.payload["level"] == 4
     assert msg.payload["level_label"] == "满意" and msg.payload["department_code"] == "housing"
     assert msg.payload["solved"] is True and msg.payload["channel"] == "phone_callback"
+    # The national 好差评 fields: the department's organisation code, the district's region code.
+    assert msg.payload["department_org_code"] == org_code and msg.payload["region_code"] == "439901000000"
+    assert msg.payload["rated_at"].endswith("+08:00") and msg.payload["origin"] == "agent"
 
 
 def test_a_rehandled_ticket_starts_a_new_callback_round(runtime, as_, clock):
@@ -246,9 +261,7 @@ def test_a_rectification_report_and_decision_change_the_ticket_like_events(runti
     as_("agent").fire(tid, "callback", reached=True, solved=False, rating=2)
     before = as_("agent").get(f"/tickets/{tid}")["version"]
     (rect,) = as_("housing_h").get("/rectifications")
-    as_("housing_h").post(
-        f"/rectifications/{rect['id']}/report", {"verification": "已核实", "measures": "已整改到位"}
-    )
+    as_("housing_h").post(f"/rectifications/{rect['id']}/report", {"verification": "已核实", "measures": "已整改到位"})
     as_("supervisor").post(f"/rectifications/{rect['id']}/decision", {"decision": "return", "reason": "整改不到位"})
     assert as_("agent").get(f"/tickets/{tid}")["version"] == before + 2
     history = as_("agent").get(f"/tickets/{tid}/history")

@@ -205,7 +205,9 @@ def test_api_key_is_required_and_only_intake_roles_submit(client, district):
         data={"service_code": "0101", "description": "路灯不亮", "address_string": "和平路"},
     )
     assert r.status_code == 201, r.text  # the key in the address, as some clients send it
-    assert client.get(f"{BASE}/requests.json").status_code == 403
+    # Reading needs no key (the standard); a bad key sent with a read is still refused.
+    assert client.get(f"{BASE}/requests.json").status_code == 200
+    assert client.get(f"{BASE}/requests.json", params={"api_key": "not-a-token"}).status_code == 403
 
 
 def test_requests_follow_dispatch_and_close_and_each_role_sees_its_own(client, district, clock):
@@ -331,3 +333,76 @@ def test_a_wrong_method_answers_in_the_standards_form(client):
     r = client.delete(f"{BASE}/services.xml")
     assert r.status_code == 405 and r.headers["allow"] == "GET"
     assert ElementTree.fromstring(r.content).find("error/code").text == "405"
+
+
+# ---------------------------------------------------------------- public reads
+
+
+def _public_tickets(client, district):
+    """A plain request, a confidential one, and one whose text names its caller."""
+    agent = Api(client, district, "agent")
+    plain = submit(client, district, description="路灯不亮，联系我 139 1234 5678 或 zhang@example.com").json()[0]
+    secret = agent.create(confidential=True, content="举报某单位违规收费")
+    named = agent.create(caller_name="李小明", content="我是李小明，电话13987654321，楼道堆物")
+    return plain, secret, named
+
+
+def test_anyone_reads_requests_without_a_key_as_a_citizen_may_see_them(server, client, district):
+    """With the georeport client from PyPI, JSON and XML, over real HTTP, without a key."""
+    from georeport import GeoReport
+
+    plain, secret, named = _public_tickets(client, district)
+    for fmt in ("json", "xml"):
+        geo = GeoReport(f"{server}{BASE}", output_format=fmt)
+        listed = geo.get_service_requests()
+        listed = listed if isinstance(listed, list) else [listed]  # xmltodict: one item is no list
+        numbers = [r["service_request_id"] for r in listed]
+        assert numbers == [named["number"], plain["service_request_id"]], fmt  # never the confidential one
+        text = repr(listed)
+        for private in ("13912345678", "139 1234 5678", "zhang@example.com", "李小明", "13987654321", "张三"):
+            assert private not in text, (fmt, private)
+        one = geo.get_service_request(named["number"])
+        assert one["description"] == "我是李**，电话139****4321，楼道堆物"
+        assert geo.get_service_request(plain["service_request_id"])["description"] == (
+            "路灯不亮，联系我 139****5678 或 ***@***"
+        )
+        with pytest.raises(Exception, match="404"):
+            geo.get_service_request(secret["number"])
+    r = httpx.get(f"{server}{BASE}/tokens/{plain['token']}.json")
+    assert r.status_code == 200 and r.json()[0]["service_request_id"] == plain["service_request_id"]
+
+
+def test_a_key_sent_with_a_read_gets_the_callers_own_view(client, district):
+    plain, secret, named = _public_tickets(client, district)
+    key = {"api_key": district.tokens["agent"]}
+    seen = client.get(f"{BASE}/requests.json", params=key).json()
+    assert {r["service_request_id"] for r in seen} == {plain["service_request_id"], secret["number"], named["number"]}
+    assert (
+        client.get(f"{BASE}/requests/{named['number']}.json", params=key)
+        .json()[0]["description"]
+        .startswith("我是李小明")
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_an_unknown_request_is_a_404_in_the_standards_form(client, district, fmt):
+    r = client.get(f"{BASE}/requests/20990101000001.{fmt}")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/xml" if fmt == "xml" else "application/json")
+    assert errors_of(r) == [
+        {"code": 404, "description": "service_request_id '20990101000001' not found, or not visible to you"}
+    ]
+    r = client.get(f"{BASE}/tokens/nosuchtoken.{fmt}")
+    assert r.status_code == 404 and errors_of(r)[0]["code"] == 404
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_district_can_turn_public_reads_off(client, runtime, district, fmt):
+    plain = submit(client, district).json()[0]
+    runtime.settings = runtime.settings.model_copy(update={"open311_public_reads": False})
+    for path in ("requests", f"requests/{plain['service_request_id']}", f"tokens/{plain['token']}"):
+        r = client.get(f"{BASE}/{path}.{fmt}")
+        assert r.status_code == 403, path
+        assert errors_of(r)[0]["description"].startswith("this district does not publish service requests")
+        assert client.get(f"{BASE}/{path}.{fmt}", params={"api_key": district.tokens["agent"]}).status_code == 200
+    assert client.get(f"{BASE}/services.{fmt}").status_code == 200  # the catalogue stays public

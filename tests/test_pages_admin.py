@@ -593,3 +593,26 @@ def test_the_admin_api_edits_and_deletes_categories_and_rules(client, district):
     assert changed["priority"] == 9 and changed["street"] is None and changed["department"] == rule["department"]
     admin.delete(f"/routing-rules/{rule['id']}", expect=204)
     admin.delete(f"/routing-rules/{rule['id']}", expect=404)
+
+
+@pytest.mark.browser
+def test_admin_creates_an_integration_account_that_never_signs_in(page, browser, server, district, runtime):
+    login(page, server, "admin")
+    page.goto(f"{server}/admin/users")
+    page.fill("#username", "city.platform")
+    page.select_option("#role", "integration")
+    assert page.locator("#source").evaluate("e => e.required") and page.locator("#department").is_disabled()
+    page.fill("#source", "city12345")
+    page.fill("#password", NEW_PASSWORD)
+    page.fill("#password_confirm", NEW_PASSWORD)
+    submit(page, "#new-user")
+    assert "已新建用户：city.platform（city.platform，系统对接）" in page.inner_text(".flash-ok")
+    assert "city12345" in page.locator("tr[data-user='city.platform']").inner_text()
+    with runtime.db.read_session() as s:
+        assert s.exec(select(User.source).where(User.username == "city.platform")).one() == "city12345"
+    # An agent takes no source: the field is disabled, and the server refuses one sent anyway.
+    page.select_option("#role", "agent")
+    assert page.locator("#source").is_disabled()
+    fresh = sign_in(browser, server, "city.platform", NEW_PASSWORD)
+    assert signed_in_as(fresh) is None and "/login" in fresh.url
+    fresh.context.close()

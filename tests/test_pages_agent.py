@@ -433,8 +433,12 @@ def test_the_callback_queue_is_searched_by_phone_name_number_and_place(page, ser
         address="幸福里2栋",
     )
     wu = awaiting_callback(
-        runtime, district, at=local(2026, 10, 27, 10, 0), content="车库漏水",
-        caller_name="吴女士", caller_phone="13955550001"
+        runtime,
+        district,
+        at=local(2026, 10, 27, 10, 0),
+        content="车库漏水",
+        caller_name="吴女士",
+        caller_phone="13955550001",
     )
     for i in range(3):
         awaiting_callback(runtime, district, at=local(2026, 10, 28, 9, i), content=f"第{i}件")

@@ -37,15 +37,20 @@ def test_rectification_reported_then_accepted_through_the_pages(runtime, client,
     assert page.status_code == 200 and "非常不满意" in page.text and "没人来处理" in page.text
     with runtime.db.read_session() as s:
         rect_id = s.exec(select(Rectification.id)).one()
-    r = client.post(f"/evaluation/rectifications/{rect_id}/report",
-                    data={"csrf_token": csrf, "verification": "属实", "measures": "已重新上门处理"},
-                    follow_redirects=False)
+    r = client.post(
+        f"/evaluation/rectifications/{rect_id}/report",
+        data={"csrf_token": csrf, "verification": "属实", "measures": "已重新上门处理"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     r = client.post(f"/evaluation/rectifications/{rect_id}/decision", data={"csrf_token": csrf, "decision": "accept"})
     assert r.status_code == 403  # a handler does not decide
     csrf = signed_in(client, "supervisor")
-    r = client.post(f"/evaluation/rectifications/{rect_id}/decision", data={"csrf_token": csrf, "decision": "accept"},
-                    follow_redirects=False)
+    r = client.post(
+        f"/evaluation/rectifications/{rect_id}/decision",
+        data={"csrf_token": csrf, "decision": "accept"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     with runtime.db.read_session() as s:
         assert s.get(Rectification, rect_id).status == "accepted"
@@ -53,8 +58,11 @@ def test_rectification_reported_then_accepted_through_the_pages(runtime, client,
 
 def test_appeal_from_the_ticket_page_decided_by_the_centre(runtime, client, badly_rated):
     csrf = signed_in(client, "housing_h")
-    r = client.post(f"/tickets/{badly_rated}/appeal",
-                    data={"csrf_token": csrf, "kind": "rating", "grounds": "恶意差评"}, follow_redirects=False)
+    r = client.post(
+        f"/tickets/{badly_rated}/appeal",
+        data={"csrf_token": csrf, "kind": "rating", "grounds": "恶意差评"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     assert "恶意差评" in client.get("/evaluation/appeals").text
     r = client.post(f"/tickets/{badly_rated}/appeal", data={"kind": "rating", "grounds": "无令牌"})
@@ -62,8 +70,11 @@ def test_appeal_from_the_ticket_page_decided_by_the_centre(runtime, client, badl
     csrf = signed_in(client, "supervisor")
     page = client.get("/evaluation/appeals")
     appeal_id = re.search(r"/evaluation/appeals/(\d+)/decision", page.text).group(1)
-    r = client.post(f"/evaluation/appeals/{appeal_id}/decision",
-                    data={"csrf_token": csrf, "decision": "grant", "reason": "录音证实"}, follow_redirects=False)
+    r = client.post(
+        f"/evaluation/appeals/{appeal_id}/decision",
+        data={"csrf_token": csrf, "decision": "grant", "reason": "录音证实"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     with runtime.db.read_session() as s:
         assert s.exec(select(Callback.overturned)).one() is True

@@ -14,20 +14,39 @@ def _tickets(runtime) -> dict[str, int]:
     """Five tickets whose callers, places, categories, departments and days differ."""
     ids = {}
     ids["zhou"] = make_dispatched(
-        runtime, 1, now=local(2026, 10, 12, 9, 0), caller_name="周先生", caller_phone="13312345678",
-        address="幸福里2栋", street="西城街道",
+        runtime,
+        1,
+        now=local(2026, 10, 12, 9, 0),
+        caller_name="周先生",
+        caller_phone="13312345678",
+        address="幸福里2栋",
+        street="西城街道",
     )[0]
     ids["wu"] = make_dispatched(
-        runtime, 1, now=local(2026, 10, 20, 9, 0), caller_name="吴女士", caller_phone="13955550001",
-        category="0102", department="urban",
+        runtime,
+        1,
+        now=local(2026, 10, 20, 9, 0),
+        caller_name="吴女士",
+        caller_phone="13955550001",
+        category="0102",
+        department="urban",
     )[0]
     ids["secret"] = make_dispatched(
-        runtime, 1, now=local(2026, 10, 21, 9, 0), caller_name="郑先生", caller_phone="13700005678",
+        runtime,
+        1,
+        now=local(2026, 10, 21, 9, 0),
+        caller_name="郑先生",
+        caller_phone="13700005678",
         confidential=True,
     )[0]
     ids["food"] = make_dispatched(
-        runtime, 1, now=local(2026, 10, 22, 9, 0), caller_name="王五", caller_phone="13600001111",
-        category="0201", department="market",
+        runtime,
+        1,
+        now=local(2026, 10, 22, 9, 0),
+        caller_name="王五",
+        caller_phone="13600001111",
+        category="0201",
+        department="market",
     )[0]
     ids["other"] = make_dispatched(runtime, 1, now=local(2026, 10, 23, 9, 0), caller_phone="13600002222")[0]
     return ids

@@ -158,6 +158,7 @@ def create_user(body: UserIn, _: AdminActor, runtime: RuntimeDep) -> dict:
             "role": user.role,
             "department": body.department,
             "display_name": user.display_name,
+            "source": user.source,
         }
 
 
@@ -172,6 +173,7 @@ def list_users(_: AdminActor, runtime: RuntimeDep) -> list[dict]:
                 "role": u.role,
                 "department": depts.get(u.department_id),
                 "display_name": u.display_name,
+                "source": u.source,
                 "active": u.active,
             }
             for u in session.exec(select(User).order_by(User.id)).all()

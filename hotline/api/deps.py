@@ -95,4 +95,5 @@ def require(*roles: str):
 
 
 AdminActor = Annotated[Actor, require("admin")]
-IntakeActor = Annotated[Actor, require("agent", "supervisor")]
+# Who logs tickets through the API: the centre, and outside platforms' system accounts.
+IntakeActor = Annotated[Actor, require("agent", "supervisor", "integration")]

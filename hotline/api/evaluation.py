@@ -3,12 +3,14 @@
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from hotline.api.deps import CurrentActor, RuntimeDep, require
 from hotline.deadlines.calendar import local_iso
-from hotline.evaluation import appeals, rectifications
+from hotline.evaluation import appeals, rating_system, rectifications
 from hotline.models import DEPARTMENT_ROLES, Appeal, Message, Rectification, Ticket
 from hotline.tickets import get_visible
 from hotline.workflow.engine import Actor, fire
@@ -36,6 +38,34 @@ def invite(
             "expires_at": local_iso(result["expires_at"]),
             "message": result["message"],
         }
+
+
+class RatingIn(Body):
+    """A rating from the government-service rating system (好差评), keyed by the ticket number."""
+
+    ticket_number: Annotated[str, Field(min_length=1, max_length=20)]
+    rating: Annotated[int, Field(ge=1, le=5)]
+    channel: Annotated[str, Field(min_length=1, max_length=32)]
+    comment: Annotated[str, Field(max_length=4000)] | None = None
+    rated_at: AwareDatetime
+    external_id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+@router.post("/ratings", status_code=status.HTTP_201_CREATED, response_model=None)
+def rate(body: RatingIn, actor: Annotated[Actor, require("integration")], runtime: RuntimeDep) -> JSONResponse:
+    """Record a rating as the ticket's callback; the same `external_id` again returns the first (200)."""
+    try:
+        with runtime.db.session() as session:
+            callback, created = rating_system.record(session, runtime, actor, **body.model_dump(), now=runtime.now())
+            out = rating_system.rating_out(session, callback)
+    except IntegrityError:
+        # Another request recorded the same rating a moment ago (PostgreSQL).
+        with runtime.db.read_session() as session:
+            callback = rating_system.recorded(session, actor, body.external_id)
+            if callback is None:
+                raise
+            created, out = False, rating_system.rating_out(session, callback)
+    return JSONResponse(out, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 def _rect_out(r: Rectification, number: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from hotline.api.schemas import Body
 from hotline.errors import Invalid
 from hotline.integration import delivery, subscriptions
 from hotline.integration.events import TOPICS, as_seen_by, feed_scope
-from hotline.models import Department, OutboxMessage, Subscription, User
+from hotline.models import Department, OutboxMessage, Subscription
 
 router = APIRouter(tags=["integration"])
 
@@ -155,8 +155,7 @@ def events_feed(
         raise Invalid(f"unknown topic {unknown[0]!r}; topics are {', '.join(TOPICS)}", field="topic")
     cursor = int(after or 0)
     with runtime.db.read_session() as session:
-        source = getattr(session.get(User, actor.id), "source", None) if actor.role == "integration" else None
-        where = feed_scope(role=actor.role, department_id=actor.department_id, source=source)
+        where = feed_scope(role=actor.role, department_id=actor.department_id, source=actor.source)
         query = select(OutboxMessage).where(OutboxMessage.id > cursor, *where)
         if topics:
             query = query.where(col(OutboxMessage.topic).in_(topics))

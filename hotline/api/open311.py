@@ -6,12 +6,15 @@ the standard's list of `{code, description}` in the same format, with the standa
 status codes (400 for a bad or missing parameter, 403 for a missing or invalid
 `api_key`, 404 for an unknown resource).
 
-Where this server differs from an open city's: the catalogue (discovery, services) is
-public, but service requests are not. Reading and submitting them takes an API token,
-sent as `api_key` or as `Authorization: Bearer`, and every caller sees only what its
-role sees in the rest of the API (a department its own tickets). A submitted request
-is a ticket in the workflow's first state (已受理), channel `app`, waiting for the
-centre to dispatch it.
+As the standard has it, the catalogue (discovery, services) and the service requests are
+public: reading them needs no key. A public read shows what a citizen may see: no caller's
+name, phone, e-mail or device id (a phone number, e-mail address or the caller's name in
+the text is masked), and no confidential ticket at all. A district can turn public reads
+off (HOTLINE_OPEN311_PUBLIC_READS=false): then a read without a key is a 403. A read that
+sends a key (`api_key`, or `Authorization: Bearer`) gets the caller's own view, as in the
+rest of the API (a department its own tickets, an outside platform its own source's).
+Submitting takes a key. A submitted request is a ticket in the workflow's first state
+(已受理), channel `app`, waiting for the centre to dispatch it.
 """
 
 import json
@@ -34,8 +37,8 @@ from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path, places
 from hotline.errors import HotlineError, NotFound
 from hotline.labels import CLOSE_REASON_LABELS, TYPE_LABELS
-from hotline.models import TICKET_TYPES, Category, Ticket, TicketEvent
-from hotline.ticket_view import Lookups
+from hotline.models import OWN_SOURCE, TICKET_TYPES, Category, Ticket, TicketEvent
+from hotline.ticket_view import Lookups, mask_phone
 from hotline.tickets import create_ticket, visible_clause
 from hotline.workflow.engine import Actor
 
@@ -132,15 +135,31 @@ async def _caller(request: Request, runtime, api_key: str | None) -> Actor:
     return actor
 
 
-async def _key_holder(
+async def _reader(
     request: Request,
     runtime: RuntimeDep,
-    api_key: Annotated[str | None, Query(max_length=200, description="an API token (or send it as Bearer)")] = None,
-) -> Actor:
-    return await _caller(request, runtime, api_key)
+    api_key: Annotated[
+        str | None, Query(max_length=200, description="optional: an API token, for the caller's own view")
+    ] = None,
+) -> Actor | None:
+    """Who reads: the key's holder, or None for the public (where the district allows it)."""
+    if api_key or bearer_token(request):
+        return await _caller(request, runtime, api_key)
+    if not runtime.settings.open311_public_reads:
+        raise Open311Error("this district does not publish service requests: api_key is required", status_code=403)
+    return None
 
 
-Caller = Annotated[Actor, Depends(_key_holder)]
+Reader = Annotated[Actor | None, Depends(_reader)]
+
+
+def _visible(reader: Actor | None) -> list[Any]:
+    """The conditions that limit requests to what the reader may see: the public never sees
+    a confidential ticket; a key's holder sees what its role sees."""
+    if reader is None:
+        return [Ticket.confidential.is_(False)]
+    clause = visible_clause(reader)
+    return [] if clause is None else [clause]
 
 
 # ---------------------------------------------------------------- services
@@ -387,24 +406,44 @@ def _status_notes(ticket: Ticket, runtime, closed: bool) -> str:
     return "；".join(part for part in (label, reason, outcome) if part)
 
 
-def _request_out(ticket: Ticket, runtime, lookups: Lookups, extra: Mapping[str, Any]) -> dict:
+# What a public read masks in a ticket's text: phone numbers (7 digits or more, spaces and
+# dashes allowed between) and e-mail addresses.
+_PHONE_IN_TEXT = re.compile(r"\+?\d(?:[\s\-]?\d){6,}")
+_EMAIL_IN_TEXT = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+
+
+def public_text(ticket: Ticket, text: str | None) -> str | None:
+    """A ticket's text as the public may read it: phone numbers, e-mail addresses and the
+    caller's name masked."""
+    if not text:
+        return text
+    text = _PHONE_IN_TEXT.sub(lambda m: mask_phone(re.sub(r"[\s\-]", "", m.group())) or "", text)
+    text = _EMAIL_IN_TEXT.sub("***@***", text)
+    name = (ticket.caller_name or "").strip()
+    if len(name) >= 2:
+        text = text.replace(name, name[0] + "*" * (len(name) - 1))
+    return text
+
+
+def _request_out(ticket: Ticket, runtime, lookups: Lookups, extra: Mapping[str, Any], public: bool) -> dict:
     category = lookups.categories.get(ticket.category_id)
     department = lookups.departments.get(ticket.main_department_id)
     closed = ticket.state not in runtime.workflows.open_states
     place = " ".join(p for p in (ticket.street, ticket.community, ticket.address) if p)
+    notes = _status_notes(ticket, runtime, closed)
     return {
         "service_request_id": ticket.number,
         "status": "closed" if closed else "open",
-        "status_notes": _status_notes(ticket, runtime, closed),
+        "status_notes": public_text(ticket, notes) if public else notes,
         "service_name": category.name if category else None,
         "service_code": category.code if category else None,
-        "description": ticket.content,
+        "description": public_text(ticket, ticket.content) if public else ticket.content,
         "agency_responsible": department.name if department else None,
         "service_notice": None,
         "requested_datetime": _w3c(ticket.created_at),
         "updated_datetime": _w3c(ticket.updated_at),
         "expected_datetime": _w3c(ticket.handle_by),
-        "address": place or None,
+        "address": (public_text(ticket, place) if public else place) or None,
         "address_id": extra.get("address_id"),
         "zipcode": None,
         "lat": ticket.lat,
@@ -426,10 +465,10 @@ def _submitted_extras(session: Session, ticket_ids: Iterable[int]) -> dict[int, 
     return {tid: (details or {}).get("open311") or {} for tid, details in rows}
 
 
-def _requests_out(session: Session, runtime, tickets: list[Ticket]) -> list[dict[str, Any]]:
+def _requests_out(session: Session, runtime, tickets: list[Ticket], public: bool) -> list[dict[str, Any]]:
     lookups = Lookups(session)
     extras = _submitted_extras(session, (t.id for t in tickets))
-    return [_request_out(t, runtime, lookups, extras.get(t.id, {})) for t in tickets]
+    return [_request_out(t, runtime, lookups, extras.get(t.id, {}), public) for t in tickets]
 
 
 def _parse_time(name: str, raw: str | None) -> datetime | None:
@@ -453,7 +492,7 @@ def _codes(raw: str | None) -> list[str]:
 @router.get("/v2/requests.{fmt}", summary="Open311: service requests")
 async def list_requests(
     fmt: Format,
-    actor: Caller,
+    reader: Reader,
     runtime: RuntimeDep,
     jurisdiction_id: Jurisdiction = None,
     service_request_id: Annotated[str | None, Query(max_length=2000, description="numbers, comma-separated")] = None,
@@ -465,10 +504,7 @@ async def list_requests(
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="an extension of the standard")] = 100,
 ) -> Response:
     numbers = _codes(service_request_id)
-    conditions: list[Any] = []
-    clause = visible_clause(actor)
-    if clause is not None:
-        conditions.append(clause)
+    conditions = _visible(reader)
     if numbers:
         # The standard: with service_request_id, every other filter is ignored.
         conditions.append(Ticket.number.in_(numbers[:MAX_PAGE_SIZE]))
@@ -497,40 +533,37 @@ async def list_requests(
         with runtime.db.read_session() as session:
             stmt = select(Ticket).where(*conditions).order_by(Ticket.id.desc())
             tickets = list(session.exec(stmt.offset((page - 1) * page_size).limit(page_size)).all())
-            return _requests_out(session, runtime, tickets)
+            return _requests_out(session, runtime, tickets, public=reader is None)
 
     return render(fmt, "service_requests", await run_in_threadpool(read))
 
 
-async def _found(runtime, actor: Actor, condition: Any, missing: str) -> list[dict[str, Any]]:
-    """The one request the condition names, if the caller may see it."""
+async def _found(runtime, reader: Actor | None, condition: Any, missing: str) -> list[dict[str, Any]]:
+    """The one request the condition names, if the reader may see it."""
 
     def read() -> list[dict[str, Any]]:
         with runtime.db.read_session() as session:
-            stmt = select(Ticket).where(condition)
-            clause = visible_clause(actor)
-            if clause is not None:
-                stmt = stmt.where(clause)
-            ticket = session.exec(stmt).first()
+            ticket = session.exec(select(Ticket).where(condition, *_visible(reader))).first()
             if ticket is None:
                 raise NotFound(missing)
-            return _requests_out(session, runtime, [ticket])
+            return _requests_out(session, runtime, [ticket], public=reader is None)
 
     return await run_in_threadpool(read)
 
 
 @router.get("/v2/requests/{service_request_id}.{fmt}", summary="Open311: one service request")
 async def get_request(
-    service_request_id: str, fmt: Format, actor: Caller, runtime: RuntimeDep, jurisdiction_id: Jurisdiction = None
+    service_request_id: str, fmt: Format, reader: Reader, runtime: RuntimeDep, jurisdiction_id: Jurisdiction = None
 ) -> Response:
     missing = f"service_request_id {service_request_id!r} not found, or not visible to you"
-    return render(fmt, "service_requests", await _found(runtime, actor, Ticket.number == service_request_id, missing))
+    return render(fmt, "service_requests", await _found(runtime, reader, Ticket.number == service_request_id, missing))
 
 
 @router.get("/v2/tokens/{token}.{fmt}", summary="Open311: the request a submission token stands for")
 async def get_token(
-    token: str, fmt: Format, actor: Caller, runtime: RuntimeDep, jurisdiction_id: Jurisdiction = None
+    token: str, fmt: Format, reader: Reader, runtime: RuntimeDep, jurisdiction_id: Jurisdiction = None
 ) -> Response:
     missing = f"token {token!r} not found, or not visible to you"
-    (found,) = await _found(runtime, actor, Ticket.external_id == TOKEN_PREFIX + token, missing)
+    condition = (Ticket.source == OWN_SOURCE) & (Ticket.external_id == TOKEN_PREFIX + token)
+    (found,) = await _found(runtime, reader, condition, missing)
     return render(fmt, "service_requests", [{"service_request_id": found["service_request_id"], "token": token}])

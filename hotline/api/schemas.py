@@ -72,11 +72,15 @@ class UserIn(Body):
     department: Code | None = None
     password: Annotated[str, Field(min_length=8, max_length=256)]
     display_name: Name | None = None
+    # An integration account's platform (required for that role, refused for the others).
+    source: Annotated[str, Field(max_length=32)] | None = None
 
 
 class TicketIn(Body):
     type: Literal[TICKET_TYPES]  # type: ignore[valid-type]
-    category: Code | None = None
+    # A category code; an outside platform may send its own category text (kept when the
+    # district does not know it), so the form of a code is not enforced here.
+    category: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     urgency: Literal[URGENCIES] = "normal"  # type: ignore[valid-type]
     channel: Literal[CHANNELS] = "phone"  # type: ignore[valid-type]
     caller_name: Short | None = None

@@ -12,7 +12,6 @@ from hotline.api.deps import CurrentActor, IntakeActor, RuntimeDep
 from hotline.api.schemas import TicketIn
 from hotline.errors import Invalid
 from hotline.indicators.analysis import repeats_of
-from hotline.models import DEPARTMENT_ROLES
 from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
     assignments_of,
@@ -21,6 +20,7 @@ from hotline.tickets import (
     get_visible,
     history_out,
     search,
+    visible_clause,
 )
 from hotline.workflow.engine import available_events, fire
 
@@ -37,14 +37,14 @@ class TransitionIn(BaseModel):
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=None)
 def create(body: TicketIn, actor: IntakeActor, runtime: RuntimeDep) -> JSONResponse:
-    """Log a ticket; an `external_id` seen before returns the first ticket (200)."""
+    """Log a ticket; an `external_id` seen before from the same source returns the first ticket (200)."""
     data = body.model_dump()
     try:
         with runtime.db.session() as session:
             ticket, created = create_ticket(session, runtime, actor, data, now=runtime.now())
             out = ticket_out(ticket, actor, runtime, Lookups(session), [])
     except IntegrityError:
-        # Another request created the same external_id a moment ago (PostgreSQL).
+        # Another request created the same (source, external_id) a moment ago (PostgreSQL).
         if not data.get("external_id"):
             raise
         with runtime.db.read_session() as session:
@@ -107,8 +107,9 @@ def get_ticket(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict
     with runtime.db.read_session() as session:
         ticket = get_visible(session, actor, ticket_id)
         out = ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket_id))
-        if actor.role not in DEPARTMENT_ROLES:
-            # Repeated requests (重复诉求): the same caller or address about the same category.
+        if visible_clause(actor) is None:
+            # Repeated requests (重复诉求): the same caller or address about the same category,
+            # for those who see every ticket.
             out["repeats"] = [{"id": i, "number": n} for i, n in repeats_of(session, runtime, ticket)]
         return out
 
@@ -127,6 +128,7 @@ def fire_transition(ticket_id: int, body: TransitionIn, actor: CurrentActor, run
     """Fire one event of the ticket's workflow; 409 says why when it is not allowed."""
     payload = dict(body.model_extra or {})
     with runtime.db.session() as session:
+        get_visible(session, actor, ticket_id)
         ticket = fire(
             session, runtime, ticket_id, body.event, actor, payload, now=runtime.now(), version=body.version
         ).ticket

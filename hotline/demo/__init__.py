@@ -274,6 +274,7 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
         f"{d.rules} routing rules\n"
         f"demo users, all with the password {DEMO_PASSWORD!r}:\n"
         "  admin (admin); agent1, agent2 (agent); supervisor1, supervisor2 (supervisor);\n"
+        "  city12345, haochaping (integration: API tokens only, never the pages);\n"
         "  <code>.handler (handler) and <code>.leader (leader) for each department:\n"
     )
     for code, (_, name, _) in d.departments.items():

@@ -15,7 +15,9 @@ from hotline.workflow.engine import Actor
 DEMO_PASSWORD = "hotline-demo"
 WORKFLOW = "default"
 # The users whose API tokens the loader prints.
-TOKEN_USERS = ("admin", "agent1", "supervisor1", "cgj.handler")
+TOKEN_USERS = ("admin", "agent1", "supervisor1", "cgj.handler", "city12345", "haochaping")
+# The outside platforms' system accounts (互联互通), each named after its source.
+INTEGRATIONS = {"city12345": "市12345平台", "haochaping": "政务服务好差评系统"}
 
 # --- the district ---------------------------------------------------------------------------
 
@@ -566,11 +568,13 @@ def build_directory(session: Session, runtime, now: datetime, rng: random.Random
     for code, (_, _, short) in departments.items():
         users.append((f"{code}.handler", "handler", code, f"{short}承办人"))
         users.append((f"{code}.leader", "leader", code, f"{short}负责人"))
+    users += [(source, "integration", None, name) for source, name in INTEGRATIONS.items()]
     rows = [
         User(
             username=username,
             role=role,
             department_id=departments[code][0] if code else None,
+            source=username if role == "integration" else None,
             password_hash=password_hash,
             display_name=display,
             created_at=now,

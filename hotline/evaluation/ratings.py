@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from hotline import notices
 from hotline.deadlines import sla
+from hotline.deadlines.calendar import local_iso
 from hotline.errors import HotlineError
 from hotline.evaluation.messaging import queue
 from hotline.integration import events
@@ -138,18 +139,31 @@ def rate_by_link(
     return ticket
 
 
-def rating_message(ticket: Ticket, callback: Callback, department: Department | None) -> dict[str, Any]:
-    """The message for the government-service rating system (好差评), keyed by 办件编号."""
+# How a rating was given (评价渠道), by the callback's source; the rating system's own
+# ratings carry the channel it named.
+RATING_CHANNELS = {"agent": "phone_callback", "link": "sms_link"}
+
+
+def rating_message(
+    ticket: Ticket, callback: Callback, department: Department | None, region_code: str | None
+) -> dict[str, Any]:
+    """The message for the government-service rating system (好差评), keyed by 办件编号, with
+    the national fields: level 1–5, channel, time, the department and its organisation code,
+    the district's region code (行政区划代码), the comment. `origin` says where the rating was
+    given, so that the rating system can leave out the ratings it sent itself."""
     return {
         "case_number": ticket.number,
         "level": callback.rating,
         "level_label": RATING_LABELS.get(callback.rating, ""),
         "solved": callback.solved,
-        "rated_at": callback.at.isoformat(),
-        "channel": "sms_link" if callback.source == "link" else "phone_callback",
+        "rated_at": local_iso(callback.at),
+        "channel": callback.channel or RATING_CHANNELS.get(callback.source, callback.source),
+        "origin": callback.source,
         "intake_channel": ticket.channel,
         "department_code": department.code if department else None,
         "department_name": department.name if department else None,
+        "department_org_code": department.org_code if department else None,
+        "region_code": region_code or None,
         "comment": callback.comment,
     }
 
@@ -157,7 +171,7 @@ def rating_message(ticket: Ticket, callback: Callback, department: Department | 
 def record_rating(session: Session, runtime, ticket: Ticket, callback: Callback, now: datetime) -> None:
     """After a rating: the outbox message, and a rectification when the rating is bad."""
     department = session.get(Department, callback.department_id) if callback.department_id else None
-    rated = rating_message(ticket, callback, department)
+    rated = rating_message(ticket, callback, department, runtime.district(session).region_code)
     events.publish(session, topic="ticket.rated", data=rated, at=now, ticket=ticket)
     if callback.rating in BAD_RATINGS and department is not None:
         wf = runtime.workflows.get(ticket.workflow)

@@ -44,9 +44,7 @@ def new_uid() -> str:
 def ticket_data(session: Session, runtime, ticket: Ticket) -> dict[str, Any]:
     """The ticket as the centre reads it, with its assignments: what an event carries."""
     assignments = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
-    view = ticket_out(ticket, _CENTRE, runtime, Lookups(session), assignments)
-    view["source"] = getattr(ticket, "source", None)
-    return view
+    return ticket_out(ticket, _CENTRE, runtime, Lookups(session), assignments)
 
 
 def _audience(session: Session, ticket: Ticket) -> set[int]:
@@ -115,7 +113,7 @@ def publish(
         ticket_number=ticket.number if ticket else None,
         sequence=sequence,
         departments="".join(f",{d}" for d in sorted(audience)) + "," if audience else "",
-        source=getattr(ticket, "source", None),
+        source=ticket.source if ticket else None,
         payload=data,
         created_at=at,
         recorded_at=datetime.now(UTC),

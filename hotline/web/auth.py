@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError, NotPermitted
-from hotline.models import Department, User, WebSession
+from hotline.models import INTEGRATION, Department, User, WebSession
 from hotline.security import hash_password, needs_rehash, token_digest, verify_password
 from hotline.workflow.engine import Actor
 
@@ -54,7 +54,8 @@ def _dummy_hash() -> str:
 def authenticate(session: Session, username: str, password: str, now: datetime) -> User | None:
     """The user if the password is right and the account is neither locked nor deactivated.
 
-    Failed passwords count up; the fifth locks the account for a quarter of an hour.
+    Failed passwords count up; the fifth locks the account for a quarter of an hour. An
+    integration account (an outside platform's) never signs in: it uses API tokens only.
     """
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
@@ -62,7 +63,7 @@ def authenticate(session: Session, username: str, password: str, now: datetime) 
         return None
     if user.locked_until is not None and user.locked_until > now:
         return None
-    if not verify_password(user.password_hash, password) or not user.active:
+    if not verify_password(user.password_hash, password) or not user.active or user.role == INTEGRATION:
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until, user.failed_logins = now + LOCKOUT, 0

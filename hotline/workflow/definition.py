@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from hotline.workflow.fields import FIELDS
 from hotline.workflow.registry import CONDITIONS, EFFECTS
 
-WORKFLOW_ROLES = frozenset({"agent", "handler", "leader", "supervisor", "admin", "system", "citizen"})
+WORKFLOW_ROLES = frozenset({"agent", "handler", "leader", "supervisor", "admin", "system", "citizen", "integration"})
 RETURN_FROM = "@return_from_state"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _STATE_KEYS = {"label", "final", "clock", "deadlines"}

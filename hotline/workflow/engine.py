@@ -55,10 +55,12 @@ class Actor:
     username: str
     role: str
     department_id: int | None = None
+    # An integration account's platform (its tickets carry it as their source).
+    source: str | None = None
 
     @classmethod
     def of(cls, user: User) -> "Actor":
-        return cls(user.id, user.username, user.role, user.department_id)
+        return cls(user.id, user.username, user.role, user.department_id, user.source)
 
 
 SCHEDULER = Actor(None, "scheduler", "system")

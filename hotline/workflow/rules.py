@@ -13,6 +13,7 @@ from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import Invalid
 from hotline.evaluation import ratings
 from hotline.models import (
+    INTEGRATION,
     Approval,
     Assignment,
     Callback,
@@ -28,6 +29,12 @@ from hotline.workflow.engine import Context, GuardFailed, changing
 from hotline.workflow.registry import condition, effect
 
 APPROVAL_LABELS = {"return": "退单", "extension": "延期", "suspension": "挂起"}
+# A callback's source by who records it: the citizen's rating link, the rating system (好差评)
+# through its integration account, or else an agent's call.
+CALLBACK_SOURCES = {"citizen": "link", INTEGRATION: "external"}
+# The citizen's own ratings (not an agent's record of a call): a dissatisfied one goes to a
+# supervisor before any rehandling.
+CITIZENS_OWN_RATINGS = ("link", "external")
 
 
 def _pending(ctx: Context, kind: str) -> Approval | None:
@@ -305,6 +312,27 @@ def open_supervision_order(ctx: Context, _arg=None) -> None:
         raise Invalid(f"supervision order {ctx.payload['order']} is not open for your department", field="order")
 
 
+@condition("own_source")
+def own_source(ctx: Context, _arg=None) -> None:
+    """An outside platform (an integration account) acts only on the tickets it sent."""
+    if ctx.actor.role == INTEGRATION and ctx.actor.source != ctx.ticket.source:
+        raise GuardFailed(
+            f"the platform {ctx.actor.source!r} acts only on its own tickets; this one came from {ctx.ticket.source!r}",
+            zh="对接平台只能对本平台转来的工单执行此操作",
+        )
+
+
+@condition("rating_from_system")
+def rating_from_system(ctx: Context, _arg=None) -> None:
+    """An integration account's callback is a rating of the rating system (POST /api/v1/ratings),
+    which carries the rating's own id; it records no callback of its own through the transitions."""
+    if ctx.actor.role == INTEGRATION and not ctx.extra.get("external_id"):
+        raise GuardFailed(
+            "an outside platform sends a rating through POST /api/v1/ratings, not as a callback",
+            zh="对接平台的评价须通过评价接口提交",
+        )
+
+
 # --- effects --------------------------------------------------------------------------
 
 
@@ -561,7 +589,10 @@ def record_callback(ctx: Context, _arg=None) -> None:
         solved=p.get("solved"),
         rating=p.get("rating"),
         comment=p.get("comment"),
-        source="link" if ctx.actor.role == "citizen" else "agent",
+        source=CALLBACK_SOURCES.get(ctx.actor.role, "agent"),
+        # A rating from the rating system (POST /api/v1/ratings): its channel and its own id.
+        channel=ctx.extra.get("channel"),
+        external_id=ctx.extra.get("external_id"),
         by_id=ctx.actor.id,
         at=ctx.now,
         department_id=t.main_department_id,
@@ -622,7 +653,7 @@ def rehandle_allowed(ctx: Context, _arg=None) -> None:
             zh=f"该工单已重办 {t.rehandle_count} 次，需由督办员决定",
         )
     last = _last_reached_callback(ctx)
-    if last is not None and last.source == "link":
+    if last is not None and last.source in CITIZENS_OWN_RATINGS:
         raise GuardFailed(
             "the citizen's own dissatisfied rating goes to a supervisor first",
             zh="市民通过短信给出的不满意评价，需先由督办员审核",

@@ -13,6 +13,7 @@ from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError
 from hotline.models import (
     DEPARTMENT_ROLES,
+    INTEGRATION,
     ROLES,
     Category,
     Department,
@@ -220,11 +221,19 @@ def create_user(
     display_name: Annotated[str, Form(max_length=200)] = "",
     role: Annotated[str, Form(max_length=20)] = "",
     department: Annotated[str, Form(max_length=40)] = "",
+    source: Annotated[str, Form(max_length=40)] = "",
     password: Annotated[str, Form(max_length=300)] = "",
     password_confirm: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     username = username.strip()
-    form = {"username": username, "display_name": display_name, "role": role, "department": department}
+    source = source.strip()
+    form = {
+        "username": username,
+        "display_name": display_name,
+        "role": role,
+        "department": department,
+        "source": source,
+    }
     try:
         if not USERNAME.match(username):
             raise FormError("用户名为 2–64 位字母、数字或 _ . - @", "username")
@@ -242,6 +251,7 @@ def create_user(
                 password=password,
                 department=department if role in DEPARTMENT_ROLES else None,
                 display_name=display,
+                source=source if role == INTEGRATION else None,
                 now=runtime.now(),
             )
     except HotlineError as exc:
