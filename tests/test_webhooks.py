@@ -290,3 +290,41 @@ def test_delivery_runs_seconds_after_the_commit_inside_the_scheduler(runtime, as
         scheduler.shutdown(wait=True)
     with runtime.db.read_session() as s:
         assert s.exec(select(Subscription)).one().enabled
+
+
+
+def test_the_city_platform_gets_the_results_of_its_tickets_back(runtime, client, district, as_, receiver):
+    from hotline.db import utcnow
+    from hotline.directory import create_user, issue_token
+    from tests.helpers import PASSWORD
+
+    runtime.settings.feed_settle_seconds = 0
+    with runtime.db.session() as s:
+        create_user(s, username="city", role="integration", password=PASSWORD, source="city12345", now=utcnow())
+        district.tokens["city"] = issue_token(s, "city", now=utcnow())
+    subscribe(as_, receiver.url, source="city12345", topics=["ticket.changed", "ticket.rated"])
+    body = {"type": "complaint", "channel": "city", "content": "占道经营，影响通行", "external_id": "SJ-001"}
+    tid = as_("city").post("/tickets", body, 201)["id"]
+    as_("agent").create()  # the centre's own ticket: not the city's
+    agent, handler, supervisor = as_("agent"), as_("housing_h"), as_("supervisor")
+    agent.fire(tid, "dispatch", department="housing")
+    handler.fire(tid, "sign")
+    handler.fire(tid, "reply", result="已清理占道摊位")
+    supervisor.fire(tid, "approve_reply")
+    agent.fire(tid, "callback", reached=True, solved=True, rating=5)
+    deliver_all(runtime)
+
+    bodies = receiver.bodies()
+    number = as_("agent").get(f"/tickets/{tid}")["number"]
+    assert {b["data"]["ticket_number"] for b in bodies} == {number}
+    events = [b["data"].get("event") for b in bodies if b["type"] == "ticket.changed"]
+    assert events[:5] == ["dispatch", "sign", "reply", "approve_reply", "callback"]
+    assert all(b["data"]["ticket"]["external_id"] == "SJ-001" for b in bodies if "ticket" in b["data"])
+    rated = [b["data"] for b in bodies if b["type"] == "ticket.rated"]
+    assert rated and rated[0]["case_number"] == number and rated[0]["level"] == 5
+    sequences = [b["data"]["sequence"] for b in bodies]
+    assert sequences == sorted(sequences)
+    # The same through the pull feed, for the city's own account only.
+    pulled = as_("city").get("/events", topic="ticket.changed")["events"]
+    assert [e["data"]["event"] for e in pulled][:5] == events[:5]
+    assert {e["data"]["ticket_number"] for e in pulled} == {number}
