@@ -235,6 +235,9 @@ def _normal(row: Any, table: str, positions: dict, ticket_ids: dict) -> dict[str
         values.pop("token_hash")
     if table == "tickets":
         values["master_id"] = ticket_ids.get(values["master_id"])
+        # The demo's past is not told to other systems (docs/integration.md): the engine
+        # numbers the events it publishes, the demo publishes none.
+        values.pop("event_sequence")
     if table == "events":
         details = dict(values["details"])
         for key, other in DETAIL_ROWS.items():

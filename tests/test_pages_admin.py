@@ -87,6 +87,7 @@ def _admin_routes() -> list[tuple[str, str]]:
         "code": "0101",
         "year": "2026",
         "action": "deactivate",
+        "subscription_id": "1",
     }
     routes = []
     for route in admin_pages.router.routes:
