@@ -43,7 +43,11 @@ def new_uid() -> str:
 
 def ticket_data(session: Session, runtime, ticket: Ticket) -> dict[str, Any]:
     """The ticket as the centre reads it, with its assignments: what an event carries."""
-    assignments = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
+    assignments = (
+        list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
+        if ticket.dispatch_count
+        else []  # never dispatched: no assignment to read
+    )
     return ticket_out(ticket, _CENTRE, runtime, Lookups(session), assignments)
 
 
@@ -66,16 +70,18 @@ def held(session: Session, ticket: Ticket) -> Iterator[None]:
     """Within the block, events about the ticket wait for its history row: a change is told
     first and its consequences (the notices and rating it caused) after it. Dropped when the
     block raises."""
-    holding = session.info.setdefault(_HELD, {})
-    if ticket.id in holding:  # held already by an enclosing change of the same ticket
+    holding, key = session.info.setdefault(_HELD, {}), ticket.id
+    if key in holding:  # held already by an enclosing change of the same ticket
         yield
         return
     pending: list[dict[str, Any]] = []
-    holding[ticket.id] = pending
+    holding[key] = pending
     try:
         yield
     finally:
-        session.info[_HELD].pop(ticket.id, None)
+        # By key, not through the row: a failed flush has expired it, and reading it would
+        # hide the failure behind another.
+        holding.pop(key, None)
     for kwargs in pending:
         publish(session, **kwargs)
 
