@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from hotline.db import UTCDateTime
@@ -414,6 +414,15 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
+    __table_args__ = (
+        # The events not handed to the subscriptions yet: few, whatever the table's size.
+        Index(
+            "ix_outbox_not_fanned_out",
+            "id",
+            sqlite_where=text("fanned_out = 0"),
+            postgresql_where=text("NOT fanned_out"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # The event's id outside (`webhook-id`): the same on every retry and replay.
@@ -429,6 +438,8 @@ class OutboxMessage(SQLModel, table=True):
     # the pull feed holds back the last moments on PostgreSQL, whose commits may land out of id order).
     created_at: datetime = Field(sa_type=UTCDateTime)
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+    # Handed to the subscriptions it concerns yet (one delivery row each)?
+    fanned_out: bool = False
 
 
 class Subscription(SQLModel, table=True):

@@ -23,11 +23,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, exists, or_, update
+from sqlalchemy import delete, exists, insert, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from hotline.integration.events import as_seen_by, receiver_role, scope_clause
+from hotline.integration.events import as_seen_by, concerns, receiver_role, scope_clause
 from hotline.integration.subscriptions import get as get_subscription
 from hotline.integration.subscriptions import signing_secrets
 from hotline.models import Delivery, OutboxMessage, Subscription
@@ -129,7 +129,11 @@ class Deliverer:
         self.client.close()
 
     def run_once(self, *, now: datetime | None = None) -> DeliveryReport:
-        """One round: claim up to a batch of due deliveries, send them, record the outcomes."""
+        """One round: hand new events to their subscriptions, claim up to a batch of due
+        deliveries, send them, record the outcomes."""
+        with self.runtime.db.session() as session:
+            while fan_out(session, locking=not self.runtime.db.is_sqlite) == FAN_OUT_BATCH:
+                pass
         jobs = self.claim(now or datetime.now(UTC))
         if not jobs:
             return DeliveryReport()
@@ -269,6 +273,52 @@ class Deliverer:
         elif outcome.status != 410:
             report.failed += 1
             log.info("webhook failed (attempt %d): delivery %d: %s", job.attempts + 1, job.delivery_id, outcome.error)
+
+
+FAN_OUT_BATCH = 2000
+
+
+def fan_out(session: Session, *, locking: bool = False) -> int:
+    """Hand the events not yet handed out to the subscriptions they concern: a delivery row
+    each, due now. Returns how many events it took (at most FAN_OUT_BATCH).
+
+    Done here rather than in the change's transaction, so that intake costs the same with
+    or without subscribers. Correct on PostgreSQL too, where transactions commit out of id
+    order: it takes every event not handed out yet, not those after a cursor; and a ticket's
+    events are numbered under its row lock, so a later one never shows before an earlier one.
+    With `locking` (PostgreSQL, several delivery processes) it skips events another process
+    is handing out.
+    """
+    query = select(OutboxMessage).where(OutboxMessage.fanned_out == False).order_by(OutboxMessage.id)  # noqa: E712
+    query = query.limit(FAN_OUT_BATCH)
+    if locking:
+        query = query.with_for_update(skip_locked=True)
+    events = session.exec(query).all()
+    if not events:
+        return 0
+    subs = session.exec(select(Subscription)).all()
+    rows = [
+        {
+            "subscription_id": sub.id,
+            "event_id": event.id,
+            "ticket_id": event.ticket_id,
+            "sequence": event.sequence,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": event.recorded_at,
+            "created_at": event.recorded_at,
+        }
+        for event in events
+        for sub in subs
+        # A subscription gets what happens from its creation on (earlier events: replay).
+        if sub.created_at <= event.recorded_at and concerns(sub, event)
+    ]
+    if rows:
+        session.execute(insert(Delivery), rows)
+    session.exec(
+        update(OutboxMessage).where(col(OutboxMessage.id).in_([e.id for e in events])).values(fanned_out=True)
+    )
+    return len(events)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from hotline.deadlines.calendar import local_iso
-from hotline.models import DEPARTMENT_ROLES, Assignment, Delivery, OutboxMessage, Subscription, Ticket
+from hotline.models import DEPARTMENT_ROLES, Assignment, OutboxMessage, Ticket
 from hotline.ticket_view import Lookups, caller_view, ticket_out
 
 # The topics a subscription may ask for, and what each carries.
@@ -33,7 +33,6 @@ TOPICS = {
 _CENTRE = SimpleNamespace(role="supervisor")
 # Transaction-local state kept in `Session.info`.
 _HELD = "hotline.events.held"
-_SUBSCRIPTIONS = "hotline.events.subscriptions"
 
 
 def new_uid() -> str:
@@ -96,9 +95,9 @@ def publish(
     departments: Iterable[int] = (),
     now_first: bool = False,
 ) -> None:
-    """Write one event, and a delivery for each subscription it concerns.
-
-    `departments` adds to those of the ticket (a notice to a department). A ticket's events
+    """Write one event. The delivery process hands it to the subscriptions it concerns
+    (hotline.integration.delivery.fan_out): the change's transaction pays for one row, however
+    many systems subscribe. `departments` adds to those of the ticket (a notice to a department). A ticket's events
     published inside `held()` wait for its history row (`now_first`: the row itself).
     """
     if ticket is not None and not now_first:
@@ -125,36 +124,6 @@ def publish(
         recorded_at=datetime.now(UTC),
     )
     session.add(event)
-    targets = [s for s in _subscriptions(session) if concerns(s, event)]
-    if targets:
-        session.flush()
-        for sub in targets:
-            session.add(
-                Delivery(
-                    subscription_id=sub.id,
-                    event_id=event.id,
-                    ticket_id=event.ticket_id,
-                    sequence=event.sequence,
-                    next_attempt_at=event.recorded_at,
-                    created_at=event.recorded_at,
-                )
-            )
-
-
-def _subscriptions(session: Session) -> list[SimpleNamespace]:
-    """The subscriptions, read once per transaction. One that is turned off still collects
-    its events: they go out when it is turned on again."""
-    subs = session.info.get(_SUBSCRIPTIONS)
-    if subs is None:
-        rows = session.exec(select(Subscription)).all()
-        subs = [SimpleNamespace(id=s.id, topics=s.topics, department_id=s.department_id, source=s.source) for s in rows]
-        session.info[_SUBSCRIPTIONS] = subs
-    return subs
-
-
-def forget_subscriptions(session: Session) -> None:
-    """Read the subscriptions again in this transaction (one was added or changed)."""
-    session.info.pop(_SUBSCRIPTIONS, None)
 
 
 def concerns(subscription: Any, event: OutboxMessage) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, delete, select
 
 from hotline.errors import Invalid, NotFound
-from hotline.integration.events import TOPICS, forget_subscriptions
+from hotline.integration.events import TOPICS
 from hotline.models import Delivery, Department, OutboxMessage, Subscription
 
 SOURCE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -97,7 +97,6 @@ def create(
     )
     session.add(sub)
     session.flush()
-    forget_subscriptions(session)
     return sub
 
 
@@ -117,7 +116,6 @@ def set_enabled(
     sub.enabled = enabled
     sub.disabled_reason = None if enabled else (reason or "turned off by an administrator")
     sub.updated_at = now
-    forget_subscriptions(session)
     return sub
 
 
@@ -135,7 +133,6 @@ def remove(session: Session, subscription_id: int) -> None:
     sub = get(session, subscription_id, lock=True)
     session.exec(delete(Delivery).where(Delivery.subscription_id == sub.id))
     session.delete(sub)
-    forget_subscriptions(session)
 
 
 def signing_secrets(sub: Subscription, now: datetime) -> list[str]:

@@ -55,6 +55,7 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True))
         batch_op.add_column(sa.Column("recorded_at", hotline.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("fanned_out", sa.Boolean(), nullable=False, server_default=sa.true()))
     op.execute(
         "UPDATE outbox SET uid = 'msg_legacy_' || id, ticket_number = key, recorded_at = created_at,"
         " ticket_id = (SELECT t.id FROM tickets t WHERE t.number = outbox.key)"
@@ -65,7 +66,15 @@ def upgrade() -> None:
         batch_op.alter_column(
             "departments", existing_type=sqlmodel.sql.sqltypes.AutoString(length=200), server_default=None
         )
+        batch_op.alter_column("fanned_out", existing_type=sa.Boolean(), server_default=None)
         batch_op.drop_index("ix_outbox_delivered_at")
+        batch_op.create_index(
+            "ix_outbox_not_fanned_out",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("fanned_out = 0"),
+            postgresql_where=sa.text("NOT fanned_out"),
+        )
         batch_op.create_index("ix_outbox_ticket_id", ["ticket_id"], unique=False)
         batch_op.create_unique_constraint("uq_outbox_uid", ["uid"])
         batch_op.create_foreign_key("fk_outbox_ticket_id", "tickets", ["ticket_id"], ["id"])
@@ -120,7 +129,9 @@ def downgrade() -> None:
         batch_op.drop_constraint("fk_outbox_ticket_id", type_="foreignkey")
         batch_op.drop_constraint("uq_outbox_uid", type_="unique")
         batch_op.drop_index("ix_outbox_ticket_id")
+        batch_op.drop_index("ix_outbox_not_fanned_out")
         batch_op.create_index("ix_outbox_delivered_at", ["delivered_at"], unique=False)
-        for column in ("recorded_at", "source", "departments", "sequence", "ticket_number", "ticket_id", "uid"):
+        added = ("fanned_out", "recorded_at", "source", "departments", "sequence", "ticket_number", "ticket_id", "uid")
+        for column in added:
             batch_op.drop_column(column)
     op.drop_table("subscriptions")
