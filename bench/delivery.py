@@ -39,12 +39,12 @@ PG_BASE = os.environ.get("HOTLINE_TEST_POSTGRES_URL", "postgresql+psycopg://post
 TOPICS = ["ticket.created", "ticket.changed", "ticket.rated", "rating.overturned", "notice"]
 
 
-def fresh_postgres() -> str:
+def fresh_postgres(name: str = "hotline_bench_delivery") -> str:
+    """An empty database `name` on the local server (dropped first if it exists), as a URL."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     base = make_url(PG_BASE)
-    name = "hotline_bench_delivery"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
