@@ -474,7 +474,7 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("subscription_id", "event_id", name="uq_delivery_event"),
         # What is due: pending rows by their next try.
-        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_due", "status", "next_attempt_at", "id"),
         # The rows before this one for the same ticket and subscription (order per ticket).
         Index("ix_deliveries_ticket_order", "subscription_id", "ticket_id", "sequence"),
         # The last day's attempts, for each subscription's success rate.

@@ -131,9 +131,6 @@ class Deliverer:
     def run_once(self, *, now: datetime | None = None) -> DeliveryReport:
         """One round: hand new events to their subscriptions, claim up to a batch of due
         deliveries, send them, record the outcomes."""
-        with self.runtime.db.session() as session:
-            while fan_out(session, locking=not self.runtime.db.is_sqlite) == FAN_OUT_BATCH:
-                pass
         jobs = self.claim(now or datetime.now(UTC))
         if not jobs:
             return DeliveryReport()
@@ -152,7 +149,8 @@ class Deliverer:
                 return report
 
     def claim(self, now: datetime) -> list[Job]:
-        """Lease the due deliveries whose earlier events (same ticket, same subscription) are out."""
+        """Hand out the new events, then lease the due deliveries whose earlier events (same
+        ticket, same subscription) are out."""
         earlier = aliased(Delivery)
         waiting_behind = exists().where(
             earlier.subscription_id == Delivery.subscription_id,
@@ -160,20 +158,25 @@ class Deliverer:
             earlier.sequence < Delivery.sequence,
             earlier.status == "pending",
         )
-        query = (
-            select(Delivery.id)
-            .join(Subscription, Subscription.id == Delivery.subscription_id)
-            .where(
-                Delivery.status == "pending",
-                col(Delivery.next_attempt_at) <= now,
-                or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
-                Subscription.enabled,
-                ~waiting_behind,
-            )
-            .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
-            .limit(self.batch)
-        )
         with self.runtime.db.session() as session:
+            while fan_out(session, locking=not self.runtime.db.is_sqlite) == FAN_OUT_BATCH:
+                pass
+            enabled = list(session.exec(select(Subscription.id).where(Subscription.enabled)).all())
+            if not enabled:
+                return []
+            # In the order of the due index, so that the database stops at the batch's end.
+            query = (
+                select(Delivery.id)
+                .where(
+                    Delivery.status == "pending",
+                    col(Delivery.next_attempt_at) <= now,
+                    col(Delivery.subscription_id).in_(enabled),
+                    or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
+                    ~waiting_behind,
+                )
+                .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+                .limit(self.batch)
+            )
             if not self.runtime.db.is_sqlite:
                 query = query.with_for_update(of=Delivery, skip_locked=True)
             ids = list(session.exec(query).all())
@@ -224,55 +227,63 @@ class Deliverer:
         return outcome
 
     def settle(self, outcomes: list[Outcome], now: datetime) -> DeliveryReport:
-        """Record each outcome, where this process still holds the lease."""
+        """Record the outcomes this process still holds the lease of, in one statement."""
         report = DeliveryReport()
         with self.runtime.db.session() as session:
-            for outcome in outcomes:
-                self._settle_one(session, outcome, now, report)
+            ids = [o.job.delivery_id for o in outcomes]
+            held = set(
+                session.exec(
+                    select(Delivery.id)
+                    .where(col(Delivery.id).in_(ids), Delivery.lease_owner == self.owner)
+                    .with_for_update()
+                ).all()
+            )
+            # The others' leases ran out and another process took them over.
+            report.lost_leases = len(ids) - len(held)
+            rows = [self._outcome_row(session, o, now, report) for o in outcomes if o.job.delivery_id in held]
+            if rows:
+                session.execute(update(Delivery), rows)
         return report
 
-    def _settle_one(self, session: Session, outcome: Outcome, now: datetime, report: DeliveryReport) -> None:
+    def _outcome_row(self, session: Session, outcome: Outcome, now: datetime, report: DeliveryReport) -> dict:
+        """A delivery's new values after one attempt: delivered, to retry (when), or dead."""
         job = outcome.job
-        values: dict[str, Any] = {
+        row: dict[str, Any] = {
+            "id": job.delivery_id,
+            "status": "pending",
             "attempts": job.attempts + 1,
             "last_status": outcome.status,
             "last_error": outcome.error,
             "last_attempt_at": now,
+            "delivered_at": None,
+            "next_attempt_at": None,
             "lease_owner": None,
             "lease_until": None,
         }
         if outcome.ok:
-            values.update(status="delivered", delivered_at=now, next_attempt_at=None)
+            row.update(status="delivered", delivered_at=now)
+            report.delivered += 1
         elif outcome.status == 410:
             # Gone: the receiver asks for no more. The event waits, should it be turned on again.
             sub = get_subscription(session, job.subscription_id, lock=True)
             if sub.enabled:
                 sub.enabled, sub.disabled_reason, sub.updated_at = False, "the receiver answered 410 Gone", now
                 report.disabled.append(sub.id)
-            values.update(next_attempt_at=now)
+            row.update(next_attempt_at=now)
         elif job.attempts + 1 > len(self.delays):
-            values.update(status="dead", next_attempt_at=None)
-        else:
-            wait = self.delays[job.attempts]
-            if outcome.retry_after is not None:
-                wait = min(outcome.retry_after, MAX_RETRY_AFTER.total_seconds())
-            values.update(next_attempt_at=now + timedelta(seconds=wait))
-        result = session.exec(
-            update(Delivery).where(Delivery.id == job.delivery_id, Delivery.lease_owner == self.owner).values(**values)
-        )
-        if result.rowcount == 0:
-            report.lost_leases += 1  # the lease ran out and another process took the event over
-            return
-        if outcome.ok:
-            report.delivered += 1
-        elif values.get("status") == "dead":
+            row.update(status="dead")
             report.dead += 1
             log.warning(
                 "webhook dead after %d attempts: delivery %d: %s", job.attempts + 1, job.delivery_id, outcome.error
             )
-        elif outcome.status != 410:
+        else:
+            wait = self.delays[job.attempts]
+            if outcome.retry_after is not None:
+                wait = min(outcome.retry_after, MAX_RETRY_AFTER.total_seconds())
+            row.update(next_attempt_at=now + timedelta(seconds=wait))
             report.failed += 1
             log.info("webhook failed (attempt %d): delivery %d: %s", job.attempts + 1, job.delivery_id, outcome.error)
+        return row
 
 
 FAN_OUT_BATCH = 2000
@@ -315,9 +326,7 @@ def fan_out(session: Session, *, locking: bool = False) -> int:
     ]
     if rows:
         session.execute(insert(Delivery), rows)
-    session.exec(
-        update(OutboxMessage).where(col(OutboxMessage.id).in_([e.id for e in events])).values(fanned_out=True)
-    )
+    session.exec(update(OutboxMessage).where(col(OutboxMessage.id).in_([e.id for e in events])).values(fanned_out=True))
     return len(events)
 
 

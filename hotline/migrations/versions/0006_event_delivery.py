@@ -104,7 +104,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("subscription_id", "event_id", name="uq_delivery_event"),
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.create_index("ix_deliveries_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_deliveries_due", ["status", "next_attempt_at", "id"], unique=False)
         batch_op.create_index("ix_deliveries_event_id", ["event_id"], unique=False)
         batch_op.create_index("ix_deliveries_last_attempt", ["last_attempt_at"], unique=False)
         batch_op.create_index("ix_deliveries_ticket_order", ["subscription_id", "ticket_id", "sequence"], unique=False)
