@@ -15,7 +15,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline import __version__
-from hotline.api import admin, analysis, calendar, evaluation, integration, open311, stats, supervision, tickets
+from hotline.api import (
+    admin,
+    analysis,
+    calendar,
+    evaluation,
+    integration,
+    knowledge,
+    open311,
+    stats,
+    supervision,
+    tickets,
+)
 from hotline.config import Settings, get_settings
 from hotline.db import Database
 from hotline.errors import HotlineError
@@ -101,7 +112,7 @@ def _is_open311(request: Request) -> bool:
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith(("/api/", "/open311/")) or request.url.path == "/openapi.json"
+    return request.url.path.startswith(("/api/", "/open311/", "/public/")) or request.url.path == "/openapi.json"
 
 
 def _page_error(request: Request, status_code: int, message: str) -> Response:
@@ -222,6 +233,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(stats.router, prefix="/api/v1")
     app.include_router(analysis.router, prefix="/api/v1")
     app.include_router(integration.router, prefix="/api/v1")
+    app.include_router(knowledge.router, prefix="/api/v1")
+    app.include_router(knowledge.public_router)
     app.include_router(open311.router)
     app.include_router(views.router)
     app.include_router(citizen.router)
