@@ -252,3 +252,28 @@ def test_expired_articles_retire(kb, runtime):
         assert articles.retire_expired(s, local(2026, 12, 1, 0, 5)) == 1
     assert ids(kb.get("/knowledge/search", q="补贴")) == []
     assert kb.get("/knowledge/articles/5/versions")[-1]["action"] == "expire"
+
+
+def test_the_command_imports_a_json_lines_file_in_batches(database, tmp_path, monkeypatch, capsys):
+    import json
+
+    from hotline.cli import main
+    from hotline.config import get_settings
+
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", database.url)
+    monkeypatch.setattr(articles, "MAX_IMPORT", 2)  # batches of two
+    rows = [json.dumps(article(f"f-{i}", f"第{i}篇", "注销正文", status="published")) for i in range(5)]
+    rows[3] = json.dumps(article("f-3", "", "x"))
+    path = tmp_path / "articles.jsonl"
+    path.write_text("\n".join([*rows[:2], "", "{not json", *rows[2:]]) + "\n", encoding="utf-8")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit):
+            main(["knowledge", "import", str(path)])
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr()
+    assert out.out.strip() == "created 4, updated 0, unchanged 0, errors 2"
+    assert "line 4: line: not JSON" in out.err and "line 6: title:" in out.err
+    with database.read_session() as s:
+        assert len(search(s, "注销", limit=10)) == 4

@@ -346,14 +346,15 @@ def _errors_of(index_: int, exc: ValidationError) -> list[dict[str, Any]]:
 
 
 def import_rows(
-    session: Session, rows: list[Any], actor: Actor | None, now: datetime, *, first_index: int = 0
+    session: Session, rows: list[Any], actor: Actor | None, now: datetime, *, indexes: list[int] | None = None
 ) -> dict[str, Any]:
     """Upsert articles by `external_id`: each valid row is written whole (in a savepoint),
-    each invalid one listed with its field and why. `first_index` numbers the rows."""
+    each invalid one listed with its field and why. Errors name a row by its position in
+    `rows` from 0, or by its entry in `indexes` (a file's line numbers)."""
     created = updated = unchanged = 0
     errors: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for i, raw in enumerate(rows, start=first_index):
+    for i, raw in zip(indexes or range(len(rows)), rows, strict=True):
         try:
             row = ImportRow.model_validate(raw)
         except ValidationError as exc:
