@@ -45,19 +45,22 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Refuse request bodies over the limit with a 413, whether declared or streamed."""
+    """Refuse request bodies over the limit with a 413, whether declared or streamed; the
+    paths in `larger` have limits of their own (a knowledge-base import of 1,000 articles)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(send, limit)
                 return
         seen = 0
         started = False
@@ -67,7 +70,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -81,10 +84,10 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        response = JSONResponse({"detail": f"the request body is larger than {self.max_bytes} bytes"}, status_code=413)
+    async def _refuse(self, send: Send, limit: int) -> None:
+        response = JSONResponse({"detail": f"the request body is larger than {limit} bytes"}, status_code=413)
         await response({"type": "http"}, None, send)  # type: ignore[arg-type]
 
 
@@ -246,5 +249,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(evaluation_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={"/api/v1/knowledge/import": knowledge.MAX_IMPORT_BYTES},
+    )
     return app

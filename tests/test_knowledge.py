@@ -277,3 +277,12 @@ def test_the_command_imports_a_json_lines_file_in_batches(database, tmp_path, mo
     assert "line 4: line: not JSON" in out.err and "line 6: title:" in out.err
     with database.read_session() as s:
         assert len(search(s, "注销", limit=10)) == 4
+
+
+def test_an_import_may_be_larger_than_other_bodies(kb, client):
+    rows = [article(f"big-{i}", f"大文件第{i}篇", "养老保险" * 200) for i in range(100)]
+    answer = kb.post("/knowledge/import", {"articles": rows})
+    assert (answer["created"], answer["errors"]) == (100, [])
+    # Elsewhere the usual limit holds.
+    r = client.post("/api/v1/knowledge/articles", headers=kb.headers, json=rows[0] | {"body": "长" * 70000})
+    assert r.status_code == 413

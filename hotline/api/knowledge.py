@@ -27,6 +27,8 @@ Kind = Annotated[Literal[ARTICLE_KINDS] | None, Query()]  # type: ignore[valid-t
 Text = Annotated[str | None, Query(max_length=200)]
 # The public side may be cached by the website and browsers for this long.
 PUBLIC_CACHE = "public, max-age=300"
+# An import's body may be this large (the other calls: HOTLINE_MAX_BODY_BYTES).
+MAX_IMPORT_BYTES = 16 * 1024 * 1024
 
 
 class ImportIn(Body):
