@@ -277,6 +277,48 @@ def _parse_day(text: str) -> date:
         raise SystemExit(f"hotline: {text!r} is not a date (e.g. 2026-11-01)") from None
 
 
+def cmd_knowledge_import(args: argparse.Namespace) -> None:
+    import json
+
+    from hotline.knowledge.articles import MAX_IMPORT, import_rows
+
+    runtime = _ready_runtime()
+    totals = {"created": 0, "updated": 0, "unchanged": 0, "errors": 0}
+
+    def error(line: int, field: str, message: str) -> None:
+        totals["errors"] += 1
+        print(f"line {line}: {field}: {message}", file=sys.stderr)
+
+    def flush(rows: list, lines: list[int]) -> None:
+        # One transaction a batch: memory stays flat whatever the file's size.
+        with runtime.db.session() as session:
+            answer = import_rows(session, rows, None, runtime.now(), indexes=lines)
+        for e in answer.pop("errors"):
+            error(e["index"], e["field"], e["message"])
+        for key, n in answer.items():
+            totals[key] += n
+
+    rows: list = []
+    lines: list[int] = []
+    with open(args.file, encoding="utf-8-sig") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+                lines.append(number)
+            except json.JSONDecodeError as exc:
+                error(number, "line", f"not JSON: {exc.msg}")
+            if len(rows) == MAX_IMPORT:
+                flush(rows, lines)
+                rows, lines = [], []
+    if rows:
+        flush(rows, lines)
+    print(", ".join(f"{key} {n}" for key, n in totals.items()))
+    if totals["errors"]:
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline ticket workflow engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -352,6 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--from", dest="start", help="events from this time (ISO 8601)")
     again.add_argument("--to", dest="end", help="events until this time")
     again.set_defaults(func=cmd_outbox_replay)
+
+    knowledge = sub.add_parser("knowledge", help="the knowledge base").add_subparsers(
+        dest="knowledge_command", required=True
+    )
+    kimp = knowledge.add_parser("import", help="upsert articles from a JSON Lines file (one article a line)")
+    kimp.add_argument("file")
+    kimp.set_defaults(func=cmd_knowledge_import)
 
     demo = sub.add_parser("demo-data", help="load a demo district")
     demo.add_argument("--tickets", type=int, default=2000)

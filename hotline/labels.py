@@ -6,6 +6,7 @@ ROLE_LABELS = {
     "leader": "单位负责人",
     "supervisor": "督办员",
     "admin": "管理员",
+    "editor": "知识库管理员",
     "integration": "系统对接",
 }
 TYPE_LABELS = {

@@ -15,7 +15,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline import __version__
-from hotline.api import admin, analysis, calendar, evaluation, integration, open311, stats, supervision, tickets
+from hotline.api import (
+    admin,
+    analysis,
+    calendar,
+    evaluation,
+    integration,
+    knowledge,
+    open311,
+    stats,
+    supervision,
+    tickets,
+)
 from hotline.config import Settings, get_settings
 from hotline.db import Database
 from hotline.errors import HotlineError
@@ -34,19 +45,22 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Refuse request bodies over the limit with a 413, whether declared or streamed."""
+    """Refuse request bodies over the limit with a 413, whether declared or streamed; the
+    paths in `larger` have limits of their own (a knowledge-base import of 1,000 articles)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(send, limit)
                 return
         seen = 0
         started = False
@@ -56,7 +70,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -70,10 +84,10 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        response = JSONResponse({"detail": f"the request body is larger than {self.max_bytes} bytes"}, status_code=413)
+    async def _refuse(self, send: Send, limit: int) -> None:
+        response = JSONResponse({"detail": f"the request body is larger than {limit} bytes"}, status_code=413)
         await response({"type": "http"}, None, send)  # type: ignore[arg-type]
 
 
@@ -101,7 +115,7 @@ def _is_open311(request: Request) -> bool:
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith(("/api/", "/open311/")) or request.url.path == "/openapi.json"
+    return request.url.path.startswith(("/api/", "/open311/", "/public/")) or request.url.path == "/openapi.json"
 
 
 def _page_error(request: Request, status_code: int, message: str) -> Response:
@@ -222,6 +236,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(stats.router, prefix="/api/v1")
     app.include_router(analysis.router, prefix="/api/v1")
     app.include_router(integration.router, prefix="/api/v1")
+    app.include_router(knowledge.router, prefix="/api/v1")
+    app.include_router(knowledge.public_router)
     app.include_router(open311.router)
     app.include_router(views.router)
     app.include_router(citizen.router)
@@ -233,5 +249,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(evaluation_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={"/api/v1/knowledge/import": knowledge.MAX_IMPORT_BYTES},
+    )
     return app

@@ -8,7 +8,7 @@ from sqlmodel import Field, SQLModel
 
 from hotline.db import UTCDateTime
 
-ROLES = ("agent", "handler", "leader", "supervisor", "admin", "integration")
+ROLES = ("agent", "handler", "leader", "supervisor", "admin", "editor", "integration")
 DEPARTMENT_ROLES = ("handler", "leader")
 # An outside platform's system account (互联互通): API tokens only, never the pages.
 INTEGRATION = "integration"
@@ -20,6 +20,9 @@ SOURCE_PATTERN = r"^[a-z0-9_\-]{1,32}$"
 TICKET_TYPES = ("consultation", "complaint", "help", "suggestion", "report", "praise")
 URGENCIES = ("normal", "urgent", "critical")
 CHANNELS = ("phone", "web", "app", "wechat", "email", "city", "api")
+# 知识库: an article's kind (材料性质) and its lifecycle.
+ARTICLE_KINDS = ("办事指南", "政策法规", "热点问答", "常见问题", "通知公告")
+ARTICLE_STATUSES = ("draft", "under_review", "published", "retired")
 
 
 def _time(*, nullable: bool = True, index: bool = False) -> Any:
@@ -661,3 +664,53 @@ class DailyTotal(SQLModel, table=True):
     department_id: int = Field(foreign_key="departments.id", primary_key=True)
     metric: str = Field(primary_key=True, max_length=24)
     n: int = 0
+
+
+class Article(SQLModel, table=True):
+    """A knowledge-base article (知识点). The search index (`knowledge_index`, a table of
+    each database's own kind, hotline.knowledge.index) follows it in the same transaction."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        # A title is unique within its issuing body (发文单位).
+        UniqueConstraint("department", "title", name="uq_articles_department_title"),
+        Index("ix_articles_status_public", "status", "public"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The id in the system the article came from (a department's list, the website): upserts go by it.
+    external_id: str | None = Field(default=None, max_length=64, unique=True)
+    title: str = Field(max_length=128)
+    body: str = Field(sa_type=Text)  # Markdown, rendered by a safe renderer
+    category: str = Field(max_length=200, index=True)  # a path: 社会保障/养老保险
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The issuing body as given (a department's code or name), and the department it names, if any.
+    department: str = Field(max_length=100)
+    department_id: int | None = Field(default=None, foreign_key="departments.id", index=True)
+    kind: str = Field(max_length=8)
+    region: str | None = Field(default=None, max_length=100)
+    valid_from: date | None = None
+    valid_until: date | None = Field(default=None, index=True)
+    public: bool = True
+    status: str = Field(default="draft", max_length=16)
+    version: int = 1
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
+    updated_by_id: int | None = Field(default=None, foreign_key="users.id")
+
+
+class ArticleVersion(SQLModel, table=True):
+    """Every change of an article, kept: who, when, what was done, and its fields after it."""
+
+    __tablename__ = "article_versions"
+    __table_args__ = (UniqueConstraint("article_id", "version", name="uq_article_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", index=True)
+    version: int
+    action: str = Field(max_length=16)  # create | edit | import | submit | publish | return | retire | expire
+    at: datetime = Field(sa_type=UTCDateTime)
+    by_id: int | None = Field(default=None, foreign_key="users.id")
+    by_name: str = Field(max_length=64)
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

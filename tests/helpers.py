@@ -43,6 +43,7 @@ USERS = [
     ("admin", "admin", None),
     ("agent", "agent", None),
     ("supervisor", "supervisor", None),
+    ("editor", "editor", None),
     ("housing_h", "handler", "housing"),
     ("housing_l", "leader", "housing"),
     ("urban_h", "handler", "urban"),

@@ -36,7 +36,7 @@ PAGES = sorted(DOCS.glob("*.md"))
 
 # `GET /api/v1/tickets/{ticket_id}` and the like, written in backticks (a query is ignored).
 API_CALL = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`?\s]*)")
-SERVED_PREFIXES = ("/api/", "/open311/")
+SERVED_PREFIXES = ("/api/", "/open311/", "/public/")
 TICKS = re.compile(r"`([^`]+)`")
 BOLD_TICKS = re.compile(r"\*\*`([^`]+)`\*\*")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

@@ -292,7 +292,6 @@ def test_delivery_runs_seconds_after_the_commit_inside_the_scheduler(runtime, as
         assert s.exec(select(Subscription)).one().enabled
 
 
-
 def test_the_city_platform_gets_the_results_of_its_tickets_back(runtime, client, district, as_, receiver):
     from hotline.db import utcnow
     from hotline.directory import create_user, issue_token

@@ -564,6 +564,7 @@ def build_directory(session: Session, runtime, now: datetime, rng: random.Random
         ("agent2", "agent", None, "受理员陈磊"),
         ("supervisor1", "supervisor", None, "督办员刘洋"),
         ("supervisor2", "supervisor", None, "督办员赵静"),
+        ("editor1", "editor", None, "知识库管理员孙敏"),
     ]
     for code, (_, _, short) in departments.items():
         users.append((f"{code}.handler", "handler", code, f"{short}承办人"))

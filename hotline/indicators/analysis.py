@@ -15,6 +15,7 @@ from hotline import notices
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.labels import TYPE_LABELS
 from hotline.models import Category, Department, Place, SurgeAlert, Ticket
+from hotline.words import stop_words
 
 
 class SurgeRule(BaseModel):
@@ -219,16 +220,6 @@ def repeats_of(session: Session, runtime, ticket: Ticket) -> list[tuple[int, str
         .limit(20)
     )
     return [(i, n) for i, n in session.execute(stmt)]
-
-
-STOP_WORDS_FILE = Path(__file__).parents[1] / "data" / "stopwords.txt"
-
-
-@lru_cache(maxsize=1)
-def stop_words() -> frozenset[str]:
-    """Words too common to say anything about a period (hotline/data/stopwords.txt)."""
-    lines = STOP_WORDS_FILE.read_text(encoding="utf-8").splitlines()
-    return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
 
 
 _KNOWN_WORDS: set[str] = set()

@@ -6,8 +6,6 @@ transaction, so a call is never half-logged. The form is validated through the A
 """
 
 import re
-from functools import cache
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -34,6 +32,7 @@ from hotline.tickets import (
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.forms import form_version, page_message, submit
 from hotline.web.render import TYPE_LABELS, URGENCY_LABELS, render
+from hotline.words import synonym_groups
 from hotline.workflow.engine import available_events, fire
 
 router = APIRouter(prefix="/agent", include_in_schema=False)
@@ -398,23 +397,10 @@ def category_suggestions(
     return render(request, "agent/_categories.html", {"items": items, "q": q, "more": len(matches) - len(items)})
 
 
-SYNONYMS_FILE = Path(__file__).parents[1] / "data" / "category_synonyms.txt"
-
-
-@cache
-def _synonym_groups() -> list[list[str]]:
-    groups = []
-    for line in SYNONYMS_FILE.read_text(encoding="utf-8").splitlines():
-        words = line.split("#", 1)[0].split()
-        if len(words) > 1:
-            groups.append([w.lower() for w in words])
-    return groups
-
-
 def category_terms(q: str) -> list[str]:
     """What the agent typed, and the same with each known word put for its synonyms (噪音 → 噪声)."""
     terms = [q] if q else []
-    for group in _synonym_groups():
+    for group in synonym_groups("category_synonyms.txt"):
         for word in group:
             if word in q:
                 terms += [q.replace(word, other) for other in group if other != word]

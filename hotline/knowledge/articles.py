@@ -1,0 +1,383 @@
+"""Articles: their fields, who may write them, the lifecycle, every change kept, import.
+
+Lifecycle: draft → under_review → published → retired. Editors (and administrators) edit,
+publish, return and retire any article; a department's leader writes drafts of its own
+department's articles and submits them for review; everyone else on the staff reads.
+Every change writes a version (who, when, what, the fields after it) and the search index,
+in the caller's transaction; services only flush.
+"""
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, or_, select
+
+from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.errors import Conflict, HotlineError, Invalid, NotFound, NotPermitted
+from hotline.knowledge import index
+from hotline.knowledge.text import render
+from hotline.models import ARTICLE_KINDS, ARTICLE_STATUSES, Article, ArticleVersion, Department
+from hotline.workflow.engine import Actor
+
+EDITORS = frozenset({"editor", "admin"})
+# Who reads the knowledge base inside the centre.
+STAFF = ("agent", "handler", "leader", "supervisor", "admin", "editor")
+MAX_IMPORT = 1000
+MAX_BODY_CHARS = 100_000
+MAX_KEYWORD_CHARS = 20
+# The fields an article is made of (what a version keeps).
+FIELDS = (
+    "external_id",
+    "title",
+    "body",
+    "category",
+    "keywords",
+    "department",
+    "kind",
+    "region",
+    "valid_from",
+    "valid_until",
+    "public",
+    "status",
+)
+# action: (the states it leaves, the state it reaches)
+ACTIONS = {
+    "submit": ({"draft"}, "under_review"),
+    "publish": ({"draft", "under_review", "retired"}, "published"),
+    "return": ({"under_review"}, "draft"),
+    "retire": ({"published"}, "retired"),
+}
+_KEYWORD_SEPARATORS = re.compile(r"[,，、;；\s]+")
+
+
+class ArticleIn(BaseModel):
+    """An article as written by hand (API) or sent by a department (import)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    external_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    title: Annotated[str, Field(min_length=1, max_length=128)]
+    body: Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)]
+    category: Annotated[str, Field(min_length=1, max_length=200)]
+    keywords: list[str] | str = Field(default_factory=list)
+    department: Annotated[str, Field(min_length=1, max_length=100)]
+    kind: Literal[ARTICLE_KINDS]  # type: ignore[valid-type]
+    region: Annotated[str, Field(max_length=100)] | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+    public: bool = True
+
+    @field_validator("category")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split("/")]
+        if not all(parts):
+            raise ValueError("a path of names separated by '/', none empty (社会保障/养老保险)")
+        return "/".join(parts)
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value: list[str] | str) -> list[str]:
+        words = _KEYWORD_SEPARATORS.split(value) if isinstance(value, str) else [w.strip() for w in value]
+        words = list(dict.fromkeys(w for w in words if w))
+        if len(words) > 30:
+            raise ValueError("at most 30 keywords")
+        long = [w for w in words if len(w) > MAX_KEYWORD_CHARS]
+        if long:
+            raise ValueError(f"a keyword has at most {MAX_KEYWORD_CHARS} characters: {long[0]}")
+        return words
+
+    @model_validator(mode="after")
+    def _dates(self) -> "ArticleIn":
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        if self.title in self.keywords:
+            raise ValueError("a keyword repeats the title")
+        return self
+
+
+class ImportRow(ArticleIn):
+    """One article of an import: its `external_id` is required (upserts go by it); the
+    status defaults to draft for a new article and stays as it is for a known one."""
+
+    external_id: Annotated[str, Field(min_length=1, max_length=64)]
+    status: Literal[ARTICLE_STATUSES] | None = None  # type: ignore[valid-type]
+
+
+class ArticlePatch(BaseModel):
+    """What changes of an article; a field left out stays."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    external_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    title: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    body: Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)] | None = None
+    category: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    keywords: list[str] | str | None = None
+    department: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    kind: Literal[ARTICLE_KINDS] | None = None  # type: ignore[valid-type]
+    region: Annotated[str, Field(max_length=100)] | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+    public: bool | None = None
+
+
+def local_today(now: datetime) -> date:
+    return now.astimezone(LOCAL_TZ).date()
+
+
+def snapshot(article: Article) -> dict[str, Any]:
+    """The article's fields as JSON values (what a version keeps)."""
+    out = {name: getattr(article, name) for name in FIELDS}
+    for name in ("valid_from", "valid_until"):
+        out[name] = out[name].isoformat() if out[name] else None
+    return out
+
+
+def article_out(article: Article, *, public: bool = False) -> dict[str, Any]:
+    """An article as the API shows it: its fields, its body also as safe HTML."""
+    out = {"id": article.id, **snapshot(article), "body_html": render(article.body)}
+    if public:
+        for name in ("status", "public", "external_id"):
+            out.pop(name)
+    else:
+        out |= {"version": article.version, "created_at": article.created_at}
+    return out | {"updated_at": article.updated_at}
+
+
+def _department_id(session: Session, name: str) -> int | None:
+    """The department an issuing body names (by code or name), if it is one of the district's."""
+    return session.exec(
+        select(Department.id).where(or_(Department.code == name, Department.name == name)).limit(1)
+    ).first()
+
+
+def _check_title(session: Session, article: Article) -> None:
+    """409 when another article of the same issuing body has this title; names it."""
+    same_body = Article.department == article.department
+    if article.department_id is not None:
+        same_body = same_body | (Article.department_id == article.department_id)
+    stmt = select(Article).where(Article.title == article.title, same_body)
+    if article.id is not None:
+        stmt = stmt.where(Article.id != article.id)
+    other = session.exec(stmt.limit(1)).first()
+    if other is not None:
+        raise Conflict(
+            f"title: the issuing body already has an article with this title: article {other.id}"
+            + (f" (external_id {other.external_id})" if other.external_id else ""),
+            field="title",
+            article_id=other.id,
+        )
+
+
+def _check_external_id(session: Session, article: Article) -> None:
+    if article.external_id is None:
+        return
+    other = session.exec(
+        select(Article.id).where(Article.external_id == article.external_id, Article.id != (article.id or 0))
+    ).first()
+    if other is not None:
+        raise Conflict(f"external_id: already used by article {other}", field="external_id", article_id=other)
+
+
+def _may_write(actor: Actor, article: Article) -> None:
+    """Editors write any article; a leader writes its own department's drafts."""
+    if actor.role in EDITORS:
+        return
+    if actor.role != "leader":
+        raise NotPermitted(f"the role {actor.role!r} may not write articles (needs: editor, admin, leader)")
+    if article.department_id is None or article.department_id != actor.department_id:
+        raise NotPermitted("a leader writes only the articles its own department issues")
+    if article.status != "draft":
+        raise Conflict(f"the article is {article.status}: only the editors change it now", field="status")
+
+
+def _record(session: Session, article: Article, action: str, actor: Actor | None, now: datetime) -> None:
+    """Keep the change as a version and put the article's words in the index."""
+    session.flush()
+    session.add(
+        ArticleVersion(
+            article_id=article.id,
+            version=article.version,
+            action=action,
+            at=now,
+            by_id=actor.id if actor else None,
+            by_name=actor.username if actor else "system",
+            fields=snapshot(article),
+        )
+    )
+    index.write(session, article)
+
+
+def _apply(session: Session, article: Article, values: dict[str, Any]) -> bool:
+    """Set the given fields; True when something changed."""
+    changed = False
+    for name, value in values.items():
+        if getattr(article, name) != value:
+            setattr(article, name, value)
+            changed = True
+    if "department" in values:
+        article.department_id = _department_id(session, article.department)
+    if article.valid_from and article.valid_until and article.valid_until < article.valid_from:
+        raise Invalid("valid_until: before valid_from", field="valid_until")
+    if article.title in article.keywords:
+        raise Invalid("keywords: a keyword repeats the title", field="keywords")
+    return changed
+
+
+def create(
+    session: Session, data: ArticleIn, actor: Actor | None, now: datetime, *, status: str = "draft", action="create"
+) -> Article:
+    """A new article (a draft unless an import says otherwise)."""
+    article = Article(
+        **data.model_dump(exclude={"status"}),
+        department_id=_department_id(session, data.department),
+        status=status,
+        created_at=now,
+        updated_at=now,
+        created_by_id=actor.id if actor else None,
+        updated_by_id=actor.id if actor else None,
+    )
+    if actor is not None:
+        _may_write(actor, article)
+    _check_title(session, article)
+    _check_external_id(session, article)
+    session.add(article)
+    _record(session, article, action, actor, now)
+    return article
+
+
+def get(session: Session, article_id: int) -> Article:
+    article = session.get(Article, article_id)
+    if article is None:
+        raise NotFound()
+    return article
+
+
+def get_public(session: Session, article_id: int, today: date) -> Article:
+    """A published, public article valid today; 404 for anything else."""
+    from hotline.knowledge.search import visible_today
+
+    article = session.exec(select(Article).where(Article.id == article_id, visible_today(today))).first()
+    if article is None:
+        raise NotFound()
+    return article
+
+
+def _change(session: Session, article: Article, values: dict[str, Any], actor: Actor | None, now: datetime, action):
+    # The checks read the other articles before the changed one is written.
+    with session.no_autoflush:
+        if not _apply(session, article, values):
+            return False
+        _check_title(session, article)
+        _check_external_id(session, article)
+    article.version += 1
+    article.updated_at = now
+    article.updated_by_id = actor.id if actor else None
+    _record(session, article, action, actor, now)
+    return True
+
+
+def update(session: Session, article_id: int, patch: ArticlePatch, actor: Actor, now: datetime) -> Article:
+    """Edit an article: a new version (nothing when nothing changes)."""
+    article = get(session, article_id)
+    _may_write(actor, article)
+    values = patch.model_dump(exclude_unset=True)
+    if "keywords" in values:
+        values["keywords"] = ArticleIn._keywords(values["keywords"] or [])
+    if "category" in values:
+        values["category"] = ArticleIn._path(values["category"])
+    for name in ("title", "body", "category", "department", "kind", "public"):
+        if name in values and values[name] is None:
+            raise Invalid(f"{name}: may not be null", field=name)
+    _change(session, article, values, actor, now, "edit")
+    if actor.role == "leader":
+        _may_write(actor, article)  # a leader may not give the article to another department
+    return article
+
+
+def transition(session: Session, article_id: int, action: str, actor: Actor, now: datetime) -> Article:
+    """submit, publish, return or retire an article."""
+    article = get(session, article_id)
+    if action not in ACTIONS:
+        raise Invalid(f"action: one of {', '.join(ACTIONS)}", field="action")
+    sources, target = ACTIONS[action]
+    if action == "submit":
+        _may_write(actor, article)
+    elif actor.role not in EDITORS:
+        raise NotPermitted(f"the role {actor.role!r} may not {action} articles (needs: editor, admin)")
+    if article.status not in sources:
+        raise Conflict(f"cannot {action} an article that is {article.status}", field="action")
+    if target == "published" and article.valid_until and article.valid_until < local_today(now):
+        raise Conflict(f"the article expired on {article.valid_until}: change valid_until first", field="valid_until")
+    _change(session, article, {"status": target}, actor, now, action)
+    return article
+
+
+def versions(session: Session, article_id: int) -> list[ArticleVersion]:
+    get(session, article_id)
+    return list(
+        session.exec(
+            select(ArticleVersion).where(ArticleVersion.article_id == article_id).order_by(ArticleVersion.version)
+        )
+    )
+
+
+def retire_expired(session: Session, now: datetime) -> int:
+    """Retire the published articles whose last valid day has passed; how many."""
+    expired = session.exec(
+        select(Article).where(Article.status == "published", Article.valid_until < local_today(now))
+    ).all()
+    for article in expired:
+        _change(session, article, {"status": "retired"}, None, now, "expire")
+    return len(expired)
+
+
+def _errors_of(index_: int, exc: ValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err.get("loc", ())) or "article"
+        message = "unknown field" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
+        out.append({"index": index_, "field": field, "message": message.removeprefix("Value error, ")})
+    return out
+
+
+def import_rows(
+    session: Session, rows: list[Any], actor: Actor | None, now: datetime, *, indexes: list[int] | None = None
+) -> dict[str, Any]:
+    """Upsert articles by `external_id`: each valid row is written whole (in a savepoint),
+    each invalid one listed with its field and why. Errors name a row by its position in
+    `rows` from 0, or by its entry in `indexes` (a file's line numbers)."""
+    created = updated = unchanged = 0
+    errors: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for i, raw in zip(indexes or range(len(rows)), rows, strict=True):
+        try:
+            row = ImportRow.model_validate(raw)
+        except ValidationError as exc:
+            errors.extend(_errors_of(i, exc))
+            continue
+        if row.external_id in seen:
+            errors.append({"index": i, "field": "external_id", "message": f"repeats row {seen[row.external_id]}"})
+            continue
+        seen[row.external_id] = i
+        try:
+            with session.begin_nested():
+                article = session.exec(select(Article).where(Article.external_id == row.external_id)).first()
+                if article is None:
+                    create(session, row, actor, now, status=row.status or "draft", action="import")
+                    created += 1
+                else:
+                    values = row.model_dump(exclude={"status"} if row.status is None else set())
+                    if _change(session, article, values, actor, now, "import"):
+                        updated += 1
+                    else:
+                        unchanged += 1
+        except HotlineError as exc:
+            errors.append({"index": i, "field": exc.extra.get("field") or "article", "message": exc.message})
+        except IntegrityError as exc:
+            errors.append({"index": i, "field": "article", "message": f"refused by the database: {exc.orig}"})
+    return {"created": created, "updated": updated, "unchanged": unchanged, "errors": errors}
