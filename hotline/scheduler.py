@@ -25,6 +25,7 @@ from hotline.evaluation.rectifications import RECT_LADDER, rect_next_step
 from hotline.indicators.analysis import check_surges
 from hotline.indicators.reports import generate_due_reports
 from hotline.integration.delivery import Deliverer, prune
+from hotline.knowledge.articles import retire_expired
 from hotline.models import Notification, Rectification, Ticket
 from hotline.runtime import Runtime
 from hotline.workflow import texts
@@ -330,6 +331,18 @@ def run_prune(runtime: Runtime) -> None:
         log.exception("pruning deliveries failed; the next run tries again")
 
 
+def run_knowledge_expiry(runtime: Runtime) -> None:
+    """The scheduled job: retire the knowledge articles whose last valid day has passed."""
+    try:
+        with runtime.db.session() as session:
+            retired = retire_expired(session, runtime.now())
+    except Exception:
+        log.exception("retiring expired articles failed; the next run tries again")
+        return
+    if retired:
+        log.info("knowledge base: %d expired articles retired", retired)
+
+
 def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     """An APScheduler scheduler with the sweep job (Asia/Shanghai; one run at a time)."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -348,6 +361,16 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     )
     scheduler.add_job(run_statistics, "cron", hour=3, minute=17, id="statistics", args=[runtime])
     scheduler.add_job(run_prune, "cron", hour=3, minute=37, id="prune_deliveries", args=[runtime])
+    # Just after midnight, and once at start (a server down at midnight retires them late, not never).
+    scheduler.add_job(
+        run_knowledge_expiry,
+        "cron",
+        hour=0,
+        minute=5,
+        id="knowledge_expiry",
+        args=[runtime],
+        next_run_time=datetime.now(LOCAL_TZ),
+    )
     scheduler.add_job(
         run_delivery,
         "interval",

@@ -254,6 +254,19 @@ def test_expired_articles_retire(kb, runtime):
     assert kb.get("/knowledge/articles/5/versions")[-1]["action"] == "expire"
 
 
+def test_the_scheduler_retires_expired_articles_by_itself(kb, runtime, clock):
+    from hotline.scheduler import build_scheduler, run_knowledge_expiry
+    from tests.conftest import local
+
+    assert build_scheduler(runtime).get_job("knowledge_expiry") is not None
+    row = article("e-2", "限时补贴", "补贴", status="published", valid_until="2026-11-30")
+    kb.post("/knowledge/import", {"articles": [row]})
+    assert ids(kb.get("/knowledge/search", q="补贴")) == ["e-2"]
+    clock.set(local(2026, 12, 1, 0, 5))
+    run_knowledge_expiry(runtime)
+    assert ids(kb.get("/knowledge/search", q="补贴")) == []
+
+
 def test_the_command_imports_a_json_lines_file_in_batches(database, tmp_path, monkeypatch, capsys):
     import json
 
