@@ -33,6 +33,7 @@ TOPICS = {
 _CENTRE = SimpleNamespace(role="supervisor")
 # Transaction-local state kept in `Session.info`.
 _HELD = "hotline.events.held"
+_ASSIGNMENTS = "hotline.events.assignments"
 
 
 def new_uid() -> str:
@@ -40,27 +41,28 @@ def new_uid() -> str:
     return "msg_" + secrets.token_hex(12)
 
 
+def _assignments(session: Session, ticket: Ticket) -> list[Assignment]:
+    """The ticket's assignments as the change being published leaves them: read once per
+    change (per version), for its history row and the events it causes."""
+    if not ticket.dispatch_count:
+        return []  # never dispatched: no assignment to read
+    key = (ticket.id, ticket.version)
+    cache = session.info.setdefault(_ASSIGNMENTS, {})
+    if key not in cache:
+        cache.clear()
+        cache[key] = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
+    return cache[key]
+
+
 def ticket_data(session: Session, runtime, ticket: Ticket) -> dict[str, Any]:
     """The ticket as the centre reads it, with its assignments: what an event carries."""
-    assignments = (
-        list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
-        if ticket.dispatch_count
-        else []  # never dispatched: no assignment to read
-    )
-    return ticket_out(ticket, _CENTRE, runtime, Lookups(session), assignments)
+    return ticket_out(ticket, _CENTRE, runtime, Lookups(session), _assignments(session, ticket))
 
 
 def _audience(session: Session, ticket: Ticket) -> set[int]:
     """The departments a ticket is with now: its main department and its co-handlers."""
     found = {ticket.main_department_id} if ticket.main_department_id else set()
-    if ticket.dispatch_count:
-        found.update(
-            session.exec(
-                select(Assignment.department_id).where(
-                    Assignment.ticket_id == ticket.id, Assignment.status != "withdrawn"
-                )
-            ).all()
-        )
+    found.update(a.department_id for a in _assignments(session, ticket) if a.status != "withdrawn")
     return found
 
 
@@ -77,6 +79,9 @@ def held(session: Session, ticket: Ticket) -> Iterator[None]:
     holding[key] = pending
     try:
         yield
+    except BaseException:
+        session.info.pop(_ASSIGNMENTS, None)  # what the failed change read is not the ticket's
+        raise
     finally:
         # By key, not through the row: a failed flush has expired it, and reading it would
         # hide the failure behind another.
