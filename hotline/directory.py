@@ -10,6 +10,7 @@ from typing import TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from hotline.db import dialect_insert
 from hotline.errors import Conflict, Invalid, NotFound
 from hotline.models import (
     DEPARTMENT_ROLES,
@@ -141,11 +142,14 @@ def set_district(session: Session, *, name: str, region_code: str | None, now: d
             field="name",
             zh=f"请填写区县名称（不超过 {MAX_DISTRICT_NAME} 个字）",
         )
-    row = session.get(DistrictSettings, 1) or DistrictSettings(id=1, updated_at=now)
-    row.name, row.region_code, row.updated_at = name, clean_region_code(region_code), now
-    session.add(row)
-    session.flush()
-    return row
+    # One statement, so that two first saves at once are one row, the later winning.
+    insert = dialect_insert(session.get_bind().dialect.name)(DistrictSettings)
+    values = {"name": name, "region_code": clean_region_code(region_code), "updated_at": now}
+    session.execute(
+        insert.values(id=1, **values).on_conflict_do_update(index_elements=["id"], set_=values),
+        execution_options={"synchronize_session": False},
+    )
+    return session.get(DistrictSettings, 1, populate_existing=True)
 
 
 def create_department(

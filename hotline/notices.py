@@ -10,10 +10,9 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
+from hotline.db import dialect_insert
 from hotline.deadlines.calendar import local_iso
 from hotline.errors import NotFound
 from hotline.integration import events
@@ -156,7 +155,7 @@ def unread_count(session: Session, actor: Actor, now: datetime) -> int:
 
 
 def _insert_reads(session: Session, actor: Actor, ids: list[int], now: datetime) -> None:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session.get_bind().dialect.name)
     session.execute(
         insert(NotificationRead).on_conflict_do_nothing(index_elements=["user_id", "notification_id"]),
         [{"user_id": actor.id, "notification_id": i, "read_at": now} for i in ids],

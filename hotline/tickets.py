@@ -6,10 +6,9 @@ from typing import Any
 
 from sqlalchemy import exists, func, or_, union
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
+from hotline.db import dialect_insert
 from hotline.deadlines.calendar import LOCAL_TZ, local_iso
 from hotline.directory import category_path, clean_place, places
 from hotline.errors import Invalid, NotFound
@@ -68,7 +67,7 @@ def next_number(session: Session, now: datetime) -> str:
     day = now.astimezone(LOCAL_TZ).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
     table = TicketCounter.__table__
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(day=day, value=1)
+    stmt = dialect_insert(dialect)(table).values(day=day, value=1)
     stmt = stmt.on_conflict_do_update(index_elements=["day"], set_={"value": table.c.value + 1})
     value = session.execute(stmt.returning(table.c.value)).scalar_one()
     return f"{day}{value:06d}"

@@ -44,6 +44,28 @@ def test_once_set_the_database_names_the_district_whatever_the_setting(database,
     assert _read(_runtime(database, "测试区")) == District(name="青山区", region_code=None)
 
 
+def test_two_first_saves_at_once_make_one_row_and_no_error(database, clock):
+    import threading
+
+    barrier, errors = threading.Barrier(4), []
+
+    def save(name: str) -> None:
+        barrier.wait()
+        try:
+            with database.session() as s:
+                directory.set_district(s, name=name, region_code="330102000000", now=clock())
+        except Exception as exc:  # noqa: BLE001 - any failure fails the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(f"第{i}区",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert _read(_runtime(database, "测试区")).name in {f"第{i}区" for i in range(4)}
+
+
 def test_the_runtime_keeps_what_it_read_until_this_process_changes_it(database, clock):
     here, elsewhere = _runtime(database, "示范区"), _runtime(database, "示范区")
     assert _read(here).name == "示范区"

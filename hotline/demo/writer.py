@@ -9,10 +9,8 @@ from threading import Thread
 from typing import Any
 
 from sqlalchemy import JSON, func, inspect, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from hotline.db import UTCDateTime
+from hotline.db import UTCDateTime, dialect_insert
 from hotline.models import (
     Approval,
     Assignment,
@@ -188,7 +186,7 @@ class Writer:
                     self.written[name] += len(rows)
             if batch.counters:
                 table = TicketCounter.__table__
-                insert = sqlite_insert(table) if self.sqlite else pg_insert(table)
+                insert = dialect_insert("sqlite" if self.sqlite else "postgresql")(table)
                 upsert = insert.on_conflict_do_update(index_elements=["day"], set_={"value": insert.excluded.value})
                 self.conn.execute(upsert, [{"day": day, "value": value} for day, value in batch.counters.items()])
 

@@ -26,9 +26,9 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from sqlalchemy import Date, bindparam, cast, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from hotline.db import dialect_insert
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.indicators import metrics
 from hotline.models import Assignment, Callback, DailyTotal, Ticket
@@ -86,7 +86,7 @@ class Tracker:
 def _upsert(dialect: str):
     """INSERT … ON CONFLICT DO UPDATE n = n + excluded.n, built once (compiled once)."""
     table = DailyTotal.__table__
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = dialect_insert(dialect)(table)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.day, table.c.department_id, table.c.metric],
         set_={"n": table.c.n + stmt.excluded.n},

@@ -3,11 +3,10 @@
 from functools import lru_cache
 
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
 from hotline import notices
+from hotline.db import dialect_insert
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import Invalid
@@ -754,8 +753,9 @@ _ORDER_INSERT = SupervisionOrder.__table__.insert().returning(SupervisionOrder._
 def _escalation_insert(dialect: str):
     """INSERT … ON CONFLICT DO NOTHING into the escalations, built (and compiled) once."""
     table = Escalation.__table__
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(table).on_conflict_do_nothing(index_elements=["ticket_id", "deadline_kind", "deadline_at", "step"])
+    return dialect_insert(dialect)(table).on_conflict_do_nothing(
+        index_elements=["ticket_id", "deadline_kind", "deadline_at", "step"]
+    )
 
 
 def _record_step(ctx: Context, step: str) -> None:
