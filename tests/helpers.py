@@ -1,8 +1,11 @@
 """Test helpers: a small district and an API caller per role."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from hotline.db import utcnow
@@ -131,3 +134,16 @@ def make_dispatched(runtime: Runtime, n: int, *, now, department: str = "housing
             fire(s, runtime, ticket.id, "dispatch", agent, {"department": department}, now=now)
             ids.append(ticket.id)
     return ids
+
+
+def race(url: str, headers: dict, path: str, bodies: list[dict]) -> list[int]:
+    """POST each body at the same moment, one connection each, over real HTTP; the status codes."""
+    barrier = threading.Barrier(len(bodies))
+
+    def one(body: dict) -> int:
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+            barrier.wait()
+            return c.post(path, json=body).status_code
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(one, bodies))

@@ -27,6 +27,20 @@ class Received:
         return self.headers["webhook-id"]
 
 
+def deliver_all(runtime, rounds: int = 20) -> None:
+    """Delivery rounds, as the scheduler runs them, until nothing is due (or `rounds` ran)."""
+    from hotline.integration.delivery import Deliverer
+
+    deliverer = Deliverer(runtime)
+    try:
+        for _ in range(rounds):
+            report = deliverer.run_once()
+            if not (report.delivered or report.failed or report.dead or report.disabled):
+                return
+    finally:
+        deliverer.close()
+
+
 # An answer: a status, or (status, headers), or a number of seconds to hang before 200.
 Answer = int | tuple[int, dict[str, str]]
 

@@ -1,10 +1,7 @@
 """Integration (互联互通): outside platforms' system accounts, their tickets, what they may
 do to them, and ratings from the rating system (好差评)."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 from sqlmodel import select
 
@@ -12,7 +9,7 @@ from hotline.db import utcnow
 from hotline.directory import create_place, create_user, issue_token
 from hotline.models import Callback, Rectification, Ticket
 from hotline.workflow.engine import Actor, GuardFailed, fire
-from tests.helpers import PASSWORD, Api
+from tests.helpers import PASSWORD, Api, race
 
 CITY = "city"
 RATER = "rater"
@@ -231,21 +228,11 @@ def test_the_rating_system_rates_any_ticket_of_the_district(client, platforms):
 # ---------------------------------------------------------------- at once, over real HTTP
 
 
-def _race(url: str, headers: dict, path: str, bodies: list[dict]) -> list[int]:
-    barrier = threading.Barrier(len(bodies))
-
-    def one(body: dict) -> int:
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
-            barrier.wait()
-            return c.post(path, json=body).status_code
-
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        return list(pool.map(one, bodies))
 
 
 def test_one_pair_sent_at_once_makes_one_ticket(server, client, runtime, platforms):
     bodies = [{"type": "help", "content": f"第{i}次推送", "external_id": f"SJ-{i % 4}"} for i in range(16)]
-    codes = _race(server, platforms.headers(CITY), "/api/v1/tickets", bodies)
+    codes = race(server, platforms.headers(CITY), "/api/v1/tickets", bodies)
     assert codes.count(201) == 4 and codes.count(200) == 12
     with runtime.db.read_session() as s:
         rows = s.exec(select(Ticket.source, Ticket.external_id)).all()
@@ -255,7 +242,7 @@ def test_one_pair_sent_at_once_makes_one_ticket(server, client, runtime, platfor
 def test_one_rating_sent_at_once_is_recorded_once(server, client, runtime, platforms):
     t = Api(client, platforms, "agent").create()
     to_pending_callback(platforms, client, t["id"])
-    codes = _race(server, platforms.headers(RATER), "/api/v1/ratings", [rating(t["number"])] * 8)
+    codes = race(server, platforms.headers(RATER), "/api/v1/ratings", [rating(t["number"])] * 8)
     assert sorted(codes) == [200] * 7 + [201]
     with runtime.db.read_session() as s:
         assert len(s.exec(select(Callback).where(Callback.ticket_id == t["id"])).all()) == 1

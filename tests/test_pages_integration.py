@@ -4,19 +4,9 @@ secret shows once; a dead event is replayed from the page; only administrators g
 import pytest
 from standardwebhooks import Webhook
 
-from hotline.integration.delivery import Deliverer
 from tests.helpers import Api
-from tests.receivers import Receiver
+from tests.receivers import Receiver, deliver_all
 from tests.test_pages_smoke import login
-
-
-def deliver(runtime) -> None:
-    deliverer = Deliverer(runtime)
-    try:
-        for _ in range(10):
-            deliverer.run_once()
-    finally:
-        deliverer.close()
 
 
 @pytest.mark.browser
@@ -51,7 +41,7 @@ def test_admin_connects_a_department_system_and_replays_what_failed(page, server
         agent = Api(client, district, "agent")
         tid = agent.create()["id"]
         agent.fire(tid, "dispatch", department="housing")
-        deliver(runtime)
+        deliver_all(runtime)
         page.goto(f"{server}/admin/integration")
         assert page.inner_text("#subscriptions td.dead") != "0"
         page.click("#subscriptions td.dead a")
@@ -61,7 +51,7 @@ def test_admin_connects_a_department_system_and_replays_what_failed(page, server
         page.click("#replay-dead")
         page.wait_for_load_state()
         assert "已重新投递失败消息" in page.inner_text(".flash-ok")
-        deliver(runtime)
+        deliver_all(runtime)
         delivered = [g for g in receiver.got if g.json["type"] == "ticket.changed"]
         assert delivered
         for got in receiver.got:

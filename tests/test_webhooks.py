@@ -9,10 +9,9 @@ import pytest
 from sqlmodel import select
 from standardwebhooks import Webhook
 
-from hotline.integration.delivery import Deliverer
 from hotline.models import Delivery, Subscription
 from tests.helpers import Api
-from tests.receivers import Receiver
+from tests.receivers import Receiver, deliver_all
 
 TOPICS = ["ticket.created", "ticket.changed", "ticket.rated", "rating.overturned", "notice"]
 
@@ -31,18 +30,6 @@ def receiver():
 
 def subscribe(as_, url: str, **fields) -> dict:
     return as_("admin").post("/subscriptions", {"name": "测试系统", "url": url, "topics": TOPICS, **fields}, 201)
-
-
-def deliver_all(runtime, rounds: int = 20) -> None:
-    """Delivery rounds until nothing is due (retries set to no wait)."""
-    deliverer = Deliverer(runtime)
-    try:
-        for _ in range(rounds):
-            report = deliverer.run_once()
-            if not (report.delivered or report.failed or report.dead or report.disabled):
-                return
-    finally:
-        deliverer.close()
 
 
 def life_of_a_ticket(as_) -> int:

@@ -27,6 +27,7 @@ from sqlalchemy import delete, exists, insert, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from hotline.deadlines.calendar import local_iso
 from hotline.integration.events import as_seen_by, concerns, receiver_role, scope_clause
 from hotline.integration.subscriptions import get as get_subscription
 from hotline.integration.subscriptions import signing_secrets
@@ -431,9 +432,9 @@ def deliveries_out(session: Session, subscription_id: int, *, status: str | None
             "attempts": d.attempts,
             "last_status": d.last_status,
             "last_error": d.last_error,
-            "last_attempt_at": _iso(d.last_attempt_at),
-            "next_attempt_at": _iso(d.next_attempt_at) if d.status == "pending" else None,
-            "delivered_at": _iso(d.delivered_at),
+            "last_attempt_at": local_iso(d.last_attempt_at),
+            "next_attempt_at": local_iso(d.next_attempt_at) if d.status == "pending" else None,
+            "delivered_at": local_iso(d.delivered_at),
         }
         for d, uid, topic, number in rows
     ]
@@ -446,7 +447,3 @@ def prune(session: Session, before: datetime) -> int:
     if ids:
         session.exec(delete(Delivery).where(col(Delivery.id).in_(ids)))
     return len(ids)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

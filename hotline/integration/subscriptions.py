@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import case, func
 from sqlmodel import Session, col, delete, select
 
+from hotline.deadlines.calendar import local_iso
 from hotline.errors import Invalid, NotFound
 from hotline.integration.events import TOPICS
 from hotline.models import Delivery, Department, OutboxMessage, Subscription
@@ -182,8 +183,8 @@ def subscription_out(sub: Subscription, department_code: str | None, stats: dict
         "source": sub.source,
         "enabled": sub.enabled,
         "disabled_reason": sub.disabled_reason,
-        "created_at": sub.created_at.isoformat(),
-        "secret_rotating_until": sub.previous_secret_until.isoformat() if sub.previous_secret else None,
+        "created_at": local_iso(sub.created_at),
+        "secret_rotating_until": local_iso(sub.previous_secret_until) if sub.previous_secret else None,
         "pending": stats.get("pending", 0),
         "dead": stats.get("dead", 0),
         "delivered_24h": stats.get("delivered", 0),

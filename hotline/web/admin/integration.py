@@ -23,8 +23,9 @@ SECRET_COOKIE = "hotline_secret_once"
 
 def _context(session: Session, runtime: Runtime) -> dict[str, Any]:
     stats = subscriptions.health(session, datetime.now(UTC))
-    departments = session.exec(select(Department).where(Department.active).order_by(Department.code)).all()
-    names = {d.id: d.name for d in session.exec(select(Department)).all()}
+    every = session.exec(select(Department).order_by(Department.code)).all()
+    departments = [d for d in every if d.active]
+    names = {d.id: d.name for d in every}
     rows = [
         {"s": s, "department": names.get(s.department_id), "h": stats.get(s.id, {})}
         for s in session.exec(select(Subscription).order_by(Subscription.id)).all()
