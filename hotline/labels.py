@@ -51,6 +51,7 @@ NOTICE_LABELS = {
     "appeal": "申诉",
     "surge": "聚集预警",
     "calendar": "节假日",
+    "knowledge_expiry": "知识到期",
 }
 # History rows that are not workflow events (the workflow's own events carry their labels).
 HISTORY_LABELS = {

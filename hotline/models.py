@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from hotline.db import UTCDateTime
@@ -23,6 +23,10 @@ CHANNELS = ("phone", "web", "app", "wechat", "email", "city", "api")
 # 知识库: an article's kind (材料性质) and its lifecycle.
 ARTICLE_KINDS = ("办事指南", "政策法规", "热点问答", "常见问题", "通知公告")
 ARTICLE_STATUSES = ("draft", "under_review", "published", "retired")
+# Why an agent or a citizen flags an article (反馈): label of each reason.
+FLAG_REASONS = {"unhelpful": "没有帮助", "outdated": "内容过时", "wrong": "内容有误"}
+# Who asked a question the knowledge base could not answer (知识缺口).
+GAP_SOURCES = ("agent", "assistant")
 
 
 def _time(*, nullable: bool = True, index: bool = False) -> Any:
@@ -166,6 +170,8 @@ class Ticket(SQLModel, table=True):
     master_id: int | None = Field(default=None, foreign_key="tickets.id")
     rehandle_count: int = 0
     answer: str | None = Field(default=None, sa_type=Text)
+    # The knowledge-base article a direct answer (直接办结) was given from.
+    article_id: int | None = Field(default=None, foreign_key="articles.id", index=True)
     result: str | None = Field(default=None, sa_type=Text)
     close_reason: str | None = Field(default=None, max_length=32)
     created_by_id: int | None = Field(default=None, foreign_key="users.id")
@@ -698,6 +704,14 @@ class Article(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
     created_by_id: int | None = Field(default=None, foreign_key="users.id")
     updated_by_id: int | None = Field(default=None, foreign_key="users.id")
+    # The consultation ticket whose answer this article was drafted from (知识回流).
+    # (Created after both tables: tickets name their answering article too.)
+    source_ticket_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("tickets.id", use_alter=True, name="fk_articles_source_ticket_id")),
+    )
+    # The last valid day its owner was warned about (warned again if the day moves).
+    expiry_warned_for: date | None = None
 
 
 class ArticleVersion(SQLModel, table=True):
@@ -714,3 +728,42 @@ class ArticleVersion(SQLModel, table=True):
     by_id: int | None = Field(default=None, foreign_key="users.id")
     by_name: str = Field(max_length=64)
     fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ArticleFlag(SQLModel, table=True):
+    """An agent or a citizen found an article unhelpful, out of date or wrong; open until an
+    editor resolves it."""
+
+    __tablename__ = "article_flags"
+    __table_args__ = (Index("ix_article_flags_open", "resolved_at", "article_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", index=True)
+    reason: str = Field(max_length=16)  # a key of FLAG_REASONS
+    comment: str | None = Field(default=None, max_length=500)
+    source: str = Field(max_length=16)  # agent (any staff) | citizen
+    by_id: int | None = Field(default=None, foreign_key="users.id")
+    at: datetime = Field(sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by_id: int | None = Field(default=None, foreign_key="users.id")
+
+
+class KnowledgeGap(SQLModel, table=True):
+    """A question the knowledge base had no answer for (知识缺口), counted each time it is
+    asked again: the same question in other words counts as one (`key`: its words, sorted)."""
+
+    __tablename__ = "knowledge_gaps"
+    __table_args__ = (Index("ix_knowledge_gaps_open", "closed_at", "asked"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    question: str = Field(max_length=200)  # the latest wording
+    asked: int = 1
+    by_agents: int = 0
+    by_assistant: int = 0
+    first_at: datetime = Field(sa_type=UTCDateTime)
+    last_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_by_id: int | None = Field(default=None, foreign_key="users.id")
+    # The article that now answers it, if the editor named one.
+    article_id: int | None = Field(default=None, foreign_key="articles.id")

@@ -26,6 +26,7 @@ from hotline.indicators.analysis import check_surges
 from hotline.indicators.reports import generate_due_reports
 from hotline.integration.delivery import Deliverer, prune
 from hotline.knowledge.articles import retire_expired
+from hotline.knowledge.feedback import warn_expiring
 from hotline.models import Notification, Rectification, Ticket
 from hotline.runtime import Runtime
 from hotline.workflow import texts
@@ -332,15 +333,17 @@ def run_prune(runtime: Runtime) -> None:
 
 
 def run_knowledge_expiry(runtime: Runtime) -> None:
-    """The scheduled job: retire the knowledge articles whose last valid day has passed."""
+    """The scheduled job: retire the knowledge articles whose last valid day has passed, and
+    warn the owners of those that expire within 15 days."""
     try:
         with runtime.db.session() as session:
             retired = retire_expired(session, runtime.now())
+            warned = warn_expiring(session, runtime.now())
     except Exception:
         log.exception("retiring expired articles failed; the next run tries again")
         return
-    if retired:
-        log.info("knowledge base: %d expired articles retired", retired)
+    if retired or warned:
+        log.info("knowledge base: %d expired articles retired, %d owners warned", retired, warned)
 
 
 def build_scheduler(runtime: Runtime, *, blocking: bool = False):

@@ -154,6 +154,7 @@ def ticket_out(
         "master": ticket.master_id,
         "rehandle_count": ticket.rehandle_count,
         "answer": ticket.answer,
+        "article_id": ticket.article_id,
         "result": ticket.result,
         "close_reason": ticket.close_reason,
         "created_at": local_iso(ticket.created_at),

@@ -1,7 +1,5 @@
 """Concurrent changes to one ticket, over real HTTP: exactly one wins, the rest get 409."""
 
-
-
 from tests.helpers import Api, race
 
 

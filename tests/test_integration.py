@@ -1,7 +1,6 @@
 """Integration (互联互通): outside platforms' system accounts, their tickets, what they may
 do to them, and ratings from the rating system (好差评)."""
 
-
 import pytest
 from sqlmodel import select
 
@@ -226,8 +225,6 @@ def test_the_rating_system_rates_any_ticket_of_the_district(client, platforms):
 
 
 # ---------------------------------------------------------------- at once, over real HTTP
-
-
 
 
 def test_one_pair_sent_at_once_makes_one_ticket(server, client, runtime, platforms):

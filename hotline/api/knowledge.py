@@ -7,11 +7,11 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import Field
 
 from hotline.api.deps import RuntimeDep, require
-from hotline.api.schemas import Body
+from hotline.api.schemas import MAX_ID, Body, RowId
 from hotline.errors import NotFound, NotPermitted
-from hotline.knowledge import articles, search
+from hotline.knowledge import articles, catalog, feedback, search
 from hotline.knowledge.articles import EDITORS, MAX_IMPORT, STAFF, ArticleIn, ArticlePatch
-from hotline.models import ARTICLE_KINDS
+from hotline.models import ARTICLE_KINDS, ARTICLE_STATUSES, FLAG_REASONS
 from hotline.workflow.engine import Actor
 
 router = APIRouter(prefix="/knowledge", tags=["knowledge"])
@@ -20,7 +20,10 @@ public_router = APIRouter(prefix="/public/v1/knowledge", tags=["knowledge (publi
 StaffActor = Annotated[Actor, require(*STAFF)]
 EditorActor = Annotated[Actor, require(*sorted(EDITORS))]
 WriterActor = Annotated[Actor, require(*sorted(EDITORS), "leader")]
-ArticleId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+ArticleId = Annotated[int, Path(ge=1, le=MAX_ID)]
+GapId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Page = Annotated[int, Query(ge=1, le=100_000)]
+PerPage = Annotated[int, Query(ge=1, le=catalog.MAX_PER_PAGE)]
 Q = Annotated[str, Query(max_length=2000, description="the question, 1 to 200 characters")]
 Limit = Annotated[int, Query(ge=1, le=search.MAX_LIMIT)]
 Kind = Annotated[Literal[ARTICLE_KINDS] | None, Query()]  # type: ignore[valid-type]
@@ -38,6 +41,19 @@ class ImportIn(Body):
 
 class TransitionIn(Body):
     action: Literal[tuple(articles.ACTIONS)]  # type: ignore[valid-type]
+
+
+class FlagIn(Body):
+    reason: Literal[tuple(FLAG_REASONS)]  # type: ignore[valid-type]
+    comment: Annotated[str, Field(max_length=500)] | None = None
+
+
+class GapCloseIn(Body):
+    article_id: RowId | None = None
+
+
+class DraftFromTicketIn(Body):
+    ticket_id: RowId
 
 
 def _hits(hits: list[search.Hit], *, public: bool) -> dict[str, Any]:
@@ -90,6 +106,64 @@ def create_article(body: ArticleIn, actor: WriterActor, runtime: RuntimeDep) -> 
         return articles.article_out(articles.create(session, body, actor, runtime.now()))
 
 
+@router.get("/articles")
+def list_articles(
+    actor: StaffActor,
+    runtime: RuntimeDep,
+    status: Annotated[Literal[ARTICLE_STATUSES] | None, Query()] = None,  # type: ignore[valid-type]
+    category: Text = None,
+    kind: Kind = None,
+    department: Annotated[int | None, Query(ge=1, le=MAX_ID, description="a department's id")] = None,
+    title: Text = None,
+    page: Page = 1,
+    per_page: PerPage = 20,
+) -> dict[str, Any]:
+    """Articles, most recently changed first (a category path includes the paths below it),
+    without their bodies. Editors list every status; a leader also its own department's
+    unpublished articles; everyone else published ones."""
+    statuses = (status,) if status else None
+    if actor.role not in EDITORS and status != "published":
+        if actor.role == "leader" and status is not None:
+            department = actor.department_id  # its own drafts, reviews and retired articles
+        elif actor.role == "leader" and department == actor.department_id:
+            pass  # its own department's articles, whatever their status
+        elif status is None:
+            statuses = ("published",)
+        else:
+            raise NotPermitted("only editors and a department's leader list unpublished articles")
+    with runtime.db.read_session() as session:
+        found = catalog.listing(
+            session,
+            statuses=statuses,
+            category=category,
+            kind=kind,
+            department_id=department,
+            title=title,
+            page=page,
+            per_page=per_page,
+        )
+        return {
+            "total": found.total,
+            "page": found.page,
+            "per_page": found.per_page,
+            "articles": [_summary(a) for a in found.articles],
+        }
+
+
+def _summary(article) -> dict[str, Any]:
+    out = articles.article_out(article)
+    del out["body"], out["body_html"]
+    return out
+
+
+@router.post("/articles/from-ticket", status_code=status.HTTP_201_CREATED)
+def draft_from_ticket(body: DraftFromTicketIn, actor: WriterActor, runtime: RuntimeDep) -> dict[str, Any]:
+    """知识回流: a consultation ticket's answer as a draft article (internal until an editor
+    decides), filed under the ticket's category and issued by the department that answered."""
+    with runtime.db.session() as session:
+        return articles.article_out(feedback.draft_from_ticket(session, body.ticket_id, actor, runtime.now()))
+
+
 @router.get("/articles/{article_id}")
 def get_article(article_id: ArticleId, actor: StaffActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.read_session() as session:
@@ -124,6 +198,63 @@ def article_versions(article_id: ArticleId, actor: EditorActor, runtime: Runtime
             {"version": v.version, "action": v.action, "at": v.at, "by": v.by_name, "fields": v.fields}
             for v in articles.versions(session, article_id)
         ]
+
+
+@router.post("/articles/{article_id}/flags", status_code=status.HTTP_201_CREATED)
+def flag_article(article_id: ArticleId, body: FlagIn, actor: StaffActor, runtime: RuntimeDep) -> dict[str, Any]:
+    """Flag an article as unhelpful, out of date or wrong; the editors see it listed."""
+    with runtime.db.session() as session:
+        return feedback.flag_out(
+            feedback.flag(session, article_id, reason=body.reason, comment=body.comment, actor=actor, at=runtime.now())
+        )
+
+
+@router.get("/flags")
+def flagged_articles(
+    actor: EditorActor, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> dict[str, Any]:
+    """Articles with open flags, most flagged first, each with its open flags."""
+    with runtime.db.read_session() as session:
+        return {
+            "articles": [
+                {
+                    "id": item.article.id,
+                    "title": item.article.title,
+                    "status": item.article.status,
+                    "count": item.count,
+                    "flags": [feedback.flag_out(f) for f in item.flags],
+                }
+                for item in feedback.flagged(session, limit=limit)
+            ]
+        }
+
+
+@router.post("/articles/{article_id}/flags/resolve")
+def resolve_flags(article_id: ArticleId, actor: EditorActor, runtime: RuntimeDep) -> dict[str, Any]:
+    """The editor has dealt with an article's open flags."""
+    with runtime.db.session() as session:
+        return {"resolved": feedback.resolve_flags(session, article_id, actor, runtime.now())}
+
+
+@router.get("/gaps")
+def knowledge_gaps(
+    actor: EditorActor,
+    runtime: RuntimeDep,
+    closed: bool = False,
+    page: Page = 1,
+    per_page: PerPage = 50,
+) -> dict[str, Any]:
+    """知识缺口: questions agents and the assistant found no answer for, most asked first."""
+    with runtime.db.read_session() as session:
+        rows, total = feedback.gaps(session, closed=closed, limit=per_page, offset=(page - 1) * per_page)
+        return {"total": total, "page": page, "per_page": per_page, "gaps": [feedback.gap_out(g) for g in rows]}
+
+
+@router.post("/gaps/{gap_id}/close")
+def close_gap(gap_id: GapId, body: GapCloseIn, actor: EditorActor, runtime: RuntimeDep) -> dict[str, Any]:
+    """Close a gap, naming the article that now answers it if there is one."""
+    with runtime.db.session() as session:
+        return feedback.gap_out(feedback.close_gap(session, gap_id, actor, runtime.now(), article_id=body.article_id))
 
 
 def _public_client(request: Request, runtime) -> None:
@@ -165,3 +296,12 @@ def public_article(article_id: ArticleId, request: Request, response: Response, 
         article = articles.get_public(session, article_id, articles.local_today(runtime.now()))
     response.headers["Cache-Control"] = PUBLIC_CACHE
     return articles.article_out(article, public=True)
+
+
+@public_router.post("/{article_id}/flags", status_code=status.HTTP_201_CREATED)
+def public_flag(article_id: ArticleId, body: FlagIn, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    """A citizen found a public article unhelpful, out of date or wrong (no token)."""
+    _public_client(request, runtime)
+    with runtime.db.session() as session:
+        row = feedback.flag(session, article_id, reason=body.reason, comment=body.comment, actor=None, at=runtime.now())
+        return {"id": row.id, "reason": row.reason}

@@ -11,6 +11,9 @@ MAX_CONTENT_CHARS = 4000
 Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Short = Annotated[str, Field(max_length=50)]
+# A row's id: the databases' INTEGER (a larger number names no row, and is refused with 422).
+MAX_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Body(BaseModel):

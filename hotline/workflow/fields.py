@@ -32,7 +32,7 @@ def _spec(label: str, annotation: Any) -> FieldSpec:
 
 FIELDS: dict[str, FieldSpec] = {
     "answer": _spec("答复内容", Text),
-    "article": _spec("知识库条目", Code),
+    "article": _spec("知识库条目", Annotated[int, Field(ge=1, le=2**31 - 1)]),  # an article's id
     "basis": _spec("依据", Reason),
     "co_departments": _spec("协办单位", Annotated[list[Code], Field(max_length=10)]),
     "comment": _spec("评价意见", Reason),

@@ -14,6 +14,7 @@ from hotline.evaluation import ratings
 from hotline.models import (
     INTEGRATION,
     Approval,
+    Article,
     Assignment,
     Callback,
     Department,
@@ -567,6 +568,12 @@ def reopen_main_assignment(ctx: Context, _arg=None) -> None:
 
 @effect("record_answer", counted=False)
 def record_answer(ctx: Context, _arg=None) -> None:
+    article_id = ctx.payload.get("article")
+    if article_id is not None:
+        article = ctx.session.get(Article, article_id)
+        if article is None or article.status != "published":
+            raise Invalid(f"article {article_id} is not a published knowledge-base article", field="article")
+        ctx.ticket.article_id = article.id
     ctx.ticket.answer = ctx.payload["answer"]
     ctx.ticket.replied_at = ctx.now
 
