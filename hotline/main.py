@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -30,6 +30,7 @@ from hotline.api import (
 from hotline.config import Settings, get_settings
 from hotline.db import Database
 from hotline.errors import HotlineError
+from hotline.inputs import refuse_control_characters
 from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
 from hotline.web import agent, citizen, department, performance, supervisor, views
@@ -40,13 +41,10 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 log = logging.getLogger("hotline")
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """Refuse request bodies over the limit with a 413, whether declared or streamed; the
-    paths in `larger` have limits of their own (a knowledge-base import of 1,000 articles)."""
+    """Refuse request bodies over the limit with a 413, whether declared or streamed (the
+    body is read whole before the application sees it); the paths in `larger` have limits
+    of their own (a knowledge-base import of 1,000 articles)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
@@ -62,29 +60,31 @@ class BodySizeLimit:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await self._refuse(send, limit)
                 return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
                 await self._refuse(send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, when it comes
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send, limit: int) -> None:
         response = JSONResponse({"detail": f"the request body is larger than {limit} bytes"}, status_code=413)
@@ -225,6 +225,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(refuse_control_characters)],
     )
     app.state.runtime = runtime
     logging.getLogger("uvicorn.access").addFilter(_REDACT_KEYS)

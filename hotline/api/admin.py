@@ -15,6 +15,7 @@ from hotline.api.schemas import (
     UserIn,
 )
 from hotline.db import utcnow
+from hotline.inputs import IdPath
 from hotline.models import Category, Department, RoutingRule, User
 
 router = APIRouter(tags=["admin"])
@@ -108,14 +109,14 @@ def _rule_out(session, r: RoutingRule) -> dict:
 
 
 @router.patch("/routing-rules/{rule_id}")
-def update_routing_rule(rule_id: int, body: RoutingRulePatch, _: AdminActor, runtime: RuntimeDep) -> dict:
+def update_routing_rule(rule_id: IdPath, body: RoutingRulePatch, _: AdminActor, runtime: RuntimeDep) -> dict:
     """Change a routing rule."""
     with runtime.db.session() as session:
         return _rule_out(session, directory.update_rule(session, rule_id, **body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/routing-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_routing_rule(rule_id: int, _: AdminActor, runtime: RuntimeDep) -> Response:
+def delete_routing_rule(rule_id: IdPath, _: AdminActor, runtime: RuntimeDep) -> Response:
     """Delete a routing rule."""
     with runtime.db.session() as session:
         directory.delete_rule(session, rule_id)

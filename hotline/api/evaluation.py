@@ -11,6 +11,7 @@ from sqlmodel import select
 from hotline.api.deps import CurrentActor, RuntimeDep, require
 from hotline.deadlines.calendar import local_iso
 from hotline.evaluation import appeals, rating_system, rectifications
+from hotline.inputs import IdPath, IdQuery
 from hotline.models import DEPARTMENT_ROLES, Appeal, Message, Rectification, Ticket
 from hotline.tickets import get_visible
 from hotline.workflow.engine import Actor, fire
@@ -25,7 +26,7 @@ class Body(BaseModel):
 
 @router.post("/tickets/{ticket_id}/rating-invitations", status_code=status.HTTP_201_CREATED)
 def invite(
-    ticket_id: int, actor: Annotated[Actor, require("agent", "supervisor")], runtime: RuntimeDep
+    ticket_id: IdPath, actor: Annotated[Actor, require("agent", "supervisor")], runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Send (or resend) the citizen's rating link; returns it as `url`."""
     with runtime.db.session() as session:
@@ -107,7 +108,7 @@ class ReportIn(Body):
 
 
 @router.post("/rectifications/{rect_id}/report")
-def report(rect_id: int, body: ReportIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+def report(rect_id: IdPath, body: ReportIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
         r = rectifications.report_rectification(
             session, runtime, rect_id, actor, now=runtime.now(), **body.model_dump()
@@ -121,7 +122,7 @@ class DecisionIn(Body):
 
 
 @router.post("/rectifications/{rect_id}/decision")
-def decide(rect_id: int, body: DecisionIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+def decide(rect_id: IdPath, body: DecisionIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
         r = rectifications.decide_rectification(
             session, runtime, rect_id, actor, accept=body.decision == "accept", reason=body.reason, now=runtime.now()
@@ -149,7 +150,7 @@ def _appeal_out(a: Appeal) -> dict[str, Any]:
 
 
 @router.post("/tickets/{ticket_id}/appeals", status_code=status.HTTP_201_CREATED)
-def appeal(ticket_id: int, body: AppealIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+def appeal(ticket_id: IdPath, body: AppealIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     """A department appeals the rating, or asks for the ticket to be marked unreasonable."""
     with runtime.db.session() as session:
         get_visible(session, actor, ticket_id)
@@ -181,7 +182,9 @@ class AppealDecisionIn(Body):
 
 
 @router.post("/appeals/{appeal_id}/decision")
-def decide_appeal(appeal_id: int, body: AppealDecisionIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+def decide_appeal(
+    appeal_id: IdPath, body: AppealDecisionIn, actor: CurrentActor, runtime: RuntimeDep
+) -> dict[str, Any]:
     with runtime.db.session() as session:
         return _appeal_out(
             appeals.decide_appeal(
@@ -200,7 +203,7 @@ def decide_appeal(appeal_id: int, body: AppealDecisionIn, actor: CurrentActor, r
 def list_messages(
     _: Annotated[Actor, require("admin")],
     runtime: RuntimeDep,
-    ticket: int | None = None,
+    ticket: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     """The text messages handed to the channel (with the stored channel: kept here)."""

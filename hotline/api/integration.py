@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from hotline.api.deps import AdminActor, CurrentActor, RuntimeDep
 from hotline.api.schemas import Body
 from hotline.errors import Invalid
+from hotline.inputs import MAX_ID
 from hotline.integration import delivery, subscriptions
 from hotline.integration.events import TOPICS, as_seen_by, feed_scope
 from hotline.models import Department, OutboxMessage, Subscription
@@ -153,7 +154,8 @@ def events_feed(
     unknown = [t for t in topics if t not in TOPICS]
     if unknown:
         raise Invalid(f"unknown topic {unknown[0]!r}; topics are {', '.join(TOPICS)}", field="topic")
-    cursor = int(after or 0)
+    # Ids are the databases' INTEGER: a cursor beyond the largest has nothing after it.
+    cursor = min(int(after or 0), MAX_ID)
     with runtime.db.read_session() as session:
         where = feed_scope(role=actor.role, department_id=actor.department_id, source=actor.source)
         query = select(OutboxMessage).where(OutboxMessage.id > cursor, *where)

@@ -3,12 +3,13 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import Field
 
 from hotline.api.deps import RuntimeDep, require
-from hotline.api.schemas import MAX_ID, Body, RowId
+from hotline.api.schemas import Body, RowId
 from hotline.errors import NotFound, NotPermitted
+from hotline.inputs import MAX_ID, IdPath, PageQuery
 from hotline.knowledge import articles, catalog, feedback, search
 from hotline.knowledge.articles import EDITORS, MAX_IMPORT, STAFF, ArticleIn, ArticlePatch
 from hotline.models import ARTICLE_KINDS, ARTICLE_STATUSES, FLAG_REASONS
@@ -20,9 +21,8 @@ public_router = APIRouter(prefix="/public/v1/knowledge", tags=["knowledge (publi
 StaffActor = Annotated[Actor, require(*STAFF)]
 EditorActor = Annotated[Actor, require(*sorted(EDITORS))]
 WriterActor = Annotated[Actor, require(*sorted(EDITORS), "leader")]
-ArticleId = Annotated[int, Path(ge=1, le=MAX_ID)]
-GapId = Annotated[int, Path(ge=1, le=MAX_ID)]
-Page = Annotated[int, Query(ge=1, le=100_000)]
+ArticleId = GapId = IdPath
+Page = PageQuery
 PerPage = Annotated[int, Query(ge=1, le=catalog.MAX_PER_PAGE)]
 Q = Annotated[str, Query(max_length=2000, description="the question, 1 to 200 characters")]
 Limit = Annotated[int, Query(ge=1, le=search.MAX_LIMIT)]

@@ -36,6 +36,7 @@ from hotline.api.schemas import MAX_CONTENT_CHARS
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path, places
 from hotline.errors import HotlineError, NotFound
+from hotline.inputs import FIRST_DAY, LAST_DAY, MAX_PAGE
 from hotline.labels import CLOSE_REASON_LABELS, TYPE_LABELS
 from hotline.models import OWN_SOURCE, TICKET_TYPES, Category, Ticket, TicketEvent
 from hotline.ticket_view import Lookups, mask_phone
@@ -482,6 +483,8 @@ def _parse_time(name: str, raw: str | None) -> datetime | None:
         raise _bad(f"{name}: not an ISO 8601 date and time: {raw!r}") from None
     if value.tzinfo is None:
         raise _bad(f"{name}: give the time zone (Z or +08:00): {raw!r}")
+    if not FIRST_DAY <= value.date() <= LAST_DAY:
+        raise _bad(f"{name}: a time from {FIRST_DAY} to {LAST_DAY}: {raw!r}")
     return value
 
 
@@ -500,7 +503,7 @@ async def list_requests(
     start_date: Annotated[str | None, Query(max_length=40)] = None,
     end_date: Annotated[str | None, Query(max_length=40)] = None,
     status: Annotated[str | None, Query(max_length=20, description="open, closed, or both")] = None,
-    page: Annotated[int, Query(ge=1, description="an extension of the standard")] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="an extension of the standard")] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="an extension of the standard")] = 100,
 ) -> Response:
     numbers = _codes(service_request_id)

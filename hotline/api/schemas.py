@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hotline.inputs import MAX_ID
 from hotline.models import CHANNELS, ROLES, TICKET_TYPES, URGENCIES
 
 MAX_CONTENT_CHARS = 4000
@@ -11,8 +12,7 @@ MAX_CONTENT_CHARS = 4000
 Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Short = Annotated[str, Field(max_length=50)]
-# A row's id: the databases' INTEGER (a larger number names no row, and is refused with 422).
-MAX_ID = 2**31 - 1
+# A row's id in a body (a larger number names no row, and is refused with 422).
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 

@@ -9,6 +9,7 @@ from sqlmodel import select
 from hotline import notices, supervision
 from hotline.api.deps import CurrentActor, RuntimeDep, require
 from hotline.deadlines.calendar import local_iso
+from hotline.inputs import IdPath
 from hotline.models import DEPARTMENT_ROLES, Escalation, SupervisionOrder, Ticket
 from hotline.workflow.engine import Actor
 
@@ -50,7 +51,7 @@ def mark_all_read(actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/notifications/{notification_id}/read")
-def mark_read(notification_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+def mark_read(notification_id: IdPath, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
         read_at = notices.mark_read(session, actor, notification_id, runtime.now())
     return {"id": notification_id, "read_at": local_iso(read_at)}
@@ -94,7 +95,7 @@ class AnswerIn(BaseModel):
 
 
 @router.post("/supervision-orders/{order_id}/answer")
-def answer_order(order_id: int, body: AnswerIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+def answer_order(order_id: IdPath, body: AnswerIn, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     """The department leader answers a supervision order (through the workflow gateway)."""
     with runtime.db.session() as session:
         order, ticket = supervision.answer_order(session, runtime, order_id, actor, body.answer, now=runtime.now())

@@ -1,6 +1,5 @@
 """Tickets: intake, lists, one ticket, its transitions and its history."""
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
@@ -12,6 +11,7 @@ from hotline.api.deps import CurrentActor, IntakeActor, RuntimeDep
 from hotline.api.schemas import TicketIn
 from hotline.errors import Invalid
 from hotline.indicators.analysis import repeats_of
+from hotline.inputs import Day, IdPath, PageQuery
 from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
     assignments_of,
@@ -65,9 +65,9 @@ def list_tickets(
     level: Annotated[Literal["green", "yellow", "red"] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     category: Annotated[str | None, Query(max_length=32, description="a category code, with its subtree")] = None,
-    created_from: Annotated[date | None, Query(description="logged on or after this day")] = None,
-    created_to: Annotated[date | None, Query(description="logged on or before this day")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    created_from: Annotated[Day | None, Query(description="logged on or after this day")] = None,
+    created_to: Annotated[Day | None, Query(description="logged on or before this day")] = None,
+    page: PageQuery = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Tickets the caller may see, newest first; `q` finds a number, a caller's phone (in full
@@ -103,7 +103,7 @@ def list_tickets(
 
 
 @router.get("/{ticket_id}", response_model=None)
-def get_ticket(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+def get_ticket(ticket_id: IdPath, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.read_session() as session:
         ticket = get_visible(session, actor, ticket_id)
         out = ticket_out(ticket, actor, runtime, Lookups(session), assignments_of(session, ticket_id))
@@ -115,7 +115,7 @@ def get_ticket(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict
 
 
 @router.get("/{ticket_id}/transitions")
-def list_transitions(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
+def list_transitions(ticket_id: IdPath, actor: CurrentActor, runtime: RuntimeDep) -> dict[str, Any]:
     """The events the caller may fire now, with the fields each takes."""
     with runtime.db.read_session() as session:
         ticket = get_visible(session, actor, ticket_id)
@@ -124,7 +124,7 @@ def list_transitions(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -
 
 
 @router.post("/{ticket_id}/transitions", response_model=None)
-def fire_transition(ticket_id: int, body: TransitionIn, actor: CurrentActor, runtime: RuntimeDep) -> JSONResponse:
+def fire_transition(ticket_id: IdPath, body: TransitionIn, actor: CurrentActor, runtime: RuntimeDep) -> JSONResponse:
     """Fire one event of the ticket's workflow; 409 says why when it is not allowed."""
     payload = dict(body.model_extra or {})
     with runtime.db.session() as session:
@@ -137,7 +137,7 @@ def fire_transition(ticket_id: int, body: TransitionIn, actor: CurrentActor, run
 
 
 @router.get("/{ticket_id}/history")
-def history(ticket_id: int, actor: CurrentActor, runtime: RuntimeDep) -> list[dict[str, Any]]:
+def history(ticket_id: IdPath, actor: CurrentActor, runtime: RuntimeDep) -> list[dict[str, Any]]:
     with runtime.db.read_session() as session:
         get_visible(session, actor, ticket_id)
         return history_out(session, ticket_id, actor)

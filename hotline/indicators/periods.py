@@ -14,6 +14,7 @@ from fastapi import Query
 
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import Invalid
+from hotline.inputs import check_day
 
 MAX_DAYS = 366 * 3  # the longest range a query may ask for
 
@@ -134,7 +135,7 @@ ToQuery = Annotated[str | None, Query(alias="to", description="the last day, YYY
 def _day(text: str, field: str) -> date:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return date.fromisoformat(text)
+            return check_day(date.fromisoformat(text), field)
     except ValueError:
         pass
     raise Invalid(f"not a date (YYYY-MM-DD): {text!r}", field=field, zh=f"日期格式不正确：{text}")
@@ -144,7 +145,7 @@ def _month(text: str) -> date:
     m = re.fullmatch(r"(\d{4})-(\d{2})", text)
     try:
         if m:
-            return date(int(m.group(1)), int(m.group(2)), 1)
+            return check_day(date(int(m.group(1)), int(m.group(2)), 1), "month")
     except ValueError:
         pass
     raise Invalid(f"no such month (YYYY-MM): {text!r}", field="month", zh=f"没有这个月份：{text}")
@@ -154,7 +155,7 @@ def _monday(text: str) -> date:
     m = re.fullmatch(r"(\d{4})-W(\d{2})", text)
     try:
         if m:
-            return date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+            return check_day(date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1), "week")
     except ValueError:
         pass
     raise Invalid(f"no such week (YYYY-Www): {text!r}", field="week", zh=f"没有这一周：{text}")

@@ -124,6 +124,16 @@ class ArticlePatch(BaseModel):
     valid_until: date | None = None
     public: bool | None = None
 
+    @field_validator("category")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else ArticleIn._path(value)
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value: list[str] | str | None) -> list[str] | None:
+        return None if value is None else ArticleIn._keywords(value)
+
 
 def local_today(now: datetime) -> date:
     return now.astimezone(LOCAL_TZ).date()
@@ -286,13 +296,11 @@ def update(session: Session, article_id: int, patch: ArticlePatch, actor: Actor,
     article = get(session, article_id)
     _may_write(actor, article)
     values = patch.model_dump(exclude_unset=True)
-    if "keywords" in values:
-        values["keywords"] = ArticleIn._keywords(values["keywords"] or [])
-    if "category" in values:
-        values["category"] = ArticleIn._path(values["category"])
     for name in ("title", "body", "category", "department", "kind", "public"):
         if name in values and values[name] is None:
             raise Invalid(f"{name}: may not be null", field=name)
+    if "keywords" in values and values["keywords"] is None:
+        values["keywords"] = []
     _change(session, article, values, actor, now, "edit")
     if actor.role == "leader":
         _may_write(actor, article)  # a leader may not give the article to another department

@@ -34,10 +34,11 @@ EXPIRY_WARNING_DAYS = 15
 GAP_KEY_CHARS = 200
 GAP_QUESTION_CHARS = 200
 # How a question is asked, not what it asks: left out of a gap's key with the stop words.
-QUESTION_WORDS = frozenset(
-    "请问 问一下 咨询 想问 如何 怎么 怎么办 怎样 怎么样 咋 咋办 哪里 哪儿 在哪 什么 啥 多少 "
-    "在哪里 在哪儿 吗 呢 吧 啊 呀 嘛 么 能否 能不能 可以 可不 可不可以 是否 需要 要 我 我们 你们 您好 你好".split()
+_ASKING = (
+    "请问 问一下 咨询 想问 如何 怎么 怎么办 怎样 怎么样 咋 咋办 哪里 哪儿 在哪 什么 啥 多少 在哪里 在哪儿 吗 "
+    "呢 吧 啊 呀 嘛 么 能否 能不能 可以 可不 可不可以 是否 需要 要 我 我们 你们 您好 你好"
 )
+QUESTION_WORDS = frozenset(_ASKING.split())
 
 
 def gap_key(question: str) -> str:

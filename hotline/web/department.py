@@ -17,6 +17,7 @@ from hotline.api.deps import RuntimeDep
 from hotline.deadlines.sla import level
 from hotline.errors import Invalid
 from hotline.inbox import INBOX_TABS, inbox_counts, inbox_tickets
+from hotline.inputs import MAX_PAGE, IdPath, PageQuery
 from hotline.models import Notification, Ticket
 from hotline.notices import newest
 from hotline.supervision import answer_order, count_orders, department_orders
@@ -123,7 +124,7 @@ def inbox(
     runtime: RuntimeDep,
     user: Annotated[PageUser, role_user("handler", "leader")],
     tab: Annotated[str, Query(pattern="^(" + "|".join(INBOX_TABS) + ")$")] = "pending",
-    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+    page: PageQuery = 1,
     signed: Annotated[str | None, Query(pattern=r"^\d{1,20}$")] = None,
 ) -> Response:
     """The department's inbox: tickets by tab, with counts, and the notices received."""
@@ -138,11 +139,11 @@ def inbox(
 @router.post("/department/inbox/{ticket_id}/sign", response_class=HTMLResponse)
 def sign(
     request: Request,
-    ticket_id: int,
+    ticket_id: IdPath,
     runtime: RuntimeDep,
     user: Annotated[PageUser, role_form_user("handler", "leader")],
     version: Annotated[int | None, Form()] = None,
-    page: Annotated[int, Form(ge=1)] = 1,
+    page: Annotated[int, Form(ge=1, le=MAX_PAGE)] = 1,
 ) -> Response:
     """Sign for a ticket from the inbox (签收), through the workflow gateway."""
     now = runtime.now()
@@ -201,8 +202,8 @@ def supervision_orders(
     request: Request,
     runtime: RuntimeDep,
     user: Annotated[PageUser, role_user("leader")],
-    page: Annotated[int, Query(ge=1, le=100000)] = 1,
-    apage: Annotated[int, Query(ge=1, le=100000)] = 1,
+    page: PageQuery = 1,
+    apage: PageQuery = 1,
     answered: Annotated[str | None, Query(pattern=r"^\d{1,20}$")] = None,
 ) -> Response:
     """The department's supervision orders: open ones to answer (oldest first), answered ones below."""
@@ -216,7 +217,7 @@ def supervision_orders(
 @router.post("/department/supervision/{order_id}/answer", response_class=HTMLResponse)
 def answer_order_form(
     request: Request,
-    order_id: int,
+    order_id: IdPath,
     runtime: RuntimeDep,
     user: Annotated[PageUser, role_form_user("leader")],
     answer: Annotated[str, Form(max_length=4000)] = "",

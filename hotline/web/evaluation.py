@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from hotline.api.deps import RuntimeDep
 from hotline.evaluation import appeals as appeal_rules
 from hotline.evaluation import rectifications as rectification_rules
+from hotline.inputs import IdPath
 from hotline.models import DEPARTMENT_ROLES, Appeal, Callback, Department, Rectification, Ticket
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.forms import submit
@@ -56,7 +57,7 @@ def _listing(runtime, user: PageUser, rows: Callable[[Session, PageUser], list[t
 @router.post("/evaluation/rectifications/{rect_id}/report", response_class=HTMLResponse)
 def report(
     request: Request,
-    rect_id: int,
+    rect_id: IdPath,
     runtime: RuntimeDep,
     user: Department_,
     verification: Annotated[str, Form(min_length=1, max_length=4000)],
@@ -80,7 +81,7 @@ def report(
 @router.post("/evaluation/rectifications/{rect_id}/decision", response_class=HTMLResponse)
 def decide_rectification(
     request: Request,
-    rect_id: int,
+    rect_id: IdPath,
     runtime: RuntimeDep,
     user: Supervisor,
     decision: Annotated[str, Form(pattern="^(accept|return)$")],
@@ -123,7 +124,7 @@ def appeals(request: Request, runtime: RuntimeDep, user: Reader, flash: str | No
 @router.post("/tickets/{ticket_id}/appeal", response_class=HTMLResponse)
 def file_appeal(
     request: Request,
-    ticket_id: int,
+    ticket_id: IdPath,
     runtime: RuntimeDep,
     user: Department_,
     kind: Annotated[str, Form(pattern="^(rating|unreasonable)$")],
@@ -141,7 +142,7 @@ def file_appeal(
 @router.post("/evaluation/appeals/{appeal_id}/decision", response_class=HTMLResponse)
 def decide_appeal(
     request: Request,
-    appeal_id: int,
+    appeal_id: IdPath,
     runtime: RuntimeDep,
     user: Supervisor,
     decision: Annotated[str, Form(pattern="^(grant|refuse)$")],

@@ -24,6 +24,7 @@ from hotline.errors import Invalid, NotFound, NotPermitted
 from hotline.indicators import analysis, metrics, periods, reports, stats
 from hotline.indicators.periods import FromQuery, MonthQuery, Period, ToQuery, WeekQuery, iso_week
 from hotline.indicators.reports import Sheet
+from hotline.inputs import IdPath, PageQuery
 from hotline.models import Category, Department, Report, Ticket
 from hotline.web.auth import PageUser, role_user
 from hotline.web.render import render
@@ -498,7 +499,7 @@ def report_list(
     user: Reader,
     runtime: RuntimeDep,
     kind: Annotated[str, Query(pattern="^(daily|weekly|monthly)?$")] = "",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageQuery = 1,
 ) -> Response:
     size = 30
     with runtime.db.read_session() as session:
@@ -534,7 +535,7 @@ def _report(session, report_id: int) -> Report:
 
 
 @router.get("/reports/{report_id:int}.xlsx")
-def report_xlsx(request: Request, report_id: int, user: Reader, runtime: RuntimeDep) -> Response:
+def report_xlsx(request: Request, report_id: IdPath, user: Reader, runtime: RuntimeDep) -> Response:
     with runtime.db.read_session() as session:
         report = _report(session, report_id)
         own = _own_code(session, user)
@@ -549,7 +550,7 @@ def report_xlsx(request: Request, report_id: int, user: Reader, runtime: Runtime
 
 
 @router.get("/reports/{report_id:int}", response_class=HTMLResponse)
-def report_page(request: Request, report_id: int, user: Reader, runtime: RuntimeDep) -> Response:
+def report_page(request: Request, report_id: IdPath, user: Reader, runtime: RuntimeDep) -> Response:
     with runtime.db.read_session() as session:
         report = _report(session, report_id)
         own = _own_code(session, user)

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
 from hotline.errors import Invalid
+from hotline.inputs import IdPath, PageQuery
 from hotline.models import Ticket
 from hotline.supervision import (
     co_results,
@@ -175,7 +176,7 @@ def dashboard(
     department: Annotated[str, Query(max_length=32)] = "",
     sort: Annotated[str, Query(pattern="^(overdue|department|deadline)$")] = "overdue",
     dir: Annotated[str | None, Query(pattern="^(asc|desc)$")] = None,
-    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+    page: PageQuery = 1,
     done: Annotated[str | None, Query(pattern="^(urge|supervise)$")] = None,
     t: Annotated[str | None, Query(pattern=r"^\d{1,20}$")] = None,
 ) -> Response:
@@ -210,7 +211,7 @@ def _back(raw: Any, default: str, **params: str) -> str:
 @router.post("/supervisor/tickets/{ticket_id}/{event}", response_class=HTMLResponse)
 async def notice_event(
     request: Request,
-    ticket_id: int,
+    ticket_id: IdPath,
     event: str,
     runtime: RuntimeDep,
     user: Annotated[PageUser, role_form_user("supervisor")],
@@ -301,7 +302,7 @@ def reviews(
     runtime: RuntimeDep,
     user: Annotated[PageUser, role_user("supervisor", "admin")],
     tab: Annotated[str, Query(pattern="^(return|extension|suspension|reply)$")] = "return",
-    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+    page: PageQuery = 1,
     done: Annotated[str | None, Query(max_length=32)] = None,
     t: Annotated[str | None, Query(pattern=r"^\d{1,20}$")] = None,
 ) -> Response:
@@ -318,7 +319,7 @@ def reviews(
 @router.post("/supervisor/reviews/{ticket_id}/{event}", response_class=HTMLResponse)
 async def review_event(
     request: Request,
-    ticket_id: int,
+    ticket_id: IdPath,
     event: str,
     runtime: RuntimeDep,
     user: Annotated[PageUser, role_form_user("supervisor")],

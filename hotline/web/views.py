@@ -14,6 +14,7 @@ from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path
 from hotline.errors import Invalid
+from hotline.inputs import IdPath, PageQuery, check_day
 from hotline.models import DEPARTMENT_ROLES, Notification
 from hotline.supervision import ticket_orders
 from hotline.ticket_view import Lookups, ticket_out
@@ -119,7 +120,7 @@ def ticket_search(
     category: Annotated[str | None, Query(max_length=32)] = None,
     created_from: Annotated[str | None, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = None,
     created_to: Annotated[str | None, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageQuery = 1,
 ) -> Response:
     """工单查询: by number, caller, place or words, and by department, category, state and dates."""
     filters = {
@@ -185,9 +186,10 @@ def _day(text: str | None, field: str) -> date | None:
     if not text:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise Invalid(f"not a day: {text!r}", field=field) from None
+    return check_day(day, field)
 
 
 def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
@@ -242,7 +244,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
 def ticket_page(
-    request: Request, ticket_id: int, runtime: RuntimeDep, user: UserDep, done: str | None = None
+    request: Request, ticket_id: IdPath, runtime: RuntimeDep, user: UserDep, done: str | None = None
 ) -> Response:
     with runtime.db.read_session() as session:
         ctx = _ticket_context(runtime, session, user, ticket_id)
@@ -264,7 +266,7 @@ def ticket_page(
 
 
 @router.post("/tickets/{ticket_id}", response_class=HTMLResponse)
-async def ticket_form(request: Request, ticket_id: int, runtime: RuntimeDep, user: FormUser) -> Response:
+async def ticket_form(request: Request, ticket_id: IdPath, runtime: RuntimeDep, user: FormUser) -> Response:
     """An action form of the ticket page, posted to the page's own address: refused, the page
     is shown again there (not at a POST-only address), the form open and as it was typed."""
     form = await request.form()
@@ -272,7 +274,9 @@ async def ticket_form(request: Request, ticket_id: int, runtime: RuntimeDep, use
 
 
 @router.post("/tickets/{ticket_id}/events/{event}", response_class=HTMLResponse)
-async def ticket_event(request: Request, ticket_id: int, event: str, runtime: RuntimeDep, user: FormUser) -> Response:
+async def ticket_event(
+    request: Request, ticket_id: IdPath, event: str, runtime: RuntimeDep, user: FormUser
+) -> Response:
     """Fire an event from a form naming it in its address: the same gateway as the API."""
     return _fire_from_page(request, runtime, user, ticket_id, event, await request.form())
 
@@ -346,7 +350,7 @@ def notifications_all_read(
 
 
 @router.post("/notifications/{notification_id}/read")
-def notification_read(notification_id: int, runtime: RuntimeDep, user: FormUser) -> Response:
+def notification_read(notification_id: IdPath, runtime: RuntimeDep, user: FormUser) -> Response:
     with runtime.db.session() as session:
         notices.mark_read(session, user.actor, notification_id, runtime.now())
     return RedirectResponse("/notifications", status_code=303)

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from hotline import directory
 from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError
+from hotline.inputs import IdPath
 from hotline.models import (
     DEPARTMENT_ROLES,
     INTEGRATION,
@@ -119,7 +120,7 @@ def department_org_code(
     request: Request,
     runtime: RuntimeDep,
     _: AdminForm,
-    department_id: int,
+    department_id: IdPath,
     org_code: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     try:
@@ -138,7 +139,7 @@ def department_active(
     request: Request,
     runtime: RuntimeDep,
     _: AdminForm,
-    department_id: int,
+    department_id: IdPath,
     action: Annotated[str, PathParam(pattern="^(deactivate|reactivate)$")],
 ) -> Response:
     try:
@@ -264,7 +265,7 @@ def reset_password(
     request: Request,
     runtime: RuntimeDep,
     _: AdminForm,
-    user_id: int,
+    user_id: IdPath,
     password: Annotated[str, Form(max_length=300)] = "",
     password_confirm: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
@@ -286,7 +287,7 @@ def user_action(
     request: Request,
     runtime: RuntimeDep,
     admin: AdminForm,
-    user_id: int,
+    user_id: IdPath,
     action: Annotated[str, PathParam(pattern="^(deactivate|reactivate|unlock)$")],
 ) -> Response:
     try:

@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from hotline import directory
 from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError, Invalid
+from hotline.inputs import IdPath
 from hotline.models import (
     Category,
     Department,
@@ -297,7 +298,7 @@ def edit_rule(
     request: Request,
     runtime: RuntimeDep,
     _: AdminForm,
-    rule_id: int,
+    rule_id: IdPath,
     category: Annotated[str, Form(max_length=40)] = "",
     place: Annotated[str, Form(max_length=120)] = "",
     department: Annotated[str, Form(max_length=40)] = "",
@@ -331,7 +332,7 @@ def rule_active(
     request: Request,
     runtime: RuntimeDep,
     _: AdminForm,
-    rule_id: int,
+    rule_id: IdPath,
     action: Annotated[str, PathParam(pattern="^(deactivate|reactivate|delete)$")],
 ) -> Response:
     try:
