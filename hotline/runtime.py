@@ -44,6 +44,15 @@ class Runtime:
         self.token_cache: dict[str, tuple] = {}
 
     @property
+    def login_throttle(self):
+        """Failed sign-ins of this process (hotline.web.throttle)."""
+        if getattr(self, "_login_throttle", None) is None:
+            from hotline.web.throttle import LoginThrottle
+
+            self._login_throttle = LoginThrottle()
+        return self._login_throttle
+
+    @property
     def rate_limiter(self) -> "RateLimiter":
         if getattr(self, "_limiter", None) is None:
             self._limiter = RateLimiter(self.settings.rate_limit_per_minute)

@@ -73,6 +73,24 @@ def next_number(session: Session, now: datetime) -> str:
     return f"{day}{value:06d}"
 
 
+def check_place(known: dict[str, list[str]], street: str | None, community: str | None) -> None:
+    """The centre's own street and community are the district's, when it lists its places
+    (Invalid naming the field otherwise): free text there would reach the analyses and the
+    exports as it was typed."""
+    if not known:
+        return
+    if street and street not in known:
+        raise Invalid(f"{street!r} is not a street of the district", field="street", zh="请从列表中选择街道")
+    if community and not street:
+        raise Invalid("a community needs its street", field="street", zh="请先选择街道")
+    if community and community not in known[street]:
+        raise Invalid(
+            f"{community!r} is not a community of {street!r}",
+            field="community",
+            zh=f"“{street}”下没有这个社区，请从列表中选择",
+        )
+
+
 def create_ticket(
     session: Session,
     runtime,
@@ -112,6 +130,8 @@ def create_ticket(
             unknown["category"], category = data["category"], None
     if integration:
         unknown.update(_unknown_place(places(session), fields))
+    else:
+        check_place(places(session), fields.get("street"), fields.get("community"))
     # The workflow of the category, else of its nearest ancestor that names one.
     path = category_path(category.id if category else None, lookups.categories.get)
     category_workflow = next((c.workflow for c in reversed(path) if c.workflow), None)

@@ -8,7 +8,7 @@ from hotline.db import utcnow
 from hotline.directory import create_place, create_user, issue_token
 from hotline.models import Callback, Rectification, Ticket
 from hotline.workflow.engine import Actor, GuardFailed, fire
-from tests.helpers import PASSWORD, Api, race
+from tests.helpers import PASSWORD, Api, race, sign_in
 
 CITY = "city"
 RATER = "rater"
@@ -68,9 +68,9 @@ def test_an_integration_account_needs_a_source_and_no_other_role_has_one(client,
 
 
 def test_an_integration_account_never_signs_in_to_the_pages(client, platforms):
-    r = client.post("/login", data={"username": CITY, "password": PASSWORD}, follow_redirects=False)
+    r = sign_in(client, CITY, PASSWORD)
     assert r.status_code == 401
-    assert "hotline_session" not in r.cookies and not client.cookies
+    assert "hotline_session" not in r.cookies and "hotline_session" not in client.cookies
 
 
 # ---------------------------------------------------------------- tickets from a source
@@ -259,7 +259,7 @@ def test_the_ticket_page_shows_the_source_and_what_the_district_did_not_know(pag
     assert page.locator("[data-external-id]").inner_text() == "SJ-001"
     note = page.locator("#source-details").inner_text()
     assert "城市管理/占道经营" in note and "不存在街道" in note
-    own = Api(client, platforms, "agent").create()
+    own = Api(client, platforms, "agent").create(street="东城街道", community="和平社区")
     page.goto(f"{server}/tickets/{own['id']}")
     assert page.locator("[data-source]").inner_text() == "本中心受理"
     assert page.locator("#source-details").count() == 0

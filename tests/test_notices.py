@@ -12,7 +12,7 @@ from hotline.main import create_app
 from hotline.models import Department, Notification, User
 from hotline.notices import UNREAD_CAP
 from tests.conftest import local
-from tests.helpers import PASSWORD, Api, make_dispatched
+from tests.helpers import PASSWORD, Api, make_dispatched, sign_in
 
 
 def _second_handler(runtime, district, now) -> None:
@@ -80,7 +80,7 @@ def test_the_top_bar_counts_unread_notices_and_the_page_marks_them_read(runtime,
     _notices(runtime, 4, at=local(2026, 9, 1, 8), department_id=housing_id)  # older than the badge's 30 days
     _notices(runtime, 2, at=local(2026, 11, 2, 8), department_id=housing_id)
     with TestClient(create_app(settings, runtime=runtime)) as client:
-        r = client.post("/login", data={"username": "housing_h", "password": PASSWORD}, follow_redirects=False)
+        r = sign_in(client, "housing_h", PASSWORD)
         assert r.status_code == 303
         page = client.get("/notifications").text
         assert 'hx-get="/notifications/badge"' in page and "6 条未读" in page
@@ -107,7 +107,7 @@ def test_the_count_stops_at_99_plus(runtime, district, settings, clock):
     _notices(runtime, UNREAD_CAP + 30, at=local(2026, 11, 2, 8), user_id=district.user_ids["supervisor"])
     _notices(runtime, 10, at=local(2026, 11, 2, 8), role="supervisor")
     with TestClient(create_app(settings, runtime=runtime)) as client:
-        client.post("/login", data={"username": "supervisor", "password": PASSWORD}, follow_redirects=False)
+        sign_in(client, "supervisor", PASSWORD)
         assert ">99+</span>" in client.get("/notifications/badge").text
         clock.advance(days=31)
         assert "hidden" in client.get("/notifications/badge").text
@@ -133,7 +133,7 @@ def test_mark_all_read_reaches_past_the_page_when_a_sweep_stamped_many_at_once(r
     housing_id = _department_id(runtime, "housing")
     _notices(runtime, 105, at=local(2026, 11, 2, 8), department_id=housing_id)  # one sweep, one instant
     with TestClient(create_app(settings, runtime=runtime)) as client:
-        client.post("/login", data={"username": "housing_h", "password": PASSWORD}, follow_redirects=False)
+        sign_in(client, "housing_h", PASSWORD)
         page = client.get("/notifications").text
         assert "100 条未读" in page
         form = dict(re.findall(r'name="(csrf_token|shown|oldest|oldest_id)" value="([^"]*)"', page))
@@ -147,7 +147,7 @@ def test_a_notice_to_a_person_and_to_their_role_counts_once(runtime, district, s
     user_id = district.user_ids["housing_h"]
     _notices(runtime, 3, at=local(2026, 11, 2, 8), department_id=housing_id, user_id=user_id)
     with TestClient(create_app(settings, runtime=runtime)) as client:
-        client.post("/login", data={"username": "housing_h", "password": PASSWORD}, follow_redirects=False)
+        sign_in(client, "housing_h", PASSWORD)
         assert client.get("/notifications/badge").text.endswith(">3</span>")
         assert len(Api(client, district, "housing_h").get("/notifications", unread="true")) == 3
 

@@ -15,6 +15,7 @@ from hotline.web.admin import csv_error, limit_text, parse_year_csv
 from hotline.workflow.definition import Limit
 from tests.conftest import local
 from tests.helpers import PASSWORD, Api, make_dispatched
+from tests.helpers import sign_in as client_sign_in
 from tests.test_pages_smoke import login
 
 SHOTS = Path(__file__).parent / "artifacts"
@@ -70,7 +71,7 @@ def no_2027(runtime):
 
 
 def _client_login(client, username: str) -> None:
-    r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+    r = client_sign_in(client, username, PASSWORD)
     assert r.status_code == 303, r.text
 
 

@@ -13,7 +13,7 @@ from hotline.models import Callback, Department, Ticket
 from hotline.tickets import create_ticket, recent_tickets
 from hotline.workflow.engine import Actor, fire
 from tests.conftest import local
-from tests.helpers import make_dispatched
+from tests.helpers import make_dispatched, sign_in
 from tests.test_pages_smoke import fire_on_page, login
 
 SHOTS = Path(__file__).parent / "artifacts"
@@ -505,7 +505,7 @@ def test_the_place_check_matches_the_address_prefix_literally(runtime, district,
 def test_the_route_preview_names_the_rule_or_the_category_default_that_decided(client, district, places):
     from tests.helpers import PASSWORD
 
-    client.post("/login", data={"username": "agent", "password": PASSWORD})
+    sign_in(client, "agent", PASSWORD)
 
     def preview(**query: str) -> str:
         r = client.get("/agent/intake/route", params=query)

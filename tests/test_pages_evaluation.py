@@ -9,12 +9,12 @@ from sqlmodel import select
 
 from hotline.models import Callback, Rectification
 from tests.conftest import local
-from tests.helpers import PASSWORD, Api, make_dispatched
+from tests.helpers import PASSWORD, Api, make_dispatched, sign_in
 
 
 def signed_in(client: TestClient, username: str) -> str:
     client.cookies.clear()
-    r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+    r = sign_in(client, username, PASSWORD)
     assert r.status_code == 303
     page = client.get("/notifications")
     return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)

@@ -4,7 +4,7 @@ secret shows once; a dead event is replayed from the page; only administrators g
 import pytest
 from standardwebhooks import Webhook
 
-from tests.helpers import Api
+from tests.helpers import Api, sign_in
 from tests.receivers import Receiver, deliver_all
 from tests.test_pages_smoke import login
 
@@ -68,7 +68,7 @@ def test_only_administrators_reach_the_integration_page(client, district):
     for username in ("agent", "supervisor", "housing_l"):
         c = client
         c.cookies.clear()
-        r = c.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+        r = sign_in(c, username, PASSWORD)
         assert r.status_code in (302, 303)
         assert c.get("/admin/integration", follow_redirects=False).status_code in (403, 303, 302)
         assert c.get("/admin/integration").status_code == 403 or "/login" in str(c.get("/admin/integration").url)

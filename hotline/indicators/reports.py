@@ -294,13 +294,36 @@ def _cell_text(value: Any, kind: str) -> Any:
     return value
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral(value: Any) -> Any:
+    """A text for a CSV cell that no spreadsheet takes for a formula: one that begins like
+    a formula gets a leading apostrophe (OWASP's rule); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _as_text(cell) -> None:
+    """Keep a text cell text: openpyxl writes a string beginning with '=' as a formula."""
+    if cell.data_type == "f":
+        cell.data_type = "s"
+
+
 def to_csv(sheet: Sheet) -> bytes:
     """One table as CSV, UTF-8 with a BOM (Excel reads Chinese correctly), CRLF line ends."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([c.header for c in sheet.columns])
+    writer.writerow([neutral(c.header) for c in sheet.columns])
     for row in [*sheet.rows, *([sheet.total] if sheet.total else [])]:
-        writer.writerow([_cell_text(row.get(c.key), c.kind) for c in sheet.columns])
+        writer.writerow(
+            [
+                neutral(_cell_text(row.get(c.key), c.kind)) if c.kind == "text" else _cell_text(row.get(c.key), c.kind)
+                for c in sheet.columns
+            ]
+        )
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -326,11 +349,13 @@ def to_xlsx(title: str, subtitle: str, sheets: list[Sheet]) -> bytes:
         widths = [c.width for c in sheet.columns]
         scale = max(1.0, needed / sum(widths)) if widths else 1.0
         ws["A1"] = title
+        _as_text(ws["A1"])
         ws["A1"].font = Font(name="宋体", size=15, bold=True)
         ws["A1"].alignment = Alignment(horizontal="center", vertical="center")
         ws.merge_cells(f"A1:{last}1")
         ws.row_dimensions[1].height = 30
         ws["A2"] = f"{sheet.name}　{subtitle}" + (f"　{sheet.note}" if sheet.note else "")
+        _as_text(ws["A2"])
         ws["A2"].font = Font(size=10, color="555555")
         ws["A2"].alignment = Alignment(horizontal="center", vertical="center")
         ws.merge_cells(f"A2:{last}2")
@@ -338,6 +363,7 @@ def to_xlsx(title: str, subtitle: str, sheets: list[Sheet]) -> bytes:
         header_row = 3
         for i, col in enumerate(sheet.columns, 1):
             cell = ws.cell(row=header_row, column=i, value=col.header)
+            _as_text(cell)
             cell.font = Font(bold=True)
             cell.fill = head_fill
             cell.border = border
@@ -360,7 +386,9 @@ def to_xlsx(title: str, subtitle: str, sheets: list[Sheet]) -> bytes:
             ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=n)
         for line in sheet.extra:
             r += 1
-            ws.cell(row=r, column=1, value=line).font = Font(size=9, color="666666")
+            cell = ws.cell(row=r, column=1, value=line)
+            cell.font = Font(size=9, color="666666")
+            _as_text(cell)
             ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=n)
         ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
         ws.print_title_rows = f"{header_row}:{header_row}"
@@ -385,6 +413,7 @@ def _write_row(ws, r: int, columns: list[Column], row: dict[str, Any], border, f
         if value is None:
             value = "—" if col.kind != "text" else ""
         cell = ws.cell(row=r, column=i, value=value)
+        _as_text(cell)
         cell.border = border
         if col.kind in formats and isinstance(value, int | float):
             cell.number_format = formats[col.kind]

@@ -1,4 +1,5 @@
-"""Signing in to the pages: server-side sessions, CSRF tokens, lock-out after failed passwords."""
+"""Signing in to the pages: server-side sessions, CSRF tokens (the sign-in form's too),
+growing delays after failed passwords (hotline.web.throttle)."""
 
 import hmac
 import secrets
@@ -18,8 +19,9 @@ from hotline.workflow.engine import Actor
 
 COOKIE = "hotline_session"
 SESSION_HOURS = 12
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
+# The sign-in form's CSRF token, before there is a session: a cookie and the same value in
+# the form (double submit); a cross-site form cannot read the cookie to copy it.
+LOGIN_CSRF_COOKIE = "hotline_login_csrf"
 
 
 class LoginRequired(HotlineError):
@@ -51,43 +53,40 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
-def authenticate(session: Session, username: str, password: str, now: datetime) -> User | None:
-    """The user if the password is right and the account is neither locked nor deactivated.
-
-    Failed passwords count up; the fifth locks the account for a quarter of an hour. An
-    integration account (an outside platform's) never signs in: it uses API tokens only.
-    """
-    user = session.exec(select(User).where(User.username == username)).first()
+def check_password(runtime, username: str, password: str) -> tuple[User | None, str | None]:
+    """The user if the password is right and the account may sign in, and the password's new
+    hash when the old one's parameters are out of date. The slow hashing runs outside any
+    write transaction (it would hold up every writer of an SQLite database), and an unknown
+    name takes as long as a known one. An integration account (an outside platform's) never
+    signs in: it uses API tokens only."""
+    with runtime.db.read_session() as session:
+        user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
-        verify_password(_dummy_hash(), password)  # as slow as a real check: no username probing
-        return None
-    if user.locked_until is not None and user.locked_until > now:
-        return None
+        verify_password(_dummy_hash(), password)
+        return None, None
     if not verify_password(user.password_hash, password) or not user.active or user.role == INTEGRATION:
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until, user.failed_logins = now + LOCKOUT, 0
-        session.add(user)
-        return None
-    user.failed_logins, user.locked_until = 0, None
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    session.add(user)
-    return user
+        return None, None
+    return user, hash_password(password) if needs_rehash(user.password_hash) else None
 
 
-def is_locked(session: Session, username: str, now: datetime) -> bool:
-    user = session.exec(select(User).where(User.username == username)).first()
-    return bool(user and user.locked_until and user.locked_until > now)
+def check_login_csrf(request: Request, sent: str | None) -> None:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
+        raise CsrfFailed("登录页面已过期（CSRF 校验失败），请刷新页面后重新登录")
 
 
-def open_session(session: Session, user: User, now: datetime) -> str:
-    """A new web session for the user; returns the cookie value."""
+def open_session(session: Session, user_id: int, now: datetime, *, new_hash: str | None = None) -> str:
+    """A new web session for the user (and the password's new hash, if any); returns the
+    cookie value."""
     token = secrets.token_urlsafe(32)
+    if new_hash is not None:
+        user = session.get(User, user_id)
+        user.password_hash = new_hash
+        session.add(user)
     session.add(
         WebSession(
             token_hash=token_digest(token),
-            user_id=user.id,
+            user_id=user_id,
             csrf_token=secrets.token_urlsafe(24),
             created_at=now,
             expires_at=now + timedelta(hours=SESSION_HOURS),

@@ -1,6 +1,7 @@
 """Pages every role shares: sign-in, the home redirect, ticket search, one ticket, notices."""
 
 import re
+import secrets
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -30,12 +31,14 @@ from hotline.tickets import (
 from hotline.web.agent import route_preview
 from hotline.web.auth import (
     COOKIE,
+    LOGIN_CSRF_COOKIE,
     SESSION_HOURS,
+    CsrfFailed,
     FormUser,
     UserDep,
-    authenticate,
+    check_login_csrf,
+    check_password,
     close_session,
-    is_locked,
     open_session,
     optional_user,
 )
@@ -65,7 +68,26 @@ def home(request: Request, runtime: RuntimeDep) -> Response:
 def login_form(request: Request, runtime: RuntimeDep, next: str | None = None) -> Response:
     if optional_user(request, runtime) is not None:
         return RedirectResponse(safe_path(next) or "/", status_code=303)
-    return render(request, "login.html", {"next": safe_path(next)})
+    return _login_page(request, runtime, {"next": safe_path(next)})
+
+
+def _login_page(request: Request, runtime, context: dict, status_code: int = 200, headers=None) -> Response:
+    """The sign-in form with a fresh CSRF token, in the form and in a cookie of its own."""
+    token = secrets.token_urlsafe(24)
+    request.state.page_user = None
+    response = render(request, "login.html", {**context, "login_csrf": token}, status_code)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=runtime.settings.secure_cookies,
+        path="/login",
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -75,17 +97,28 @@ def login(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
     next: Annotated[str | None, Form()] = None,
+    csrf_token: Annotated[str | None, Form(max_length=64)] = None,
 ) -> Response:
+    kept = {"username": username, "next": safe_path(next)}
+    try:
+        check_login_csrf(request, csrf_token)
+    except CsrfFailed as exc:
+        return _login_page(request, runtime, {**kept, "login_error": exc.message}, 403)
     now = runtime.now()
-    with runtime.db.session() as session:
-        user = authenticate(session, username.strip(), password, now)
-        token = open_session(session, user, now) if user else None
+    throttle = runtime.login_throttle
+    keys = throttle.keys(username, request.client.host if request.client else "-")
+    wait = throttle.wait(keys, now)
+    if wait:
+        # Refused unchecked, the same for every name: it tells nothing about the account.
+        message = f"登录尝试过于频繁，请{wait}秒后再试"
+        return _login_page(request, runtime, {**kept, "login_error": message}, 429, {"Retry-After": str(wait)})
+    user, new_hash = check_password(runtime, username.strip(), password)
     if user is None:
-        with runtime.db.read_session() as session:
-            locked = is_locked(session, username.strip(), now)
-        message = "登录失败次数过多，账号已临时锁定，请15分钟后再试" if locked else "用户名或密码错误"
-        request.state.page_user = None
-        return render(request, "login.html", {"login_error": message, "username": username, "next": next}, 401)
+        throttle.failed(keys, now)
+        return _login_page(request, runtime, {**kept, "login_error": "用户名或密码错误"}, 401)
+    throttle.succeeded(keys[0])
+    with runtime.db.session() as session:
+        token = open_session(session, user.id, now, new_hash=new_hash)
     response = RedirectResponse(safe_path(next) or HOME[user.role], status_code=303)
     response.set_cookie(
         COOKIE,

@@ -164,16 +164,12 @@ def _users_context(session: Session, runtime: Runtime, role: str, department: st
     if dept is not None:
         query = query.where(User.department_id == dept.id)
     now = runtime.now()
-    rows = [
-        {
-            "u": u,
-            "department": by_id.get(u.department_id),
-            "locked": bool(u.locked_until and u.locked_until > now),
-        }
-        for u in session.exec(query).all()
-    ]
+    rows = []
+    for u in session.exec(query).all():
+        failures, until = runtime.login_throttle.account(u.username, now)
+        rows.append({"u": u, "department": by_id.get(u.department_id), "failures": failures, "locked_until": until})
     counts = dict(session.exec(select(User.role, func.count()).group_by(User.role)).all())
-    locked = session.exec(select(func.count()).select_from(User).where(User.active, User.locked_until > now)).one()
+    locked = sum(1 for row in rows if row["locked_until"] and row["u"].active)
     return {
         "rows": rows,
         "departments": depts,
@@ -273,6 +269,7 @@ def reset_password(
         _check_new_password(password, password_confirm)
         with runtime.db.session() as session:
             user = directory.reset_password(session, user_id=user_id, password=password)
+        runtime.login_throttle.clear_account(user.username)
     except HotlineError as exc:
         return _users_error(request, runtime, exc, {"reset": user_id})
     return _done(
@@ -295,7 +292,8 @@ def user_action(
             raise FormError("不能停用自己正在使用的账号")
         with runtime.db.session() as session:
             if action == "unlock":
-                user = directory.unlock_user(session, user_id=user_id)
+                user = directory.get_user(session, user_id=user_id)
+                runtime.login_throttle.clear_account(user.username)
             else:
                 user = directory.set_user_active(session, user_id=user_id, active=action == "reactivate")
     except HotlineError as exc:

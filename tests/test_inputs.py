@@ -1,4 +1,4 @@
-"""No input a client can send makes a server error.
+"""No input a client can send makes a server error, or reaches a spreadsheet as a formula.
 
 A property-based fuzzer (Schemathesis, from /openapi.json) runs against the app served over
 real HTTP, once with the token of each role and once without, on SQLite and on PostgreSQL;
@@ -163,3 +163,17 @@ def test_a_streamed_body_over_the_limit_is_413(server, district):
         headers={**district.headers("agent"), "Content-Type": "application/json"},
     )
     assert r.status_code == 413, r.text
+
+
+def test_the_api_takes_only_the_districts_places_once_it_lists_them(client, district, runtime):
+    from hotline.directory import create_place
+
+    agent = Api(client, district, "agent")
+    agent.create(street="随便写的街道", community="=HYPERLINK(1)")  # no places listed: kept as typed
+    with runtime.db.session() as s:
+        create_place(s, street="西城街道", community="和平社区")
+        create_place(s, street="东城街道", community="新华社区")
+    assert agent.create(street="西城街道", community="和平社区")["community"] == "和平社区"
+    assert agent.create(expect=422, street="=HYPERLINK(1)", community="")["field"] == "street"
+    assert agent.create(expect=422, street="西城街道", community="新华社区")["field"] == "community"
+    assert agent.create(expect=422, street="", community="和平社区")["field"] == "street"
