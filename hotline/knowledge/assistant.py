@@ -179,18 +179,20 @@ def _units(body: str) -> list[_Unit]:
     return out
 
 
-def passage(body: str, question: str) -> str:
+def passage(body: str, question: str, topic: str = "") -> str:
     """The part of an article's body that answers the question best, as plain text: the
-    sentence with most of the question's terms (longer terms weigh more), and what follows it
-    up to a few hundred characters or the next heading; lines kept."""
+    sentence with most of the question's terms, and what follows it up to a few hundred
+    characters or the next heading; lines kept. A longer term weighs more, and a term of the
+    article's `topic` (its title and keywords: what every sentence is about) little."""
     units = _units(body)
     if not units:
         return ""
-    terms = [t for t in query_terms(question) if t not in feedback.QUESTION_WORDS]
+    topic = topic.lower()
+    weights = {t: 1 if t in topic else 2 * len(t) for t in query_terms(question) if t not in feedback.QUESTION_WORDS}
 
     def weight(unit: _Unit) -> int:
         lowered = unit.text.lower()
-        return sum(len(t) for t in terms if t in lowered)
+        return sum(w for t, w in weights.items() if t in lowered)
 
     start = max(range(len(units)), key=lambda i: (weight(units[i]), -i))
     if weight(units[start]) == 0:
@@ -214,6 +216,10 @@ def passage(body: str, question: str) -> str:
 
 
 # ------------------------------------------------------------------ asking
+
+
+def _topic(article: Article) -> str:
+    return " ".join([article.title, *article.keywords])
 
 
 def next_steps(phone: str) -> list[dict[str, str]]:
@@ -245,7 +251,7 @@ def ask(runtime, question: str) -> Reply:
             # The best article, and the others that cover the question as well.
             best = [session.get(Article, h.id) for h in hits]
             best = best[:1] + [a for a in best[1:] if coverage(question, a) >= MIN_COVERAGE]
-            passages = [llm.Passage(a.title, passage(a.body, question)) for a in best]
+            passages = [llm.Passage(a.title, passage(a.body, question, _topic(a))) for a in best]
     if not found:
         with runtime.db.session() as session:
             feedback.record_gap(session, question, source="assistant", at=now)
