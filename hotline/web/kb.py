@@ -198,16 +198,10 @@ def kb_flag(
     public_client(request, runtime)
     now = runtime.now()
     with runtime.db.session() as session:
-        if not _nonce_ok(session, f"flag:{article_id}", nonce, now):
-            return _article_page(
-                request,
-                runtime,
-                article_id,
-                embed,
-                mode,
-                ctx={"error": "页面已过期，请刷新后再提交。"},
-                status_code=403,
-            )
+        fresh = _nonce_ok(session, f"flag:{article_id}", nonce, now)
+    if not fresh:
+        stale = {"error": "页面已过期，请刷新后再提交。"}
+        return _article_page(request, runtime, article_id, embed, mode, ctx=stale, status_code=403)
     try:
         if len(comment.strip()) > 500:
             raise Invalid("comment: at most 500 characters", field="comment", zh="补充说明请不要超过500个字")
