@@ -71,7 +71,9 @@ def test_browsing_by_category_and_pages(kb, client, runtime):
     page = client.get("/kb", params={"category": "社会保障"}).text
     assert "社保卡" in page and "社会保障卡补办" in page and "企业注销登记办事指南" not in page
     assert 'aria-current="page">社会保障<' in page
-    rows = [article(f"p-{i}", f"社保常见问题{i:02d}", "社保卡的常见问题。", category="社会保障/常见") for i in range(12)]
+    rows = [
+        article(f"p-{i}", f"社保常见问题{i:02d}", "社保卡的常见问题。", category="社会保障/常见") for i in range(12)
+    ]
     kb.post("/knowledge/import", {"articles": rows})
     first = client.get("/kb", params={"category": "社会保障/常见"}).text
     assert "第 1 / 2 页" in first and "下一页" in first and first.count('class="card result"') == 10
@@ -82,7 +84,7 @@ def test_browsing_by_category_and_pages(kb, client, runtime):
 def test_an_article_page(kb, client, runtime):
     card = ids(runtime)["社会保障卡补办"]
     page = client.get(f"/kb/{card}").text
-    assert "<h1 id=\"article-title\">社会保障卡补办</h1>" in page
+    assert '<h1 id="article-title">社会保障卡补办</h1>' in page
     assert "区人社局" in page and "办事指南" in page and "长期有效" in page
     assert "<h2>所需材料</h2>" in page and "这条回答有帮助吗？" in page
     xss = client.get(f"/kb/{ids(runtime)['脚本测试页']}").text
