@@ -131,6 +131,11 @@ def test_the_passage_is_the_part_that_answers_the_question(kb, client):
     materials = ask(client, "补办社保卡要带什么材料")["answer"]
     assert "所需材料：" in materials and "本人有效身份证件" in materials and "一寸白底照片" in materials
     assert "不收取费用" not in materials  # the section after the next heading is left out
+    place = ask(client, "社保卡在哪里补办")["answer"]
+    assert "办理地点：\n区政务服务中心一楼社保窗口" in place and "身份证件" not in place
+    # An opening too short to answer goes on into the next section.
+    lost = ask(client, "社保卡丢了怎么补办")["answer"]
+    assert "可以申请补办。\n所需材料：\n本人有效身份证件" in lost and "不收取费用" not in lost
     fee = ask(client, "补办社保卡要多少钱")["answer"]
     assert "补办社保卡不收取费用" in fee and "身份证件" not in fee
 
@@ -313,7 +318,8 @@ def test_the_public_side_is_rate_limited_per_address(kb, client, runtime):
     assert codes[:20] == [200] * 20 and codes[-1] == 429
     # One share for the whole public side: the hand-over, the pages and the search too.
     assert hand_over(client, expect=429).headers["Retry-After"]
-    assert client.get("/kb").status_code == 429
+    page = client.get("/kb")
+    assert page.status_code == 429 and "访问太频繁" in page.text and page.headers["Retry-After"]
     assert client.get("/public/v1/knowledge/search", params={"q": "社保卡"}).status_code == 429
 
 

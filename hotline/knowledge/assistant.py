@@ -32,6 +32,8 @@ MAX_QUESTION_CHARS = search.MAX_QUERY_CHARS  # 200
 MAX_ARTICLES = 3
 # The passage: about this long, never longer than the second number.
 PASSAGE_CHARS, MAX_PASSAGE_CHARS = 300, 420
+# A passage that is not a section of its own goes on past a heading while shorter than this.
+MIN_PASSAGE_CHARS = 80
 # The share of the question's words the best article must cover to be trusted.
 MIN_COVERAGE = 0.6
 # The hand-over: a conversation of at most this many turns of at most this many characters.
@@ -182,7 +184,8 @@ def _units(body: str) -> list[_Unit]:
 def passage(body: str, question: str, topic: str = "") -> str:
     """The part of an article's body that answers the question best, as plain text: the
     sentence with most of the question's terms, and what follows it up to a few hundred
-    characters or the next heading; lines kept. A longer term weighs more, and a term of the
+    characters or the next heading (past it while the passage is short and not a section of
+    its own); lines kept. A longer term weighs more, and a term of the
     article's `topic` (its title and keywords: what every sentence is about) little."""
     units = _units(body)
     if not units:
@@ -200,7 +203,8 @@ def passage(body: str, question: str, topic: str = "") -> str:
     chosen = [units[start]]
     size = len(units[start].text)
     for unit in units[start + 1 :]:
-        if unit.heading and any(not u.heading for u in chosen):
+        # A section ends at the next heading; an opening too short to answer goes on into it.
+        if unit.heading and any(not u.heading for u in chosen) and (chosen[0].heading or size >= MIN_PASSAGE_CHARS):
             break
         if size >= PASSAGE_CHARS or size + len(unit.text) > MAX_PASSAGE_CHARS:
             break

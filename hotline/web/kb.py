@@ -22,7 +22,7 @@ from hotline.api.deps import RuntimeDep
 from hotline.api.knowledge import PUBLIC_CACHE
 from hotline.api.schemas import MAX_ID
 from hotline.directory import places
-from hotline.errors import HotlineError, Invalid, NotFound
+from hotline.errors import HotlineError, Invalid, NotFound, TooManyRequests
 from hotline.evaluation.ratings import app_secret, form_nonce
 from hotline.knowledge import articles, assistant, catalog, feedback, search
 from hotline.knowledge.text import render as render_markdown
@@ -74,6 +74,23 @@ def _page(
     return response
 
 
+def _missing(request: Request, runtime, embed: str, mode: str) -> Response:
+    ctx = {"heading": "该内容不存在或已下线", "message": "您要找的内容可能已过有效期或尚未公开。"}
+    return _page(request, runtime, "kb/notice.html", ctx, status_code=404, embed=embed, mode=mode)
+
+
+def _limited(request: Request, runtime) -> Response | None:
+    """The public side's rate limit, per client address: a page that says so when it is reached."""
+    try:
+        public_client(request, runtime)
+    except TooManyRequests as exc:
+        ctx = {"heading": "访问太频繁", "message": "您的访问太频繁了，请稍等一会儿再试。"}
+        response = _page(request, runtime, "kb/notice.html", ctx, status_code=429)
+        response.headers["Retry-After"] = str(exc.extra.get("retry_after", 1))
+        return response
+    return None
+
+
 def _keep(embed: str, mode: str, **params: Any) -> str:
     """A query string that keeps the embedded layout and the large-text mode."""
     values = {k: v for k, v in params.items() if v not in (None, "")}
@@ -104,7 +121,8 @@ def kb_home(
     mode: Switch = "",
 ) -> Response:
     """Search (q) or browse by category, a page at a time."""
-    public_client(request, runtime)
+    if busy := _limited(request, runtime):
+        return busy
     today = articles.local_today(runtime.now())
     kind = kind if kind in ARTICLE_KINDS else ""
     ctx: dict[str, Any] = {"q": q, "category": category.strip("/"), "kind": kind, "kinds": ARTICLE_KINDS}
@@ -161,7 +179,7 @@ def _article_page(
         try:
             article = articles.get_public(session, article_id, articles.local_today(now))
         except NotFound:
-            return _page(request, runtime, "kb/missing.html", {}, status_code=404, embed=embed, mode=mode)
+            return _missing(request, runtime, embed, mode)
         ctx |= {
             "article": article,
             "issuer": _issuer(session, article),
@@ -179,7 +197,8 @@ def kb_article(
     request: Request, article_id: ArticleId, runtime: RuntimeDep, embed: Switch = "", mode: Switch = ""
 ) -> Response:
     """A published public article valid today; 404 for any other."""
-    public_client(request, runtime)
+    if busy := _limited(request, runtime):
+        return busy
     return _article_page(request, runtime, article_id, embed, mode)
 
 
@@ -195,7 +214,8 @@ def kb_flag(
     mode: Flag = "",
 ) -> Response:
     """这条回答有帮助吗: a citizen's flag on the article."""
-    public_client(request, runtime)
+    if busy := _limited(request, runtime):
+        return busy
     now = runtime.now()
     with runtime.db.session() as session:
         fresh = _nonce_ok(session, f"flag:{article_id}", nonce, now)
@@ -209,7 +229,7 @@ def kb_flag(
             feedback.flag(session, article_id, reason=reason, comment=comment, actor=None, at=now)
     except HotlineError as exc:
         if exc.status_code == 404:
-            return _page(request, runtime, "kb/missing.html", {}, status_code=404, embed=embed, mode=mode)
+            return _missing(request, runtime, embed, mode)
         message = exc.extra.get("zh") or "提交失败，请稍后再试。"
         return _article_page(
             request, runtime, article_id, embed, mode, ctx={"error": message}, status_code=exc.status_code
@@ -264,7 +284,8 @@ Turns = Annotated[list[str], Form(max_length=assistant.MAX_TURNS * 2)]
 
 @router.get("/assistant", response_class=HTMLResponse)
 def assistant_page(request: Request, runtime: RuntimeDep, embed: Switch = "", mode: Switch = "") -> Response:
-    public_client(request, runtime)
+    if busy := _limited(request, runtime):
+        return busy
     return _assistant_page(request, runtime, {"turns": []}, embed=embed, mode=mode, cache=True)
 
 
@@ -280,7 +301,8 @@ def assistant_ask(
     mode: Flag = "",
 ) -> Response:
     """The page without JavaScript: the question posted, the answer rendered here."""
-    public_client(request, runtime)
+    if busy := _limited(request, runtime):
+        return busy
     turns = _conversation(role, [t[: assistant.MAX_TURN_CHARS] for t in text])
     with runtime.db.session() as session:
         fresh = _nonce_ok(session, "assistant", nonce, runtime.now())
@@ -313,7 +335,8 @@ def assistant_handoff(
     mode: Flag = "",
 ) -> Response:
     """The hand-over form without JavaScript: the matter filed, its number shown."""
-    public_client(request, runtime)
+    if busy := _limited(request, runtime):
+        return busy
     turns = _conversation(role, [t[: assistant.MAX_TURN_CHARS] for t in text])
     street, _, community = place.partition("/")
     form = {"content": content, "caller_phone": caller_phone, "caller_name": caller_name, "place": place}
