@@ -133,8 +133,8 @@ def _alternatives(word: str) -> set[str]:
 
 def coverage(question: str, article: Article) -> float:
     """The share of the question's words that the article (title, keywords, body) has,
-    itself or in words taken for it; a long word counts when the shorter words inside it do
-    (社保卡: 社保 and 卡)."""
+    itself or in words taken for it; a long word counts when the words of two characters or
+    more inside it do (社保卡 where the article says 社保)."""
     wanted = content_words(question)
     if not wanted:
         return 0.0

@@ -26,24 +26,35 @@ from hotline.errors import HotlineError, Invalid, NotFound, TooManyRequests
 from hotline.evaluation.ratings import app_secret, form_nonce
 from hotline.knowledge import articles, assistant, catalog, feedback, search
 from hotline.knowledge.text import render as render_markdown
-from hotline.models import ARTICLE_KINDS, FLAG_REASONS, Department
+from hotline.models import ARTICLE_KINDS, FLAG_REASONS, AppSecret, Department
 from hotline.web.render import templates
 
 router = APIRouter(include_in_schema=False)
 PER_PAGE = 10
 # A form's nonce is good for the hour it was made in and the next.
 NONCE_SECONDS = 3600
+SECRET_NAME = "public_form"
 ArticleId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Flag = Annotated[str, Form(max_length=10)]
 
 
-def _nonce(session: Session, form: str, now: datetime, hours_ago: int = 0) -> str:
+def _secret(runtime, now: datetime) -> bytes:
+    """The key of the public forms' nonces: read (a page view takes no write lock), made once."""
+    with runtime.db.read_session() as session:
+        row = session.get(AppSecret, SECRET_NAME)
+        if row is not None:
+            return bytes.fromhex(row.value)
+    with runtime.db.session() as session:
+        return app_secret(session, SECRET_NAME, now)
+
+
+def _nonce(runtime, form: str, now: datetime, hours_ago: int = 0) -> str:
     window = int(now.timestamp()) // NONCE_SECONDS - hours_ago
-    return form_nonce(app_secret(session, "public_form", now), f"{form}:{window}")
+    return form_nonce(_secret(runtime, now), f"{form}:{window}")
 
 
-def _nonce_ok(session: Session, form: str, nonce: str, now: datetime) -> bool:
-    return any(hmac.compare_digest(nonce, _nonce(session, form, now, ago)) for ago in (0, 1))
+def _nonce_ok(runtime, form: str, nonce: str, now: datetime) -> bool:
+    return any(hmac.compare_digest(nonce, _nonce(runtime, form, now, ago)) for ago in (0, 1))
 
 
 def _page(
@@ -175,7 +186,7 @@ def _article_page(
 ) -> Response:
     now = runtime.now()
     ctx = dict(ctx or {})
-    with runtime.db.session() as session:
+    with runtime.db.read_session() as session:
         try:
             article = articles.get_public(session, article_id, articles.local_today(now))
         except NotFound:
@@ -184,7 +195,7 @@ def _article_page(
             "article": article,
             "issuer": _issuer(session, article),
             "body_html": render_markdown(article.body),
-            "nonce": _nonce(session, f"flag:{article.id}", now),
+            "nonce": _nonce(runtime, f"flag:{article.id}", now),
             "reasons": FLAG_REASONS,
         }
     ctx["link"] = lambda **params: _keep(embed, mode, **params)
@@ -217,8 +228,7 @@ def kb_flag(
     if busy := _limited(request, runtime):
         return busy
     now = runtime.now()
-    with runtime.db.session() as session:
-        fresh = _nonce_ok(session, f"flag:{article_id}", nonce, now)
+    fresh = _nonce_ok(runtime, f"flag:{article_id}", nonce, now)
     if not fresh:
         stale = {"error": "页面已过期，请刷新后再提交。"}
         return _article_page(request, runtime, article_id, embed, mode, ctx=stale, status_code=403)
@@ -240,10 +250,6 @@ def kb_flag(
 # ------------------------------------------------------------------ the assistant
 
 
-def _place_options(session: Session) -> list[tuple[str, list[str]]]:
-    return list(places(session).items())
-
-
 def _assistant_page(
     request: Request,
     runtime,
@@ -254,14 +260,12 @@ def _assistant_page(
     status_code: int = 200,
     cache: bool = False,
 ) -> Response:
-    now = runtime.now()
-    with runtime.db.session() as session:
+    nonce = _nonce(runtime, "assistant", runtime.now())
+    with runtime.db.read_session() as session:
         ctx = {
-            "nonce": _nonce(session, "assistant", now),
-            "places": _place_options(session),
+            "nonce": nonce,
+            "places": list(places(session).items()),
             "max_question": assistant.MAX_QUESTION_CHARS,
-            "mode_value": mode,
-            "embed_value": embed,
             **ctx,
         }
     return _page(
@@ -304,8 +308,7 @@ def assistant_ask(
     if busy := _limited(request, runtime):
         return busy
     turns = _conversation(role, [t[: assistant.MAX_TURN_CHARS] for t in text])
-    with runtime.db.session() as session:
-        fresh = _nonce_ok(session, "assistant", nonce, runtime.now())
+    fresh = _nonce_ok(runtime, "assistant", nonce, runtime.now())
     if not fresh:
         ctx = {"turns": turns, "error": "页面已过期，请重新输入您的问题。", "question": question[:200]}
         return _assistant_page(request, runtime, ctx, embed=embed, mode=mode, status_code=403)
@@ -342,9 +345,9 @@ def assistant_handoff(
     form = {"content": content, "caller_phone": caller_phone, "caller_name": caller_name, "place": place}
     now = runtime.now()
     try:
+        if not _nonce_ok(runtime, "assistant", nonce, now):
+            raise HotlineError("stale form", status_code=403, zh="页面已过期，请重新提交。")
         with runtime.db.session() as session:
-            if not _nonce_ok(session, "assistant", nonce, now):
-                raise HotlineError("stale form", status_code=403, zh="页面已过期，请重新提交。")
             ticket = assistant.hand_over(
                 session,
                 runtime,
