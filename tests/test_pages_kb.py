@@ -274,3 +274,10 @@ def test_a_citizen_asks_the_assistant_and_files_the_matter(kb, server, phone_pag
     page.screenshot(path=str(SHOTS / "kb-article.png"), full_page=True)
     # No page is wider than the phone.
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+    page.goto(f"{server}/kb/{card}?mode=elder")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(0, 0, 0)"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+    page.screenshot(path=str(SHOTS / "kb-article-elder.png"), full_page=True)
+    page.goto(f"{server}/kb?embed=1")
+    assert page.locator("header.site").count() == 0
+    page.screenshot(path=str(SHOTS / "kb-embed.png"), full_page=True)
