@@ -398,6 +398,9 @@ def test_a_slow_or_failing_model_falls_back_to_the_passage(kb, client, runtime, 
     runtime.settings = runtime.settings.model_copy(update={"llm_url": model.url.replace("/v1/", "/v9/")})
     model.status = 200
     assert ask(client, "社保卡丢了怎么补办")["source"] == "passage"  # a 404 from the server
+    for url in ("http://[::1", "ftp://127.0.0.1/v1/chat/completions", "http://127.0.0.1:1/v1/chat/completions"):
+        runtime.settings = runtime.settings.model_copy(update={"llm_url": url})  # misconfigured, or nobody there
+        assert ask(client, "社保卡丢了怎么补办")["source"] == "passage"
 
 
 def test_the_model_is_never_asked_without_a_trusted_passage(kb, client, runtime, model):

@@ -70,7 +70,7 @@ def answer(settings: Settings, question: str, passages: list[Passage]) -> str | 
         response = httpx.post(settings.llm_url, json=body, headers=headers, timeout=settings.llm_timeout_seconds)
         response.raise_for_status()
         reply = response.json()["choices"][0]["message"]["content"]
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, IndexError, TypeError) as exc:
         log.warning("the language model gave no answer (%s); answering with the passage", exc.__class__.__name__)
         return None
     text = acceptable(reply if isinstance(reply, str) else None, len(passages))
