@@ -144,6 +144,9 @@ def test_plain_words_find_the_official_guide(kb, client):
     reply = ask(client, "公司不开了要关掉")
     assert reply["handoff"] is False and reply["articles"][0]["title"] == "企业注销登记办事指南"
     assert "注销登记" in reply["answer"] and "**" not in reply["answer"]
+    # The words of asking (能不能) are no words of the matter, nor the words inside them (不能).
+    fund = ask(client, "买房能不能取公积金")
+    assert fund["handoff"] is False and fund["articles"][0]["title"] == "住房公积金提取指南"
 
 
 def test_no_trusted_answer_hands_over_and_counts_a_gap(kb, client, district):

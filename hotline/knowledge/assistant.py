@@ -116,9 +116,11 @@ def clean_phone(raw: str) -> str:
 
 def content_words(question: str) -> list[str]:
     """The words that say what the question asks about: stop words and the words of asking
-    (怎么办, 请问…) left out, and a word inside a longer one of the question (社保 in 社保卡)."""
+    (怎么办, 请问…) left out, with the words inside them (不能 of 能不能), and a word inside a
+    longer one of the question (社保 in 社保卡)."""
     skip = stop_words() | feedback.QUESTION_WORDS
-    kept = [w for w in dict.fromkeys(words(question)) if w not in skip]
+    asking = [w for w in feedback.QUESTION_WORDS if len(w) > 1 and w in question]
+    kept = [w for w in dict.fromkeys(words(question)) if w not in skip and not any(w in a for a in asking)]
     return [w for w in kept if not any(w != other and w in other for other in kept)]
 
 
