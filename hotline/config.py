@@ -56,6 +56,18 @@ class Settings(BaseSettings):
     # (no caller's name, phone, e-mail or device id; no confidential ticket). False: reading
     # takes a key too, and a read without one gets a 403.
     open311_public_reads: bool = True
+    # The hotline's number, as the citizens' pages and the assistant's hand-over give it.
+    phone: str = "12345"
+    # The assistant's optional language model (off unless the URL is set): an OpenAI-style
+    # chat-completions endpoint (…/v1/chat/completions) that phrases the answer from the
+    # retrieved passages only; without it, or when its reply does not cite them, the
+    # assistant answers with the passage itself.
+    llm_url: str | None = None
+    llm_model: str = "default"
+    # Sent as `Authorization: Bearer …` when set.
+    llm_api_key: str | None = None
+    # Seconds the model has to answer before the assistant answers with the passage.
+    llm_timeout_seconds: float = 8.0
 
 
 @lru_cache

@@ -18,6 +18,7 @@ from hotline import __version__
 from hotline.api import (
     admin,
     analysis,
+    assistant,
     calendar,
     evaluation,
     integration,
@@ -33,7 +34,7 @@ from hotline.errors import HotlineError
 from hotline.inputs import refuse_control_characters
 from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
-from hotline.web import agent, citizen, department, performance, supervisor, views
+from hotline.web import agent, citizen, department, kb, performance, supervisor, views
 from hotline.web import evaluation as evaluation_pages
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -239,9 +240,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(integration.router, prefix="/api/v1")
     app.include_router(knowledge.router, prefix="/api/v1")
     app.include_router(knowledge.public_router)
+    app.include_router(assistant.router)
     app.include_router(open311.router)
     app.include_router(views.router)
     app.include_router(citizen.router)
+    app.include_router(kb.router)
     app.include_router(agent.router)
     app.include_router(department.router)
     app.include_router(supervisor.router)

@@ -99,6 +99,7 @@ def create_ticket(
     *,
     now: datetime,
     details: dict[str, Any] | None = None,
+    source_details: dict[str, Any] | None = None,
 ) -> tuple[Ticket, bool]:
     """Log a ticket (state: the workflow's initial); return it and whether it is new.
 
@@ -107,7 +108,7 @@ def create_ticket(
     An outside platform's category or place the district does not know is kept as sent in
     `source_details` and left for the agent who dispatches; the centre's own intake gets a 422
     for an unknown category. `details` go into the history's create row beside the channel
-    and the workflow.
+    and the workflow; `source_details` what the channel adds (the assistant's conversation).
     """
     integration = actor.role == INTEGRATION
     source = actor.source if integration else OWN_SOURCE
@@ -142,7 +143,7 @@ def create_ticket(
         **fields,
         number=next_number(session, now),
         source=source,
-        source_details=unknown or None,
+        source_details={**(source_details or {}), **unknown} or None,
         workflow=wf.name,
         category_id=category.id if category else None,
         state=wf.initial,

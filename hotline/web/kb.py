@@ -1,0 +1,373 @@
+"""The citizens' pages, no sign-in: the knowledge base (/kb: search, categories, an article
+with its 这条回答有帮助吗 form) and the assistant (/assistant: a chat that works without
+JavaScript, a large-text high-contrast mode for the elderly, the hand-over form).
+
+Only published public articles valid today are shown; anything else is 404. `?embed=1`
+gives the page without header and footer, for the district website's iframe; `?mode=elder`
+the large-text mode without JavaScript. Pages are cached like the public API
+(public, max-age=300); what a form posts is never cached. Forms carry a nonce signed with
+the installation's secret and bound to the form and the hour (like the rating page's)."""
+
+import hmac
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session
+
+from hotline.api.assistant import NO_STORE, public_client
+from hotline.api.deps import RuntimeDep
+from hotline.api.knowledge import PUBLIC_CACHE
+from hotline.api.schemas import MAX_ID
+from hotline.directory import places
+from hotline.errors import HotlineError, Invalid, NotFound, TooManyRequests
+from hotline.evaluation.ratings import app_secret, form_nonce
+from hotline.knowledge import articles, assistant, catalog, feedback, search
+from hotline.knowledge.text import render as render_markdown
+from hotline.models import ARTICLE_KINDS, FLAG_REASONS, AppSecret, Department
+from hotline.web.render import templates
+
+router = APIRouter(include_in_schema=False)
+PER_PAGE = 10
+# A form's nonce is good for the hour it was made in and the next.
+NONCE_SECONDS = 3600
+SECRET_NAME = "public_form"
+ArticleId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Flag = Annotated[str, Form(max_length=10)]
+
+
+def _secret(runtime, now: datetime) -> bytes:
+    """The key of the public forms' nonces: read (a page view takes no write lock), made once."""
+    with runtime.db.read_session() as session:
+        row = session.get(AppSecret, SECRET_NAME)
+        if row is not None:
+            return bytes.fromhex(row.value)
+    with runtime.db.session() as session:
+        return app_secret(session, SECRET_NAME, now)
+
+
+def _nonce(runtime, form: str, now: datetime, hours_ago: int = 0) -> str:
+    window = int(now.timestamp()) // NONCE_SECONDS - hours_ago
+    return form_nonce(_secret(runtime, now), f"{form}:{window}")
+
+
+def _nonce_ok(runtime, form: str, nonce: str, now: datetime) -> bool:
+    return any(hmac.compare_digest(nonce, _nonce(runtime, form, now, ago)) for ago in (0, 1))
+
+
+def _page(
+    request: Request,
+    runtime,
+    name: str,
+    ctx: dict[str, Any],
+    *,
+    status_code: int = 200,
+    cache: bool = True,
+    embed: str = "",
+    mode: str = "",
+) -> Response:
+    with runtime.db.read_session() as session:
+        district = runtime.district(session)
+    context = {
+        "district": district,
+        "phone": runtime.settings.phone,
+        "embed": embed == "1",
+        "elder": mode == "elder",
+        "path": request.url.path,
+        # The large-text switch is a GET form to this address: the rest of its query kept.
+        "query_items": [(k, v) for k, v in request.query_params.multi_items() if k != "mode"],
+        **ctx,
+    }
+    response = templates().TemplateResponse(request, name, context, status_code=status_code)
+    response.headers["Cache-Control"] = PUBLIC_CACHE if cache and status_code == 200 else NO_STORE
+    return response
+
+
+def _missing(request: Request, runtime, embed: str, mode: str) -> Response:
+    ctx = {"heading": "该内容不存在或已下线", "message": "您要找的内容可能已过有效期或尚未公开。"}
+    return _page(request, runtime, "kb/notice.html", ctx, status_code=404, embed=embed, mode=mode)
+
+
+def _limited(request: Request, runtime) -> Response | None:
+    """The public side's rate limit, per client address: a page that says so when it is reached."""
+    try:
+        public_client(request, runtime)
+    except TooManyRequests as exc:
+        ctx = {"heading": "访问太频繁", "message": "您的访问太频繁了，请稍等一会儿再试。"}
+        response = _page(request, runtime, "kb/notice.html", ctx, status_code=429)
+        response.headers["Retry-After"] = str(exc.extra.get("retry_after", 1))
+        return response
+    return None
+
+
+def _keep(embed: str, mode: str, **params: Any) -> str:
+    """A query string that keeps the embedded layout and the large-text mode."""
+    values = {k: v for k, v in params.items() if v not in (None, "")}
+    if embed == "1":
+        values["embed"] = "1"
+    if mode == "elder":
+        values["mode"] = "elder"
+    return ("?" + urlencode(values)) if values else ""
+
+
+# ------------------------------------------------------------------ the knowledge base
+
+
+Text = Annotated[str, Query(max_length=2000)]
+Short = Annotated[str, Query(max_length=200)]
+Switch = Annotated[str, Query(max_length=10)]
+
+
+@router.get("/kb", response_class=HTMLResponse)
+def kb_home(
+    request: Request,
+    runtime: RuntimeDep,
+    q: Text = "",
+    category: Short = "",
+    kind: Short = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    embed: Switch = "",
+    mode: Switch = "",
+) -> Response:
+    """Search (q) or browse by category, a page at a time."""
+    if busy := _limited(request, runtime):
+        return busy
+    today = articles.local_today(runtime.now())
+    kind = kind if kind in ARTICLE_KINDS else ""
+    ctx: dict[str, Any] = {"q": q, "category": category.strip("/"), "kind": kind, "kinds": ARTICLE_KINDS}
+    status_code = 200
+    with runtime.db.read_session() as session:
+        if q.strip():
+            try:
+                ctx["hits"] = search.search(
+                    session, q, limit=20, public_only=True, category=category or None, kind=kind or None, today=today
+                )
+            except Invalid as exc:
+                ctx["error"], status_code = exc.extra.get("zh") or _question_error(exc), 422
+        ctx["nodes"], ctx["crumbs"] = _branch(catalog.category_tree(session, public_today=today), category)
+        if "hits" not in ctx:
+            ctx["listing"] = catalog.listing(
+                session, public_today=today, category=category or None, kind=kind or None, page=page, per_page=PER_PAGE
+            )
+    keep = {"embed": embed, "mode": mode}
+    ctx["link"] = lambda **params: _keep(embed, mode, **params)
+    return _page(request, runtime, "kb/index.html", ctx, status_code=status_code, **keep)
+
+
+def _branch(tree: list[catalog.CategoryNode], path: str) -> tuple[list, list[tuple[str, str]]]:
+    """The categories to offer under `path` (the top ones without it), and the way there."""
+    nodes, crumbs = tree, []
+    for name in [p for p in path.strip("/").split("/") if p]:
+        node = next((n for n in nodes if n.name == name), None)
+        if node is None:
+            break
+        crumbs.append((node.name, node.path))
+        nodes = sorted(node.children.values(), key=lambda n: (-n.count, n.name))
+    return nodes, crumbs
+
+
+def _question_error(exc: Invalid) -> str:
+    return "请输入要查找的内容" if "empty" in exc.message else f"查找内容请不要超过{search.MAX_QUERY_CHARS}个字"
+
+
+def _issuer(session: Session, article) -> str:
+    """The issuing body as citizens read it: a department's name rather than its code."""
+    if article.department_id is not None:
+        dept = session.get(Department, article.department_id)
+        if dept is not None:
+            return dept.name
+    return article.department
+
+
+def _article_page(
+    request: Request, runtime, article_id: int, embed: str, mode: str, *, ctx: dict | None = None, status_code=200
+) -> Response:
+    now = runtime.now()
+    ctx = dict(ctx or {})
+    with runtime.db.read_session() as session:
+        try:
+            article = articles.get_public(session, article_id, articles.local_today(now))
+        except NotFound:
+            return _missing(request, runtime, embed, mode)
+        ctx |= {
+            "article": article,
+            "issuer": _issuer(session, article),
+            "body_html": render_markdown(article.body),
+            "nonce": _nonce(runtime, f"flag:{article.id}", now),
+            "reasons": FLAG_REASONS,
+        }
+    ctx["link"] = lambda **params: _keep(embed, mode, **params)
+    cache = not ctx.get("flagged") and not ctx.get("error")
+    return _page(request, runtime, "kb/article.html", ctx, status_code=status_code, cache=cache, embed=embed, mode=mode)
+
+
+@router.get("/kb/{article_id}", response_class=HTMLResponse)
+def kb_article(
+    request: Request, article_id: ArticleId, runtime: RuntimeDep, embed: Switch = "", mode: Switch = ""
+) -> Response:
+    """A published public article valid today; 404 for any other."""
+    if busy := _limited(request, runtime):
+        return busy
+    return _article_page(request, runtime, article_id, embed, mode)
+
+
+@router.post("/kb/{article_id}/flags", response_class=HTMLResponse)
+def kb_flag(
+    request: Request,
+    article_id: ArticleId,
+    runtime: RuntimeDep,
+    nonce: Annotated[str, Form(max_length=100)] = "",
+    reason: Flag = "",
+    comment: Annotated[str, Form(max_length=2000)] = "",
+    embed: Flag = "",
+    mode: Flag = "",
+) -> Response:
+    """这条回答有帮助吗: a citizen's flag on the article."""
+    if busy := _limited(request, runtime):
+        return busy
+    now = runtime.now()
+    fresh = _nonce_ok(runtime, f"flag:{article_id}", nonce, now)
+    if not fresh:
+        stale = {"error": "页面已过期，请刷新后再提交。"}
+        return _article_page(request, runtime, article_id, embed, mode, ctx=stale, status_code=403)
+    try:
+        if len(comment.strip()) > 500:
+            raise Invalid("comment: at most 500 characters", field="comment", zh="补充说明请不要超过500个字")
+        with runtime.db.session() as session:
+            feedback.flag(session, article_id, reason=reason, comment=comment, actor=None, at=now)
+    except HotlineError as exc:
+        if exc.status_code == 404:
+            return _missing(request, runtime, embed, mode)
+        message = exc.extra.get("zh") or "提交失败，请稍后再试。"
+        return _article_page(
+            request, runtime, article_id, embed, mode, ctx={"error": message}, status_code=exc.status_code
+        )
+    return _article_page(request, runtime, article_id, embed, mode, ctx={"flagged": True})
+
+
+# ------------------------------------------------------------------ the assistant
+
+
+def _assistant_page(
+    request: Request,
+    runtime,
+    ctx: dict[str, Any],
+    *,
+    embed: str,
+    mode: str,
+    status_code: int = 200,
+    cache: bool = False,
+) -> Response:
+    nonce = _nonce(runtime, "assistant", runtime.now())
+    with runtime.db.read_session() as session:
+        ctx = {
+            "nonce": nonce,
+            "places": list(places(session).items()),
+            "max_question": assistant.MAX_QUESTION_CHARS,
+            **ctx,
+        }
+    return _page(
+        request, runtime, "assistant/page.html", ctx, status_code=status_code, cache=cache, embed=embed, mode=mode
+    )
+
+
+def _conversation(roles: list[str], texts: list[str]) -> list[dict[str, str]]:
+    """The conversation so far, as the page carried it in hidden fields (the last turns)."""
+    turns = [
+        {"role": role, "text": text.strip()}
+        for role, text in zip(roles, texts, strict=False)
+        if role in assistant.TURN_LABELS and text.strip()
+    ]
+    return turns[-(assistant.MAX_TURNS - 2) :]
+
+
+Turns = Annotated[list[str], Form(max_length=assistant.MAX_TURNS * 2)]
+
+
+@router.get("/assistant", response_class=HTMLResponse)
+def assistant_page(request: Request, runtime: RuntimeDep, embed: Switch = "", mode: Switch = "") -> Response:
+    if busy := _limited(request, runtime):
+        return busy
+    return _assistant_page(request, runtime, {"turns": []}, embed=embed, mode=mode, cache=True)
+
+
+@router.post("/assistant", response_class=HTMLResponse)
+def assistant_ask(
+    request: Request,
+    runtime: RuntimeDep,
+    nonce: Annotated[str, Form(max_length=100)] = "",
+    question: Annotated[str, Form(max_length=4000)] = "",
+    role: Turns = [],  # noqa: B006 (FastAPI copies defaults)
+    text: Turns = [],  # noqa: B006
+    embed: Flag = "",
+    mode: Flag = "",
+) -> Response:
+    """The page without JavaScript: the question posted, the answer rendered here."""
+    if busy := _limited(request, runtime):
+        return busy
+    turns = _conversation(role, [t[: assistant.MAX_TURN_CHARS] for t in text])
+    fresh = _nonce_ok(runtime, "assistant", nonce, runtime.now())
+    if not fresh:
+        ctx = {"turns": turns, "error": "页面已过期，请重新输入您的问题。", "question": question[:200]}
+        return _assistant_page(request, runtime, ctx, embed=embed, mode=mode, status_code=403)
+    try:
+        reply = assistant.ask(runtime, question)
+    except Invalid as exc:
+        ctx = {"turns": turns, "error": exc.extra.get("zh"), "question": question[:200]}
+        return _assistant_page(request, runtime, ctx, embed=embed, mode=mode, status_code=422)
+    asked = assistant.clean_question(question)
+    turns += [{"role": "citizen", "text": asked}, {"role": "assistant", "text": reply.answer}]
+    ctx = {"turns": turns, "reply": reply, "asked": asked}
+    return _assistant_page(request, runtime, ctx, embed=embed, mode=mode)
+
+
+@router.post("/assistant/handoff", response_class=HTMLResponse)
+def assistant_handoff(
+    request: Request,
+    runtime: RuntimeDep,
+    nonce: Annotated[str, Form(max_length=100)] = "",
+    content: Annotated[str, Form(max_length=4000)] = "",
+    caller_phone: Annotated[str, Form(max_length=100)] = "",
+    caller_name: Annotated[str, Form(max_length=200)] = "",
+    place: Annotated[str, Form(max_length=200)] = "",
+    role: Turns = [],  # noqa: B006
+    text: Turns = [],  # noqa: B006
+    embed: Flag = "",
+    mode: Flag = "",
+) -> Response:
+    """The hand-over form without JavaScript: the matter filed, its number shown."""
+    if busy := _limited(request, runtime):
+        return busy
+    turns = _conversation(role, [t[: assistant.MAX_TURN_CHARS] for t in text])
+    street, _, community = place.partition("/")
+    form = {"content": content, "caller_phone": caller_phone, "caller_name": caller_name, "place": place}
+    now = runtime.now()
+    try:
+        if not _nonce_ok(runtime, "assistant", nonce, now):
+            raise HotlineError("stale form", status_code=403, zh="页面已过期，请重新提交。")
+        with runtime.db.session() as session:
+            ticket = assistant.hand_over(
+                session,
+                runtime,
+                content=content,
+                conversation=turns,
+                caller_phone=caller_phone,
+                caller_name=caller_name or None,
+                street=street or None,
+                community=community or None,
+                now=now,
+            )
+            number = ticket.number
+    except HotlineError as exc:
+        ctx = {
+            "turns": turns,
+            "handoff_open": True,
+            "form": form,
+            "handoff_error": exc.extra.get("zh") or "提交失败，请稍后再试。",
+            "error_field": exc.extra.get("field"),
+        }
+        return _assistant_page(request, runtime, ctx, embed=embed, mode=mode, status_code=exc.status_code)
+    ctx = {"turns": turns, "filed": number, "filed_message": assistant.filed_message(number)}
+    return _assistant_page(request, runtime, ctx, embed=embed, mode=mode)

@@ -1,0 +1,283 @@
+"""The citizens' pages, /kb and /assistant, on SQLite and PostgreSQL: only published public
+articles valid today, the embedded layout, the flag form, the assistant without JavaScript
+(the answer, the hand-over form, the ticket's number), the large-text mode; and a citizen
+using the assistant on a phone in Chromium."""
+
+import html
+import os
+import re
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from hotline.models import Article, ArticleFlag, Ticket
+from tests.helpers import Api
+from tests.test_assistant import ARTICLES, HIDDEN, article
+
+NONCE = re.compile(r'name="nonce" value="([^"]+)"')
+PHONE_VIEWPORT = {"width": 390, "height": 844}
+# Where the browser test leaves its screenshots (HOTLINE_SCREENSHOTS to keep them elsewhere).
+SHOTS = Path(os.environ.get("HOTLINE_SCREENSHOTS", "/tmp/hotline-screenshots"))
+
+
+@pytest.fixture
+def kb(client, district):
+    editor = Api(client, district, "editor")
+    rows = [
+        *ARTICLES,
+        article(
+            "a-xss",
+            "脚本测试页",
+            '<script>alert("x")</script> [点我](javascript:alert(1)) 测试正文',
+            category="其他/测试",
+        ),
+    ]
+    assert editor.post("/knowledge/import", {"articles": rows})["errors"] == []
+    return editor
+
+
+def ids(runtime) -> dict[str, int]:
+    with runtime.db.read_session() as s:
+        return {a.title: a.id for a in s.exec(select(Article))}
+
+
+def nonce_of(page: str) -> str:
+    return html.unescape(NONCE.search(page).group(1))
+
+
+def test_the_pages_show_only_published_public_articles_valid_today(kb, client, runtime):
+    titles = ids(runtime)
+    for path in ("/kb", "/kb?q=养犬登记", "/kb?q=老年人乘车卡", "/kb?category=城市管理", "/kb?category=交通出行"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=300", path
+        assert not any(title in r.text for title in HIDDEN), path
+        assert "城市管理 <span" not in r.text and "交通出行 <span" not in r.text  # no category of hidden ones
+    for title in HIDDEN:
+        r = client.get(f"/kb/{titles[title]}")
+        assert r.status_code == 404 and "该内容不存在或已下线" in r.text and title not in r.text
+        assert r.headers["cache-control"] == "no-store"
+    assert client.get("/kb/999999").status_code == 404
+    for category in ("城市管理", "交通出行"):
+        assert "（共 0 条）" in client.get("/kb", params={"category": category}).text
+    home = client.get("/kb").text
+    assert "城市管理" not in home and "交通出行" not in home
+    assert '<html lang="zh-CN"' in home and "社会保障" in home and "社会保障卡补办" in home
+    found = client.get("/kb", params={"q": "社保卡丢了"}).text
+    assert f'href="/kb/{titles["社会保障卡补办"]}"' in found and "<mark>" in found
+
+
+def test_browsing_by_category_and_pages(kb, client, runtime):
+    page = client.get("/kb", params={"category": "社会保障"}).text
+    assert "社保卡" in page and "社会保障卡补办" in page and "企业注销登记办事指南" not in page
+    assert 'aria-current="page">社会保障<' in page
+    rows = [
+        article(f"p-{i}", f"社保常见问题{i:02d}", "社保卡的常见问题。", category="社会保障/常见") for i in range(12)
+    ]
+    kb.post("/knowledge/import", {"articles": rows})
+    first = client.get("/kb", params={"category": "社会保障/常见"}).text
+    assert "第 1 / 2 页" in first and "下一页" in first and first.count('class="card result"') == 10
+    second = client.get("/kb", params={"category": "社会保障/常见", "page": 2}).text
+    assert second.count('class="card result"') == 2 and "上一页" in second
+
+
+def test_an_article_page(kb, client, runtime):
+    card = ids(runtime)["社会保障卡补办"]
+    page = client.get(f"/kb/{card}").text
+    assert '<h1 id="article-title">社会保障卡补办</h1>' in page
+    assert "区人社局" in page and "办事指南" in page and "长期有效" in page
+    assert "<h2>所需材料</h2>" in page and "这条回答有帮助吗？" in page
+    xss = client.get(f"/kb/{ids(runtime)['脚本测试页']}").text
+    assert "<script>alert" not in xss and "&lt;script&gt;" in xss and 'href="javascript:' not in xss
+
+
+def test_a_question_too_long_or_empty_on_the_search_page(kb, client):
+    r = client.get("/kb", params={"q": "问" * 201})
+    assert r.status_code == 422 and "不要超过200个字" in r.text
+    assert client.get("/kb", params={"q": "  "}).status_code == 200  # nothing asked: the categories
+
+
+def test_the_embedded_layout_has_no_header_and_keeps_itself(kb, client, runtime):
+    card = ids(runtime)["社会保障卡补办"]
+    page = client.get("/kb", params={"embed": "1"}).text
+    assert 'class="site"' not in page and "site-footer" not in page and 'class=" embed"' in page
+    assert f'href="/kb/{card}?embed=1"' in page
+    full = client.get("/kb").text
+    assert 'class="site"' in full and "site-footer" in full
+
+
+def test_a_citizen_flags_an_article(kb, client, runtime, district):
+    card = ids(runtime)["社会保障卡补办"]
+    nonce = nonce_of(client.get(f"/kb/{card}").text)
+    r = client.post(f"/kb/{card}/flags", data={"nonce": nonce, "reason": "outdated", "comment": "地址变了"})
+    assert r.status_code == 200 and "感谢您的反馈" in r.text and r.headers["cache-control"] == "no-store"
+    flagged = Api(client, district, "editor").get("/knowledge/flags")["articles"]
+    assert flagged[0]["id"] == card and flagged[0]["flags"][0]["source"] == "citizen"
+    assert flagged[0]["flags"][0]["comment"] == "地址变了"
+    # A form from elsewhere (no nonce, or another article's) is refused; so is an unknown reason.
+    other = ids(runtime)["企业注销登记办事指南"]
+    for data, status in (
+        ({"reason": "wrong"}, 403),
+        ({"nonce": nonce_of(client.get(f"/kb/{other}").text), "reason": "wrong"}, 403),
+        ({"nonce": nonce, "reason": "boring"}, 422),
+        ({"nonce": nonce, "reason": "wrong", "comment": "长" * 501}, 422),
+    ):
+        assert client.post(f"/kb/{card}/flags", data=data).status_code == status, data
+    hidden = ids(runtime)["养犬登记内部口径"]
+    assert client.post(f"/kb/{hidden}/flags", data={"nonce": nonce, "reason": "wrong"}).status_code in (403, 404)
+    with runtime.db.read_session() as s:
+        assert len(s.exec(select(ArticleFlag)).all()) == 1
+
+
+def test_the_assistant_without_javascript(kb, client, runtime):
+    first = client.get("/assistant")
+    assert first.status_code == 200 and first.headers["cache-control"] == "public, max-age=300"
+    assert 'role="log" aria-live="polite"' in first.text and '<label for="question">' in first.text
+    nonce = nonce_of(first.text)
+    r = client.post("/assistant", data={"nonce": nonce, "question": "社保卡丢了怎么补办"})
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    card = ids(runtime)["社会保障卡补办"]
+    assert "根据《社会保障卡补办》" in r.text and f'href="/kb/{card}"' in r.text and "答案出处" in r.text
+    assert '<details id="handoff-box" class="card handoff-box">' in r.text  # closed: it answered
+    # The conversation so far travels in the form; the next question gets the hand-over.
+    data = {
+        "nonce": nonce_of(r.text),
+        "question": "我家楼下的狗太吵了怎么办",
+        "role": ["citizen", "assistant"],
+        "text": ["社保卡丢了怎么补办", "根据《社会保障卡补办》：……"],
+    }
+    r = client.post("/assistant", data=data)
+    assert r.status_code == 200 and "没有能确切回答" in r.text and 'href="tel:12345"' in r.text
+    assert '<details id="handoff-box" class="card handoff-box" open>' in r.text
+    assert r.text.count('name="role" value="citizen"') == 4  # two turns of the citizen, in both forms
+    handoff = {
+        "nonce": nonce_of(r.text),
+        "content": "楼下的狗每天夜里叫",
+        "caller_phone": "13800001111",
+        "role": ["citizen", "assistant", "citizen", "assistant"],
+        "text": ["社保卡丢了怎么补办", "根据……", "我家楼下的狗太吵了怎么办", "抱歉……"],
+    }
+    bad = client.post("/assistant/handoff", data={**handoff, "caller_phone": "110"})
+    assert bad.status_code == 422 and "请填写正确的联系电话" in bad.text and 'aria-invalid="true"' in bad.text
+    done = client.post("/assistant/handoff", data=handoff)
+    assert done.status_code == 200 and "提交成功" in done.text
+    with runtime.db.read_session() as s:
+        ticket = s.exec(select(Ticket)).one()
+    assert ticket.number in done.text and ticket.channel == "web" and ticket.state == "registered"
+    assert "市民：我家楼下的狗太吵了怎么办" in ticket.content
+    assert len(ticket.source_details["assistant"]["conversation"]) == 4
+
+
+def test_the_assistant_page_refuses_bad_questions_and_stale_forms(kb, client):
+    nonce = nonce_of(client.get("/assistant").text)
+    empty = client.post("/assistant", data={"nonce": nonce, "question": " "})
+    assert empty.status_code == 422 and "请填写问题" in empty.text
+    long = client.post("/assistant", data={"nonce": nonce, "question": "问" * 2000})
+    assert long.status_code == 422 and "问题请不要超过200个字" in long.text
+    stale = client.post("/assistant", data={"nonce": "forged", "question": "社保卡补办"})
+    assert stale.status_code == 403 and "页面已过期" in stale.text
+    forged = client.post("/assistant/handoff", data={"nonce": "x", "content": "a", "caller_phone": "13800001111"})
+    assert forged.status_code == 403
+
+
+def test_a_form_nonce_lasts_the_hour_and_the_next(kb, client, clock):
+    nonce = nonce_of(client.get("/assistant").text)
+    clock.advance(minutes=70)
+    assert client.post("/assistant", data={"nonce": nonce, "question": "社保卡补办"}).status_code == 200
+    clock.advance(hours=2)
+    assert client.post("/assistant", data={"nonce": nonce, "question": "社保卡补办"}).status_code == 403
+
+
+def test_the_large_text_mode_without_javascript(kb, client):
+    normal = client.get("/assistant").text
+    assert '<html lang="zh-CN" class="">' in normal and 'aria-pressed="false"' in normal
+    elder = client.get("/assistant", params={"mode": "elder"}).text
+    assert '<html lang="zh-CN" class="elder">' in elder and 'aria-pressed="true"' in elder
+    # The switch is a GET form to the same page that keeps the rest of the address.
+    search = client.get("/kb", params={"q": "社保卡", "mode": "elder"}).text
+    assert '<input type="hidden" name="q" value="社保卡">' in search
+    assert 'href="/kb/' in search and "mode=elder" in search
+
+
+# ------------------------------------------------------------------ in a browser
+
+
+@pytest.fixture
+def phone_page(browser):
+    context = browser.new_context(viewport=PHONE_VIEWPORT, locale="zh-CN", device_scale_factor=2, is_mobile=True)
+    pg = context.new_page()
+    pg.set_default_timeout(10000)
+    yield pg
+    context.close()
+
+
+def test_a_citizen_asks_the_assistant_and_files_the_matter(kb, server, phone_page, runtime):
+    page = phone_page
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{server}/assistant")
+    page.screenshot(path=str(SHOTS / "assistant.png"), full_page=True)
+
+    # A question the base answers: the passage, and the article linked.
+    page.get_by_label("您的问题").fill("社保卡丢了怎么补办")
+    page.get_by_role("button", name="发送").click()
+    log = page.get_by_role("log")
+    log.get_by_text("根据《社会保障卡补办》").wait_for()
+    link = log.get_by_role("link", name="社会保障卡补办")
+    assert link.get_attribute("href") == f"/kb/{ids(runtime)['社会保障卡补办']}"
+    assert page.evaluate("document.activeElement.id") == "question"  # ready for the next question
+
+    # One it cannot answer: said so, and the hand-over offered.
+    page.get_by_label("您的问题").fill("我家楼下的狗太吵了怎么办")
+    page.get_by_role("button", name="发送").click()
+    log.get_by_text("没有能确切回答").wait_for()
+    assert page.locator("#handoff-box").evaluate("box => box.open")
+    assert page.get_by_label("您要反映的事情").input_value() == "我家楼下的狗太吵了怎么办"
+    page.screenshot(path=str(SHOTS / "assistant-handoff.png"), full_page=True)
+
+    # A wrong phone number is named; then the matter is filed and its number shown.
+    page.get_by_label("联系电话（必填）").fill("123")
+    page.get_by_role("button", name="提交诉求").click()
+    page.get_by_text("请填写正确的联系电话").wait_for()
+    assert page.get_by_label("联系电话（必填）").get_attribute("aria-invalid") == "true"
+    page.get_by_label("联系电话（必填）").fill("13800001111")
+    page.get_by_label("您的称呼（选填）").fill("李阿姨")
+    page.get_by_role("button", name="提交诉求").click()
+    page.get_by_text("提交成功").wait_for()
+    with runtime.db.read_session() as s:
+        ticket = s.exec(select(Ticket)).one()
+    assert page.locator("#filed .ticket-number strong").inner_text() == ticket.number
+    assert page.evaluate("document.activeElement.id") == "filed"
+    assert (ticket.channel, ticket.state, ticket.type) == ("web", "registered", "consultation")
+    turns = ticket.source_details["assistant"]["conversation"]
+    assert [t["role"] for t in turns] == ["citizen", "assistant", "citizen", "assistant"]
+    assert turns[0]["text"] == "社保卡丢了怎么补办" and "没有能确切回答" in turns[3]["text"]
+    page.screenshot(path=str(SHOTS / "assistant-filed.png"), full_page=True)
+
+    # The large-text mode: a pressed button, remembered on the next page.
+    toggle = page.get_by_role("button", name="大字模式")
+    assert toggle.get_attribute("aria-pressed") == "false"
+    toggle.click()
+    assert toggle.get_attribute("aria-pressed") == "true"
+    assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
+    page.goto(f"{server}/assistant")
+    assert page.evaluate("document.documentElement.classList.contains('elder')")
+    assert page.get_by_role("button", name="大字模式").get_attribute("aria-pressed") == "true"
+    page.screenshot(path=str(SHOTS / "assistant-elder.png"), full_page=True)
+    page.get_by_role("button", name="大字模式").click()
+
+    card = ids(runtime)["社会保障卡补办"]
+    page.goto(f"{server}/kb")
+    page.screenshot(path=str(SHOTS / "kb.png"), full_page=True)
+    page.goto(f"{server}/kb?q=社保卡丢了")
+    page.screenshot(path=str(SHOTS / "kb-search.png"), full_page=True)
+    page.goto(f"{server}/kb/{card}")
+    page.screenshot(path=str(SHOTS / "kb-article.png"), full_page=True)
+    # No page is wider than the phone.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+    page.goto(f"{server}/kb/{card}?mode=elder")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(0, 0, 0)"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+    page.screenshot(path=str(SHOTS / "kb-article-elder.png"), full_page=True)
+    page.goto(f"{server}/kb?embed=1")
+    assert page.locator("header.site").count() == 0
+    page.screenshot(path=str(SHOTS / "kb-embed.png"), full_page=True)
