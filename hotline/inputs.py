@@ -43,8 +43,9 @@ def _day_in_range(value: date) -> date:
 # A day in a query or a body, within the range.
 Day = Annotated[date, AfterValidator(_day_in_range)]
 
-# C0 controls but tab, line feed and carriage return; DEL; the C1 controls.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0 controls but tab, line feed and carriage return; DEL; the C1 controls; and lone
+# surrogates (no character: a JSON "\\ud800" decodes to one, and no database stores it).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
 

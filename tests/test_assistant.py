@@ -191,8 +191,8 @@ def test_the_hotline_number_is_a_setting(kb, client, runtime):
         ("   \n ", "question: empty"),
         ("问" * 201, "question: longer than 200 characters"),
         ("问" * 2000, "question: longer than 200 characters"),
-        ("社保卡\x00补办", "question: contains a control character (U+0000)"),
-        ("社保卡\x1b[31m补办", "question: contains a control character (U+001B)"),
+        ("社保卡\x00补办", "question: control character U+0000 is not allowed"),
+        ("社保卡\x1b[31m补办", "question: control character U+001B is not allowed"),
     ],
 )
 def test_bad_questions_are_refused_saying_why(kb, client, question, says):

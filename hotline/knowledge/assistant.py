@@ -11,7 +11,6 @@ only (hotline.knowledge.llm); a reply that cites none of them is not used.
 """
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from sqlmodel import Session, select
 from hotline.directory import places
 from hotline.errors import Invalid, TooManyRequests
 from hotline.evaluation.ratings import CITIZEN
+from hotline.inputs import check_text
 from hotline.knowledge import articles, feedback, llm, search
 from hotline.knowledge.text import plain, query_terms, words
 from hotline.models import OWN_SOURCE, Article, Ticket
@@ -77,11 +77,7 @@ class Reply:
 def clean_text(value: str, name: str, limit: int, *, label: str) -> str:
     """A citizen's text: spaces trimmed, control characters refused, 1 to `limit`
     characters; 422 naming the field and saying why (in Chinese too)."""
-    bad = next((ch for ch in value if unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\r\t"), None)
-    if bad is not None:
-        raise Invalid(
-            f"{name}: contains a control character (U+{ord(bad):04X})", field=name, zh=f"{label}中含有无法识别的字符"
-        )
+    check_text(value, name)
     text = value.strip()
     if not text:
         raise Invalid(f"{name}: empty", field=name, zh=f"请填写{label}")
