@@ -47,11 +47,18 @@ _SPACES = re.compile(r"\s+")
 
 
 class SheetError(ValueError):
-    """The file as a whole cannot be read; the message is Chinese, for the page."""
+    """The file as a whole cannot be read; the message is Chinese, for the page; `status` the
+    HTTP status a page answers with."""
+
+    status = 422
 
 
 class NotSpreadsheet(SheetError):
-    pass
+    status = 415
+
+
+class SheetTooLarge(SheetError):
+    status = 413
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,7 @@ def _open(data: bytes):
         with zipfile.ZipFile(BytesIO(data)) as archive:
             unpacked = sum(part.file_size for part in archive.infolist())
         if unpacked > MAX_UNPACKED_BYTES:
-            raise SheetError(f"工作簿解压后超过 {MAX_UNPACKED_BYTES // 1024 // 1024} MB，请分成几个文件上传")
+            raise SheetTooLarge(f"工作簿解压后超过 {MAX_UNPACKED_BYTES // 1024 // 1024} MB，请分成几个文件上传")
         return load_workbook(BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
         if isinstance(exc, SheetError):
@@ -199,7 +206,7 @@ def read_sheet(data: bytes, *, max_rows: int = MAX_ROWS) -> Sheet:
                 continue
             count += 1
             if count > max_rows:
-                raise SheetError(f"一次最多导入 {max_rows} 行，请分成几个文件上传")
+                raise SheetTooLarge(f"一次最多导入 {max_rows} 行，请分成几个文件上传")
             row, errors = _row(number, values)
             if errors:
                 out.errors.extend(errors)
