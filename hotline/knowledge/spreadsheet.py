@@ -239,7 +239,9 @@ def _row(number: int, values: dict[str, Any]) -> tuple[dict[str, Any], list[RowE
                 row[key] = _text(value)
         except ValueError as exc:
             errors.append(RowError(number, key, str(exc)))
-    if "external_id" not in row and row.get("department") and row.get("title"):
+    # An empty required cell is named here (a row without 标题 has no number to derive either).
+    errors += [RowError(number, key, "必填") for key in REQUIRED if key != "keywords" and key not in row]
+    if not errors and "external_id" not in row:
         row["external_id"] = derived_external_id(row["department"], row["title"])
     return row, errors
 
