@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
@@ -424,36 +424,42 @@ def new_article(
     return _form_page(request, runtime, user, form, gap=gap)
 
 
-FormText = Annotated[str, Form(max_length=500)]
+FormText = Annotated[str, Field(max_length=500)]
+
+
+class ArticleForm(BaseModel):
+    """An article's form as posted: text as typed (ArticleIn checks it)."""
+
+    category: FormText = ""
+    title: FormText = ""
+    body: Annotated[str, Field(max_length=articles.MAX_BODY_CHARS * 2)] = ""
+    department: FormText = ""
+    kind: FormText = ""
+    keywords: Annotated[str, Field(max_length=2000)] = ""
+    region: FormText = ""
+    valid_from: FormText = ""
+    valid_until: FormText = ""
+    public: Annotated[str, Field(max_length=1)] = "1"
+    # From a knowledge gap (新建知识 on 知识缺口): closed with the new article.
+    gap: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
+    # An edit: the version the form was shown at.
+    version: Annotated[int, Field(ge=1)] | None = None
 
 
 @router.post("/new", response_class=HTMLResponse)
 def create_article(
-    request: Request,
-    runtime: RuntimeDep,
-    user: WriterForm,
-    category: FormText = "",
-    title: FormText = "",
-    body: Annotated[str, Form(max_length=articles.MAX_BODY_CHARS * 2)] = "",
-    department: FormText = "",
-    kind: FormText = "",
-    keywords: Annotated[str, Form(max_length=2000)] = "",
-    region: FormText = "",
-    valid_from: FormText = "",
-    valid_until: FormText = "",
-    public: Annotated[str, Form(max_length=1)] = "1",
-    gap: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
+    request: Request, runtime: RuntimeDep, user: WriterForm, posted: Annotated[ArticleForm, Form()]
 ) -> Response:
-    form = {name: value for name, value in locals().items() if name in FORM_FIELDS} | {"public": public}
+    form = posted.model_dump(exclude={"gap", "version"})
     try:
         data = ArticleIn.model_validate(_typed(form))
         with runtime.db.session() as session:
             article = articles.create(session, data, user.actor, runtime.now())
-            if gap is not None and user.role in EDITORS:
-                _answer_gap(session, user, gap, article.id, runtime)
+            if posted.gap is not None and user.role in EDITORS:
+                _answer_gap(session, user, posted.gap, article.id, runtime)
             article_id = article.id
     except (ValidationError, HotlineError) as exc:
-        return _refused_form(request, runtime, user, form, exc, gap=gap)
+        return _refused_form(request, runtime, user, form, exc, gap=posted.gap)
     return RedirectResponse(f"/knowledge/{article_id}?done=created", status_code=303)
 
 
@@ -483,19 +489,10 @@ def save_article(
     runtime: RuntimeDep,
     user: WriterForm,
     article_id: ArticleId,
-    version: Annotated[int, Form(ge=1)],
-    category: FormText = "",
-    title: FormText = "",
-    body: Annotated[str, Form(max_length=articles.MAX_BODY_CHARS * 2)] = "",
-    department: FormText = "",
-    kind: FormText = "",
-    keywords: Annotated[str, Form(max_length=2000)] = "",
-    region: FormText = "",
-    valid_from: FormText = "",
-    valid_until: FormText = "",
-    public: Annotated[str, Form(max_length=1)] = "1",
+    posted: Annotated[ArticleForm, Form()],
 ) -> Response:
-    form = {name: value for name, value in locals().items() if name in FORM_FIELDS} | {"public": public}
+    form = posted.model_dump(exclude={"gap", "version"})
+    version = posted.version
     extra = {"article_id": article_id, "version": version}
     try:
         # Every field is on the form: checked whole, as a new article is.
