@@ -16,6 +16,7 @@ from hotline.web import knowledge as pages
 from tests.helpers import Api
 from tests.test_knowledge import GUIDES, article
 from tests.test_pages_admin import _client_login, _csrf_token
+from tests.test_pages_smoke import SHOTS, login
 
 HEADER = ["类目", "标题", "内容", "发文单位", "材料性质", "关键字"]
 
@@ -594,3 +595,48 @@ def test_yes_and_no_are_read_and_anything_else_is_an_error():
     assert [r["public"] for r in sheet.rows] == [True, False]
     (error,) = sheet.errors
     assert (error.row, error.column, error.message) == (4, "是否公开", "“也许”应为 是 或 否")
+
+
+# ------------------------------------------------------------------ in a browser
+
+
+@pytest.mark.browser
+def test_the_editor_imports_a_sheet_and_publishes_in_a_browser(page, server, runtime, district, tmp_path):
+    login(page, server, "editor")
+    assert page.url.endswith("/knowledge")
+    sheet = tmp_path / "清单.xlsx"
+    sheet.write_bytes(
+        workbook(
+            [
+                "社会保障/社保卡",
+                "社保卡补办",
+                "携带身份证到服务网点办理。<script>window.hacked = 1</script>",
+                "区住建局",
+                "常见问题",
+                "社保卡,补办",
+            ],
+            ["社会保障/社保卡", "", "没有标题", "区住建局", "常见问题", ""],
+        )
+    )
+    page.click("nav a:has-text('导入')")
+    page.set_input_files("#file", str(sheet))
+    page.click("#import-form button[type=submit]")
+    page.wait_for_load_state()
+    assert page.inner_text("[data-count=created]") == "1"
+    assert page.inner_text("#row-errors tbody").split() == ["3", "标题", "必填"]
+
+    page.goto(f"{server}/knowledge?status=draft")
+    page.click("text=社保卡补办")
+    page.wait_for_load_state()
+    assert "<script>" in page.inner_text("#body") and page.evaluate("window.hacked") is None
+    page.click("button[data-action=publish]")
+    page.wait_for_load_state()
+    assert "已发布" in page.inner_text(".flash-ok")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button[data-action=retire]")
+    page.wait_for_load_state()
+    assert "已下线" in page.inner_text(".flash-ok")
+    versions = page.inner_text("#versions")
+    assert "下线" in versions and "发布" in versions and "导入" in versions
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "knowledge-article.png"), full_page=True)
