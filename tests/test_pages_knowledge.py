@@ -387,7 +387,7 @@ def test_the_editor_closes_gaps_with_an_article_or_a_new_one(client, district, r
 
     # Closed with an article named by a part of its title.
     r = post(client, f"/knowledge/gaps/{card.id}/close", token, article="注销")
-    assert r.status_code == 422 and "请填写条目编号" in r.text  # two titles have 注销
+    assert r.status_code == 422 and "请填写条目号" in r.text  # two titles have 注销
     r = post(client, f"/knowledge/gaps/{card.id}/close", token, article="没有这种标题")
     assert r.status_code == 422 and "没有标题包含“没有这种标题”的知识条目" in r.text
     guide = article_id(runtime, "h-1")
@@ -458,7 +458,7 @@ def test_a_spreadsheet_imports_its_good_rows_and_lists_the_bad_ones(client, dist
         (5, "标题", "必填"),
         (6, "材料性质", "应为 办事指南、政策法规、热点问答、常见问题、通知公告 之一"),
         (7, "生效日期", "“2026-02-30”这一天不存在"),
-        (8, "标题", f"该发文单位已有同名的知识条目（编号 {article_id(runtime, 'm-1')}）"),
+        (8, "标题", f"该发文单位已有同名的知识条目（条目号 {article_id(runtime, 'm-1')}）"),
         (10, "标题", "与第 4 行重复（同一编号，或同一发文单位的同名标题）"),
     ]
     retire = stored(runtime, article_id(runtime, "rs-1"))

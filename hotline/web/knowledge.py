@@ -151,8 +151,8 @@ _MESSAGES: list[tuple[re.Pattern[str], str]] = [
         (r"^a keyword has at most (\d+) characters: (.*)", "每个关键字不超过 {0} 个字：{1}"),
         (r"before valid_from", "失效日期早于生效日期"),
         (r"a keyword repeats the title", "关键字不能与标题相同"),
-        (r"already has an article with this title: article (\d+)", "该发文单位已有同名的知识条目（编号 {0}）"),
-        (r"^external_id: already used by article (\d+)", "编号已被知识条目 {0} 使用"),
+        (r"already has an article with this title: article (\d+)", "该发文单位已有同名的知识条目（条目号 {0}）"),
+        (r"^external_id: already used by article (\d+)", "编号已被条目号 {0} 的知识使用"),
         (r"^repeats row (\d+)", "与第 {0} 行重复"),
         (r"^the article is (\w+): only the editors", "该条目{status}，只有知识库管理员可以修改"),
         (r"^a leader writes only the articles its own department issues", "单位负责人只能编写本单位发文的知识"),
@@ -616,7 +616,7 @@ def _article_named(session: Session, text: str) -> int | None:
         return (exact or found.articles)[0].id
     if found.total == 0:
         raise Invalid("no such article", field="article", zh=f"没有标题包含“{text}”的知识条目")
-    raise Invalid("several articles", field="article", zh=f"有 {found.total} 条知识的标题包含“{text}”：请填写条目编号")
+    raise Invalid("several articles", field="article", zh=f"有 {found.total} 条知识的标题包含“{text}”：请填写条目号")
 
 
 @router.post("/gaps/{gap_id}/close", response_class=HTMLResponse)
