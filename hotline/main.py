@@ -33,8 +33,8 @@ from hotline.errors import HotlineError
 from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
 from hotline.web import agent, citizen, department, performance, supervisor, views
-from hotline.web import knowledge as knowledge_pages
 from hotline.web import evaluation as evaluation_pages
+from hotline.web import knowledge as knowledge_pages
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 

@@ -158,6 +158,11 @@ def test_the_editor_sees_every_status_and_the_workbench(client, district, runtim
     assert "个体户注销草稿" in found  # editors search every status
     for path in ("/knowledge/new", "/knowledge/import", "/knowledge/gaps", "/knowledge/flags"):
         assert client.get(path).status_code == 200, path
+    assert '<a href="/knowledge/gaps" class="active">知识缺口</a>' in client.get("/knowledge/gaps").text
+    assert (
+        '<a href="/knowledge?status=under_review" class="active">待审核</a>'
+        in client.get("/knowledge?status=under_review").text
+    )
 
 
 def test_the_list_filters_and_pages(client, district, runtime, kb):
