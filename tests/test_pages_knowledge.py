@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from hotline.knowledge import feedback, spreadsheet
 from hotline.models import Article, ArticleFlag, Department, KnowledgeGap
-from hotline.web import knowledge as pages
+from hotline.web.knowledge import workbench
 from tests.helpers import Api
 from tests.test_knowledge import GUIDES, article
 from tests.test_pages_admin import _client_login, _csrf_token
@@ -515,7 +515,7 @@ def test_an_upload_over_the_limits_is_refused_with_413(client, district, runtime
     assert r.status_code == 413 and f"一次最多导入 {spreadsheet.MAX_ROWS} 行" in r.text
     with runtime.db.read_session() as s:
         assert s.exec(select(Article).where(Article.title == "条目0")).first() is None  # nothing of it
-    monkeypatch.setattr(pages, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(workbench, "MAX_UPLOAD_BYTES", 1000)
     r = upload(client, token, workbook(*rows[:2]))
     assert r.status_code == 413 and "文件超过" in r.text
 
