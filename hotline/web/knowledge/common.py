@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from hotline.api.schemas import MAX_ID
 from hotline.errors import HotlineError, NotFound
-from hotline.knowledge import articles, catalog, search, spreadsheet
+from hotline.knowledge import articles, catalog, spreadsheet
 from hotline.knowledge.articles import ACTIONS, EDITORS, STAFF
 from hotline.models import ARTICLE_KINDS, FLAG_REASONS, Article
 from hotline.web.auth import PageUser, role_form_user, role_user
@@ -54,12 +54,9 @@ DONE = {
     "resolved": "已处理该条目的反馈",
     "closed": "已处理该知识缺口",
 }
-PER_PAGE = 20
-GAPS_PER_PAGE = 50
-SEARCH_LIMIT = search.MAX_LIMIT
+# A spreadsheet may be this large (the body-size limit lets a little more through for the
+# form around it, so that the page, not the limit, says so).
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
-# The form of an article, as typed.
-FORM_FIELDS = ("category", "title", "body", "department", "kind", "keywords", "region", "valid_from", "valid_until")
 
 
 def _labels(user: PageUser) -> dict[str, Any]:

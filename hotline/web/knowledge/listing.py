@@ -18,8 +18,6 @@ from hotline.models import ARTICLE_KINDS, ARTICLE_STATUSES, Article
 from hotline.runtime import Runtime
 from hotline.web.auth import PageUser
 from hotline.web.knowledge.common import (
-    PER_PAGE,
-    SEARCH_LIMIT,
     Done,
     PageNo,
     Staff,
@@ -30,6 +28,8 @@ from hotline.web.knowledge.common import (
     _readable,
     router,
 )
+
+PER_PAGE = 20
 
 
 def _scope(user: PageUser, status: str, department_id: int | None) -> tuple[tuple[str, ...] | None, int | None]:
@@ -68,7 +68,7 @@ def _search_rows(
     hits = search.search(
         session,
         q,
-        limit=SEARCH_LIMIT,
+        limit=search.MAX_LIMIT,
         category=category,
         kind=kind,
         all_statuses=user.role in EDITORS or user.role == "leader",

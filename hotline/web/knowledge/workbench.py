@@ -17,7 +17,6 @@ from hotline.knowledge.articles import MAX_IMPORT
 from hotline.web.forms import submit
 from hotline.web.knowledge.common import (
     FIELD_LABELS,
-    GAPS_PER_PAGE,
     MAX_UPLOAD_BYTES,
     Done,
     Editor,
@@ -30,6 +29,7 @@ from hotline.web.knowledge.common import (
     zh_message,
 )
 
+GAPS_PER_PAGE = 50
 IMPORT = "knowledge/import.html"
 
 

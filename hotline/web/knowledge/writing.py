@@ -17,7 +17,6 @@ from hotline.models import ARTICLE_KINDS, Article, KnowledgeGap
 from hotline.runtime import Runtime
 from hotline.web.auth import PageUser
 from hotline.web.knowledge.common import (
-    FORM_FIELDS,
     STATUS_LABELS,
     ArticleId,
     Writer,
@@ -30,6 +29,9 @@ from hotline.web.knowledge.common import (
     router,
     zh_message,
 )
+
+# The form of an article, as typed.
+FORM_FIELDS = ("category", "title", "body", "department", "kind", "keywords", "region", "valid_from", "valid_until")
 
 
 def _form_of(article: Article) -> dict[str, str]:
