@@ -126,8 +126,9 @@ def test_agents_read_only_published_articles(client, district, runtime, kb):
     assert "新建知识" not in page
     assert client.get(f"/knowledge/{article_id(runtime, 'm-1')}").status_code == 200
     draft = client.get(f"/knowledge/{article_id(runtime, 'h-draft')}")
-    assert draft.status_code == 404 and "公租房" not in draft.text
-    assert client.get("/knowledge?status=draft").status_code == 403
+    assert draft.status_code == 404 and "公租房" not in draft.text and "知识条目不存在，或您无权查看" in draft.text
+    refused = client.get("/knowledge?status=draft")
+    assert refused.status_code == 403 and "只有知识库管理员和单位负责人可以查看未发布的知识" in refused.text
     # The search finds the published guide, never the draft with the same words.
     found = client.get("/knowledge", params={"q": "注销"}).text
     assert "企业注销登记办事指南" in found and "个体户注销草稿" not in found
@@ -401,6 +402,8 @@ def test_the_editor_closes_gaps_with_an_article_or_a_new_one(client, district, r
     closed = client.get("/knowledge/gaps?closed=true").text
     assert "补办社保卡" in closed and f'href="/knowledge/{guide}"' in closed
     assert post(client, f"/knowledge/gaps/{card.id}/close", token).status_code == 409
+    missing = post(client, "/knowledge/gaps/999999/close", token)
+    assert missing.status_code == 404 and "该知识缺口不存在" in missing.text
 
     # 新建知识 from a gap: the question as the title; saved, the gap is closed with it.
     new = client.get(f"/knowledge/new?title=养犬登记在哪里办&gap={dog.id}").text

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from hotline.api.schemas import MAX_ID
 from hotline.errors import HotlineError, NotFound
-from hotline.knowledge import articles, catalog, spreadsheet
+from hotline.knowledge import catalog, spreadsheet
 from hotline.knowledge.articles import ACTIONS, EDITORS, STAFF
 from hotline.models import ARTICLE_KINDS, FLAG_REASONS, Article
 from hotline.web.auth import PageUser, role_form_user, role_user
@@ -108,11 +108,14 @@ def _actions(user: PageUser, article: Article) -> list[str]:
     ]
 
 
+NOT_FOUND = "知识条目不存在，或您无权查看"
+
+
 def _visible(session: Session, user: PageUser, article_id: int) -> Article:
     """The article, or 404 when this user may not read it."""
-    article = articles.get(session, article_id)
-    if not _readable(user, article):
-        raise NotFound()
+    article = session.get(Article, article_id)
+    if article is None or not _readable(user, article):
+        raise NotFound(zh=NOT_FOUND)
     return article
 
 
@@ -171,7 +174,8 @@ def zh_message(field: str, message: str) -> tuple[str, str]:
 def _refusal(exc: HotlineError) -> HotlineError:
     """The error with its message in Chinese for the page (forms.page_message reads `zh`)."""
     if "zh" not in exc.extra:
-        exc.extra["zh"] = zh_message(str(exc.extra.get("field") or ""), exc.message)[1]
+        chinese = NOT_FOUND if exc.status_code == 404 else zh_message(str(exc.extra.get("field") or ""), exc.message)[1]
+        exc.extra["zh"] = chinese
     return exc
 
 

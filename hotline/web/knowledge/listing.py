@@ -43,7 +43,10 @@ def _scope(user: PageUser, status: str, department_id: int | None) -> tuple[tupl
     if user.role == "leader" and not status and department_id == own:
         return None, own
     if status and status != "published":
-        raise NotPermitted("only editors and a department's leader list unpublished articles")
+        raise NotPermitted(
+            "only editors and a department's leader list unpublished articles",
+            zh="只有知识库管理员和单位负责人可以查看未发布的知识",
+        )
     return ("published",), department_id
 
 

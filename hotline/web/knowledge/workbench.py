@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
 from hotline.api.schemas import MAX_ID
-from hotline.errors import Invalid
+from hotline.errors import Invalid, NotFound
 from hotline.knowledge import articles, catalog, feedback, spreadsheet
 from hotline.knowledge.articles import MAX_IMPORT
 from hotline.web.forms import submit
@@ -147,7 +147,11 @@ def close_gap(
     article: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     def change(session: Session) -> str:
-        feedback.close_gap(session, gap_id, user.actor, runtime.now(), article_id=_article_named(session, article))
+        named = _article_named(session, article)
+        try:
+            feedback.close_gap(session, gap_id, user.actor, runtime.now(), article_id=named)
+        except NotFound:
+            raise NotFound(zh="该知识缺口不存在") from None
         return "/knowledge/gaps?done=closed"
 
     return submit(request, runtime, change, template=GAPS, context=lambda s: _gaps_context(s, False, 1) | _labels(user))

@@ -99,7 +99,7 @@ def _refused_form(
     else:
         assert isinstance(exc, HotlineError)
         if exc.status_code == 404:
-            raise exc
+            raise _refusal(exc)
         field, message = zh_message(str(exc.extra.get("field") or ""), exc.message)
         message = str(exc.extra.get("zh") or message)
         if field in FORM_FIELDS or field == "public":
