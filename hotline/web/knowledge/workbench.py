@@ -1,6 +1,5 @@
 """The editors' workbench: the spreadsheet import, the knowledge gaps, the flagged articles."""
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -16,7 +15,6 @@ from hotline.knowledge import articles, catalog, feedback, spreadsheet
 from hotline.knowledge.articles import MAX_IMPORT
 from hotline.web.forms import submit
 from hotline.web.knowledge.common import (
-    FIELD_LABELS,
     MAX_UPLOAD_BYTES,
     Done,
     Editor,
@@ -31,13 +29,6 @@ from hotline.web.knowledge.common import (
 
 GAPS_PER_PAGE = 50
 IMPORT = "knowledge/import.html"
-
-
-@dataclass(frozen=True)
-class ImportProblem:
-    row: int
-    column: str
-    message: str
 
 
 @router.get("/import", response_class=HTMLResponse)
@@ -72,7 +63,7 @@ def import_sheet(
     except spreadsheet.SheetError as exc:
         return _page(request, IMPORT, {**ctx, "error": str(exc)}, exc.status)
     totals = {"created": 0, "updated": 0, "unchanged": 0}
-    errors = [ImportProblem(e.row, e.column, e.message) for e in sheet.errors]
+    errors = list(sheet.errors)
     for start in range(0, len(sheet.rows), MAX_IMPORT):
         # One transaction a batch, as `hotline knowledge import` does.
         with runtime.db.session() as session:
@@ -86,8 +77,7 @@ def import_sheet(
         for key in totals:
             totals[key] += answer[key]
         for e in answer["errors"]:
-            field, message = zh_message(e["field"], e["message"])
-            errors.append(ImportProblem(e["index"], FIELD_LABELS.get(field, "整行"), message))
+            errors.append(spreadsheet.RowError(e["index"], *zh_message(e["field"], e["message"])))
     errors.sort(key=lambda e: e.row)
     return _page(request, IMPORT, {**ctx, "result": totals, "errors": errors, "rows": len(sheet.rows)})
 

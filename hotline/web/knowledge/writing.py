@@ -175,12 +175,9 @@ def edit_article(request: Request, runtime: RuntimeDep, user: Writer, article_id
     with runtime.db.read_session() as session:
         article = _visible(session, user, article_id)
         if not _writable(user, article):
-            raise _refusal(
-                NotPermitted("not writable", zh=f"该条目{STATUS_LABELS[article.status]}，只有知识库管理员可以修改")
-            )
-        form = _form_of(article)
-        version, status = article.version, article.status
-    return _form_page(request, runtime, user, form, article_id=article_id, version=version, status=status)
+            raise NotPermitted("not writable", zh=f"该条目{STATUS_LABELS[article.status]}，只有知识库管理员可以修改")
+        form, version = _form_of(article), article.version
+    return _form_page(request, runtime, user, form, article_id=article_id, version=version)
 
 
 @router.post("/{article_id}/edit", response_class=HTMLResponse)
