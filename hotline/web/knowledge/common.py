@@ -44,6 +44,7 @@ FIELD_LABELS = {**spreadsheet.COLUMNS, "status": "状态"}
 # What the pages say after a change (the redirect's `done`): fixed words, never the address's.
 DONE = {
     "created": "已新建知识条目（草稿）",
+    "drafted": "已将工单的答复转为知识草稿：请核对、补充后发布",
     "saved": "已保存修改",
     "unchanged": "内容没有变化，未生成新版本",
     "submit": "已提交审核",

@@ -204,3 +204,17 @@ def save_article(
     except (ValidationError, HotlineError) as exc:
         return _refused_form(request, runtime, user, form, exc, **extra)
     return RedirectResponse(f"/knowledge/{article_id}?done={'saved' if changed else 'unchanged'}", status_code=303)
+
+
+@router.post("/from-ticket", response_class=HTMLResponse)
+def draft_from_ticket(
+    runtime: RuntimeDep, user: WriterForm, ticket_id: Annotated[int, Form(ge=1, le=MAX_ID)]
+) -> Response:
+    """知识回流: a consultation ticket's answer as a draft (for a button on the ticket's page);
+    refused, the error page says why (a ticket drafted already names its article)."""
+    try:
+        with runtime.db.session() as session:
+            article_id = feedback.draft_from_ticket(session, ticket_id, user.actor, runtime.now()).id
+    except HotlineError as exc:
+        raise _refusal(exc) from None
+    return RedirectResponse(f"/knowledge/{article_id}?done=drafted", status_code=303)
