@@ -192,6 +192,10 @@ def test_a_leader_writes_its_own_departments_drafts_only(client, district, runti
     assert "公租房申请草稿" in client.get(f"/knowledge?department={stored(runtime, own_draft).department_id}").text
     assert client.get(f"/knowledge/{own_draft}").status_code == 200
     assert client.get(f"/knowledge/{other_draft}").status_code == 404
+    # The search: its own department's draft, another's never.
+    assert "公租房申请草稿" in client.get("/knowledge", params={"q": "公租房"}).text
+    found = client.get("/knowledge", params={"q": "注销"}).text
+    assert "企业注销登记办事指南" in found and "个体户注销草稿" not in found
     assert client.get(f"/knowledge/{own_draft}/edit").status_code == 200
     # Another department's article: read, never written.
     assert client.get(f"/knowledge/{published_other}/edit").status_code == 403

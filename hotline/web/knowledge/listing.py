@@ -109,12 +109,13 @@ def knowledge_list(
         departments = active_departments(session)
         categories = _category_options(session, counted=user.role in EDITORS)
         if q:
+            # A search reads whatever the user may read: a leader's own drafts too.
             rows = _search_rows(
                 session,
                 runtime,
                 user,
                 q,
-                statuses=statuses,
+                statuses=None if user.role == "leader" and not status else statuses,
                 category=category or None,
                 kind=kind or None,
                 department_id=department_id,
