@@ -659,3 +659,18 @@ def test_the_editor_imports_a_sheet_and_publishes_in_a_browser(page, server, run
     assert "下线" in versions and "发布" in versions and "导入" in versions
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "knowledge-article.png"), full_page=True)
+
+
+def test_a_workbook_that_unpacks_too_large_is_refused(monkeypatch):
+    data = workbook(["类", "甲", "内容", "单位", "办事指南", ""])
+    assert spreadsheet.read_sheet(data).rows
+    monkeypatch.setattr(spreadsheet, "MAX_UNPACKED_BYTES", len(data))  # its parts unpack to more than the file
+    with pytest.raises(spreadsheet.SheetTooLarge, match="解压后超过"):
+        spreadsheet.read_sheet(data)
+
+
+def test_more_rows_than_allowed_are_refused_whole():
+    rows = [["类", f"条目{i}", "内容", "单位", "办事指南", ""] for i in range(4)]
+    assert len(spreadsheet.read_sheet(workbook(*rows), max_rows=4).rows) == 4
+    with pytest.raises(spreadsheet.SheetTooLarge, match="一次最多导入 3 行"):
+        spreadsheet.read_sheet(workbook(*rows), max_rows=3)
