@@ -36,6 +36,7 @@ from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
 from hotline.web import agent, citizen, department, kb, performance, supervisor, views
 from hotline.web import evaluation as evaluation_pages
+from hotline.web import knowledge as knowledge_pages
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -251,11 +252,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(admin_pages.router)
     app.include_router(performance.router)
     app.include_router(evaluation_pages.router)
+    app.include_router(knowledge_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        larger={"/api/v1/knowledge/import": knowledge.MAX_IMPORT_BYTES},
+        larger={
+            "/api/v1/knowledge/import": knowledge.MAX_IMPORT_BYTES,
+            # The spreadsheet, and the form around it (the page says when the file alone is too large).
+            "/knowledge/import": knowledge_pages.MAX_UPLOAD_BYTES + 1024 * 1024,
+        },
     )
     return app

@@ -30,12 +30,14 @@ NAV = {
         ("/tickets?state=registered", "待派单"),
         ("/agent/callbacks", "待回访"),
         ("/tickets", "工单查询"),
+        ("/knowledge", "知识库"),
     ],
     "handler": [
         ("/department/inbox", "部门工作台"),
         ("/tickets", "工单查询"),
         ("/evaluation/rectifications", "差评整改"),
         ("/evaluation/appeals", "申诉"),
+        ("/knowledge", "知识库"),
     ],
     "leader": [
         ("/department/inbox", "部门工作台"),
@@ -46,6 +48,7 @@ NAV = {
         ("/performance", "绩效考核"),
         ("/analysis", "分析研判"),
         ("/reports", "统计报表"),
+        ("/knowledge", "知识库"),
     ],
     "supervisor": [
         ("/supervisor/dashboard", "超期看板"),
@@ -57,6 +60,7 @@ NAV = {
         ("/performance", "绩效考核"),
         ("/analysis", "分析研判"),
         ("/reports", "统计报表"),
+        ("/knowledge", "知识库"),
     ],
     "admin": [
         ("/admin/departments", "单位"),
@@ -68,9 +72,17 @@ NAV = {
         ("/admin/workflows", "流程"),
         ("/admin/district", "区县设置"),
         ("/admin/integration", "对接"),
+        ("/knowledge", "知识库"),
     ],
-    # The knowledge base's pages come with its workbench; until then, the tickets it learns from.
-    "editor": [("/tickets", "工单查询")],
+    # 知识库管理员: the knowledge base, and the tickets it learns from.
+    "editor": [
+        ("/knowledge", "知识库"),
+        ("/knowledge?status=under_review", "待审核"),
+        ("/knowledge/gaps", "知识缺口"),
+        ("/knowledge/flags", "反馈"),
+        ("/knowledge/import", "导入"),
+        ("/tickets", "工单查询"),
+    ],
 }
 HOME = {
     "agent": "/agent/intake",
@@ -78,7 +90,7 @@ HOME = {
     "leader": "/department/inbox",
     "supervisor": "/supervisor/dashboard",
     "admin": "/admin/departments",
-    "editor": "/tickets",
+    "editor": "/knowledge",
 }
 
 
