@@ -426,7 +426,9 @@ def knowledge_question(title: str, content: str) -> str:
 
 
 # A space next to a Chinese character or full-width mark: where a Markdown mark was left out.
-_CJK_SPACE = re.compile(r"\s+(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])|(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\s+")
+_CJK_SPACE = re.compile(
+    r"\s+(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])|(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\s+"
+)
 
 
 def answer_extract(body: str) -> str:
@@ -465,10 +467,15 @@ def knowledge_suggestions(
     if q:
         with runtime.db.read_session() as session:
             hits = search.search(session, q, limit=KNOWLEDGE_SUGGESTIONS, today=local_today(runtime.now()))
-            bodies = dict(
-                session.exec(select(Article.id, Article.body).where(Article.id.in_([h.id for h in hits]))).all()
-            )
-        items = [{"hit": h, "extract": answer_extract(bodies.get(h.id, ""))} for h in hits]
+            ids = [h.id for h in hits]
+            rows = session.exec(select(Article.id, Article.body, Article.department_id).where(Article.id.in_(ids)))
+            found = {i: (body, dept) for i, body, dept in rows}
+            names = {d.id: d.name for d in active_departments(session)}
+        for h in hits:
+            body, dept = found.get(h.id, ("", None))
+            # The issuing body as the agent knows it: a department's name rather than its code.
+            issuer = names.get(dept, h.department) if dept else h.department
+            items.append({"hit": h, "issuer": issuer, "extract": answer_extract(body)})
     return render(request, "agent/_knowledge.html", {"items": items, "q": q})
 
 
@@ -479,9 +486,13 @@ def knowledge_body(
     """A published article's body, to read beside the form (htmx)."""
     with runtime.db.read_session() as session:
         article = session.get(Article, article_id)
-    if article is None or article.status != "published":
-        raise NotFound()
-    return render(request, "agent/_article.html", {"a": article, "body": render_markdown(article.body)})
+        if article is None or article.status != "published":
+            raise NotFound()
+        dept = session.get(Department, article.department_id) if article.department_id else None
+    issuer = dept.name if dept else article.department
+    return render(
+        request, "agent/_article.html", {"a": article, "issuer": issuer, "body": render_markdown(article.body)}
+    )
 
 
 @router.post("/intake/knowledge/{article_id}/flag", response_class=HTMLResponse)

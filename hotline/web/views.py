@@ -224,6 +224,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         category = lookups.categories.get(ticket.category_id)
         preview = route_preview(session, category.code if category else "", ticket.street or "", ticket.community or "")
     cited = session.get(Article, ticket.article_id) if ticket.article_id else None
+    cited_dept = lookups.departments.get(cited.department_id) if cited and cited.department_id else None
     drafted = session.exec(select(Article).where(Article.source_ticket_id == ticket.id)).first()
     ticket_notices = session.exec(
         select(Notification)
@@ -241,6 +242,7 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "co_waiting": co_waiting,
         "preview": preview,
         "cited": cited,
+        "cited_issuer": cited_dept.name if cited_dept else cited.department if cited else None,
         "drafted": drafted,
         "can_draft": drafted is None and may_draft_knowledge(user.actor, ticket),
         "now": now,
@@ -255,7 +257,8 @@ def may_draft_knowledge(actor, ticket: Ticket) -> bool:
         return False
     if actor.role in EDITORS:
         return True
-    return actor.role == "leader" and actor.department_id is not None and actor.department_id == ticket.main_department_id
+    leader = actor.role == "leader" and actor.department_id is not None
+    return leader and actor.department_id == ticket.main_department_id
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
