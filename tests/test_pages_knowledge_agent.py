@@ -312,6 +312,17 @@ def test_the_agent_sees_suggestions_while_typing_and_answers_with_one(page, serv
         assert ticket.answer.endswith("请携带营业执照到政务服务中心办理。")
     page.goto(f"{server}/tickets/{ticket_id}")
     expect(page.locator("#cited-article a")).to_have_attribute("href", f"/knowledge/{guide}")
+    expect(page.locator("#to-knowledge")).to_have_count(0)  # not the agent's to draft
+    # An editor turns the answer into a draft in one click, and lands on it.
+    page.context.clear_cookies()
+    login(page, server, "editor")
+    page.goto(f"{server}/tickets/{ticket_id}")
+    shot(page, "ticket-cited-article")
+    page.locator("#to-knowledge button", has_text="转为知识").click()
+    page.wait_for_url(re.compile(r"/knowledge/\d+$"))
+    with runtime.db.read_session() as s:
+        draft = s.exec(select(Article).where(Article.source_ticket_id == ticket_id)).one()
+    assert page.url.endswith(f"/knowledge/{draft.id}") and draft.status == "draft"
 
 
 @pytest.mark.browser
