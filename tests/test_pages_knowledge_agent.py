@@ -341,3 +341,28 @@ def test_similar_tickets_appear_while_typing(page, server, runtime, district):
     with runtime.db.read_session() as s:
         repeat = s.exec(select(Ticket).where(Ticket.content == "电梯停运了，一直无人维修")).one()
         assert repeat.master_id == same
+
+
+@pytest.mark.browser
+def test_slow_suggestions_never_hold_up_typing_and_the_last_question_wins(page, server, runtime, district):
+    with runtime.db.session() as s:
+        articles.import_rows(s, GUIDES, Actor(district.user_ids["editor"], "editor", "editor"), runtime.now())
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    login(page, server, "agent")
+    held = []  # the suggestions' answers, held back as on a slow network
+    page.route("**/agent/intake/knowledge?*", lambda route: held.append(route))
+    content = page.locator("#content")
+    content.press_sequentially("公积金", delay=20)
+    page.wait_for_timeout(500)  # its request is under way, unanswered
+    content.press_sequentially("怎么提取", delay=20)
+    # Typing went on while the answer was held.
+    expect(content).to_have_value("公积金怎么提取")
+    page.wait_for_timeout(500)
+    for _ in range(6):
+        while held:
+            held.pop(0).continue_()
+        page.wait_for_timeout(250)
+    expect(page.locator("#kb-suggest .kb-list")).to_have_attribute("data-q", "公积金怎么提取")
+    expect(page.locator("#kb-suggest .kb-title").first).to_have_text("住房公积金提取指南")
+    assert errors == []
