@@ -149,6 +149,9 @@ def test_a_direct_answer_from_the_intake_form_records_its_article(kb, client, ru
         r = intake(client, token, 422, content=f"问注销 {bad}", action="answer", answer="……", article=bad)
         assert 'id="err-article"' in r.text and "所引用的知识条目已失效或不存在" in r.text
         assert ticket_by_content(runtime, f"问注销 {bad}") is None
+    # Refused for another reason, the form comes back still citing the article.
+    r = intake(client, token, 422, content="问注销 未答复", action="answer", answer="", article=str(guide))
+    assert f'name="article" value="{guide}"' in r.text and ">企业注销登记办事指南</a>" in r.text
     # Dispatched, the article field plays no part.
     intake(client, token, content="问注销 派单", action="dispatch", department="market", article="abc")
     assert ticket_by_content(runtime, "问注销 派单").article_id is None
