@@ -1,5 +1,8 @@
 """The agent workbench (话务员): intake of a call, the repeat check, and the callback queue.
 
+Beside the intake form: the knowledge base's articles for what the agent types (to answer
+with one, citing it), and the open tickets like the one being logged (to merge into).
+
 Intake logs the ticket and fires its first event (派单, 直接办结 or 并单) in one
 transaction, so a call is never half-logged. The form is validated through the API's
 `TicketIn`, so the page and the API share one set of rules.
