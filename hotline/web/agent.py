@@ -1,5 +1,8 @@
 """The agent workbench (话务员): intake of a call, the repeat check, and the callback queue.
 
+Beside the intake form: the knowledge base's articles for what the agent types (to answer
+with one, citing it), and the open tickets like the one being logged (to merge into).
+
 Intake logs the ticket and fires its first event (派单, 直接办结 or 并单) in one
 transaction, so a call is never half-logged. The form is validated through the API's
 `TicketIn`, so the page and the API share one set of rules.
@@ -9,18 +12,23 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
-from hotline.api.schemas import TicketIn
+from hotline.api.schemas import MAX_ID, TicketIn
 from hotline.directory import active_departments, category_path, clean_place, places
 from hotline.errors import HotlineError, Invalid, NotFound
 from hotline.evaluation.ratings import is_satisfied
-from hotline.models import Category, Department, Ticket
+from hotline.knowledge import feedback, search
+from hotline.knowledge.articles import local_today
+from hotline.knowledge.text import plain
+from hotline.knowledge.text import render as render_markdown
+from hotline.models import Article, Category, Department, Ticket
 from hotline.routing import route
+from hotline.similar import similar_open_tickets
 from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
     awaiting_callback,
@@ -42,6 +50,9 @@ AgentForm = Annotated[PageUser, role_form_user("agent", "supervisor")]
 
 CATEGORY_SUGGESTIONS = 12
 CALLBACK_PAGE_SIZE = 10
+# Articles suggested beside the form, and how much of one 用此答复 puts in the answer.
+KNOWLEDGE_SUGGESTIONS = 5
+EXTRACT_CHARS = 300
 
 INTAKE_EVENTS = ("dispatch", "answer", "merge")
 QUEUE_EVENTS = ("callback", "invite", "close", "rehandle")
@@ -58,6 +69,7 @@ TEXT_FIELDS = (
     "content",
     "answer",
     "department",
+    "article",
 )
 SWITCHES = ("confidential", "anonymous", "reply_wanted")
 LABELS = {
@@ -74,7 +86,9 @@ LABELS = {
     "answer": "答复内容",
     "department": "承办单位",
     "co_departments": "协办单位",
+    "article": "引用知识",
 }
+ARTICLE_INVALID = "所引用的知识条目已失效或不存在，请重新选择或取消引用"
 DONE = {
     "dispatch": "已派单",
     "answer": "已直接办结，转入待回访",
@@ -165,6 +179,8 @@ def _fire_error(event: str, exc: HotlineError) -> tuple[str | None, str]:
         return "co_departments", "协办单位无效，请重新选择"
     if field == "answer":
         return "answer", "请填写答复内容"
+    if field == "article":
+        return "article", ARTICLE_INVALID
     if field == "master":
         return None, "要并入的工单不存在"
     return None, page_message(exc)
@@ -200,7 +216,11 @@ def route_preview(session: Session, category: str, street: str, community: str) 
     return {"state": "ok", "route": found, "scope": scope}
 
 
-def _recent_rows(session: Session, runtime, user: PageUser, found: dict[str, Any]) -> dict[str, Any]:
+def _recent_rows(
+    session: Session, runtime, user: PageUser, found: dict[str, Any], values: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The repeat check's tickets as the agent reads them: the caller's, the place's, and the
+    open tickets like the one being logged (`values`: the form's text, place and category)."""
     lookups = Lookups(session)
 
     def rows(tickets: list[Ticket] | None) -> list[dict[str, Any]] | None:
@@ -214,7 +234,30 @@ def _recent_rows(session: Session, runtime, user: PageUser, found: dict[str, Any
             out.append(data)
         return out
 
-    return {**found, "by_phone": rows(found["by_phone"]), "by_place": rows(found["by_place"])}
+    similar = None
+    text = knowledge_question(values.get("title", ""), values.get("content", "")) if values else ""
+    if text:
+        shown = {t.id for t in (found["by_phone"] or []) + (found["by_place"] or [])}
+        alike = similar_open_tickets(
+            session,
+            runtime,
+            text=text,
+            street=values.get("street", ""),
+            community=values.get("community", ""),
+            category=values.get("category", ""),
+            now=runtime.now(),
+            exclude=shown,
+        )
+        by_id = {t.id: t for t in session.exec(select(Ticket).where(Ticket.id.in_([a.ticket_id for a in alike])))}
+        similar = rows([by_id[a.ticket_id] for a in alike]) or []
+        for a, data in zip(alike, similar, strict=True):
+            data.update(shared=a.shared, same_category=a.same_category, same_place=a.same_place)
+    return {
+        **found,
+        "by_phone": rows(found["by_phone"]),
+        "by_place": rows(found["by_place"]),
+        "similar": similar,
+    }
 
 
 def _can(runtime, event: str, role: str) -> bool:
@@ -241,7 +284,8 @@ def _intake_context(session: Session, runtime, user: PageUser, values: dict[str,
         "category_text": category_label(chosen[1], values["category"]) if chosen else values["category_q"],
         "departments": active_departments(session),
         "preview": route_preview(session, values["category"], values["street"], values["community"]),
-        "recent": _recent_rows(session, runtime, user, found),
+        "recent": _recent_rows(session, runtime, user, found, values),
+        "cited": _cited(session, values["article"]),
         "can_answer": _can(runtime, "answer", user.role),
         "can_dispatch": _can(runtime, "dispatch", user.role),
         "can_merge": _can(runtime, "merge", user.role),
@@ -249,6 +293,14 @@ def _intake_context(session: Session, runtime, user: PageUser, values: dict[str,
         "urgencies": URGENCY_LABELS,
         "errors": {},
     }
+
+
+def _cited(session: Session, article: str) -> Article | None:
+    """The published article the direct answer cites, if the form names one."""
+    if not article.isdigit() or int(article) > MAX_ID:
+        return None
+    found = session.get(Article, int(article))
+    return found if found is not None and found.status == "published" else None
 
 
 def _done_flash(session: Session, user: PageUser, done: str | None, ticket_id: int | None) -> dict[str, Any] | None:
@@ -307,12 +359,17 @@ def _check_intake(
         errors["answer"] = "直接办结需填写答复内容"
     elif event == "merge" and not merge_into.isdigit():
         general = "要并入的工单不存在"
+    if event == "answer" and values["article"] and (not values["article"].isdigit() or int(values["article"]) > MAX_ID):
+        errors["article"] = ARTICLE_INVALID
     return data, errors, general
 
 
 def _first_event_payload(event: str, values: dict[str, Any], merge_into: str) -> dict[str, Any]:
     if event == "answer":
-        return {"answer": values["answer"]}
+        payload = {"answer": values["answer"]}
+        if values["article"]:
+            payload["article"] = int(values["article"])
+        return payload
     if event == "merge":
         return {"master": int(merge_into)}
     payload: dict[str, Any] = {}
@@ -340,6 +397,8 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
             with runtime.db.session() as session:
                 ticket, _ = create_ticket(session, runtime, user.actor, data, now=now)
                 fire(session, runtime, ticket.id, event, user.actor, payload, now=now)
+                if ticket.type == "consultation" and ticket.article_id is None:
+                    _count_gap(session, knowledge_question(ticket.title, ticket.content), now)
                 ticket_id = ticket.id
         except HotlineError as exc:
             field, message = _fire_error(event, exc)
@@ -356,6 +415,97 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
     ctx["mode"] = event if event in ("dispatch", "answer") else None
     ctx["error"] = general or "请检查标红的项目：" + "、".join(LABELS.get(f, f) for f in errors)
     return render(request, "agent/intake.html", ctx, status)
+
+
+# --- the knowledge base beside the form ------------------------------------------------
+
+
+def knowledge_question(title: str, content: str) -> str:
+    """What the form asks the knowledge base: the title and the content (the title left out
+    where the content begins with it), on one line, at most search.MAX_QUERY_CHARS."""
+    title, content = " ".join(title.split()), " ".join(content.split())
+    text = content if not title or content.startswith(title) else f"{title} {content}"
+    return text[: search.MAX_QUERY_CHARS].strip()
+
+
+# A space next to a Chinese character or full-width mark: where a Markdown mark was left out.
+_CJK_SPACE = re.compile(
+    r"\s+(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])|(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\s+"
+)
+
+
+def answer_extract(body: str) -> str:
+    """The start of an article's body as plain text, for 用此答复 to put in the answer."""
+    text = _CJK_SPACE.sub("", plain(body))
+    return text if len(text) <= EXTRACT_CHARS else text[:EXTRACT_CHARS] + "…"
+
+
+def answerable(hits: list[search.Hit]) -> bool:
+    """Whether the knowledge base answers a question. For now: it found anything. (The one
+    place to switch to a judgement of the hits, such as search.answerable.)"""
+    return bool(hits)
+
+
+def _count_gap(session: Session, question: str, now) -> None:
+    """A consultation the knowledge base had nothing for is a knowledge gap (知识缺口),
+    counted in the transaction that logs the ticket."""
+    if not question:
+        return
+    hits = search.search(session, question, limit=KNOWLEDGE_SUGGESTIONS, today=local_today(now))
+    if not answerable(hits):
+        feedback.record_gap(session, question, source="agent", at=now)
+
+
+@router.get("/intake/knowledge", response_class=HTMLResponse)
+def knowledge_suggestions(
+    request: Request,
+    runtime: RuntimeDep,
+    user: AgentUser,
+    title: Annotated[str, Query(max_length=200)] = "",
+    content: Annotated[str, Query(max_length=4000)] = "",
+) -> Response:
+    """The published articles that answer what the agent has typed so far, best first (htmx)."""
+    q = knowledge_question(title, content)
+    items: list[dict[str, Any]] = []
+    if q:
+        with runtime.db.read_session() as session:
+            hits = search.search(session, q, limit=KNOWLEDGE_SUGGESTIONS, today=local_today(runtime.now()))
+            ids = [h.id for h in hits]
+            rows = session.exec(select(Article.id, Article.body, Article.department_id).where(Article.id.in_(ids)))
+            found = {i: (body, dept) for i, body, dept in rows}
+            names = {d.id: d.name for d in active_departments(session)}
+        for h in hits:
+            body, dept = found.get(h.id, ("", None))
+            # The issuing body as the agent knows it: a department's name rather than its code.
+            issuer = names.get(dept, h.department) if dept else h.department
+            items.append({"hit": h, "issuer": issuer, "extract": answer_extract(body)})
+    return render(request, "agent/_knowledge.html", {"items": items, "q": q})
+
+
+@router.get("/intake/knowledge/{article_id}", response_class=HTMLResponse)
+def knowledge_body(
+    request: Request, runtime: RuntimeDep, user: AgentUser, article_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> Response:
+    """A published article's body, to read beside the form (htmx)."""
+    with runtime.db.read_session() as session:
+        article = session.get(Article, article_id)
+        if article is None or article.status != "published":
+            raise NotFound()
+        dept = session.get(Department, article.department_id) if article.department_id else None
+    issuer = dept.name if dept else article.department
+    return render(
+        request, "agent/_article.html", {"a": article, "issuer": issuer, "body": render_markdown(article.body)}
+    )
+
+
+@router.post("/intake/knowledge/{article_id}/flag", response_class=HTMLResponse)
+def knowledge_flag(
+    request: Request, runtime: RuntimeDep, user: AgentForm, article_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> Response:
+    """没有帮助: the agent flags a suggested article for the editors (htmx)."""
+    with runtime.db.session() as session:
+        feedback.flag(session, article_id, reason="unhelpful", comment=None, actor=user.actor, at=runtime.now())
+    return HTMLResponse('<span class="kb-flagged" role="status">已反馈“没有帮助”</span>')
 
 
 @router.get("/intake/categories", response_class=HTMLResponse)
@@ -441,13 +591,18 @@ def recent_partial(
     street: Annotated[str, Query(max_length=50)] = "",
     community: Annotated[str, Query(max_length=50)] = "",
     address: Annotated[str, Query(max_length=200)] = "",
+    title: Annotated[str, Query(max_length=200)] = "",
+    content: Annotated[str, Query(max_length=4000)] = "",
+    category: Annotated[str, Query(max_length=32)] = "",
 ) -> Response:
-    """The caller's and the place's recent tickets, to merge a repeat (htmx)."""
+    """The caller's and the place's recent tickets, and open tickets like this one, to merge a
+    repeat (htmx)."""
     with runtime.db.read_session() as session:
         found = recent_tickets(
             session, phone=caller_phone, street=street, community=community, address=address, now=runtime.now()
         )
-        recent = _recent_rows(session, runtime, user, found)
+        form = {"title": title, "content": content, "street": street, "community": community, "category": category}
+        recent = _recent_rows(session, runtime, user, found, form)
     return render(request, "agent/_recent.html", {"recent": recent, "can_merge": _can(runtime, "merge", user.role)})
 
 

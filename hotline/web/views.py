@@ -6,17 +6,20 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, select
 
 from hotline import notices
 from hotline.api.deps import RuntimeDep
+from hotline.api.schemas import MAX_ID
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path
 from hotline.errors import Invalid
 from hotline.inputs import IdPath, PageQuery, check_day
-from hotline.models import DEPARTMENT_ROLES, Notification
+from hotline.knowledge import feedback
+from hotline.knowledge.articles import EDITORS
+from hotline.models import DEPARTMENT_ROLES, Article, Notification, Ticket
 from hotline.supervision import ticket_orders
 from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
@@ -255,6 +258,9 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
     if any(f.name == "department" for ev in events for f in ev["inputs"]):
         category = lookups.categories.get(ticket.category_id)
         preview = route_preview(session, category.code if category else "", ticket.street or "", ticket.community or "")
+    cited = session.get(Article, ticket.article_id) if ticket.article_id else None
+    cited_dept = lookups.departments.get(cited.department_id) if cited and cited.department_id else None
+    drafted = session.exec(select(Article).where(Article.source_ticket_id == ticket.id)).first()
     ticket_notices = session.exec(
         select(Notification)
         .where(Notification.ticket_id == ticket_id, notices.addressed_to(user.actor))
@@ -270,9 +276,24 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "orders": ticket_orders(session, ticket_id),
         "co_waiting": co_waiting,
         "preview": preview,
+        "cited": cited,
+        "cited_issuer": cited_dept.name if cited_dept else cited.department if cited else None,
+        "drafted": drafted,
+        "can_draft": drafted is None and may_draft_knowledge(user.actor, ticket),
         "now": now,
         "due_in": (ticket.due_at - now).total_seconds() if ticket.due_at else None,
     }
+
+
+def may_draft_knowledge(actor, ticket: Ticket) -> bool:
+    """转为知识: an answered consultation ticket, for the editors and the leader of the
+    department that answered (feedback.draft_from_ticket decides; this only shows the button)."""
+    if ticket.type != "consultation" or not (ticket.result or ticket.answer):
+        return False
+    if actor.role in EDITORS:
+        return True
+    leader = actor.role == "leader" and actor.department_id is not None
+    return leader and actor.department_id == ticket.main_department_id
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
@@ -304,6 +325,22 @@ async def ticket_form(request: Request, ticket_id: IdPath, runtime: RuntimeDep, 
     is shown again there (not at a POST-only address), the form open and as it was typed."""
     form = await request.form()
     return _fire_from_page(request, runtime, user, ticket_id, str(form.get("event") or ""), form)
+
+
+@router.post("/tickets/{ticket_id}/knowledge-draft", response_class=HTMLResponse)
+def ticket_to_knowledge(
+    request: Request, ticket_id: Annotated[int, Path(ge=1, le=MAX_ID)], runtime: RuntimeDep, user: FormUser
+) -> Response:
+    """转为知识: the ticket's question and answer become a draft article; then its page."""
+
+    def change(session: Session) -> str:
+        get_visible(session, user.actor, ticket_id)
+        article = feedback.draft_from_ticket(session, ticket_id, user.actor, runtime.now())
+        return f"/knowledge/{article.id}"
+
+    return submit(
+        request, runtime, change, template="ticket.html", context=lambda s: _ticket_context(runtime, s, user, ticket_id)
+    )
 
 
 @router.post("/tickets/{ticket_id}/events/{event}", response_class=HTMLResponse)

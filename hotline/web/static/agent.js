@@ -3,6 +3,7 @@
 //   ↑ ↓ Enter    pick a category from the suggestions; Esc closes them
 //   Alt+1 / 2    handling mode: 派单 / 直接办结
 //   Ctrl+Enter   submit with the chosen handling mode
+//   Alt+K        the knowledge suggestions: ↑ ↓ move between them, Enter opens one
 (function () {
   "use strict";
   const form = document.getElementById("intake-form");
@@ -136,7 +137,70 @@
     if (!e.altKey || e.ctrlKey) return;
     if (e.key === "1") { e.preventDefault(); chooseMode("dispatch"); }
     if (e.key === "2") { e.preventDefault(); chooseMode("answer"); }
+    if (e.code === "KeyK" || e.key === "k" || e.key === "K") { e.preventDefault(); focusSuggestions(); }
   });
+
+  // --- the knowledge suggestions beside the form ---
+  const kb = document.getElementById("kb-suggest");
+  const article = document.getElementById("article");
+  const answer = document.getElementById("answer");
+  const cited = document.getElementById("kb-cited");
+  const citedLink = document.getElementById("kb-cited-link");
+
+  function summaries() { return Array.from(kb.querySelectorAll(".kb-sum")); }
+
+  function focusSuggestions() {
+    const first = summaries()[0];
+    if (first) { first.focus(); return; }
+    const heading = document.getElementById("kb-heading");
+    heading.setAttribute("tabindex", "-1");
+    heading.focus();
+  }
+
+  function cite(button) {
+    if (!article || !answer) return;
+    article.value = button.dataset.article;
+    citedLink.textContent = button.dataset.title;
+    citedLink.href = "/knowledge/" + button.dataset.article;
+    cited.hidden = false;
+    // The extract is a start: the agent edits it into what was said to the caller.
+    answer.value = button.dataset.extract;
+    answer.removeAttribute("aria-invalid");
+    chooseMode("answer");
+    answer.focus();
+    answer.setSelectionRange(answer.value.length, answer.value.length);
+  }
+
+  if (kb) {
+    kb.addEventListener("click", function (e) {
+      const use = e.target.closest(".kb-use");
+      if (use) cite(use);
+    });
+    kb.addEventListener("keydown", function (e) {
+      if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+      const item = e.target.closest(".kb-item");
+      if (!item) return;
+      e.preventDefault();
+      const all = summaries();
+      const i = all.indexOf(item.querySelector(".kb-sum"));
+      const next = all[(i + (e.key === "ArrowDown" ? 1 : -1) + all.length) % all.length];
+      if (next) { next.focus(); next.scrollIntoView({ block: "nearest" }); }
+    });
+    const content = document.getElementById("content");
+    const title = document.getElementById("title");
+    if ((content && content.value.trim()) || (title && title.value.trim())) {
+      // The form came back with what was typed: suggest for it again.
+      window.addEventListener("load", function () { htmx.trigger(kb, "kb-refresh"); });
+    }
+  }
+  const uncite = document.getElementById("kb-uncite");
+  if (uncite) {
+    uncite.addEventListener("click", function () {
+      article.value = "";
+      cited.hidden = true;
+      answer.focus();
+    });
+  }
 
   // A chosen street makes the community list follow it; the old community is gone.
   const street = document.getElementById("street");
