@@ -177,3 +177,39 @@ def test_the_api_takes_only_the_districts_places_once_it_lists_them(client, dist
     assert agent.create(expect=422, street="=HYPERLINK(1)", community="")["field"] == "street"
     assert agent.create(expect=422, street="西城街道", community="新华社区")["field"] == "community"
     assert agent.create(expect=422, street="", community="和平社区")["field"] == "street"
+
+
+def test_every_number_in_an_address_has_an_upper_bound(settings):
+    """An id or a page number without one reaches the database as it came (a 500 on
+    2**63); every integer path or query parameter of every route, page or API, has one."""
+    import typing
+
+    import annotated_types
+    from fastapi.routing import APIRoute
+
+    from hotline.main import create_app
+
+    def routes(items):
+        for route in items:
+            if isinstance(route, APIRoute):
+                yield route
+            elif hasattr(route, "original_router"):
+                yield from routes(route.original_router.routes)
+
+    def params(dependant):
+        yield from dependant.path_params
+        yield from dependant.query_params
+        for sub in dependant.dependencies:
+            yield from params(sub)
+
+    unbounded = []
+    found = 0
+    for route in routes(create_app(settings).routes):
+        found += 1
+        for field in params(route.dependant):
+            kinds = typing.get_args(field.field_info.annotation) or (field.field_info.annotation,)
+            bounded = any(isinstance(m, annotated_types.Le | annotated_types.Lt) for m in field.field_info.metadata)
+            if int in kinds and not bounded:
+                unbounded.append(f"{route.path} {field.name}")
+    assert found > 100
+    assert not unbounded, unbounded

@@ -355,16 +355,16 @@ def test_the_ticket_an_article_was_drafted_from_is_linked(client, district, runt
     t = agent.create(type="consultation", category="02", content="个体户怎么注销")
     agent.fire(t["id"], "answer", answer="带上营业执照到市场监管局窗口办理。")
     token = as_user(client, "agent")
-    assert post(client, "/knowledge/from-ticket", token, ticket_id=str(t["id"])).status_code == 403
+    assert post(client, f"/tickets/{t['id']}/knowledge-draft", token).status_code == 403
     token = as_user(client, "editor")
-    r = post(client, "/knowledge/from-ticket", token, ticket_id=str(t["id"]))
+    r = post(client, f"/tickets/{t['id']}/knowledge-draft", token)
     draft = int(re.search(r"/knowledge/(\d+)\?done=drafted", r.headers["location"]).group(1))
     page = client.get(r.headers["location"]).text
     assert f'<a href="/tickets/{t["id"]}" id="source-ticket">{t["number"]}</a>' in page
     assert "已将工单的答复转为知识草稿" in page and "带上营业执照到市场监管局窗口办理" in page
     # Once per ticket: the second time names the draft.
-    again = post(client, "/knowledge/from-ticket", token, ticket_id=str(t["id"]))
-    assert again.status_code == 409 and f"该工单已转为知识条目（编号 {draft}）" in again.text
+    again = post(client, f"/tickets/{t['id']}/knowledge-draft", token)
+    assert again.status_code == 409 and f"该工单已转为知识条目（条目号 {draft}）" in again.text
 
 
 # ------------------------------------------------------------------ flags and gaps

@@ -14,6 +14,7 @@ from hotline.models import Article, ArticleFlag, KnowledgeGap, Ticket
 from hotline.tickets import create_ticket
 from hotline.workflow.engine import Actor, fire
 from tests.helpers import PASSWORD, Api
+from tests.helpers import sign_in as client_sign_in
 from tests.test_knowledge import GUIDES, article
 from tests.test_pages_agent import shot, ticket_id_from_flash
 from tests.test_pages_smoke import login
@@ -43,7 +44,7 @@ def kb(client, district):
 
 def sign_in(client, username: str) -> str:
     """Sign in on the pages; the session's CSRF token."""
-    r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+    r = client_sign_in(client, username, PASSWORD)
     assert r.status_code == 303, r.text
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/notifications").text).group(1)
 
@@ -266,7 +267,7 @@ def test_an_answered_consultation_becomes_a_draft_from_its_page(kb, client, runt
     token = sign_in(client, "editor")
     r = client.post(f"{page}/knowledge-draft", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 409
-    assert f"该工单已转为知识条目（编号 {draft}）" in r.text and f'<a href="/knowledge/{draft}">' in r.text
+    assert f"该工单已转为知识条目（条目号 {draft}）" in r.text and f'<a href="/knowledge/{draft}">' in r.text
     assert client.post("/tickets/999999/knowledge-draft", data={"csrf_token": token}).status_code == 404
     assert client.post(f"/tickets/{2**31}/knowledge-draft", data={"csrf_token": token}).status_code == 422
 

@@ -248,7 +248,7 @@ def draft_from_ticket(session: Session, ticket_id: int, actor: Actor, at: dateti
     if existing is not None:
         raise Conflict(
             f"article {existing.id} was already drafted from this ticket",
-            zh=f"该工单已转为知识条目（编号 {existing.id}）",
+            zh=f"该工单已转为知识条目（条目号 {existing.id}）",
         )
     department = session.get(Department, ticket.main_department_id) if ticket.main_department_id else None
     issuer = department.name if department else "12345热线"

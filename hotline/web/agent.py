@@ -12,16 +12,17 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
-from hotline.api.schemas import MAX_ID, TicketIn
+from hotline.api.schemas import TicketIn
 from hotline.directory import active_departments, category_path, clean_place, places
 from hotline.errors import HotlineError, Invalid, NotFound
 from hotline.evaluation.ratings import is_satisfied
+from hotline.inputs import MAX_ID, IdPath, IdQuery, PageQuery
 from hotline.knowledge import feedback, search
 from hotline.knowledge.articles import local_today
 from hotline.knowledge.text import plain
@@ -329,7 +330,7 @@ def intake_form(
     runtime: RuntimeDep,
     user: AgentUser,
     done: Annotated[str | None, Query(max_length=20)] = None,
-    ticket: Annotated[int | None, Query(ge=1)] = None,
+    ticket: IdQuery = None,
 ) -> Response:
     with runtime.db.read_session() as session:
         ctx = _intake_context(session, runtime, user, _blank_form())
@@ -483,9 +484,7 @@ def knowledge_suggestions(
 
 
 @router.get("/intake/knowledge/{article_id}", response_class=HTMLResponse)
-def knowledge_body(
-    request: Request, runtime: RuntimeDep, user: AgentUser, article_id: Annotated[int, Path(ge=1, le=MAX_ID)]
-) -> Response:
+def knowledge_body(request: Request, runtime: RuntimeDep, user: AgentUser, article_id: IdPath) -> Response:
     """A published article's body, to read beside the form (htmx)."""
     with runtime.db.read_session() as session:
         article = session.get(Article, article_id)
@@ -499,9 +498,7 @@ def knowledge_body(
 
 
 @router.post("/intake/knowledge/{article_id}/flag", response_class=HTMLResponse)
-def knowledge_flag(
-    request: Request, runtime: RuntimeDep, user: AgentForm, article_id: Annotated[int, Path(ge=1, le=MAX_ID)]
-) -> Response:
+def knowledge_flag(request: Request, runtime: RuntimeDep, user: AgentForm, article_id: IdPath) -> Response:
     """没有帮助: the agent flags a suggested article for the editors (htmx)."""
     with runtime.db.session() as session:
         feedback.flag(session, article_id, reason="unhelpful", comment=None, actor=user.actor, at=runtime.now())
@@ -659,9 +656,9 @@ def callback_queue(
     runtime: RuntimeDep,
     user: AgentUser,
     view: Annotated[str, Query(pattern="^(all|overdue|warning)$")] = "all",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageQuery = 1,
     done: Annotated[str | None, Query(max_length=20)] = None,
-    ticket: Annotated[int | None, Query(ge=1)] = None,
+    ticket: IdQuery = None,
     q: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     with runtime.db.read_session() as session:
@@ -712,7 +709,7 @@ def _archive_after_callback(session: Session, runtime, user: PageUser, fired, no
 
 @router.post("/callbacks/{ticket_id}/{event}", response_class=HTMLResponse)
 async def callback_action(
-    request: Request, ticket_id: int, event: str, runtime: RuntimeDep, user: AgentForm
+    request: Request, ticket_id: IdPath, event: str, runtime: RuntimeDep, user: AgentForm
 ) -> Response:
     """Record a callback, close the ticket or send it back for rehandling, from the queue."""
     if event not in QUEUE_EVENTS:

@@ -13,17 +13,17 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from hotline.api.assistant import NO_STORE, public_client
 from hotline.api.deps import RuntimeDep
 from hotline.api.knowledge import PUBLIC_CACHE
-from hotline.api.schemas import MAX_ID
 from hotline.directory import places
 from hotline.errors import HotlineError, Invalid, NotFound, TooManyRequests
 from hotline.evaluation.ratings import app_secret, form_nonce
+from hotline.inputs import IdPath
 from hotline.knowledge import articles, assistant, catalog, feedback, search
 from hotline.knowledge.text import render as render_markdown
 from hotline.models import ARTICLE_KINDS, FLAG_REASONS, AppSecret, Department
@@ -34,7 +34,7 @@ PER_PAGE = 10
 # A form's nonce is good for the hour it was made in and the next.
 NONCE_SECONDS = 3600
 SECRET_NAME = "public_form"
-ArticleId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ArticleId = IdPath
 Flag = Annotated[str, Form(max_length=10)]
 
 

@@ -6,13 +6,12 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, select
 
 from hotline import notices
 from hotline.api.deps import RuntimeDep
-from hotline.api.schemas import MAX_ID
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path
 from hotline.errors import Invalid
@@ -328,15 +327,13 @@ async def ticket_form(request: Request, ticket_id: IdPath, runtime: RuntimeDep, 
 
 
 @router.post("/tickets/{ticket_id}/knowledge-draft", response_class=HTMLResponse)
-def ticket_to_knowledge(
-    request: Request, ticket_id: Annotated[int, Path(ge=1, le=MAX_ID)], runtime: RuntimeDep, user: FormUser
-) -> Response:
+def ticket_to_knowledge(request: Request, ticket_id: IdPath, runtime: RuntimeDep, user: FormUser) -> Response:
     """转为知识: the ticket's question and answer become a draft article; then its page."""
 
     def change(session: Session) -> str:
         get_visible(session, user.actor, ticket_id)
         article = feedback.draft_from_ticket(session, ticket_id, user.actor, runtime.now())
-        return f"/knowledge/{article.id}"
+        return f"/knowledge/{article.id}?done=drafted"
 
     return submit(
         request, runtime, change, template="ticket.html", context=lambda s: _ticket_context(runtime, s, user, ticket_id)

@@ -5,12 +5,11 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi import Path as PathParam
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from hotline.api.schemas import MAX_ID
 from hotline.errors import HotlineError, NotFound
+from hotline.inputs import IdPath
 from hotline.knowledge import catalog, spreadsheet
 from hotline.knowledge.articles import ACTIONS, EDITORS, STAFF
 from hotline.models import ARTICLE_KINDS, FLAG_REASONS, Article
@@ -25,7 +24,7 @@ Writer = Annotated[PageUser, role_user(*sorted(EDITORS), "leader")]
 WriterForm = Annotated[PageUser, role_form_user(*sorted(EDITORS), "leader")]
 Editor = Annotated[PageUser, role_user(*sorted(EDITORS))]
 EditorForm = Annotated[PageUser, role_form_user(*sorted(EDITORS))]
-ArticleId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+ArticleId = IdPath
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 Done = Annotated[str | None, Query(max_length=20)]
 

@@ -9,9 +9,9 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
-from hotline.api.schemas import MAX_ID
 from hotline.directory import active_departments
 from hotline.errors import NotPermitted
+from hotline.inputs import IdQuery
 from hotline.knowledge import articles, catalog, search
 from hotline.knowledge.articles import EDITORS
 from hotline.models import ARTICLE_KINDS, ARTICLE_STATUSES, Article
@@ -97,7 +97,7 @@ def knowledge_list(
     status: Annotated[str, Query(pattern=f"^({'|'.join(ARTICLE_STATUSES)})?$")] = "",
     category: Annotated[str, Query(max_length=200)] = "",
     kind: Annotated[str, Query(max_length=8)] = "",
-    department: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    department: IdQuery = None,
     page: PageNo = 1,
     done: Done = None,
 ) -> Response:

@@ -4,13 +4,12 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import File, Form, Request, UploadFile
-from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
-from hotline.api.schemas import MAX_ID
 from hotline.errors import Invalid, NotFound
+from hotline.inputs import IdPath
 from hotline.knowledge import articles, catalog, feedback, spreadsheet
 from hotline.knowledge.articles import MAX_IMPORT
 from hotline.web.forms import submit
@@ -133,7 +132,7 @@ def close_gap(
     request: Request,
     runtime: RuntimeDep,
     user: EditorForm,
-    gap_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
+    gap_id: IdPath,
     article: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     def change(session: Session) -> str:

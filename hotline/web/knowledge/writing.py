@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
-from hotline.api.schemas import MAX_ID
 from hotline.directory import active_departments
 from hotline.errors import Conflict, HotlineError, NotPermitted
+from hotline.inputs import MAX_ID, IdQuery
 from hotline.knowledge import articles, feedback
 from hotline.knowledge.articles import EDITORS, ArticleIn, ArticlePatch
 from hotline.models import ARTICLE_KINDS, Article, KnowledgeGap
@@ -115,7 +115,7 @@ def new_article(
     runtime: RuntimeDep,
     user: Writer,
     title: Annotated[str, Query(max_length=200)] = "",
-    gap: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    gap: IdQuery = None,
 ) -> Response:
     """新建知识; from a knowledge gap, its question as the title."""
     form = {name: "" for name in FORM_FIELDS} | {"title": title.strip()[:128], "public": "1", "kind": ARTICLE_KINDS[0]}
@@ -204,17 +204,3 @@ def save_article(
     except (ValidationError, HotlineError) as exc:
         return _refused_form(request, runtime, user, form, exc, **extra)
     return RedirectResponse(f"/knowledge/{article_id}?done={'saved' if changed else 'unchanged'}", status_code=303)
-
-
-@router.post("/from-ticket", response_class=HTMLResponse)
-def draft_from_ticket(
-    runtime: RuntimeDep, user: WriterForm, ticket_id: Annotated[int, Form(ge=1, le=MAX_ID)]
-) -> Response:
-    """知识回流: a consultation ticket's answer as a draft (for a button on the ticket's page);
-    refused, the error page says why (a ticket drafted already names its article)."""
-    try:
-        with runtime.db.session() as session:
-            article_id = feedback.draft_from_ticket(session, ticket_id, user.actor, runtime.now()).id
-    except HotlineError as exc:
-        raise _refusal(exc) from None
-    return RedirectResponse(f"/knowledge/{article_id}?done=drafted", status_code=303)
