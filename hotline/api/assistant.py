@@ -6,19 +6,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field
 
-from hotline.api.deps import RuntimeDep
+from hotline.api.deps import RuntimeDep, public_client
 from hotline.api.schemas import Body
 from hotline.knowledge import assistant
 
 router = APIRouter(prefix="/public/v1/assistant", tags=["assistant (public)"])
 # Answers and tickets are the asker's own: never kept by a cache.
 NO_STORE = "no-store"
-
-
-def public_client(request: Request, runtime) -> None:
-    """The public side's rate limit, per client address (one share for the knowledge base's
-    public calls, the assistant and the public pages)."""
-    runtime.rate_limiter.hit(f"public:{request.client.host if request.client else '-'}")
 
 
 class QuestionIn(Body):

@@ -97,3 +97,9 @@ def require(*roles: str):
 AdminActor = Annotated[Actor, require("admin")]
 # Who logs tickets through the API: the centre, and outside platforms' system accounts.
 IntakeActor = Annotated[Actor, require("agent", "supervisor", "integration")]
+
+
+def public_client(request: Request, runtime: Runtime) -> None:
+    """The public side's rate limit, per client address: one share for the knowledge base's
+    public calls, the assistant and the citizens' pages."""
+    runtime.rate_limiter.hit(f"public:{request.client.host if request.client else '-'}")

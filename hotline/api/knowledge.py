@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import Field
 
-from hotline.api.deps import RuntimeDep, require
+from hotline.api.deps import RuntimeDep, public_client, require
 from hotline.api.schemas import Body, RowId
 from hotline.errors import NotFound, NotPermitted
 from hotline.inputs import MAX_ID, IdPath, PageQuery
@@ -121,16 +121,7 @@ def list_articles(
     """Articles, most recently changed first (a category path includes the paths below it),
     without their bodies. Editors list every status; a leader also its own department's
     unpublished articles; everyone else published ones."""
-    statuses = (status,) if status else None
-    if actor.role not in EDITORS and status != "published":
-        if actor.role == "leader" and status is not None:
-            department = actor.department_id  # its own drafts, reviews and retired articles
-        elif actor.role == "leader" and department == actor.department_id:
-            pass  # its own department's articles, whatever their status
-        elif status is None:
-            statuses = ("published",)
-        else:
-            raise NotPermitted("only editors and a department's leader list unpublished articles")
+    statuses, department = catalog.scope(actor, status, department)
     with runtime.db.read_session() as session:
         found = catalog.listing(
             session,
@@ -257,11 +248,6 @@ def close_gap(gap_id: GapId, body: GapCloseIn, actor: EditorActor, runtime: Runt
         return feedback.gap_out(feedback.close_gap(session, gap_id, actor, runtime.now(), article_id=body.article_id))
 
 
-def _public_client(request: Request, runtime) -> None:
-    """The public side's rate limit, per client address."""
-    runtime.rate_limiter.hit(f"public:{request.client.host if request.client else '-'}")
-
-
 @public_router.get("/search")
 def public_search(
     request: Request,
@@ -273,7 +259,7 @@ def public_search(
     kind: Kind = None,
 ) -> dict[str, Any]:
     """Published public articles valid today, best first (no token)."""
-    _public_client(request, runtime)
+    public_client(request, runtime)
     with runtime.db.read_session() as session:
         hits = search.search(
             session,
@@ -291,7 +277,7 @@ def public_search(
 @public_router.get("/{article_id}")
 def public_article(article_id: ArticleId, request: Request, response: Response, runtime: RuntimeDep) -> dict[str, Any]:
     """One published public article valid today, its body as safe HTML (no token)."""
-    _public_client(request, runtime)
+    public_client(request, runtime)
     with runtime.db.read_session() as session:
         article = articles.get_public(session, article_id, articles.local_today(runtime.now()))
     response.headers["Cache-Control"] = PUBLIC_CACHE
@@ -301,7 +287,7 @@ def public_article(article_id: ArticleId, request: Request, response: Response, 
 @public_router.post("/{article_id}/flags", status_code=status.HTTP_201_CREATED)
 def public_flag(article_id: ArticleId, body: FlagIn, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """A citizen found a public article unhelpful, out of date or wrong (no token)."""
-    _public_client(request, runtime)
+    public_client(request, runtime)
     with runtime.db.session() as session:
         row = feedback.flag(session, article_id, reason=body.reason, comment=body.comment, actor=None, at=runtime.now())
         return {"id": row.id, "reason": row.reason}

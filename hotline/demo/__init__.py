@@ -34,6 +34,7 @@ from hotline.demo.district import (
     CATEGORY_NODES,
     CITY,
     DEMO_PASSWORD,
+    DEPARTMENTS,
     DISTRICT,
     LEAVES,
     STREETS,
@@ -48,7 +49,9 @@ from hotline.demo.writer import Batch, Pipe, Writer
 from hotline.errors import Conflict, Invalid
 from hotline.evaluation.ratings import app_secret
 from hotline.indicators import totals
+from hotline.knowledge.articles import MAX_IMPORT
 from hotline.models import Department, User
+from hotline.words import DATA_DIR
 from hotline.workflow.definition import Workflow
 
 __all__ = ["DEMO_PASSWORD", "load_demo"]
@@ -249,6 +252,32 @@ def _refuse_if_loaded(session: Session) -> None:
         raise Conflict(f"the user {user!r} exists already; load the demo into an empty database")
 
 
+# The demo's knowledge base: government-service articles written for this project (the
+# evaluation set of bench/knowledge_eval.py uses the same ones).
+KNOWLEDGE = DATA_DIR / "knowledge_demo.jsonl"
+
+
+def _load_knowledge(runtime, now: datetime) -> int:
+    """The demo's articles, imported as a department would send them, each issued by the
+    demo department its short name names."""
+    import json
+
+    from hotline.knowledge.articles import import_rows
+
+    full_names = {short: name for _, name, short in DEPARTMENTS}
+    rows = [json.loads(line) for line in KNOWLEDGE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for row in rows:
+        row["department"] = full_names.get(row["department"], row["department"])
+    created = 0
+    for start in range(0, len(rows), MAX_IMPORT):
+        with runtime.db.session() as session:
+            result = import_rows(session, rows[start : start + MAX_IMPORT], None, now)
+        if result["errors"]:
+            raise Conflict(f"the demo's articles do not import: {result['errors'][:3]}")
+        created += result["created"]
+    return created
+
+
 def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
     """Load the demo district and `tickets` tickets over the six months before runtime.now().
 
@@ -302,6 +331,7 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
     with runtime.db.session() as session:  # the rows were written in bulk, past the gateway
         rows = totals.rebuild(session)
     out.write(f"running totals: {rows:,} rows\n")
+    out.write(f"knowledge base: {_load_knowledge(runtime, now):,} published articles\n")
     runtime.db.refresh_statistics()  # the planner's view of the new rows
     with runtime.db.session() as session:
         tokens = [(username, directory.issue_token(session, username, now=now)) for username in TOKEN_USERS]

@@ -13,6 +13,28 @@ from hotline.models import Article
 MAX_PER_PAGE = 100
 
 
+def scope(actor, status: str | None, department_id: int | None) -> tuple[tuple[str, ...] | None, int | None]:
+    """The statuses and the department a member of staff's list shows (the API's and the
+    pages'): editors any; a leader the published articles, or its own department's of any
+    status; the others the published ones (NotPermitted when they ask for another status)."""
+    from hotline.errors import NotPermitted
+    from hotline.knowledge.articles import EDITORS
+
+    if actor.role in EDITORS:
+        return ((status,) if status else None), department_id
+    own = actor.department_id
+    if actor.role == "leader" and status in ("draft", "under_review", "retired"):
+        return (status,), own
+    if actor.role == "leader" and not status and department_id == own:
+        return None, own
+    if status and status != "published":
+        raise NotPermitted(
+            "only editors and a department's leader list unpublished articles",
+            zh="只有知识库管理员和单位负责人可以查看未发布的知识",
+        )
+    return ("published",), department_id
+
+
 @dataclass(frozen=True)
 class Listing:
     articles: list[Article]

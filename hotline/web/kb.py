@@ -17,8 +17,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
-from hotline.api.assistant import NO_STORE, public_client
-from hotline.api.deps import RuntimeDep
+from hotline.api.assistant import NO_STORE
+from hotline.api.deps import RuntimeDep, public_client
 from hotline.api.knowledge import PUBLIC_CACHE
 from hotline.directory import places
 from hotline.errors import HotlineError, Invalid, NotFound, TooManyRequests

@@ -10,7 +10,6 @@ from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
 from hotline.directory import active_departments
-from hotline.errors import NotPermitted
 from hotline.inputs import IdQuery
 from hotline.knowledge import articles, catalog, search
 from hotline.knowledge.articles import EDITORS
@@ -30,24 +29,6 @@ from hotline.web.knowledge.common import (
 )
 
 PER_PAGE = 20
-
-
-def _scope(user: PageUser, status: str, department_id: int | None) -> tuple[tuple[str, ...] | None, int | None]:
-    """The statuses and the department a user's list shows: editors any; a leader the
-    published articles, or its own department's of any status; the others the published."""
-    if user.role in EDITORS:
-        return ((status,) if status else None), department_id
-    own = user.actor.department_id
-    if user.role == "leader" and status in ("draft", "under_review", "retired"):
-        return (status,), own
-    if user.role == "leader" and not status and department_id == own:
-        return None, own
-    if status and status != "published":
-        raise NotPermitted(
-            "only editors and a department's leader list unpublished articles",
-            zh="只有知识库管理员和单位负责人可以查看未发布的知识",
-        )
-    return ("published",), department_id
 
 
 @dataclass(frozen=True)
@@ -104,7 +85,7 @@ def knowledge_list(
     """知识库: the articles this user may read, a page at a time, or the answers to a question."""
     q = " ".join(q.split())
     kind = kind if kind in ARTICLE_KINDS else ""
-    statuses, department_id = _scope(user, status, department)
+    statuses, department_id = catalog.scope(user.actor, status, department)
     with runtime.db.read_session() as session:
         departments = active_departments(session)
         categories = _category_options(session, counted=user.role in EDITORS)
