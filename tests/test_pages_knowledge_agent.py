@@ -256,8 +256,8 @@ def test_an_answered_consultation_becomes_a_draft_from_its_page(kb, client, runt
     token = sign_in(client, "housing_l")
     r = client.post(f"{page}/knowledge-draft", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303
-    draft = int(r.headers["location"].rsplit("/", 1)[1])
-    assert r.headers["location"] == f"/knowledge/{draft}"
+    draft = int(r.headers["location"].rsplit("/", 1)[1].removesuffix("?done=drafted"))
+    assert r.headers["location"] == f"/knowledge/{draft}?done=drafted"
     with runtime.db.read_session() as s:
         a = s.get(Article, draft)
         assert (a.status, a.source_ticket_id, a.department) == ("draft", t["id"], "区住建局")
@@ -323,10 +323,10 @@ def test_the_agent_sees_suggestions_while_typing_and_answers_with_one(page, serv
     page.goto(f"{server}/tickets/{ticket_id}")
     shot(page, "ticket-cited-article")
     page.locator("#to-knowledge button", has_text="转为知识").click()
-    page.wait_for_url(re.compile(r"/knowledge/\d+$"))
+    page.wait_for_url(re.compile(r"/knowledge/\d+\?done=drafted$"))
     with runtime.db.read_session() as s:
         draft = s.exec(select(Article).where(Article.source_ticket_id == ticket_id)).one()
-    assert page.url.endswith(f"/knowledge/{draft.id}") and draft.status == "draft"
+    assert page.url.endswith(f"/knowledge/{draft.id}?done=drafted") and draft.status == "draft"
 
 
 @pytest.mark.browser
