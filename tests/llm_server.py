@@ -6,14 +6,16 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import Loopback
 
 PATH = "/v1/chat/completions"
 
 
 @dataclass
-class FakeModel:
+class FakeModel(Loopback):
     """`reply` is the completion's content; `delay` seconds before answering; `status` other
     than 200 answers with an error body instead."""
 
@@ -23,67 +25,45 @@ class FakeModel:
     got: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}{PATH}"
+        return f"{self.root()}{PATH}"
 
     def start(self) -> "FakeModel":
-        model = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length))
-                with model.lock:
-                    model.got.append(body)
-                    model.headers.append({k.lower(): v for k, v in self.headers.items()})
-                if model.delay:
-                    time.sleep(model.delay)
-                if self.path != PATH:
-                    status, answer = 404, {"error": {"message": "no such path"}}
-                elif model.status != 200:
-                    status, answer = model.status, {"error": {"message": "the model is down"}}
-                else:
-                    status, answer = (
-                        200,
-                        {
-                            "id": "chatcmpl-test",
-                            "object": "chat.completion",
-                            "model": body.get("model"),
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "message": {"role": "assistant", "content": model.reply},
-                                    "finish_reason": "stop",
-                                }
-                            ],
-                        },
-                    )
-                data = json.dumps(answer, ensure_ascii=False).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (a timeout test)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(self._post)
         return self
 
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+    def _post(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("content-length", 0))
+        body = json.loads(request.rfile.read(length))
+        with self.lock:
+            self.got.append(body)
+            self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.delay:
+            time.sleep(self.delay)
+        if request.path != PATH:
+            status, answer = 404, {"error": {"message": "no such path"}}
+        elif self.status != 200:
+            status, answer = self.status, {"error": {"message": "the model is down"}}
+        else:
+            choice = {"index": 0, "message": {"role": "assistant", "content": self.reply}, "finish_reason": "stop"}
+            answer = {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "model": body.get("model"),
+                "choices": [choice],
+            }
+            status = 200
+        data = json.dumps(answer, ensure_ascii=False).encode()
+        try:
+            request.send_response(status)
+            request.send_header("content-type", "application/json")
+            request.send_header("content-length", str(len(data)))
+            request.end_headers()
+            request.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a timeout test)
 
     def requests(self) -> list[dict[str, Any]]:
         with self.lock:

@@ -6,8 +6,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import Loopback
 
 
 @dataclass
@@ -46,52 +48,37 @@ Answer = int | tuple[int, dict[str, str]]
 
 
 @dataclass
-class Receiver:
+class Receiver(Loopback):
     """A webhook receiver. `answer(received)` decides each reply (default 204)."""
 
     answer: Callable[[Received], Answer] = lambda _: 204
     hang_seconds: Callable[[Received], float] = lambda _: 0.0
     got: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hook"
+        return f"{self.root()}/hook"
 
     def start(self) -> "Receiver":
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                length = int(self.headers.get("content-length", 0))
-                got = Received({k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length), time.time())
-                with receiver.lock:
-                    receiver.got.append(got)
-                hang = receiver.hang_seconds(got)
-                if hang:
-                    time.sleep(hang)
-                answer = receiver.answer(got)
-                status, headers = answer if isinstance(answer, tuple) else (answer, {})
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(self._post)
         return self
 
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+    def _post(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("content-length", 0))
+        got = Received({k.lower(): v for k, v in request.headers.items()}, request.rfile.read(length), time.time())
+        with self.lock:
+            self.got.append(got)
+        hang = self.hang_seconds(got)
+        if hang:
+            time.sleep(hang)
+        answer = self.answer(got)
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        request.send_response(status)
+        for name, value in headers.items():
+            request.send_header(name, value)
+        request.send_header("content-length", "0")
+        request.end_headers()
 
     def bodies(self) -> list[dict[str, Any]]:
         with self.lock:
