@@ -94,13 +94,25 @@ class BodySizeLimit:
 
 
 class _RedactKeys(logging.Filter):
-    """Access-log lines without the API keys some Open311 clients put in the address."""
+    """Access-log lines without secrets or personal data: the API keys some Open311 clients
+    put in the address, the citizens' rating-link tokens, and phone numbers (a search by
+    phone, a caller's page) masked to their first three and last four digits."""
 
-    pattern = re.compile(r"(api_key=)[^&\s]+")
+    patterns = (
+        (re.compile(r"(api_key=)[^&\s]+"), r"\1***"),
+        (re.compile(r"(/rate/)[^/?\s\"]+"), r"\1***"),
+        (re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)"), r"\1****\2"),
+        (re.compile(r"(?<!\d)(0\d{2,3}(?:-|%2D)?)\d{3,4}(\d{4})(?!\d)", re.IGNORECASE), r"\1****\2"),
+    )
+
+    def _clean(self, text: str) -> str:
+        for pattern, replacement in self.patterns:
+            text = pattern.sub(replacement, text)
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, str) and "api_key=" in a for a in record.args):
-            record.args = tuple(self.pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

@@ -213,3 +213,28 @@ def test_every_number_in_an_address_has_an_upper_bound(settings):
                 unbounded.append(f"{route.path} {field.name}")
     assert found > 100
     assert not unbounded, unbounded
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        (
+            "/open311/v2/requests.json?api_key=hl_secret&status=open",
+            "/open311/v2/requests.json?api_key=***&status=open",
+        ),
+        ("/rate/AbC_123-xyz?x=1", "/rate/***?x=1"),
+        ("/tickets?q=13812345678", "/tickets?q=138****5678"),
+        ("/tickets?q=010-87654321", "/tickets?q=010-****4321"),
+        ("/tickets?q=010%2D87654321", "/tickets?q=010%2D****4321"),
+        ("/api/v1/tickets/123?created_from=2026-11-01", "/api/v1/tickets/123?created_from=2026-11-01"),
+    ],
+)
+def test_access_log_lines_carry_no_key_token_or_phone(path, logged):
+    import logging
+
+    from hotline.main import _REDACT_KEYS
+
+    args = ("127.0.0.1:5000", "GET", path, "1.1", 200)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', args, None)
+    assert _REDACT_KEYS.filter(record)
+    assert record.getMessage() == f'127.0.0.1:5000 - "GET {logged} HTTP/1.1" 200'
