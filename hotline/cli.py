@@ -191,6 +191,7 @@ def cmd_stats_rebuild(_: argparse.Namespace) -> None:
     started = time.monotonic()
     with rt.db.session() as session:
         rows = totals.rebuild(session)
+    rt.db.refresh_statistics(after_bulk=True)
     print(f"rebuilt the running totals: {rows:,} rows in {time.monotonic() - started:.1f} s")
 
 

@@ -132,13 +132,21 @@ class Database:
         with Session(self.read_engine, expire_on_commit=False) as session:
             yield session
 
-    def refresh_statistics(self) -> bool:
-        """SQLite: fresh statistics for the query planner (ANALYZE, sampled: a fraction of a
-        second even at millions of rows). Without them SQLite may pick a barely selective
-        index (an assignment's role) over a selective one (its ticket) and read every row.
-        PostgreSQL's autovacuum keeps its own; nothing to do there."""
+    def refresh_statistics(self, *, after_bulk: bool = False) -> bool:
+        """Fresh statistics for the query planner.
+
+        SQLite: ANALYZE, sampled (a fraction of a second even at millions of rows); without
+        it SQLite may pick a barely selective index (an assignment's role) over a selective
+        one (its ticket) and read every row. PostgreSQL's autovacuum keeps its own as tables
+        change, but only after a while: right after a bulk load (`after_bulk`: the demo, a
+        rebuild of the totals) its planner knows nothing of the new rows, so ANALYZE then."""
         if not self.is_sqlite:
-            return False
+            if not after_bulk:
+                return False
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("ANALYZE")
+                connection.commit()
+            return True
         with self.session() as session:
             connection = session.connection()
             connection.exec_driver_sql("PRAGMA analysis_limit=1000")

@@ -332,7 +332,7 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
         rows = totals.rebuild(session)
     out.write(f"running totals: {rows:,} rows\n")
     out.write(f"knowledge base: {_load_knowledge(runtime, now):,} published articles\n")
-    runtime.db.refresh_statistics()  # the planner's view of the new rows
+    runtime.db.refresh_statistics(after_bulk=True)  # the planner's view of the new rows
     with runtime.db.session() as session:
         tokens = [(username, directory.issue_token(session, username, now=now)) for username in TOKEN_USERS]
     out.write("API tokens (shown once; send 'Authorization: Bearer TOKEN'):\n")
