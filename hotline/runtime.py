@@ -42,6 +42,8 @@ class Runtime:
         self.clock: Callable[[], datetime] = utcnow
         # API token digest -> (actor, until when to trust it); see hotline.api.deps.
         self.token_cache: dict[str, tuple] = {}
+        # The years whose missing holidays the administrators were told of (scheduler.check_calendar).
+        self.calendar_warned: set[int] = set()
 
     @property
     def login_throttle(self):

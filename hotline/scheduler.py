@@ -207,17 +207,23 @@ def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepRepor
 
 
 def check_calendar(session: Session, runtime: Runtime, now: datetime, report: SweepReport) -> None:
-    """Warn the administrators, once per year, when holiday data is missing."""
+    """Warn the administrators, once per year, when holiday data is missing.
+
+    Every minute of November and December until next year's holidays are imported: the
+    process remembers the years it has found warned about, so only its first sweeps look for
+    the notice (an unindexed read of the notices); the later ones read nothing."""
     cal = runtime.calendar(session)
     today = now.astimezone(LOCAL_TZ).date()
     years = [today.year] + ([today.year + 1] if today.month >= 11 else [])
+    warned = runtime.calendar_warned
     for year in years:
-        if year in cal.covered_years:
+        if year in cal.covered_years or year in warned:
             continue
         title = f"缺少 {year} 年节假日数据"
         if session.exec(
             select(Notification.id).where(Notification.kind == "calendar", Notification.title == title)
         ).first():
+            warned.add(year)  # (a notice sent now is found, and remembered, next minute)
             continue
         notices.send(
             session,

@@ -234,6 +234,21 @@ def test_calendar_missing_warns_administrators_once(runtime, district, client):
     sweep(runtime, now=local(2026, 11, 21, 10, 0))
     notes = Api(client, district, "admin").get("/notifications")
     assert [n["title"] for n in notes] == ["缺少 2027 年节假日数据"]
+    # From then on a sweep does not look for the notice again (every minute until imported).
+    from sqlalchemy import event
+
+    looked: list[str] = []
+
+    def watch(_conn, _cursor, statement, *_args) -> None:
+        if "notifications.title" in statement:
+            looked.append(statement)
+
+    event.listen(runtime.db.engine, "before_cursor_execute", watch)
+    try:
+        sweep(runtime, now=local(2026, 12, 20, 10, 0))
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", watch)
+    assert looked == []
 
 
 def test_embedded_scheduler_escalates_without_anyone_pressing_a_button(database, runtime, district, clock):
