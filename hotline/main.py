@@ -2,6 +2,7 @@
 
 import logging
 import re
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -212,6 +213,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": detail}, status_code=503, headers=headers)
 
 
+def _warm_segmenter() -> None:
+    from hotline.knowledge.text import words
+
+    try:
+        words("预热分词词典")
+    except Exception:  # a cold first search is slower, not wrong
+        log.exception("loading the segmenter's dictionary failed")
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     """The web application: API, pages and (optionally) the embedded scheduler."""
     settings = settings or get_settings()
@@ -226,6 +236,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
             scheduler = build_scheduler(runtime)
             scheduler.start()
+        # The segmenter loads its dictionary (a second or two) on first use: load it now, in
+        # the background, not in the first agent's knowledge suggestion or citizen's question.
+        threading.Thread(target=_warm_segmenter, name="warm-segmenter", daemon=True).start()
         yield
         if scheduler is not None:
             scheduler.shutdown(wait=True)
