@@ -211,6 +211,20 @@ def cmd_stats_check(args: argparse.Namespace) -> None:
     raise SystemExit(1)
 
 
+def cmd_audit_verify(_: argparse.Namespace) -> None:
+    from hotline import audit
+
+    rt = _ready_runtime()
+    started = time.monotonic()
+    with rt.db.read_session() as session:
+        checked, broken = audit.verify(session)
+    took = time.monotonic() - started
+    if broken is not None:
+        print(f"chain broken after {checked:,} good rows: {broken}", file=sys.stderr)
+        raise SystemExit(1)
+    print(f"every ticket's history chain holds: {checked:,} rows checked in {took:.1f} s")
+
+
 def cmd_outbox_status(_: argparse.Namespace) -> None:
     from sqlalchemy import func
     from sqlmodel import select
@@ -380,6 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--to", dest="end", required=True, help="last day")
     check.set_defaults(func=cmd_stats_check)
 
+    audit = sub.add_parser("audit", help="the tamper-evident records").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser(
+        "verify", help="check every ticket's history chain; exit 1 naming the first row that does not match"
+    ).set_defaults(func=cmd_audit_verify)
     outbox = sub.add_parser("outbox", help="events for other systems and their webhooks").add_subparsers(
         dest="outbox_command", required=True
     )

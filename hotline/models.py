@@ -275,12 +275,15 @@ class Approval(SQLModel, table=True):
 
 
 class TicketEvent(SQLModel, table=True):
-    """The history: every change and every action, who, when, from, to, why."""
+    """The history: every change and every action, who, when, from, to, why; each row sealed
+    into its ticket's hash chain (hotline.audit)."""
 
     __tablename__ = "ticket_events"
+    # A ticket's rows in order: its history, its chain's last link, the chain checked ticket by ticket.
+    __table_args__ = (Index("ix_ticket_events_ticket_id_id", "ticket_id", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    ticket_id: int = Field(foreign_key="tickets.id")
     event: str = Field(max_length=32)
     actor_id: int | None = Field(default=None, foreign_key="users.id")
     actor_name: str = Field(max_length=64)
@@ -289,6 +292,8 @@ class TicketEvent(SQLModel, table=True):
     to_state: str = Field(max_length=20)
     at: datetime = Field(sa_type=UTCDateTime)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # SHA-256 of the ticket's previous chain and this row's content (hotline.audit.seal).
+    chain: str = Field(default="", max_length=64)
 
 
 class Callback(SQLModel, table=True):

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import JSON, func, inspect, select
 
+from hotline.audit import GENESIS, canonical, link
 from hotline.db import UTCDateTime, dialect_insert
 from hotline.models import (
     Approval,
@@ -41,6 +42,7 @@ COLUMNS = {
     ),
     "ticket_events": (
         "id", "ticket_id", "event", "actor_id", "actor_name", "actor_role", "from_state", "to_state", "at", "details",
+        "chain",
     ),
     "assignments": (
         "id", "ticket_id", "department_id", "role", "status", "dispatched_at", "signed_at", "signed_by_id",
@@ -260,6 +262,7 @@ class Batch:
         self.ids = ids  # the running ids of the rows numbered only here
         self.makers = makers
         self.places: dict[int, int] = {}  # ticket id -> its row's place in rows["tickets"]
+        self.heads: dict[int, str] = {}  # ticket id -> the chain of its last history row
 
     def __len__(self) -> int:
         return len(self.rows["tickets"])
@@ -278,9 +281,12 @@ class Batch:
         """A history row: (event, actor, from state, to state, at, details)."""
         name, actor, from_state, to_state, at, details = event
         self.ids["ticket_events"] += 1
+        # Each ticket's history is a hash chain (hotline.audit); a ticket's rows are all in its batch.
+        content = canonical(ticket_id, name, actor.id, actor.username, actor.role, from_state, to_state, at, details)
+        chain = self.heads[ticket_id] = link(self.heads.get(ticket_id, GENESIS), content)
         self.rows["ticket_events"].append(
             (self.ids["ticket_events"], ticket_id, name, actor.id, actor.username, actor.role, from_state, to_state,
-             at if self.dt is None else self.dt(at), dumps(details))
+             at if self.dt is None else self.dt(at), dumps(details), chain)
         )  # fmt: skip
 
     def add(self, tk: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlmodel import Session, select
 from transitions import Machine
 
+from hotline import audit
 from hotline.deadlines.calendar import WorkCalendar, local_iso
 from hotline.deadlines.sla import recompute
 from hotline.errors import Conflict, NotFound, NotPermitted
@@ -270,19 +271,19 @@ def record(
 ) -> None:
     """A history row: who did what to the ticket, when, from which state (None: the ticket
     was created) to the state it is in now; and its event for other systems."""
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            event=event,
-            actor_id=actor.id,
-            actor_name=actor.username,
-            actor_role=actor.role,
-            from_state=from_state,
-            to_state=ticket.state,
-            at=now,
-            details=details,
-        )
+    row = TicketEvent(
+        ticket_id=ticket.id,
+        event=event,
+        actor_id=actor.id,
+        actor_name=actor.username,
+        actor_role=actor.role,
+        from_state=from_state,
+        to_state=ticket.state,
+        at=now,
+        details=details,
     )
+    audit.seal(session, row)
+    session.add(row)
     view = events.ticket_data(session, runtime, ticket)
     if from_state is None:
         events.publish(session, topic="ticket.created", data={"ticket": view}, at=now, ticket=ticket, now_first=True)

@@ -1,0 +1,112 @@
+"""Every ticket's history is a hash chain; `hotline audit verify` finds any row changed,
+removed or slipped in (SQLite and PostgreSQL)."""
+
+import os
+import subprocess
+import sys
+
+from alembic import command
+from sqlalchemy import text
+from sqlmodel import select
+
+from hotline import audit
+from hotline.migrate import alembic_config
+from hotline.models import TicketEvent
+from tests.helpers import Api, race
+
+
+def _life(client, district) -> list[int]:
+    """Tickets with long histories: dispatched, signed, replied, reviewed, called back, closed;
+    a duplicate merged into one of them."""
+    agent, handler, supervisor = (Api(client, district, n) for n in ("agent", "housing_h", "supervisor"))
+    ids = []
+    for _ in range(3):
+        t = agent.create()
+        agent.fire(t["id"], "dispatch")
+        handler.fire(t["id"], "sign")
+        handler.fire(t["id"], "reply", result="已修好")
+        supervisor.fire(t["id"], "approve_reply")
+        agent.fire(t["id"], "callback", reached=True, solved=True, rating=5)
+        ids.append(t["id"])
+    duplicate = agent.create()
+    agent.fire(duplicate["id"], "merge", master=ids[0])
+    return ids
+
+
+def _verify(runtime):
+    with runtime.db.read_session() as s:
+        return audit.verify(s, batch=7)  # small pages: the paging is checked too
+
+
+def test_the_chains_of_every_history_hold(client, district, runtime):
+    _life(client, district)
+    with runtime.db.read_session() as s:
+        rows = s.exec(select(TicketEvent)).all()
+    assert rows and all(len(r.chain) == 64 for r in rows)
+    assert _verify(runtime) == (len(rows), None)
+
+
+def test_a_changed_row_is_named(client, district, runtime, database):
+    ids = _life(client, district)
+    with runtime.db.read_session() as s:
+        victim = s.exec(select(TicketEvent).where(TicketEvent.ticket_id == ids[1], TicketEvent.event == "reply")).one()
+    with runtime.db.session() as s:
+        s.execute(text("UPDATE ticket_events SET actor_name = 'someone_else' WHERE id = :id"), {"id": victim.id})
+    checked, broken = _verify(runtime)
+    assert broken is not None and (broken.ticket_id, broken.row_id) == (ids[1], victim.id)
+    # The command says the same, with exit status 1.
+    env = {**os.environ, "HOTLINE_DATABASE_URL": database.url}
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline", "audit", "verify"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"ticket {ids[1]}: history row {victim.id} does not match" in done.stderr
+
+
+def test_a_removed_row_breaks_the_chain_at_the_next(client, district, runtime):
+    ids = _life(client, district)
+    with runtime.db.read_session() as s:
+        rows = s.exec(select(TicketEvent).where(TicketEvent.ticket_id == ids[2]).order_by(TicketEvent.id)).all()
+    with runtime.db.session() as s:
+        s.execute(text("DELETE FROM ticket_events WHERE id = :id"), {"id": rows[2].id})
+    _, broken = _verify(runtime)
+    assert broken is not None and broken.row_id == rows[3].id
+
+
+def test_changes_at_the_same_moment_keep_each_chain(server, client, district, runtime):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    agent = Api(client, district, "agent")
+    tickets = [agent.create()["id"] for _ in range(6)]
+
+    def dispatch(ticket_id: int) -> int:
+        body = {"event": "dispatch", "department": "housing"}
+        url = f"{server}/api/v1/tickets/{ticket_id}/transitions"
+        return httpx.post(url, json=body, headers=district.headers("agent"), timeout=30).status_code
+
+    with ThreadPoolExecutor(6) as pool:  # six tickets' histories written side by side
+        assert list(pool.map(dispatch, tickets)) == [200] * len(tickets)
+    # Two changes of one ticket at once: one wins, the other is refused; the chain holds.
+    codes = race(
+        server,
+        district.headers("housing_h"),
+        f"/api/v1/tickets/{tickets[0]}/transitions",
+        [{"event": "sign"}, {"event": "sign"}],
+    )
+    assert sorted(codes) == [200, 409]
+    checked, broken = _verify(runtime)
+    assert broken is None and checked >= 2 * len(tickets) + 1
+
+
+def test_the_migration_seals_the_rows_already_there(client, district, runtime, database):
+    _life(client, district)
+    with runtime.db.read_session() as s:
+        before = {r.id: r.chain for r in s.exec(select(TicketEvent))}
+    config = alembic_config(database.url)
+    command.downgrade(config, "-1")
+    command.upgrade(config, "head")
+    with runtime.db.read_session() as s:
+        after = {r.id: r.chain for r in s.exec(select(TicketEvent))}
+    assert after == before
