@@ -112,7 +112,7 @@ def _sqlite_file(db: Database) -> Path:
 
 def _sqlite_backup(db: Database, partial: Path) -> BackupReport:
     source_path = _sqlite_file(db)
-    if not source_path.is_file():
+    if not source_path.is_file() or source_path.stat().st_size == 0:
         raise HotlineError(f"no database at {source_path}")
     source = sqlite3.connect(source_path, timeout=30)
     target = sqlite3.connect(partial)
