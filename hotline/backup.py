@@ -31,10 +31,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, make_url
-from sqlmodel import SQLModel
 
-from hotline import models  # noqa: F401 (the tables, for SQLModel.metadata)
-from hotline.db import Database, keep_private
+from hotline import models
+from hotline.db import Database
 from hotline.errors import Conflict, HotlineError
 from hotline.migrate import alembic_config
 
@@ -127,6 +126,8 @@ def _sqlite_backup(db: Database, partial: Path) -> BackupReport:
         tables = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         names = [row[0] for row in target.execute(tables)]
         counts = {t: target.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in MAIN_TABLES if t in names}
+    except sqlite3.Error as exc:
+        raise HotlineError(f"the backup of {source_path} failed: {exc}") from None
     finally:
         target.close()
         source.close()
@@ -183,7 +184,7 @@ def restore(db: Database, path: Path, *, force: bool = False) -> str | None:
     if db.is_sqlite:
         _sqlite_restore(db, path)
     else:
-        _pg_restore(db, path)
+        _pg_restore(db, path, replace=force)
     return _schema_note(db)
 
 
@@ -193,7 +194,7 @@ def _rows_held(db: Database) -> list[str]:
         present = _tables(connection)
         held = [
             t
-            for t in SQLModel.metadata.tables
+            for t in models.SQLModel.metadata.tables
             if t in present
             and t not in SEEDED
             and connection.execute(text(f'SELECT EXISTS (SELECT 1 FROM "{t}")')).scalar_one()
@@ -204,10 +205,9 @@ def _rows_held(db: Database) -> list[str]:
 
 
 def _sqlite_restore(db: Database, path: Path) -> None:
+    # The file is there, private, since the configuration's Database was made (hotline.db).
     target_path = _sqlite_file(db)
     db.dispose()
-    target_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    keep_private(target_path)
     source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         problems = [row[0] for row in source.execute("PRAGMA integrity_check")]
@@ -219,15 +219,17 @@ def _sqlite_restore(db: Database, path: Path) -> None:
             target.execute("PRAGMA journal_mode=WAL")
         finally:
             target.close()
+    except sqlite3.Error as exc:
+        raise HotlineError(f"restoring into {target_path} failed: {exc} (is the server stopped?)") from None
     finally:
         source.close()
 
 
-def _pg_restore(db: Database, path: Path) -> None:
+def _pg_restore(db: Database, path: Path, *, replace: bool) -> None:
     with db.engine.connect() as connection:
         pg_restore = pg_tool("pg_restore", _server_major(connection))
         # Replace means replace: tables the backup does not have (a newer schema's) go too.
-        tables = _tables(connection)
+        tables = _tables(connection) if replace else set()
         if tables:
             names = ", ".join(f'public."{t}"' for t in sorted(tables))
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {names} CASCADE")
