@@ -12,62 +12,55 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 TIMEOUT_SECONDS = 300
 
 
-def main() -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "audit.json"
-        command = [
-            sys.executable,
-            "-m",
-            "pip_audit",
-            "--progress-spinner",
-            "off",
-            "--skip-editable",
-            "--desc",
-            "on",
-            "--format",
-            "json",
-            "--output",
-            str(report),
-        ]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            print(f"audit: warning: pip-audit did not finish within {TIMEOUT_SECONDS} s; nothing was checked")
-            return 0
-        if not report.is_file():
-            # No report at all: the index or the vulnerability service could not be reached.
-            why = (done.stderr.strip().splitlines() or ["no answer"])[-1]
-            print(f"audit: warning: the vulnerability service could not be reached; nothing was checked ({why})")
-            return 0
-        dependencies = json.loads(report.read_text())["dependencies"]
+def report(dependencies: list[dict[str, Any]]) -> list[str]:
+    """The lines to print for pip-audit's JSON report (its `dependencies`)."""
     skipped = [d for d in dependencies if "skip_reason" in d]
     vulnerable = [d for d in dependencies if d.get("vulns")]
     audited = len(dependencies) - len(skipped)
-    print(f"audit: {audited} of {len(dependencies)} installed packages checked against the vulnerability service")
+    lines = [f"audit: {audited} of {len(dependencies)} installed packages checked against the vulnerability service"]
     if skipped:
         names = ", ".join(d["name"] for d in skipped[:10]) + (", …" if len(skipped) > 10 else "")
-        print(f"audit: warning: the index did not answer for {len(skipped)} packages ({names})")
+        lines.append(f"audit: warning: the index did not answer for {len(skipped)} packages ({names})")
     for dep in vulnerable:
         for vuln in dep["vulns"]:
             fix = ", ".join(vuln.get("fix_versions") or []) or "no fixed version yet"
             aliases = ", ".join(vuln.get("aliases") or [])
             named = f"{vuln['id']} ({aliases})" if aliases else vuln["id"]
-            print(f"audit: {dep['name']} {dep['version']}: {named}; fixed in {fix}")
+            lines.append(f"audit: {dep['name']} {dep['version']}: {named}; fixed in {fix}")
             if vuln.get("description"):
-                print(f"       {' '.join(vuln['description'].split())[:300]}")
-    count = sum(len(d["vulns"]) for d in vulnerable)
-    if not audited:
-        print("audit: warning: nothing could be checked")
-        return 0
-    print(
-        f"audit: {count} known vulnerabilities in {len(vulnerable)} packages"
-        if count
-        else "audit: no known vulnerabilities"
-    )
+                lines.append(f"       {' '.join(vuln['description'].split())[:300]}")
+    found = sum(len(d["vulns"]) for d in vulnerable)
+    if found:
+        lines.append(f"audit: {found} known vulnerabilities in {len(vulnerable)} packages")
+    elif audited:
+        lines.append("audit: no known vulnerabilities")
+    else:
+        lines.append("audit: warning: nothing could be checked")
+    return lines
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(tmp) / "audit.json"
+        command = [sys.executable, "-m", "pip_audit", "--progress-spinner", "off", "--skip-editable"]
+        command += ["--desc", "on", "--aliases", "on", "--format", "json", "--output", str(output)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            print(f"audit: warning: pip-audit did not finish within {TIMEOUT_SECONDS} s; nothing was checked")
+            return 0
+        if not output.is_file():
+            # No report at all: the index or the vulnerability service could not be reached.
+            why = (done.stderr.strip().splitlines() or ["no answer"])[-1]
+            print(f"audit: warning: the vulnerability service could not be reached; nothing was checked ({why})")
+            return 0
+        dependencies = json.loads(output.read_text())["dependencies"]
+    print("\n".join(report(dependencies)))
     return 0
 
 
