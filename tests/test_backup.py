@@ -200,3 +200,12 @@ def test_make_demo_writes_the_credentials_for_their_owner_only(tmp_path):
     assert "hotline-demo" in credentials.read_text()
     assert mode(credentials) == 0o600 and mode(var) == 0o700
     assert mode(tmp_path / "demo.db") == 0o600
+
+
+@pytest.mark.postgres
+def test_without_pg_dump_the_backup_says_what_to_install(tmp_path):
+    with scratch_databases("postgresql", tmp_path, "backup_tools") as (url,):
+        # A PATH with neither pg_dump nor pg_config on it.
+        refused = hotline(url, "backup", str(tmp_path / "b.dump"), ok=False, env={"PATH": str(tmp_path)})
+        assert refused.returncode == 1 and "pg_dump not found" in refused.stderr
+        assert "postgresql-client-" in refused.stderr and not (tmp_path / "b.dump").exists()
