@@ -7,6 +7,7 @@ import re
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from datetime import date, timedelta
@@ -179,8 +180,9 @@ def test_make_demo_writes_the_credentials_for_their_owner_only(tmp_path):
     env = {**os.environ, "HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
     port = str(free_port())
     demo = subprocess.Popen(
-        # -o: the installation is there; never reinstall from a test.
-        ["make", "-s", "-o", ".venv/.installed", "demo", f"VAR={var}", "DEMO_TICKETS=10", f"PORT={port}"],
+        # -o and BIN: the installation running this test; never install from a test.
+        ["make", "-s", "-o", ".venv/.installed", "demo", f"BIN={Path(sys.executable).parent}"]
+        + [f"VAR={var}", "DEMO_TICKETS=10", f"PORT={port}"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
