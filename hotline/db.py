@@ -63,7 +63,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def keep_private(database: Path) -> None:
+def _keep_private(database: Path) -> None:
     """Make a SQLite database file readable and writable by its owner only: created empty
     with mode 0600 when missing, narrowed to it when found wider, and its -wal and -shm files
     with it. SQLite creates those with the database file's permissions, so a database that
@@ -117,7 +117,7 @@ class Database:
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                keep_private(Path(parsed.database))
+                _keep_private(Path(parsed.database))
             self.engine = _sqlite_engine(url, immediate=True, echo=echo)
             self._write_lock = threading.RLock()
             self.read_engine = _sqlite_engine(url, immediate=False, echo=echo)
