@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed
 DEMO_TICKETS ?= 5000
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Where `make demo` keeps the demo's credentials and its loaded mark.
+VAR ?= var
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint audit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +19,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Migrate, load the demo district (once) and serve it on SQLite.
+# Migrate, load the demo district (once) and serve it on SQLite. The credentials file is
+# readable by its owner only, like the database.
 demo: export HOTLINE_DISTRICT_NAME ?= 青山区
 demo: $(STAMP)
 	$(BIN)/hotline db upgrade
-	@if [ ! -f var/.demo-loaded ]; then \
-		$(BIN)/hotline demo-data --tickets $(DEMO_TICKETS) | tee var/demo-credentials.txt && touch var/.demo-loaded; \
-	else cat var/demo-credentials.txt; fi
+	@umask 077; mkdir -p $(VAR); \
+	if [ ! -f $(VAR)/.demo-loaded ]; then \
+		$(BIN)/hotline demo-data --tickets $(DEMO_TICKETS) | tee $(VAR)/demo-credentials.txt && touch $(VAR)/.demo-loaded; \
+	else chmod 600 $(VAR)/demo-credentials.txt; cat $(VAR)/demo-credentials.txt; fi
 	$(BIN)/hotline serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
@@ -33,8 +37,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check hotline tests bench
 
+# Known vulnerabilities in the installed dependencies (pip-audit): reported, never a failure,
+# and a warning when the vulnerability service cannot be reached.
+audit: $(STAMP)
+	$(BIN)/python .ci/audit.py
+
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf $(VAR) .pytest_cache

@@ -84,6 +84,23 @@ def cmd_db_upgrade(_: argparse.Namespace) -> None:
     print("database is at the newest migration")
 
 
+def cmd_backup(args: argparse.Namespace) -> None:
+    from hotline.backup import backup
+
+    for line in backup(_database(), Path(args.path), force=args.force).lines():
+        print(line)
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    from hotline.backup import restore
+
+    db = _database()
+    note = restore(db, Path(args.path), force=args.force)
+    print(f"restored {args.path} into the configured database")
+    if note:
+        print(note, file=sys.stderr)
+
+
 def cmd_users_create(args: argparse.Namespace) -> None:
     from hotline.directory import create_user
 
@@ -348,6 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)
+
+    back = sub.add_parser("backup", help="a consistent copy of the database, taken while it serves")
+    back.add_argument("path", help="the file to write (readable by its owner only)")
+    back.add_argument("--force", action="store_true", help="replace the file if it exists")
+    back.set_defaults(func=cmd_backup)
+    rest = sub.add_parser("restore", help="bring a backup back into the configured database (server stopped)")
+    rest.add_argument("path", help="a file `hotline backup` wrote")
+    rest.add_argument("--force", action="store_true", help="replace a database that is not empty")
+    rest.set_defaults(func=cmd_restore)
 
     users = sub.add_parser("users", help="users and API tokens").add_subparsers(dest="users_command", required=True)
     create = users.add_parser("create", help="create a user")

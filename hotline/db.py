@@ -8,9 +8,14 @@ lock before it reads, so two requests that change one ticket run one after the
 other and the second sees what the first wrote (rather than failing on a stale
 snapshot). Read sessions begin deferred and never block writers (WAL mode).
 On PostgreSQL, the workflow gateway locks the ticket row with SELECT ... FOR UPDATE.
+
+A SQLite database holds citizens' names and phones: its file, and so its -wal and -shm
+files, are readable by their owner only (0600).
 """
 
 import contextlib
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +63,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _keep_private(database: Path) -> None:
+    """Make a SQLite database file readable and writable by its owner only: created empty
+    with mode 0600 when missing, narrowed to it when found wider, and its -wal and -shm files
+    with it. SQLite creates those with the database file's permissions, so a database that
+    starts private stays private."""
+    os.close(os.open(database, os.O_RDONLY | os.O_CREAT, 0o600))
+    for path in (database, database.with_name(f"{database.name}-wal"), database.with_name(f"{database.name}-shm")):
+        # Missing (no WAL yet), or someone else's file: nothing this process may change.
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                path.chmod(mode & 0o700)
+
+
 def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> Engine:
     engine = create_engine(
         url,
@@ -97,7 +116,8 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _keep_private(Path(parsed.database))
             self.engine = _sqlite_engine(url, immediate=True, echo=echo)
             self._write_lock = threading.RLock()
             self.read_engine = _sqlite_engine(url, immediate=False, echo=echo)

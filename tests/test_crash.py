@@ -1,0 +1,152 @@
+"""`kill -9` half-way: the sweep and the webhook delivery, each a real process on a real
+backlog, killed once progress shows in the database, then run again to the end. Nothing is
+done twice that the database records, and nothing is lost; a receiver may see an event that
+was in flight at the kill again, with the same `webhook-id` (at least once), and nothing else."""
+
+import time
+from collections import Counter, defaultdict
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from hotline.models import Delivery, Escalation, Notification, OutboxMessage, SupervisionOrder, TicketEvent
+from tests.conftest import local
+from tests.helpers import Api, make_dispatched
+from tests.processes import hotline, kill_hard, start, stop
+from tests.receivers import Receiver
+
+TOPICS = ["ticket.created", "ticket.changed", "ticket.rated", "rating.overturned", "notice"]
+
+
+def wait_until(done, what: str, timeout: float = 180, process=None, log=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert process is None or process.poll() is None, f"the process ended before {what}: {log.read_text()}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.05)
+
+
+def count(runtime, model, *where) -> int:
+    with runtime.db.read_session() as s:
+        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_half_way_is_finished_by_the_next_once_each(runtime, district, database, tmp_path):
+    # Two batches of the sweep (200 tickets each): the kill falls after the first.
+    tickets = 400
+    ids = make_dispatched(runtime, tickets, now=local(2026, 11, 2, 9, 0))
+    log = tmp_path / "sweep.log"
+    # Overdue since Friday: each ticket is urged, supervised and reported (its warning passed over).
+    sweep = start(database.url, "sweep", "--now", "2026-11-20T10:00", log=log)
+    wait_until(lambda: count(runtime, Escalation) > 0, "escalation", process=sweep, log=log)
+    kill_hard(sweep)
+    escalated = set(_rows(runtime, select(Escalation.ticket_id).distinct()))
+    assert 0 < len(escalated) < tickets, "killed after the sweep's end: nothing to learn"
+
+    done = hotline(database.url, "sweep", "--now", "2026-11-20T10:00").stdout
+    assert f"{tickets - len(escalated)} urge" in done.splitlines()[-1]
+    # Every step of every ticket once: the history, the escalations, the orders, the notices.
+    steps = _rows(
+        runtime,
+        select(TicketEvent.ticket_id, TicketEvent.event, func.count())
+        .where(TicketEvent.actor_role == "system")
+        .group_by(TicketEvent.ticket_id, TicketEvent.event),
+    )
+    assert {n for *_, n in steps} == {1} and {t for t, *_ in steps} == set(ids)
+    assert Counter(e for _, e, _ in steps) == {
+        e: tickets for e in ("escalation_skipped", "urge", "supervise", "report")
+    }
+    assert Counter(_rows(runtime, select(Escalation.step))) == {s: tickets for s in ("urge", "supervise", "report")}
+    assert count(runtime, SupervisionOrder) == tickets
+    # Each ticket got the same notices and the same events, numbered without a gap.
+    notices = _per_ticket(
+        runtime, select(Notification.ticket_id, Notification.kind).where(Notification.ticket_id.is_not(None))
+    )
+    assert len({tuple(sorted(c.items())) for c in notices.values()}) == 1 and len(notices) == tickets
+    events = _per_ticket(
+        runtime, select(OutboxMessage.ticket_id, OutboxMessage.sequence).where(OutboxMessage.ticket_id.is_not(None))
+    )
+    assert len({tuple(sorted(c.elements())) for c in events.values()}) == 1
+    assert all(sorted(c.elements()) == list(range(1, len(c) + 1)) for c in events.values())
+    # And there is nothing left to do.
+    assert " 0 urge, 0 supervise, 0 report" in hotline(database.url, "sweep", "--now", "2026-11-20T10:00").stdout
+
+
+@pytest.mark.slow
+def test_delivery_killed_half_way_delivers_every_event_and_records_each_once(
+    runtime, district, database, client, tmp_path
+):
+    receiver = Receiver(hang_seconds=lambda _: 0.005).start()
+    try:
+        Api(client, district, "admin").post(
+            "/subscriptions", {"name": "测试系统", "url": receiver.url, "topics": TOPICS}, 201
+        )
+        make_dispatched(runtime, 200, now=local(2026, 11, 2, 9, 0))
+        # Short leases, so that what the killed process held is sent again soon.
+        env = {"HOTLINE_WEBHOOK_TIMEOUT_SECONDS": "1", "HOTLINE_WEBHOOK_CONCURRENCY": "4"}
+        log = tmp_path / "deliver.log"
+        deliver = start(database.url, "outbox", "deliver", "--watch", log=log, env=env)
+        wait_until(
+            lambda: count(runtime, Delivery, Delivery.status == "delivered") >= 60,
+            "deliveries",
+            process=deliver,
+            log=log,
+        )
+        kill_hard(deliver)
+        total = count(runtime, OutboxMessage)
+        assert count(runtime, Delivery) == total  # every event fanned out to the one subscription
+        assert count(runtime, Delivery, Delivery.status == "delivered") < total, "killed after the end"
+        in_flight = set(
+            _rows(
+                runtime,
+                select(OutboxMessage.uid)
+                .join(Delivery, Delivery.event_id == OutboxMessage.id)
+                .where(Delivery.status == "pending", Delivery.lease_owner.is_not(None)),
+            )
+        )
+
+        again = start(database.url, "outbox", "deliver", "--watch", log=log, env=env)
+        try:
+            wait_until(
+                lambda: count(runtime, Delivery, Delivery.status == "delivered") == total,
+                "end of the delivery",
+                process=again,
+                log=log,
+            )
+        finally:
+            stop(again)
+
+        uids = set(_rows(runtime, select(OutboxMessage.uid)))
+        got = Counter(r.id for r in receiver.got)
+        assert set(got) == uids  # nothing lost
+        twice = {uid for uid, n in got.items() if n > 1}
+        assert twice <= in_flight, "sent again without having been in flight at the kill"
+        assert max(got.values()) <= 2
+        # One delivery row per event, delivered.
+        assert {
+            n for (_, n) in _rows(runtime, select(Delivery.event_id, func.count()).group_by(Delivery.event_id))
+        } == {1}
+        # A ticket's events reached the receiver in their order (the first time each came).
+        first: dict[str, list[int]] = defaultdict(list)
+        seen: set[str] = set()
+        for r in receiver.got:
+            if r.id not in seen:
+                seen.add(r.id)
+                first[r.json["data"]["ticket_number"]].append(r.json["data"]["sequence"])
+        assert all(seq == sorted(seq) for seq in first.values())
+    finally:
+        receiver.stop()
+
+
+def _rows(runtime, query) -> list:
+    with runtime.db.read_session() as s:
+        return list(s.exec(query).all())
+
+
+def _per_ticket(runtime, query) -> dict[int, Counter]:
+    out: dict[int, Counter] = defaultdict(Counter)
+    for ticket_id, value in _rows(runtime, query):
+        out[ticket_id][value] += 1
+    return out
