@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
@@ -102,17 +102,20 @@ def open_session(
     new_hash: str | None = None,
     address: str | None = None,
     user_agent: str | None = None,
+    idle: timedelta | None = None,
 ) -> str:
     """A new web session for the user (and the password's new hash, if any); returns the
-    cookie value. The user's sessions past their lifetime are cleared on the way."""
+    cookie value. The user's sessions that are over (past their lifetime, or unused for
+    `idle`) are cleared on the way."""
     token = secrets.token_urlsafe(32)
     if new_hash is not None:
         user = session.get(User, user_id)
         user.password_hash = new_hash
         session.add(user)
-    for old in session.exec(
-        select(WebSession).where(WebSession.user_id == user_id, WebSession.expires_at <= now)
-    ).all():
+    over = WebSession.expires_at <= now
+    if idle is not None:
+        over = or_(over, WebSession.last_seen_at <= now - idle)
+    for old in session.exec(select(WebSession).where(WebSession.user_id == user_id, over)).all():
         session.delete(old)
     session.add(
         WebSession(

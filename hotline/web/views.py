@@ -44,6 +44,7 @@ from hotline.web.auth import (
     check_password,
     close_session,
     ended_session_notice,
+    idle_limit,
     open_session,
     optional_user,
 )
@@ -150,6 +151,7 @@ def login(
             new_hash=new_hash,
             address=_address(request),
             user_agent=request.headers.get("user-agent"),
+            idle=idle_limit(runtime),
         )
     if user.must_change_password:
         response = _password_redirect(next)
