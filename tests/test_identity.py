@@ -21,8 +21,9 @@ from hotline.models import User, WebSession
 from hotline.security import hash_password
 from tests.helpers import PASSWORD, Api, sign_in
 from tests.test_cli import env, run  # noqa: F401  (env is a fixture)
-from tests.test_pages_admin import NEW_PASSWORD, signed_in_as
+from tests.test_pages_admin import NEW_PASSWORD, SHOTS, signed_in_as
 from tests.test_pages_admin import sign_in as browser_sign_in
+from tests.test_pages_smoke import login
 
 ADMIN_SET = "Given-by-the-centre-1"
 OWN = "Mine-and-only-mine-7"
@@ -402,6 +403,8 @@ def test_first_sign_in_in_a_browser_asks_for_a_new_password_first(page, browser,
     pg = browser_sign_in(browser, server, "wang.li", NEW_PASSWORD)
     assert pg.url.endswith("/password") and pg.locator("#must-change").is_visible()
     assert signed_in_as(pg) == "wang.li" and pg.locator("nav.sidebar").count() == 0
+    SHOTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(SHOTS / "identity-password.png"), full_page=True)
     pg.goto(f"{server}/tickets")
     assert "/password?next=" in pg.url and pg.locator("#must-change").is_visible()
     pg.fill("#old_password", NEW_PASSWORD)
@@ -419,9 +422,28 @@ def test_first_sign_in_in_a_browser_asks_for_a_new_password_first(page, browser,
     pg.click("#password-form button[type=submit]")
     pg.wait_for_load_state()
     assert pg.url.endswith("/tickets") and pg.locator("nav.sidebar").is_visible()
-    pg.context.close()
     again = browser_sign_in(browser, server, "wang.li", OWN)
     assert again.url.endswith("/agent/intake")
+
+    # The administrator sees both browsers and ends the first one.
+    login(page, server, "admin")
+    page.goto(f"{server}/admin/users")
+    row = "tr[data-user='wang.li']"
+    page.click(f"{row} summary:has-text('会话 2')")
+    assert page.locator(f"{row} .session-list li").count() == 2
+    assert "Chrome" in page.inner_text(f"{row} .session-list") and "127.0.0.1" in page.inner_text(
+        f"{row} .session-list"
+    )
+    page.screenshot(path=str(SHOTS / "identity-sessions.png"), full_page=True)
+    first = _sessions(runtime, "wang.li")[0].id
+    page.click(f"{row} li[data-session='{first}'] button:has-text('结束会话')")
+    page.wait_for_load_state()
+    assert "已结束 wang.li（wang.li）的一个登录会话" in page.inner_text(".flash-ok")
+    pg.goto(f"{server}/tickets")
+    assert "/login" in pg.url and "登录已失效" in pg.inner_text(".flash-error")
+    again.goto(f"{server}/tickets")
+    assert again.url.endswith("/tickets")
+    pg.context.close()
     again.context.close()
 
 
