@@ -58,8 +58,8 @@ class PageUser:
     display_name: str
     department_name: str | None
     csrf_token: str
-    session_id: int = 0
-    must_change: bool = False
+    session_id: int
+    must_change: bool
 
     @property
     def role(self) -> str:
