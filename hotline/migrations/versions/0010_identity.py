@@ -68,10 +68,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
-        batch_op.drop_column("user_agent")
-        batch_op.drop_column("address")
-        batch_op.drop_column("last_seen_at")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*expression-based index")
+        with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+            batch_op.drop_column("user_agent")
+            batch_op.drop_column("address")
+            batch_op.drop_column("last_seen_at")
     op.drop_index("uq_users_username_lower", table_name="users")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("must_change_password")
