@@ -24,9 +24,11 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import create_engine, text
 
+from hotline.demo.district import DEMO_PASSWORD
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-PASSWORD = "hotline-demo"
+PASSWORD = DEMO_PASSWORD
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ import argparse
 import contextlib
 import getpass
 import os
-import secrets
 import socket
 import sys
 import time
@@ -102,7 +101,9 @@ def cmd_restore(args: argparse.Namespace) -> None:
 
 
 def cmd_users_create(args: argparse.Namespace) -> None:
-    from hotline.directory import create_user
+    """A user whose password (given, typed or generated) follows the policy and must be
+    changed at the first sign-in to the pages."""
+    from hotline.directory import create_user, generate_password
 
     rt = _ready_runtime()
     password = args.password
@@ -111,7 +112,7 @@ def cmd_users_create(args: argparse.Namespace) -> None:
         if sys.stdin.isatty():
             password = getpass.getpass(f"password for {args.username}: ")
         else:
-            password, generated = secrets.token_urlsafe(12), True
+            password, generated = generate_password(), True
     with rt.db.session() as session:
         user = create_user(
             session,
@@ -126,6 +127,8 @@ def cmd_users_create(args: argparse.Namespace) -> None:
     print(f"created user {user.username} ({user.role})")
     if generated:
         print(f"password: {password}")
+    if user.must_change_password:
+        print("the password must be changed at the first sign-in to the pages")
 
 
 def cmd_users_token(args: argparse.Namespace) -> None:
@@ -381,7 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=list(ROLES))
     create.add_argument("--department", help="department code (handlers and leaders)")
     create.add_argument("--source", help="the outside platform of an integration account, e.g. city12345")
-    create.add_argument("--password", help="asked for when omitted on a terminal; generated otherwise")
+    create.add_argument(
+        "--password",
+        help="asked for when omitted on a terminal; generated otherwise. At least 10 characters of three kinds "
+        "(lower case, upper case, digits, others), without the username; changed at the first sign-in",
+    )
     create.add_argument("--name", help="display name")
     create.set_defaults(func=cmd_users_create)
     token = users.add_parser("token", help="print a new API token for a user")

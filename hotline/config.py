@@ -3,6 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,8 +51,12 @@ class Settings(BaseSettings):
     # The pull feed holds back events younger than this many seconds on PostgreSQL, where a
     # transaction may commit after a later one: a reader's cursor never skips an event.
     feed_settle_seconds: float = 2.0
-    # Send the session cookie over HTTPS only (set true behind TLS).
-    secure_cookies: bool = False
+    # Send the sign-in cookies over HTTPS only. Unset: true when public_url is https (see
+    # `cookies_secure`); set it to say otherwise.
+    secure_cookies: bool | None = None
+    # Minutes a signed-in browser may sit unused before it must sign in again (0: no idle
+    # time-out); a session ends after 12 hours whatever its use.
+    session_idle_minutes: int = Field(default=30, ge=0, le=24 * 60)
     # Open311: anyone may read service requests without an api_key, as the standard has it
     # (no caller's name, phone, e-mail or device id; no confidential ticket). False: reading
     # takes a key too, and a read without one gets a 403.
@@ -68,6 +73,13 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     # Seconds the model has to answer before the assistant answers with the passage.
     llm_timeout_seconds: float = 8.0
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Whether the sign-in cookies carry `Secure`: as set, else whether the public URL is https."""
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.public_url.strip().lower().startswith("https://")
 
 
 @lru_cache

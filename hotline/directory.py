@@ -2,6 +2,8 @@
 administrators keep."""
 
 import re
+import secrets
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +32,16 @@ from hotline.models import (
 )
 from hotline.security import hash_password, new_token, token_digest
 
-MIN_PASSWORD_LENGTH = 8
+# The password policy (等保 身份鉴别): at least this long, three of the four kinds of
+# character, and not the username inside it.
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 256
+PASSWORD_CLASSES = 3
+PASSWORD_RULE = (
+    f"至少 {MIN_PASSWORD_LENGTH} 个字符，包含小写字母、大写字母、数字、其他符号中的至少三类，且不得包含用户名"
+)
+# A username: ASCII letters, digits and _ . - @, 2 to 64 of them.
+USERNAME = re.compile(r"^[A-Za-z0-9_.\-@]{2,64}$")
 MAX_DISTRICT_NAME = 50
 REGION_CODE = re.compile(r"^[0-9]{12}$")
 # 统一社会信用代码 (GB 32100-2015): 17 characters of this alphabet (digits and capitals
@@ -228,10 +239,19 @@ def create_user(
     department: str | None = None,
     display_name: str | None = None,
     source: str | None = None,
+    must_change: bool = True,
     now: datetime,
 ) -> User:
     """A new user with an argon2 password hash; department users need their department, an
-    integration account (an outside platform's) its source."""
+    integration account (an outside platform's) its source. The password follows the policy
+    (check_password_policy) and, set by someone else, must be changed at the first sign-in
+    unless `must_change` is false. 409 when the name is taken in any case."""
+    if not isinstance(username, str) or not USERNAME.match(username):
+        raise Invalid(
+            f"the username {username!r} must be 2 to 64 ASCII letters, digits or _ . - @",
+            field="username",
+            zh="用户名为 2–64 位字母、数字或 _ . - @",
+        )
     if role not in ROLES:
         raise Invalid(f"unknown role {role!r} (one of: {', '.join(ROLES)})", field="role")
     if role in DEPARTMENT_ROLES and not department:
@@ -239,10 +259,15 @@ def create_user(
     if role not in DEPARTMENT_ROLES and department:
         raise Invalid(f"a {role} belongs to the centre, not to a department", field="department")
     check_source(role, source)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password")
-    if session.exec(select(User).where(User.username == username)).first():
-        raise Conflict(f"the username {username!r} is taken")
+    check_password_policy(password, username)
+    taken = user_by_name(session, username)
+    if taken is not None:
+        raise Conflict(
+            f"the username {username!r} is taken"
+            + (f" (as {taken.username!r}: names differ in more than case)" if taken.username != username else ""),
+            zh=f"用户名“{username}”已被使用"
+            + (f"（已有“{taken.username}”，不区分大小写）" if taken.username != username else ""),
+        )
     dept = department_by_code(session, department) if department else None
     user = User(
         username=username,
@@ -253,10 +278,58 @@ def create_user(
         source=source,
         created_at=now,
         notices_read_before=now,
+        must_change_password=must_change and role != INTEGRATION,
     )
     session.add(user)
     session.flush()
     return user
+
+
+def user_by_name(session: Session, username: str) -> User | None:
+    """The user of this name, whatever its case (names are unique case-insensitively)."""
+    return session.exec(select(User).where(func.lower(User.username) == username.strip().lower())).first()
+
+
+def check_password_policy(password: str, username: str | None) -> None:
+    """422 (field `password`, in English, and in Chinese for the pages) unless the password
+    has MIN_PASSWORD_LENGTH characters or more, three kinds of character of lower case, upper
+    case, digits and others, and does not contain the username in any case."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(
+            f"the password needs at least {MIN_PASSWORD_LENGTH} characters",
+            field="password",
+            zh=f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符",
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise Invalid(
+            f"the password may have at most {MAX_PASSWORD_LENGTH} characters",
+            field="password",
+            zh=f"密码不能超过 {MAX_PASSWORD_LENGTH} 个字符",
+        )
+    kinds = (
+        any(c.islower() for c in password)
+        + any(c.isupper() for c in password)
+        + any(c.isdigit() for c in password)
+        + any(not (c.islower() or c.isupper() or c.isdigit()) for c in password)
+    )
+    if kinds < PASSWORD_CLASSES:
+        raise Invalid(
+            "the password needs three of: lower-case letters, upper-case letters, digits, other characters",
+            field="password",
+            zh="密码须包含小写字母、大写字母、数字、其他符号中的至少三类",
+        )
+    if username and username.strip().casefold() in password.casefold():
+        raise Invalid("the password must not contain the username", field="password", zh="密码不得包含用户名")
+
+
+def generate_password() -> str:
+    """A random password that meets the policy (16 characters, four kinds)."""
+    alphabet = string.ascii_letters + string.digits + "-_.!"
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(16))
+        kinds = [string.ascii_lowercase, string.ascii_uppercase, string.digits, "-_.!"]
+        if all(any(c in kind for c in password) for kind in kinds):
+            return password
 
 
 def check_source(role: str, source: str | None) -> None:
@@ -293,7 +366,7 @@ def check_source(role: str, source: str | None) -> None:
 
 def issue_token(session: Session, username: str, *, now: datetime) -> str:
     """A new API token for the user; only its digest is stored, so it is shown once."""
-    user = session.exec(select(User).where(User.username == username)).first()
+    user = user_by_name(session, username)
     if user is None:
         raise NotFound(f"no user named {username!r}")
     token = new_token()
@@ -356,9 +429,14 @@ def _department(session: Session, department_id: int) -> Department:
     return dept
 
 
-def _sign_out_everywhere(session: Session, user_id: int) -> None:
+def _sign_out_everywhere(session: Session, user_id: int, *, but: int | None = None) -> int:
+    """End the user's web sessions (all, or all but the session `but`); how many ended."""
+    ended = 0
     for web in session.exec(select(WebSession).where(WebSession.user_id == user_id)).all():
-        session.delete(web)
+        if web.id != but:
+            session.delete(web)
+            ended += 1
+    return ended
 
 
 def set_department_active(session: Session, *, department_id: int, active: bool) -> Department:
@@ -402,20 +480,69 @@ def set_user_active(session: Session, *, user_id: int, active: bool) -> User:
 
 
 def reset_password(session: Session, *, user_id: int, password: str) -> User:
-    """A new password (argon2) set by an administrator: old sessions end (the page lifts the
-    sign-in delay too)."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid(
-            f"the password needs at least {MIN_PASSWORD_LENGTH} characters",
-            field="password",
-            zh=f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符",
-        )
+    """A new password (argon2, by the policy) set by an administrator: old sessions end, and
+    the user must choose their own at the next sign-in (the page lifts the sign-in delay too)."""
     user = _user(session, user_id)
+    check_password_policy(password, user.username)
     user.password_hash = hash_password(password)
+    user.must_change_password = user.role != INTEGRATION
     _sign_out_everywhere(session, user.id)
     session.add(user)
     session.flush()
     return user
+
+
+def check_new_password(username: str, old: str, new: str) -> None:
+    """A user's own new password (the old one checked already): by the policy, and not the
+    old one (422, field `password`)."""
+    check_password_policy(new, username)
+    if new == old:
+        raise Invalid("the new password must differ from the old one", field="password", zh="新密码不能与原密码相同")
+
+
+def set_own_password(session: Session, *, user_id: int, password_hash: str, session_id: int | None) -> int:
+    """Store the password a user chose (hashed by the caller, outside the write lock): it
+    need not be changed any more, and the user's other sessions end. How many ended."""
+    user = _user(session, user_id)
+    user.password_hash = password_hash
+    user.must_change_password = False
+    session.add(user)
+    ended = _sign_out_everywhere(session, user.id, but=session_id)
+    session.flush()
+    return ended
+
+
+def sessions_of(
+    session: Session, user_ids: list[int], *, live_after: datetime | None, now: datetime
+) -> dict[int, list[WebSession]]:
+    """Each user's web sessions still in use (not expired, and used after `live_after` when
+    given: the idle time-out), most recently used first."""
+    query = select(WebSession).where(WebSession.user_id.in_(user_ids), WebSession.expires_at > now)
+    if live_after is not None:
+        query = query.where(WebSession.last_seen_at > live_after)
+    out: dict[int, list[WebSession]] = {}
+    for row in session.exec(query.order_by(WebSession.last_seen_at.desc(), WebSession.id.desc())).all():
+        out.setdefault(row.user_id, []).append(row)
+    return out
+
+
+def end_session(session: Session, *, user_id: int, session_id: int) -> User:
+    """An administrator ends one of a user's web sessions (404 when the user has no such session)."""
+    user = _user(session, user_id)
+    web = session.get(WebSession, session_id)
+    if web is None or web.user_id != user.id:
+        raise NotFound(f"no session {session_id} of the user {user_id}", zh="该会话已结束或不存在")
+    session.delete(web)
+    session.flush()
+    return user
+
+
+def end_sessions(session: Session, *, user_id: int) -> tuple[User, int]:
+    """An administrator ends all of a user's web sessions; the user, and how many ended."""
+    user = _user(session, user_id)
+    ended = _sign_out_everywhere(session, user.id)
+    session.flush()
+    return user, ended
 
 
 def get_user(session: Session, *, user_id: int) -> User:

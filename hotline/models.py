@@ -60,6 +60,10 @@ class DistrictSettings(SQLModel, table=True):
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    # Usernames are unique whatever their case: "Agent1" cannot join "agent1" (and sign-in
+    # matches a name case-insensitively). Names are ASCII (hotline.directory.USERNAME), so
+    # lower() is the same on SQLite and PostgreSQL.
+    __table_args__ = (Index("uq_users_username_lower", text("lower(username)"), unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True)
@@ -76,6 +80,9 @@ class User(SQLModel, table=True):
     # Notices made before this time count as read for this user ("mark all as read"; for a
     # new user, the department's earlier notices are not theirs to read).
     notices_read_before: datetime | None = _time()
+    # The password was set by someone else (an administrator, the command line): the user
+    # must choose their own at the next sign-in before any other page opens.
+    must_change_password: bool = False
 
 
 class ApiToken(SQLModel, table=True):
@@ -523,6 +530,10 @@ class WebSession(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+    # The last request seen, to the minute (idle time-out); where the browser signed in from.
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+    address: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=200)
 
 
 class Place(SQLModel, table=True):

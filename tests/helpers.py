@@ -14,7 +14,8 @@ from hotline.models import User
 from hotline.runtime import Runtime
 from hotline.security import hash_password
 
-PASSWORD = "correct horse battery"
+# Meets the password policy (hotline.directory.check_password_policy).
+PASSWORD = "Correct horse battery 9"
 # Hashing is deliberately slow; the test users share one hash of PASSWORD.
 _HASH: list[str] = []
 

@@ -101,7 +101,7 @@ def test_calendar_provisional_then_imported(env, tmp_path):
 def test_serve_migrates_an_empty_database_and_answers(env):
     with serving(env) as (url, r):
         assert r.status_code == 200 and "/api/v1/tickets" in r.json()["paths"]
-        run(env, "users", "create", "boss", "--role", "admin", "--password", "long-enough")
+        run(env, "users", "create", "boss", "--role", "admin", "--password", "Long-enough-1")
         token = run(env, "users", "token", "boss").stdout.strip()
         h = {"Authorization": f"Bearer {token}"}
         r = httpx.post(f"{url}/api/v1/departments", json={"code": "water", "name": "水务局"}, headers=h)

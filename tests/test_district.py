@@ -7,7 +7,7 @@ import pytest
 
 from hotline import directory
 from hotline.config import Settings
-from hotline.demo.district import DEPARTMENTS, DISTRICT, REGION_CODE, STREETS, org_code
+from hotline.demo.district import DEMO_PASSWORD, DEPARTMENTS, DISTRICT, REGION_CODE, STREETS, org_code
 from hotline.directory import District, clean_org_code, clean_region_code
 from hotline.errors import Invalid
 from hotline.runtime import Runtime
@@ -160,7 +160,7 @@ def test_the_header_names_the_district_the_demo_loaded_without_the_setting(brows
         assert f"{DISTRICT}12345政务服务便民热线" in page.inner_text("main")
         assert f"{DISTRICT}12345热线" in page.title()
         page.fill("#username", "admin")
-        page.fill("#password", "hotline-demo")
+        page.fill("#password", DEMO_PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_load_state()
         page.goto(f"{url}/admin/district")

@@ -89,6 +89,7 @@ def _admin_routes() -> list[tuple[str, str]]:
         "year": "2026",
         "action": "deactivate",
         "subscription_id": "1",
+        "session_id": "1",
     }
     routes = []
     for route in admin_pages.router.routes:

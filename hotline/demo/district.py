@@ -12,7 +12,9 @@ from hotline.models import User
 from hotline.security import hash_password
 from hotline.workflow.engine import Actor
 
-DEMO_PASSWORD = "hotline-demo"
+# The demo users' well-known password: it meets the password policy, and they need not change
+# it (the demo is a two-command quick start, not production).
+DEMO_PASSWORD = "Hotline-12345"
 WORKFLOW = "default"
 # The users whose API tokens the loader prints.
 TOKEN_USERS = ("admin", "agent1", "supervisor1", "cgj.handler", "city12345", "haochaping")

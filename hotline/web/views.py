@@ -10,15 +10,16 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, select
 
-from hotline import notices
+from hotline import directory, notices
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path
-from hotline.errors import Invalid
+from hotline.errors import HotlineError, Invalid
 from hotline.inputs import IdPath, PageQuery, check_day
 from hotline.knowledge import feedback
 from hotline.knowledge.articles import EDITORS
-from hotline.models import DEPARTMENT_ROLES, Article, Notification, Ticket
+from hotline.models import DEPARTMENT_ROLES, Article, Notification, Ticket, User
+from hotline.security import hash_password, verify_password
 from hotline.supervision import ticket_orders
 from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
@@ -34,6 +35,7 @@ from hotline.web.agent import route_preview
 from hotline.web.auth import (
     COOKIE,
     LOGIN_CSRF_COOKIE,
+    PASSWORD_PAGE,
     SESSION_HOURS,
     CsrfFailed,
     FormUser,
@@ -41,6 +43,8 @@ from hotline.web.auth import (
     check_login_csrf,
     check_password,
     close_session,
+    ended_session_notice,
+    idle_limit,
     open_session,
     optional_user,
 )
@@ -68,9 +72,23 @@ def home(request: Request, runtime: RuntimeDep) -> Response:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, runtime: RuntimeDep, next: str | None = None) -> Response:
-    if optional_user(request, runtime) is not None:
+    user = optional_user(request, runtime)
+    if user is not None:
+        if user.must_change:
+            return _password_redirect(next)
         return RedirectResponse(safe_path(next) or "/", status_code=303)
-    return _login_page(request, runtime, {"next": safe_path(next)})
+    # A session cookie that no longer signs in: say why (unused too long, or ended), once.
+    notice = ended_session_notice(runtime, request.cookies.get(COOKIE))
+    response = _login_page(request, runtime, {"next": safe_path(next), "login_error": notice})
+    if notice:
+        response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def _password_redirect(next: str | None) -> Response:
+    target = safe_path(next)
+    query = f"?{urlencode({'next': target})}" if target and target != PASSWORD_PAGE else ""
+    return RedirectResponse(f"{PASSWORD_PAGE}{query}", status_code=303)
 
 
 def _login_page(request: Request, runtime, context: dict, status_code: int = 200, headers=None) -> Response:
@@ -84,12 +102,16 @@ def _login_page(request: Request, runtime, context: dict, status_code: int = 200
         max_age=3600,
         httponly=True,
         samesite="strict",
-        secure=runtime.settings.secure_cookies,
+        secure=runtime.settings.cookies_secure,
         path="/login",
     )
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "-"
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -108,7 +130,7 @@ def login(
         return _login_page(request, runtime, {**kept, "login_error": exc.message}, 403)
     now = runtime.now()
     throttle = runtime.login_throttle
-    keys = throttle.keys(username, request.client.host if request.client else "-")
+    keys = throttle.keys(username, _address(request))
     wait = throttle.wait(keys, now)
     if wait:
         # Refused unchecked, the same for every name: it tells nothing about the account.
@@ -120,15 +142,28 @@ def login(
         return _login_page(request, runtime, {**kept, "login_error": "用户名或密码错误"}, 401)
     throttle.succeeded(keys[0])
     with runtime.db.session() as session:
-        token = open_session(session, user.id, now, new_hash=new_hash)
-    response = RedirectResponse(safe_path(next) or HOME[user.role], status_code=303)
+        # The browser's earlier session (another account's, or one that timed out) ends here.
+        close_session(session, request.cookies.get(COOKIE))
+        token = open_session(
+            session,
+            user.id,
+            now,
+            new_hash=new_hash,
+            address=_address(request),
+            user_agent=request.headers.get("user-agent"),
+            idle=idle_limit(runtime),
+        )
+    if user.must_change_password:
+        response = _password_redirect(next)
+    else:
+        response = RedirectResponse(safe_path(next) or HOME[user.role], status_code=303)
     response.set_cookie(
         COOKIE,
         token,
         max_age=SESSION_HOURS * 3600,
         httponly=True,
         samesite="lax",
-        secure=runtime.settings.secure_cookies,
+        secure=runtime.settings.cookies_secure,
         path="/",
     )
     return response
@@ -141,6 +176,73 @@ def logout(request: Request, runtime: RuntimeDep, _: FormUser) -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
+
+
+@router.get(PASSWORD_PAGE, response_class=HTMLResponse)
+def password_form(
+    request: Request,
+    user: UserDep,
+    next: Annotated[str | None, Query(max_length=2000)] = None,
+    changed: Annotated[int, Query(ge=0, le=1)] = 0,
+) -> Response:
+    """修改密码: any user's own, and the first thing one whose password someone else set must do."""
+    return _password_page(request, user, {"next": safe_path(next), "flash": "密码已修改" if changed else None})
+
+
+def _password_page(request: Request, user, context: dict, status_code: int = 200) -> Response:
+    return render(
+        request,
+        "password.html",
+        {
+            "must_change": user.must_change,
+            "rule": directory.PASSWORD_RULE,
+            "min_password": directory.MIN_PASSWORD_LENGTH,
+            **context,
+        },
+        status_code,
+    )
+
+
+@router.post(PASSWORD_PAGE, response_class=HTMLResponse)
+def change_password(
+    request: Request,
+    runtime: RuntimeDep,
+    user: FormUser,
+    old_password: Annotated[str, Form(max_length=300)] = "",
+    password: Annotated[str, Form(max_length=300)] = "",
+    password_confirm: Annotated[str, Form(max_length=300)] = "",
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    """Old password, the new one twice: by the policy and not the old one. The other sessions
+    of the user end; this one goes on. Wrong old passwords count towards the sign-in delay."""
+    now = runtime.now()
+    throttle = runtime.login_throttle
+    keys = throttle.keys(user.actor.username, _address(request))
+    context = {"next": safe_path(next)}
+    wait = throttle.wait(keys, now)
+    if wait:
+        return _password_page(request, user, {**context, "error": f"尝试过于频繁，请{wait}秒后再试"}, 429)
+    with runtime.db.read_session() as session:
+        row = session.get(User, user.actor.id)
+    # Hashing, outside any write transaction.
+    if not verify_password(row.password_hash, old_password):
+        throttle.failed(keys, now)
+        return _password_page(request, user, {**context, "error": "原密码不正确", "field": "old_password"}, 422)
+    try:
+        if password != password_confirm:
+            raise Invalid("the two new passwords differ", field="password", zh="两次输入的新密码不一致")
+        directory.check_new_password(row.username, old_password, password)
+    except HotlineError as exc:
+        return _password_page(
+            request, user, {**context, "error": exc.extra["zh"], "field": "password"}, exc.status_code
+        )
+    new_hash = hash_password(password)
+    with runtime.db.session() as session:
+        directory.set_own_password(session, user_id=row.id, password_hash=new_hash, session_id=user.session_id)
+    throttle.succeeded(keys[0])
+    if user.must_change:
+        return RedirectResponse(context["next"] or HOME[user.role], status_code=303)
+    return RedirectResponse(f"{PASSWORD_PAGE}?changed=1", status_code=303)
 
 
 @router.get("/tickets", response_class=HTMLResponse)

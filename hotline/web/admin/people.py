@@ -24,7 +24,6 @@ from hotline.models import (
 )
 from hotline.runtime import Runtime
 from hotline.web.admin.common import (
-    USERNAME,
     AdminForm,
     AdminUser,
     FormError,
@@ -34,6 +33,7 @@ from hotline.web.admin.common import (
     _page,
     router,
 )
+from hotline.web.auth import idle_limit
 from hotline.web.forms import page_message
 from hotline.web.render import ROLE_LABELS
 
@@ -164,10 +164,21 @@ def _users_context(session: Session, runtime: Runtime, role: str, department: st
     if dept is not None:
         query = query.where(User.department_id == dept.id)
     now = runtime.now()
+    users = session.exec(query).all()
+    idle = idle_limit(runtime)
+    sessions = directory.sessions_of(session, [u.id for u in users], live_after=now - idle if idle else None, now=now)
     rows = []
-    for u in session.exec(query).all():
+    for u in users:
         failures, until = runtime.login_throttle.account(u.username, now)
-        rows.append({"u": u, "department": by_id.get(u.department_id), "failures": failures, "locked_until": until})
+        rows.append(
+            {
+                "u": u,
+                "department": by_id.get(u.department_id),
+                "failures": failures,
+                "locked_until": until,
+                "sessions": sessions.get(u.id, []),
+            }
+        )
     counts = dict(session.exec(select(User.role, func.count()).group_by(User.role)).all())
     locked = sum(1 for row in rows if row["locked_until"] and row["u"].active)
     return {
@@ -181,6 +192,7 @@ def _users_context(session: Session, runtime: Runtime, role: str, department: st
         "roles": ROLES,
         "department_roles": sorted(DEPARTMENT_ROLES),
         "min_password": directory.MIN_PASSWORD_LENGTH,
+        "password_rule": directory.PASSWORD_RULE,
     }
 
 
@@ -191,11 +203,9 @@ def users(request: Request, runtime: RuntimeDep, _: AdminUser, role: str = "", d
     return _page(request, "admin/users.html", {**ctx, "form": {}})
 
 
-def _check_new_password(password: str, confirm: str) -> None:
-    if len(password) < directory.MIN_PASSWORD_LENGTH:
-        raise FormError(f"密码至少需要 {directory.MIN_PASSWORD_LENGTH} 个字符", "password")
-    if len(password) > 256:
-        raise FormError("密码不能超过 256 个字符", "password")
+def _check_new_password(password: str, confirm: str, username: str) -> None:
+    """The password policy (directory.check_password_policy), and the same password twice."""
+    directory.check_password_policy(password, username)
     if password != confirm:
         raise FormError("两次输入的密码不一致", "password")
 
@@ -232,14 +242,14 @@ def create_user(
         "source": source,
     }
     try:
-        if not USERNAME.match(username):
+        if not directory.USERNAME.match(username):
             raise FormError("用户名为 2–64 位字母、数字或 _ . - @", "username")
         if role not in ROLES:
             raise FormError("请选择角色", "role")
         if role in DEPARTMENT_ROLES and not department:
             raise FormError(f"{ROLE_LABELS[role]}须属于一个单位：请选择所属单位", "department")
         display = _name(display_name, "姓名", "display_name") if display_name.strip() else username
-        _check_new_password(password, password_confirm)
+        _check_new_password(password, password_confirm, username)
         with runtime.db.session() as session:
             directory.create_user(
                 session,
@@ -266,7 +276,9 @@ def reset_password(
     password_confirm: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     try:
-        _check_new_password(password, password_confirm)
+        with runtime.db.read_session() as session:
+            username = directory.get_user(session, user_id=user_id).username
+        _check_new_password(password, password_confirm, username)
         with runtime.db.session() as session:
             user = directory.reset_password(session, user_id=user_id, password=password)
         runtime.login_throttle.clear_account(user.username)
@@ -274,9 +286,35 @@ def reset_password(
         return _users_error(request, runtime, exc, {"reset": user_id})
     return _done(
         "/admin/users",
-        f"已重置 {user.display_name or user.username}（{user.username}）的密码，该用户已在所有设备上退出登录。"
-        "新密码不会再次显示，请通过安全渠道告知本人。",
+        f"已重置 {user.display_name or user.username}（{user.username}）的密码，该用户已在所有设备上退出登录，"
+        "下次登录须先修改密码。新密码不会再次显示，请通过安全渠道告知本人。",
     )
+
+
+@router.post("/users/{user_id}/sessions/end", response_class=HTMLResponse)
+def end_all_sessions(request: Request, runtime: RuntimeDep, _: AdminForm, user_id: IdPath) -> Response:
+    """全部结束: every browser the user is signed in on goes back to the sign-in page."""
+    try:
+        with runtime.db.session() as session:
+            user, ended = directory.end_sessions(session, user_id=user_id)
+    except HotlineError as exc:
+        return _users_error(request, runtime, exc, {})
+    return _done(
+        "/admin/users", f"已结束 {user.display_name or user.username}（{user.username}）的全部 {ended} 个登录会话"
+    )
+
+
+@router.post("/users/{user_id}/sessions/{session_id}/end", response_class=HTMLResponse)
+def end_one_session(
+    request: Request, runtime: RuntimeDep, _: AdminForm, user_id: IdPath, session_id: IdPath
+) -> Response:
+    """结束会话: that browser goes back to the sign-in page at its next request."""
+    try:
+        with runtime.db.session() as session:
+            user = directory.end_session(session, user_id=user_id, session_id=session_id)
+    except HotlineError as exc:
+        return _users_error(request, runtime, exc, {})
+    return _done("/admin/users", f"已结束 {user.display_name or user.username}（{user.username}）的一个登录会话")
 
 
 @router.post("/users/{user_id}/{action}", response_class=HTMLResponse)
