@@ -199,7 +199,9 @@ def test_make_demo_writes_the_credentials_for_their_owner_only(tmp_path):
         os.killpg(demo.pid, signal.SIGTERM)
         demo.wait(30)
     credentials = var / "demo-credentials.txt"
-    assert "hotline-demo" in credentials.read_text()
+    from hotline.demo.district import DEMO_PASSWORD
+
+    assert DEMO_PASSWORD in credentials.read_text()
     assert mode(credentials) == 0o600 and mode(var) == 0o700
     assert mode(tmp_path / "demo.db") == 0o600
 
