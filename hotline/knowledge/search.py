@@ -7,6 +7,7 @@ editors, when they ask, every status. Each hit carries a snippet of the body as 
 which only the matched words are marked (<mark>) and everything else is escaped.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -26,6 +27,13 @@ CANDIDATES = 60
 TITLE_MATCH, KEYWORD_MATCH, CATEGORY_MATCH, BODY_MATCH, BODY_MATCH_MAX = 1.0, 0.9, 0.6, 0.3, 0.5
 # The index's own order breaks near ties: at most this much to the first candidate.
 INDEX_RANK_BONUS = 0.02
+# A match this good is in the title, the keywords or the category (see match()).
+HEADING_MATCH = 0.55
+ANCHOR_WEIGHT = 0.04
+RANK_ANCHOR_WEIGHT = 0.0
+# answerable(): the least confidence of a first hit given as the answer, tuned on the dev
+# half of bench/knowledge/questions.jsonl (bench/knowledge_eval.py).
+ANSWER_CONFIDENCE = 0.42
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,9 @@ class Hit:
     # The share of what the question says that the article covers, weighed by how much
     # each word says and where it is found (title, keywords, category, body): 0 to 1.
     coverage: float = 0.0
+    # The strongest single piece of evidence: the most telling word of the question found in
+    # the article's title, keywords or category, less when many candidates have it there too.
+    anchor: float = 0.0
 
 
 def clean_query(query: str) -> str:
@@ -103,57 +114,92 @@ def search(
         stmt = stmt.where(Article.kind == kind)
     if department:
         stmt = stmt.where(Article.department == department)
-    candidates = session.exec(stmt.order_by(found.c.score.desc(), Article.id).limit(CANDIDATES)).all()
-    ranked = sorted(
-        (
-            (coverage(a, concepts) + INDEX_RANK_BONUS * (1 - rank / len(candidates)), rank, a)
-            for rank, (a, _) in enumerate(candidates)
-        ),
-        key=lambda x: (-x[0], x[1]),
-    )[:limit]
-    rows = [(a, score) for score, _, a in ranked]
+    candidates = [a for a, _ in session.exec(stmt.order_by(found.c.score.desc(), Article.id).limit(CANDIDATES))]
     return [
         Hit(
             id=a.id,
             external_id=a.external_id,
             title=a.title,
             snippet=snippet(plain(a.body), [t for t in terms if len(t) > 1] or terms),
-            score=round(float(score), 6),
+            score=round(score, 6),
             category=a.category,
             kind=a.kind,
             department=a.department,
             status=a.status,
-            coverage=round(float(score), 6),
+            coverage=round(cover, 6),
+            anchor=round(anchor, 6),
         )
-        for a, score in rows
+        for a, score, cover, anchor in rank(candidates, concepts)[:limit]
     ]
 
 
-def coverage(article: Article, concepts: list[Concept]) -> float:
-    """How much of the question the article covers (0 to 1): for each concept of the
-    question the best of its terms, by the term's weight and where the article has it,
-    weighed by how much the concept says."""
-    title = article.title.lower()
-    keywords = [k.lower() for k in article.keywords]
-    category = article.category.lower()
-    body = plain(article.body).lower()
-    total = got = 0.0
-    for concept in concepts:
-        total += concept.weight
-        best = 0.0
-        for term, weight in concept.terms.items():
-            if weight <= best or len(term) < 2 and term != concept.word:
-                continue
-            if term in title:
-                where = TITLE_MATCH
-            elif any(term in k for k in keywords):
-                where = KEYWORD_MATCH
-            elif term in category:
-                where = CATEGORY_MATCH
-            elif (n := body.count(term)) and len(term) > 1:
-                where = BODY_MATCH + (BODY_MATCH_MAX - BODY_MATCH) * min(n, 3) / 3
-            else:
-                continue
-            best = max(best, weight * where)
-        got += concept.weight * best
-    return got / total if total else 0.0
+def rank(candidates: list[Article], concepts: list[Concept]) -> list[tuple[Article, float, float, float]]:
+    """The candidates (in the index's order) ranked again: (article, score, coverage, anchor),
+    best first. The score is the confidence (coverage and anchor, see confidence()) with the
+    index's order as a small tie-break."""
+    if not candidates:
+        return []
+    matched = [[match(a, c) for c in concepts] for a in candidates]
+    total = sum(c.weight for c in concepts) or 1.0
+    # In how many candidates each concept is found in the title, keywords or category.
+    prominent = [sum(m[j] >= HEADING_MATCH for m in matched) for j in range(len(concepts))]
+    out = []
+    for i, (a, m) in enumerate(zip(candidates, matched, strict=True)):
+        cover = sum(c.weight * x for c, x in zip(concepts, m, strict=True)) / total
+        anchor = max(
+            (c.weight * x / math.sqrt(n) for c, x, n in zip(concepts, m, prominent, strict=True) if x >= HEADING_MATCH),
+            default=0.0,
+        )
+        score = cover + RANK_ANCHOR_WEIGHT * anchor + INDEX_RANK_BONUS * (1 - i / len(candidates))
+        out.append((a, score, cover, anchor))
+    out.sort(key=lambda x: -x[1])
+    return out
+
+
+def confidence(coverage: float, anchor: float) -> float:
+    """How sure the search is that an article answers: its coverage of the question, plus
+    its anchor (ANCHOR_WEIGHT each)."""
+    return coverage + ANCHOR_WEIGHT * anchor
+
+
+def answerable(hits: list[Hit]) -> bool:
+    """Whether the first hit may be given as the answer (True), or the question should go
+    to a person (False): no hit, or a confidence under ANSWER_CONFIDENCE."""
+    return bool(hits) and confidence(hits[0].coverage, hits[0].anchor) >= ANSWER_CONFIDENCE
+
+
+def match(article: Article, concept: Concept) -> float:
+    """How well the article has the concept (0 to 1): the best of its terms, by the term's
+    weight and where the article has it."""
+    title, keywords, category, body = _fields(article)
+    best = 0.0
+    for term, weight in concept.terms.items():
+        if weight <= best or len(term) < 2 and term != concept.word:
+            continue
+        if term in title:
+            where = TITLE_MATCH
+        elif any(term in k for k in keywords):
+            where = KEYWORD_MATCH
+        elif term in category:
+            where = CATEGORY_MATCH
+        elif (n := body.count(term)) and len(term) > 1:
+            where = BODY_MATCH + (BODY_MATCH_MAX - BODY_MATCH) * min(n, 3) / 3
+        else:
+            continue
+        best = max(best, weight * where)
+    return best
+
+
+def _fields(article: Article) -> tuple[str, list[str], str, str]:
+    # The article's text as the ranking reads it, lowercased (kept on the instance: an
+    # article is matched against every concept of the question).
+    cached = article.__dict__.get("_search_fields")
+    if cached is None:
+        cached = (
+            article.title.lower(),
+            [k.lower() for k in article.keywords],
+            article.category.lower(),
+            plain(article.body).lower(),
+        )
+        article.__dict__["_search_fields"] = cached
+    return cached

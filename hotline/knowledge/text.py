@@ -100,7 +100,7 @@ def query_concepts(query: str) -> list[Concept]:
     (hotline/data/knowledge_synonyms.txt)."""
     text = query.lower()
     with _lock:
-        cut = [t.strip() for t in _tokenizer().cut(text)]
+        cut = [t.strip() for t in _tokenizer().cut(text, HMM=False)]
     own = list(dict.fromkeys(t for t in cut if t and not _NOT_WORD.match(t)))
     kept = [w for w in own if w not in stop_words(STOPWORDS)] or own
     concepts = []
