@@ -29,11 +29,9 @@ TITLE_MATCH, KEYWORD_MATCH, CATEGORY_MATCH, BODY_MATCH, BODY_MATCH_MAX = 1.0, 0.
 INDEX_RANK_BONUS = 0.02
 # A match this good is in the title, the keywords or the category (see match()).
 HEADING_MATCH = 0.55
-ANCHOR_WEIGHT = 0.04
-RANK_ANCHOR_WEIGHT = 0.0
 # answerable(): the least confidence of a first hit given as the answer, tuned on the dev
 # half of bench/knowledge/questions.jsonl (bench/knowledge_eval.py).
-ANSWER_CONFIDENCE = 0.42
+ANSWER_CONFIDENCE = 0.8
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,8 @@ class Hit:
     # The strongest single piece of evidence: the most telling word of the question found in
     # the article's title, keywords or category, less when many candidates have it there too.
     anchor: float = 0.0
+    # confidence(coverage, anchor): what answerable() judges the first hit by.
+    confidence: float = 0.0
 
 
 def clean_query(query: str) -> str:
@@ -128,6 +128,7 @@ def search(
             status=a.status,
             coverage=round(cover, 6),
             anchor=round(anchor, 6),
+            confidence=round(confidence(cover, anchor), 6),
         )
         for a, score, cover, anchor in rank(candidates, concepts)[:limit]
     ]
@@ -135,8 +136,7 @@ def search(
 
 def rank(candidates: list[Article], concepts: list[Concept]) -> list[tuple[Article, float, float, float]]:
     """The candidates (in the index's order) ranked again: (article, score, coverage, anchor),
-    best first. The score is the confidence (coverage and anchor, see confidence()) with the
-    index's order as a small tie-break."""
+    best first. The score is the coverage, with the index's order as a small tie-break."""
     if not candidates:
         return []
     matched = [[match(a, c) for c in concepts] for a in candidates]
@@ -150,22 +150,23 @@ def rank(candidates: list[Article], concepts: list[Concept]) -> list[tuple[Artic
             (c.weight * x / math.sqrt(n) for c, x, n in zip(concepts, m, prominent, strict=True) if x >= HEADING_MATCH),
             default=0.0,
         )
-        score = cover + RANK_ANCHOR_WEIGHT * anchor + INDEX_RANK_BONUS * (1 - i / len(candidates))
+        score = cover + INDEX_RANK_BONUS * (1 - i / len(candidates))
         out.append((a, score, cover, anchor))
     out.sort(key=lambda x: -x[1])
     return out
 
 
 def confidence(coverage: float, anchor: float) -> float:
-    """How sure the search is that an article answers: its coverage of the question, plus
-    its anchor (ANCHOR_WEIGHT each)."""
-    return coverage + ANCHOR_WEIGHT * anchor
+    """How sure the search is that an article answers: the geometric mean of its coverage
+    of the question and its anchor (both must be there: a title that has one telling word
+    of a long question, or many weak words found in a body, are not enough)."""
+    return math.sqrt(coverage * anchor)
 
 
 def answerable(hits: list[Hit]) -> bool:
     """Whether the first hit may be given as the answer (True), or the question should go
     to a person (False): no hit, or a confidence under ANSWER_CONFIDENCE."""
-    return bool(hits) and confidence(hits[0].coverage, hits[0].anchor) >= ANSWER_CONFIDENCE
+    return bool(hits) and hits[0].confidence >= ANSWER_CONFIDENCE
 
 
 def match(article: Article, concept: Concept) -> float:
