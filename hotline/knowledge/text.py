@@ -6,7 +6,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from markdown_it import MarkdownIt
 
@@ -39,10 +39,27 @@ def _tokenizer():
 
 def words(text: str) -> list[str]:
     """The words of a text in jieba's search mode (long words and the shorter words inside
-    them: 营业执照 gives 营业, 执照 and 营业执照), lowercased, punctuation left out."""
+    them: 营业执照 gives 营业, 执照 and 营业执照), lowercased, punctuation left out; words
+    the dictionary does not know are cut into the ones it knows and single characters (no
+    guess by jieba's HMM: slower, and it makes words of phrases like 我要)."""
+    out: list[str] = []
+    for block in _BLOCK.split(text.lower()):
+        if block and not _NOT_WORD.match(block):
+            out += _block_words(block)
+    return out
+
+
+# jieba cuts a text block by block (runs of letters and digits between punctuation and
+# spaces), each on its own: the words of a block are kept, since guides repeat theirs
+# (收费标准：不收费, the same steps and the same telephone numbers).
+_BLOCK = re.compile(r"([^\u4E00-\u9FD5a-zA-Z0-9+#&._%\-]+)")
+
+
+@lru_cache(maxsize=65536)
+def _block_words(block: str) -> tuple[str, ...]:
     with _lock:  # jieba initialises its dictionary lazily, once
-        tokens = _tokenizer().cut_for_search(text.lower())
-    return [t for t in (t.strip() for t in tokens) if t and not _NOT_WORD.match(t)]
+        tokens = list(_tokenizer().cut_for_search(block, HMM=False))
+    return tuple(t for t in (t.strip() for t in tokens) if t and not _NOT_WORD.match(t))
 
 
 def segmented(text: str) -> str:
