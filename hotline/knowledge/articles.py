@@ -458,14 +458,15 @@ def _import_together(
                     continue
                 key = article.id
                 values["department_id"] = department_id
-            other = _title_holder(holders.get(row.title, {}), key, row.department, department_id)
-            if other is not None:
+            holder = _title_holder(holders.get(row.title, {}), key, row.department, department_id)
+            if holder is not None:
+                other_key, other = holder
+                named = f"article {other.id}" if other.id else f"row {other_key[1]} of this import"
                 errors.append(
                     {
                         "index": i,
                         "field": "title",
-                        "message": "the issuing body already has an article with this title: "
-                        + (f"article {other.id}" if other.id else "an earlier row of this import")
+                        "message": f"title: the issuing body already has an article with this title: {named}"
                         + (f" (external_id {other.external_id})" if other.external_id else ""),
                     }
                 )
@@ -502,13 +503,16 @@ def _import_together(
     return {"created": created, "updated": updated, "unchanged": unchanged}
 
 
-def _title_holder(holders: dict[object, Article], key: object, department: str, department_id: int | None):
-    """Another article (or an earlier new row) of the same issuing body with the title, if any."""
+def _title_holder(
+    holders: dict[Any, Article], key: object, department: str, department_id: int | None
+) -> tuple[Any, Article] | None:
+    """Another article (or an earlier new row: its key is ("new", row)) of the same issuing
+    body with the title, if any."""
     for other_key, other in holders.items():
         if other_key == key:
             continue
         if other.department == department or (department_id is not None and other.department_id == department_id):
-            return other
+            return other_key, other
     return None
 
 
