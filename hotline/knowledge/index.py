@@ -7,6 +7,9 @@ bm25() with a weight per column; PostgreSQL in a table of one weighted tsvector 
 ranked by ts_rank_cd(). Both tables are made by the migration, outside the models' metadata.
 """
 
+import time
+from itertools import combinations
+
 from sqlalchemy import Float, Integer, TextualSelect, text
 from sqlmodel import Session
 
@@ -15,6 +18,10 @@ from hotline.models import Article
 
 # bm25() weights of the FTS5 columns: a word in the title counts most, then the keywords.
 TITLE_WEIGHT, KEYWORDS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
+# shares(): how long what it learns of the index is kept, and how far SQLite counts a term.
+STATS_SECONDS = 300
+COUNT_UP_TO = 20_000
+_stats: dict[str, tuple[float, dict[str, float]]] = {}
 
 
 def _fields(article: Article) -> dict[str, object]:
@@ -57,20 +64,85 @@ def write_many(session: Session, articles: list[Article]) -> None:
         )
 
 
-def matches(session: Session, terms: list[str]) -> TextualSelect:
-    """The articles whose indexed words contain any of the terms, each with its score
-    (higher is better): columns `article_id` and `score`."""
+def matches(
+    session: Session, groups: list[list[str]], *, at_least: int = 1, headings_only: bool = False
+) -> TextualSelect:
+    """The articles whose indexed words contain a term of at least `at_least` of the groups
+    (each group: the terms of one thing the question says), each with its score (higher is
+    better): columns `article_id` and `score`. `headings_only`: in the title or keywords."""
+    chosen = [g for g in groups if g]
+    everything = [[[t for g in chosen for t in g]]]
+    combos = everything if at_least <= 1 else [list(c) for c in combinations(chosen, at_least)]
     if session.connection().dialect.name == "sqlite":
-        # Each term a quoted string (a phrase where the tokenizer splits it), any of them.
-        query = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        query = " OR ".join("(" + " AND ".join("(" + _fts_any(g) + ")" for g in combo) + ")" for combo in combos)
+        if headings_only:
+            query = "{title keywords} : (" + query + ")"
         sql = text(
             f"SELECT rowid AS article_id, -bm25(knowledge_index, {TITLE_WEIGHT}, {KEYWORDS_WEIGHT}, {BODY_WEIGHT})"
             " AS score FROM knowledge_index WHERE knowledge_index MATCH :q"
         )
     else:
-        query = " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
-        sql = text(
-            "SELECT article_id, ts_rank_cd(document, to_tsquery('simple', :q)) AS score"
-            " FROM knowledge_index WHERE document @@ to_tsquery('simple', :q)"
+        weights = "AB" if headings_only else ""
+        query = " | ".join(
+            "(" + " & ".join("(" + _tsquery_any(g, weights) + ")" for g in combo) + ")" for combo in combos
         )
+        # Ranked by the terms alone, with ts_rank (ts_rank_cd costs ten times more a row).
+        sql = text(
+            "SELECT article_id, ts_rank(document, to_tsquery('simple', :r)) AS score"
+            " FROM knowledge_index WHERE document @@ to_tsquery('simple', :q)"
+        ).bindparams(r=_tsquery_any([t for g in chosen for t in dict.fromkeys(g)], weights))
     return sql.bindparams(q=query).columns(article_id=Integer, score=Float)
+
+
+def shares(session: Session, terms: list[str]) -> dict[str, float]:
+    """About what share of the indexed articles has each term (0 to 1), for telling the
+    terms of every other guide (办理, 电话) from the telling ones. Kept for STATS_SECONDS.
+
+    SQLite: the articles that have the term, counted up to COUNT_UP_TO (the index reads no
+    further), over the number of articles. PostgreSQL: the planner's statistics of the
+    index (its most common words and their frequencies, as ANALYZE samples them); a word not
+    among them is taken for rarer than the rarest of them (half its share), not for absent."""
+    connection = session.connection()
+    key = str(connection.engine.url)
+    now = time.monotonic()
+    cached = _stats.get(key)
+    if cached is None or cached[0] < now:
+        if connection.dialect.name == "sqlite":
+            total = connection.execute(text("SELECT count(*) FROM articles")).scalar_one()
+            cached = (now + STATS_SECONDS, {"": float(total)})
+        else:
+            row = connection.execute(
+                text(
+                    "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats"
+                    " WHERE tablename = 'knowledge_index' AND attname = 'document'"
+                    " AND schemaname = current_schema()"
+                )
+            ).first()
+            freqs = dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
+            cached = (now + STATS_SECONDS, freqs)
+        _stats[key] = cached
+    known = cached[1]
+    if connection.dialect.name != "sqlite":
+        rare = min(known.values(), default=0.01) / 2
+        return {t: float(known.get(t, rare)) for t in terms}
+    total = known[""]
+    out = {}
+    for t in terms:
+        if t not in known:
+            found = connection.execute(
+                text("SELECT count(*) FROM (SELECT 1 FROM knowledge_index WHERE knowledge_index MATCH :q LIMIT :n)"),
+                {"q": _fts_any([t]), "n": COUNT_UP_TO},
+            ).scalar_one()
+            known[t] = found / total if total else 0.0
+        out[t] = known[t]
+    return out
+
+
+def _fts_any(terms: list[str]) -> str:
+    # Each term a quoted string (a phrase where the tokenizer splits it), any of them.
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def _tsquery_any(terms: list[str], weights: str = "") -> str:
+    suffix = f":{weights}" if weights else ""
+    return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" + suffix for t in terms)

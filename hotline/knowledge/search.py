@@ -23,6 +23,13 @@ MAX_QUERY_CHARS = 200
 MAX_LIMIT = 50
 # The index's best this many (its own ranking) are ranked again here, alike on both databases.
 CANDIDATES = 60
+# _candidates(): the concepts of the question whose combinations the index is asked for first.
+KEY_CONCEPTS, MOST_KEY_CONCEPTS = 5, 3
+# A term in more than this share of the articles (办理, 电话 in every guide) is not looked for
+# by itself in the index, only weighed in the ranking.
+COMMON_SHARE = 0.2
+# A word of one character is looked for by itself when it says at least this much.
+SINGLE_CHARACTER_WEIGHT = 4.0
 # Where a term of the question is found in an article, and how much that says of it.
 TITLE_MATCH, KEYWORD_MATCH, CATEGORY_MATCH, BODY_MATCH, BODY_MATCH_MAX = 1.0, 0.9, 0.6, 0.3, 0.5
 # The index's own order breaks near ties: at most this much to the first candidate.
@@ -100,21 +107,20 @@ def search(
     terms = list(dict.fromkeys(t for c in concepts for t in c.terms))
     if not terms:
         return []
-    found = index.matches(session, terms).subquery("found")
-    stmt = select(Article, found.c.score).join(found, found.c.article_id == Article.id)
+    where = []
     if public_only:
-        stmt = stmt.where(visible_today(today or datetime.now(LOCAL_TZ).date()))
+        where.append(visible_today(today or datetime.now(LOCAL_TZ).date()))
     elif not all_statuses:
-        stmt = stmt.where(Article.status == "published")
+        where.append(Article.status == "published")
     if category:
         path = category.strip("/")
         escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(or_(Article.category == path, Article.category.like(f"{escaped}/%", escape="\\")))
+        where.append(or_(Article.category == path, Article.category.like(f"{escaped}/%", escape="\\")))
     if kind:
-        stmt = stmt.where(Article.kind == kind)
+        where.append(Article.kind == kind)
     if department:
-        stmt = stmt.where(Article.department == department)
-    candidates = [a for a, _ in session.exec(stmt.order_by(found.c.score.desc(), Article.id).limit(CANDIDATES))]
+        where.append(Article.department == department)
+    candidates = _candidates(session, concepts, where)
     return [
         Hit(
             id=a.id,
@@ -132,6 +138,39 @@ def search(
         )
         for a, score, cover, anchor in rank(candidates, concepts)[:limit]
     ]
+
+
+def _candidates(session: Session, concepts: list[Concept], where: list) -> list[Article]:
+    """The index's best CANDIDATES articles for the concepts: first those that have at least
+    three (then two) of the KEY_CONCEPTS most telling concepts found in the index but not in
+    every other article (each by any of its terms), then those that have any term that is
+    not in every other article. Articles that have several
+    things the question says come first, and in a large base the index ranks only them."""
+    terms = list(dict.fromkeys(t for c in concepts for t in c.terms))
+    share = index.shares(session, terms)
+    # How common a concept is: its most common term's share (0: found nowhere).
+    found_in = {c.word: max((share[t] for t in c.terms), default=0.0) for c in concepts}
+    keys = sorted((c for c in concepts if 0 < found_in[c.word] <= COMMON_SHARE), key=lambda c: -c.weight)
+    keys = keys[:KEY_CONCEPTS]
+    # The last resort: any term that is not common; of one character only a telling word of
+    # the question itself (狗, 税; not 人, 开: the index would find half the base by them).
+    rare = [
+        [t for t in c.terms if share[t] <= COMMON_SHARE and (len(t) > 1 or c.weight >= SINGLE_CHARACTER_WEIGHT)]
+        for c in concepts
+    ]
+    levels = [([list(c.terms) for c in keys], n) for n in range(min(MOST_KEY_CONCEPTS, len(keys)), 1, -1)]
+    levels.append(([g for g in rare if g] or [list(c.terms) for c in concepts], 1))
+    found: dict[int, Article] = {}
+    for groups, at_least in levels:
+        matched = index.matches(session, groups, at_least=at_least).subquery("found")
+        stmt = select(Article).join(matched, matched.c.article_id == Article.id).where(*where)
+        if found:
+            stmt = stmt.where(Article.id.not_in(list(found)))
+        for a in session.exec(stmt.order_by(matched.c.score.desc(), Article.id).limit(CANDIDATES - len(found))):
+            found[a.id] = a
+        if len(found) >= CANDIDATES:
+            break
+    return list(found.values())
 
 
 def rank(candidates: list[Article], concepts: list[Concept]) -> list[tuple[Article, float, float, float]]:
