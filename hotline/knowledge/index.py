@@ -21,7 +21,7 @@ TITLE_WEIGHT, KEYWORDS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 # shares(): how long what it learns of the index is kept, and how far SQLite counts a term.
 STATS_SECONDS = 300
 COUNT_UP_TO = 20_000
-_stats: dict[str, tuple[float, dict[str, float]]] = {}
+_stats: dict[str, tuple[float, int, dict[str, float]]] = {}
 
 
 def _fields(article: Article) -> dict[str, object]:
@@ -94,13 +94,25 @@ def matches(
     return sql.bindparams(q=query).columns(article_id=Integer, score=Float)
 
 
-def shares(session: Session, terms: list[str]) -> dict[str, float]:
-    """About what share of the indexed articles has each term (0 to 1), for telling the
-    terms of every other guide (办理, 电话) from the telling ones. Kept for STATS_SECONDS.
+def analyze(session: Session) -> None:
+    """Bring the database's statistics of the articles and the index up to date (after a
+    large import: the planner's choices, and shares() on PostgreSQL, depend on them)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.execute(text("ANALYZE articles"))
+    else:
+        connection.execute(text("ANALYZE articles, knowledge_index"))
+    _stats.pop(str(connection.engine.url), None)
 
-    SQLite: the articles that have the term, counted up to COUNT_UP_TO (the index reads no
-    further), over the number of articles. PostgreSQL: the planner's statistics of the
-    index (its most common words and their frequencies, as ANALYZE samples them); a word not
+
+def shares(session: Session, terms: list[str]) -> tuple[int, dict[str, float]]:
+    """About how many articles the index holds, and what share of them has each term (0 to
+    1), for telling the terms of every other guide (办理, 电话) from the telling ones. What
+    it learns of the index is kept for STATS_SECONDS.
+
+    SQLite: the articles counted, and those that have the term, counted up to COUNT_UP_TO
+    (the index reads no further). PostgreSQL: the planner's statistics of the index (its
+    size, its most common words and their frequencies, as ANALYZE samples them); a word not
     among them is taken for rarer than the rarest of them (half its share), not for absent."""
     connection = session.connection()
     key = str(connection.engine.url)
@@ -109,24 +121,24 @@ def shares(session: Session, terms: list[str]) -> dict[str, float]:
     if cached is None or cached[0] < now:
         if connection.dialect.name == "sqlite":
             total = connection.execute(text("SELECT count(*) FROM articles")).scalar_one()
-            cached = (now + STATS_SECONDS, {"": float(total)})
+            cached = (now + STATS_SECONDS, int(total), {})
         else:
             row = connection.execute(
                 text(
-                    "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats"
-                    " WHERE tablename = 'knowledge_index' AND attname = 'document'"
-                    " AND schemaname = current_schema()"
+                    "SELECT c.reltuples, s.most_common_elems::text::text[], s.most_common_elem_freqs"
+                    " FROM pg_class c LEFT JOIN pg_stats s ON s.tablename = c.relname"
+                    " AND s.schemaname = current_schema() AND s.attname = 'document'"
+                    " WHERE c.oid = to_regclass('knowledge_index')"
                 )
             ).first()
-            freqs = dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
-            cached = (now + STATS_SECONDS, freqs)
+            total = max(int(row[0]), 0) if row else 0
+            freqs = dict(zip(row[1], row[2], strict=False)) if row and row[1] else {}
+            cached = (now + STATS_SECONDS, total, freqs)
         _stats[key] = cached
-    known = cached[1]
+    _, total, known = cached
     if connection.dialect.name != "sqlite":
         rare = min(known.values(), default=0.01) / 2
-        return {t: float(known.get(t, rare)) for t in terms}
-    total = known[""]
-    out = {}
+        return total, {t: float(known.get(t, rare)) for t in terms}
     for t in terms:
         if t not in known:
             found = connection.execute(
@@ -134,8 +146,7 @@ def shares(session: Session, terms: list[str]) -> dict[str, float]:
                 {"q": _fts_any([t]), "n": COUNT_UP_TO},
             ).scalar_one()
             known[t] = found / total if total else 0.0
-        out[t] = known[t]
-    return out
+    return total, {t: known[t] for t in terms}
 
 
 def _fts_any(terms: list[str]) -> str:

@@ -28,6 +28,7 @@ KEY_CONCEPTS, MOST_KEY_CONCEPTS = 5, 3
 # A term in more than this share of the articles (办理, 电话 in every guide) is not looked for
 # by itself in the index, only weighed in the ranking.
 COMMON_SHARE = 0.2
+LARGE_BASE = 2000
 # A word of one character is looked for by itself when it says at least this much.
 SINGLE_CHARACTER_WEIGHT = 4.0
 # Where a term of the question is found in an article, and how much that says of it.
@@ -147,15 +148,17 @@ def _candidates(session: Session, concepts: list[Concept], where: list) -> list[
     not in every other article. Articles that have several
     things the question says come first, and in a large base the index ranks only them."""
     terms = list(dict.fromkeys(t for c in concepts for t in c.terms))
-    share = index.shares(session, terms)
+    size, share = index.shares(session, terms)
+    # In a small base no term is too common to look for (and the statistics say little).
+    common = COMMON_SHARE if size >= LARGE_BASE else 1.0
     # How common a concept is: its most common term's share (0: found nowhere).
     found_in = {c.word: max((share[t] for t in c.terms), default=0.0) for c in concepts}
-    keys = sorted((c for c in concepts if 0 < found_in[c.word] <= COMMON_SHARE), key=lambda c: -c.weight)
+    keys = sorted((c for c in concepts if 0 < found_in[c.word] <= common), key=lambda c: -c.weight)
     keys = keys[:KEY_CONCEPTS]
     # The last resort: any term that is not common; of one character only a telling word of
     # the question itself (狗, 税; not 人, 开: the index would find half the base by them).
     rare = [
-        [t for t in c.terms if share[t] <= COMMON_SHARE and (len(t) > 1 or c.weight >= SINGLE_CHARACTER_WEIGHT)]
+        [t for t in c.terms if share[t] <= common and (len(t) > 1 or c.weight >= SINGLE_CHARACTER_WEIGHT)]
         for c in concepts
     ]
     levels = [([list(c.terms) for c in keys], n) for n in range(min(MOST_KEY_CONCEPTS, len(keys)), 1, -1)]
