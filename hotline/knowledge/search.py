@@ -39,7 +39,7 @@ INDEX_RANK_BONUS = 0.02
 HEADING_MATCH = 0.55
 # answerable(): the least confidence of a first hit given as the answer, tuned on the dev
 # half of bench/knowledge/questions.jsonl (bench/knowledge_eval.py).
-ANSWER_CONFIDENCE = 0.8
+ANSWER_CONFIDENCE = 0.82
 
 
 @dataclass(frozen=True)
