@@ -4,7 +4,10 @@ the same transaction as the article.
 SQLite keeps them in an FTS5 table (`knowledge_index`, rowid = the article's id) ranked by
 bm25() with a weight per column; PostgreSQL in a table of one weighted tsvector per article
 (`to_tsvector('simple', …)`, the title weighted A, keywords B, body D) under a GIN index,
-ranked by ts_rank_cd(). Both tables are made by the migration, outside the models' metadata.
+ranked by ts_rank(). Both tables are made by the migration, outside the models' metadata.
+Queries ask for articles that have a term of at least n of several groups (matches()), and
+how common a term is (shares(): the index's counts on SQLite, the planner's statistics on
+PostgreSQL).
 """
 
 import time

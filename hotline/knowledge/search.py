@@ -1,10 +1,14 @@
 """Search of the knowledge base: the caller's words, their official terms, the best first.
 
-`search()` segments the question (jieba, search mode), adds the terms of the synonym list,
-asks the index of the database (hotline.knowledge.index) and keeps what the caller may see:
-the public side only published, public articles valid today; staff the published ones;
-editors, when they ask, every status. Each hit carries a snippet of the body as HTML in
-which only the matched words are marked (<mark>) and everything else is escaped.
+`search()` cuts the question into concepts (hotline.knowledge.text: each word, weighed by
+how much it says, with its parts and the terms of the synonym list), asks the index of the
+database (hotline.knowledge.index) for candidates, keeps what the caller may see (the public
+side only published, public articles valid today; staff the published ones; editors, when
+they ask, every status) and ranks the candidates again here, alike on both databases, by
+how much of the question each covers. `answerable()` tells the assistant whether the first
+hit may be given as the answer. Each hit carries a snippet of the body as HTML in which
+only the matched words are marked (<mark>) and everything else is escaped. See
+docs/knowledge.md.
 """
 
 import math
@@ -145,8 +149,8 @@ def _candidates(session: Session, concepts: list[Concept], where: list) -> list[
     """The index's best CANDIDATES articles for the concepts: first those that have at least
     three (then two) of the KEY_CONCEPTS most telling concepts found in the index but not in
     every other article (each by any of its terms), then those that have any term that is
-    not in every other article. Articles that have several
-    things the question says come first, and in a large base the index ranks only them."""
+    not in every other article. Articles that have several things the question says come
+    first, and in a large base the index ranks only them."""
     terms = list(dict.fromkeys(t for c in concepts for t in c.terms))
     size, share = index.shares(session, terms)
     # In a small base no term is too common to look for (and the statistics say little).
@@ -181,7 +185,7 @@ def rank(candidates: list[Article], concepts: list[Concept]) -> list[tuple[Artic
     best first. The score is the coverage, with the index's order as a small tie-break."""
     if not candidates:
         return []
-    matched = [[match(a, c) for c in concepts] for a in candidates]
+    matched = [[match(texts, c) for c in concepts] for texts in map(_texts, candidates)]
     total = sum(c.weight for c in concepts) or 1.0
     # In how many candidates each concept is found in the title, keywords or category.
     prominent = [sum(m[j] >= HEADING_MATCH for m in matched) for j in range(len(concepts))]
@@ -211,10 +215,11 @@ def answerable(hits: list[Hit]) -> bool:
     return bool(hits) and hits[0].confidence >= ANSWER_CONFIDENCE
 
 
-def match(article: Article, concept: Concept) -> float:
-    """How well the article has the concept (0 to 1): the best of its terms, by the term's
-    weight and where the article has it."""
-    title, keywords, category, body = _fields(article)
+def match(texts: tuple[str, list[str], str, str], concept: Concept) -> float:
+    """How well an article (its _texts()) has the concept (0 to 1): the best of its terms,
+    by the term's weight and where the article has it. A term of one character counts only
+    as the concept's own word, and not in the body."""
+    title, keywords, category, body = texts
     best = 0.0
     for term, weight in concept.terms.items():
         if weight <= best or len(term) < 2 and term != concept.word:
@@ -233,16 +238,12 @@ def match(article: Article, concept: Concept) -> float:
     return best
 
 
-def _fields(article: Article) -> tuple[str, list[str], str, str]:
-    # The article's text as the ranking reads it, lowercased (kept on the instance: an
-    # article is matched against every concept of the question).
-    cached = article.__dict__.get("_search_fields")
-    if cached is None:
-        cached = (
-            article.title.lower(),
-            [k.lower() for k in article.keywords],
-            article.category.lower(),
-            plain(article.body).lower(),
-        )
-        article.__dict__["_search_fields"] = cached
-    return cached
+def _texts(article: Article) -> tuple[str, list[str], str, str]:
+    """The article's title, keywords, category and body (its Markdown marks left out) as the
+    ranking reads them, lowercased."""
+    return (
+        article.title.lower(),
+        [k.lower() for k in article.keywords],
+        article.category.lower(),
+        plain(article.body).lower(),
+    )
