@@ -145,7 +145,7 @@ def test_a_large_base_does_not_look_for_its_common_words_alone(kb, runtime, monk
     with runtime.db.session() as s:
         index.analyze(s)  # as the import command does: PostgreSQL's statistics are the counts
     with runtime.db.read_session() as s:
-        size, share = index.shares(s, ["办理", "低保", "火星"])
+        size, share = index.shares(s, ["办理", "低保", "火星"], 0.3)
         assert size == len(GUIDES)
         assert share["火星"] < share["办理"] and share["低保"] <= 0.3 < share["办理"]
     assert first(runtime, "办理低保")[0] == "c-1"

@@ -21,9 +21,8 @@ from hotline.models import Article
 
 # bm25() weights of the FTS5 columns: a word in the title counts most, then the keywords.
 TITLE_WEIGHT, KEYWORDS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
-# shares(): how long what it learns of the index is kept, and how far SQLite counts a term.
+# shares(): how long what it learns of the index is kept.
 STATS_SECONDS = 300
-COUNT_UP_TO = 20_000
 _stats: dict[str, tuple[float, int, dict[str, float]]] = {}
 
 
@@ -68,13 +67,16 @@ def write_many(session: Session, articles: list[Article]) -> None:
 
 
 def matches(
-    session: Session, groups: list[list[str]], *, at_least: int = 1, headings_only: bool = False
+    session: Session, groups: list[list[str]], *, at_least: int = 1, headings_only: bool = False, at_most: int
 ) -> TextualSelect:
     """The articles whose indexed words contain a term of at least `at_least` of the groups
     (each group: the terms of one thing the question says), each with its score (higher is
-    better): columns `article_id` and `score`. `headings_only`: in the title or keywords."""
+    better): columns `article_id` and `score`. `headings_only`: in the title or keywords.
+    At most `at_most` articles are scored: when more match, the first the index finds (the
+    ranking's cost stays bounded in a large base; the caller asks for the telling words
+    first)."""
     chosen = [g for g in groups if g]
-    everything = [[[t for g in chosen for t in g]]]
+    everything = [[list(dict.fromkeys(t for g in chosen for t in g))]]
     combos = everything if at_least <= 1 else [list(c) for c in combinations(chosen, at_least)]
     if session.connection().dialect.name == "sqlite":
         query = " OR ".join("(" + " AND ".join("(" + _fts_any(g) + ")" for g in combo) + ")" for combo in combos)
@@ -82,7 +84,7 @@ def matches(
             query = "{title keywords} : (" + query + ")"
         sql = text(
             f"SELECT rowid AS article_id, -bm25(knowledge_index, {TITLE_WEIGHT}, {KEYWORDS_WEIGHT}, {BODY_WEIGHT})"
-            " AS score FROM knowledge_index WHERE knowledge_index MATCH :q"
+            " AS score FROM knowledge_index WHERE knowledge_index MATCH :q LIMIT :n"
         )
     else:
         weights = "AB" if headings_only else ""
@@ -91,10 +93,11 @@ def matches(
         )
         # Ranked by the terms alone, with ts_rank (ts_rank_cd costs ten times more a row).
         sql = text(
-            "SELECT article_id, ts_rank(document, to_tsquery('simple', :r)) AS score"
-            " FROM knowledge_index WHERE document @@ to_tsquery('simple', :q)"
+            "SELECT article_id, ts_rank(document, to_tsquery('simple', :r)) AS score FROM"
+            " (SELECT article_id, document FROM knowledge_index WHERE document @@ to_tsquery('simple', :q)"
+            " LIMIT :n) AS matched"
         ).bindparams(r=_tsquery_any([t for g in chosen for t in dict.fromkeys(g)], weights))
-    return sql.bindparams(q=query).columns(article_id=Integer, score=Float)
+    return sql.bindparams(q=query, n=at_most).columns(article_id=Integer, score=Float)
 
 
 def analyze(session: Session) -> None:
@@ -108,13 +111,13 @@ def analyze(session: Session) -> None:
     _stats.pop(str(connection.engine.url), None)
 
 
-def shares(session: Session, terms: list[str]) -> tuple[int, dict[str, float]]:
+def shares(session: Session, terms: list[str], up_to: float) -> tuple[int, dict[str, float]]:
     """About how many articles the index holds, and what share of them has each term (0 to
-    1), for telling the terms of every other guide (办理, 电话) from the telling ones. What
-    it learns of the index is kept for STATS_SECONDS.
+    1; a share over `up_to` may be given as just over it), for telling the terms of every
+    other guide (办理, 电话) from the telling ones. What it learns is kept for STATS_SECONDS.
 
-    SQLite: the articles counted, and those that have the term, counted up to COUNT_UP_TO
-    (the index reads no further). PostgreSQL: the planner's statistics of the index (its
+    SQLite: the articles counted, and those that have the term, counted up to just over
+    `up_to` of them (the index reads no further). PostgreSQL: the planner's statistics of the index (its
     size, its most common words and their frequencies, as ANALYZE samples them); a word not
     among them is taken for rarer than the rarest of them (half its share), not for absent."""
     connection = session.connection()
@@ -146,7 +149,7 @@ def shares(session: Session, terms: list[str]) -> tuple[int, dict[str, float]]:
         if t not in known:
             found = connection.execute(
                 text("SELECT count(*) FROM (SELECT 1 FROM knowledge_index WHERE knowledge_index MATCH :q LIMIT :n)"),
-                {"q": _fts_any([t]), "n": COUNT_UP_TO},
+                {"q": _fts_any([t]), "n": int(total * up_to) + 1},
             ).scalar_one()
             known[t] = found / total if total else 0.0
     return total, {t: known[t] for t in terms}

@@ -27,11 +27,13 @@ MAX_QUERY_CHARS = 200
 MAX_LIMIT = 50
 # The index's best this many (its own ranking) are ranked again here, alike on both databases.
 CANDIDATES = 60
-# _candidates(): the concepts of the question whose combinations the index is asked for first.
+# _candidates(): the concepts of the question whose combinations the index is asked for first,
+# and how many matching articles the index scores at most a query.
 KEY_CONCEPTS, MOST_KEY_CONCEPTS = 5, 3
-# A term in more than this share of the articles (办理, 电话 in every guide) is not looked for
-# by itself in the index, only weighed in the ranking.
-COMMON_SHARE = 0.2
+SCORED = 3000
+# In a large base, a term in more than this share of the articles (办理, 电话: every guide has
+# them) is not looked for by itself in the index, only weighed in the ranking.
+COMMON_SHARE = 0.05
 LARGE_BASE = 2000
 # A word of one character is looked for by itself when it says at least this much.
 SINGLE_CHARACTER_WEIGHT = 4.0
@@ -152,7 +154,7 @@ def _candidates(session: Session, concepts: list[Concept], where: list) -> list[
     not in every other article. Articles that have several things the question says come
     first, and in a large base the index ranks only them."""
     terms = list(dict.fromkeys(t for c in concepts for t in c.terms))
-    size, share = index.shares(session, terms)
+    size, share = index.shares(session, terms, COMMON_SHARE)
     # In a small base no term is too common to look for (and the statistics say little).
     common = COMMON_SHARE if size >= LARGE_BASE else 1.0
     # How common a concept is: its most common term's share (0: found nowhere).
@@ -169,7 +171,7 @@ def _candidates(session: Session, concepts: list[Concept], where: list) -> list[
     levels.append(([g for g in rare if g] or [list(c.terms) for c in concepts], 1))
     found: dict[int, Article] = {}
     for groups, at_least in levels:
-        matched = index.matches(session, groups, at_least=at_least).subquery("found")
+        matched = index.matches(session, groups, at_least=at_least, at_most=SCORED).subquery("found")
         stmt = select(Article).join(matched, matched.c.article_id == Article.id).where(*where)
         if found:
             stmt = stmt.where(Article.id.not_in(list(found)))
