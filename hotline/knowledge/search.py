@@ -30,7 +30,7 @@ CANDIDATES = 60
 # _candidates(): the concepts of the question whose combinations the index is asked for first,
 # and how many matching articles the index scores at most a query.
 KEY_CONCEPTS, MOST_KEY_CONCEPTS = 5, 3
-SCORED = 3000
+SCORED = 1000
 # In a large base, a term in more than this share of the articles (办理, 电话: every guide has
 # them) is not looked for by itself in the index, only weighed in the ranking.
 COMMON_SHARE = 0.05
