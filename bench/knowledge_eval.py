@@ -6,12 +6,16 @@ that answer them, next to plain BM25 over the same articles, in the same run.
 
 The set is bench/knowledge/: articles.jsonl (the import format of `hotline knowledge import`)
 and questions.jsonl (each `{"question", "answer"}` or `{"question", "answers"}`; a null answer
-means the base cannot answer it). For each system it reports, on the answerable questions,
-recall@1, recall@3 and MRR (over the first 10 results); and, treating "no result, or a best
-score under a threshold" as a hand-over, the hand-over precision and recall (a hand-over is right
-when the question has no answer) at a few thresholds and at the threshold with the best F1 on
-this very set (an optimistic choice: it is tuned on what it is scored on). Questions answered
-wrongly above the threshold are counted too: an assistant that does not hand over, answers.
+means the base cannot answer it). The questions are split in two halves by their line's
+parity: the even lines (0, 2, …) are the dev half that hotline's search was tuned on, the odd
+lines the held-out half it never was; every figure is given for both halves and for all.
+
+For each system it reports, on the answerable questions, recall@1, recall@3 and MRR (over the
+first 10 results); and the hand-over precision and recall (a hand-over is right when the question
+has no answer). hotline hands over as the product does, when
+`hotline.knowledge.search.answerable(hits)` says no; plain BM25, when nothing scores at least the
+threshold with the best F1 on the dev half. Questions answered wrongly (not handed over, first
+result not an expected one) are counted too: an assistant that does not hand over, answers.
 
 Plain BM25: `bm25s` over jieba's `cut_for_search` tokens of title, keywords and body.
 hotline: the articles imported with `hotline knowledge import` into a fresh database
@@ -44,6 +48,7 @@ LIMIT = 10
 PG_NAME = "hotline_bench_knowledge"
 
 Ranking = list[tuple[str, float]]  # (external_id, score), best first
+HALVES = ("dev", "held_out")
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -89,11 +94,20 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def handover(questions: list[dict[str, Any]], rankings: list[Ranking], threshold: float) -> dict[str, Any]:
-    """Hand over when nothing scores at least `threshold`; positives are the unanswerable questions."""
+def half_of(index: int) -> str:
+    """The dev half (even lines) or the held-out half (odd lines)."""
+    return HALVES[index % 2]
+
+
+def by_threshold(rankings: list[Ranking], threshold: float) -> list[bool]:
+    """Hand over when nothing scores at least `threshold`."""
+    return [not r or r[0][1] < threshold for r in rankings]
+
+
+def handover(questions: list[dict[str, Any]], rankings: list[Ranking], hand_overs: list[bool]) -> dict[str, Any]:
+    """Hand-over precision and recall; positives are the unanswerable questions."""
     tp = fp = fn = wrong = 0
-    for q, ranking in zip(questions, rankings, strict=True):
-        hands_over = not ranking or ranking[0][1] < threshold
+    for q, ranking, hands_over in zip(questions, rankings, hand_overs, strict=True):
         unanswerable = not expected(q)
         tp += hands_over and unanswerable
         fp += hands_over and not unanswerable
@@ -103,7 +117,6 @@ def handover(questions: list[dict[str, Any]], rankings: list[Ranking], threshold
     recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "threshold": threshold,
         "precision": precision,
         "recall": recall,
         "f1": f1,
@@ -112,17 +125,15 @@ def handover(questions: list[dict[str, Any]], rankings: list[Ranking], threshold
     }
 
 
-def metrics(questions: list[dict[str, Any]], rankings: list[Ranking], times: list[float]) -> dict[str, Any]:
+def metrics(
+    questions: list[dict[str, Any]], rankings: list[Ranking], times: list[float], hand_overs: list[bool]
+) -> dict[str, Any]:
     ranks = []
     for q, ranking in zip(questions, rankings, strict=True):
         if want := expected(q):
             found = [i for i, (eid, _) in enumerate(ranking, 1) if eid in want]
             ranks.append(found[0] if found else None)
     n = len(ranks)
-    best = [r[0][1] for r in rankings if r]
-    # Thresholds: the best-score deciles, and every observed best score for the best F1.
-    curve = [handover(questions, rankings, percentile(best, p)) for p in (10, 20, 30, 40, 50, 60)]
-    best_f1 = max((handover(questions, rankings, t) for t in sorted(set(best))), key=lambda h: h["f1"])
     misses = [
         {"question": q["question"], "expected": sorted(expected(q)), "got": [eid for eid, _ in r[:3]]}
         for q, r in zip(questions, rankings, strict=True)
@@ -134,20 +145,20 @@ def metrics(questions: list[dict[str, Any]], rankings: list[Ranking], times: lis
         "recall_at_1": sum(r == 1 for r in ranks if r) / n,
         "recall_at_3": sum(r <= 3 for r in ranks if r) / n,
         "mrr": sum(1 / r for r in ranks if r) / n,
-        "handover_curve": curve,
-        "handover_best_f1": best_f1,
+        "handover": handover(questions, rankings, hand_overs),
         "search_ms_p50": percentile(times, 50) * 1000,
         "search_ms_p95": percentile(times, 95) * 1000,
         "misses_at_3": misses,
     }
 
 
-def hotline_searcher(database: str, tmp: Path) -> tuple[Callable[[str], Ranking], Callable[[], None]] | None:
-    """hotline's own search over a fresh database holding the articles; None when it does not exist yet."""
-    try:
-        from hotline.knowledge.search import search
-    except ImportError:
-        return None
+def hotline_searcher(
+    database: str, tmp: Path, decisions: list[bool]
+) -> tuple[Callable[[str], Ranking], Callable[[], None]]:
+    """hotline's own search over a fresh database holding the articles; each search appends
+    to `decisions` whether answerable() hands it over."""
+    from hotline.knowledge.search import answerable, search
+
     url = f"sqlite:///{tmp / 'knowledge.db'}" if database == "sqlite" else delivery.fresh_postgres(PG_NAME)
     env = {**os.environ, "HOTLINE_DATABASE_URL": url, "HOTLINE_EMBEDDED_SCHEDULER": "false"}
     hotline = intake.hotline_command()
@@ -157,23 +168,33 @@ def hotline_searcher(database: str, tmp: Path) -> tuple[Callable[[str], Ranking]
     print(f"imported in {time.perf_counter() - start:.1f} s (the command, start-up included)")
     runtime = delivery.runtime_for(url)
 
-    def field(result: Any, name: str) -> Any:
-        return result[name] if isinstance(result, dict) else getattr(result, name)
-
     def run_search(question: str) -> Ranking:
         with runtime.db.session() as session:
-            return [(field(r, "external_id"), float(field(r, "score"))) for r in search(session, question, limit=LIMIT)]
+            hits = search(session, question, limit=LIMIT)
+        decisions.append(not answerable(hits))
+        return [(h.external_id, h.confidence) for h in hits]
 
     return run_search, runtime.db.engine.dispose
 
 
-def row(name: str, m: dict[str, Any]) -> str:
-    h = m["handover_best_f1"]
+def row(name: str, part: str, m: dict[str, Any]) -> str:
+    h = m["handover"]
     return (
-        f"| {name} | {m['recall_at_1']:.3f} | {m['recall_at_3']:.3f} | {m['mrr']:.3f} | "
-        f"{h['precision']:.2f} / {h['recall']:.2f} at {h['threshold']:.3g} ({h['answered_wrongly']} wrong) | "
+        f"| {name} | {part} | {m['recall_at_1']:.3f} | {m['recall_at_3']:.3f} | {m['mrr']:.3f} | "
+        f"{h['precision']:.2f} / {h['recall']:.2f} | {h['answered_wrongly']} | "
         f"{m['search_ms_p50']:.2f} / {m['search_ms_p95']:.2f} |"
     )
+
+
+def evaluate(
+    questions: list[dict[str, Any]], rankings: list[Ranking], times: list[float], hand_overs: list[bool]
+) -> dict[str, Any]:
+    """The metrics on all the questions and on each half."""
+    out = {"all": metrics(questions, rankings, times, hand_overs)}
+    for half in HALVES:
+        keep = [i for i in range(len(questions)) if half_of(i) == half]
+        out[half] = metrics(*([x[i] for i in keep] for x in (questions, rankings, times, hand_overs)))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,37 +206,47 @@ def main(argv: list[str] | None = None) -> int:
     jieba.setLogLevel(60)
     articles = load(DATA / "articles.jsonl")
     questions = load(DATA / "questions.jsonl")
-    results: dict[str, dict[str, Any]] = {"bm25": metrics(questions, *run(bm25_searcher(articles), questions))}
+    dev = [i for i in range(len(questions)) if half_of(i) == "dev"]
+    rankings, times = run(bm25_searcher(articles), questions)
+    # BM25's hand-over threshold: the best F1 on the dev half.
+    threshold = max(
+        sorted({r[0][1] for i, r in enumerate(rankings) if r and i in dev}),
+        key=lambda t: handover(
+            [questions[i] for i in dev], [rankings[i] for i in dev], by_threshold([rankings[i] for i in dev], t)
+        )["f1"],
+    )
+    results: dict[str, dict[str, Any]] = {
+        "bm25": evaluate(questions, rankings, times, by_threshold(rankings, threshold))
+    }
+    results["bm25"]["handover_threshold"] = threshold
 
     with tempfile.TemporaryDirectory(prefix="hotline-bench-knowledge-") as tmp:
-        made = hotline_searcher(args.database, Path(tmp))
-        if made is None:
-            print("hotline search: not available")
-        else:
-            search, close = made
-            try:
-                search(questions[0]["question"])  # warm-up: connection, caches
-                results["hotline"] = metrics(questions, *run(search, questions))
-            finally:
-                close()
+        decisions: list[bool] = []
+        search, close = hotline_searcher(args.database, Path(tmp), decisions)
+        try:
+            search(questions[0]["question"])  # warm-up: connection, caches
+            decisions.clear()
+            rankings, times = run(search, questions)
+            results["hotline"] = evaluate(questions, rankings, times, decisions)
+        finally:
+            close()
 
-    print(f"{len(articles)} articles, {len(questions)} questions ({results['bm25']['unanswerable']} unanswerable)\n")
-    print("| search | recall@1 | recall@3 | MRR | hand-over P / R at best-F1 threshold | p50 / p95 ms |")
-    print("|---|---:|---:|---:|---|---:|")
-    for name, m in results.items():
-        print(row("plain BM25 (jieba + bm25s)" if name == "bm25" else f"hotline ({args.database})", m))
-    for name, m in results.items():
-        print(f"\n{name}: hand-over by threshold (best-score deciles)")
-        print("| threshold | precision | recall | F1 | answerable handed over | answered wrongly |")
-        print("|---:|---:|---:|---:|---:|---:|")
-        for h in m["handover_curve"]:
-            print(
-                f"| {h['threshold']:.3g} | {h['precision']:.2f} | {h['recall']:.2f} | {h['f1']:.2f} | "
-                f"{h['handed_over_answerable']} | {h['answered_wrongly']} |"
-            )
-        if args.misses:
-            for miss in m["misses_at_3"]:
-                print(f"  miss: {miss['question']}  expected {miss['expected']}  got {miss['got']}")
+    n_dev = len(dev)
+    print(
+        f"{len(articles)} articles, {len(questions)} questions ({results['bm25']['all']['unanswerable']} unanswerable);"
+    )
+    print(f"dev half {n_dev} (even lines), held-out half {len(questions) - n_dev} (odd lines)\n")
+    print("| search | questions | recall@1 | recall@3 | MRR | hand-over P / R | answered wrongly | p50 / p95 ms |")
+    print("|---|---|---:|---:|---:|---|---:|---:|")
+    for name, parts in results.items():
+        label = "plain BM25 (jieba + bm25s)" if name == "bm25" else f"hotline ({args.database})"
+        for part in ("dev", "held_out", "all"):
+            print(row(label, part.replace("_", "-"), parts[part]))
+    print(f"\nBM25 hands over under {threshold:.3g} (best F1 on the dev half); hotline when answerable() says no")
+    if args.misses:
+        for name, parts in results.items():
+            for miss in parts["all"]["misses_at_3"]:
+                print(f"  {name} miss: {miss['question']}  expected {miss['expected']}  got {miss['got']}")
 
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

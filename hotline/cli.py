@@ -349,6 +349,11 @@ def cmd_knowledge_import(args: argparse.Namespace) -> None:
                 rows, lines = [], []
     if rows:
         flush(rows, lines)
+    if totals["created"] or totals["updated"]:
+        from hotline.knowledge.index import analyze
+
+        with runtime.db.session() as session:
+            analyze(session)
     print(", ".join(f"{key} {n}" for key, n in totals.items()))
     if totals["errors"]:
         raise SystemExit(1)

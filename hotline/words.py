@@ -19,8 +19,9 @@ def synonym_groups(name: str) -> tuple[tuple[str, ...], ...]:
 
 
 @cache
-def stop_words() -> frozenset[str]:
-    """Words too common to say anything (hotline/data/stopwords.txt): left out of the hot
-    words and of the knowledge base's queries."""
-    lines = (DATA_DIR / "stopwords.txt").read_text(encoding="utf-8").splitlines()
-    return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
+def stop_words(name: str = "stopwords.txt") -> frozenset[str]:
+    """Words too common to say anything, one a line in a file of hotline/data (`#` starts
+    a comment): stopwords.txt for the hot words, knowledge_stopwords.txt for the knowledge
+    base's questions."""
+    lines = (DATA_DIR / name).read_text(encoding="utf-8").splitlines()
+    return frozenset(w for w in (line.split("#", 1)[0].strip() for line in lines) if w)

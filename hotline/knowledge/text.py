@@ -2,15 +2,18 @@
 highlighted snippets and the safe Markdown renderer."""
 
 import html
+import math
 import re
 import threading
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 
 from markdown_it import MarkdownIt
 
 from hotline.words import stop_words, synonym_groups
 
 SYNONYMS = "knowledge_synonyms.txt"
+STOPWORDS = "knowledge_stopwords.txt"
 # Characters that are no word: punctuation, symbols, spaces.
 _NOT_WORD = re.compile(r"^[\W_]+$")
 # Markdown's marks, left out of snippets (they show the text, not its markup).
@@ -36,10 +39,27 @@ def _tokenizer():
 
 def words(text: str) -> list[str]:
     """The words of a text in jieba's search mode (long words and the shorter words inside
-    them: 营业执照 gives 营业, 执照 and 营业执照), lowercased, punctuation left out."""
+    them: 营业执照 gives 营业, 执照 and 营业执照), lowercased, punctuation left out; words
+    the dictionary does not know are cut into the ones it knows and single characters (no
+    guess by jieba's HMM: slower, and it makes words of phrases like 我要)."""
+    out: list[str] = []
+    for block in _BLOCK.split(text.lower()):
+        if block and not _NOT_WORD.match(block):
+            out += _block_words(block)
+    return out
+
+
+# jieba cuts a text block by block (runs of letters and digits between punctuation and
+# spaces), each on its own: the words of a block are kept, since guides repeat theirs
+# (收费标准：不收费, the same steps and the same telephone numbers).
+_BLOCK = re.compile(r"([^\u4E00-\u9FD5a-zA-Z0-9+#&._%\-]+)")
+
+
+@lru_cache(maxsize=65536)
+def _block_words(block: str) -> tuple[str, ...]:
     with _lock:  # jieba initialises its dictionary lazily, once
-        tokens = _tokenizer().cut_for_search(text.lower())
-    return [t for t in (t.strip() for t in tokens) if t and not _NOT_WORD.match(t)]
+        tokens = list(_tokenizer().cut_for_search(block, HMM=False))
+    return tuple(t for t in (t.strip() for t in tokens) if t and not _NOT_WORD.match(t))
 
 
 def segmented(text: str) -> str:
@@ -47,17 +67,93 @@ def segmented(text: str) -> str:
     return " ".join(words(text))
 
 
+# How much a word of the question tells, from its frequency in jieba's dictionary (general
+# Chinese): log(total / frequency) less this floor, so that 能, 吗, 怎么 count little and
+# 社保卡, 营业执照 much. A word the dictionary lacks counts as an ordinary content word.
+_INFORMATIVENESS_FLOOR = 5.0
+_UNKNOWN_WORD_INFORMATIVENESS = 7.0
+_MIN_INFORMATIVENESS = 0.5
+# The weight of a term found for a word of the question, against the word itself (1.0): a
+# shorter word inside it (营业 in 营业执照), the official term of a caller's word (注销 for
+# 关掉), two characters of a word the dictionary does not know (保温箱: 保温, 温箱).
+PART_WEIGHT = 0.6
+SYNONYM_WEIGHT = 0.8
+BIGRAM_WEIGHT = 0.4
+
+
+@dataclass
+class Concept:
+    """One thing the question says: a word of it, with the terms that express it in an
+    article (the word, its parts, its official or plain synonyms), each with a weight."""
+
+    word: str
+    weight: float
+    terms: dict[str, float] = field(default_factory=dict)
+
+    def add(self, term: str, weight: float) -> None:
+        if weight > self.terms.get(term, 0.0):
+            self.terms[term] = weight
+
+
+def informativeness(word: str) -> float:
+    """How much a word says (see _INFORMATIVENESS_FLOOR)."""
+    tokenizer = _tokenizer()
+    with _lock:
+        tokenizer.check_initialized()
+    freq = tokenizer.FREQ.get(word, 0)
+    if not freq:
+        return _UNKNOWN_WORD_INFORMATIVENESS
+    return max(_MIN_INFORMATIVENESS, math.log(tokenizer.total / freq) - _INFORMATIVENESS_FLOOR)
+
+
+def _known(word: str) -> bool:
+    return bool(_tokenizer().FREQ.get(word, 0))
+
+
+def query_concepts(query: str) -> list[Concept]:
+    """The question as concepts: each word of it (jieba's accurate mode), stop words left
+    out unless nothing else is left, with its parts (search mode), the two-character pieces
+    of a word the dictionary does not know, and the words of the synonym list taken for it
+    (hotline/data/knowledge_synonyms.txt)."""
+    text = query.lower()
+    with _lock:
+        cut = [t.strip() for t in _tokenizer().cut(text, HMM=False)]
+    own = list(dict.fromkeys(t for t in cut if t and not _NOT_WORD.match(t)))
+    kept = [w for w in own if w not in stop_words(STOPWORDS)] or own
+    concepts = []
+    for w in kept:
+        concept = Concept(w, informativeness(w))
+        concept.add(w, 1.0)
+        for part in words(w):
+            if part != w and len(part) > 1:
+                concept.add(part, PART_WEIGHT)
+        if len(w) > 2 and not _known(w):
+            for i in range(len(w) - 1):
+                concept.add(w[i : i + 2], BIGRAM_WEIGHT)
+        concepts.append(concept)
+    tokens = words(text)
+    for group in synonym_groups(SYNONYMS):
+        mentioned = [m for m in group if _mentions(text, tokens, m)]
+        if not mentioned:
+            continue
+        for m in mentioned:
+            holders = [c for c in concepts if m == c.word or (len(m) > 1 and (m in c.word or c.word in m))]
+            if not holders and m not in stop_words(STOPWORDS):
+                holders = [Concept(m, informativeness(m))]
+                holders[0].add(m, 1.0)
+                concepts.append(holders[0])
+            for c in holders:
+                share = 1.0 if m == c.word else PART_WEIGHT
+                for other in group:
+                    c.add(other, SYNONYM_WEIGHT * share)
+    return concepts
+
+
 def query_terms(query: str) -> list[str]:
     """The words to look for: the query's own, then the official terms of the callers'
     words in it and the plain words for the official terms in it (hotline/data/knowledge_synonyms.txt);
     stop words left out, unless nothing else is left."""
-    text = query.lower()
-    own = list(dict.fromkeys(words(text)))
-    terms = list(own)
-    for group in synonym_groups(SYNONYMS):
-        if any(_mentions(text, own, word) for word in group):
-            terms += [w for w in group if w not in terms]
-    return [t for t in terms if t not in stop_words()] or terms
+    return list(dict.fromkeys(t for c in query_concepts(query) for t in c.terms))
 
 
 def _mentions(text: str, tokens: list[str], word: str) -> bool:
