@@ -32,6 +32,10 @@ MAX_QUESTION_CHARS = search.MAX_QUERY_CHARS  # 200
 MAX_ARTICLES = 3
 # The passage: about this long, never longer than the second number.
 PASSAGE_CHARS, MAX_PASSAGE_CHARS = 300, 420
+# How much more a word for what the question asks for (地点 for 在哪里) counts in a passage.
+ASKED_FOR = 3
+# Ways of asking for a place, a fee or a time that are no stop words.
+_ASKING_FORMS = frozenset({"在哪", "在哪里", "去哪", "哪里", "多少钱", "要钱", "多久", "几天", "多长时间"})
 # A passage that is not a section of its own goes on past a heading while shorter than this.
 MIN_PASSAGE_CHARS = 80
 # The share of the question's words the best article must cover to be trusted.
@@ -190,6 +194,13 @@ def passage(body: str, question: str, topic: str = "") -> str:
         return ""
     topic = topic.lower()
     weights = {t: 1 if t in topic else 2 * len(t) for t in query_terms(question) if t not in feedback.QUESTION_WORDS}
+    # What the question asks for (在哪里: 地点; 多少钱: 收费; 多久: 时限) points at its section
+    # more than the matter's own words do, which every section of the article shares.
+    for group in synonym_groups("knowledge_synonyms.txt"):
+        if any(w in question for w in group if w in _ASKING_FORMS):
+            for t in group:
+                if t in weights:
+                    weights[t] *= ASKED_FOR
 
     def weight(unit: _Unit) -> int:
         lowered = unit.text.lower()

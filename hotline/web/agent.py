@@ -441,19 +441,13 @@ def answer_extract(body: str) -> str:
     return text if len(text) <= EXTRACT_CHARS else text[:EXTRACT_CHARS] + "…"
 
 
-def answerable(hits: list[search.Hit]) -> bool:
-    """Whether the knowledge base answers a question. For now: it found anything. (The one
-    place to switch to a judgement of the hits, such as search.answerable.)"""
-    return bool(hits)
-
-
 def _count_gap(session: Session, question: str, now) -> None:
     """A consultation the knowledge base had nothing for is a knowledge gap (知识缺口),
     counted in the transaction that logs the ticket."""
     if not question:
         return
     hits = search.search(session, question, limit=KNOWLEDGE_SUGGESTIONS, today=local_today(now))
-    if not answerable(hits):
+    if not search.answerable(hits):
         feedback.record_gap(session, question, source="agent", at=now)
 
 
