@@ -1,11 +1,16 @@
 """Settings, read from the environment (prefix HOTLINE_)."""
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+# A scheme and a host (its first label may be *), with a port or not: an origin as a
+# Content-Security-Policy source names it.
+ORIGIN = re.compile(r"https?://(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -52,6 +57,9 @@ class Settings(BaseSettings):
     feed_settle_seconds: float = 2.0
     # Send the session cookie over HTTPS only (set true behind TLS).
     secure_cookies: bool = False
+    # Sites whose pages may show the citizens' pages (/kb, /assistant) in an iframe: origins
+    # such as https://www.example.gov.cn, separated by spaces or commas (empty: none may).
+    embed_origins: str = ""
     # Open311: anyone may read service requests without an api_key, as the standard has it
     # (no caller's name, phone, e-mail or device id; no confidential ticket). False: reading
     # takes a key too, and a read without one gets a 403.
@@ -68,6 +76,20 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     # Seconds the model has to answer before the assistant answers with the passage.
     llm_timeout_seconds: float = 8.0
+
+    @field_validator("embed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        """Each origin checked (it goes into a Content-Security-Policy header), spaces between."""
+        origins = []
+        for item in re.split(r"[\s,]+", value.strip()):
+            if not item:
+                continue
+            origin = item.rstrip("/").lower()
+            if not ORIGIN.fullmatch(origin):
+                raise ValueError(f"{item!r} is not an origin such as https://www.example.gov.cn")
+            origins.append(origin)
+        return " ".join(origins)
 
 
 @lru_cache
