@@ -287,6 +287,9 @@ def test_every_roles_pages_run_under_the_policy(page, server, runtime, busy, art
     watch.visit(server, "/agent/intake", "#intake-form")
     page.fill("#category_q", "物业")
     page.wait_for_selector("#category-suggest .suggest-item")
+    # htmx as configured in base.html: no <style> of its own, no eval.
+    assert page.evaluate("[htmx.config.includeIndicatorStyles, htmx.config.allowEval]") == [False, False]
+    assert page.locator("style").count() == 0
     page.fill("#title", "小区电梯故障停运")
     page.fill("#content", "小区电梯故障停运无人维修，社保卡丢了")
     page.wait_for_load_state("networkidle")
