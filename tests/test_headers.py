@@ -66,12 +66,14 @@ def test_an_api_answer_has_the_minimal_policy(client, district):
     assert r.headers["content-security-policy"] == OTHER_POLICY
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["cache-control"] == "no-store"
-    # Refusals too (a 401 and a 422 are answers of the same API).
-    for response in (
-        client.get("/api/v1/tickets"),
-        client.get("/api/v1/tickets?page=0", headers=district.headers("agent")),
+    # Refusals too: a 401, a 422, and the body-size limit's 413 (a middleware inside this one).
+    too_large = b"x" * (client.app.state.runtime.settings.max_body_bytes + 1)
+    for response, status in (
+        (client.get("/api/v1/tickets"), 401),
+        (client.get("/api/v1/tickets?page=0", headers=district.headers("agent")), 422),
+        (client.post("/api/v1/tickets", content=too_large, headers=district.headers("agent")), 413),
     ):
-        assert response.status_code in (401, 422)
+        assert response.status_code == status
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["content-security-policy"] == OTHER_POLICY
 
