@@ -4,10 +4,14 @@ script left in any template; and every role's pages in a browser without a CSP v
 
 import base64
 import hashlib
+import http.server
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlmodel import select
@@ -382,3 +386,81 @@ def test_every_roles_pages_run_under_the_policy(page, server, runtime, busy, art
     page.get_by_role("log").get_by_text("根据《社会保障卡补办》").wait_for()
 
     watch.check()
+
+
+# --- a real frame: the district's site shows /kb, and cannot show the staff's pages ----------
+
+
+class DistrictSite:
+    """The district's website on its own origin (another port on loopback): a page that
+    frames the hotline's /kb and, to show it is refused, its sign-in page."""
+
+    def __init__(self) -> None:
+        self.hotline = ""
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802  (the standard library's name)
+                body = (
+                    f'<!doctype html><title>区政府网站</title><iframe id="kb" src="{site.hotline}/kb?embed=1"></iframe>'
+                    f'<iframe id="staff" src="{site.hotline}/login"></iframe>'
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    return f"http://127.0.0.1:{port}", srv, thread
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("named", [True, False], ids=["named", "not-named"])
+def test_the_district_site_frames_the_knowledge_base_only_when_named(page, database, runtime, articles, named):
+    site = DistrictSite()
+    settings = Settings(database_url=database.url, embedded_scheduler=False, embed_origins=site.origin if named else "")
+    url, srv, thread = serve(create_app(settings, runtime=runtime))
+    site.hotline = url
+    messages: list[str] = []
+    page.on("console", lambda m: messages.append(m.text))
+    try:
+        page.goto(site.origin)
+        page.wait_for_load_state("load")
+        kb = page.frame_locator("#kb").locator("main#main h1")
+        if named:
+            assert kb.inner_text() == "政策问答"
+        # The staff's sign-in page is never shown in another site's frame.
+        assert page.frame_locator("#staff").locator("#username").count() == 0
+        deadline = time.monotonic() + 5
+        refused = lambda: [m for m in messages if "frame-ancestors" in m]  # noqa: E731
+        while len(refused()) < (1 if named else 2) and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert len(refused()) == (1 if named else 2), messages
+        if not named:
+            assert page.frame_locator("#kb").locator("main").count() == 0
+    finally:
+        srv.should_exit = True
+        thread.join(5)
+        site.close()
