@@ -3,14 +3,29 @@
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import AfterValidator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 # A scheme and a host (its first label may be *), with a port or not: an origin as a
 # Content-Security-Policy source names it.
 ORIGIN = re.compile(r"https?://(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:[0-9]{1,5})?")
+
+
+def origin_list(value: str) -> str:
+    """Origins separated by spaces or commas, each checked (they go into a
+    Content-Security-Policy header), with one space between."""
+    origins = []
+    for item in re.split(r"[\s,]+", value.strip()):
+        if not item:
+            continue
+        origin = item.rstrip("/").lower()
+        if not ORIGIN.fullmatch(origin):
+            raise ValueError(f"{item!r} is not an origin such as https://www.example.gov.cn")
+        origins.append(origin)
+    return " ".join(origins)
 
 
 class Settings(BaseSettings):
@@ -57,15 +72,15 @@ class Settings(BaseSettings):
     feed_settle_seconds: float = 2.0
     # Send the session cookie over HTTPS only (set true behind TLS).
     secure_cookies: bool = False
-    # Sites whose pages may show the citizens' pages (/kb, /assistant) in an iframe: origins
-    # such as https://www.example.gov.cn, separated by spaces or commas (empty: none may).
-    embed_origins: str = ""
     # Open311: anyone may read service requests without an api_key, as the standard has it
     # (no caller's name, phone, e-mail or device id; no confidential ticket). False: reading
     # takes a key too, and a read without one gets a 403.
     open311_public_reads: bool = True
     # The hotline's number, as the citizens' pages and the assistant's hand-over give it.
     phone: str = "12345"
+    # Sites whose pages may show the citizens' pages (/kb, /assistant) in an iframe: origins
+    # such as https://www.example.gov.cn, separated by spaces or commas (empty: none may).
+    embed_origins: Annotated[str, AfterValidator(origin_list)] = ""
     # The assistant's optional language model (off unless the URL is set): an OpenAI-style
     # chat-completions endpoint (…/v1/chat/completions) that phrases the answer from the
     # retrieved passages only; without it, or when its reply does not cite them, the
@@ -76,20 +91,6 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     # Seconds the model has to answer before the assistant answers with the passage.
     llm_timeout_seconds: float = 8.0
-
-    @field_validator("embed_origins")
-    @classmethod
-    def _origins(cls, value: str) -> str:
-        """Each origin checked (it goes into a Content-Security-Policy header), spaces between."""
-        origins = []
-        for item in re.split(r"[\s,]+", value.strip()):
-            if not item:
-                continue
-            origin = item.rstrip("/").lower()
-            if not ORIGIN.fullmatch(origin):
-                raise ValueError(f"{item!r} is not an origin such as https://www.example.gov.cn")
-            origins.append(origin)
-        return " ".join(origins)
 
 
 @lru_cache
