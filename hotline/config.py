@@ -1,12 +1,31 @@
 """Settings, read from the environment (prefix HOTLINE_)."""
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+# A scheme and a host (its first label may be *), with a port or not: an origin as a
+# Content-Security-Policy source names it.
+ORIGIN = re.compile(r"https?://(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:[0-9]{1,5})?")
+
+
+def origin_list(value: str) -> str:
+    """Origins separated by spaces or commas, each checked (they go into a
+    Content-Security-Policy header), with one space between."""
+    origins = []
+    for item in re.split(r"[\s,]+", value.strip()):
+        if not item:
+            continue
+        origin = item.rstrip("/").lower()
+        if not ORIGIN.fullmatch(origin):
+            raise ValueError(f"{item!r} is not an origin such as https://www.example.gov.cn")
+        origins.append(origin)
+    return " ".join(origins)
 
 
 class Settings(BaseSettings):
@@ -63,6 +82,9 @@ class Settings(BaseSettings):
     open311_public_reads: bool = True
     # The hotline's number, as the citizens' pages and the assistant's hand-over give it.
     phone: str = "12345"
+    # Sites whose pages may show the citizens' pages (/kb, /assistant) in an iframe: origins
+    # such as https://www.example.gov.cn, separated by spaces or commas (empty: none may).
+    embed_origins: Annotated[str, AfterValidator(origin_list)] = ""
     # The assistant's optional language model (off unless the URL is set): an OpenAI-style
     # chat-completions endpoint (…/v1/chat/completions) that phrases the answer from the
     # retrieved passages only; without it, or when its reply does not cite them, the

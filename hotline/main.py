@@ -38,6 +38,7 @@ from hotline.web import admin as admin_pages
 from hotline.web import agent, citizen, department, kb, performance, supervisor, views
 from hotline.web import evaluation as evaluation_pages
 from hotline.web import knowledge as knowledge_pages
+from hotline.web.headers import SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -289,4 +290,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             "/knowledge/import": knowledge_pages.MAX_UPLOAD_BYTES + 1024 * 1024,
         },
     )
+    app.add_middleware(SecurityHeaders, settings=settings)
     return app

@@ -402,7 +402,7 @@ def test_admin_adds_a_category_and_a_rule_that_the_routing_test_picks(page, serv
     page.select_option("#test_category", "0103")
     page.select_option("#test_place", "西城街道|和平社区")
     page.click("#route-test button[type=submit]")
-    page.wait_for_function("document.querySelector('#route-result').innerText.includes('东城街道办事处')")
+    page.wait_for_function("() => document.querySelector('#route-result').innerText.includes('东城街道办事处')")
     assert f"命中派单规则 #{rule.id}（分类 0103 房屋安全，西城街道 / 和平社区，优先级 5）" in page.inner_text(
         "#route-result"
     )
@@ -410,7 +410,7 @@ def test_admin_adds_a_category_and_a_rule_that_the_routing_test_picks(page, serv
     # Elsewhere in the street the rule does not apply.
     page.select_option("#test_place", "西城街道")
     page.click("#route-test button[type=submit]")
-    page.wait_for_function("document.querySelector('#route-result').innerText.includes('区住建局')")
+    page.wait_for_function("() => document.querySelector('#route-result').innerText.includes('区住建局')")
     # Deactivated, the rule stops routing.
     page.on("dialog", lambda d: d.accept())
     page.click(f"tr[data-rule='{rule.id}'] button:has-text('停用')")
@@ -421,7 +421,7 @@ def test_admin_adds_a_category_and_a_rule_that_the_routing_test_picks(page, serv
     # A category with no default anywhere and no rule: the agent must choose.
     page.select_option("#test_category", "09")
     page.click("#route-test button[type=submit]")
-    page.wait_for_function("document.querySelector('#route-result').innerText.includes('无法自动派单')")
+    page.wait_for_function("() => document.querySelector('#route-result').innerText.includes('无法自动派单')")
 
 
 @pytest.mark.browser

@@ -3,7 +3,6 @@
 The queries are hotline.supervision's; every decision goes through the workflow gateway (`fire`).
 """
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -152,7 +151,7 @@ def _dashboard_context(
         "totals": totals,
         "departments": departments,
         "busiest": busiest,
-        "trend_json": chart_json(escalation_trend(session, now)),
+        "trend": escalation_trend(session, now),
         "rows": rows,
         "total": total,
         "page": page,
@@ -352,8 +351,3 @@ async def review_event(
         template="supervisor/reviews.html",
         context=lambda session: _reviews_context(session, runtime, tab, page, now),
     )
-
-
-def chart_json(data: dict[str, Any]) -> str:
-    """Chart data for a <script type="application/json"> block (safe inside HTML)."""
-    return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
