@@ -312,6 +312,15 @@ def _parse_day(text: str) -> date:
         raise SystemExit(f"hotline: {text!r} is not a date (e.g. 2026-11-01)") from None
 
 
+def cmd_knowledge_reindex(_: argparse.Namespace) -> None:
+    from hotline.knowledge.index import rebuild
+
+    runtime = _ready_runtime()
+    started = time.monotonic()
+    n = rebuild(runtime.db)
+    print(f"reindexed {n:,} articles in {time.monotonic() - started:.1f} s")
+
+
 def cmd_knowledge_import(args: argparse.Namespace) -> None:
     import json
 
@@ -460,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     kimp = knowledge.add_parser("import", help="upsert articles from a JSON Lines file (one article a line)")
     kimp.add_argument("file")
     kimp.set_defaults(func=cmd_knowledge_import)
+    knowledge.add_parser(
+        "reindex", help="write every article's words into the search index again (after an upgrade)"
+    ).set_defaults(func=cmd_knowledge_reindex)
 
     demo = sub.add_parser("demo-data", help="load a demo district")
     demo.add_argument("--tickets", type=int, default=2000)

@@ -299,3 +299,18 @@ def test_an_import_may_be_larger_than_other_bodies(kb, client):
     # Elsewhere the usual limit holds.
     r = client.post("/api/v1/knowledge/articles", headers=kb.headers, json=rows[0] | {"body": "长" * 70000})
     assert r.status_code == 413
+
+
+def test_reindex_writes_every_articles_words_again(kb, runtime):
+    from hotline.knowledge.index import rebuild
+
+    with runtime.db.read_session() as s:
+        guide = s.exec(select(Article).where(Article.external_id == "m-1")).one()
+    column = "rowid" if runtime.db.is_sqlite else "article_id"
+    with runtime.db.session() as s:  # an index left behind (words cut another way, or lost)
+        s.execute(text(f"DELETE FROM knowledge_index WHERE {column} = :id"), {"id": guide.id})
+    with runtime.db.read_session() as s:
+        assert "m-1" not in [h.external_id for h in search(s, "注销登记")]
+    assert rebuild(runtime.db, batch=2) == len(GUIDES)
+    with runtime.db.read_session() as s:
+        assert search(s, "注销登记")[0].external_id == "m-1"

@@ -66,6 +66,24 @@ def write_many(session: Session, articles: list[Article]) -> None:
         )
 
 
+def rebuild(db, *, batch: int = 1000) -> int:
+    """Every article's words written again (after the segmentation or the word lists
+    changed), a batch of articles a transaction; how many."""
+    from sqlmodel import select
+
+    done, last = 0, 0
+    while True:
+        with db.session() as session:
+            articles = session.exec(select(Article).where(Article.id > last).order_by(Article.id).limit(batch)).all()
+            if not articles:
+                break
+            write_many(session, list(articles))
+            done, last = done + len(articles), articles[-1].id
+    with db.session() as session:
+        analyze(session)
+    return done
+
+
 def matches(
     session: Session, groups: list[list[str]], *, at_least: int = 1, headings_only: bool = False, at_most: int
 ) -> TextualSelect:
