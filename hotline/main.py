@@ -11,7 +11,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -212,6 +213,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _is_open311(request):
             return open311.error_response(request.url.path, 503, detail, headers)
         return JSONResponse({"detail": detail}, status_code=503, headers=headers)
+
+    @app.exception_handler(StaleDataError)
+    @app.exception_handler(IntegrityError)
+    async def changed_meanwhile(request: Request, exc: Exception) -> Response:
+        # Two changes of one row at once that the code did not foresee (a row deleted while
+        # another request updates it; a unique key taken between check and write): the
+        # later one is refused, nothing was written.
+        log.warning("a change met another one: %s", exc.__class__.__name__)
+        detail = "the data changed meanwhile (another change got there first); reload and try again"
+        if _is_open311(request):
+            return open311.error_response(request.url.path, 409, detail)
+        if not _is_api(request):
+            return _page_error(request, 409, "数据刚刚已被他人修改，请刷新后重试")
+        return JSONResponse({"detail": detail, "zh": "数据刚刚已被他人修改，请刷新后重试"}, status_code=409)
 
 
 def _warm_segmenter() -> None:

@@ -238,3 +238,35 @@ def test_access_log_lines_carry_no_key_token_or_phone(path, logged):
     record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', args, None)
     assert _REDACT_KEYS.filter(record)
     assert record.getMessage() == f'127.0.0.1:5000 - "GET {logged} HTTP/1.1" 200'
+
+
+def test_a_row_changed_by_another_request_meanwhile_is_409_not_500(runtime, district, settings):
+    """A routing rule deleted by one request while another updates it: the update is
+    refused with 409 (the race itself is made here in one process, in order)."""
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session, select
+
+    from hotline import directory
+    from hotline.main import create_app
+    from hotline.models import RoutingRule
+
+    if runtime.db.is_sqlite:
+        pytest.skip("on SQLite the process's writers queue on one lock: this interleaving cannot happen")
+    app = create_app(settings, runtime=runtime)
+    with runtime.db.read_session() as s:
+        rule_id = s.exec(select(RoutingRule.id)).first()
+
+    def late_update() -> None:
+        # This request read the rule, then another deleted it, then this one writes.
+        with Session(runtime.db.engine) as mine:
+            rule = mine.get(RoutingRule, rule_id)
+            with runtime.db.session() as other:
+                directory.delete_rule(other, rule_id)
+            rule.priority = 5
+            mine.add(rule)
+            mine.commit()
+
+    app.add_api_route("/api/v1/_race", late_update, methods=["POST"])
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/api/v1/_race", headers=district.headers("admin"))
+    assert r.status_code == 409 and "changed meanwhile" in r.json()["detail"], r.text
