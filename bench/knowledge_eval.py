@@ -4,9 +4,10 @@ that answer them, next to plain BM25 over the same articles, in the same run.
     .venv/bin/python bench/knowledge_eval.py                          # SQLite
     .venv/bin/python bench/knowledge_eval.py --database postgresql    # a scratch database on the local server
 
-The set is bench/knowledge/: articles.jsonl (the import format of `hotline knowledge import`)
-and questions.jsonl (each `{"question", "answer"}` or `{"question", "answers"}`; a null answer
-means the base cannot answer it). The questions are split in two halves by their line's
+The set: the articles of the demo district, hotline/data/knowledge_demo.jsonl (the import
+format of `hotline knowledge import`), and the questions, bench/knowledge/questions.jsonl
+(each `{"question", "answer"}` or `{"question", "answers"}`; a null answer means the base
+cannot answer it). The questions are split in two halves by their line's
 parity: the even lines (0, 2, …) are the dev half that hotline's search was tuned on, the odd
 lines the held-out half it never was; every figure is given for both halves and for all.
 
@@ -44,6 +45,8 @@ import jieba
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 DATA = BENCH / "knowledge"
+# The demo district's articles (hotline demo-data loads them too).
+ARTICLES = ROOT / "hotline" / "data" / "knowledge_demo.jsonl"
 LIMIT = 10
 PG_NAME = "hotline_bench_knowledge"
 
@@ -164,7 +167,7 @@ def hotline_searcher(
     hotline = intake.hotline_command()
     subprocess.run([*hotline, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
     start = time.perf_counter()
-    subprocess.run([*hotline, "knowledge", "import", str(DATA / "articles.jsonl")], env=env, cwd=ROOT, check=True)
+    subprocess.run([*hotline, "knowledge", "import", str(ARTICLES)], env=env, cwd=ROOT, check=True)
     print(f"imported in {time.perf_counter() - start:.1f} s (the command, start-up included)")
     runtime = delivery.runtime_for(url)
 
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     jieba.setLogLevel(60)
-    articles = load(DATA / "articles.jsonl")
+    articles = load(ARTICLES)
     questions = load(DATA / "questions.jsonl")
     dev = [i for i in range(len(questions)) if half_of(i) == "dev"]
     rankings, times = run(bm25_searcher(articles), questions)
