@@ -131,7 +131,7 @@ def create_ticket(
             unknown["category"], category = data["category"], None
     if integration:
         unknown.update(_unknown_place(places(session), fields))
-    else:
+    elif fields.get("street") or fields.get("community"):
         check_place(places(session), fields.get("street"), fields.get("community"))
     # The workflow of the category, else of its nearest ancestor that names one.
     path = category_path(category.id if category else None, lookups.categories.get)

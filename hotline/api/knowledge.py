@@ -8,7 +8,7 @@ from pydantic import Field
 
 from hotline.api.deps import RuntimeDep, public_client, require
 from hotline.api.schemas import Body, RowId
-from hotline.errors import NotFound, NotPermitted
+from hotline.errors import NotPermitted
 from hotline.inputs import MAX_ID, IdPath, PageQuery
 from hotline.knowledge import articles, catalog, feedback, search
 from hotline.knowledge.articles import EDITORS, MAX_IMPORT, STAFF, ArticleIn, ArticlePatch
@@ -158,11 +158,7 @@ def draft_from_ticket(body: DraftFromTicketIn, actor: WriterActor, runtime: Runt
 @router.get("/articles/{article_id}")
 def get_article(article_id: ArticleId, actor: StaffActor, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.read_session() as session:
-        article = articles.get(session, article_id)
-        own = actor.role == "leader" and article.department_id == actor.department_id
-        if article.status != "published" and actor.role not in EDITORS and not own:
-            raise NotFound()
-        return articles.article_out(article)
+        return articles.article_out(articles.get_readable(session, article_id, actor))
 
 
 @router.patch("/articles/{article_id}")

@@ -267,6 +267,24 @@ def get(session: Session, article_id: int) -> Article:
     return article
 
 
+def readable(actor: Actor, article: Article) -> bool:
+    """Who on the staff reads an article: a published one everyone; the others the editors
+    and the leader of the article's department."""
+    return (
+        article.status == "published"
+        or actor.role in EDITORS
+        or (actor.role == "leader" and article.department_id == actor.department_id)
+    )
+
+
+def get_readable(session: Session, article_id: int, actor: Actor, **not_found: object) -> Article:
+    """The article, or NotFound (with `not_found`'s message) when the actor may not read it."""
+    article = session.get(Article, article_id)
+    if article is None or not readable(actor, article):
+        raise NotFound(**not_found)
+    return article
+
+
 def get_public(session: Session, article_id: int, today: date) -> Article:
     """A published, public article valid today; 404 for anything else."""
     from hotline.knowledge.search import visible_today

@@ -145,9 +145,7 @@ def flag(
     if actor is None:
         article = articles.get_public(session, article_id, articles.local_today(at))
     else:
-        article = articles.get(session, article_id)
-        if article.status != "published" and actor.role not in EDITORS:
-            raise NotFound()
+        article = articles.get_readable(session, article_id, actor)
     row = ArticleFlag(
         article_id=article.id,
         reason=reason,
@@ -196,12 +194,21 @@ def flagged(session: Session, *, limit: int = 50) -> list[FlaggedArticle]:
     return [FlaggedArticle(by_id[i], open_flags[i]) for i in ids]
 
 
+def open_flags(session: Session, article_id: int) -> list[ArticleFlag]:
+    """An article's open flags, newest first."""
+    return list(
+        session.exec(
+            select(ArticleFlag)
+            .where(ArticleFlag.article_id == article_id, ArticleFlag.resolved_at.is_(None))
+            .order_by(ArticleFlag.at.desc(), ArticleFlag.id.desc())
+        )
+    )
+
+
 def resolve_flags(session: Session, article_id: int, actor: Actor, at: datetime) -> int:
     """An editor has dealt with an article's open flags; how many were open."""
     articles.get(session, article_id)
-    rows = session.exec(
-        select(ArticleFlag).where(ArticleFlag.article_id == article_id, ArticleFlag.resolved_at.is_(None))
-    ).all()
+    rows = open_flags(session, article_id)
     for row in rows:
         row.resolved_at, row.resolved_by_id = at, actor.id
         session.add(row)

@@ -34,6 +34,7 @@ from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
     awaiting_callback,
     awaiting_callback_counts,
+    check_place,
     create_ticket,
     get_visible,
     recent_tickets,
@@ -153,18 +154,13 @@ def _zh_error(err: dict[str, Any]) -> tuple[str, str]:
 
 
 def _place_errors(values: dict[str, Any], known: dict[str, list[str]]) -> dict[str, str]:
-    """Street and community must be the district's own, when the district lists its places."""
-    errors: dict[str, str] = {}
-    if not known:
-        return errors
-    street, community = values["street"], values["community"]
-    if street and street not in known:
-        errors["street"] = "请从列表中选择街道"
-    elif community and not street:
-        errors["street"] = "请先选择街道"
-    elif community and community not in known[street]:
-        errors["community"] = f"“{street}”下没有这个社区，请从列表中选择"
-    return errors
+    """Street and community must be the district's own, when the district lists its places
+    (the API's rule, tickets.check_place), said beside the field."""
+    try:
+        check_place(known, values["street"], values["community"])
+    except Invalid as exc:
+        return {exc.field: exc.extra["zh"]}
+    return {}
 
 
 def _fire_error(event: str, exc: HotlineError) -> tuple[str | None, str]:

@@ -274,11 +274,13 @@ def _assistant_page(
 
 
 def _conversation(roles: list[str], texts: list[str]) -> list[dict[str, str]]:
-    """The conversation so far, as the page carried it in hidden fields (the last turns)."""
+    """The conversation so far, as the page carried it in hidden fields (the last turns,
+    each cut to the longest a turn may be)."""
+    cut = (text[: assistant.MAX_TURN_CHARS].strip() for text in texts)
     turns = [
-        {"role": role, "text": text.strip()}
-        for role, text in zip(roles, texts, strict=False)
-        if role in assistant.TURN_LABELS and text.strip()
+        {"role": role, "text": text}
+        for role, text in zip(roles, cut, strict=False)
+        if role in assistant.TURN_LABELS and text
     ]
     return turns[-(assistant.MAX_TURNS - 2) :]
 
@@ -307,7 +309,7 @@ def assistant_ask(
     """The page without JavaScript: the question posted, the answer rendered here."""
     if busy := _limited(request, runtime):
         return busy
-    turns = _conversation(role, [t[: assistant.MAX_TURN_CHARS] for t in text])
+    turns = _conversation(role, text)
     fresh = _nonce_ok(runtime, "assistant", nonce, runtime.now())
     if not fresh:
         ctx = {"turns": turns, "error": "页面已过期，请重新输入您的问题。", "question": question[:200]}
@@ -340,7 +342,7 @@ def assistant_handoff(
     """The hand-over form without JavaScript: the matter filed, its number shown."""
     if busy := _limited(request, runtime):
         return busy
-    turns = _conversation(role, [t[: assistant.MAX_TURN_CHARS] for t in text])
+    turns = _conversation(role, text)
     street, _, community = place.partition("/")
     form = {"content": content, "caller_phone": caller_phone, "caller_name": caller_name, "place": place}
     now = runtime.now()

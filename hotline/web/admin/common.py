@@ -23,7 +23,6 @@ Year = Annotated[int, PathParam(ge=2000, le=2100)]
 
 FLASH_COOKIE = "hotline_admin_flash"
 CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
-USERNAME = re.compile(r"^[A-Za-z0-9_.\-@]{2,64}$")
 # Who may fire a workflow event, in the words of the pages (two are not users).
 ACTOR_LABELS = {**ROLE_LABELS, "system": "系统", "citizen": "市民"}
 PLACE_SEP = "|"

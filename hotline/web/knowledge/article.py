@@ -6,14 +6,14 @@ from typing import Annotated, Any
 from fastapi import Form, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError, Invalid
 from hotline.knowledge import articles, feedback
 from hotline.knowledge.articles import ACTIONS, EDITORS, FIELDS
 from hotline.knowledge.text import render as render_markdown
-from hotline.models import ArticleFlag, Ticket
+from hotline.models import Ticket
 from hotline.runtime import Runtime
 from hotline.web.auth import PageUser
 from hotline.web.forms import safe_path, submit
@@ -91,15 +91,7 @@ def _article_context(session: Session, user: PageUser, article_id: int) -> dict[
     article = _visible(session, user, article_id)
     editor = user.role in EDITORS
     source = session.get(Ticket, article.source_ticket_id) if article.source_ticket_id else None
-    open_flags = (
-        session.exec(
-            select(ArticleFlag)
-            .where(ArticleFlag.article_id == article.id, ArticleFlag.resolved_at.is_(None))
-            .order_by(ArticleFlag.at.desc())
-        ).all()
-        if editor
-        else []
-    )
+    open_flags = feedback.open_flags(session, article.id) if editor else []
     return {
         "article": article,
         "body_html": render_markdown(article.body),

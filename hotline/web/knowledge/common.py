@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from hotline.errors import HotlineError, NotFound
+from hotline.errors import HotlineError
 from hotline.inputs import IdPath
 from hotline.knowledge import catalog, spreadsheet
-from hotline.knowledge.articles import ACTIONS, EDITORS, STAFF
+from hotline.knowledge.articles import ACTIONS, EDITORS, STAFF, get_readable, readable
 from hotline.models import ARTICLE_KINDS, FLAG_REASONS, Article
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.render import render
@@ -84,13 +84,7 @@ def _done(done: str | None) -> str | None:
 
 
 def _readable(user: PageUser, article: Article) -> bool:
-    """Published articles to every staff role; the others to the editors and to the leader
-    of the article's department."""
-    return (
-        article.status == "published"
-        or user.role in EDITORS
-        or (user.role == "leader" and article.department_id == user.actor.department_id)
-    )
+    return readable(user.actor, article)
 
 
 def _writable(user: PageUser, article: Article) -> bool:
@@ -113,10 +107,7 @@ NOT_FOUND = "知识条目不存在，或您无权查看"
 
 def _visible(session: Session, user: PageUser, article_id: int) -> Article:
     """The article, or 404 when this user may not read it."""
-    article = session.get(Article, article_id)
-    if article is None or not _readable(user, article):
-        raise NotFound(zh=NOT_FOUND)
-    return article
+    return get_readable(session, article_id, user.actor, zh=NOT_FOUND)
 
 
 # ------------------------------------------------------------------ messages in Chinese
