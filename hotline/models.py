@@ -74,8 +74,6 @@ class User(SQLModel, table=True):
     source: str | None = Field(default=None, max_length=32)
     password_hash: str = Field(max_length=255)
     active: bool = True
-    failed_logins: int = 0
-    locked_until: datetime | None = _time()
     created_at: datetime = Field(sa_type=UTCDateTime)
     # Notices made before this time count as read for this user ("mark all as read"; for a
     # new user, the department's earlier notices are not theirs to read).

@@ -27,3 +27,46 @@ def test_sqlite_pragmas(database):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def _users_columns_and_indexes(db):
+    import sqlalchemy as sa
+
+    with db.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("users")}
+        indexes = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    return columns, indexes
+
+
+def test_an_old_sqlite_drops_the_lockout_columns_and_keeps_the_case_index(tmp_path, monkeypatch):
+    """0011 on an SQLite older than 3.35 rebuilds users in batch mode: the index on
+    lower(username) that the rebuild cannot copy is there again after, and still refuses."""
+    import sqlite3
+
+    import pytest
+    import sqlalchemy as sa
+
+    from hotline.db import Database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "0010")
+    db = Database(url)
+    before, _ = _users_columns_and_indexes(db)
+    assert {"failed_logins", "locked_until"} <= before
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    command.upgrade(cfg, "head")
+    after, indexes = _users_columns_and_indexes(db)
+    assert not {"failed_logins", "locked_until"} & after
+    assert "uq_users_username_lower" in indexes
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO users (username, role, password_hash, active, created_at, must_change_password) "
+            "VALUES ('Ann', 'agent', 'x', 1, '2026-11-01 00:00:00', 0)"
+        )
+    with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO users (username, role, password_hash, active, created_at, must_change_password) "
+            "VALUES ('ann', 'agent', 'x', 1, '2026-11-01 00:00:00', 0)"
+        )
+    db.dispose()
