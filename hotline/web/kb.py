@@ -17,9 +17,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
-from hotline.api.assistant import NO_STORE
 from hotline.api.deps import RuntimeDep, public_client
-from hotline.api.knowledge import PUBLIC_CACHE
 from hotline.directory import places
 from hotline.errors import HotlineError, Invalid, NotFound, TooManyRequests
 from hotline.evaluation.ratings import app_secret, form_nonce
@@ -27,7 +25,8 @@ from hotline.inputs import IdPath
 from hotline.knowledge import articles, assistant, catalog, feedback, search
 from hotline.knowledge.text import render as render_markdown
 from hotline.models import ARTICLE_KINDS, FLAG_REASONS, AppSecret, Department
-from hotline.web.render import templates
+from hotline.web import public
+from hotline.web.public import Flag, Switch
 
 router = APIRouter(include_in_schema=False)
 PER_PAGE = 10
@@ -35,7 +34,6 @@ PER_PAGE = 10
 NONCE_SECONDS = 3600
 SECRET_NAME = "public_form"
 ArticleId = IdPath
-Flag = Annotated[str, Form(max_length=10)]
 
 
 def _secret(runtime, now: datetime) -> bytes:
@@ -57,37 +55,9 @@ def _nonce_ok(runtime, form: str, nonce: str, now: datetime) -> bool:
     return any(hmac.compare_digest(nonce, _nonce(runtime, form, now, ago)) for ago in (0, 1))
 
 
-def _page(
-    request: Request,
-    runtime,
-    name: str,
-    ctx: dict[str, Any],
-    *,
-    status_code: int = 200,
-    cache: bool = True,
-    embed: str = "",
-    mode: str = "",
-) -> Response:
-    with runtime.db.read_session() as session:
-        district = runtime.district(session)
-    context = {
-        "district": district,
-        "phone": runtime.settings.phone,
-        "embed": embed == "1",
-        "elder": mode == "elder",
-        "path": request.url.path,
-        # The large-text switch is a GET form to this address: the rest of its query kept.
-        "query_items": [(k, v) for k, v in request.query_params.multi_items() if k != "mode"],
-        **ctx,
-    }
-    response = templates().TemplateResponse(request, name, context, status_code=status_code)
-    response.headers["Cache-Control"] = PUBLIC_CACHE if cache and status_code == 200 else NO_STORE
-    return response
-
-
 def _missing(request: Request, runtime, embed: str, mode: str) -> Response:
     ctx = {"heading": "该内容不存在或已下线", "message": "您要找的内容可能已过有效期或尚未公开。"}
-    return _page(request, runtime, "kb/notice.html", ctx, status_code=404, embed=embed, mode=mode)
+    return public.page(request, runtime, "kb/notice.html", ctx, status_code=404, embed=embed, mode=mode)
 
 
 def _limited(request: Request, runtime) -> Response | None:
@@ -96,7 +66,7 @@ def _limited(request: Request, runtime) -> Response | None:
         public_client(request, runtime)
     except TooManyRequests as exc:
         ctx = {"heading": "访问太频繁", "message": "您的访问太频繁了，请稍等一会儿再试。"}
-        response = _page(request, runtime, "kb/notice.html", ctx, status_code=429)
+        response = public.page(request, runtime, "kb/notice.html", ctx, status_code=429)
         response.headers["Retry-After"] = str(exc.extra.get("retry_after", 1))
         return response
     return None
@@ -117,7 +87,6 @@ def _keep(embed: str, mode: str, **params: Any) -> str:
 
 Text = Annotated[str, Query(max_length=2000)]
 Short = Annotated[str, Query(max_length=200)]
-Switch = Annotated[str, Query(max_length=10)]
 
 
 @router.get("/kb", response_class=HTMLResponse)
@@ -153,7 +122,7 @@ def kb_home(
             )
     keep = {"embed": embed, "mode": mode}
     ctx["link"] = lambda **params: _keep(embed, mode, **params)
-    return _page(request, runtime, "kb/index.html", ctx, status_code=status_code, **keep)
+    return public.page(request, runtime, "kb/index.html", ctx, status_code=status_code, **keep)
 
 
 def _branch(tree: list[catalog.CategoryNode], path: str) -> tuple[list, list[tuple[str, str]]]:
@@ -200,7 +169,9 @@ def _article_page(
         }
     ctx["link"] = lambda **params: _keep(embed, mode, **params)
     cache = not ctx.get("flagged") and not ctx.get("error")
-    return _page(request, runtime, "kb/article.html", ctx, status_code=status_code, cache=cache, embed=embed, mode=mode)
+    return public.page(
+        request, runtime, "kb/article.html", ctx, status_code=status_code, cache=cache, embed=embed, mode=mode
+    )
 
 
 @router.get("/kb/{article_id}", response_class=HTMLResponse)
@@ -268,7 +239,7 @@ def _assistant_page(
             "max_question": assistant.MAX_QUESTION_CHARS,
             **ctx,
         }
-    return _page(
+    return public.page(
         request, runtime, "assistant/page.html", ctx, status_code=status_code, cache=cache, embed=embed, mode=mode
     )
 
