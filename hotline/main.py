@@ -36,7 +36,7 @@ from hotline.errors import HotlineError
 from hotline.inputs import refuse_control_characters
 from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
-from hotline.web import agent, citizen, department, kb, performance, supervisor, views
+from hotline.web import agent, citizen, department, filing, kb, performance, supervisor, views
 from hotline.web import evaluation as evaluation_pages
 from hotline.web import knowledge as knowledge_pages
 from hotline.web.headers import SecurityHeaders
@@ -287,6 +287,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(views.router)
     app.include_router(citizen.router)
     app.include_router(kb.router)
+    app.include_router(filing.router)
     app.include_router(agent.router)
     app.include_router(department.router)
     app.include_router(supervisor.router)

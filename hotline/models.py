@@ -781,3 +781,21 @@ class KnowledgeGap(SQLModel, table=True):
     closed_by_id: int | None = Field(default=None, foreign_key="users.id")
     # The article that now answers it, if the editor named one.
     article_id: int | None = Field(default=None, foreign_key="articles.id")
+
+
+class VerificationCode(SQLModel, table=True):
+    """A code sent by text message to a citizen who files a matter online (网上诉求). Neither
+    the phone nor the code is kept: `phone_key` and `code_hash` are HMACs with an installation
+    secret, enough to find the phone's latest code and to check what is typed."""
+
+    __tablename__ = "verification_codes"
+    __table_args__ = (Index("ix_verification_codes_phone_key_created_at", "phone_key", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone_key: str = Field(max_length=64)
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    # Wrong codes typed against this one; it stops working at the limit.
+    attempts: int = 0
+    used_at: datetime | None = _time()

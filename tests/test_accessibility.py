@@ -1,7 +1,7 @@
-"""The citizens' pages for everyone (适老化、无障碍): the knowledge base, the assistant and the
-rating page, in the normal and the large-text high-contrast mode, on a phone, checked by
-axe-core (vendored from npm: tests/vendor/axe-core) in Chromium with no serious or critical
-violation; and the rating page used with the keyboard alone."""
+"""The citizens' pages for everyone (适老化、无障碍): the knowledge base, the assistant, online
+filing and its progress and the rating page, in the normal and the large-text high-contrast
+mode, on a phone, checked by axe-core (vendored from npm: tests/vendor/axe-core) in Chromium
+with no serious or critical violation; and the rating page used with the keyboard alone."""
 
 from pathlib import Path
 
@@ -50,7 +50,7 @@ def rating_link(runtime, client, district):
 
 def test_the_citizens_pages_have_no_serious_violation(kb, server, phone, runtime, rating_link):  # noqa: F811
     card = ids(runtime)["社会保障卡补办"]
-    pages = ["/kb", "/kb?q=社保卡丢了", f"/kb/{card}", "/kb/999999", "/assistant", rating_link]
+    pages = ["/kb", "/kb?q=社保卡丢了", f"/kb/{card}", "/kb/999999", "/assistant", "/file", "/progress", rating_link]
     found = {}
     for mode in ("", "elder"):
         for path in pages:

@@ -8,6 +8,7 @@ import time
 import pytest
 from sqlmodel import select
 
+from hotline import filing
 from hotline.directory import create_place
 from hotline.knowledge import assistant
 from hotline.models import Article, Ticket, TicketEvent
@@ -306,7 +307,7 @@ def test_a_missing_phone_is_422(client):
 
 
 def test_one_phone_files_at_most_five_matters_an_hour(kb, client, clock):
-    for _ in range(assistant.HANDOFFS_PER_PHONE_HOUR):
+    for _ in range(filing.FILINGS_PER_PHONE_HOUR):
         hand_over(client)
     r = hand_over(client, expect=429)
     assert r.json()["field"] == "caller_phone" and int(r.headers["Retry-After"]) > 0
@@ -316,7 +317,7 @@ def test_one_phone_files_at_most_five_matters_an_hour(kb, client, clock):
 
 
 def test_the_public_side_is_rate_limited_per_address(kb, client, runtime):
-    runtime._limiter = RateLimiter(60)  # one a second, bursts of 20
+    runtime._limiter = RateLimiter(6)  # one in ten seconds, bursts of 20: none comes back during the test
     codes = [client.post("/public/v1/assistant", json={"question": "社保卡补办"}).status_code for _ in range(22)]
     assert codes[:20] == [200] * 20 and codes[-1] == 429
     # One share for the whole public side: the hand-over, the pages and the search too.
@@ -392,10 +393,10 @@ def test_a_reply_without_a_given_citation_is_not_used(kb, client, runtime, model
 
 def test_a_slow_or_failing_model_falls_back_to_the_passage(kb, client, runtime, model):
     use_model(runtime, model, llm_timeout_seconds=0.5)
-    model.reply, model.delay = "社保卡可以补办[1]。", 3.0
+    model.reply, model.delay = "社保卡可以补办[1]。", 6.0
     started = time.monotonic()
     reply = ask(client, "社保卡丢了怎么补办")
-    assert reply["source"] == "passage" and time.monotonic() - started < 2.5
+    assert reply["source"] == "passage" and time.monotonic() - started < 5.0  # not the 6 s the model takes
     model.delay, model.status = 0.0, 500
     assert ask(client, "社保卡丢了怎么补办")["source"] == "passage"
     runtime.settings = runtime.settings.model_copy(update={"llm_url": model.url.replace("/v1/", "/v9/")})

@@ -12,19 +12,18 @@ only (hotline.knowledge.llm); a reply that cites none of them is not used.
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from hotline.directory import places
-from hotline.errors import Invalid, TooManyRequests
+from hotline.errors import Invalid
 from hotline.evaluation.ratings import CITIZEN
-from hotline.inputs import check_text
+from hotline.filing import check_filing_rate, clean_phone, clean_text
 from hotline.knowledge import articles, feedback, llm, search
 from hotline.knowledge.text import plain, query_terms, words
-from hotline.models import OWN_SOURCE, Article, Ticket
+from hotline.models import Article, Ticket
 from hotline.tickets import create_ticket
 from hotline.words import stop_words, synonym_groups
 
@@ -43,12 +42,7 @@ MIN_COVERAGE = 0.6
 # The hand-over: a conversation of at most this many turns of at most this many characters.
 MAX_TURNS, MAX_TURN_CHARS = 20, 2000
 MAX_CONTENT_CHARS = 2000
-# Hand-overs one phone number may file in an hour.
-HANDOFFS_PER_PHONE_HOUR = 5
 TURN_LABELS = {"citizen": "市民", "assistant": "智能客服"}
-# Mobile: 11 digits from 13 to 19; landline: an area code (0 and 2 or 3 digits) and 7 or 8 digits.
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_LANDLINE = re.compile(r"^0\d{2,3}\d{7,8}$")
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
 # Spaces beside Chinese characters and punctuation (left where Markdown marks were): dropped.
 _WIDE = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
@@ -78,37 +72,9 @@ class Reply:
 # ------------------------------------------------------------------ input
 
 
-def clean_text(value: str, name: str, limit: int, *, label: str) -> str:
-    """A citizen's text: spaces trimmed, control characters refused, 1 to `limit`
-    characters; 422 naming the field and saying why (in Chinese too)."""
-    check_text(value, name)
-    text = value.strip()
-    if not text:
-        raise Invalid(f"{name}: empty", field=name, zh=f"请填写{label}")
-    if len(text) > limit:
-        raise Invalid(
-            f"{name}: longer than {limit} characters ({len(text)})", field=name, zh=f"{label}请不要超过{limit}个字"
-        )
-    return text
-
-
 def clean_question(question: str) -> str:
     """The question on one line: 1 to 200 characters, no control characters."""
     return " ".join(clean_text(question, "question", MAX_QUESTION_CHARS, label="问题").split())
-
-
-def clean_phone(raw: str) -> str:
-    """A mobile number (11 digits) or a landline with its area code, as digits; 422 otherwise."""
-    digits = re.sub(r"[\s\-()]", "", raw or "")
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    if not (_MOBILE.match(digits) or _LANDLINE.match(digits)):
-        raise Invalid(
-            "caller_phone: not a mobile number (11 digits) or a landline with its area code",
-            field="caller_phone",
-            zh="请填写正确的联系电话：11位手机号码，或带区号的固定电话",
-        )
-    return digits
 
 
 # ------------------------------------------------------------------ trust
@@ -333,29 +299,13 @@ def hand_over(
 ) -> Ticket:
     """File the citizen's matter online: a consultation ticket of the web channel, waiting for
     dispatch (registered), the conversation with the assistant attached. At most
-    HANDOFFS_PER_PHONE_HOUR an hour per phone number (429)."""
+    FILINGS_PER_PHONE_HOUR an hour per phone number with the online filings (429)."""
     content = clean_text(content, "content", MAX_CONTENT_CHARS, label="诉求内容")
     turns = _clean_conversation(conversation)
     phone = clean_phone(caller_phone)
     name = clean_text(caller_name, "caller_name", 50, label="姓名") if (caller_name or "").strip() else None
     street, community = _place(session, street, community)
-    since = now - timedelta(hours=1)
-    recent = session.exec(
-        select(func.count(), func.min(Ticket.created_at)).where(
-            Ticket.caller_phone == phone,
-            Ticket.channel == "web",
-            Ticket.source == OWN_SOURCE,
-            Ticket.created_at >= since,
-        )
-    ).one()
-    if recent[0] >= HANDOFFS_PER_PHONE_HOUR:
-        wait = max(60, int((recent[1] + timedelta(hours=1) - now).total_seconds()))
-        raise TooManyRequests(
-            f"caller_phone: at most {HANDOFFS_PER_PHONE_HOUR} matters an hour from one phone number",
-            retry_after=wait,
-            field="caller_phone",
-            zh=f"同一电话号码每小时最多在线提交{HANDOFFS_PER_PHONE_HOUR}件诉求，请稍后再试或拨打{runtime.settings.phone}。",
-        )
+    check_filing_rate(session, runtime, phone, now)
     data = {
         "type": "consultation",
         "channel": "web",

@@ -8,8 +8,6 @@ the large-text mode without JavaScript. Pages are cached like the public API
 (public, max-age=300); what a form posts is never cached. Forms carry a nonce signed with
 the installation's secret and bound to the form and the hour (like the rating page's)."""
 
-import hmac
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -17,59 +15,24 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
-from hotline.api.deps import RuntimeDep, public_client
+from hotline.api.deps import RuntimeDep
 from hotline.directory import places
-from hotline.errors import HotlineError, Invalid, NotFound, TooManyRequests
-from hotline.evaluation.ratings import app_secret, form_nonce
+from hotline.errors import HotlineError, Invalid, NotFound
 from hotline.inputs import IdPath
 from hotline.knowledge import articles, assistant, catalog, feedback, search
 from hotline.knowledge.text import render as render_markdown
-from hotline.models import ARTICLE_KINDS, FLAG_REASONS, AppSecret, Department
+from hotline.models import ARTICLE_KINDS, FLAG_REASONS, Department
 from hotline.web import public
 from hotline.web.public import Flag, Switch
 
 router = APIRouter(include_in_schema=False)
 PER_PAGE = 10
-# A form's nonce is good for the hour it was made in and the next.
-NONCE_SECONDS = 3600
-SECRET_NAME = "public_form"
 ArticleId = IdPath
-
-
-def _secret(runtime, now: datetime) -> bytes:
-    """The key of the public forms' nonces: read (a page view takes no write lock), made once."""
-    with runtime.db.read_session() as session:
-        row = session.get(AppSecret, SECRET_NAME)
-        if row is not None:
-            return bytes.fromhex(row.value)
-    with runtime.db.session() as session:
-        return app_secret(session, SECRET_NAME, now)
-
-
-def _nonce(runtime, form: str, now: datetime, hours_ago: int = 0) -> str:
-    window = int(now.timestamp()) // NONCE_SECONDS - hours_ago
-    return form_nonce(_secret(runtime, now), f"{form}:{window}")
-
-
-def _nonce_ok(runtime, form: str, nonce: str, now: datetime) -> bool:
-    return any(hmac.compare_digest(nonce, _nonce(runtime, form, now, ago)) for ago in (0, 1))
 
 
 def _missing(request: Request, runtime, embed: str, mode: str) -> Response:
     ctx = {"heading": "该内容不存在或已下线", "message": "您要找的内容可能已过有效期或尚未公开。"}
     return public.page(request, runtime, "kb/notice.html", ctx, status_code=404, embed=embed, mode=mode)
-
-
-def _limited(request: Request, runtime) -> Response | None:
-    """The public side's rate limit, per client address: a page that says so when it is reached."""
-    try:
-        public_client(request, runtime)
-    except TooManyRequests as exc:
-        ctx = {"heading": "访问太频繁", "message": "您的访问太频繁了，请稍等一会儿再试。"}
-        response = public.page(request, runtime, "kb/notice.html", ctx, status_code=429)
-        response.headers["Retry-After"] = str(exc.extra.get("retry_after", 1))
-        return response
-    return None
 
 
 def _keep(embed: str, mode: str, **params: Any) -> str:
@@ -101,7 +64,7 @@ def kb_home(
     mode: Switch = "",
 ) -> Response:
     """Search (q) or browse by category, a page at a time."""
-    if busy := _limited(request, runtime):
+    if busy := public.limited(request, runtime):
         return busy
     today = articles.local_today(runtime.now())
     kind = kind if kind in ARTICLE_KINDS else ""
@@ -164,7 +127,7 @@ def _article_page(
             "article": article,
             "issuer": _issuer(session, article),
             "body_html": render_markdown(article.body),
-            "nonce": _nonce(runtime, f"flag:{article.id}", now),
+            "nonce": public.nonce(runtime, f"flag:{article.id}", now),
             "reasons": FLAG_REASONS,
         }
     ctx["link"] = lambda **params: _keep(embed, mode, **params)
@@ -179,7 +142,7 @@ def kb_article(
     request: Request, article_id: ArticleId, runtime: RuntimeDep, embed: Switch = "", mode: Switch = ""
 ) -> Response:
     """A published public article valid today; 404 for any other."""
-    if busy := _limited(request, runtime):
+    if busy := public.limited(request, runtime):
         return busy
     return _article_page(request, runtime, article_id, embed, mode)
 
@@ -196,10 +159,10 @@ def kb_flag(
     mode: Flag = "",
 ) -> Response:
     """这条回答有帮助吗: a citizen's flag on the article."""
-    if busy := _limited(request, runtime):
+    if busy := public.limited(request, runtime):
         return busy
     now = runtime.now()
-    fresh = _nonce_ok(runtime, f"flag:{article_id}", nonce, now)
+    fresh = public.nonce_ok(runtime, f"flag:{article_id}", nonce, now)
     if not fresh:
         stale = {"error": "页面已过期，请刷新后再提交。"}
         return _article_page(request, runtime, article_id, embed, mode, ctx=stale, status_code=403)
@@ -231,7 +194,7 @@ def _assistant_page(
     status_code: int = 200,
     cache: bool = False,
 ) -> Response:
-    nonce = _nonce(runtime, "assistant", runtime.now())
+    nonce = public.nonce(runtime, "assistant", runtime.now())
     with runtime.db.read_session() as session:
         ctx = {
             "nonce": nonce,
@@ -261,7 +224,7 @@ Turns = Annotated[list[str], Form(max_length=assistant.MAX_TURNS * 2)]
 
 @router.get("/assistant", response_class=HTMLResponse)
 def assistant_page(request: Request, runtime: RuntimeDep, embed: Switch = "", mode: Switch = "") -> Response:
-    if busy := _limited(request, runtime):
+    if busy := public.limited(request, runtime):
         return busy
     return _assistant_page(request, runtime, {"turns": []}, embed=embed, mode=mode, cache=True)
 
@@ -278,10 +241,10 @@ def assistant_ask(
     mode: Flag = "",
 ) -> Response:
     """The page without JavaScript: the question posted, the answer rendered here."""
-    if busy := _limited(request, runtime):
+    if busy := public.limited(request, runtime):
         return busy
     turns = _conversation(role, text)
-    fresh = _nonce_ok(runtime, "assistant", nonce, runtime.now())
+    fresh = public.nonce_ok(runtime, "assistant", nonce, runtime.now())
     if not fresh:
         ctx = {"turns": turns, "error": "页面已过期，请重新输入您的问题。", "question": question[:200]}
         return _assistant_page(request, runtime, ctx, embed=embed, mode=mode, status_code=403)
@@ -311,14 +274,14 @@ def assistant_handoff(
     mode: Flag = "",
 ) -> Response:
     """The hand-over form without JavaScript: the matter filed, its number shown."""
-    if busy := _limited(request, runtime):
+    if busy := public.limited(request, runtime):
         return busy
     turns = _conversation(role, text)
     street, _, community = place.partition("/")
     form = {"content": content, "caller_phone": caller_phone, "caller_name": caller_name, "place": place}
     now = runtime.now()
     try:
-        if not _nonce_ok(runtime, "assistant", nonce, now):
+        if not public.nonce_ok(runtime, "assistant", nonce, now):
             raise HotlineError("stale form", status_code=403, zh="页面已过期，请重新提交。")
         with runtime.db.session() as session:
             ticket = assistant.hand_over(

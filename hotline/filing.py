@@ -1,0 +1,287 @@
+"""Online filing (网上诉求): a citizen files a matter on the public site and follows it.
+
+Filing takes a verification code sent by text message to the phone given (through the
+installation's message channel, hotline.evaluation.messaging), so a matter carries a phone
+that its filer holds; no third-party captcha. What keeps abuse down:
+
+- codes: one a minute and CODES_PER_PHONE_HOUR an hour per phone, each good for CODE_TTL
+  and CODE_ATTEMPTS wrong tries, used once;
+- filings: FILINGS_PER_PHONE_HOUR an hour per phone, counted from the tickets themselves
+  (the assistant's hand-overs included), so every server process sees the same count;
+- per client address: the public side's rate limit (hotline.api.deps.public_client), which
+  the pages apply before any of this.
+
+Neither the phone nor the code is stored with a code: only HMACs with an installation
+secret. A filed matter is a ticket of the web channel waiting for dispatch (待派单).
+
+Following a matter takes its number and the phone it was filed with; a wrong pair and an
+unknown number get the same answer.
+"""
+
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.directory import places
+from hotline.errors import Invalid, TooManyRequests
+from hotline.evaluation.messaging import queue
+from hotline.evaluation.ratings import CITIZEN, app_secret
+from hotline.inputs import check_text
+from hotline.labels import TYPE_LABELS
+from hotline.models import OWN_SOURCE, Department, Ticket, VerificationCode
+from hotline.tickets import check_place, create_ticket
+
+CODE_TTL = timedelta(minutes=10)
+CODE_GAP = timedelta(seconds=60)
+CODES_PER_PHONE_HOUR = 5
+CODE_ATTEMPTS = 5
+FILINGS_PER_PHONE_HOUR = 5
+MAX_CONTENT_CHARS = 2000
+# What a citizen may file (表扬 too: thanks reach the department like any matter).
+FILING_TYPES = ("consultation", "complaint", "help", "suggestion", "report", "praise")
+SECRET_NAME = "verification"
+# Mobile: 11 digits from 13 to 19; landline: an area code (0 and 2 or 3 digits) and 7 or 8 digits.
+MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_LANDLINE = re.compile(r"^0\d{2,3}\d{7,8}$")
+
+
+def clean_text(value: str, name: str, limit: int, *, label: str) -> str:
+    """A citizen's text: spaces trimmed, control characters refused, 1 to `limit`
+    characters; 422 naming the field and saying why (in Chinese too)."""
+    check_text(value, name)
+    text = value.strip()
+    if not text:
+        raise Invalid(f"{name}: empty", field=name, zh=f"请填写{label}")
+    if len(text) > limit:
+        raise Invalid(
+            f"{name}: longer than {limit} characters ({len(text)})", field=name, zh=f"{label}请不要超过{limit}个字"
+        )
+    return text
+
+
+def clean_phone(raw: str) -> str:
+    """A mobile number (11 digits) or a landline with its area code, as digits; 422 otherwise."""
+    digits = re.sub(r"[\s\-()]", "", raw or "")
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    if not (MOBILE.match(digits) or _LANDLINE.match(digits)):
+        raise Invalid(
+            "caller_phone: not a mobile number (11 digits) or a landline with its area code",
+            field="caller_phone",
+            zh="请填写正确的联系电话：11位手机号码，或带区号的固定电话",
+        )
+    return digits
+
+
+def _keyed(session: Session, now: datetime, *parts: str) -> str:
+    key = app_secret(session, SECRET_NAME, now)
+    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def mobile(raw: str) -> str:
+    """A mobile number (a code goes by text message), as digits; 422 otherwise."""
+    phone = clean_phone(raw)
+    if not MOBILE.match(phone):
+        raise Invalid(
+            "caller_phone: a verification code goes to a mobile number (11 digits)",
+            field="caller_phone",
+            zh="验证码只能发送到手机，请填写11位手机号码",
+        )
+    return phone
+
+
+def send_code(session: Session, runtime, raw_phone: str, now: datetime) -> None:
+    """A new code to the phone by text message; 429 (with the wait) when asked too often."""
+    phone = mobile(raw_phone)
+    key = _keyed(session, now, "phone", phone)
+    count, last = session.exec(
+        select(func.count(), func.max(VerificationCode.created_at)).where(
+            VerificationCode.phone_key == key, VerificationCode.created_at > now - timedelta(hours=1)
+        )
+    ).one()
+    if last is not None and now - last < CODE_GAP:
+        wait = max(1, math.ceil((last + CODE_GAP - now).total_seconds()))
+        raise TooManyRequests(
+            "caller_phone: one code a minute", retry_after=wait, field="caller_phone", zh=f"请{wait}秒后再获取验证码"
+        )
+    if count >= CODES_PER_PHONE_HOUR:
+        raise TooManyRequests(
+            f"caller_phone: at most {CODES_PER_PHONE_HOUR} codes an hour",
+            retry_after=3600,
+            field="caller_phone",
+            zh=f"同一手机号码每小时最多获取{CODES_PER_PHONE_HOUR}次验证码，请稍后再试或拨打{runtime.settings.phone}",
+        )
+    code = f"{secrets.randbelow(10**6):06d}"
+    session.add(
+        VerificationCode(
+            phone_key=key,
+            code_hash=_keyed(session, now, "code", phone, code),
+            created_at=now,
+            expires_at=now + CODE_TTL,
+        )
+    )
+    minutes = int(CODE_TTL.total_seconds() // 60)
+    body = (
+        f"【{runtime.settings.phone}热线】您的验证码是{code}，{minutes}分钟内有效，"
+        "仅用于网上提交诉求。如非本人操作，请忽略。"
+    )
+    queue(session, runtime.channel, to=phone, body=body, ticket_id=None, now=now)
+
+
+class WrongCode(Invalid):
+    """The code typed is not the phone's latest good one; the try is counted after the
+    filing's transaction has rolled back (`count_wrong_try`)."""
+
+    def __init__(self, code_id: int | None, zh: str) -> None:
+        super().__init__("code: not the code sent to this phone, or no longer good", field="code", zh=zh)
+        self.code_id = code_id
+
+
+def _use_code(session: Session, phone: str, code: str, now: datetime) -> None:
+    row = session.exec(
+        select(VerificationCode)
+        .where(VerificationCode.phone_key == _keyed(session, now, "phone", phone))
+        .order_by(col(VerificationCode.created_at).desc(), col(VerificationCode.id).desc())
+        .limit(1)
+        .with_for_update()
+    ).first()
+    if row is None or row.used_at is not None or row.expires_at <= now or row.attempts >= CODE_ATTEMPTS:
+        raise WrongCode(None, "验证码已失效，请重新获取")
+    typed = _keyed(session, now, "code", phone, code.strip())
+    if not hmac.compare_digest(typed, row.code_hash):
+        left = CODE_ATTEMPTS - row.attempts - 1
+        raise WrongCode(row.id, f"验证码不正确，还可以再试{left}次" if left else "验证码不正确，请重新获取")
+    row.used_at = now
+
+
+def count_wrong_try(runtime, code_id: int | None) -> None:
+    if code_id is None:
+        return
+    with runtime.db.session() as session:
+        row = session.get(VerificationCode, code_id)
+        if row is not None:
+            row.attempts += 1
+
+
+def check_filing_rate(session: Session, runtime, phone: str, now: datetime) -> None:
+    """At most FILINGS_PER_PHONE_HOUR matters an hour filed online from one phone (429)."""
+    count, first = session.exec(
+        select(func.count(), func.min(Ticket.created_at)).where(
+            Ticket.caller_phone == phone,
+            Ticket.channel == "web",
+            Ticket.source == OWN_SOURCE,
+            Ticket.created_at >= now - timedelta(hours=1),
+        )
+    ).one()
+    if count >= FILINGS_PER_PHONE_HOUR:
+        wait = max(60, int((first + timedelta(hours=1) - now).total_seconds()))
+        raise TooManyRequests(
+            f"caller_phone: at most {FILINGS_PER_PHONE_HOUR} matters an hour from one phone number",
+            retry_after=wait,
+            field="caller_phone",
+            zh=f"同一电话号码每小时最多在线提交{FILINGS_PER_PHONE_HOUR}件诉求，请稍后再试或拨打{runtime.settings.phone}。",
+        )
+
+
+@dataclass
+class Filing:
+    """What the citizen typed, before it is checked."""
+
+    type: str
+    content: str
+    caller_phone: str
+    code: str
+    caller_name: str = ""
+    street: str = ""
+    community: str = ""
+
+
+def check(session: Session, filing: Filing) -> dict[str, Any]:
+    if filing.type not in FILING_TYPES:
+        raise Invalid(f"type: one of {', '.join(FILING_TYPES)}", field="type", zh="请选择诉求类型")
+    content = clean_text(filing.content, "content", MAX_CONTENT_CHARS, label="诉求内容")
+    name = filing.caller_name.strip()
+    street, community = filing.street.strip() or None, filing.community.strip() or None
+    known = places(session)
+    if known and street is None:
+        raise Invalid("street: the street the matter is in", field="street", zh="请选择事发街道")
+    check_place(known, street, community)
+    return {
+        "type": filing.type,
+        "channel": "web",
+        "caller_name": clean_text(name, "caller_name", 50, label="称呼") if name else None,
+        "caller_phone": mobile(filing.caller_phone),
+        "anonymous": False,
+        "title": content.splitlines()[0][:40],
+        "content": content,
+        "street": street,
+        "community": community,
+    }
+
+
+def file_matter(runtime, filing: Filing, now: datetime) -> Ticket:
+    """Check the form, then the code, then file: a ticket waiting for dispatch. The code is
+    used in the filing's transaction (a refused filing keeps it good); a wrong code counts a
+    try in a transaction of its own."""
+    try:
+        with runtime.db.session() as session:
+            data = check(session, filing)
+            check_filing_rate(session, runtime, data["caller_phone"], now)
+            _use_code(session, data["caller_phone"], filing.code, now)
+            ticket, _ = create_ticket(session, runtime, CITIZEN, data, now=now, details={"via": "online"})
+            session.expunge(ticket)
+            return ticket
+    except WrongCode as exc:
+        count_wrong_try(runtime, exc.code_id)
+        raise
+
+
+# The steps a citizen sees, from the ticket's own times.
+STEPS = (
+    ("created_at", "已受理"),
+    ("dispatched_at", "已转办至承办单位"),
+    ("signed_at", "承办单位已签收"),
+    ("replied_at", "承办单位已答复"),
+    ("closed_at", "已办结"),
+)
+
+
+def progress(session: Session, runtime, number: str, raw_phone: str) -> dict[str, Any] | None:
+    """The matter's progress as its filer may read it, or None when the number and the phone
+    do not go together (an unknown number answers the same)."""
+    try:
+        phone = clean_phone(raw_phone)
+    except Invalid:
+        return None
+    ticket = session.exec(select(Ticket).where(Ticket.number == number.strip())).first()
+    if ticket is None or not ticket.caller_phone or not hmac.compare_digest(ticket.caller_phone, phone):
+        return None
+    workflow = runtime.workflows.get(ticket.workflow)
+    closed = ticket.state not in runtime.workflows.open_states
+    department = session.get(Department, ticket.main_department_id) if ticket.main_department_id else None
+    steps = [
+        {"label": label, "at": getattr(ticket, name).astimezone(LOCAL_TZ)}
+        for name, label in STEPS
+        if getattr(ticket, name) is not None
+    ]
+    steps.sort(key=lambda step: step["at"])
+    return {
+        "number": ticket.number,
+        "type": TYPE_LABELS.get(ticket.type, ticket.type),
+        "title": ticket.title,
+        "state": workflow.state_label(ticket.state),
+        "closed": closed,
+        "department": department.name if department else None,
+        "handle_by": ticket.handle_by.astimezone(LOCAL_TZ) if ticket.handle_by and not closed else None,
+        "steps": steps,
+        # What the department or the centre answered, once the matter is closed.
+        "outcome": (ticket.result or ticket.answer) if closed else None,
+    }

@@ -1,0 +1,237 @@
+"""Online filing (网上诉求) on SQLite and PostgreSQL: the code by text message, the matter filed
+in 已受理 (the agents' 待派单) with channel 网站, every refusal named and nothing half written, the limits per
+phone, the progress by number and phone; and a citizen filing on a phone in Chromium."""
+
+import html
+import re
+
+import pytest
+from sqlmodel import func, select
+
+from hotline import filing
+from hotline.directory import create_place
+from hotline.models import Message, Ticket, VerificationCode
+from tests.helpers import make_dispatched
+from tests.test_pages_kb import PHONE_VIEWPORT, SHOTS
+
+NONCE = re.compile(r'name="nonce" value="([^"]+)"')
+CODE = re.compile(r"验证码是(\d{6})")
+PHONE = "13912345678"
+
+
+@pytest.fixture
+def places(runtime):
+    with runtime.db.session() as s:
+        create_place(s, street="东城街道", community="和平社区")
+        create_place(s, street="东城街道", community="友谊社区")
+        create_place(s, street="西城街道")
+
+
+def nonce(client, path="/file") -> str:
+    return html.unescape(NONCE.search(client.get(path).text).group(1))
+
+
+MATTER = {
+    "type": "complaint",
+    "place": "东城街道/和平社区",
+    "content": "小区门口路灯坏了一个月\n晚上很黑",
+    "caller_phone": PHONE,
+}
+
+
+def ask_code(client, **changes):
+    return client.post("/file", data={"nonce": nonce(client), "action": "code", **MATTER, **changes})
+
+
+def last_code(runtime, phone=PHONE) -> str:
+    with runtime.db.read_session() as s:
+        message = s.exec(select(Message).where(Message.to == phone).order_by(Message.id.desc())).first()
+    return CODE.search(message.body).group(1)
+
+
+def file(client, code, **changes):
+    return client.post(
+        "/file", data={"nonce": nonce(client), "action": "file", "step": "2", **MATTER, "code": code, **changes}
+    )
+
+
+def tickets(runtime) -> list[Ticket]:
+    with runtime.db.read_session() as s:
+        return s.exec(select(Ticket)).all()
+
+
+def test_a_matter_filed_with_the_code_sent_to_the_phone(client, runtime, places):
+    r = ask_code(client, caller_name="王先生")
+    assert r.status_code == 200 and "验证码已发送到 139****5678" in r.text
+    with runtime.db.read_session() as s:
+        (row,) = s.exec(select(VerificationCode)).all()
+    code = last_code(runtime)
+    # Neither the phone nor the code is kept beside the code.
+    assert PHONE not in row.phone_key and code not in row.code_hash
+    r = file(client, code, caller_name="王先生")
+    assert r.status_code == 200 and "提交成功" in r.text
+    (ticket,) = tickets(runtime)
+    assert ticket.number in r.text and "尾号5678" in r.text
+    assert (ticket.state, ticket.channel, ticket.type) == ("registered", "web", "complaint")
+    assert (ticket.street, ticket.community, ticket.caller_phone, ticket.caller_name) == (
+        "东城街道",
+        "和平社区",
+        PHONE,
+        "王先生",
+    )
+    assert ticket.title == "小区门口路灯坏了一个月"
+    # The code is used: once.
+    r = file(client, code)
+    assert r.status_code == 422 and "验证码已失效" in r.text
+    assert len(tickets(runtime)) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"type": "rumour"}, "type", "请选择诉求类型"),
+        ({"place": ""}, "street", "请选择事发街道"),
+        ({"place": "南城街道"}, "street", "请从列表中选择街道"),
+        ({"place": "西城街道/和平社区"}, "community", "没有这个社区"),
+        ({"content": "   "}, "content", "请填写诉求内容"),
+        ({"content": "长" * 2001}, "content", "不要超过2000个字"),
+        ({"caller_phone": "12345"}, "caller_phone", "请填写正确的联系电话"),
+        ({"caller_phone": "010-62345678"}, "caller_phone", "验证码只能发送到手机"),
+        ({"content": "路灯\x00坏了"}, "content", ""),
+    ],
+)
+def test_what_is_wrong_is_said_before_a_code_goes_out(client, runtime, places, changes, field, words):
+    r = ask_code(client, **changes)
+    assert r.status_code == 422, r.text
+    assert words in r.text
+    assert re.search(rf'name="{field}"[^>]*aria-invalid="true"|aria-invalid="true"[^>]*name="{field}"', r.text) or (
+        field in ("street", "community", "type", "content")
+    )
+    with runtime.db.read_session() as s:
+        assert s.exec(select(func.count()).select_from(Message)).one() == 0
+        assert s.exec(select(func.count()).select_from(VerificationCode)).one() == 0
+
+
+def test_a_wrong_code_is_counted_and_the_fifth_ends_it(client, runtime, places):
+    ask_code(client)
+    good = last_code(runtime)
+    wrong = "000000" if good != "000000" else "111111"
+    for left in range(filing.CODE_ATTEMPTS - 1, 0, -1):
+        r = file(client, wrong)
+        assert r.status_code == 422 and f"还可以再试{left}次" in r.text
+        assert 'id="code"' in r.text  # still on the code's step
+    r = file(client, wrong)
+    assert "请重新获取" in r.text
+    # Even the right code no longer works: a new one must be asked for.
+    assert "验证码已失效" in file(client, good).text
+    assert tickets(runtime) == []
+
+
+def test_a_code_expires_and_is_sent_once_a_minute_five_an_hour(client, runtime, places, clock):
+    ask_code(client)
+    r = ask_code(client)
+    assert r.status_code == 429 and "秒后再获取验证码" in r.text and int(r.headers["Retry-After"]) <= 60
+    code = last_code(runtime)
+    clock.advance(minutes=11)
+    assert "验证码已失效" in file(client, code).text
+    for _ in range(filing.CODES_PER_PHONE_HOUR - 1):
+        assert ask_code(client).status_code == 200
+        clock.advance(minutes=2)
+    r = ask_code(client)
+    assert r.status_code == 429 and "每小时最多获取" in r.text
+    # Another phone is not held up.
+    assert ask_code(client, caller_phone="13900001111").status_code == 200
+
+
+def test_a_refused_filing_keeps_its_code_good(client, runtime, places, district):
+    """The code is used in the filing's own transaction: a matter refused after the code was
+    checked (here: an hour's filings from the phone reached) leaves the code good."""
+    ask_code(client)
+    code = last_code(runtime)
+    make_dispatched(runtime, filing.FILINGS_PER_PHONE_HOUR, now=runtime.now(), caller_phone=PHONE, channel="web")
+    with runtime.db.session() as s:  # as if filed online this hour
+        for t in s.exec(select(Ticket)).all():
+            t.created_at = runtime.now()
+    r = file(client, code)
+    assert r.status_code == 429 and "每小时最多在线提交" in r.text
+    with runtime.db.read_session() as s:
+        (row,) = s.exec(select(VerificationCode)).all()
+    assert row.used_at is None and row.attempts == 0
+
+
+def test_a_form_from_elsewhere_is_refused(client, runtime, places):
+    r = client.post("/file", data={"nonce": "forged", "action": "code", **MATTER})
+    assert r.status_code == 403 and "页面已过期" in r.text
+    r = client.post("/progress", data={"nonce": "forged", "number": "1", "caller_phone": PHONE})
+    assert r.status_code == 403
+
+
+def test_progress_by_number_and_phone(client, runtime, places, district):
+    ask_code(client)
+    file(client, last_code(runtime))
+    (ticket,) = tickets(runtime)
+    look = lambda number, phone: client.post(  # noqa: E731
+        "/progress", data={"nonce": nonce(client, "/progress"), "number": number, "caller_phone": phone}
+    )
+    r = look(ticket.number, PHONE)
+    assert r.status_code == 200 and "当前状态" in r.text and "已受理" in r.text
+    assert r.headers["Cache-Control"] == "no-store"
+    # A wrong phone, an unknown number: the same answer, nothing told.
+    wrong = look(ticket.number, "13900000000")
+    unknown = look("20990101000001", PHONE)
+    assert wrong.status_code == unknown.status_code == 404
+    assert "没有找到" in wrong.text and "没有找到" in unknown.text and ticket.title not in wrong.text
+    # The filed page links here with the number filled in.
+    assert f'value="{ticket.number}"' in client.get(f"/progress?number={ticket.number}").text
+
+
+def test_progress_shows_the_department_and_the_outcome_once_closed(client, runtime, district):
+    from tests.helpers import Api
+
+    (tid,) = make_dispatched(runtime, 1, now=runtime.now(), caller_phone=PHONE)
+    handler = Api(client, district, "housing_h")
+    handler.fire(tid, "sign")
+    with runtime.db.read_session() as s:
+        number = s.get(Ticket, tid).number
+    data = {"nonce": nonce(client, "/progress"), "number": number, "caller_phone": PHONE}
+    r = client.post("/progress", data=data)
+    assert "已签收" in r.text and "办理期限" in r.text and "办理结果" not in r.text
+    handler.fire(tid, "reply", result="已更换路灯")
+    Api(client, district, "supervisor").fire(tid, "approve_reply")
+    r = client.post("/progress", data=data)
+    assert "已答复" in r.text
+    with runtime.db.read_session() as s:
+        closed = s.get(Ticket, tid).state not in runtime.workflows.open_states
+    assert ("已更换路灯" in r.text) == closed
+
+
+def test_a_citizen_files_online_on_a_phone_and_follows_it(server, browser, runtime, places):
+    context = browser.new_context(viewport=PHONE_VIEWPORT, locale="zh-CN", device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(10000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{server}/kb")
+    page.get_by_role("link", name="网上诉求").click()
+    page.get_by_label("投诉").check()
+    page.get_by_label("事发街道、社区").select_option(label="和平社区")
+    page.get_by_label("您要反映的事情").fill("小区门口路灯坏了一个月，晚上很黑")
+    page.get_by_label("手机号码").fill("139 1234 5678")
+    page.screenshot(path=str(SHOTS / "file.png"), full_page=True)
+    page.get_by_role("button", name="获取验证码").click()
+    page.get_by_text("验证码已发送到").wait_for()
+    page.screenshot(path=str(SHOTS / "file-code.png"), full_page=True)
+    page.get_by_label("短信验证码").fill(last_code(runtime))
+    page.keyboard.press("Enter")  # Enter files the matter: the first button of the step
+    page.get_by_role("status").get_by_text("提交成功").wait_for()
+    (ticket,) = tickets(runtime)
+    assert page.locator(".ticket-number strong").inner_text() == ticket.number
+    page.screenshot(path=str(SHOTS / "file-filed.png"), full_page=True)
+    page.get_by_role("link", name="查询办理进度").click()
+    assert page.get_by_label("工单编号").input_value() == ticket.number
+    page.get_by_label("提交时留的手机号码").fill(PHONE)
+    page.get_by_role("button", name="查询").click()
+    page.get_by_text("当前状态").wait_for()
+    assert "当前状态\n已受理" in page.locator("#found").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+    page.screenshot(path=str(SHOTS / "progress.png"), full_page=True)
+    context.close()
