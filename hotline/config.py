@@ -53,8 +53,14 @@ class Settings(BaseSettings):
     # The address citizens reach the site at, for the links in their messages; `hotline
     # serve` makes it the address it listens on when this is not set.
     public_url: str = "http://127.0.0.1:8000"
-    # Where text messages go: "stored" (kept for administrators) or "module:factory".
+    # Where text messages go: "stored" (kept for administrators), "http" (an SMS gateway's
+    # HTTP endpoint, below) or "module:factory".
     message_channel: str = "stored"
+    # The "http" channel: each message POSTed as JSON {"to", "body"} to this address, with the
+    # token as a bearer token when set; any answer but 2xx within the time-out is a failure.
+    message_gateway_url: str = ""
+    message_gateway_token: str = ""
+    message_gateway_timeout_seconds: float = 5.0
     # Webhooks (互联互通): the waits before each retry, in seconds; then the event is dead.
     webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,86400"
     # Seconds a receiver has to answer.

@@ -98,8 +98,9 @@ def mobile(raw: str) -> str:
     return phone
 
 
-def send_code(session: Session, runtime, raw_phone: str, now: datetime) -> None:
-    """A new code to the phone by text message; 429 (with the wait) when asked too often."""
+def send_code(session: Session, runtime, raw_phone: str, now: datetime) -> int:
+    """A new code to the phone by text message (the message's id); 429 (with the wait) when
+    asked too often."""
     phone = mobile(raw_phone)
     key = _keyed(session, now, "phone", phone)
     count, last = session.exec(
@@ -133,7 +134,7 @@ def send_code(session: Session, runtime, raw_phone: str, now: datetime) -> None:
         f"【{runtime.settings.phone}热线】您的验证码是{code}，{minutes}分钟内有效，"
         "仅用于网上提交诉求。如非本人操作，请忽略。"
     )
-    queue(session, runtime.channel, to=phone, body=body, ticket_id=None, now=now)
+    return queue(session, runtime.channel, to=phone, body=body, ticket_id=None, now=now).id
 
 
 class WrongCode(Invalid):

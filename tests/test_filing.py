@@ -10,8 +10,10 @@ from sqlmodel import func, select
 
 from hotline import filing
 from hotline.directory import create_place
+from hotline.evaluation.messaging import deliver_pending
 from hotline.models import Message, Ticket, VerificationCode
 from tests.helpers import make_dispatched
+from tests.receivers import Receiver
 from tests.test_pages_kb import PHONE_VIEWPORT, SHOTS
 
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
@@ -235,3 +237,30 @@ def test_a_citizen_files_online_on_a_phone_and_follows_it(server, browser, runti
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
     page.screenshot(path=str(SHOTS / "progress.png"), full_page=True)
     context.close()
+
+
+def test_the_code_reaches_a_real_sms_gateway_at_once_and_only_once(client, runtime, places):
+    gateway = Receiver().start()
+    try:
+        runtime.settings = runtime.settings.model_copy(
+            update={"message_channel": "http", "message_gateway_url": gateway.url, "message_gateway_token": "gw-1"}
+        )
+        runtime._channel = None
+        assert ask_code(client).status_code == 200
+        (got,) = gateway.got  # before the page answered: no sweep needed
+        assert got.json["to"] == PHONE and got.headers["authorization"] == "Bearer gw-1"
+        code = CODE.search(got.json["body"]).group(1)
+        with runtime.db.read_session() as s:
+            (message,) = s.exec(select(Message)).all()
+        assert (message.channel, message.status) == ("http", "sent")
+        assert deliver_pending(runtime, runtime.channel) == (0, 0)  # the sweep sends nothing again
+        assert "提交成功" in file(client, code).text
+
+        # A gateway that fails: the page says so (not "sent"), and the message is marked failed.
+        gateway.answer = lambda _: 500
+        r = ask_code(client, caller_phone="13900001111")
+        assert r.status_code == 503 and "验证码发送失败" in r.text and "验证码已发送" not in r.text
+        with runtime.db.read_session() as s:
+            assert s.exec(select(Message.status).order_by(Message.id.desc())).first() == "failed"
+    finally:
+        gateway.stop()

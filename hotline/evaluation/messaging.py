@@ -6,6 +6,9 @@ down. The channel then delivers it:
 
 - `stored` (the default): keeps the message in the table, where an administrator
   reads it (the pages' message log, or `GET /api/v1/messages`). Nothing leaves.
+- `http`: an SMS gateway's HTTP endpoint (`HOTLINE_MESSAGE_GATEWAY_URL`): each message is
+  POSTed as JSON `{"to": "1390000…", "body": "…"}`, with `HOTLINE_MESSAGE_GATEWAY_TOKEN` as a
+  bearer token when set; an answer other than 2xx, or none within the time-out, fails it.
 - a gateway of your own: set `HOTLINE_MESSAGE_CHANNEL=package.module:factory`, where
   `factory(settings)` returns an object with a `name` and a method
   `deliver(to: str, body: str) -> None` that raises on failure. The scheduler's sweep
@@ -16,6 +19,7 @@ import importlib
 import logging
 from typing import Protocol
 
+import httpx
 from sqlmodel import Session, select
 
 from hotline.config import Settings
@@ -39,14 +43,36 @@ class StoredChannel:
         raise RuntimeError("the stored channel keeps messages; it does not deliver them")
 
 
+class HttpChannel:
+    """An SMS gateway reached over HTTP (most Chinese SMS platforms offer one, or a small
+    adapter in front of theirs does)."""
+
+    name = "http"
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.message_gateway_url.startswith(("http://", "https://")):
+            raise ValueError("HOTLINE_MESSAGE_CHANNEL=http needs HOTLINE_MESSAGE_GATEWAY_URL (http:// or https://)")
+        self.url = settings.message_gateway_url
+        self.timeout = settings.message_gateway_timeout_seconds
+        self.headers = (
+            {"Authorization": f"Bearer {settings.message_gateway_token}"} if settings.message_gateway_token else {}
+        )
+
+    def deliver(self, to: str, body: str) -> None:
+        response = httpx.post(self.url, json={"to": to, "body": body}, headers=self.headers, timeout=self.timeout)
+        response.raise_for_status()
+
+
 def channel_from_settings(settings: Settings) -> MessageChannel:
-    """The channel the settings name: `stored`, or `module:factory` for a gateway."""
+    """The channel the settings name: `stored`, `http`, or `module:factory` for a gateway."""
     spec = settings.message_channel
     if spec == "stored":
         return StoredChannel()
+    if spec == "http":
+        return HttpChannel(settings)
     module_name, _, factory_name = spec.partition(":")
     if not module_name or not factory_name:
-        raise ValueError(f"HOTLINE_MESSAGE_CHANNEL={spec!r}: give 'stored' or 'package.module:factory'")
+        raise ValueError(f"HOTLINE_MESSAGE_CHANNEL={spec!r}: give 'stored', 'http' or 'package.module:factory'")
     factory = getattr(importlib.import_module(module_name), factory_name)
     return factory(settings)
 
@@ -66,13 +92,22 @@ def queue(session: Session, channel: MessageChannel, *, to: str, body: str, tick
     return message
 
 
-def deliver_pending(runtime, channel: MessageChannel, *, limit: int = 200) -> tuple[int, int]:
-    """Hand pending messages to the channel; return (sent, failed)."""
+def deliver_pending(
+    runtime, channel: MessageChannel, *, limit: int = 200, ids: list[int] | None = None
+) -> tuple[int, int]:
+    """Hand pending messages (of `ids`, or any) to the channel; return (sent, failed).
+
+    The rows are locked while they are handed over (skipping those another process holds;
+    on SQLite the write transaction does it), so the sweep and a request that delivers its
+    own message at once never send one twice."""
     if isinstance(channel, StoredChannel):
         return 0, 0
     sent = failed = 0
+    query = select(Message).where(Message.status == "pending")
+    if ids is not None:
+        query = query.where(Message.id.in_(ids))
     with runtime.db.session() as session:
-        pending = session.exec(select(Message).where(Message.status == "pending").order_by(Message.id).limit(limit))
+        pending = session.exec(query.order_by(Message.id).limit(limit).with_for_update(skip_locked=True))
         for message in pending.all():
             try:
                 channel.deliver(message.to, message.body)

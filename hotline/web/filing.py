@@ -13,6 +13,7 @@ from hotline import filing
 from hotline.api.deps import RuntimeDep
 from hotline.directory import places
 from hotline.errors import HotlineError
+from hotline.evaluation.messaging import deliver_pending
 from hotline.labels import TYPE_LABELS
 from hotline.web import public
 from hotline.web.public import Flag, Switch
@@ -84,7 +85,12 @@ def file_post(
         if action == "code":
             with runtime.db.session() as session:
                 filing.check(session, matter)  # what is wrong is said before a code goes out
-                filing.send_code(session, runtime, caller_phone, now)
+                message_id = filing.send_code(session, runtime, caller_phone, now)
+            # Handed to the gateway at once, not at the next sweep.
+            _, failed = deliver_pending(runtime, runtime.channel, ids=[message_id])
+            if failed:
+                error = f"验证码发送失败，请一分钟后重试，或拨打{runtime.settings.phone}。"
+                return _form_page(request, runtime, mode, {"form": typed, "error": error}, 503)
             return _form_page(request, runtime, mode, {"form": typed, "sent": True})
         ticket = filing.file_matter(runtime, matter, now)
     except HotlineError as exc:
