@@ -25,7 +25,7 @@ from hotline.inputs import check_text
 from hotline.knowledge import articles, feedback, llm, search
 from hotline.knowledge.text import plain, query_terms, words
 from hotline.models import OWN_SOURCE, Article, Ticket
-from hotline.tickets import create_ticket
+from hotline.tickets import create_ticket, same_phone
 from hotline.words import stop_words, synonym_groups
 
 MAX_QUESTION_CHARS = search.MAX_QUERY_CHARS  # 200
@@ -342,7 +342,7 @@ def hand_over(
     since = now - timedelta(hours=1)
     recent = session.exec(
         select(func.count(), func.min(Ticket.created_at)).where(
-            Ticket.caller_phone == phone,
+            same_phone(session, phone),
             Ticket.channel == "web",
             Ticket.source == OWN_SOURCE,
             Ticket.created_at >= since,

@@ -1,0 +1,68 @@
+"""tickets and messages: the callers' names and phones sealed at rest, keyed hashes beside
+
+Revision ID: 0013
+Revises: 0011
+Create Date: 2026-12-06 16:10:00
+
+tickets.caller_name, tickets.caller_phone and messages.to hold AES-256-GCM ciphertext
+(hotline.crypto), longer than the values: unbounded on PostgreSQL (SQLite bounds no text).
+The keyed hashes of the phone, of its last four digits and of the name take the lookups; the
+index on the phone goes (a sealed value is never looked up). Every value already stored is
+sealed here, with the key the settings give (HOTLINE_SECRET_KEY, HOTLINE_KEY_FILE, or on
+SQLite the key file beside the database): `hotline db upgrade` must run with the servers'
+key.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from hotline import crypto
+
+revision: str = "0013"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+HASHES = ("caller_phone_hash", "caller_tail_hash", "caller_name_hash")
+WIDENED = (("tickets", "caller_name", 50), ("tickets", "caller_phone", 30), ("messages", "to", 30))
+
+
+def _keyring(bind) -> crypto.Keyring:
+    try:
+        return crypto.keyring_of(bind)
+    except crypto.SecretKeyError:  # alembic's own engine (the `alembic` command)
+        return crypto.load(bind.engine.url.render_as_string(hide_password=False))
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    for name in HASHES:
+        op.add_column("tickets", sa.Column(name, sa.String(length=32), nullable=True))
+        op.create_index(f"ix_tickets_{name}", "tickets", [name])
+    op.drop_index("ix_tickets_caller_phone", table_name="tickets")
+    if bind.dialect.name != "sqlite":
+        for table, column, _ in WIDENED:
+            op.alter_column(table, column, type_=sa.String())
+    crypto.reseal(bind, _keyring(bind), commit=False)
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    ring = _keyring(bind)
+    for table, columns in crypto.SEALED_COLUMNS.items():
+        for column in columns:
+            purpose = f"{table}.{column}".encode()
+            rows = bind.execute(sa.text(f'SELECT id, "{column}" FROM {table} WHERE "{column}" IS NOT NULL')).all()
+            opened = [{"id": i, "v": ring.open(v, purpose)} for i, v in rows if ring.key_id(v)]
+            if opened:
+                bind.execute(sa.text(f'UPDATE {table} SET "{column}" = :v WHERE id = :id'), opened)
+    if bind.dialect.name != "sqlite":
+        for table, column, length in WIDENED:
+            op.alter_column(table, column, type_=sa.String(length=length))
+    op.create_index("ix_tickets_caller_phone", "tickets", ["caller_phone"])
+    with op.batch_alter_table("tickets") as batch_op:
+        for name in HASHES:
+            batch_op.drop_index(f"ix_tickets_{name}")
+            batch_op.drop_column(name)
