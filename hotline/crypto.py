@@ -22,6 +22,7 @@ be several, must be told.
 import base64
 import binascii
 import hmac
+import json
 import os
 import re
 import secrets
@@ -35,7 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import String, text
+from sqlalchemy import JSON, Integer, String, Text, bindparam, cast, column, func, or_, select, table
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
 
@@ -171,6 +172,10 @@ class Keyring:
             "caller_tail_hash": key.digest("tail:" + digits[-TAIL_DIGITS:]) if digits else None,
             "caller_name_hash": key.digest("name:" + name.strip()) if name and name.strip() else None,
         }
+
+    def reload(self) -> None:
+        """Read the key file again now, if it changed."""
+        self._refresh(force=True)
 
     def _refresh(self, *, force: bool = False) -> None:
         """Read the key file again when it changed: every process of the installation learns
@@ -319,9 +324,47 @@ class Sealed(TypeDecorator[str]):
         return None if value is None else _ring(dialect).open(value, self.purpose)
 
 
-# The sealed columns of each table, and whether the table carries the caller's hashes.
-SEALED_COLUMNS = {"tickets": ("caller_name", "caller_phone"), "messages": ("to",)}
+class SealedJSON(TypeDecorator[Any]):
+    """A JSON column stored sealed: the value's JSON text sealed, kept as a JSON string (the
+    column stays JSON, so nothing else about it changes). For payloads that carry a caller
+    (the outbox's events): never compared in SQL."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, purpose: str) -> None:
+        super().__init__()
+        self.purpose = purpose.encode()
+
+    def process_bind_param(self, value: Any, dialect) -> str | None:
+        if value is None:
+            return None
+        return _ring(dialect).seal(json.dumps(value, ensure_ascii=False, separators=(",", ":")), self.purpose)
+
+    def process_result_value(self, value: Any, dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise SecretKeyError(f"{self.purpose.decode()} holds a value in clear (run `hotline db upgrade`)")
+        return json.loads(_ring(dialect).open(value, self.purpose))
+
+
+# The sealed columns of each table (JSON: a SealedJSON column), and the table that carries
+# the caller's hashes.
+SEALED_COLUMNS = {"tickets": ("caller_name", "caller_phone"), "messages": ("to",), "outbox": ("payload",)}
+JSON_COLUMNS = {("outbox", "payload")}
 HASHED_TABLES = {"tickets"}
+# The caller's keyed hashes, as caller_hashes names them.
+CALLER_HASHES = ("caller_phone_hash", "caller_tail_hash", "caller_name_hash")
+
+
+def _table(name: str) -> Any:
+    """The table's id and sealed columns as SQLAlchemy Core sees them (not the models: the
+    migration 0013 uses this too, and must not change when they do)."""
+    columns = [column(c, JSON if (name, c) in JSON_COLUMNS else String) for c in SEALED_COLUMNS[name]]
+    if name in HASHED_TABLES:
+        columns += [column(c, String) for c in CALLER_HASHES]
+    return table(name, column("id", Integer), *columns)
 
 
 def reseal(connection: Any, ring: Keyring, *, batch: int = 1000, commit: bool = True, progress=None) -> int:
@@ -330,64 +373,122 @@ def reseal(connection: Any, ring: Keyring, *, batch: int = 1000, commit: bool = 
     older key opened and sealed again, and the caller's hashes made again with them. Rows
     already under the active key are left alone, so an interrupted run is simply run again;
     rows written meanwhile by a server are sealed with its active key. Returns how many rows
-    it changed. `commit`: a transaction a batch (False: the caller's one, as in a migration).
-    SQL of its own, not the models: the migration 0013 calls it too."""
+    it changed. `commit`: a transaction a batch (False: the caller's one, as in a migration)."""
     changed = 0
-    for table, columns in SEALED_COLUMNS.items():
-        names = ", ".join(f'"{c}"' for c in columns)
-        where = " OR ".join(f'"{c}" IS NOT NULL' for c in columns)
+    for name, columns in SEALED_COLUMNS.items():
+        t = _table(name)
+        sealed = [t.c[c] for c in columns]
         last = 0
         while True:
             rows = connection.execute(
-                text(f"SELECT id, {names} FROM {table} WHERE id > :last AND ({where}) ORDER BY id LIMIT :n"),
-                {"last": last, "n": batch},
+                select(t.c.id, *sealed)
+                .where(t.c.id > last, or_(*[c.is_not(None) for c in sealed]))
+                .order_by(t.c.id)
+                .limit(batch)
             ).all()
             if not rows:
                 break
             last = rows[-1][0]
-            updates = [u for row in rows if (u := _resealed(ring, table, columns, row)) is not None]
+            updates = [u for row in rows if (u := _resealed(ring, name, columns, row)) is not None]
             if updates:
-                sets = ", ".join(f'"{c}" = :{c}' for c in updates[0] if c != "id")
-                connection.execute(text(f"UPDATE {table} SET {sets} WHERE id = :id"), updates)
+                # Only if the text values are still those read: a server's change meanwhile
+                # stands (sealed with its key; rotate looks again). JSON has no equality on
+                # PostgreSQL, and an event's payload never changes.
+                same = [
+                    t.c[c].is_not_distinct_from(bindparam(f"old_{c}")) for c in columns if (name, c) not in JSON_COLUMNS
+                ]
+                targets = (*columns, *(CALLER_HASHES if name in HASHED_TABLES else ()))
+                stmt = t.update().where(t.c.id == bindparam("b_id"), *same)
+                connection.execute(stmt.values({c: bindparam(f"new_{c}") for c in targets}), updates)
                 changed += len(updates)
             if commit:
                 connection.commit()
             if progress:
-                progress(table, last, changed)
+                progress(name, last, changed)
     return changed
 
 
-def _resealed(ring: Keyring, table: str, columns: tuple[str, ...], row: Any) -> dict[str, Any] | None:
-    """The row's new values, or None when it is sealed with the active key already."""
+def _resealed(ring: Keyring, name: str, columns: tuple[str, ...], row: Any) -> dict[str, Any] | None:
+    """The row's new values (as bind parameters: b_id, old_*, and the columns themselves
+    under new_*), or None when it is sealed with the active key already."""
     active = ring.active.id
     values = dict(zip(columns, row[1:], strict=True))
-    if all(v is None or ring.key_id(v) == active for v in values.values()):
+    if all(v is None or (isinstance(v, str) and ring.key_id(v) == active) for v in values.values()):
         return None
-    plain = {c: ring.open(v, _purpose(table, c)) if v and ring.key_id(v) else v for c, v in values.items()}
-    update: dict[str, Any] = {"id": row[0]}
-    update.update({c: ring.seal(v, _purpose(table, c)) for c, v in plain.items()})
-    if table in HASHED_TABLES:
-        update.update(ring.caller_hashes(plain["caller_phone"], plain["caller_name"]))
+    plain = {}
+    for c, v in values.items():
+        if isinstance(v, str) and ring.key_id(v):
+            plain[c] = ring.open(v, _purpose(name, c))
+        elif (name, c) in JSON_COLUMNS and v is not None:
+            plain[c] = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+        else:
+            plain[c] = v
+    update: dict[str, Any] = {"b_id": row[0], **{f"old_{c}": v for c, v in values.items()}}
+    update.update({f"new_{c}": ring.seal(v, _purpose(name, c)) for c, v in plain.items()})
+    if name in HASHED_TABLES:
+        hashes = ring.caller_hashes(plain["caller_phone"], plain["caller_name"])
+        update.update({f"new_{c}": v for c, v in hashes.items()})
     return update
 
 
-def _purpose(table: str, column: str) -> bytes:
+def _purpose(table_name: str, column_name: str) -> bytes:
     """The associated data a column's values are sealed with (as Sealed's purpose)."""
-    return f"{table}.{column}".encode()
+    return f"{table_name}.{column_name}".encode()
 
 
 def count_by_key(connection: Any, ring: Keyring) -> dict[str, int]:
     """How many sealed values each key id seals ("clear": values not sealed), over every table."""
     counts: dict[str, int] = {}
-    for table, columns in SEALED_COLUMNS.items():
-        for column in columns:
+    for name, columns in SEALED_COLUMNS.items():
+        for c in columns:
+            # A sealed JSON value is a JSON string: its text starts with a quote.
+            skip = 1 if (name, c) in JSON_COLUMNS else 0
+            head = func.substr(cast(column(c), Text), 1 + skip, len(PREFIX) + 8)
             rows = connection.execute(
-                text(
-                    f'SELECT substr("{column}", 1, {len(PREFIX) + 8}), count(*) FROM {table} '
-                    f'WHERE "{column}" IS NOT NULL GROUP BY 1'
-                )
+                select(head, func.count()).select_from(table(name)).where(column(c).is_not(None)).group_by(head)
             ).all()
-            for head, n in rows:
-                kid = ring.key_id(head) if head.startswith(PREFIX) else None
-                counts[kid or "clear"] = counts.get(kid or "clear", 0) + n
+            for start, n in rows:
+                kid = ring.key_id(start) or "clear"
+                counts[kid] = counts.get(kid, 0) + n
     return counts
+
+
+def rotate(connection: Any, ring: Keyring, *, wait: float, batch: int, say) -> None:
+    """`hotline keys rotate`: a new secret seals from now on, every stored value is sealed
+    with it again, and the old secret is retired.
+
+    With a key file: a new secret goes first in it (the others stay, so every value still
+    opens); after `wait` seconds every process of the installation has read it (they look
+    every RELOAD_SECONDS); then every row is sealed again in batches (reseal); rows a
+    process sealed meanwhile with the old key are caught by a last look; then the file keeps
+    the new secret alone. A run stopped half-way is run again: a file that holds more than
+    one secret is a rotation under way, and it goes on with the first.
+
+    With HOTLINE_SECRET_KEY: the operator puts the new secret first (`new,old`) on every
+    process; this seals every row with it, and says when the old one may go."""
+    path = ring.source
+    if path is None and len(ring.keys) < 2:
+        raise SecretKeyError(
+            "HOTLINE_SECRET_KEY holds one secret: put a new one first (`hotline keys new`), as `new,old`, "
+            "on every process, then run this again"
+        )
+    if path is not None and len(ring.keys) == 1:
+        write_key_file(path, [new_secret(), *read_key_file(path)])
+        ring.reload()
+        say(f"key {ring.active.id} seals from now on; waiting {wait:g} s for every process to read it")
+        time.sleep(wait)
+    else:
+        say(f"key {ring.active.id} seals; sealing again what the other keys sealed")
+    while True:
+        changed = reseal(connection, ring, batch=batch)
+        say(f"{changed} rows sealed again with key {ring.active.id}")
+        left = {k: n for k, n in count_by_key(connection, ring).items() if k != ring.active.id}
+        if not left:
+            break
+        say(f"still under other keys: {left}; again")
+    if path is None:
+        say("every value is sealed with the first key of HOTLINE_SECRET_KEY: the others may now be removed")
+        return
+    write_key_file(path, read_key_file(path)[:1])
+    ring.reload()
+    say(f"the old keys are retired: {path} holds key {ring.active.id} alone")

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from hotline.crypto import Sealed, keyring_of
+from hotline.crypto import Sealed, SealedJSON, keyring_of
 from hotline.db import UTCDateTime
 
 ROLES = ("agent", "handler", "leader", "supervisor", "admin", "editor", "integration")
@@ -471,7 +471,10 @@ class OutboxMessage(SQLModel, table=True):
     sequence: int | None = None
     departments: str = Field(default="", max_length=200)
     source: str | None = Field(default=None, max_length=32)
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Sealed at rest (hotline.crypto): an event's ticket carries the caller.
+    payload: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(SealedJSON("outbox.payload"), nullable=False)
+    )
     # When it happened (the change's time) and when it was written (the clock on the wall:
     # the pull feed holds back the last moments on PostgreSQL, whose commits may land out of id order).
     created_at: datetime = Field(sa_type=UTCDateTime)

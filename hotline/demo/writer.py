@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, func, inspect, select
 
 from hotline.audit import GENESIS, canonical, link
-from hotline.crypto import SEALED_COLUMNS
+from hotline.crypto import CALLER_HASHES, SEALED_COLUMNS
 from hotline.db import UTCDateTime, dialect_insert
 from hotline.models import (
     Approval,
@@ -29,9 +29,6 @@ from hotline.models import (
     TicketEvent,
 )
 
-# The caller's keyed hashes, which the writer computes from the phone and the name (the rows
-# carry no such attributes); the last columns of the tickets'.
-CALLER_HASHES = ("caller_phone_hash", "caller_tail_hash", "caller_name_hash")
 # The columns the demo fills, in order; the others get the table's default. The rows the
 # demo plays carry attributes of these names (hotline.demo.life), as the models do.
 COLUMNS = {
@@ -43,7 +40,9 @@ COLUMNS = {
         "created_at", "updated_at", "dispatched_at", "signed_at", "replied_at", "closed_at", "sign_by", "handle_by",
         "callback_by", "deadlines_provisional", "handle_started_at", "callback_started_at", "extension_days",
         "suspended_seconds", "suspended_at", "due_at", "due_kind", "warn_at", "escalation_step", "next_due_at",
-        "invitation_sent_at", "callbacks_exhausted_at", *CALLER_HASHES,
+        "invitation_sent_at", "callbacks_exhausted_at",
+        # The caller's keyed hashes: computed from the phone and the name (see row_maker).
+        *CALLER_HASHES,
     ),
     "ticket_events": (
         "id", "ticket_id", "event", "actor_id", "actor_name", "actor_role", "from_state", "to_state", "at", "details",

@@ -1,11 +1,12 @@
-"""tickets and messages: the callers' names and phones sealed at rest, keyed hashes beside
+"""tickets, messages, outbox: the callers' names and phones sealed at rest, keyed hashes beside
 
 Revision ID: 0013
 Revises: 0011
 Create Date: 2026-12-06 16:10:00
 
 tickets.caller_name, tickets.caller_phone and messages.to hold AES-256-GCM ciphertext
-(hotline.crypto), longer than the values: unbounded on PostgreSQL (SQLite bounds no text).
+(hotline.crypto), longer than the values: unbounded on PostgreSQL (SQLite bounds no text);
+outbox.payload (an event's ticket names its caller) a sealed JSON string.
 The keyed hashes of the phone, of its last four digits and of the name take the lookups; the
 index on the phone goes (a sealed value is never looked up). Every value already stored is
 sealed here, with the key the settings give (HOTLINE_SECRET_KEY, HOTLINE_KEY_FILE, or on
@@ -13,6 +14,7 @@ SQLite the key file beside the database): `hotline db upgrade` must run with the
 key.
 """
 
+import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -53,16 +55,24 @@ def downgrade() -> None:
     ring = _keyring(bind)
     for table, columns in crypto.SEALED_COLUMNS.items():
         for column in columns:
-            purpose = f"{table}.{column}".encode()
-            rows = bind.execute(sa.text(f'SELECT id, "{column}" FROM {table} WHERE "{column}" IS NOT NULL')).all()
-            opened = [{"id": i, "v": ring.open(v, purpose)} for i, v in rows if ring.key_id(v)]
+            kind = sa.JSON if (table, column) in crypto.JSON_COLUMNS else sa.String
+            t = sa.table(table, sa.column("id", sa.Integer), sa.column(column, kind))
+            rows = bind.execute(sa.select(t.c.id, t.c[column]).where(t.c[column].is_not(None))).all()
+            opened = [
+                {"b_id": i, "v": ring.open(v, f"{table}.{column}".encode())}
+                for i, v in rows
+                if isinstance(v, str) and ring.key_id(v)
+            ]
+            if kind is sa.JSON:
+                opened = [{**o, "v": json.loads(o["v"])} for o in opened]
             if opened:
-                bind.execute(sa.text(f'UPDATE {table} SET "{column}" = :v WHERE id = :id'), opened)
+                stmt = t.update().where(t.c.id == sa.bindparam("b_id")).values({column: sa.bindparam("v")})
+                bind.execute(stmt, opened)
     if bind.dialect.name != "sqlite":
         for table, column, length in WIDENED:
             op.alter_column(table, column, type_=sa.String(length=length))
     op.create_index("ix_tickets_caller_phone", "tickets", ["caller_phone"])
-    with op.batch_alter_table("tickets") as batch_op:
-        for name in HASHES:
-            batch_op.drop_index(f"ix_tickets_{name}")
-            batch_op.drop_column(name)
+    for name in HASHES:
+        op.drop_index(f"ix_tickets_{name}", table_name="tickets")
+        # Natively (SQLite 3.35 and later): a batch rebuild of tickets would trip its foreign keys.
+        op.execute(f"ALTER TABLE tickets DROP COLUMN {name}")
