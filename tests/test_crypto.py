@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -212,8 +213,6 @@ def test_a_missing_key_stops_the_command(tmp_path):
 
 def test_sealing_is_cheap_enough_for_the_bulk_loader():
     """A million tickets in 120 s leave a few microseconds a ticket for its caller."""
-    import time
-
     ring = crypto.Keyring([crypto.new_secret()])
     key = ring.active
     start = time.perf_counter()
@@ -222,3 +221,50 @@ def test_sealing_is_cheap_enough_for_the_bulk_loader():
         key.seal("张三", b"tickets.caller_name")
         ring.caller_hashes(f"1380000{i:04d}", "张三")
     assert (time.perf_counter() - start) / 2000 < 200e-6
+
+
+def test_rotation_while_a_server_writes(runtime, district, settings, tmp_path):
+    """A process that reads the key file (as a server does) logs tickets throughout a rotation
+    run beside it: it picks up the new key, nothing it wrote is left under the old one, and
+    every ticket opens with the new key alone."""
+    import threading
+
+    from hotline.runtime import Runtime
+    from hotline.tickets import create_ticket
+    from hotline.workflow.engine import Actor
+
+    key_file = tmp_path / "serving.key"
+    crypto.write_key_file(key_file, [os.environ["HOTLINE_SECRET_KEY"]])
+    file_settings = Settings(database_url=runtime.db.url, secret_key=None, key_file=key_file)
+    serving = Runtime(Database(runtime.db.url, keys=crypto.load(runtime.db.url, file_settings)), settings)
+    rotating = Database(runtime.db.url, keys=crypto.load(runtime.db.url, file_settings))
+    stop, written = threading.Event(), []
+
+    def log_tickets() -> None:
+        while not stop.is_set():
+            with serving.db.session() as s:
+                data = {"type": "complaint", "category": "0101", "content": "噪音扰民", "caller_phone": PHONE}
+                ticket, _ = create_ticket(s, serving, Actor(None, "agent", "agent"), data, now=utcnow())
+                written.append(ticket.id)
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=log_tickets)
+    writer.start()
+    try:
+        with rotating.engine.connect() as conn:
+            crypto.rotate(conn, rotating.keys, wait=crypto.RELOAD_SECONDS + 1, batch=5, say=print)
+    finally:
+        stop.set()
+        writer.join()
+        serving.db.dispose()
+        rotating.dispose()
+    [secret] = crypto.read_key_file(key_file)
+    fresh = Database(runtime.db.url, keys=crypto.Keyring([secret]))
+    try:
+        with fresh.read_session() as s:
+            assert len(written) > 10
+            assert s.exec(select(Ticket.id).where(same_phone(s, PHONE)).order_by(Ticket.id)).all() == written
+        with fresh.engine.connect() as conn:
+            assert set(crypto.count_by_key(conn, fresh.keys)) == {fresh.keys.active.id}
+    finally:
+        fresh.dispose()
