@@ -8,7 +8,7 @@ from sqlalchemy import exists, func, or_, union
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from hotline.crypto import keyring_of, normal_phone
+from hotline.crypto import TAIL_DIGITS, keyring_of, normal_phone
 from hotline.db import dialect_insert
 from hotline.deadlines.calendar import LOCAL_TZ, local_iso
 from hotline.directory import category_path, clean_place, places
@@ -39,6 +39,9 @@ MIN_ADDRESS_CHARS = 2
 # ticket by its caller (a department only among its own tickets).
 SEARCH_SCAN_ROWS = 50_000
 MIN_TAIL_DIGITS = 4
+# A search by more of a phone's last digits than the tail hash keeps opens at most this many
+# of the tickets whose phones end in the same four.
+TAIL_SCAN_ROWS = 5_000
 CALLER_SEARCH_ROLES = frozenset({"agent", "supervisor", "handler", "leader"})
 # The callback queue's views: every ticket waiting for a callback, past its deadline, near it.
 CALLBACK_VIEWS = ("all", "overdue", "warning")
@@ -330,20 +333,25 @@ def same_phone(session: Session, phone: str):
 
 def caller_ids(session: Session, q: str) -> list:
     """The conditions by which `q` finds tickets by their caller, each on an index: a whole
-    phone (MIN_PHONE_DIGITS digits or more) by its keyed hash; a phone's last digits
-    (MIN_TAIL_DIGITS or more) by the keyed hash of its last four, then the few tickets that
-    share those opened and compared; a whole name by its keyed hash (a sealed name cannot be
-    searched for a part)."""
+    phone (MIN_PHONE_DIGITS digits or more) by its keyed hash; a phone's last four digits by
+    the keyed hash of them, and more of its last digits by that hash too, then the tickets
+    that share those four opened and compared; a whole name by its keyed hash (a sealed name
+    cannot be searched for a part)."""
     phone = re.sub(r"[\s\-]", "", q)
     keys = keyring_of(session)
     matches = []
     if phone.isdigit() and len(phone) >= MIN_PHONE_DIGITS:
         matches.append(same_phone(session, phone))
     elif phone.isdigit() and len(phone) >= MIN_TAIL_DIGITS:
-        candidates = session.execute(
-            sa_select(Ticket.id, Ticket.caller_phone).where(Ticket.caller_tail_hash.in_(keys.tail_hashes(phone)))
-        ).all()
-        matches.append(Ticket.id.in_([i for i, p in candidates if p and normal_phone(p).endswith(phone)]))
+        tail = Ticket.caller_tail_hash.in_(keys.tail_hashes(phone))
+        if len(phone) == TAIL_DIGITS:
+            matches.append(tail)
+        else:
+            # The newest TAIL_SCAN_ROWS tickets ending in the same four digits, opened here.
+            candidates = session.execute(
+                sa_select(Ticket.id, Ticket.caller_phone).where(tail).order_by(Ticket.id.desc()).limit(TAIL_SCAN_ROWS)
+            ).all()
+            matches.append(Ticket.id.in_([i for i, p in candidates if p and normal_phone(p).endswith(phone)]))
     if not phone.isdigit():
         matches.append(Ticket.caller_name_hash.in_(keys.name_hashes(q)))
     return matches
