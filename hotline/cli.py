@@ -11,6 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from hotline.config import get_settings
+from hotline.crypto import SecretKeyError
 from hotline.db import Database, utcnow
 from hotline.deadlines.calendar import LOCAL_TZ, load_holiday_csv
 from hotline.errors import HotlineError
@@ -305,6 +306,36 @@ def cmd_outbox_replay(args: argparse.Namespace) -> None:
     print(f"{n} events queued again for subscription {args.subscription}")
 
 
+def cmd_keys_new(_: argparse.Namespace) -> None:
+    from hotline.crypto import new_secret
+
+    print(new_secret())
+
+
+def cmd_keys_status(_: argparse.Namespace) -> None:
+    from hotline.crypto import count_by_key
+    from hotline.migrate import upgrade
+
+    db = _database()
+    upgrade(db)
+    with db.engine.connect() as connection:
+        counts = count_by_key(connection, db.keys)
+    for i, key in enumerate(db.keys.keys):
+        print(f"key {key.id}{' (seals)' if i == 0 else ''}: {counts.pop(key.id, 0):,} values")
+    for kid, n in counts.items():
+        print(f"{'in clear' if kid == 'clear' else f'key {kid} (missing!)'}: {n:,} values")
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    from hotline.crypto import rotate
+    from hotline.migrate import upgrade
+
+    db = _database()
+    upgrade(db)
+    with db.engine.connect() as connection:
+        rotate(connection, db.keys, wait=args.wait, batch=args.batch, say=print)
+
+
 def _parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -473,6 +504,16 @@ def build_parser() -> argparse.ArgumentParser:
         "reindex", help="write every article's words into the search index again (after an upgrade)"
     ).set_defaults(func=cmd_knowledge_reindex)
 
+    keys = sub.add_parser("keys", help="the secret keys of the personal data").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys.add_parser("new", help="print a fresh secret key").set_defaults(func=cmd_keys_new)
+    keys.add_parser("status", help="the keys and how many values each seals").set_defaults(func=cmd_keys_status)
+    rot = keys.add_parser("rotate", help="a new key seals, every value is sealed again, the old key retires")
+    rot.add_argument("--wait", type=float, default=15.0, help="seconds for the servers to read a new key file")
+    rot.add_argument("--batch", type=int, default=1000, help="rows a transaction")
+    rot.set_defaults(func=cmd_keys_rotate)
+
     demo = sub.add_parser("demo-data", help="load a demo district")
     demo.add_argument("--tickets", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=12345)
@@ -486,6 +527,8 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except HotlineError as exc:
         raise SystemExit(f"hotline: {exc.message}") from None
+    except SecretKeyError as exc:
+        raise SystemExit(f"hotline: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -38,9 +38,12 @@ class Settings(BaseSettings):
     templates_dir: Path = ROOT / "templates"
     # Largest request body accepted, in bytes; larger bodies get a 413.
     max_body_bytes: int = 64 * 1024
-    # Secret for signing session cookies and rating links; generated per install
-    # when not given (see hotline.security.secret_key).
+    # The secret the callers' names and phones are sealed with (hotline.crypto): at least 32
+    # characters; several separated by commas while a rotation runs (the first seals). Or
+    # key_file: a file of them, one a line. With neither, on SQLite, hotline.key beside the
+    # database is made on first use; PostgreSQL refuses to start without one.
     secret_key: str | None = None
+    key_file: Path | None = None
     # API requests one token may make per minute, per server process (0: no limit).
     rate_limit_per_minute: int = 6000
     # Run the scheduler inside `hotline serve` (the one-process set-up).

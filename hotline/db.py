@@ -28,6 +28,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
+from hotline.crypto import Keyring, attach
+from hotline.crypto import load as load_keys
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware datetime stored as UTC; naive values are refused, not guessed."""
@@ -109,8 +112,11 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> Engine:
 class Database:
     """The engines of one database and the sessions over them."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, keys: Keyring | None = None) -> None:
         self.url = url
+        # The secrets of the personal data (hotline.crypto); loaded first, so that a missing
+        # one stops the process before it serves anything.
+        self.keys = keys or load_keys(url)
         self._write_lock: threading.RLock | contextlib.nullcontext = contextlib.nullcontext()
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -124,6 +130,8 @@ class Database:
         else:
             self.engine = create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
             self.read_engine = self.engine
+        attach(self.engine, self.keys)
+        attach(self.read_engine, self.keys)
 
     @property
     def is_sqlite(self) -> bool:

@@ -37,7 +37,7 @@ from hotline.evaluation.ratings import CITIZEN, app_secret
 from hotline.inputs import check_text
 from hotline.labels import TYPE_LABELS
 from hotline.models import OWN_SOURCE, Department, Ticket, VerificationCode
-from hotline.tickets import check_place, create_ticket
+from hotline.tickets import check_place, create_ticket, same_phone
 
 CODE_TTL = timedelta(minutes=10)
 CODE_GAP = timedelta(seconds=60)
@@ -176,7 +176,7 @@ def check_filing_rate(session: Session, runtime, phone: str, now: datetime) -> N
     """At most FILINGS_PER_PHONE_HOUR matters an hour filed online from one phone (429)."""
     count, first = session.exec(
         select(func.count(), func.min(Ticket.created_at)).where(
-            Ticket.caller_phone == phone,
+            same_phone(session, phone),
             Ticket.channel == "web",
             Ticket.source == OWN_SOURCE,
             Ticket.created_at >= now - timedelta(hours=1),

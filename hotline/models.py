@@ -3,9 +3,22 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    event,
+    inspect,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
+from hotline.crypto import Sealed, SealedJSON, keyring_of
 from hotline.db import UTCDateTime
 
 ROLES = ("agent", "handler", "leader", "supervisor", "admin", "editor", "integration")
@@ -151,8 +164,14 @@ class Ticket(SQLModel, table=True):
     category_id: int | None = Field(default=None, foreign_key="categories.id", index=True)
     urgency: str = Field(default="normal", max_length=10)
     channel: str = Field(default="phone", max_length=16)
-    caller_name: str | None = Field(default=None, max_length=50)
-    caller_phone: str | None = Field(default=None, max_length=30, index=True)
+    # Sealed at rest (hotline.crypto): looked up by the keyed hashes beside them, which
+    # hotline.crypto.caller_hashes fills whenever the name or the phone is written.
+    caller_name: str | None = Field(default=None, sa_type=Sealed("tickets.caller_name"))
+    caller_phone: str | None = Field(default=None, sa_type=Sealed("tickets.caller_phone"))
+    caller_phone_hash: str | None = Field(default=None, max_length=32, index=True)
+    # The phone's last four digits (the search by a phone's last digits).
+    caller_tail_hash: str | None = Field(default=None, max_length=32, index=True)
+    caller_name_hash: str | None = Field(default=None, max_length=32, index=True)
     confidential: bool = False
     anonymous: bool = False
     reply_wanted: bool = True
@@ -452,7 +471,10 @@ class OutboxMessage(SQLModel, table=True):
     sequence: int | None = None
     departments: str = Field(default="", max_length=200)
     source: str | None = Field(default=None, max_length=32)
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Sealed at rest (hotline.crypto): an event's ticket carries the caller.
+    payload: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(SealedJSON("outbox.payload"), nullable=False)
+    )
     # When it happened (the change's time) and when it was written (the clock on the wall:
     # the pull feed holds back the last moments on PostgreSQL, whose commits may land out of id order).
     created_at: datetime = Field(sa_type=UTCDateTime)
@@ -570,7 +592,8 @@ class Message(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
-    to: str = Field(max_length=30)
+    # The citizen's number, sealed at rest (hotline.crypto).
+    to: str = Field(sa_type=Sealed("messages.to"))
     body: str = Field(sa_type=Text)
     ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
@@ -799,3 +822,14 @@ class VerificationCode(SQLModel, table=True):
     # Wrong codes typed against this one; it stops working at the limit.
     attempts: int = 0
     used_at: datetime | None = _time()
+
+
+@event.listens_for(Ticket, "before_insert")
+@event.listens_for(Ticket, "before_update")
+def _hash_caller(_mapper, connection, ticket: Ticket) -> None:
+    """The caller's keyed hashes follow the caller's phone and name, whoever writes them."""
+    state = inspect(ticket)
+    if state.has_identity and not any(state.attrs[a].history.has_changes() for a in ("caller_phone", "caller_name")):
+        return
+    for column, value in keyring_of(connection).caller_hashes(ticket.caller_phone, ticket.caller_name).items():
+        setattr(ticket, column, value)

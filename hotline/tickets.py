@@ -8,6 +8,7 @@ from sqlalchemy import exists, func, or_, union
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from hotline.crypto import TAIL_DIGITS, keyring_of, normal_phone
 from hotline.db import dialect_insert
 from hotline.deadlines.calendar import LOCAL_TZ, local_iso
 from hotline.directory import category_path, clean_place, places
@@ -38,6 +39,9 @@ MIN_ADDRESS_CHARS = 2
 # ticket by its caller (a department only among its own tickets).
 SEARCH_SCAN_ROWS = 50_000
 MIN_TAIL_DIGITS = 4
+# A search by more of a phone's last digits than the tail hash keeps opens at most this many
+# of the tickets whose phones end in the same four.
+TAIL_SCAN_ROWS = 5_000
 CALLER_SEARCH_ROLES = frozenset({"agent", "supervisor", "handler", "leader"})
 # The callback queue's views: every ticket waiting for a callback, past its deadline, near it.
 CALLBACK_VIEWS = ("all", "overdue", "warning")
@@ -257,7 +261,7 @@ def search(
         conditions.append((Ticket.warn_at > now) & (Ticket.due_at > now))
     q = (q or "").strip()
     if q:
-        conditions.append(_query_clause(actor, q, conditions))
+        conditions.append(_query_clause(session, actor, q, conditions))
     stmt = select(Ticket).where(*conditions).order_by(Ticket.id.desc())
     items = list(session.exec(stmt.offset((page - 1) * page_size).limit(page_size)).all())
     total = session.execute(sa_select(func.count()).select_from(Ticket).where(*conditions)).scalar_one()
@@ -282,26 +286,21 @@ def category_subtree(session: Session, code: str) -> list[int]:
     return [c.id for c in categories.values() if root in category_path(c.id, categories.get)]
 
 
-def _query_clause(actor: Actor, q: str, filters: list):
+def _query_clause(session: Session, actor: Actor, q: str, filters: list):
     """What `q` matches, bounded so that it costs little on a million tickets.
 
-    A ticket number and a full phone number are equality lookups on indexed columns (the
-    number's unique index, ix_tickets_caller_phone) and search the whole archive. The
-    unanchored matches (the phone's last digits, a name, words of the title, content or
-    address) can use no index: they read only the newest SEARCH_SCAN_ROWS tickets that pass
-    the other filters, found newest first by the created_at index (or the state, category or
-    department index the filters bring), on SQLite and PostgreSQL alike; a date range
-    reaches further back.
+    A ticket number, and for the roles that may find a caller, a whole phone number, a
+    phone's last digits and a whole name, are lookups on indexed columns (the number's unique
+    index, the caller's keyed hashes: see caller_ids) and search the whole archive. The
+    unanchored matches (words of the title, content or address) can use no index: they read
+    only the newest SEARCH_SCAN_ROWS tickets that pass the other filters, found newest first
+    by the created_at index (or the state, category or department index the filters bring),
+    on SQLite and PostgreSQL alike; a date range reaches further back.
     """
-    phone = re.sub(r"[\s\-]", "", q)
-    caller_roles = actor.role in CALLER_SEARCH_ROLES
     # A department never finds a confidential or anonymous ticket by the caller it hides.
     shown_caller = (
         (Ticket.confidential.is_(False) & Ticket.anonymous.is_(False)) if actor.role in DEPARTMENT_ROLES else None
     )
-
-    def caller(condition):
-        return condition if shown_caller is None else (condition & shown_caller)
 
     def ids(*where):
         return sa_select(Ticket.id).where(*where).correlate(None)
@@ -309,10 +308,12 @@ def _query_clause(actor: Actor, q: str, filters: list):
     # One branch per index, joined by UNION: an OR across them would let the planner fall
     # back to reading the whole table in id order.
     branches = [ids(Ticket.number == q)]
+    if actor.role in CALLER_SEARCH_ROLES:
+        shown = [] if shown_caller is None else [shown_caller]
+        branches += [ids(match, *shown) for match in caller_ids(session, q)]
+    phone = re.sub(r"[\s\-]", "", q)
     if phone.isdigit() and len(phone) >= MIN_PHONE_DIGITS:
         # A number or a whole phone number: the indexes answer, nothing is scanned.
-        if caller_roles:
-            branches.append(ids(caller(Ticket.caller_phone == phone)))
         return Ticket.id.in_(union(*branches))
     like = f"%{_like_escape(q)}%"
     loose = [
@@ -320,13 +321,40 @@ def _query_clause(actor: Actor, q: str, filters: list):
         Ticket.content.like(like, escape="\\"),
         Ticket.address.like(like, escape="\\"),
     ]
-    if caller_roles:
-        loose.append(caller(Ticket.caller_name.like(like, escape="\\")))
-        if phone.isdigit() and len(phone) >= MIN_TAIL_DIGITS:
-            loose.append(caller(Ticket.caller_phone.like(f"%{phone}", escape="\\")))
     window = ids(*filters).order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(SEARCH_SCAN_ROWS)
     branches.append(ids(Ticket.id.in_(window), or_(*loose)))
     return Ticket.id.in_(union(*branches))
+
+
+def same_phone(session: Session, phone: str):
+    """The condition: the ticket's caller has this phone (its keyed hash, under every key)."""
+    return Ticket.caller_phone_hash.in_(keyring_of(session).phone_hashes(phone))
+
+
+def caller_ids(session: Session, q: str) -> list:
+    """The conditions by which `q` finds tickets by their caller, each on an index: a whole
+    phone (MIN_PHONE_DIGITS digits or more) by its keyed hash; a phone's last four digits by
+    the keyed hash of them, and more of its last digits by that hash too, then the tickets
+    that share those four opened and compared; a whole name by its keyed hash (a sealed name
+    cannot be searched for a part)."""
+    phone = re.sub(r"[\s\-]", "", q)
+    keys = keyring_of(session)
+    matches = []
+    if phone.isdigit() and len(phone) >= MIN_PHONE_DIGITS:
+        matches.append(same_phone(session, phone))
+    elif phone.isdigit() and len(phone) >= MIN_TAIL_DIGITS:
+        tail = Ticket.caller_tail_hash.in_(keys.tail_hashes(phone))
+        if len(phone) == TAIL_DIGITS:
+            matches.append(tail)
+        else:
+            # The newest TAIL_SCAN_ROWS tickets ending in the same four digits, opened here.
+            candidates = session.execute(
+                sa_select(Ticket.id, Ticket.caller_phone).where(tail).order_by(Ticket.id.desc()).limit(TAIL_SCAN_ROWS)
+            ).all()
+            matches.append(Ticket.id.in_([i for i, p in candidates if p and normal_phone(p).endswith(phone)]))
+    if not phone.isdigit():
+        matches.append(Ticket.caller_name_hash.in_(keys.name_hashes(q)))
+    return matches
 
 
 def _like_escape(text: str) -> str:
@@ -347,11 +375,11 @@ def recent_tickets(
     by_phone: list[Ticket] | None = None
     by_place: list[Ticket] | None = None
     if sum(ch.isdigit() for ch in phone) >= MIN_PHONE_DIGITS:
-        # caller_phone is indexed: this reads only the caller's own tickets.
+        # The phone's keyed hash is indexed: this reads only the caller's own tickets.
         by_phone = list(
             session.exec(
                 select(Ticket)
-                .where(Ticket.caller_phone == phone, Ticket.created_at >= since)
+                .where(same_phone(session, phone), Ticket.created_at >= since)
                 .order_by(Ticket.created_at.desc(), Ticket.id.desc())
                 .limit(RECENT_LIMIT)
             ).all()
@@ -436,7 +464,7 @@ def _callback_states(runtime) -> list[str]:
     return sorted(states)
 
 
-def _callback_view(runtime, view: str, now: datetime, q: str = "") -> list[Any]:
+def _callback_view(session: Session, runtime, view: str, now: datetime, q: str = "") -> list[Any]:
     conditions = [Ticket.state.in_(_callback_states(runtime))]
     if view == "overdue":
         conditions.append(Ticket.due_at <= now)
@@ -449,8 +477,7 @@ def _callback_view(runtime, view: str, now: datetime, q: str = "") -> list[Any]:
         conditions.append(
             or_(
                 Ticket.number == q,
-                Ticket.caller_phone.like(like, escape="\\"),
-                Ticket.caller_name.like(like, escape="\\"),
+                *caller_ids(session, q),
                 Ticket.title.like(like, escape="\\"),
                 Ticket.address.like(like, escape="\\"),
             )
@@ -461,7 +488,9 @@ def _callback_view(runtime, view: str, now: datetime, q: str = "") -> list[Any]:
 def awaiting_callback_counts(session: Session, runtime, now: datetime, *, q: str = "") -> dict[str, int]:
     """How many tickets wait for a callback (matching `q`): all, those past its deadline, those near it."""
     return {
-        view: session.exec(select(func.count()).select_from(Ticket).where(*_callback_view(runtime, view, now, q))).one()
+        view: session.exec(
+            select(func.count()).select_from(Ticket).where(*_callback_view(session, runtime, view, now, q))
+        ).one()
         for view in CALLBACK_VIEWS
     }
 
@@ -474,7 +503,7 @@ def awaiting_callback(
     with its callbacks so far."""
     tickets = session.exec(
         select(Ticket)
-        .where(*_callback_view(runtime, view, now, q))
+        .where(*_callback_view(session, runtime, view, now, q))
         .order_by(Ticket.callback_by.is_(None), Ticket.callback_by, Ticket.id)
         .offset(offset)
         .limit(limit)

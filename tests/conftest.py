@@ -3,9 +3,14 @@
 PostgreSQL tests run against HOTLINE_TEST_POSTGRES_URL (default: the local server's
 `test` database). Without a server they skip with the reason, except under CI=true,
 where a missing server fails the run.
+
+The personal data's secret (hotline.crypto) is one per test process, in HOTLINE_SECRET_KEY
+unless given: the servers and commands the tests start inherit it, and PostgreSQL, which
+will not start without one, has it. tests/test_crypto.py tries the other sources.
 """
 
 import os
+import secrets
 import shutil
 import socket
 import threading
@@ -27,6 +32,7 @@ from hotline.migrate import upgrade
 from hotline.runtime import Runtime
 from tests.helpers import District, build_district
 
+os.environ.setdefault("HOTLINE_SECRET_KEY", secrets.token_urlsafe(32))
 PG_URL = os.environ.get("HOTLINE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Tables that keep their rows between PostgreSQL tests (schema bookkeeping, holiday data).

@@ -13,6 +13,7 @@ from hotline.deadlines.calendar import local_iso
 from hotline.evaluation import appeals, rating_system, rectifications
 from hotline.inputs import IdPath, IdQuery
 from hotline.models import DEPARTMENT_ROLES, Appeal, Message, Rectification, Ticket
+from hotline.ticket_view import mask_phone
 from hotline.tickets import get_visible
 from hotline.workflow.engine import Actor, fire
 
@@ -215,7 +216,7 @@ def list_messages(
             {
                 "id": m.id,
                 "channel": m.channel,
-                "to": m.to,
+                "to": mask_phone(m.to),
                 "body": m.body,
                 "ticket": m.ticket_id,
                 "created_at": local_iso(m.created_at),

@@ -2,6 +2,7 @@
 Core over one connection, one transaction a batch, in a thread of its own."""
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from json import dumps
 from operator import attrgetter
 from queue import Queue
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, func, inspect, select
 
 from hotline.audit import GENESIS, canonical, link
+from hotline.crypto import CALLER_HASHES, SEALED_COLUMNS
 from hotline.db import UTCDateTime, dialect_insert
 from hotline.models import (
     Approval,
@@ -39,6 +41,8 @@ COLUMNS = {
         "callback_by", "deadlines_provisional", "handle_started_at", "callback_started_at", "extension_days",
         "suspended_seconds", "suspended_at", "due_at", "due_kind", "warn_at", "escalation_step", "next_due_at",
         "invitation_sent_at", "callbacks_exhausted_at",
+        # The caller's keyed hashes: computed from the phone and the name (see row_maker).
+        *CALLER_HASHES,
     ),
     "ticket_events": (
         "id", "ticket_id", "event", "actor_id", "actor_name", "actor_role", "from_state", "to_state", "at", "details",
@@ -110,6 +114,7 @@ class Writer:
 
     def __init__(self, runtime) -> None:
         self.db = runtime.db
+        self.keys = self.db.keys
         self.sqlite = self.db.is_sqlite
         self.conn = self.db.engine.connect()
         self.written = dict.fromkeys(TABLES, 0)
@@ -131,7 +136,9 @@ class Writer:
             names = [columns[i] for i in keep] + rest
             marks = ", ".join(self._mark(table, n) for n in names)
             self.sql[name] = f"INSERT INTO {quote(name)} ({', '.join(map(quote, names))}) VALUES ({marks})"
-            self.times[name] = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, UTCDateTime)]
+            self.times[name] = [
+                i for i, c in enumerate(columns) if self.sqlite and isinstance(table.c[c].type, UTCDateTime)
+            ]
         self.conn.commit()
         if self.sqlite:
             # A larger page cache for the ticket indexes while loading (this connection only).
@@ -153,17 +160,29 @@ class Writer:
         raise RuntimeError(f"hotline.demo is out of date: it does not fill {table.name}.{name}")
 
     def row_maker(self, name: str):
-        """A function from a row object (attributes named as the columns) to the tuple to insert."""
-        get = attrgetter(*COLUMNS[name])
+        """A function from a row object (attributes named as the columns) to the tuple to
+        insert: times as SQLite stores them, the personal data sealed and the caller hashed
+        (hotline.crypto), as the models' column types and hotline.models._hash_caller would."""
+        columns = COLUMNS[name]
+        hashed = name == "tickets"
+        get = attrgetter(*(columns[: -len(CALLER_HASHES)] if hashed else columns))
         times = self.times[name]
-        if not self.sqlite or not times:
+        key = self.keys.active
+        sealed = [(columns.index(c), f"{name}.{c}".encode()) for c in SEALED_COLUMNS.get(name, ())]
+        if not times and not sealed:
             return get
+        hashes = lru_cache(maxsize=65536)(self.keys.caller_hashes)
 
         def make(obj: Any) -> tuple:
             row = list(get(obj))
             for i in times:
                 if row[i] is not None:
                     row[i] = _sqlite_time(row[i])
+            if hashed:
+                row += hashes(obj.caller_phone, obj.caller_name).values()
+            for i, purpose in sealed:
+                if row[i] is not None:
+                    row[i] = key.seal(row[i], purpose)
             return tuple(row)
 
         return make

@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from hotline.config import Settings
 from hotline.models import Message
+from hotline.ticket_view import mask_phone
 
 log = logging.getLogger("hotline.evaluation.messaging")
 
@@ -116,5 +117,5 @@ def deliver_pending(
             except Exception as exc:  # a gateway's failure is recorded, never fatal
                 message.status, message.error = "failed", str(exc)[:500]
                 failed += 1
-                log.warning("message %s to %s failed: %s", message.id, message.to, exc)
+                log.warning("message %s to %s failed: %s", message.id, mask_phone(message.to), exc)
     return sent, failed

@@ -15,6 +15,7 @@ from hotline import notices
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.labels import TYPE_LABELS
 from hotline.models import Category, Department, Place, SurgeAlert, Ticket
+from hotline.tickets import same_phone
 from hotline.words import stop_words
 
 
@@ -172,12 +173,13 @@ def repeated_requests(session: Session, runtime, now: datetime, scope=None) -> l
     since = now - timedelta(days=rule.days)
     out = []
     for kind, keys in (
-        ("phone", (Ticket.caller_phone,)),
+        # The phone is sealed: its keyed hash groups, the newest ticket's phone is shown.
+        ("phone", (Ticket.caller_phone_hash,)),
         ("address", (Ticket.street, Ticket.community, Ticket.address)),
     ):
         present = and_(*[k.is_not(None) for k in keys], *[k != "" for k in keys])
         stmt = (
-            select(*keys, Ticket.category_id, func.count(), func.max(Ticket.created_at))
+            select(*keys, Ticket.category_id, func.count(), func.max(Ticket.created_at), func.max(Ticket.id))
             .where(Ticket.created_at >= since, Ticket.created_at <= now, present)
             .group_by(*keys, Ticket.category_id)
             .having(func.count() >= rule.min_count)
@@ -187,8 +189,18 @@ def repeated_requests(session: Session, runtime, now: datetime, scope=None) -> l
         )
         if scope is not None:
             stmt = stmt.where(scope)
-        for *key, category_id, count, last in session.execute(stmt.limit(500)):
-            out.append({"kind": kind, "key": key, "category_id": category_id, "count": int(count), "last": last})
+        for *key, category_id, count, last, newest in session.execute(stmt.limit(500)):
+            out.append(
+                {"kind": kind, "key": key, "category_id": category_id, "count": int(count), "last": last, "id": newest}
+            )
+    phones = [r["id"] for r in out if r["kind"] == "phone"]
+    if phones:
+        found = dict(session.execute(select(Ticket.id, Ticket.caller_phone).where(Ticket.id.in_(phones))).all())
+        for row in out:
+            if row["kind"] == "phone":
+                row["key"] = [found[row["id"]]]
+    for row in out:
+        del row["id"]
     names = dict(session.execute(select(Category.id, Category.name)).all())
     for row in out:
         row["category"] = names.get(row["category_id"], "未分类")
@@ -202,7 +214,7 @@ def repeats_of(session: Session, runtime, ticket: Ticket) -> list[tuple[int, str
     since = ticket.created_at - timedelta(days=rule.days)
     same = []
     if ticket.caller_phone:
-        same.append(Ticket.caller_phone == ticket.caller_phone)
+        same.append(same_phone(session, ticket.caller_phone))
     if ticket.address and ticket.street:
         same.append(and_(Ticket.street == ticket.street, Ticket.address == ticket.address))
     if not same:
