@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, select
 
 from hotline import notices
+from hotline.db import dialect_insert
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
@@ -27,7 +28,7 @@ from hotline.indicators.reports import generate_due_reports
 from hotline.integration.delivery import Deliverer, prune
 from hotline.knowledge.articles import retire_expired
 from hotline.knowledge.feedback import warn_expiring
-from hotline.models import Notification, Rectification, Ticket
+from hotline.models import CalendarWarning, Rectification, Ticket
 from hotline.runtime import Runtime
 from hotline.workflow import texts
 from hotline.workflow.engine import SCHEDULER, changing, fire
@@ -210,8 +211,8 @@ def check_calendar(session: Session, runtime: Runtime, now: datetime, report: Sw
     """Warn the administrators, once per year, when holiday data is missing.
 
     Every minute of November and December until next year's holidays are imported: the
-    process remembers the years it has found warned about, so only its first sweeps look for
-    the notice (an unindexed read of the notices); the later ones read nothing."""
+    flag of the year (`calendar_warnings`, read by its key) says whether they were told; the
+    process also remembers the years it found flagged, so its later sweeps read nothing."""
     cal = runtime.calendar(session)
     today = now.astimezone(LOCAL_TZ).date()
     years = [today.year] + ([today.year + 1] if today.month >= 11 else [])
@@ -219,17 +220,18 @@ def check_calendar(session: Session, runtime: Runtime, now: datetime, report: Sw
     for year in years:
         if year in cal.covered_years or year in warned:
             continue
-        title = f"缺少 {year} 年节假日数据"
-        if session.exec(
-            select(Notification.id).where(Notification.kind == "calendar", Notification.title == title)
-        ).first():
-            warned.add(year)  # (a notice sent now is found, and remembered, next minute)
+        flag = dialect_insert(session.get_bind().dialect.name)(CalendarWarning.__table__)
+        taken = session.execute(
+            flag.values(year=year, warned_at=now).on_conflict_do_nothing().returning(CalendarWarning.year)
+        ).first()
+        warned.add(year)
+        if taken is None:  # told before (by this process or another)
             continue
         notices.send(
             session,
             role="admin",
             kind="calendar",
-            title=title,
+            title=f"缺少 {year} 年节假日数据",
             at=now,
             body=f"{year} 年的法定节假日和调休安排尚未导入，涉及该年的时限暂按周一至周五计算并标记为“暂定”。"
             "请在“节假日日历”中导入国务院办公厅发布的安排，导入后暂定时限将自动重算。",
