@@ -29,6 +29,8 @@ from hotline.integration.delivery import Deliverer, prune
 from hotline.knowledge.articles import retire_expired
 from hotline.knowledge.feedback import warn_expiring
 from hotline.models import CalendarWarning, Rectification, Ticket
+from hotline.ops.leader import Leadership
+from hotline.ops.metrics import ESCALATIONS, JOB_SECONDS, WEBHOOK_ATTEMPTS
 from hotline.runtime import Runtime
 from hotline.workflow import texts
 from hotline.workflow.engine import SCHEDULER, changing, fire
@@ -285,8 +287,12 @@ def run_sweep(runtime: Runtime) -> None:
     except Exception:
         log.exception("sweep failed; the next one will pick up where it stopped")
         return
+    for _, step, _ in report.steps:
+        ESCALATIONS.labels(step).inc()
     if report.steps or report.skipped or report.notices:
         log.info(report.lines()[-1])
+    else:
+        log.debug(report.lines()[-1])
 
 
 def run_surges(runtime: Runtime) -> None:
@@ -324,6 +330,8 @@ def run_delivery(deliverer: Deliverer) -> None:
     except Exception:
         log.exception("webhook delivery failed; the next run tries again")
         return
+    for outcome in ("delivered", "failed", "dead"):
+        WEBHOOK_ATTEMPTS.labels(outcome).inc(getattr(report, outcome))
     if report.failed or report.dead or report.disabled:
         log.info(report.line())
 
@@ -354,8 +362,41 @@ def run_knowledge_expiry(runtime: Runtime) -> None:
         log.info("knowledge base: %d expired articles retired, %d owners warned", retired, warned)
 
 
+# The jobs that run as soon as a process takes the lead (the others wait for their hour).
+_AT_ONCE = ("surges", "reports", "knowledge_expiry", "delivery", "sweep")
+
+
+def _led(leadership: Leadership, job):
+    """The job, run only while this process leads (a run already started when the lead was
+    lost finishes: every job is safe to run twice)."""
+
+    def run(*args):
+        if leadership.leading:
+            with JOB_SECONDS.labels(job.__name__.removeprefix("run_")).time():
+                job(*args)
+
+    run.__name__ = run.__qualname__ = job.__name__
+    return run
+
+
+def _follow(scheduler, leading: bool) -> None:
+    """Resume the jobs when this process takes the lead, pause them when it loses it."""
+    now = datetime.now(LOCAL_TZ)
+    for job in scheduler.get_jobs():
+        if job.id == "leadership":
+            continue
+        if not leading:
+            job.pause()
+        elif job.id in _AT_ONCE:
+            job.modify(next_run_time=now)
+        else:
+            job.resume()
+
+
 def build_scheduler(runtime: Runtime, *, blocking: bool = False):
-    """An APScheduler scheduler with the sweep job (Asia/Shanghai; one run at a time)."""
+    """An APScheduler scheduler with the scheduler's jobs (Asia/Shanghai; one run at a time),
+    paused until this process is elected to run them (hotline.ops.leader): start it in every
+    process that may, and one of them runs the jobs. `stop_scheduler` stops it."""
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -364,38 +405,35 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
         timezone=LOCAL_TZ,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
     )
-    scheduler.add_job(
-        run_surges, "interval", minutes=5, id="surges", args=[runtime], next_run_time=datetime.now(LOCAL_TZ)
+    leadership = Leadership(
+        runtime.db, runtime.settings.scheduler_lease_seconds, on_change=lambda leading: _follow(scheduler, leading)
     )
+    scheduler.leadership = leadership
+
+    def job(func, trigger: str, id: str, args: list, **when) -> None:
+        scheduler.add_job(_led(leadership, func), trigger, id=id, args=args, next_run_time=None, **when)
+
+    job(run_surges, "interval", "surges", [runtime], minutes=5)
+    job(run_reports, "interval", "reports", [runtime], minutes=10)
+    job(run_statistics, "cron", "statistics", [runtime], hour=3, minute=17)
+    job(run_prune, "cron", "prune_deliveries", [runtime], hour=3, minute=37)
+    # Just after midnight, and once on taking the lead (a server down at midnight retires
+    # them late, not never).
+    job(run_knowledge_expiry, "cron", "knowledge_expiry", [runtime], hour=0, minute=5)
+    job(run_delivery, "interval", "delivery", [Deliverer(runtime)], seconds=runtime.settings.delivery_interval_seconds)
+    job(run_sweep, "interval", "sweep", [runtime], seconds=runtime.settings.sweep_interval_seconds)
     scheduler.add_job(
-        run_reports, "interval", minutes=10, id="reports", args=[runtime], next_run_time=datetime.now(LOCAL_TZ)
-    )
-    scheduler.add_job(run_statistics, "cron", hour=3, minute=17, id="statistics", args=[runtime])
-    scheduler.add_job(run_prune, "cron", hour=3, minute=37, id="prune_deliveries", args=[runtime])
-    # Just after midnight, and once at start (a server down at midnight retires them late, not never).
-    scheduler.add_job(
-        run_knowledge_expiry,
-        "cron",
-        hour=0,
-        minute=5,
-        id="knowledge_expiry",
-        args=[runtime],
-        next_run_time=datetime.now(LOCAL_TZ),
-    )
-    scheduler.add_job(
-        run_delivery,
+        leadership.tick,
         "interval",
-        seconds=runtime.settings.delivery_interval_seconds,
-        id="delivery",
-        args=[Deliverer(runtime)],
-        next_run_time=datetime.now(LOCAL_TZ),
-    )
-    scheduler.add_job(
-        run_sweep,
-        "interval",
-        seconds=runtime.settings.sweep_interval_seconds,
-        id="sweep",
-        args=[runtime],
+        id="leadership",
+        seconds=runtime.settings.scheduler_lease_seconds / 3,
         next_run_time=datetime.now(LOCAL_TZ),
     )
     return scheduler
+
+
+def stop_scheduler(scheduler) -> None:
+    """Stop the jobs (waiting for those running), then give up the lead if this process had it."""
+    if scheduler.running:
+        scheduler.shutdown(wait=True)
+    scheduler.leadership.resign()
