@@ -82,8 +82,21 @@ class RequestTimer:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            REQUEST_SECONDS.labels(scope["method"], route, f"{status[0] // 100}xx").observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            REQUEST_SECONDS.labels(scope["method"], route_template(scope), f"{status[0] // 100}xx").observe(elapsed)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered, with the prefix of the router it was included
+    under (a route may know its path without it): `/api/v1/tickets/{ticket_id}`."""
+    route, path = scope.get("route"), scope.get("path", "")
+    template, regex = getattr(route, "path", None), getattr(route, "path_regex", None)
+    if not template or regex is None:
+        return "unmatched"
+    for i, char in enumerate(path):
+        if char == "/" and regex.match(path[i:]):
+            return path[:i] + template
+    return template
 
 
 class DatabaseCollector:
