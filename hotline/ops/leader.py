@@ -112,7 +112,9 @@ class Leadership:
         update = {
             **{k: stmt.excluded[k] for k in values},
             # A new holder's own start; a renewal keeps the first.
-            "acquired_at": case((table.c.holder == stmt.excluded.holder, table.c.acquired_at), else_=now),
+            "acquired_at": case(
+                (table.c.holder == stmt.excluded.holder, table.c.acquired_at), else_=stmt.excluded.acquired_at
+            ),
         }
         where = None if force else (table.c.holder == stmt.excluded.holder) | (table.c.expires_at <= now)
         stmt = stmt.on_conflict_do_update(index_elements=[table.c.name], set_=update, where=where)
