@@ -8,10 +8,12 @@ import json
 import time
 from pathlib import Path
 
+import httpx
+
 from hotline.db import utcnow
 from hotline.models import SchedulerLease
 from hotline.ops.leader import Leadership, current_lease
-from tests.processes import kill_hard, start, stop
+from tests.processes import free_port, kill_hard, start, stop
 
 LEASE = 3.0  # seconds, for the processes (ticks every second)
 
@@ -114,3 +116,30 @@ def test_two_scheduler_processes_one_sweeps_and_the_other_takes_over_after_kill_
     finally:
         for process in processes:
             stop(process)
+
+
+def test_serve_with_two_workers_runs_one_embedded_scheduler(database, tmp_path):
+    """`hotline serve --workers 2` with the embedded scheduler: both workers elect, one leads
+    (its sweeps alone in the log), and both answer ready."""
+    log = tmp_path / "serve.log"
+    port = free_port()
+    env = {
+        "HOTLINE_EMBEDDED_SCHEDULER": "true",
+        "HOTLINE_SCHEDULER_LEASE_SECONDS": str(LEASE),
+        "HOTLINE_SWEEP_INTERVAL_SECONDS": "0.3",
+        "HOTLINE_LOG_FORMAT": "json",
+        "HOTLINE_LOG_LEVEL": "DEBUG",
+    }
+    server = start(database.url, "serve", "--port", str(port), "--workers", "2", "--no-access-log", log=log, env=env)
+    try:
+        _wait(lambda: _sweeps(log), "sweep", 90)
+        time.sleep(2 * LEASE)
+        entries = _log_entries(log)
+        leading = [e for e in entries if e["message"].startswith("scheduler: leading")]
+        assert len(leading) == 1, leading
+        holder = leading[0]["message"].split("(")[1].rstrip(")")
+        assert current_lease(database).holder == holder
+        for _ in range(4):  # whichever worker answers
+            assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json() == {"status": "ready"}
+    finally:
+        stop(server)

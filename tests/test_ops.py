@@ -72,26 +72,9 @@ def test_metrics_by_route_template_tickets_by_state_and_escalations(runtime, dis
         assert http.get("/api/v1/tickets/987654").status_code == 404
     text = _metrics(server).text  # the test server's client is a loopback one
     # The route's template, never the path; by status class.
-    assert (
-        _value(
-            text,
-            "hotline_http_request_duration_seconds_count",
-            method="GET",
-            route="/api/v1/tickets/{ticket_id}",
-            status="2xx",
-        )
-        >= 1
-    )
-    assert (
-        _value(
-            text,
-            "hotline_http_request_duration_seconds_count",
-            method="GET",
-            route="/api/v1/tickets/{ticket_id}",
-            status="4xx",
-        )
-        >= 1
-    )
+    template = {"method": "GET", "route": "/api/v1/tickets/{ticket_id}"}
+    for status in ("2xx", "4xx"):
+        assert _value(text, "hotline_http_request_duration_seconds_count", **template, status=status) >= 1
     assert number not in text and 'route="/api/v1/tickets/987654"' not in text
     assert _value(text, "hotline_tickets", state="dispatched") == 1
     assert _value(text, "hotline_scheduler_leader_known") == 0
