@@ -125,7 +125,7 @@ def test_json_logs_are_one_object_a_line_without_phone_name_or_token(message):
     assert Redact().filter(record)
     line = JsonFormatter().format(record)
     entry = json.loads(line)
-    assert set(entry) == {"time", "level", "logger", "message"} and "\n" not in line
+    assert set(entry) == {"time", "level", "logger", "pid", "message"} and "\n" not in line
     for secret in ("12345678", "%E5%BC%A0", "abcdef123", "AbC_123"):
         assert secret not in entry["message"]
 

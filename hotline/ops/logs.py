@@ -43,7 +43,7 @@ REDACT = Redact()
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time (UTC), level, logger, message, and the exception if any;
+    """One JSON object a line: time (UTC), level, logger, process id, message, and the exception if any;
     the message and the exception cleaned like the access log."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -51,6 +51,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,
             "message": REDACT.clean(record.getMessage()),
         }
         if record.exc_info:
