@@ -223,11 +223,9 @@ def check_calendar(session: Session, runtime: Runtime, now: datetime, report: Sw
         if year in cal.covered_years or year in warned:
             continue
         flag = dialect_insert(session.get_bind().dialect.name)(CalendarWarning.__table__)
-        taken = session.execute(
-            flag.values(year=year, warned_at=now).on_conflict_do_nothing().returning(CalendarWarning.year)
-        ).first()
+        taken = session.execute(flag.values(year=year, warned_at=now).on_conflict_do_nothing()).rowcount
         warned.add(year)
-        if taken is None:  # told before (by this process or another)
+        if not taken:  # told before (by this process or another)
             continue
         notices.send(
             session,
