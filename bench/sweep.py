@@ -940,6 +940,106 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+# --------------------------------------------------------------------------- demo databases
+
+
+def _demo_now(runtime: Runtime) -> datetime:
+    """Five minutes after the demo's last ticket: the sweep's clock on a demo database."""
+    from sqlalchemy import func
+
+    with runtime.db.read_session() as s:
+        last = s.exec(select(func.max(Ticket.created_at))).one()
+    return last + timedelta(minutes=5)
+
+
+def _timed_ms(fn, runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(ms(time.perf_counter() - t0))
+    return out
+
+
+def measure_demo(url: str, runs: int, migrate: bool, quiet: Quiet) -> dict[str, Any]:
+    """The sweep with nothing due, its calendar check, and the surge check, on a database made
+    by `hotline demo-data --tickets N` (its tickets spread over half a year up to its load).
+
+    `calendar, fresh process`: check_calendar in a runtime that has not looked yet (each
+    worker's first sweeps, each restart); `surges, first`: the first surge check on the
+    database (with this code: counting the baseline days after the bulk load)."""
+    from sqlalchemy import func
+
+    from hotline.scheduler import SweepReport, check_calendar, surges
+
+    runtime = _runtime(url)
+    if migrate:
+        upgrade(runtime.db)
+    with runtime.db.read_session() as s:
+        size = s.exec(select(func.count()).select_from(Ticket)).one()
+        notices_before = s.exec(select(func.count()).select_from(Notification)).one()
+    now = _demo_now(runtime)
+    print(f"  {runtime.db.dialect} {size:,} demo tickets, sweeping at {now.isoformat()}", flush=True)
+    report = SweepReport(now=now)
+    t0 = time.perf_counter()
+    surges(runtime, now, report)
+    first_surges = ms(time.perf_counter() - t0)
+    settle_report = sweep(runtime, now=now)  # what is due at the demo's end: escalated or deferred
+    quiet.wait("demo sweep")
+
+    nothing = _timed_ms(lambda: sweep(runtime, now=now, with_surges=False), runs)
+    fresh_calendar = []
+    for _ in range(runs):  # a fresh runtime each time; its engine's connect is not timed
+        fresh = _runtime(url)
+        with fresh.db.read_session() as s:
+            fresh.calendar(s)
+        with fresh.db.session() as s:  # the write engine's first connection, not timed either
+            s.execute(text("SELECT 1"))
+        t0 = time.perf_counter()
+        with fresh.db.session() as session:
+            check_calendar(session, fresh, now, SweepReport(now=now))
+        fresh_calendar.append(ms(time.perf_counter() - t0))
+        fresh.db.dispose()
+    warm_surges = _timed_ms(lambda: surges(runtime, now, SweepReport(now=now)), runs)
+    with runtime.db.read_session() as s:
+        notices = s.exec(select(func.count()).select_from(Notification)).one()
+    runtime.db.dispose()
+    return {
+        "db": runtime.db.dialect,
+        "url": make_url(url).render_as_string(hide_password=True),
+        "tickets": size,
+        "notices": [notices_before, notices],
+        "now": now.isoformat(),
+        "settling_sweep": settle_report.lines()[-1],
+        "sweep_nothing_due_median_ms": statistics.median(nothing),
+        "sweep_nothing_due_ms": nothing,
+        "calendar_fresh_process_median_ms": statistics.median(fresh_calendar),
+        "surges_first_ms": first_surges,
+        "surges_median_ms": statistics.median(warm_surges),
+        "surges_ms": warm_surges,
+        "code": code_version(),
+    }
+
+
+def demo_main(args) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    quiet = Quiet(args.quiet_cores, args.quiet_wait)
+    results = [measure_demo(url, args.runs, args.migrate, quiet) for url in args.demo.split(",") if url]
+    out = Path(args.out if args.out != str(RESULTS / "sweep.json") else RESULTS / "sweep-demo.json")
+    previous = json.loads(out.read_text()).get("results", []) if args.merge and out.exists() else []
+    print(
+        "| db | tickets | code | sweep, nothing due (ms) | calendar, fresh process (ms) | surges: first / warm (ms) |"
+    )
+    for r in results:
+        print(
+            f"| {r['db']} | {r['tickets']:,} | {r['code']['commit'][:7]} | {r['sweep_nothing_due_median_ms']} | "
+            f"{r['calendar_fresh_process_median_ms']} | {r['surges_first_ms']} / {r['surges_median_ms']} |"
+        )
+    doc = {"benchmark": "sweep-demo", "written_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    out.write_text(json.dumps({**doc, "results": previous + results}, ensure_ascii=False, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000", help="open tickets, comma-separated")
@@ -961,10 +1061,19 @@ def main() -> None:
     parser.add_argument(
         "--code", metavar="REV", help="measure this commit (git archive) instead of the work tree as it is"
     )
+    parser.add_argument(
+        "--demo",
+        metavar="URL,...",
+        help="measure databases made by `hotline demo-data` instead (bench/results/sweep-demo.json)",
+    )
+    parser.add_argument("--migrate", action="store_true", help="with --demo: upgrade the databases first")
     args = parser.parse_args()
     if args.code and not os.environ.get(SNAPSHOT_ENV):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         sys.exit(run_snapshot(args.code))
+    if args.demo:
+        demo_main(args)
+        return
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     for k in kinds:

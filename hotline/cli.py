@@ -4,6 +4,7 @@ import argparse
 import contextlib
 import getpass
 import os
+import signal
 import socket
 import sys
 import time
@@ -57,6 +58,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     os.environ.setdefault("HOTLINE_PUBLIC_URL", listening_url(args.host, args.port))
     get_settings.cache_clear()
     upgrade(_database())
+    from hotline.ops.logs import log_config
+    from hotline.ops.metrics import prepare_multiprocess
+
+    prepare_multiprocess(args.workers)
     uvicorn.run(
         "hotline.main:create_app",
         factory=True,
@@ -64,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        log_config=log_config(get_settings()),
         access_log=args.access_log,
     )
 
@@ -187,15 +193,23 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_scheduler(_: argparse.Namespace) -> None:
-    import logging
+    from hotline.ops.logs import configure_logging
+    from hotline.scheduler import build_scheduler, stop_scheduler
 
-    from hotline.scheduler import build_scheduler
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     rt = _ready_runtime()
-    print(f"scheduler: sweeping every {rt.settings.sweep_interval_seconds:g} s (Ctrl-C to stop)", flush=True)
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        build_scheduler(rt, blocking=True).start()
+    configure_logging(rt.settings)
+    print(
+        f"scheduler: sweeping every {rt.settings.sweep_interval_seconds:g} s once elected to lead (Ctrl-C to stop)",
+        flush=True,
+    )
+    # SIGTERM (systemd's stop) ends it like Ctrl-C: the lead is given up, not left to expire.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    scheduler = build_scheduler(rt, blocking=True)
+    try:
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
+            scheduler.start()
+    finally:
+        stop_scheduler(scheduler)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:

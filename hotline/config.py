@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     embedded_scheduler: bool = True
     # Seconds between two sweeps of the scheduler.
     sweep_interval_seconds: float = 60.0
+    # Seconds the scheduler's leader holds its lease (hotline.ops.leader): it renews it every
+    # third of that; when it dies, another process takes over within this time.
+    scheduler_lease_seconds: float = Field(default=30.0, ge=1, le=300)
+    # Logs: "text" (lines for a person) or "json" (one object a line, for a log collector).
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # A bearer token that opens /metrics to any address; unset: loopback clients only.
+    metrics_token: str | None = None
     sql_echo: bool = False
     # The district's name, as the pages show it.
     district_name: str = "示范区"

@@ -1,7 +1,6 @@
 """create_app(): routers, error handlers, the body-size limit, the lifespan."""
 
 import logging
-import re
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +33,9 @@ from hotline.config import Settings, get_settings
 from hotline.db import Database
 from hotline.errors import HotlineError
 from hotline.inputs import refuse_control_characters
+from hotline.ops import routes as ops_routes
+from hotline.ops.logs import REDACT
+from hotline.ops.metrics import RequestTimer
 from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
 from hotline.web import agent, citizen, department, filing, kb, performance, supervisor, views
@@ -96,30 +98,7 @@ class BodySizeLimit:
         await response({"type": "http"}, None, send)  # type: ignore[arg-type]
 
 
-class _RedactKeys(logging.Filter):
-    """Access-log lines without secrets or personal data: the API keys some Open311 clients
-    put in the address, the citizens' rating-link tokens, and phone numbers (a search by
-    phone, a caller's page) masked to their first three and last four digits."""
-
-    patterns = (
-        (re.compile(r"(api_key=)[^&\s]+"), r"\1***"),
-        (re.compile(r"(/rate/)[^/?\s\"]+"), r"\1***"),
-        (re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)"), r"\1****\2"),
-        (re.compile(r"(?<!\d)(0\d{2,3}(?:-|%2D)?)\d{3,4}(\d{4})(?!\d)", re.IGNORECASE), r"\1****\2"),
-    )
-
-    def _clean(self, text: str) -> str:
-        for pattern, replacement in self.patterns:
-            text = pattern.sub(replacement, text)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(self._clean(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-_REDACT_KEYS = _RedactKeys()
+_REDACT_KEYS = REDACT  # the access log's filter (hotline.ops.logs)
 
 
 def _field_of(loc: tuple) -> str:
@@ -257,7 +236,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         threading.Thread(target=_warm_segmenter, name="warm-segmenter", daemon=True).start()
         yield
         if scheduler is not None:
-            scheduler.shutdown(wait=True)
+            from hotline.scheduler import stop_scheduler
+
+            stop_scheduler(scheduler)
         runtime.db.dispose()
 
     app = FastAPI(
@@ -295,6 +276,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(performance.router)
     app.include_router(evaluation_pages.router)
     app.include_router(knowledge_pages.router)
+    app.include_router(ops_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
     app.add_middleware(
@@ -307,4 +289,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         },
     )
     app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(RequestTimer)  # outermost: the time includes every middleware's
     return app

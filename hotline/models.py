@@ -833,3 +833,43 @@ def _hash_caller(_mapper, connection, ticket: Ticket) -> None:
         return
     for column, value in keyring_of(connection).caller_hashes(ticket.caller_phone, ticket.caller_name).items():
         setattr(ticket, column, value)
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Which process runs the scheduler's jobs (hotline.ops.leader): renewed by the leader
+    every few seconds, taken over by another once it expires. On PostgreSQL an advisory
+    lock decides, and the row only tells the others (and /readyz) who leads."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: str = Field(primary_key=True, max_length=32)
+    holder: str = Field(max_length=120)
+    acquired_at: datetime = Field(sa_type=UTCDateTime)
+    renewed_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CalendarWarning(SQLModel, table=True):
+    """A year whose missing holiday data the administrators were told of (once per year:
+    the scheduler's calendar check reads this flag by its key, not the notices)."""
+
+    __tablename__ = "calendar_warnings"
+
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    warned_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SurgeCount(SQLModel, table=True):
+    """Tickets created per local day, category and community (hotline.indicators.analysis):
+    the surge check's baseline is a sum over these, not a count over weeks of tickets. A day
+    is counted once, when it has left the surge window; `category_id` 0 and `street` ''
+    stand for none."""
+
+    __tablename__ = "surge_counts"
+    __table_args__ = (Index("ix_surge_counts_key", "street", "community", "category_id", "day"),)
+
+    day: date = Field(primary_key=True)
+    category_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    street: str = Field(primary_key=True, max_length=50)
+    community: str = Field(primary_key=True, max_length=50)
+    n: int

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, select
 
 from hotline import notices
+from hotline.db import dialect_insert
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
@@ -27,7 +28,9 @@ from hotline.indicators.reports import generate_due_reports
 from hotline.integration.delivery import Deliverer, prune
 from hotline.knowledge.articles import retire_expired
 from hotline.knowledge.feedback import warn_expiring
-from hotline.models import Notification, Rectification, Ticket
+from hotline.models import CalendarWarning, Rectification, Ticket
+from hotline.ops.leader import Leadership
+from hotline.ops.metrics import ESCALATIONS, JOB_SECONDS, WEBHOOK_ATTEMPTS
 from hotline.runtime import Runtime
 from hotline.workflow import texts
 from hotline.workflow.engine import SCHEDULER, changing, fire
@@ -210,8 +213,8 @@ def check_calendar(session: Session, runtime: Runtime, now: datetime, report: Sw
     """Warn the administrators, once per year, when holiday data is missing.
 
     Every minute of November and December until next year's holidays are imported: the
-    process remembers the years it has found warned about, so only its first sweeps look for
-    the notice (an unindexed read of the notices); the later ones read nothing."""
+    flag of the year (`calendar_warnings`, read by its key) says whether they were told; the
+    process also remembers the years it found flagged, so its later sweeps read nothing."""
     cal = runtime.calendar(session)
     today = now.astimezone(LOCAL_TZ).date()
     years = [today.year] + ([today.year + 1] if today.month >= 11 else [])
@@ -219,17 +222,16 @@ def check_calendar(session: Session, runtime: Runtime, now: datetime, report: Sw
     for year in years:
         if year in cal.covered_years or year in warned:
             continue
-        title = f"缺少 {year} 年节假日数据"
-        if session.exec(
-            select(Notification.id).where(Notification.kind == "calendar", Notification.title == title)
-        ).first():
-            warned.add(year)  # (a notice sent now is found, and remembered, next minute)
+        flag = dialect_insert(session.get_bind().dialect.name)(CalendarWarning.__table__)
+        taken = session.execute(flag.values(year=year, warned_at=now).on_conflict_do_nothing()).rowcount
+        warned.add(year)
+        if not taken:  # told before (by this process or another)
             continue
         notices.send(
             session,
             role="admin",
             kind="calendar",
-            title=title,
+            title=f"缺少 {year} 年节假日数据",
             at=now,
             body=f"{year} 年的法定节假日和调休安排尚未导入，涉及该年的时限暂按周一至周五计算并标记为“暂定”。"
             "请在“节假日日历”中导入国务院办公厅发布的安排，导入后暂定时限将自动重算。",
@@ -283,8 +285,12 @@ def run_sweep(runtime: Runtime) -> None:
     except Exception:
         log.exception("sweep failed; the next one will pick up where it stopped")
         return
+    for _, step, _ in report.steps:
+        ESCALATIONS.labels(step).inc()
     if report.steps or report.skipped or report.notices:
         log.info(report.lines()[-1])
+    else:
+        log.debug(report.lines()[-1])
 
 
 def run_surges(runtime: Runtime) -> None:
@@ -322,6 +328,8 @@ def run_delivery(deliverer: Deliverer) -> None:
     except Exception:
         log.exception("webhook delivery failed; the next run tries again")
         return
+    for outcome in ("delivered", "failed", "dead"):
+        WEBHOOK_ATTEMPTS.labels(outcome).inc(getattr(report, outcome))
     if report.failed or report.dead or report.disabled:
         log.info(report.line())
 
@@ -352,8 +360,41 @@ def run_knowledge_expiry(runtime: Runtime) -> None:
         log.info("knowledge base: %d expired articles retired, %d owners warned", retired, warned)
 
 
+# The jobs that run as soon as a process takes the lead (the others wait for their hour).
+_AT_ONCE = ("surges", "reports", "knowledge_expiry", "delivery", "sweep")
+
+
+def _led(leadership: Leadership, job):
+    """The job, run only while this process leads (a run already started when the lead was
+    lost finishes: every job is safe to run twice)."""
+
+    def run(*args):
+        if leadership.leading:
+            with JOB_SECONDS.labels(job.__name__.removeprefix("run_")).time():
+                job(*args)
+
+    run.__name__ = run.__qualname__ = job.__name__
+    return run
+
+
+def _follow(scheduler, leading: bool) -> None:
+    """Resume the jobs when this process takes the lead, pause them when it loses it."""
+    now = datetime.now(LOCAL_TZ)
+    for job in scheduler.get_jobs():
+        if job.id == "leadership":
+            continue
+        if not leading:
+            job.pause()
+        elif job.id in _AT_ONCE:
+            job.modify(next_run_time=now)
+        else:
+            job.resume()
+
+
 def build_scheduler(runtime: Runtime, *, blocking: bool = False):
-    """An APScheduler scheduler with the sweep job (Asia/Shanghai; one run at a time)."""
+    """An APScheduler scheduler with the scheduler's jobs (Asia/Shanghai; one run at a time),
+    paused until this process is elected to run them (hotline.ops.leader): start it in every
+    process that may, and one of them runs the jobs. `stop_scheduler` stops it."""
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -362,38 +403,35 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
         timezone=LOCAL_TZ,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
     )
-    scheduler.add_job(
-        run_surges, "interval", minutes=5, id="surges", args=[runtime], next_run_time=datetime.now(LOCAL_TZ)
+    leadership = Leadership(
+        runtime.db, runtime.settings.scheduler_lease_seconds, on_change=lambda leading: _follow(scheduler, leading)
     )
+    scheduler.leadership = leadership
+
+    def job(func, trigger: str, id: str, args: list, **when) -> None:
+        scheduler.add_job(_led(leadership, func), trigger, id=id, args=args, next_run_time=None, **when)
+
+    job(run_surges, "interval", "surges", [runtime], minutes=5)
+    job(run_reports, "interval", "reports", [runtime], minutes=10)
+    job(run_statistics, "cron", "statistics", [runtime], hour=3, minute=17)
+    job(run_prune, "cron", "prune_deliveries", [runtime], hour=3, minute=37)
+    # Just after midnight, and once on taking the lead (a server down at midnight retires
+    # them late, not never).
+    job(run_knowledge_expiry, "cron", "knowledge_expiry", [runtime], hour=0, minute=5)
+    job(run_delivery, "interval", "delivery", [Deliverer(runtime)], seconds=runtime.settings.delivery_interval_seconds)
+    job(run_sweep, "interval", "sweep", [runtime], seconds=runtime.settings.sweep_interval_seconds)
     scheduler.add_job(
-        run_reports, "interval", minutes=10, id="reports", args=[runtime], next_run_time=datetime.now(LOCAL_TZ)
-    )
-    scheduler.add_job(run_statistics, "cron", hour=3, minute=17, id="statistics", args=[runtime])
-    scheduler.add_job(run_prune, "cron", hour=3, minute=37, id="prune_deliveries", args=[runtime])
-    # Just after midnight, and once at start (a server down at midnight retires them late, not never).
-    scheduler.add_job(
-        run_knowledge_expiry,
-        "cron",
-        hour=0,
-        minute=5,
-        id="knowledge_expiry",
-        args=[runtime],
-        next_run_time=datetime.now(LOCAL_TZ),
-    )
-    scheduler.add_job(
-        run_delivery,
+        leadership.tick,
         "interval",
-        seconds=runtime.settings.delivery_interval_seconds,
-        id="delivery",
-        args=[Deliverer(runtime)],
-        next_run_time=datetime.now(LOCAL_TZ),
-    )
-    scheduler.add_job(
-        run_sweep,
-        "interval",
-        seconds=runtime.settings.sweep_interval_seconds,
-        id="sweep",
-        args=[runtime],
+        id="leadership",
+        seconds=runtime.settings.scheduler_lease_seconds / 3,
         next_run_time=datetime.now(LOCAL_TZ),
     )
     return scheduler
+
+
+def stop_scheduler(scheduler) -> None:
+    """Stop the jobs (waiting for those running), then give up the lead if this process had it."""
+    if scheduler.running:
+        scheduler.shutdown(wait=True)
+    scheduler.leadership.resign()

@@ -1,20 +1,21 @@
 """Analysis (分析研判): volumes and growth, hotspots, repeated requests, hot words, surges."""
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlmodel import Session
 
 from hotline import notices
+from hotline.db import dialect_insert
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.labels import TYPE_LABELS
-from hotline.models import Category, Department, Place, SurgeAlert, Ticket
+from hotline.models import Category, Department, Place, SurgeAlert, SurgeCount, Ticket
 from hotline.tickets import same_phone
 from hotline.words import stop_words
 
@@ -272,8 +273,51 @@ def hot_words(session: Session, runtime, lo: datetime, hi: datetime, scope=None)
     return counts.most_common(rule.top)
 
 
+def _count_days(session: Session, since: date, until: date) -> None:
+    """Count the tickets of the local days in [since, until) per category and community into
+    `surge_counts`, from the day after the last one counted: each day once, in one grouped
+    read of that day's intake (the created_at index)."""
+    last = session.execute(select(func.max(SurgeCount.day))).scalar_one()
+    day = since if last is None or last < since else last + timedelta(days=1)
+    insert = dialect_insert(session.get_bind().dialect.name)(SurgeCount.__table__).on_conflict_do_nothing()
+    keys = (func.coalesce(Ticket.category_id, 0), func.coalesce(Ticket.street, ""), Ticket.community)
+    while day < until:
+        lo = datetime.combine(day, time.min, LOCAL_TZ)
+        rows = session.execute(
+            select(*keys, func.count())
+            .where(Ticket.created_at >= lo, Ticket.created_at < lo + timedelta(days=1), Ticket.community.is_not(None))
+            .group_by(*keys)
+            .with_hint(Ticket, "INDEXED BY ix_tickets_created_at", "sqlite")
+        ).all()
+        if rows:
+            session.execute(
+                insert, [{"day": day, "category_id": c, "street": s, "community": m, "n": n} for c, s, m, n in rows]
+            )
+        day += timedelta(days=1)
+
+
+def _baselines(session: Session, keys: list[tuple], since: date, until: date) -> dict[tuple, int]:
+    """Tickets per (category id, street, community) key on the local days in [since, until),
+    from the daily counts (a few rows per key on their index)."""
+    stored = [(c or 0, s or "", m) for c, s, m in keys]
+    key = tuple_(SurgeCount.category_id, SurgeCount.street, SurgeCount.community)
+    out: dict[tuple, int] = {}
+    for chunk in range(0, len(stored), 500):
+        for c, s, m, n in session.execute(
+            select(SurgeCount.category_id, SurgeCount.street, SurgeCount.community, func.sum(SurgeCount.n))
+            .where(key.in_(stored[chunk : chunk + 500]), SurgeCount.day >= since, SurgeCount.day < until)
+            .group_by(SurgeCount.category_id, SurgeCount.street, SurgeCount.community)
+        ):
+            out[(c or None, s or None, m)] = int(n)
+    return out
+
+
 def check_surges(session: Session, runtime, now: datetime) -> list[SurgeAlert]:
-    """Raise an alert for each new surge; keep an open one up to date; close one that is over."""
+    """Raise an alert for each new surge; keep an open one up to date; close one that is over.
+
+    Bounded by recent intake, not by the table: the window's tickets are counted from the
+    created_at index, and each community's usual count comes from the daily counts of the
+    `baseline_days` whole local days before the window (`surge_counts`)."""
     rule = analysis_config(str(runtime.settings.workflows_dir)).surge
     window = timedelta(hours=rule.window_hours)
     keys = (Ticket.category_id, Ticket.street, Ticket.community)
@@ -290,19 +334,15 @@ def check_surges(session: Session, runtime, now: datetime) -> list[SurgeAlert]:
         (a.category_id, a.street, a.community): a
         for a in session.execute(select(SurgeAlert).where(SurgeAlert.status == "open")).scalars()
     }
+    until = (now - window).astimezone(LOCAL_TZ).date()
+    since = until - timedelta(days=rule.baseline_days)
+    if recent:
+        _count_days(session, since, until)
+    usual = _baselines(session, list(recent), since, until)
     raised = []
     for key, count in recent.items():
         category_id, street, community = key
-        since = now - window - timedelta(days=rule.baseline_days)
-        before = session.execute(
-            select(func.count()).where(
-                Ticket.category_id == category_id if category_id is not None else Ticket.category_id.is_(None),
-                Ticket.street == street,
-                Ticket.community == community,
-                Ticket.created_at > since,
-                Ticket.created_at <= now - window,
-            )
-        ).scalar_one()
+        before = usual.get(key, 0)
         windows = rule.baseline_days * 24 / rule.window_hours
         baseline = before / windows
         surging = count >= rule.factor * max(baseline, 1 / windows) and count >= rule.min_tickets

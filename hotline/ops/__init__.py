@@ -1,0 +1,1 @@
+"""Operations: leader election, health, metrics, logs."""
