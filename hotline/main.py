@@ -16,7 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hotline import __version__
+from hotline import __version__, audit_log
 from hotline.api import (
     admin,
     analysis,
@@ -306,4 +306,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         },
     )
     app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(audit_log.RequestContext)
     return app
