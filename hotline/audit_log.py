@@ -362,7 +362,9 @@ class Break:
 def _records(session: Session, batch: int) -> Iterator[AuditRecord]:
     after = 0
     while True:
-        rows = session.exec(select(AuditRecord).where(AuditRecord.id > after).order_by(AuditRecord.id).limit(batch)).all()
+        rows = session.exec(
+            select(AuditRecord).where(AuditRecord.id > after).order_by(AuditRecord.id).limit(batch)
+        ).all()
         if not rows:
             return
         yield from rows

@@ -193,7 +193,9 @@ def _login_refused(runtime, username: str, outcome: str) -> None:
 def logout(request: Request, runtime: RuntimeDep, user: FormUser) -> Response:
     with runtime.db.session() as session:
         close_session(session, request.cookies.get(COOKIE))
-        audit_log.record(session, "logout", target_type="user", target_id=user.actor.id, target_label=user.actor.username)
+        audit_log.record(
+            session, "logout", target_type="user", target_id=user.actor.id, target_label=user.actor.username
+        )
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
