@@ -33,14 +33,15 @@ import json
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, update
+from sqlalchemy import event, func, insert, inspect, or_, update
 from sqlmodel import Session, select
 
 from hotline.audit import GENESIS, link
 from hotline.db import dialect_insert, utcnow
+from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.models import (
     ApiToken,
     Article,
@@ -391,3 +392,129 @@ def verify(session: Session, *, batch: int = 5000) -> tuple[int, Break | None]:
     if (head_chain, head_count) != (previous, checked):
         return checked, Break(None, head_chain, previous)
     return checked, None
+
+
+# --------------------------------------------------------------------------- reading
+
+# What the pages call each kind of target and each operation.
+KINDS = {
+    "login": "登录",
+    "logout": "退出登录",
+    "user": "用户",
+    "api_token": "API 令牌",
+    "department": "单位",
+    "category": "分类",
+    "routing_rule": "派单规则",
+    "place": "街道社区",
+    "calendar_day": "节假日",
+    "calendar_year": "节假日年度",
+    "district": "区县设置",
+    "subscription": "对接订阅",
+    "article": "知识库文章",
+}
+OPERATIONS = {
+    "create": "新建",
+    "update": "修改",
+    "delete": "删除",
+    "activate": "启用",
+    "deactivate": "停用",
+    "reset_password": "重置密码",
+    "change_password": "修改密码",
+    "end_sessions": "结束会话",
+}
+OUTCOME_LABELS = {"ok": "成功", "failed": "失败", "refused": "拒绝（尝试过频）"}
+MAX_FILTER = 64
+
+
+def action_label(action: str) -> str:
+    kind, _, operation = action.partition(".")
+    return KINDS.get(kind, kind) + (OPERATIONS.get(operation, operation) if operation else "")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which records to show: a time range (from `since`, before `until`), the actor's name,
+    the kind of action (its first part: user, login…), the target's id or words of its name,
+    the outcome; None or empty: any."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    kind: str | None = None
+    target: str | None = None
+    outcome: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        since: date | None = None,
+        until: date | None = None,
+        actor: str | None = None,
+        kind: str | None = None,
+        target: str | None = None,
+        outcome: str | None = None,
+    ) -> "Filters":
+        """The filters from local days (both included) and the rest as given, blanks as none."""
+
+        def start(day: date | None) -> datetime | None:
+            return datetime.combine(day, datetime.min.time(), LOCAL_TZ) if day else None
+
+        return cls(
+            since=start(since),
+            until=start(until + timedelta(days=1) if until else None),
+            actor=(actor or "").strip() or None,
+            kind=kind or None,
+            target=(target or "").strip() or None,
+            outcome=outcome or None,
+        )
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(query, filters: Filters):
+    if filters.since is not None:
+        query = query.where(AuditRecord.at >= filters.since)
+    if filters.until is not None:
+        query = query.where(AuditRecord.at < filters.until)
+    if filters.actor:
+        query = query.where(func.lower(AuditRecord.actor_name) == filters.actor.strip().lower())
+    if filters.kind:
+        query = query.where(or_(AuditRecord.action == filters.kind, AuditRecord.action.startswith(f"{filters.kind}.")))
+    if filters.target:
+        target = filters.target.strip()
+        query = query.where(
+            or_(AuditRecord.target_id == target, AuditRecord.target_label.ilike(_like(target), escape="\\"))
+        )
+    if filters.outcome:
+        query = query.where(AuditRecord.outcome == filters.outcome)
+    return query
+
+
+def search(session: Session, filters: Filters, *, page: int = 1, page_size: int = 50) -> tuple[list[AuditRecord], int]:
+    """The records that pass the filters, newest first, one page of them; and how many pass."""
+    total = session.execute(_where(select(func.count()).select_from(AuditRecord), filters)).scalar_one()
+    rows = session.exec(
+        _where(select(AuditRecord), filters)
+        .order_by(AuditRecord.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return list(rows), total
+
+
+def record_out(row: AuditRecord) -> dict[str, Any]:
+    """A record as the API gives it."""
+    return {
+        "id": row.id,
+        "at": row.at.isoformat(),
+        "actor": {"id": row.actor_id, "name": row.actor_name, "role": row.actor_role},
+        "address": row.address,
+        "action": row.action,
+        "target": {"type": row.target_type, "id": row.target_id, "label": row.target_label},
+        "outcome": row.outcome,
+        "before": row.before,
+        "after": row.after,
+    }

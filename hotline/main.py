@@ -21,6 +21,7 @@ from hotline.api import (
     admin,
     analysis,
     assistant,
+    audit,
     calendar,
     evaluation,
     integration,
@@ -273,6 +274,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     logging.getLogger("uvicorn.access").addFilter(_REDACT_KEYS)
     app.include_router(admin.router, prefix="/api/v1")
+    app.include_router(audit.router, prefix="/api/v1")
     app.include_router(tickets.router, prefix="/api/v1")
     app.include_router(supervision.router, prefix="/api/v1")
     app.include_router(calendar.router, prefix="/api/v1")
