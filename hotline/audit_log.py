@@ -68,6 +68,7 @@ OUTCOMES = ("ok", "failed", "refused")
 # session.info keys: the chain's head as this transaction left it; the names given to changes.
 _HEAD = "hotline.audit_log.head"
 _NAMES = "hotline.audit_log.names"
+_PENDING = "hotline.audit_log.pending"
 
 
 @dataclass(frozen=True)
@@ -291,13 +292,48 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _target_id(obj: Any) -> Any:
-    identity = inspect(obj).identity
-    return identity[0] if identity and len(identity) == 1 else None
+    state = inspect(obj)
+    keys = [state.mapper.get_property_by_column(c).key for c in state.mapper.primary_key]
+    return state.dict.get(keys[0]) if len(keys) == 1 else None
 
 
-def _flushed(session: Session) -> Iterator[dict[str, Any]]:
-    """One record for each audited row this flush inserted, updated or deleted."""
-    names = session.info.get(_NAMES, {})
+@dataclass
+class _Change:
+    """What a transaction did to one audited row so far: its flushes merged into one."""
+
+    kind: str
+    operation: str  # create | update | delete
+    target_id: Any
+    label: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def merge(self, later: "_Change") -> "_Change | None":
+        """This change followed by a later one of the same row; None when nothing is left
+        (created and deleted again, or changed back)."""
+        if self.operation == "create":
+            if later.operation == "delete":
+                return None
+            return _Change(self.kind, "create", self.target_id, later.label, None, {**self.after, **later.after})
+        before = {**(later.before or {}), **(self.before or {})}  # the earliest value of each field
+        if later.operation == "delete":
+            return _Change(self.kind, "delete", self.target_id, self.label, before, None)
+        after = {**(self.after or {}), **later.after}
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        if not changed:
+            return None
+        return _Change(
+            self.kind,
+            "update",
+            self.target_id,
+            later.label,
+            {k: before[k] for k in changed if k in before},
+            {k: after.get(k) for k in changed},
+        )
+
+
+def _flushed(session: Session) -> Iterator[_Change]:
+    """What this flush did to audited rows: inserted, updated or deleted."""
     for operation, objects in (("create", session.new), ("update", session.dirty), ("delete", session.deleted)):
         for obj in list(objects):
             audited = AUDITED.get(type(obj))
@@ -312,28 +348,66 @@ def _flushed(session: Session) -> Iterator[dict[str, Any]]:
                 before, after = _changes(obj)
                 if not after:
                     continue
-            yield _row(
-                names.get(kind, f"{kind}.{operation}"),
-                target_type=kind,
-                target_id=_target_id(obj),
-                target_label=label(session, obj),
-                before=before,
-                after=after,
-            )
+            yield _Change(kind, operation, _target_id(obj), label(session, obj), before, after)
 
 
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _context) -> None:
+    """Remember what the flush changed (merged with the transaction's earlier flushes):
+    recorded once, at commit."""
+    pending: dict[tuple[str, Any], _Change] = session.info.setdefault(_PENDING, {})
     with session.no_autoflush:
-        rows = list(_flushed(session))
-    _append(session, rows)
+        for change in _flushed(session):
+            key = (change.kind, change.target_id)
+            earlier = pending.pop(key, None)
+            merged = earlier.merge(change) if earlier else change
+            if merged is not None:
+                pending[key] = merged
+
+
+def _rows_of(changes: list[_Change], names: dict[str, str]) -> list[dict[str, Any]]:
+    """A record for each change; the days of the calendar together, in one."""
+    days = [c for c in changes if c.kind == "calendar_day"]
+    rows = [
+        _row(
+            names.get(c.kind, f"{c.kind}.{c.operation}"),
+            target_type=c.kind,
+            target_id=c.target_id,
+            target_label=c.label,
+            before=c.before,
+            after=c.after,
+        )
+        for c in changes
+        if c.kind != "calendar_day"
+    ]
+    if days:
+        labels = sorted(c.label for c in days)
+        rows.append(
+            _row(
+                names.get("calendar_day", "calendar_day.update"),
+                target_type="calendar_day",
+                target_label=labels[0] if len(labels) == 1 else f"{labels[0]}…{labels[-1]}",
+                before={c.label: c.before for c in days if c.before} or None,
+                after={c.label: c.after for c in days if c.after} or None,
+            )
+        )
+    return rows
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    """Write the transaction's records, after its last flush, before it commits."""
+    session.flush()
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        _append(session, _rows_of(list(pending.values()), session.info.get(_NAMES, {})))
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget(session: Session, transaction) -> None:
     if transaction.parent is None:
-        session.info.pop(_HEAD, None)
-        session.info.pop(_NAMES, None)
+        for key in (_HEAD, _NAMES, _PENDING):
+            session.info.pop(key, None)
 
 
 # --------------------------------------------------------------------------- checking
@@ -421,6 +495,7 @@ OPERATIONS = {
     "reset_password": "重置密码",
     "change_password": "修改密码",
     "end_sessions": "结束会话",
+    "unlock": "解除登录限制",
 }
 OUTCOME_LABELS = {"ok": "成功", "failed": "失败", "refused": "拒绝（尝试过频）"}
 MAX_FILTER = 64

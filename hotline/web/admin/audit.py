@@ -15,10 +15,11 @@ from hotline.errors import Invalid
 from hotline.indicators import reports
 from hotline.inputs import PageQuery, check_day
 from hotline.models import AuditRecord
-from hotline.web.admin.common import AdminUser, _page, router
-from hotline.web.render import ROLE_LABELS
+from hotline.web.admin.common import ACTOR_LABELS, AdminUser, _page, router
 
 PAGE_SIZE = 50
+# Who acts, in the words of the page: the roles, the system, the command line.
+ACTORS = {**ACTOR_LABELS, "cli": "命令行"}
 # An export holds at most this many records (the newest); narrow the filters for older ones.
 MAX_EXPORT = 50_000
 DayText = Annotated[str, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
@@ -65,7 +66,7 @@ def _row(r: AuditRecord) -> dict[str, Any]:
     return {
         "at": r.at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S"),
         "actor": r.actor_name,
-        "role": ROLE_LABELS.get(r.actor_role, r.actor_role),
+        "role": ACTORS.get(r.actor_role, r.actor_role),
         "address": r.address or "",
         "action": audit_log.action_label(r.action),
         "target": target,
@@ -105,6 +106,7 @@ def audit_trail(
             "kinds": audit_log.KINDS,
             "outcomes": audit_log.OUTCOME_LABELS,
             "action_label": audit_log.action_label,
+            "actors": ACTORS,
             "max_export": MAX_EXPORT,
         },
     )
