@@ -233,6 +233,11 @@ def record(session: Session, action: str, **fields: Any) -> None:
     _append(session, [_row(action, **fields)])
 
 
+def record_user(session: Session, action: str, user: Any, **fields: Any) -> None:
+    """Record an action on a user's account (`user`: anything with id and username)."""
+    record(session, action, target_type="user", target_id=user.id, target_label=user.username, **fields)
+
+
 def name(session: Session, kind: str, action: str) -> None:
     """Record this transaction's changes of `kind` (user, department…) as `action`
     (user.reset_password) rather than kind.update."""

@@ -568,14 +568,7 @@ def end_sessions(session: Session, *, user_id: int) -> tuple[User, int]:
 
 def _ended(session: Session, user: User, ended: int) -> None:
     """Record that an administrator ended the user's web sessions."""
-    audit_log.record(
-        session,
-        "user.end_sessions",
-        target_type="user",
-        target_id=user.id,
-        target_label=user.username,
-        after={"ended": ended},
-    )
+    audit_log.record_user(session, "user.end_sessions", user, after={"ended": ended})
 
 
 def get_user(session: Session, *, user_id: int) -> User:

@@ -146,7 +146,7 @@ def login(
     actor = Actor.of(user)
     audit_log.identify(actor)
     with runtime.db.session() as session:
-        audit_log.record(session, "login", target_type="user", target_id=user.id, target_label=user.username)
+        audit_log.record_user(session, "login", user)
         # The browser's earlier session (another account's, or one that timed out) ends here.
         close_session(session, request.cookies.get(COOKIE))
         token = open_session(
@@ -193,9 +193,7 @@ def _login_refused(runtime, username: str, outcome: str) -> None:
 def logout(request: Request, runtime: RuntimeDep, user: FormUser) -> Response:
     with runtime.db.session() as session:
         close_session(session, request.cookies.get(COOKIE))
-        audit_log.record(
-            session, "logout", target_type="user", target_id=user.actor.id, target_label=user.actor.username
-        )
+        audit_log.record_user(session, "logout", user.actor)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -251,14 +249,7 @@ def change_password(
     if not verify_password(row.password_hash, old_password):
         throttle.failed(keys, now)
         with runtime.db.session() as session:
-            audit_log.record(
-                session,
-                "user.change_password",
-                target_type="user",
-                target_id=row.id,
-                target_label=row.username,
-                outcome="failed",
-            )
+            audit_log.record_user(session, "user.change_password", row, outcome="failed")
         return _password_page(request, user, {**context, "error": "原密码不正确", "field": "old_password"}, 422)
     try:
         if password != password_confirm:

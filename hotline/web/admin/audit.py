@@ -1,11 +1,12 @@
 """安全审计: the audit trail's page, its filters, paging and export (administrators only)."""
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hotline import audit_log
@@ -48,8 +49,29 @@ def _day(text: str, field: str) -> date | None:
         raise Invalid(f"not a day: {text!r}", field=field, zh="日期格式应为 YYYY-MM-DD") from None
 
 
-def _filters(since: str, until: str, actor: str, kind: str, target: str, outcome: str) -> audit_log.Filters:
-    return audit_log.Filters.of(_day(since, "since"), _day(until, "until"), actor, kind, target, outcome)
+@dataclass(frozen=True)
+class Chosen:
+    """The filters as typed (for the form and the links) and as the search takes them."""
+
+    form: dict[str, str]
+    filters: audit_log.Filters
+
+
+def chosen(
+    since: DayText = "",
+    until: DayText = "",
+    actor: FilterText = "",
+    kind: Kind = "",
+    target: FilterText = "",
+    outcome: Outcome = "",
+) -> Chosen:
+    """The page's and the export's filters, from the query."""
+    form = {"since": since, "until": until, "actor": actor, "kind": kind, "target": target, "outcome": outcome}
+    filters = audit_log.Filters.of(_day(since, "since"), _day(until, "until"), actor, kind, target, outcome)
+    return Chosen(form, filters)
+
+
+ChosenDep = Annotated[Chosen, Depends(chosen)]
 
 
 def _changes(values: dict[str, Any] | None) -> str:
@@ -78,21 +100,11 @@ def _row(r: AuditRecord) -> dict[str, Any]:
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_trail(
-    request: Request,
-    runtime: RuntimeDep,
-    _: AdminUser,
-    since: DayText = "",
-    until: DayText = "",
-    actor: FilterText = "",
-    kind: Kind = "",
-    target: FilterText = "",
-    outcome: Outcome = "",
-    page: PageQuery = 1,
+    request: Request, runtime: RuntimeDep, _: AdminUser, chosen: ChosenDep, page: PageQuery = 1
 ) -> Response:
     """安全审计: sign-ins and administrative changes, newest first, filtered and paged."""
-    form = {"since": since, "until": until, "actor": actor, "kind": kind, "target": target, "outcome": outcome}
     with runtime.db.read_session() as session:
-        rows, total = audit_log.search(session, _filters(**form), page=page, page_size=PAGE_SIZE)
+        rows, total = audit_log.search(session, chosen.filters, page=page, page_size=PAGE_SIZE)
     return _page(
         request,
         "admin/audit.html",
@@ -101,8 +113,8 @@ def audit_trail(
             "total": total,
             "page": page,
             "pages": (total + PAGE_SIZE - 1) // PAGE_SIZE,
-            "form": form,
-            "query": urlencode({k: v for k, v in form.items() if v}),
+            "form": chosen.form,
+            "query": urlencode({k: v for k, v in chosen.form.items() if v}),
             "kinds": audit_log.KINDS,
             "outcomes": audit_log.OUTCOME_LABELS,
             "action_label": audit_log.action_label,
@@ -114,21 +126,12 @@ def audit_trail(
 
 @router.get("/audit/export")
 def audit_export(
-    runtime: RuntimeDep,
-    _: AdminUser,
-    since: DayText = "",
-    until: DayText = "",
-    actor: FilterText = "",
-    kind: Kind = "",
-    target: FilterText = "",
-    outcome: Outcome = "",
-    format: Literal["csv", "xlsx"] = "csv",
+    runtime: RuntimeDep, _: AdminUser, chosen: ChosenDep, format: Literal["csv", "xlsx"] = "csv"
 ) -> Response:
     """The filtered records (the newest MAX_EXPORT) as CSV or a workbook; text that looks
     like a formula is neutralised."""
-    chosen = _filters(since, until, actor, kind, target, outcome)
     with runtime.db.read_session() as session:
-        rows, _total = audit_log.search(session, chosen, page=1, page_size=MAX_EXPORT)
+        rows, _total = audit_log.search(session, chosen.filters, page=1, page_size=MAX_EXPORT)
     sheet = reports.Sheet("安全审计", COLUMNS, [_row(r) for r in rows])
     stamp = runtime.now().astimezone(LOCAL_TZ).strftime("%Y%m%d")
     if format == "xlsx":

@@ -332,9 +332,7 @@ def user_action(
             if action == "unlock":
                 user = directory.get_user(session, user_id=user_id)
                 runtime.login_throttle.clear_account(user.username)
-                audit_log.record(
-                    session, "user.unlock", target_type="user", target_id=user.id, target_label=user.username
-                )
+                audit_log.record_user(session, "user.unlock", user)
             else:
                 user = directory.set_user_active(session, user_id=user_id, active=action == "reactivate")
     except HotlineError as exc:
