@@ -101,6 +101,39 @@ def test_each_administrative_call_of_the_api_leaves_one_record_with_before_and_a
     assert _verify(runtime)[1] is None
 
 
+def test_subscriptions_the_calendar_and_articles_are_recorded_and_secrets_never(client, district, runtime):
+    admin = Api(client, district, "admin")
+    start = _last_id(runtime)
+    sub = admin.post(
+        "/subscriptions", {"name": "区住建局系统", "url": "http://127.0.0.1:9/hook", "topics": ["ticket.created"]}, 201
+    )
+    rotated = admin.post(f"/subscriptions/{sub['id']}/rotate", {"grace_hours": 1})
+    created = _one(runtime, start, "subscription.create")
+    assert created.after["secret"] == "set" and created.target_label == "区住建局系统"
+    rotation = _one(runtime, start, "subscription.update")
+    assert rotation.after["secret"] == "changed" and rotation.before["secret"] == "(secret)"
+    trail = json.dumps([[r.before, r.after] for r in _records(runtime, start)], ensure_ascii=False)
+    assert sub["secret"] not in trail and rotated["secret"] not in trail
+
+    at = _last_id(runtime)
+    days = [{"date": "2030-10-01", "kind": "holiday", "name": "国庆节"}, {"date": "2030-10-12", "kind": "workday"}]
+    r = client.put("/api/v1/calendar/2030", headers=admin.headers, json={"days": days})
+    assert r.status_code == 200, r.text
+    calendar = _one(runtime, at, "calendar_day.update")
+    assert calendar.after == {
+        "2030-10-01": {"day": "2030-10-01", "working": False, "name": "国庆节"},
+        "2030-10-12": {"day": "2030-10-12", "working": True},
+    }
+    assert _one(runtime, at, "calendar_year.create").target_label == "2030"
+
+    at = _last_id(runtime)
+    body = {"title": "企业注销办事指南", "body": "正文", "category": "市场监管/企业登记", "department": "market"}
+    made = Api(client, district, "editor").post("/knowledge/articles", {**body, "kind": "办事指南"}, 201)
+    article = _one(runtime, at, "article.create")
+    assert (article.actor_name, article.target_id, article.after["title"]) == ("editor", str(made["id"]), body["title"])
+    assert _verify(runtime)[1] is None
+
+
 def test_a_refused_change_leaves_no_record(client, district, runtime):
     admin = Api(client, district, "admin")
     start = _last_id(runtime)
