@@ -69,6 +69,7 @@ OUTCOMES = ("ok", "failed", "refused")
 _HEAD = "hotline.audit_log.head"
 _NAMES = "hotline.audit_log.names"
 _PENDING = "hotline.audit_log.pending"
+_SAVEPOINTS = "hotline.audit_log.savepoints"
 
 
 @dataclass(frozen=True)
@@ -401,17 +402,40 @@ def _rows_of(changes: list[_Change], names: dict[str, str]) -> list[dict[str, An
 
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
-    """Write the transaction's records, after its last flush, before it commits."""
+    """Write the transaction's records, after its last flush, before it commits (the
+    outer transaction: a savepoint's changes are written with it)."""
+    if session.in_nested_transaction():
+        return
     session.flush()
     pending = session.info.pop(_PENDING, None)
     if pending:
         _append(session, _rows_of(list(pending.values()), session.info.get(_NAMES, {})))
 
 
+@event.listens_for(Session, "after_transaction_create")
+def _savepoint(session: Session, transaction) -> None:
+    """A savepoint keeps what was pending when it began: rolled back, so is that."""
+    if transaction.nested:
+        session.info.setdefault(_SAVEPOINTS, {})[id(transaction)] = dict(session.info.get(_PENDING, {}))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _back_to_savepoint(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:
+        return
+    # The head is read again (still locked by the outer transaction): the savepoint's writes are gone.
+    session.info.pop(_HEAD, None)
+    kept = session.info.get(_SAVEPOINTS, {}).pop(id(previous_transaction), None)
+    if kept is not None:
+        session.info[_PENDING] = dict(kept)
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _forget(session: Session, transaction) -> None:
-    if transaction.parent is None:
-        for key in (_HEAD, _NAMES, _PENDING):
+    # (a savepoint's snapshot stays until the outer transaction ends: its rollback is
+    # announced after its end)
+    if transaction.parent is None and not transaction.nested:
+        for key in (_HEAD, _NAMES, _PENDING, _SAVEPOINTS):
             session.info.pop(key, None)
 
 

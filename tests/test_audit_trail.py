@@ -2,6 +2,7 @@
 who, from where, what, before and after, in the transaction of the change, in one hash chain
 that `hotline audit verify` checks (SQLite and PostgreSQL)."""
 
+import contextlib
 import csv
 import io
 import json
@@ -15,7 +16,7 @@ import httpx
 from sqlalchemy import text
 from sqlmodel import select
 
-from hotline import audit_log
+from hotline import audit_log, directory
 from hotline.models import AuditHead, AuditRecord, Department
 from tests.helpers import PASSWORD, Api, sign_in
 
@@ -141,6 +142,23 @@ def test_a_refused_change_leaves_no_record(client, district, runtime):
     # A category in use cannot be deleted: the transaction rolls back, its record with it.
     assert client.delete("/api/v1/categories/01", headers=admin.headers).status_code == 409
     assert _records(runtime, start) == []
+
+
+def test_a_savepoint_rolled_back_takes_its_records_with_it(runtime):
+    """A change inside a savepoint that rolls back (an import skipping a bad row) leaves no
+    record, and the records after it still chain."""
+    start = _last_id(runtime)
+    now = runtime.now()
+    with runtime.db.session() as s:
+        directory.create_department(s, code="kept1", name="甲", now=now)
+        with contextlib.suppress(RuntimeError), s.begin_nested():
+            directory.create_department(s, code="gone", name="乙", now=now)
+            audit_log.record(s, "user.unlock", target_type="user", target_label="gone")
+            raise RuntimeError
+        with s.begin_nested():
+            directory.create_department(s, code="kept2", name="丙", now=now)
+    assert [r.target_label for r in _records(runtime, start)] == ["kept1 甲", "kept2 丙"]
+    assert _verify(runtime)[1] is None
 
 
 def test_the_api_read_is_for_administrators_only(client, district, runtime):
