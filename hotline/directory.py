@@ -12,6 +12,7 @@ from typing import TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from hotline import audit_log
 from hotline.db import dialect_insert
 from hotline.errors import Conflict, Invalid, NotFound
 from hotline.models import (
@@ -156,11 +157,26 @@ def set_district(session: Session, *, name: str, region_code: str | None, now: d
     # One statement, so that two first saves at once are one row, the later winning.
     insert = dialect_insert(session.get_bind().dialect.name)(DistrictSettings)
     values = {"name": name, "region_code": clean_region_code(region_code), "updated_at": now}
+    was = session.get(DistrictSettings, 1)
+    before = {"name": was.name, "region_code": was.region_code} if was else {}
     session.execute(
         insert.values(id=1, **values).on_conflict_do_update(index_elements=["id"], set_=values),
         execution_options={"synchronize_session": False},
     )
-    return session.get(DistrictSettings, 1, populate_existing=True)
+    row = session.get(DistrictSettings, 1, populate_existing=True)
+    after = {"name": row.name, "region_code": row.region_code}
+    changed = [k for k in after if before.get(k) != after[k]]
+    if changed:
+        audit_log.record(
+            session,
+            "district.update",
+            target_type="district",
+            target_id=1,
+            target_label=row.name,
+            before={k: before.get(k) for k in changed},
+            after={k: after[k] for k in changed},
+        )
+    return row
 
 
 def create_department(
@@ -472,6 +488,7 @@ def set_user_active(session: Session, *, user_id: int, active: bool) -> User:
                 "the last active administrator cannot be deactivated", zh="不能停用最后一个启用中的管理员账号"
             )
     user.active = active
+    audit_log.name(session, "user", "user.activate" if active else "user.deactivate")
     if not active:
         _sign_out_everywhere(session, user.id)
     session.add(user)
@@ -486,6 +503,7 @@ def reset_password(session: Session, *, user_id: int, password: str) -> User:
     check_password_policy(password, user.username)
     user.password_hash = hash_password(password)
     user.must_change_password = user.role != INTEGRATION
+    audit_log.name(session, "user", "user.reset_password")
     _sign_out_everywhere(session, user.id)
     session.add(user)
     session.flush()
@@ -506,6 +524,7 @@ def set_own_password(session: Session, *, user_id: int, password_hash: str, sess
     user = _user(session, user_id)
     user.password_hash = password_hash
     user.must_change_password = False
+    audit_log.name(session, "user", "user.change_password")
     session.add(user)
     ended = _sign_out_everywhere(session, user.id, but=session_id)
     session.flush()
@@ -533,6 +552,7 @@ def end_session(session: Session, *, user_id: int, session_id: int) -> User:
     if web is None or web.user_id != user.id:
         raise NotFound(f"no session {session_id} of the user {user_id}", zh="该会话已结束或不存在")
     session.delete(web)
+    _ended(session, user, 1)
     session.flush()
     return user
 
@@ -541,8 +561,14 @@ def end_sessions(session: Session, *, user_id: int) -> tuple[User, int]:
     """An administrator ends all of a user's web sessions; the user, and how many ended."""
     user = _user(session, user_id)
     ended = _sign_out_everywhere(session, user.id)
+    _ended(session, user, ended)
     session.flush()
     return user, ended
+
+
+def _ended(session: Session, user: User, ended: int) -> None:
+    """Record that an administrator ended the user's web sessions."""
+    audit_log.record_user(session, "user.end_sessions", user, after={"ended": ended})
 
 
 def get_user(session: Session, *, user_id: int) -> User:

@@ -15,11 +15,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hotline import __version__
+from hotline import __version__, audit_log
 from hotline.api import (
     admin,
     analysis,
     assistant,
+    audit,
     calendar,
     evaluation,
     integration,
@@ -254,6 +255,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     logging.getLogger("uvicorn.access").addFilter(_REDACT_KEYS)
     app.include_router(admin.router, prefix="/api/v1")
+    app.include_router(audit.router, prefix="/api/v1")
     app.include_router(tickets.router, prefix="/api/v1")
     app.include_router(supervision.router, prefix="/api/v1")
     app.include_router(calendar.router, prefix="/api/v1")
@@ -289,5 +291,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         },
     )
     app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(audit_log.RequestContext)
     app.add_middleware(RequestTimer)  # outermost: the time includes every middleware's
     return app

@@ -873,3 +873,40 @@ class SurgeCount(SQLModel, table=True):
     street: str = Field(primary_key=True, max_length=50)
     community: str = Field(primary_key=True, max_length=50)
     n: int
+
+
+class AuditRecord(SQLModel, table=True):
+    """The security audit trail (安全审计): a sign-in, a sign-out, or a change an administrator
+    (or an editor, the command line, the system) made, with who, from where, what and the
+    changed fields before and after; each row sealed into one hash chain (hotline.audit_log).
+    Never deleted by the application."""
+
+    __tablename__ = "audit_records"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor_id: int | None = None
+    actor_name: str = Field(max_length=64, index=True)
+    actor_role: str = Field(max_length=16)
+    address: str | None = Field(default=None, max_length=64)
+    action: str = Field(max_length=40, index=True)
+    target_type: str = Field(max_length=24)
+    target_id: str | None = Field(default=None, max_length=64)
+    target_label: str | None = Field(default=None, max_length=200)
+    outcome: str = Field(default="ok", max_length=8)  # ok | failed | refused
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # SHA-256 of the previous record's chain and this record's content.
+    chain: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The audit trail's last link and length (one row, id 1): writers lock it, one after
+    another, and the check finds a trail cut short at its end."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_audit_head_one_row"),)
+
+    id: int = Field(default=1, primary_key=True)
+    chain: str = Field(max_length=64)
+    records: int = 0

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
+from hotline import audit_log
 from hotline.errors import NotAuthenticated, NotPermitted
 from hotline.models import ApiToken, User
 from hotline.runtime import Runtime
@@ -77,6 +78,7 @@ async def current_actor(request: Request, runtime: RuntimeDep) -> Actor:
     actor = await actor_for_token(runtime, token)
     if actor is None:
         raise NotAuthenticated("the token is unknown, revoked, or its user is deactivated")
+    audit_log.identify(actor)
     return actor
 
 

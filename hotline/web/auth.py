@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
+from hotline import audit_log
 from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError, NotPermitted
 from hotline.models import INTEGRATION, Department, User, WebSession
@@ -187,8 +188,10 @@ def _page_user(request: Request, runtime: RuntimeDep) -> PageUser | None:
         return None
     if now - web.last_seen_at >= TOUCH_EVERY:
         _touch(runtime, web.id, now)
+    actor = Actor.of(user)
+    audit_log.identify(actor)
     return PageUser(
-        Actor.of(user),
+        actor,
         user.display_name or user.username,
         dept.name if dept else None,
         web.csrf_token,

@@ -72,6 +72,7 @@ NAV = {
         ("/admin/workflows", "流程"),
         ("/admin/district", "区县设置"),
         ("/admin/integration", "对接"),
+        ("/admin/audit", "安全审计"),
         ("/knowledge", "知识库"),
     ],
     # 知识库管理员: the knowledge base, and the tickets it learns from.

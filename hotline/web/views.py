@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, select
 
-from hotline import directory, notices
+from hotline import audit_log, directory, notices
 from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path
@@ -59,7 +59,7 @@ from hotline.web.forms import (
     submit,
 )
 from hotline.web.render import HOME, render
-from hotline.workflow.engine import available_events, fire
+from hotline.workflow.engine import Actor, available_events, fire
 
 router = APIRouter(include_in_schema=False)
 
@@ -134,14 +134,19 @@ def login(
     wait = throttle.wait(keys, now)
     if wait:
         # Refused unchecked, the same for every name: it tells nothing about the account.
+        _login_refused(runtime, username, "refused")
         message = f"登录尝试过于频繁，请{wait}秒后再试"
         return _login_page(request, runtime, {**kept, "login_error": message}, 429, {"Retry-After": str(wait)})
     user, new_hash = check_password(runtime, username.strip(), password)
     if user is None:
         throttle.failed(keys, now)
+        _login_refused(runtime, username, "failed")
         return _login_page(request, runtime, {**kept, "login_error": "用户名或密码错误"}, 401)
     throttle.succeeded(keys[0])
+    actor = Actor.of(user)
+    audit_log.identify(actor)
     with runtime.db.session() as session:
+        audit_log.record_user(session, "login", user)
         # The browser's earlier session (another account's, or one that timed out) ends here.
         close_session(session, request.cookies.get(COOKIE))
         token = open_session(
@@ -169,10 +174,26 @@ def login(
     return response
 
 
+def _login_refused(runtime, username: str, outcome: str) -> None:
+    """Record a sign-in that failed or was refused, with the name tried (never the
+    password): a short write of its own, after the password check."""
+    tried = username.strip()[: audit_log.MAX_NAME]
+    with runtime.db.session() as session:
+        audit_log.record(
+            session,
+            "login",
+            target_type="user",
+            target_label=tried,
+            outcome=outcome,
+            actor=audit_log.Person(None, tried, ""),
+        )
+
+
 @router.post("/logout")
-def logout(request: Request, runtime: RuntimeDep, _: FormUser) -> Response:
+def logout(request: Request, runtime: RuntimeDep, user: FormUser) -> Response:
     with runtime.db.session() as session:
         close_session(session, request.cookies.get(COOKIE))
+        audit_log.record_user(session, "logout", user.actor)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -227,6 +248,8 @@ def change_password(
     # Hashing, outside any write transaction.
     if not verify_password(row.password_hash, old_password):
         throttle.failed(keys, now)
+        with runtime.db.session() as session:
+            audit_log.record_user(session, "user.change_password", row, outcome="failed")
         return _password_page(request, user, {**context, "error": "原密码不正确", "field": "old_password"}, 422)
     try:
         if password != password_confirm:

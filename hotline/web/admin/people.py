@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from hotline import directory
+from hotline import audit_log, directory
 from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError
 from hotline.inputs import IdPath
@@ -332,6 +332,7 @@ def user_action(
             if action == "unlock":
                 user = directory.get_user(session, user_id=user_id)
                 runtime.login_throttle.clear_account(user.username)
+                audit_log.record_user(session, "user.unlock", user)
             else:
                 user = directory.set_user_active(session, user_id=user_id, active=action == "reactivate")
     except HotlineError as exc:
