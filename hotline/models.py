@@ -781,3 +781,29 @@ class KnowledgeGap(SQLModel, table=True):
     closed_by_id: int | None = Field(default=None, foreign_key="users.id")
     # The article that now answers it, if the editor named one.
     article_id: int | None = Field(default=None, foreign_key="articles.id")
+
+
+ATTACHMENT_KINDS = ("photo", "proof", "document", "recording")
+
+
+class Attachment(SQLModel, table=True):
+    """A file of a ticket (附件): its bytes in the attachment store under `storage_key` (a random
+    key, never the sender's name), or only a `reference` to a file elsewhere (an Open311
+    `media_url`, a recording kept by the telephone system). `removed_at`: the retention rule
+    deleted the bytes; the row stays, as the history names it."""
+
+    __tablename__ = "attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    size: int = 0
+    sha256: str | None = Field(default=None, max_length=64)
+    storage_key: str | None = Field(default=None, max_length=32, unique=True)
+    thumbnail_key: str | None = Field(default=None, max_length=32, unique=True)
+    reference: str | None = Field(default=None, max_length=500)
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    removed_at: datetime | None = _time()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, select
 
 from hotline import notices
+from hotline.attachments.files import remove_expired
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
@@ -338,6 +339,17 @@ def run_prune(runtime: Runtime) -> None:
         log.exception("pruning deliveries failed; the next run tries again")
 
 
+def run_attachment_retention(runtime: Runtime) -> None:
+    """The scheduled job: delete the files of tickets finished longer ago than the retention."""
+    try:
+        removed = remove_expired(runtime, now=runtime.now())
+    except Exception:
+        log.exception("removing expired attachments failed; the next run tries again")
+        return
+    if removed:
+        log.info("attachments: %d removed under the retention rule", removed)
+
+
 def run_knowledge_expiry(runtime: Runtime) -> None:
     """The scheduled job: retire the knowledge articles whose last valid day has passed, and
     warn the owners of those that expire within 15 days."""
@@ -370,6 +382,7 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     )
     scheduler.add_job(run_statistics, "cron", hour=3, minute=17, id="statistics", args=[runtime])
     scheduler.add_job(run_prune, "cron", hour=3, minute=37, id="prune_deliveries", args=[runtime])
+    scheduler.add_job(run_attachment_retention, "cron", hour=3, minute=47, id="attachment_retention", args=[runtime])
     # Just after midnight, and once at start (a server down at midnight retires them late, not never).
     scheduler.add_job(
         run_knowledge_expiry,

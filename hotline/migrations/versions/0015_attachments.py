@@ -1,0 +1,50 @@
+"""attachments: a ticket's files, their bytes kept outside the database
+
+Revision ID: 0015
+Revises: 0011
+Create Date: 2026-12-06 16:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import hotline.db
+
+revision: str = "0015"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "attachments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("content_type", sa.String(length=100), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.Column("storage_key", sa.String(length=32), nullable=True),
+        sa.Column("thumbnail_key", sa.String(length=32), nullable=True),
+        sa.Column("reference", sa.String(length=500), nullable=True),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("removed_at", hotline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["created_by_id"], ["users.id"]),
+        sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("storage_key"),
+        sa.UniqueConstraint("thumbnail_key"),
+    )
+    with op.batch_alter_table("attachments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_attachments_ticket_id"), ["ticket_id"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("attachments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_attachments_ticket_id"))
+    op.drop_table("attachments")
