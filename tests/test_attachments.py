@@ -18,6 +18,7 @@ from sqlmodel import select
 from hotline.attachments.files import remove_expired
 from hotline.models import Attachment, OutboxMessage, Ticket
 from tests.helpers import Api
+from tests.test_open311 import submit
 from tests.test_pages_agent import choose_place, pick_category, places  # noqa: F401  (a fixture)
 from tests.test_pages_smoke import login
 
@@ -270,6 +271,19 @@ def test_files_of_a_finished_ticket_are_removed_after_the_retention(client, runt
     assert client.get(f"/api/v1/attachments/{aid}", headers=district.headers("agent")).status_code == 404
     listed = agent.get(f"/tickets/{tid}/attachments")["items"]
     assert listed[0]["removed"] is True and listed[0]["url"] is None
+
+
+def test_an_open311_media_url_is_kept_as_a_link_never_fetched(client, runtime, district):
+    url = "https://app.example.gov.cn/media/leak.jpg"
+    number = submit(client, district, media_url=url).json()[0]["service_request_id"]
+    submit(client, district, media_url="file:///etc/passwd")  # not a link to keep: only in the history
+    agent = Api(client, district, "agent")
+    (ticket,) = agent.get("/tickets", q=number)["items"]
+    (item,) = agent.get(f"/tickets/{ticket['id']}/attachments")["items"]
+    assert item["reference"] == url and item["kind"] == "photo" and item["url"] is None
+    with runtime.db.read_session() as s:
+        assert len(s.exec(select(Attachment)).all()) == 1
+    assert stored_files(runtime) == []
 
 
 @pytest.mark.browser

@@ -143,11 +143,16 @@ def intake_kind(file: Stored) -> str:
     return "photo" if file.content_type in IMAGES else "document"
 
 
+def media_reference(url: str) -> bool:
+    """Whether `url` may name a file kept elsewhere: an http(s) address of at most 500 characters."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and len(url) <= 500
+
+
 def check_reference(url: str) -> str:
     """A file kept elsewhere, named by an http(s) address (Invalid naming the field otherwise)."""
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 500:
+    if not media_reference(url):
         raise Invalid("reference: an http or https address of at most 500 characters", field="reference")
     return url
 
