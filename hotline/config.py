@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
     attachments_dir: Path = ROOT / "var" / "attachments"
     attachment_retention_days: int = Field(default=0, ge=0, le=36500)
+    # The integration source of the telephone system: its account alone reports calls (来电弹屏).
+    call_source: str = "telephony"
 
     @property
     def cookies_secure(self) -> bool:

@@ -23,6 +23,7 @@ from hotline.api import (
     assistant,
     attachments,
     calendar,
+    calls,
     evaluation,
     integration,
     knowledge,
@@ -39,6 +40,7 @@ from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
 from hotline.web import agent, citizen, department, kb, performance, supervisor, views
 from hotline.web import attachments as attachment_pages
+from hotline.web import calls as call_pages
 from hotline.web import evaluation as evaluation_pages
 from hotline.web import knowledge as knowledge_pages
 from hotline.web.headers import SecurityHeaders
@@ -320,12 +322,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(analysis.router, prefix="/api/v1")
     app.include_router(integration.router, prefix="/api/v1")
     app.include_router(attachments.router, prefix="/api/v1")
+    app.include_router(calls.router, prefix="/api/v1")
     app.include_router(knowledge.router, prefix="/api/v1")
     app.include_router(knowledge.public_router)
     app.include_router(assistant.router)
     app.include_router(open311.router)
     app.include_router(views.router)
     app.include_router(attachment_pages.router)
+    app.include_router(call_pages.router)
     app.include_router(citizen.router)
     app.include_router(kb.router)
     app.include_router(agent.router)

@@ -807,3 +807,26 @@ class Attachment(SQLModel, table=True):
     created_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(sa_type=UTCDateTime)
     removed_at: datetime | None = _time()
+
+
+class Call(SQLModel, table=True):
+    """An incoming call (来电) the telephone system reported, shown on its agent's workbench
+    (来电弹屏); `ticket_id`: the ticket the agent logged from it. One row per call id of a source."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("source", "call_id", name="uq_calls_source_call_id"),
+        # An agent's workbench asks for its calls newer than the last it showed.
+        Index("ix_calls_agent_id_id", "agent_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)
+    call_id: str = Field(max_length=64)
+    caller_phone: str = Field(max_length=30)
+    agent_id: int = Field(foreign_key="users.id")
+    # The hotline number the citizen dialled (12345, or a merged line such as 12315).
+    dialled: str | None = Field(default=None, max_length=20)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)

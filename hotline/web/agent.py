@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from hotline import calls
 from hotline.api.deps import RuntimeDep
 from hotline.api.schemas import TicketIn
 from hotline.attachments import files
@@ -392,6 +393,9 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
     merge_into = str(form.get("merge_into") or "")
     event = "merge" if merge_into else str(form.get("action") or "")
     uploads = posted_files(form, "attachments")
+    call_ref = str(form.get("call") or "")
+    if call_ref and (not call_ref.isdigit() or int(call_ref) > MAX_ID):
+        call_ref = ""
     with runtime.db.read_session() as session:
         data, errors, general = _check_intake(values, event, merge_into, places(session))
     if len(uploads) > MAX_INTAKE_FILES:
@@ -403,7 +407,11 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
             with ExitStack() as kept:
                 logged = [(f.filename, kept.enter_context(files.stored(runtime, f.file))) for f in uploads]
                 session = kept.enter_context(runtime.db.session())
-                ticket, _ = create_ticket(session, runtime, user.actor, data, now=now)
+                call = calls.unlogged_call(session, user.actor, int(call_ref)) if call_ref else None
+                details = {"call_id": call.call_id} if call else None
+                ticket, _ = create_ticket(session, runtime, user.actor, data, now=now, details=details)
+                if call is not None:
+                    call.ticket_id = ticket.id
                 fire(session, runtime, ticket.id, event, user.actor, payload, now=now)
                 for name, stored in logged:
                     kind = files.intake_kind(stored)
@@ -423,6 +431,7 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
     with runtime.db.read_session() as session:
         ctx = _intake_context(session, runtime, user, values)
     ctx["errors"] = errors
+    ctx["call"] = call_ref
     ctx["mode"] = event if event in ("dispatch", "answer") else None
     ctx["error"] = general or "请检查标红的项目：" + "、".join(LABELS.get(f, f) for f in errors)
     return render(request, "agent/intake.html", ctx, status)

@@ -1,4 +1,5 @@
-"""attachments: a ticket's files, their bytes kept outside the database
+"""attachments and calls: a ticket's files (their bytes kept outside the database), and the
+incoming calls the telephone system reports (来电弹屏)
 
 Revision ID: 0015
 Revises: 0011
@@ -42,9 +43,32 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("attachments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_attachments_ticket_id"), ["ticket_id"], unique=False)
+    op.create_table(
+        "calls",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(length=32), nullable=False),
+        sa.Column("call_id", sa.String(length=64), nullable=False),
+        sa.Column("caller_phone", sa.String(length=30), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=False),
+        sa.Column("dialled", sa.String(length=20), nullable=True),
+        sa.Column("started_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", hotline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(["agent_id"], ["users.id"]),
+        sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("source", "call_id", name="uq_calls_source_call_id"),
+    )
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.create_index("ix_calls_agent_id_id", ["agent_id", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_calls_ticket_id"), ["ticket_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_calls_ticket_id"))
+        batch_op.drop_index("ix_calls_agent_id_id")
+    op.drop_table("calls")
     with op.batch_alter_table("attachments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_attachments_ticket_id"))
     op.drop_table("attachments")
