@@ -73,8 +73,9 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
         self.larger = larger or {}
-        # Paths whose bodies (uploads) reach the application as they arrive, counted, never
-        # held in memory here: past the limit, reading raises BodyTooLarge (a 413).
+        # Paths whose multipart bodies (uploads) reach the application as they arrive, counted,
+        # never held in memory here: past the limit, reading raises BodyTooLarge (a 413). Other
+        # bodies to them keep the common limit (a form parser holds those whole).
         self.streamed = streamed or []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,7 +83,11 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        streamed = next((limit for pattern, limit in self.streamed if pattern.fullmatch(path)), None)
+        headers = dict(scope.get("headers", []))
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        streamed = (
+            next((limit for pattern, limit in self.streamed if pattern.fullmatch(path)), None) if multipart else None
+        )
         limit = streamed or self.larger.get(path, self.max_bytes)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:

@@ -185,6 +185,13 @@ def test_a_body_over_the_upload_limit_is_413_before_it_is_read_whole(server, run
     assert stored_files(runtime) == []
 
 
+def test_a_body_that_is_no_upload_keeps_the_common_limit_on_the_upload_paths(client, runtime, district, dispatched):
+    body = "kind=photo&x=" + "a" * runtime.settings.max_body_bytes
+    headers = {**district.headers("agent"), "content-type": "application/x-www-form-urlencoded"}
+    r = client.post(f"/api/v1/tickets/{dispatched}/attachments", headers=headers, content=body)
+    assert r.status_code == 413 and f"{runtime.settings.max_body_bytes} bytes" in r.json()["detail"]
+
+
 def test_missing_or_wrong_fields_are_422_naming_the_field(client, district, dispatched):
     h = district.headers("agent")
     r = client.post(f"/api/v1/tickets/{dispatched}/attachments", headers=h, data={"kind": "photo"})

@@ -279,7 +279,6 @@ def remove_expired(runtime, *, now: datetime, batch: int = 500) -> int:
     days = runtime.settings.attachment_retention_days
     if not days:
         return 0
-    final = sorted({s for wf in runtime.workflows.workflows.values() for s, d in wf.states.items() if d.final})
     cutoff = now - timedelta(days=days)
     removed = 0
     while True:
@@ -289,7 +288,7 @@ def remove_expired(runtime, *, now: datetime, batch: int = 500) -> int:
                 .join(Ticket, Ticket.id == Attachment.ticket_id)
                 .where(
                     Attachment.removed_at.is_(None),
-                    Ticket.state.in_(final),
+                    Ticket.state.not_in(runtime.workflows.open_states),
                     func.coalesce(Ticket.closed_at, Ticket.updated_at) < cutoff,
                 )
                 .order_by(Attachment.id)
