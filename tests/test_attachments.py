@@ -20,7 +20,7 @@ from hotline.models import Attachment, OutboxMessage, Ticket
 from tests.helpers import Api
 from tests.test_open311 import submit
 from tests.test_pages_agent import choose_place, pick_category, places  # noqa: F401  (a fixture)
-from tests.test_pages_smoke import login
+from tests.test_pages_smoke import SHOTS, login
 
 
 def png(width: int = 800, height: int = 600) -> bytes:
@@ -320,3 +320,5 @@ def test_an_agent_attaches_a_photo_at_intake_and_the_department_sees_its_thumbna
     expect(thumb).to_be_visible()
     assert thumb.evaluate("img => img.naturalWidth") == 320
     expect(page.locator(".timeline")).to_contain_text("上传附件")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "ticket-attachments.png"), full_page=True)

@@ -1,8 +1,6 @@
 """The caller on screen (来电弹屏): the telephone system posts a call, the agent's open
 workbench shows the caller within a second, and the ticket logged keeps the call."""
 
-import time
-
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -13,7 +11,7 @@ from hotline.directory import create_user, issue_token
 from hotline.models import Call, Ticket, TicketEvent
 from tests.helpers import PASSWORD, Api, sign_in
 from tests.test_pages_agent import choose_place, pick_category, places  # noqa: F401  (a fixture)
-from tests.test_pages_smoke import login
+from tests.test_pages_smoke import SHOTS, login
 
 PHONE = "13912345678"
 
@@ -112,14 +110,14 @@ def test_the_workbench_shows_the_caller_within_a_second_and_the_ticket_keeps_the
     login(other, server, "agent2")
     other.goto(f"{server}/agent/intake")
     page.wait_for_timeout(500)  # both streams open
-    started = time.monotonic()
     r = httpx.post(f"{server}/api/v1/calls", json=call(dialled="12345"), headers=telephony.headers("pbx"))
     assert r.status_code == 201
-    expect(page.locator("#call-card")).to_be_visible(timeout=1000)
-    expect(page.locator("#call-card")).to_contain_text(PHONE)
-    assert time.monotonic() - started < 1.0
+    # Shown within a second of the telephone system's post.
+    expect(page.locator("#call-card")).to_contain_text(PHONE, timeout=1000)
     expect(page.locator("#caller_phone")).to_have_value(PHONE)
     assert page.locator("#call").input_value() == str(r.json()["id"])
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "workbench-call.png"), full_page=True)
     other.wait_for_timeout(700)
     expect(other.locator("#call-card")).to_be_hidden()  # a call to one agent only
     other.context.close()
