@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     # Seconds the model has to answer before the assistant answers with the passage.
     llm_timeout_seconds: float = 8.0
+    # Attachments (附件): the largest file, in bytes; the directory of the default store;
+    # days after a ticket is finished (archived, cancelled, merged) that its files are
+    # deleted (0: kept as long as the ticket).
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
+    attachments_dir: Path = ROOT / "var" / "attachments"
+    attachment_retention_days: int = Field(default=0, ge=0, le=36500)
+    # The integration source of the telephone system: its account alone reports calls (来电弹屏).
+    call_source: str = "telephony"
 
     @property
     def cookies_secure(self) -> bool:

@@ -351,7 +351,12 @@ class SealedJSON(TypeDecorator[Any]):
 
 # The sealed columns of each table (JSON: a SealedJSON column), and the table that carries
 # the caller's hashes.
-SEALED_COLUMNS = {"tickets": ("caller_name", "caller_phone"), "messages": ("to",), "outbox": ("payload",)}
+SEALED_COLUMNS = {
+    "tickets": ("caller_name", "caller_phone"),
+    "messages": ("to",),
+    "outbox": ("payload",),
+    "calls": ("caller_phone",),
+}
 JSON_COLUMNS = {("outbox", "payload")}
 HASHED_TABLES = {"tickets"}
 # The caller's keyed hashes, as caller_hashes names them.
@@ -367,15 +372,26 @@ def _table(name: str) -> Any:
     return table(name, column("id", Integer), *columns)
 
 
-def reseal(connection: Any, ring: Keyring, *, batch: int = 1000, commit: bool = True, progress=None) -> int:
+def reseal(
+    connection: Any,
+    ring: Keyring,
+    *,
+    batch: int = 1000,
+    commit: bool = True,
+    progress=None,
+    tables: tuple[str, ...] | None = None,
+) -> int:
     """Bring every sealed column to the active key, a batch of rows per transaction, in id
     order: values in clear are sealed (an upgrade from before 0013), values sealed with an
     older key opened and sealed again, and the caller's hashes made again with them. Rows
     already under the active key are left alone, so an interrupted run is simply run again;
     rows written meanwhile by a server are sealed with its active key. Returns how many rows
-    it changed. `commit`: a transaction a batch (False: the caller's one, as in a migration)."""
+    it changed. `commit`: a transaction a batch (False: the caller's one, as in a migration).
+    `tables`: these only (a migration names the tables that exist at its revision)."""
     changed = 0
     for name, columns in SEALED_COLUMNS.items():
+        if tables is not None and name not in tables:
+            continue
         t = _table(name)
         sealed = [t.c[c] for c in columns]
         last = 0

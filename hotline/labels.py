@@ -71,5 +71,6 @@ HISTORY_LABELS = {
     "appeal_rating_refused": "评价申诉不成立",
     "appeal_unreasonable_granted": "认定为不合理诉求",
     "appeal_unreasonable_refused": "不认定为不合理诉求",
+    "attach": "上传附件",
 }
 ORDER_STATUS_LABELS = {"open": "待答复", "answered": "已答复", "lapsed": "未答复（工单已办结）"}

@@ -1,6 +1,7 @@
 """create_app(): routers, error handlers, the body-size limit, the lifespan."""
 
 import logging
+import re
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,8 +21,10 @@ from hotline.api import (
     admin,
     analysis,
     assistant,
+    attachments,
     audit,
     calendar,
+    calls,
     evaluation,
     integration,
     knowledge,
@@ -40,13 +43,23 @@ from hotline.ops.metrics import RequestTimer
 from hotline.runtime import Runtime
 from hotline.web import admin as admin_pages
 from hotline.web import agent, citizen, department, filing, kb, performance, supervisor, views
+from hotline.web import attachments as attachment_pages
+from hotline.web import calls as call_pages
 from hotline.web import evaluation as evaluation_pages
 from hotline.web import knowledge as knowledge_pages
 from hotline.web.headers import SecurityHeaders
+from hotline.web.uploads import upload_limits
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 log = logging.getLogger("hotline")
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A streamed body passed its limit while the application read it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
 class BodySizeLimit:
@@ -54,20 +67,39 @@ class BodySizeLimit:
     body is read whole before the application sees it); the paths in `larger` have limits
     of their own (a knowledge-base import of 1,000 articles)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: dict[str, int] | None = None,
+        streamed: list[tuple[re.Pattern[str], int]] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.larger = larger or {}
+        # Paths whose multipart bodies (uploads) reach the application as they arrive, counted,
+        # never held in memory here: past the limit, reading raises BodyTooLarge (a 413). Other
+        # bodies to them keep the common limit (a form parser holds those whole).
+        self.streamed = streamed or []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
+        path = scope.get("path", "")
+        headers = dict(scope.get("headers", []))
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        streamed = (
+            next((limit for pattern, limit in self.streamed if pattern.fullmatch(path)), None) if multipart else None
+        )
+        limit = streamed or self.larger.get(path, self.max_bytes)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await self._refuse(send, limit)
                 return
+        if streamed is not None:
+            await self.app(scope, self._counted(receive, limit), send)
+            return
         chunks: list[bytes] = []
         seen = 0
         while True:
@@ -93,6 +125,21 @@ class BodySizeLimit:
             return await receive()  # after the body: the disconnect, when it comes
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    def _counted(receive: Receive, limit: int) -> Receive:
+        seen = 0
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return counting
 
     async def _refuse(self, send: Send, limit: int) -> None:
         response = JSONResponse({"detail": f"the request body is larger than {limit} bytes"}, status_code=413)
@@ -263,11 +310,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(stats.router, prefix="/api/v1")
     app.include_router(analysis.router, prefix="/api/v1")
     app.include_router(integration.router, prefix="/api/v1")
+    app.include_router(attachments.router, prefix="/api/v1")
+    app.include_router(calls.router, prefix="/api/v1")
     app.include_router(knowledge.router, prefix="/api/v1")
     app.include_router(knowledge.public_router)
     app.include_router(assistant.router)
     app.include_router(open311.router)
     app.include_router(views.router)
+    app.include_router(attachment_pages.router)
+    app.include_router(call_pages.router)
     app.include_router(citizen.router)
     app.include_router(kb.router)
     app.include_router(filing.router)
@@ -289,6 +340,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             # The spreadsheet, and the form around it (the page says when the file alone is too large).
             "/knowledge/import": knowledge_pages.MAX_UPLOAD_BYTES + 1024 * 1024,
         },
+        streamed=upload_limits(settings.max_attachment_bytes),
     )
     app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(audit_log.RequestContext)

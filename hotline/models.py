@@ -910,3 +910,53 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     chain: str = Field(max_length=64)
     records: int = 0
+
+
+ATTACHMENT_KINDS = ("photo", "proof", "document", "recording")
+
+
+class Attachment(SQLModel, table=True):
+    """A file of a ticket (附件): its bytes in the attachment store under `storage_key` (a random
+    key, never the sender's name), or only a `reference` to a file elsewhere (an Open311
+    `media_url`, a recording kept by the telephone system). `removed_at`: the retention rule
+    deleted the bytes; the row stays, as the history names it."""
+
+    __tablename__ = "attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    size: int = 0
+    sha256: str | None = Field(default=None, max_length=64)
+    storage_key: str | None = Field(default=None, max_length=32, unique=True)
+    thumbnail_key: str | None = Field(default=None, max_length=32, unique=True)
+    reference: str | None = Field(default=None, max_length=500)
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    removed_at: datetime | None = _time()
+
+
+class Call(SQLModel, table=True):
+    """An incoming call (来电) the telephone system reported, shown on its agent's workbench
+    (来电弹屏); `ticket_id`: the ticket the agent logged from it. One row per call id of a source."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("source", "call_id", name="uq_calls_source_call_id"),
+        # An agent's workbench asks for its calls newer than the last it showed.
+        Index("ix_calls_agent_id_id", "agent_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)
+    call_id: str = Field(max_length=64)
+    # Sealed at rest (hotline.crypto), like the tickets' callers.
+    caller_phone: str = Field(sa_type=Sealed("calls.caller_phone"))
+    agent_id: int = Field(foreign_key="users.id")
+    # The hotline number the citizen dialled (12345, or a merged line such as 12315).
+    dialled: str | None = Field(default=None, max_length=20)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)

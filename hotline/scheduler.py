@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, select
 
 from hotline import notices
+from hotline.attachments.files import remove_expired
 from hotline.db import dialect_insert
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
@@ -346,6 +347,17 @@ def run_prune(runtime: Runtime) -> None:
         log.exception("pruning deliveries failed; the next run tries again")
 
 
+def run_attachment_retention(runtime: Runtime) -> None:
+    """The scheduled job: delete the files of tickets finished longer ago than the retention."""
+    try:
+        removed = remove_expired(runtime, now=runtime.now())
+    except Exception:
+        log.exception("removing expired attachments failed; the next run tries again")
+        return
+    if removed:
+        log.info("attachments: %d removed under the retention rule", removed)
+
+
 def run_knowledge_expiry(runtime: Runtime) -> None:
     """The scheduled job: retire the knowledge articles whose last valid day has passed, and
     warn the owners of those that expire within 15 days."""
@@ -415,6 +427,7 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     job(run_reports, "interval", "reports", [runtime], minutes=10)
     job(run_statistics, "cron", "statistics", [runtime], hour=3, minute=17)
     job(run_prune, "cron", "prune_deliveries", [runtime], hour=3, minute=37)
+    job(run_attachment_retention, "cron", "attachment_retention", [runtime], hour=3, minute=47)
     # Just after midnight, and once on taking the lead (a server down at midnight retires
     # them late, not never).
     job(run_knowledge_expiry, "cron", "knowledge_expiry", [runtime], hour=0, minute=5)

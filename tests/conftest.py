@@ -142,8 +142,8 @@ def database(request, tmp_path) -> Iterator[Database]:
 
 
 @pytest.fixture
-def settings(database: Database) -> Settings:
-    return Settings(database_url=database.url, embedded_scheduler=False)
+def settings(database: Database, tmp_path) -> Settings:
+    return Settings(database_url=database.url, embedded_scheduler=False, attachments_dir=tmp_path / "attachments")
 
 
 @pytest.fixture

@@ -136,8 +136,9 @@ def test_submitted_request_is_a_registered_ticket_with_the_callers_data(server, 
     assert (ticket["caller_name"], ticket["caller_phone"]) == ("张三", "13812345678")
     assert (ticket["street"], ticket["community"]) == ("东城街道", "新华社区")
     assert (ticket["lat"], ticket["lng"], ticket["title"]) == (31.2304, 121.4737, "小区电梯坏了一周没人修")
-    (created,) = api.get(f"/tickets/{ticket['id']}/history").json()
+    created, attached = api.get(f"/tickets/{ticket['id']}/history").json()
     assert created["details"]["open311"] == {"media_url": "https://example.org/photo.jpg"}
+    assert attached["details"]["attachment"]["reference"] == "https://example.org/photo.jpg"  # a link, not fetched
     assert created["details"]["contact"] == {"account_id": "acct-7"}
     api.post(f"/tickets/{ticket['id']}/transitions", json={"event": "dispatch"}).raise_for_status()
     housing = httpx.Client(base_url=f"{server}/api/v1", headers=district.headers("housing_h"))

@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hotline.api.deps import RuntimeDep, actor_for_token, bearer_token
 from hotline.api.schemas import MAX_CONTENT_CHARS
+from hotline.attachments import files
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path, places
 from hotline.errors import HotlineError, NotFound
@@ -380,6 +381,12 @@ async def submit_request(fmt: Format, request: Request, runtime: RuntimeDep) -> 
         with runtime.db.session() as session:
             data, details = _ticket_data(session, form, token)
             ticket, _ = create_ticket(session, runtime, actor, data, now=runtime.now(), details=details)
+            media = details["open311"].get("media_url")
+            if media and files.media_reference(media):
+                # Kept as a link, never fetched: the server reaches out to no address a citizen names.
+                files.add(
+                    session, runtime, actor, ticket.id, kind="photo", name=media, now=runtime.now(), reference=media
+                )
             return {
                 "service_request_id": ticket.number,
                 "token": token,

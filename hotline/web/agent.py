@@ -9,6 +9,7 @@ transaction, so a call is never half-logged. The form is validated through the A
 """
 
 import re
+from contextlib import ExitStack
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -17,8 +18,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from hotline import calls
 from hotline.api.deps import RuntimeDep
 from hotline.api.schemas import TicketIn
+from hotline.attachments import files
 from hotline.directory import active_departments, category_path, clean_place, places
 from hotline.errors import HotlineError, Invalid, NotFound
 from hotline.evaluation.ratings import is_satisfied
@@ -42,6 +45,7 @@ from hotline.tickets import (
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.forms import form_version, page_message, submit
 from hotline.web.render import TYPE_LABELS, URGENCY_LABELS, render
+from hotline.web.uploads import MAX_INTAKE_FILES, posted_files
 from hotline.words import synonym_groups
 from hotline.workflow.engine import available_events, fire
 
@@ -89,6 +93,7 @@ LABELS = {
     "department": "承办单位",
     "co_departments": "协办单位",
     "article": "引用知识",
+    "attachments": "照片和材料",
 }
 ARTICLE_INVALID = "所引用的知识条目已失效或不存在，请重新选择或取消引用"
 DONE = {
@@ -288,6 +293,8 @@ def _intake_context(session: Session, runtime, user: PageUser, values: dict[str,
         "can_merge": _can(runtime, "merge", user.role),
         "types": TYPE_LABELS,
         "urgencies": URGENCY_LABELS,
+        "max_intake_files": MAX_INTAKE_FILES,
+        "max_attachment_bytes": runtime.settings.max_attachment_bytes,
         "errors": {},
     }
 
@@ -385,15 +392,30 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
     values = _posted_form(form)
     merge_into = str(form.get("merge_into") or "")
     event = "merge" if merge_into else str(form.get("action") or "")
+    uploads = posted_files(form, "attachments")
+    call_ref = str(form.get("call") or "")
+    if call_ref and (not call_ref.isdigit() or int(call_ref) > MAX_ID):
+        call_ref = ""
     with runtime.db.read_session() as session:
         data, errors, general = _check_intake(values, event, merge_into, places(session))
+    if len(uploads) > MAX_INTAKE_FILES:
+        errors["attachments"] = f"最多上传 {MAX_INTAKE_FILES} 个文件"
     status = 422
     if data is not None and not errors and general is None:
         now, payload = runtime.now(), _first_event_payload(event, values, merge_into)
         try:
-            with runtime.db.session() as session:
-                ticket, _ = create_ticket(session, runtime, user.actor, data, now=now)
+            with ExitStack() as kept:
+                logged = [(f.filename, kept.enter_context(files.stored(runtime, f.file))) for f in uploads]
+                session = kept.enter_context(runtime.db.session())
+                call = calls.unlogged_call(session, user.actor, int(call_ref)) if call_ref else None
+                details = {"call_id": call.call_id} if call else None
+                ticket, _ = create_ticket(session, runtime, user.actor, data, now=now, details=details)
+                if call is not None:
+                    call.ticket_id = ticket.id
                 fire(session, runtime, ticket.id, event, user.actor, payload, now=now)
+                for name, stored in logged:
+                    kind = files.intake_kind(stored)
+                    files.add(session, runtime, user.actor, ticket.id, kind=kind, name=name, now=now, file=stored)
                 if ticket.type == "consultation" and ticket.article_id is None:
                     _count_gap(session, knowledge_question(ticket.title, ticket.content), now)
                 ticket_id = ticket.id
@@ -403,12 +425,13 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
                 errors[field] = message
             else:
                 general = message
-            status = exc.status_code if exc.status_code in (403, 409) else 422
+            status = exc.status_code if exc.status_code in (403, 409, 413, 415) else 422
         else:
             return RedirectResponse(f"/agent/intake?{urlencode({'done': event, 'ticket': ticket_id})}", 303)
     with runtime.db.read_session() as session:
         ctx = _intake_context(session, runtime, user, values)
     ctx["errors"] = errors
+    ctx["call"] = call_ref
     ctx["mode"] = event if event in ("dispatch", "answer") else None
     ctx["error"] = general or "请检查标红的项目：" + "、".join(LABELS.get(f, f) for f in errors)
     return render(request, "agent/intake.html", ctx, status)

@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from hotline import audit_log, directory, notices
 from hotline.api.deps import RuntimeDep
+from hotline.attachments import files
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import category_path
 from hotline.errors import HotlineError, Invalid
@@ -352,7 +353,7 @@ def _day(text: str | None, field: str) -> date | None:
     return check_day(day, field)
 
 
-def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
+def ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
     ticket = get_visible(session, user.actor, ticket_id)
     lookups = Lookups(session)
     assignments = assignments_of(session, ticket_id)
@@ -393,6 +394,10 @@ def _ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
     return {
         "t": data,
         "history": history_out(session, ticket_id, user.actor),
+        "attachments": files.listed(session, ticket_id),
+        "attach_kinds": files.addable_kinds(user.actor) if not wf.states[ticket.state].final else [],
+        "KIND_LABELS": files.KIND_LABELS,
+        "max_attachment_bytes": runtime.settings.max_attachment_bytes,
         "events": events,
         "diagram": workflow_svg(wf, ticket.state),
         "workflow": wf,
@@ -425,7 +430,7 @@ def ticket_page(
     request: Request, ticket_id: IdPath, runtime: RuntimeDep, user: UserDep, done: str | None = None
 ) -> Response:
     with runtime.db.read_session() as session:
-        ctx = _ticket_context(runtime, session, user, ticket_id)
+        ctx = ticket_context(runtime, session, user, ticket_id)
     if done:
         label = ctx["workflow"].events.get(done)
         ctx["flash"] = f"已完成：{label.label if label else done}"
@@ -461,7 +466,7 @@ def ticket_to_knowledge(request: Request, ticket_id: IdPath, runtime: RuntimeDep
         return f"/knowledge/{article.id}?done=drafted"
 
     return submit(
-        request, runtime, change, template="ticket.html", context=lambda s: _ticket_context(runtime, s, user, ticket_id)
+        request, runtime, change, template="ticket.html", context=lambda s: ticket_context(runtime, s, user, ticket_id)
     )
 
 
@@ -489,7 +494,7 @@ def _fire_from_page(request: Request, runtime, user, ticket_id: int, event: str,
         runtime,
         change,
         template="ticket.html",
-        context=lambda session: {**_ticket_context(runtime, session, user, ticket_id), "typed": typed},
+        context=lambda session: {**ticket_context(runtime, session, user, ticket_id), "typed": typed},
     )
 
 
