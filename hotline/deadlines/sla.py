@@ -74,6 +74,17 @@ def dispatch_deadlines(cal: WorkCalendar, wf: Workflow, ticket: Ticket, at: date
     return sign.at, due(cal, at, handle_limit(wf, ticket)).at
 
 
+def community_deadlines(cal: WorkCalendar, wf: Workflow, ticket: Ticket, at: datetime) -> tuple[datetime, datetime]:
+    """The sign-by and handle-by of a community the street office passed the ticket to at
+    `at` (二级派单): its own limits from then, never later than the street's handle-by."""
+    limits = wf.limits
+    handle = due(cal, at, limits.sub_handle.pick(ticket.type, ticket.urgency)).at
+    if ticket.handle_by is not None:
+        handle = min(handle, ticket.handle_by)
+    sign = due(cal, at, limits.sub_sign.pick(ticket.type, ticket.urgency)).at
+    return min(sign, handle), handle
+
+
 def on_time(deadline: datetime | None, at: datetime) -> bool:
     """Whether something done at `at` met the deadline (none: on time)."""
     return deadline is None or at <= deadline
