@@ -2,8 +2,6 @@
 the street office passes a ticket to one of its communities, the community signs and replies,
 the street reviews the reply before replying to the centre; returns go back to the street."""
 
-from datetime import datetime
-
 import pytest
 
 from hotline.db import utcnow
@@ -199,6 +197,7 @@ def test_a_return_goes_back_to_the_street_first(as_, runtime):
 
 def test_the_indicators_count_per_community_and_the_totals_hold(as_, runtime, clock):
     street, east, leader = as_("street_a_h"), as_("east_1_h"), as_("street_a_l")
+    first = clock().date()
     done = passed_down(as_, "east_1")
     clock.advance(hours=1)
     east.fire(done, "sub_sign")
@@ -209,7 +208,8 @@ def test_the_indicators_count_per_community_and_the_totals_hold(as_, runtime, cl
     passed_down(as_, "east_2")
     # Past every deadline: the due counts are in.
     clock.advance(days=30)
-    result = as_("supervisor").get("/stats/departments")
+    period = {"from": first.isoformat(), "to": clock().date().isoformat()}
+    result = as_("supervisor").get("/stats/departments", **period)
     rows = {r["department"]: r for r in result["communities"]}
     assert set(rows) == {"east_1", "east_2", "west_1"}
     e1 = rows["east_1"]
@@ -221,11 +221,12 @@ def test_the_indicators_count_per_community_and_the_totals_hold(as_, runtime, cl
     # Communities are no units of the district's ranking.
     assert not {r["department"] for r in result["departments"]} & set(rows)
     # A street office's leader sees its own communities only.
-    mine = leader.get("/stats/departments")
+    mine = leader.get("/stats/departments", **period)
     assert {r["department"] for r in mine["communities"]} == {"east_1", "east_2"}
     # The tickets behind a community's figure.
-    behind = as_("supervisor").get("/stats/departments/east_1/tickets", metric="returned")
+    behind = leader.get("/stats/departments/east_1/tickets", metric="returned", **period)
     assert [t["id"] for t in behind["tickets"]] == [back]
+    as_("east_1_l").get("/stats/departments/east_2/tickets", metric="returned", expect=404)
+    assert {r["department"] for r in as_("east_1_l").get("/stats/departments", **period)["communities"]} == {"east_1"}
     with runtime.db.read_session() as s:
-        today = clock().date()
-        assert stats.check_totals(s, runtime, datetime(today.year, today.month, 1).date(), today) == []
+        assert stats.check_totals(s, runtime, first, clock().date()) == []
