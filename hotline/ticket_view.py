@@ -196,7 +196,11 @@ def ticket_out(
         ]
         # The community its street office passed the ticket to (二级派单), while it has a part.
         out["community"] = next(
-            (lookups.departments[a.department_id].code for a in assignments if a.role == "sub" and a.status != "withdrawn"),
+            (
+                lookups.departments[a.department_id].code
+                for a in assignments
+                if a.role == "sub" and a.status != "withdrawn"
+            ),
             None,
         )
         out["co_departments"] = [

@@ -4,51 +4,15 @@ the street reviews the reply before replying to the centre; returns go back to t
 
 import pytest
 
-from hotline.db import utcnow
-from hotline.directory import create_department, issue_token
 from hotline.indicators import stats
-from hotline.models import Assignment, User
-from tests.helpers import Api, password_hash
-
-# (code, name, street office) of the communities; street_b is a second street office.
-COMMUNITIES = [
-    ("east_1", "东湖社区居委会", "street_a"),
-    ("east_2", "东岸社区居委会", "street_a"),
-    ("west_1", "西苑社区居委会", "street_b"),
-]
-# username, role, department
-PEOPLE = [
-    ("street_a_l", "leader", "street_a"),
-    ("east_1_h", "handler", "east_1"),
-    ("east_1_l", "leader", "east_1"),
-    ("east_2_h", "handler", "east_2"),
-    ("west_1_h", "handler", "west_1"),
-]
+from hotline.models import Assignment
+from tests.communities import add_communities
+from tests.helpers import Api
 
 
 @pytest.fixture
 def as_(runtime, client, district):
-    now = utcnow()
-    with runtime.db.session() as s:
-        create_department(s, code="street_b", name="西城街道办事处", now=now)
-        depts = {code: create_department(s, code=code, name=name, parent=parent, now=now) for code, name, parent in COMMUNITIES}
-        ids = {d.code: d.id for d in depts.values()}
-        from hotline.directory import department_by_code
-
-        for code in ("street_a",):
-            ids[code] = department_by_code(s, code).id
-        for username, role, dept in PEOPLE:
-            user = User(
-                username=username,
-                role=role,
-                department_id=ids[dept],
-                password_hash=password_hash(),
-                display_name=username,
-                created_at=now,
-            )
-            s.add(user)
-            s.flush()
-            district.tokens[username] = issue_token(s, username, now=now)
+    add_communities(runtime, district)
     return lambda username: Api(client, district, username)
 
 

@@ -49,6 +49,7 @@ def departments(
         result = stats.department_stats(session, runtime, period.start, period.end)
         own = session.get(Department, actor.department_id).code if actor.role == "leader" else None
     visible = reports.performance_for(result, actor.role, own)
+
     def rounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{k: stats.to_four_places(v) if k in metrics.RATES_BY_NAME else v for k, v in r.items()} for r in rows]
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from hotline.deadlines.calendar import Due, WorkCalendar
-from hotline.models import Ticket
+from hotline.models import Assignment, Ticket
 
 if TYPE_CHECKING:
     from hotline.workflow.definition import Limit, Workflow
@@ -83,6 +83,16 @@ def community_deadlines(cal: WorkCalendar, wf: Workflow, ticket: Ticket, at: dat
         handle = min(handle, ticket.handle_by)
     sign = due(cal, at, limits.sub_sign.pick(ticket.type, ticket.urgency)).at
     return min(sign, handle), handle
+
+
+def part_deadline(part: Assignment) -> tuple[str, datetime] | None:
+    """The running clock of a community's part of a ticket (an Assignment with the role `sub`):
+    its sign-by until it has signed, then its handle-by until it has replied; None after."""
+    if part.status == "dispatched" and part.sign_by is not None:
+        return "sign", part.sign_by
+    if part.status == "signed" and part.handle_by is not None:
+        return "handle", part.handle_by
+    return None
 
 
 def on_time(deadline: datetime | None, at: datetime) -> bool:

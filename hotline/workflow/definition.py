@@ -261,7 +261,9 @@ def _event(where: str, name: str, raw: Any, states: Mapping[str, StateDef]) -> E
     if department == "community":
         elsewhere = [s for s in sources if states[s].level != "community"]
         if elsewhere:
-            raise WorkflowError(f"{where}.from: a community's event leaves only states of `level: community`, not {elsewhere[0]!r}")
+            raise WorkflowError(
+                f"{where}.from: a community's event leaves only states of `level: community`, not {elsewhere[0]!r}"
+            )
     co = raw.get("co")
     co_sources = None
     if co is not None:
@@ -401,6 +403,13 @@ class WorkflowSet:
     def open_states(self) -> tuple[str, ...]:
         """The states, in any workflow, that are not final."""
         return tuple(sorted({s for wf in self.workflows.values() for s in wf.open_states}))
+
+    @cached_property
+    def community_states(self) -> tuple[str, ...]:
+        """The states, in any workflow, in which a ticket is with a community (`level: community`)."""
+        return tuple(
+            sorted({s.name for wf in self.workflows.values() for s in wf.states.values() if s.level == "community"})
+        )
 
 
 @lru_cache(maxsize=8)

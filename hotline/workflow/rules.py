@@ -788,7 +788,9 @@ def assign_community(ctx: Context, _arg=None) -> None:
             handle_by=handle_by,
         )
     )
-    title, body = texts.community_notices(ctx.ticket.number, "passed", community.name, ctx.payload.get("message"), sign_by)
+    title, body = texts.community_notices(
+        ctx.ticket.number, "passed", community.name, ctx.payload.get("message"), sign_by
+    )
     _notify(ctx, kind="dispatch", department_id=community.id, title=title, body=body)
     ctx.details.update(
         {

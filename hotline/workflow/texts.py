@@ -128,7 +128,9 @@ def reply_rejected_notice(number: str, reason: str | None) -> tuple[str, str]:
     )
 
 
-def community_notices(number: str, step: str, community: str, detail: str | None, at: datetime | None) -> tuple[str, str]:
+def community_notices(
+    number: str, step: str, community: str, detail: str | None, at: datetime | None
+) -> tuple[str, str]:
     """Title and body of a second-level notice (二级派单): `passed` to the community, `returned`
     or `replied` to the street office, `rejected` (the street sent the reply back) to the community."""
     reason = f"理由：{detail}。" if detail else ""

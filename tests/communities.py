@@ -1,0 +1,45 @@
+"""Test helpers for second-level dispatch (二级派单): communities under the test district's
+street office 东城街道 (street_a), a second street office with one of its own, and their people."""
+
+from hotline.db import utcnow
+from hotline.directory import create_department, department_by_code, issue_token
+from hotline.models import User
+from hotline.runtime import Runtime
+from tests.helpers import District, password_hash
+
+# (code, name, street office); street_b is a second street office.
+COMMUNITIES = [
+    ("east_1", "东湖社区居委会", "street_a"),
+    ("east_2", "东岸社区居委会", "street_a"),
+    ("west_1", "西苑社区居委会", "street_b"),
+]
+# username, role, department
+PEOPLE = [
+    ("street_a_l", "leader", "street_a"),
+    ("east_1_h", "handler", "east_1"),
+    ("east_1_l", "leader", "east_1"),
+    ("east_2_h", "handler", "east_2"),
+    ("west_1_h", "handler", "west_1"),
+]
+
+
+def add_communities(runtime: Runtime, district: District) -> None:
+    """The communities and their people (with API tokens) added to the test district."""
+    now = utcnow()
+    with runtime.db.session() as s:
+        create_department(s, code="street_b", name="西城街道办事处", now=now)
+        for code, name, parent in COMMUNITIES:
+            create_department(s, code=code, name=name, parent=parent, now=now)
+        for username, role, dept in PEOPLE:
+            user = User(
+                username=username,
+                role=role,
+                department_id=department_by_code(s, dept).id,
+                password_hash=password_hash(),
+                display_name=username,
+                created_at=now,
+            )
+            s.add(user)
+            s.flush()
+            district.user_ids[username] = user.id
+            district.tokens[username] = issue_token(s, username, now=now)
