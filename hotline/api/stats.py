@@ -67,8 +67,7 @@ def tickets_behind(
     """The tickets behind one figure (e.g. `metric=overdue`) of one department."""
     with runtime.db.read_session() as session:
         dept = department_by_code(session, code)
-        # A leader: their own department's, or a street office's leader its communities'.
-        if actor.role == "leader" and actor.department_id not in (dept.id, dept.parent_id):
+        if not stats.may_see_figures(actor.role, actor.department_id, dept):
             raise NotFound(f"department {code!r} not found, or not visible to you")
         rows = stats.tickets_behind(session, runtime, dept, metric, period.start, period.end)
         return {

@@ -45,6 +45,7 @@ from hotline.demo.district import (
     demo_codes,
 )
 from hotline.demo.life import DAY, EPOCH_ORDINAL, Days, Life, Master, TicketRow, at, day_of, midnight, seconds
+from hotline.demo.second_level import pass_down
 from hotline.demo.writer import Batch, Pipe, Writer
 from hotline.errors import Conflict, Invalid
 from hotline.evaluation.ratings import app_secret
@@ -331,6 +332,12 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
     with runtime.db.session() as session:  # the rows were written in bulk, past the gateway
         rows = totals.rebuild(session)
     out.write(f"running totals: {rows:,} rows\n")
+    passed = pass_down(runtime, d, now, rng)
+    out.write(
+        f"passed to communities (二级派单) through the gateway: {sum(passed.values())} tickets, left "
+        + ", ".join(f"{s} {n}" for s, n in sorted(passed.items()))
+        + "\n"
+    )
     out.write(f"knowledge base: {_load_knowledge(runtime, now):,} published articles\n")
     runtime.db.refresh_statistics(after_bulk=True)  # the planner's view of the new rows
     with runtime.db.session() as session:

@@ -308,3 +308,5 @@ RATES = (
     Rate("overdue_rate", "超期率", "overdue", "due", lower_is_better=True),
 )
 RATES_BY_NAME = {r.name: r for r in RATES}
+# The rates of a community's part (二级派单): the callbacks and ratings are its street office's.
+COMMUNITY_RATES = ("signed_on_time_rate", "completed_on_time_rate", "return_rate", "overdue_rate")

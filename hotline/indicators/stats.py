@@ -211,6 +211,13 @@ def split_lists(ranked: int, size: int) -> tuple[int, int]:
     return red, ranked - red
 
 
+def may_see_figures(role: str, department_id: int | None, dept: Department) -> bool:
+    """Whether a viewer may see a department's figures and the tickets behind them: the centre
+    every department's; a leader their own department's, a street office's leader its
+    communities' too (二级派单)."""
+    return role != "leader" or department_id in (dept.id, dept.parent_id)
+
+
 def tickets_behind(
     session: Session, runtime, dept: Department, figure: str, start: date, end: date, limit: int = 500
 ) -> list[tuple[int, str]]:
