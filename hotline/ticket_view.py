@@ -195,7 +195,7 @@ def ticket_out(
             for a in assignments
         ]
         # The community its street office passed the ticket to (二级派单), while it has a part.
-        out["community"] = next(
+        out["community_department"] = next(
             (
                 lookups.departments[a.department_id].code
                 for a in assignments

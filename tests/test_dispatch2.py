@@ -27,7 +27,7 @@ def at_street(as_) -> int:
 def passed_down(as_, community: str = "east_1") -> int:
     tid = at_street(as_)
     t = as_("street_a_h").fire(tid, "sub_dispatch", community=community, message="请社区核实现场")
-    assert (t["state"], t["community"]) == ("sub_dispatched", community)
+    assert (t["state"], t["community_department"]) == ("sub_dispatched", community)
     return tid
 
 
@@ -126,6 +126,16 @@ def test_events_in_the_wrong_state_or_by_the_wrong_unit_are_refused(as_):
     sup.fire(tid, "urge", message="请加快办理")
 
 
+def test_not_passed_down_while_the_centre_has_a_request_to_decide(as_):
+    street, sup = as_("street_a_h"), as_("supervisor")
+    tid = at_street(as_)
+    street.fire(tid, "request_extension", days=2, reason="需社区入户核实")
+    r = street.fire(tid, "sub_dispatch", expect=409, community="east_1")
+    assert "extension" in r["detail"] and "waiting" in r["detail"]
+    sup.fire(tid, "approve_extension")
+    assert street.fire(tid, "sub_dispatch", community="east_1")["state"] == "sub_dispatched"
+
+
 def test_a_community_sees_only_what_was_passed_to_it(as_):
     east, east2, west = as_("east_1_h"), as_("east_2_h"), as_("west_1_h")
     mine = passed_down(as_, "east_1")
@@ -148,12 +158,12 @@ def test_a_return_goes_back_to_the_street_first(as_, runtime):
     tid = passed_down(as_)
     east.fire(tid, "sub_return", expect=422)  # a reason is needed
     t = east.fire(tid, "sub_return", reason="该地址不在本社区辖区")
-    assert (t["state"], t["department"], t["community"]) == ("in_progress", "street_a", None)
+    assert (t["state"], t["department"], t["community_department"]) == ("in_progress", "street_a", None)
     east.get(f"/tickets/{tid}", expect=404)  # no longer the community's
     assert any("社区退回" in n["title"] for n in street.get("/notifications"))
     # The street passes it on to its other community.
     t = street.fire(tid, "sub_dispatch", community="east_2")
-    assert t["community"] == "east_2"
+    assert t["community_department"] == "east_2"
     with runtime.db.read_session() as s:
         parts = s.exec(Assignment.__table__.select().where(Assignment.ticket_id == tid, Assignment.role == "sub")).all()
     assert sorted((p.status, p.returned) for p in parts) == [("dispatched", False), ("withdrawn", True)]

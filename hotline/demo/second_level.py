@@ -10,22 +10,29 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta
 
+from sqlalchemy import exists
 from sqlmodel import Session, select
 
 from hotline.demo.district import Directory
-from hotline.models import Department, Ticket
+from hotline.models import Approval, Department, Ticket
 from hotline.workflow.engine import fire
 
-# The steps each played ticket takes; where the last one leaves it is a state of the demo.
+# The showcase of the bulk load (hotline.demo._SHOWCASE) that leaves a street office's ticket
+# in hand for this: the request routed to a street office, the life stopped in `in_progress`.
+STREET_HELD = "street_held"
+# The steps each played ticket takes; where the last one leaves it is a state of the demo (each
+# state of the second level among the first three).
 PLAYS = (
-    ("sub_dispatch",),
-    ("sub_dispatch", "sub_sign"),
     ("sub_dispatch", "sub_sign", "sub_reply"),
+    ("sub_dispatch", "sub_sign"),
+    ("sub_dispatch",),
     ("sub_dispatch", "sub_sign", "sub_reply", "reject_sub_reply"),
     ("sub_dispatch", "sub_sign", "sub_reply", "approve_sub_reply"),
     ("sub_dispatch", "sub_return"),
 )
 TICKETS_PER_PLAY = 3
+# The tickets a street office holds that it may pass down once it has signed.
+HELD = ("dispatched", "in_progress")
 # The steps of the community's; the rest are the street office's.
 BY_COMMUNITY = {"sub_sign", "sub_reply", "sub_return"}
 # The played steps fall within this time before the demo's now (after the ticket's last event).
@@ -72,9 +79,11 @@ def pass_down(runtime, d: Directory, now: datetime, rng: random.Random) -> Count
     with runtime.db.session() as session:
         offices = session.exec(select(Department.parent_id).where(Department.parent_id.is_not(None))).all()
         streets &= set(offices)
+        waiting = exists().where(Approval.ticket_id == Ticket.id, Approval.status == "pending")
         candidates = session.exec(
             select(Ticket)
-            .where(Ticket.state == "in_progress", Ticket.main_department_id.in_(streets), Ticket.updated_at < now)
+            .where(Ticket.state.in_(HELD), Ticket.main_department_id.in_(streets), Ticket.updated_at < now)
+            .where(~waiting)
             .order_by(Ticket.id.desc())
             .limit(len(PLAYS) * TICKETS_PER_PLAY)
         ).all()
@@ -82,7 +91,8 @@ def pass_down(runtime, d: Directory, now: datetime, rng: random.Random) -> Count
             community = _community_for(session, ticket, rng)
             if community is None:
                 continue
-            play = PLAYS[i % len(PLAYS)]
+            # A ticket still to sign for: the street office signs first.
+            play = (("sign",) if ticket.state == "dispatched" else ()) + PLAYS[i % len(PLAYS)]
             start = max(ticket.updated_at, now - WINDOW)
             step = (now - start) / (len(play) + 1)
             for k, event in enumerate(play, start=1):
