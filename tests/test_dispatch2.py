@@ -7,7 +7,7 @@ import pytest
 from hotline.indicators import stats
 from hotline.models import Assignment
 from tests.communities import add_communities
-from tests.helpers import Api
+from tests.helpers import Api, sign_in
 
 
 @pytest.fixture
@@ -204,3 +204,30 @@ def test_the_indicators_count_per_community_and_the_totals_hold(as_, runtime, cl
     assert {r["department"] for r in as_("east_1_l").get("/stats/departments", **period)["communities"]} == {"east_1"}
     with runtime.db.read_session() as s:
         assert stats.check_totals(s, runtime, first, clock().date()) == []
+
+
+def test_the_performance_page_breaks_the_street_down_by_community(as_, client, clock):
+    first = clock().date()
+    done = passed_down(as_, "east_1")
+    as_("east_1_h").fire(done, "sub_sign")
+    passed_down(as_, "east_2")
+    period = f"from={first.isoformat()}&to={clock().date().isoformat()}"
+    sign_in(client, "supervisor")
+    page = client.get(f"/performance?{period}").text
+    table = page[page.index('id="community-table"') :]
+    assert "东湖社区居委会" in table and "东岸社区居委会" in table and "东城街道办事处" in table
+    assert "/performance/tickets?department=east_1&amp;metric=dispatched" in table
+    # Not in the ranking.
+    ranking = page[page.index('id="board-table"') : page.index('id="community-table"')]
+    assert "东湖社区居委会" not in ranking
+    # A street office's leader sees its communities and the tickets behind their figures.
+    client.cookies.clear()
+    sign_in(client, "street_a_l")
+    assert "东岸社区居委会" in client.get(f"/performance?{period}").text
+    assert client.get(f"/performance/tickets?department=east_2&metric=dispatched&{period}").status_code == 200
+    # A community's leader only its own.
+    client.cookies.clear()
+    sign_in(client, "east_1_l")
+    page = client.get(f"/performance?{period}").text
+    assert "东湖社区居委会" in page and "东岸社区居委会" not in page
+    assert client.get(f"/performance/tickets?department=east_2&metric=dispatched&{period}").status_code == 403
