@@ -2,10 +2,9 @@
 street office 东城街道 (street_a), a second street office with one of its own, and their people."""
 
 from hotline.db import utcnow
-from hotline.directory import create_department, department_by_code, issue_token
-from hotline.models import User
+from hotline.directory import create_department, department_by_code
 from hotline.runtime import Runtime
-from tests.helpers import District, password_hash
+from tests.helpers import District, add_user
 
 # (code, name, street office); street_b is a second street office.
 COMMUNITIES = [
@@ -31,15 +30,4 @@ def add_communities(runtime: Runtime, district: District) -> None:
         for code, name, parent in COMMUNITIES:
             create_department(s, code=code, name=name, parent=parent, now=now)
         for username, role, dept in PEOPLE:
-            user = User(
-                username=username,
-                role=role,
-                department_id=department_by_code(s, dept).id,
-                password_hash=password_hash(),
-                display_name=username,
-                created_at=now,
-            )
-            s.add(user)
-            s.flush()
-            district.user_ids[username] = user.id
-            district.tokens[username] = issue_token(s, username, now=now)
+            add_user(s, district, username, role, department_by_code(s, dept).id, now)
