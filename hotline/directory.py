@@ -60,9 +60,21 @@ def department_by_code(session: Session, code: str, *, field: str = "department"
     return dept
 
 
-def active_departments(session: Session) -> list[Department]:
-    """The departments that can be given work, in code order."""
-    return list(session.exec(select(Department).where(Department.active).order_by(Department.code)).all())
+def active_departments(session: Session, *, communities: bool = True) -> list[Department]:
+    """The departments that can be given work, in code order; without the communities, those
+    the centre dispatches to (a community gets its work from its street office)."""
+    stmt = select(Department).where(Department.active)
+    if not communities:
+        stmt = stmt.where(Department.parent_id.is_(None))
+    return list(session.exec(stmt.order_by(Department.code)).all())
+
+
+def communities_of(session: Session, street_id: int | None) -> list[Department]:
+    """The active communities (社区) under a street office, in code order (二级派单)."""
+    if street_id is None:
+        return []
+    stmt = select(Department).where(Department.parent_id == street_id, Department.active)
+    return list(session.exec(stmt.order_by(Department.code)).all())
 
 
 def category_by_code(session: Session, code: str, *, field: str = "category") -> Category:
@@ -180,13 +192,20 @@ def set_district(session: Session, *, name: str, region_code: str | None, now: d
 
 
 def create_department(
-    session: Session, *, code: str, name: str, org_code: str | None = None, now: datetime
+    session: Session, *, code: str, name: str, org_code: str | None = None, parent: str | None = None, now: datetime
 ) -> Department:
-    """A new department with its organisation code, if given (validated); 409 when the code is taken."""
+    """A new department with its organisation code, if given (validated); 409 when the code is
+    taken. `parent`: a community's street office, by code (itself no community)."""
     org_code = clean_org_code(org_code)
     if session.exec(select(Department).where(Department.code == code)).first():
         raise Conflict(f"a department with the code {code!r} exists already")
-    dept = Department(code=code, name=name, org_code=org_code, created_at=now)
+    parent_id = None
+    if parent is not None:
+        street = department_by_code(session, parent, field="parent")
+        if street.parent_id is not None:
+            raise Invalid(f"{parent!r} is a community itself; a community's parent is a street office", field="parent")
+        parent_id = street.id
+    dept = Department(code=code, name=name, org_code=org_code, parent_id=parent_id, created_at=now)
     session.add(dept)
     session.flush()
     return dept

@@ -52,6 +52,9 @@ NOTICE_LABELS = {
     "surge": "聚集预警",
     "calendar": "节假日",
     "knowledge_expiry": "知识到期",
+    # Second-level dispatch (二级派单): a community's steps, told to its street office.
+    "community_returned": "社区退回",
+    "community_replied": "社区回复",
 }
 # History rows that are not workflow events (the workflow's own events carry their labels).
 HISTORY_LABELS = {

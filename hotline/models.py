@@ -56,6 +56,9 @@ class Department(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     # 统一社会信用代码, sent with its ratings to the national rating system (好差评).
     org_code: str | None = Field(default=None, max_length=18)
+    # A community (社区) names its street office (街道): the street may pass it tickets
+    # (二级派单, docs/workflow.md). None: a department the centre dispatches to.
+    parent_id: int | None = Field(default=None, foreign_key="departments.id", index=True)
 
 
 class DistrictSettings(SQLModel, table=True):
@@ -240,6 +243,11 @@ class Ticket(SQLModel, table=True):
     event_sequence: int = 0
 
 
+# The assignments whose facts performance management counts for their department: the main
+# department's, and a community's that its street office passed the ticket to (二级派单).
+COUNTED_ROLES = ("main", "sub")
+
+
 class Assignment(SQLModel, table=True):
     """One department's part in a ticket: the main department or a co-handler (协办)."""
 
@@ -256,7 +264,7 @@ class Assignment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="tickets.id", index=True)
     department_id: int = Field(foreign_key="departments.id")
-    role: str = Field(max_length=8)  # main | co
+    role: str = Field(max_length=8)  # main | co | sub (a community the street passed it to)
     status: str = Field(max_length=12)  # dispatched | signed | replied | withdrawn
     dispatched_at: datetime = Field(sa_type=UTCDateTime)
     signed_at: datetime | None = _time()

@@ -188,9 +188,21 @@ def ticket_out(
                 "signed_at": local_iso(a.signed_at),
                 "replied_at": local_iso(a.replied_at),
                 "result": a.result,
+                # The assignment's own clocks (a community's, 二级派单, end within the street's).
+                "sign_by": local_iso(a.sign_by),
+                "handle_by": local_iso(a.handle_by),
             }
             for a in assignments
         ]
+        # The community its street office passed the ticket to (二级派单), while it has a part.
+        out["community_department"] = next(
+            (
+                lookups.departments[a.department_id].code
+                for a in assignments
+                if a.role == "sub" and a.status != "withdrawn"
+            ),
+            None,
+        )
         out["co_departments"] = [
             lookups.departments[a.department_id].code for a in assignments if a.role == "co" and a.status != "withdrawn"
         ]

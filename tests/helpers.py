@@ -73,19 +73,24 @@ def build_district(runtime: Runtime) -> District:
         # Illegal building in 东城街道 goes to the street office.
         create_rule(s, department="street_a", category="0102", street="东城街道")
         for username, role, dept in USERS:
-            user = User(
-                username=username,
-                role=role,
-                department_id=depts[dept].id if dept else None,
-                password_hash=password_hash(),
-                display_name=username,
-                created_at=now,
-            )
-            s.add(user)
-            s.flush()
-            district.user_ids[username] = user.id
-            district.tokens[username] = issue_token(s, username, now=now)
+            add_user(s, district, username, role, depts[dept].id if dept else None, now)
     return district
+
+
+def add_user(s, district: District, username: str, role: str, department_id: int | None, now) -> None:
+    """A test user with the shared password and an API token, remembered in the district."""
+    user = User(
+        username=username,
+        role=role,
+        department_id=department_id,
+        password_hash=password_hash(),
+        display_name=username,
+        created_at=now,
+    )
+    s.add(user)
+    s.flush()
+    district.user_ids[username] = user.id
+    district.tokens[username] = issue_token(s, username, now=now)
 
 
 class Api:

@@ -26,6 +26,10 @@ def test_default_workflow_declares_domain_states_and_events():
         "archived",
         "merged",
         "cancelled",
+        # Second-level dispatch to communities (二级派单).
+        "sub_dispatched",
+        "sub_in_progress",
+        "sub_replied",
     }
     assert {
         "answer",

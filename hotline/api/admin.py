@@ -21,21 +21,24 @@ from hotline.models import Category, Department, RoutingRule, User
 router = APIRouter(tags=["admin"])
 
 
-def _department_out(d: Department) -> dict:
-    return {"id": d.id, "code": d.code, "name": d.name, "org_code": d.org_code, "active": d.active}
+def _department_out(d: Department, parent: str | None) -> dict:
+    """A department as the API gives it; `parent`: a community's street office (its code)."""
+    return {"id": d.id, "code": d.code, "name": d.name, "org_code": d.org_code, "active": d.active, "parent": parent}
 
 
 @router.post("/departments", status_code=status.HTTP_201_CREATED)
 def create_department(body: DepartmentIn, _: AdminActor, runtime: RuntimeDep) -> dict:
     with runtime.db.session() as session:
         dept = directory.create_department(session, **body.model_dump(), now=utcnow())
-        return _department_out(dept)
+        return _department_out(dept, body.parent)
 
 
 @router.get("/departments")
 def list_departments(_: CurrentActor, runtime: RuntimeDep) -> list[dict]:
     with runtime.db.read_session() as session:
-        return [_department_out(d) for d in session.exec(select(Department).order_by(Department.code)).all()]
+        departments = session.exec(select(Department).order_by(Department.code)).all()
+        codes = {d.id: d.code for d in departments}
+        return [_department_out(d, codes.get(d.parent_id)) for d in departments]
 
 
 @router.post("/categories", status_code=status.HTTP_201_CREATED)

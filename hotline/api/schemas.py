@@ -25,6 +25,8 @@ class DepartmentIn(Body):
     name: Name
     # 统一社会信用代码: 18 characters with a check character (hotline.directory.clean_org_code).
     org_code: Annotated[str, Field(max_length=18)] | None = None
+    # A community (社区): its street office's code; the street may pass it tickets (二级派单).
+    parent: Code | None = None
 
 
 class CategoryIn(Body):

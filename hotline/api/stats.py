@@ -42,16 +42,18 @@ def departments(
     row divided by another, as `rates` names them (numerator, denominator), to four places.
 
     A department leader sees the figures of their own department and the ranking.
+    `communities`: the communities' figures (二级派单), unranked, each with its street office
+    (`parent`); a leader sees their own community's, or their street office's communities'.
     """
     with runtime.db.read_session() as session:
         result = stats.department_stats(session, runtime, period.start, period.end)
         own = session.get(Department, actor.department_id).code if actor.role == "leader" else None
     visible = reports.performance_for(result, actor.role, own)
-    rows = [
-        {k: stats.to_four_places(v) if k in metrics.RATES_BY_NAME else v for k, v in row.items()}
-        for row in visible["departments"]
-    ]
-    return {**visible, "departments": rows}
+
+    def rounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: stats.to_four_places(v) if k in metrics.RATES_BY_NAME else v for k, v in r.items()} for r in rows]
+
+    return {**visible, "departments": rounded(visible["departments"]), "communities": rounded(visible["communities"])}
 
 
 @router.get("/departments/{code}/tickets")
@@ -65,7 +67,7 @@ def tickets_behind(
     """The tickets behind one figure (e.g. `metric=overdue`) of one department."""
     with runtime.db.read_session() as session:
         dept = department_by_code(session, code)
-        if actor.role == "leader" and dept.id != actor.department_id:
+        if not stats.may_see_figures(actor.role, actor.department_id, dept):
             raise NotFound(f"department {code!r} not found, or not visible to you")
         rows = stats.tickets_behind(session, runtime, dept, metric, period.start, period.end)
         return {

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from hotline.deadlines.calendar import Due, WorkCalendar
-from hotline.models import Ticket
+from hotline.models import Assignment, Ticket
 
 if TYPE_CHECKING:
     from hotline.workflow.definition import Limit, Workflow
@@ -72,6 +72,27 @@ def dispatch_deadlines(cal: WorkCalendar, wf: Workflow, ticket: Ticket, at: date
     from then (what its on-time signing and reply are judged by)."""
     sign = due(cal, at, wf.limits.sign.pick(ticket.type, ticket.urgency))
     return sign.at, due(cal, at, handle_limit(wf, ticket)).at
+
+
+def community_deadlines(cal: WorkCalendar, wf: Workflow, ticket: Ticket, at: datetime) -> tuple[datetime, datetime]:
+    """The sign-by and handle-by of a community the street office passed the ticket to at
+    `at` (二级派单): its own limits from then, never later than the street's handle-by."""
+    limits = wf.limits
+    handle = due(cal, at, limits.sub_handle.pick(ticket.type, ticket.urgency)).at
+    if ticket.handle_by is not None:
+        handle = min(handle, ticket.handle_by)
+    sign = due(cal, at, limits.sub_sign.pick(ticket.type, ticket.urgency)).at
+    return min(sign, handle), handle
+
+
+def part_deadline(part: Assignment) -> tuple[str, datetime] | None:
+    """The running clock of a community's part of a ticket (an Assignment with the role `sub`):
+    its sign-by until it has signed, then its handle-by until it has replied; None after."""
+    if part.status == "dispatched" and part.sign_by is not None:
+        return "sign", part.sign_by
+    if part.status == "signed" and part.handle_by is not None:
+        return "handle", part.handle_by
+    return None
 
 
 def on_time(deadline: datetime | None, at: datetime) -> bool:

@@ -45,6 +45,7 @@ from hotline.demo.district import (
     demo_codes,
 )
 from hotline.demo.life import DAY, EPOCH_ORDINAL, Days, Life, Master, TicketRow, at, day_of, midnight, seconds
+from hotline.demo.second_level import STREET_HELD, pass_down
 from hotline.demo.writer import Batch, Pipe, Writer
 from hotline.errors import Conflict, Invalid
 from hotline.evaluation.ratings import app_secret
@@ -76,6 +77,10 @@ _SHOWCASE = [
     ("cancelled", 7),
     ("suspended", 9),
     ("in_progress", 20),
+    # A street office's ticket in hand, passed to a community after the load (二级派单).
+    (STREET_HELD, 1),
+    (STREET_HELD, 2),
+    (STREET_HELD, 3),
 ]
 
 
@@ -133,6 +138,9 @@ def _start(rng: random.Random, life: Life, callers: Callers, d: Directory, ticke
            created: int, stop_at: str | None, pool: deque):  # fmt: skip
     """A ticket at intake: its request, its creator, and the course its life takes."""
     path, stage, master = "dispatch", None, None
+    street_held = stop_at == STREET_HELD
+    if street_held:
+        stop_at = "in_progress"
     if stop_at is None:
         r = rng.random()
         if r < 0.015:
@@ -149,6 +157,8 @@ def _start(rng: random.Random, life: Life, callers: Callers, d: Directory, ticke
         master = _pick_master(rng, pool, created)
         stage = "registered" if master is not None else None
     req = callers.pick(season(day_of(created)), master)
+    if street_held:
+        req = _street_request(callers, d, season(day_of(created)), req)
     answer_share = ANSWER_SHARE.get(req["type"], 0.0)
     if path == "dispatch" and master is None and stop_at is None and rng.random() < answer_share:
         path = "answer"
@@ -168,6 +178,16 @@ def _start(rng: random.Random, life: Life, callers: Callers, d: Directory, ticke
     tk.events.append(("create", creator, None, "registered", when, {"channel": channel, "workflow": WORKFLOW}))
     request = (tk.type, tk.leaf, tk.place, req["issue"], tk.address, tk.lat, tk.lng, tk.urgency)
     return tk, request, path, stage, master
+
+
+def _street_request(callers: Callers, d: Directory, when: int, req: dict) -> dict:
+    """A request that the routing rules send to a street office: `req`, or another caller's."""
+    streets = {s.code for s in STREETS}
+    for _ in range(200):
+        if d.routes[req["leaf"]][req["place"]][0] in streets:
+            break
+        req = callers.pick(when, None)
+    return req
 
 
 def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_key: bytes,
@@ -331,6 +351,12 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
     with runtime.db.session() as session:  # the rows were written in bulk, past the gateway
         rows = totals.rebuild(session)
     out.write(f"running totals: {rows:,} rows\n")
+    passed = pass_down(runtime, d, now, rng)
+    out.write(
+        f"passed to communities (二级派单) through the gateway: {sum(passed.values())} tickets, left "
+        + ", ".join(f"{s} {n}" for s, n in sorted(passed.items()))
+        + "\n"
+    )
     out.write(f"knowledge base: {_load_knowledge(runtime, now):,} published articles\n")
     runtime.db.refresh_statistics(after_bulk=True)  # the planner's view of the new rows
     with runtime.db.session() as session:

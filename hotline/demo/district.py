@@ -402,6 +402,10 @@ COMMENTS = {
     2: "问题没有彻底解决。",
     1: "没有人联系我，问题依然存在。",
 }
+# The communities (社区) of each street that have their residents' committee (居委会) in the
+# directory, as departments under their street office (二级派单): the first few of each street.
+COMMUNITY_OFFICES_PER_STREET = 3
+
 RATINGS = [5, 4, 3, 2, 1]
 RATING_WEIGHTS = [52, 24, 11, 7, 6]
 
@@ -476,6 +480,16 @@ def org_code(number: int, name: str) -> str:
     return first17 + directory.org_code_check(first17)
 
 
+def community_offices() -> list[tuple[str, str, str, str]]:
+    """The demo's community offices: (code, name, short name, street office code); the code is
+    the street's and the community's place in its list (bjjd01)."""
+    return [
+        (f"{s.code}{i:02d}", f"{community}居民委员会", community, s.code)
+        for s in STREETS
+        for i, community in enumerate(s.communities[:COMMUNITY_OFFICES_PER_STREET], start=1)
+    ]
+
+
 def demo_codes() -> list[str]:
     """The department codes of the demo district: the bureaus, then the street offices."""
     return [code for code, _, _ in DEPARTMENTS] + [street.code for street in STREETS]
@@ -497,7 +511,7 @@ class Place:
 
 @dataclass
 class Directory:
-    departments: dict[str, tuple[int, str, str]]  # code -> (id, name, short name)
+    departments: dict[str, tuple[int, str, str]]  # code -> (id, name, short name), the communities' too
     codes: dict[int, str]  # id -> code
     leaf_ids: list[int]  # category id of each leaf of LEAVES
     places: list[Place]
@@ -517,6 +531,9 @@ def build_directory(session: Session, runtime, now: datetime, rng: random.Random
     offices = [(s.code, f"{DISTRICT}{s.name}办事处", f"{s.name}办") for s in STREETS]
     for number, (code, name, short) in enumerate(DEPARTMENTS + offices, start=1):
         dept = directory.create_department(session, code=code, name=name, org_code=org_code(number, name), now=now)
+        departments[code] = (dept.id, name, short)
+    for code, name, short, street in community_offices():
+        dept = directory.create_department(session, code=code, name=name, parent=street, now=now)
         departments[code] = (dept.id, name, short)
 
     category_ids = {}

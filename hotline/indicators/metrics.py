@@ -1,7 +1,8 @@
 """What each performance figure counts (绩效管理), defined once.
 
-The figures count two kinds of rows: main assignments (a department a ticket was dispatched
-to as its main handler) and callbacks. A row touches a period at an *anchor*, the instant it
+The figures count two kinds of rows: counted assignments (a department a ticket was dispatched
+to as its main handler, or a community its street office passed the ticket to, 二级派单, each
+counted for its own department) and callbacks. A row touches a period at an *anchor*, the instant it
 is counted at; that instant's local day is its day in the running totals:
 
 - dispatch: Assignment.dispatched_at, of every main assignment;
@@ -33,7 +34,7 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from hotline.models import Assignment, Callback, Ticket
+from hotline.models import COUNTED_ROLES, Assignment, Callback, Ticket
 
 # A row as the predicates read it: an Assignment or Callback, or a result row with at least
 # the columns below.
@@ -81,7 +82,13 @@ def standing(cb: Row) -> bool:
 
 
 STANDING = and_(Callback.reached, not_(Callback.overturned))
-MAIN = Assignment.role == "main"
+# The assignments counted for their department (the main department's, a community's).
+MAIN = Assignment.role.in_(COUNTED_ROLES)
+
+
+def counted(a: Row) -> bool:
+    """MAIN on one row."""
+    return a.role in COUNTED_ROLES
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ DISPATCH = Anchor(
     Assignment.dispatched_at,
     Assignment.department_id,
     MAIN,
-    lambda a: a.role == "main",
+    counted,
 )
 DUE = Anchor(
     "due",
@@ -131,7 +138,7 @@ DUE = Anchor(
     Assignment.handle_by,
     Assignment.department_id,
     and_(MAIN, Assignment.status != "withdrawn"),
-    lambda a: a.role == "main" and a.handle_by is not None and a.status != "withdrawn",
+    lambda a: counted(a) and a.handle_by is not None and a.status != "withdrawn",
     passed_only=True,
 )
 REPLY = Anchor(
@@ -140,7 +147,7 @@ REPLY = Anchor(
     Assignment.first_replied_at,
     Assignment.department_id,
     MAIN,
-    lambda a: a.role == "main" and a.first_replied_at is not None,
+    lambda a: counted(a) and a.first_replied_at is not None,
 )
 CALLBACK = Anchor(
     "callback",
@@ -301,3 +308,5 @@ RATES = (
     Rate("overdue_rate", "超期率", "overdue", "due", lower_is_better=True),
 )
 RATES_BY_NAME = {r.name: r for r in RATES}
+# The rates of a community's part (二级派单): the callbacks and ratings are its street office's.
+COMMUNITY_RATES = ("signed_on_time_rate", "completed_on_time_rate", "return_rate", "overdue_rate")

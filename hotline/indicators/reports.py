@@ -228,14 +228,16 @@ def generate_due_reports(runtime, now: datetime) -> list[Report]:
 
 def performance_for(result: dict[str, Any], viewer_role: str, own_code: str | None) -> dict[str, Any]:
     """What a viewer may see of department_stats: a leader sees their own department's
-    figures, and of the others only the score and the rank."""
+    figures, and of the others only the score and the rank; of the communities, their own
+    community's, or a street office's leader its communities'."""
     if viewer_role != "leader":
         return result
     rows = [
         r if r["department"] == own_code else {k: r.get(k) for k in ("department", "department_name", "score", "rank")}
         for r in result["departments"]
     ]
-    return {**result, "departments": rows}
+    communities = [r for r in result.get("communities", []) if own_code in (r["department"], r["parent"])]
+    return {**result, "departments": rows, "communities": communities}
 
 
 def district_row(result: dict[str, Any], runtime) -> dict[str, Any]:

@@ -166,15 +166,22 @@ def to_four_places(rate: float | None) -> float | None:
 
 
 def department_stats(session: Session, runtime, start: date, end: date) -> dict[str, Any]:
-    """Every active department's counts, rates and score for [start, end], ranked."""
+    """Every active department's counts, rates and score for [start, end], ranked; and apart,
+    unranked, the communities' (二级派单: the part their street office passed them)."""
     config = performance_config(str(runtime.settings.workflows_dir))
     counts = department_counts(session, start, end, runtime.now(), config)
-    rows = []
-    for dept in session.exec(select(Department).order_by(Department.code)).scalars():
+    rows, communities = [], []
+    departments = session.exec(select(Department).order_by(Department.code)).scalars().all()
+    codes = {d.id: d.code for d in departments}
+    for dept in departments:
         c = counts.get(dept.id, Counts())
         if not dept.active and dept.id not in counts:
             continue
-        rows.append({"department": dept.code, "department_name": dept.name, **c.__dict__, **indicators(c, config)})
+        row = {"department": dept.code, "department_name": dept.name, **c.__dict__, **indicators(c, config)}
+        if dept.parent_id is None:
+            rows.append(row)
+        else:
+            communities.append({**row, "parent": codes.get(dept.parent_id)})
     ranked = [r for r in rows if r["score"] is not None and r["dispatched"] >= config.min_tickets_to_rank]
     ranked.sort(key=lambda r: (-r["score"], r["department"]))
     for i, r in enumerate(ranked, 1):
@@ -190,6 +197,7 @@ def department_stats(session: Session, runtime, start: date, end: date) -> dict[
         "departments": rows,
         "red_list": [r["department"] for r in ranked[:red]],
         "black_list": [r["department"] for r in ranked[::-1][:black]],
+        "communities": communities,
     }
 
 
@@ -201,6 +209,13 @@ def split_lists(ranked: int, size: int) -> tuple[int, int]:
         return size, size
     red = (ranked + 1) // 2
     return red, ranked - red
+
+
+def may_see_figures(role: str, department_id: int | None, dept: Department) -> bool:
+    """Whether a viewer may see a department's figures and the tickets behind them: the centre
+    every department's; a leader their own department's, a street office's leader its
+    communities' too (二级派单)."""
+    return role != "leader" or department_id in (dept.id, dept.parent_id)
 
 
 def tickets_behind(

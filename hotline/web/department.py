@@ -11,14 +11,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
-from hotline.deadlines.sla import level
+from hotline.deadlines.sla import level, part_deadline
 from hotline.errors import Invalid
 from hotline.inbox import INBOX_TABS, inbox_counts, inbox_tickets
 from hotline.inputs import MAX_PAGE, IdPath, PageQuery
-from hotline.models import Notification, Ticket
+from hotline.models import Assignment, Department, Notification, Ticket
 from hotline.notices import newest
 from hotline.supervision import answer_order, count_orders, department_orders
 from hotline.ticket_view import Lookups
@@ -49,7 +49,11 @@ TABS = (
     Tab("red", "已超期", "已超过签收或办理时限的工单"),
     Tab("replied", "已回复", "已提交中心、等待审核的工单：办结回复待审核，或退单待审"),
     Tab("rehandle", "重办件", "回访不满意、退回本单位重新办理的工单"),
+    Tab("community", "社区办理", "已派至下辖社区的工单：待社区签收、社区办理中；社区已回复的，请审核后再答复中心"),
 )
+# A community's own tickets are those its street office passed it: no co-handling, no tab of
+# tickets passed further down.
+COMMUNITY_TABS = ("pending", "doing", "yellow", "red")
 
 
 def deadline_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
@@ -64,18 +68,67 @@ def deadline_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
     return {"level": current.name, "at": ticket.due_at, "text": text, "kind": ticket.due_kind}
 
 
+def part_deadline_view(part: Assignment, now: datetime) -> dict[str, Any]:
+    """How the clock of a community's part reads in its list: its own sign-by, then handle-by."""
+    clock = part_deadline(part)
+    if clock is None:
+        return {"level": None, "at": None, "text": ""}
+    kind, at = clock
+    left = (at - now).total_seconds()
+    text = f"超期 {duration_text(left)}" if left <= 0 else f"剩余 {duration_text(left)}"
+    return {"level": "red" if left <= 0 else "green", "at": at, "text": text, "kind": kind}
+
+
+def _community_parts(session: Session, department_id: int, ticket_ids: list[int]) -> dict[int, Assignment]:
+    """A community's parts of these tickets, by ticket."""
+    if not ticket_ids:
+        return {}
+    rows = session.exec(
+        select(Assignment).where(
+            Assignment.ticket_id.in_(ticket_ids),
+            Assignment.department_id == department_id,
+            Assignment.role == "sub",
+            Assignment.status != "withdrawn",
+        )
+    ).all()
+    return {a.ticket_id: a for a in rows}
+
+
+def _tabs(session: Session, department_id: int) -> tuple[tuple[Tab, ...], bool]:
+    """The inbox's tabs for the department, and whether it is a community: a street office with
+    communities has the tab of tickets passed down, a community only its own tabs."""
+    dept = session.get(Department, department_id)
+    if dept.parent_id is not None:
+        return tuple(t for t in TABS if t.key in COMMUNITY_TABS), True
+    has_communities = session.exec(select(Department.id).where(Department.parent_id == department_id)).first()
+    return tuple(t for t in TABS if t.key != "community" or has_communities), False
+
+
 def _inbox_context(session: Session, runtime, user: PageUser, tab: str, page: int, now: datetime) -> dict[str, Any]:
     department_id = user.actor.department_id
     states = runtime.workflows.open_states
-    counts, co = inbox_counts(session, department_id, now, states)
+    community_states = runtime.workflows.community_states
+    tabs, is_community = _tabs(session, department_id)
+    if tab not in {t.key for t in tabs}:
+        tab = tabs[0].key
+    counts, co = inbox_counts(session, department_id, now, states, community_states)
     total = counts[tab]
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     page = min(page, pages)
     tickets = inbox_tickets(
-        session, user.actor, tab, co[tab], now, states, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        session,
+        user.actor,
+        tab,
+        co[tab],
+        now,
+        states,
+        offset=(page - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+        community_states=community_states,
     )
     co_ids = {i for ids in co.values() for i in ids}
     co_pending = set(co["pending"])
+    parts = _community_parts(session, department_id, [t.id for t in tickets]) if is_community else {}
     lookups = Lookups(session)
     rows = []
     for t in tickets:
@@ -93,10 +146,10 @@ def _inbox_context(session: Session, runtime, user: PageUser, tab: str, page: in
                 "state": t.state,
                 "state_label": wf.state_label(t.state),
                 "version": t.version,
-                "co": is_co,
+                "co": is_co and not is_community,
                 "rehandle_count": t.rehandle_count,
                 "can_sign": (t.id in co_pending) if is_co else t.state == "dispatched",
-                "due": deadline_view(t, now),
+                "due": part_deadline_view(parts[t.id], now) if t.id in parts else deadline_view(t, now),
             }
         )
     recent = newest(
@@ -104,9 +157,10 @@ def _inbox_context(session: Session, runtime, user: PageUser, tab: str, page: in
     )
     open_orders = count_orders(session, "open", department_id) if user.role == "leader" else None
     return {
-        "tabs": TABS,
+        "tabs": tabs,
         "tab": tab,
-        "tab_info": next(t for t in TABS if t.key == tab),
+        "tab_info": next(t for t in tabs if t.key == tab),
+        "is_community": is_community,
         "counts": counts,
         "rows": rows,
         "page": page,
@@ -149,7 +203,10 @@ def sign(
     now = runtime.now()
 
     def change(session: Session) -> str:
-        ticket = fire(session, runtime, ticket_id, "sign", user.actor, {}, now=now, version=version).ticket
+        # A community signs for the part its street office passed it (二级派单).
+        part = _community_parts(session, user.actor.department_id, [ticket_id])
+        event = "sub_sign" if part else "sign"
+        ticket = fire(session, runtime, ticket_id, event, user.actor, {}, now=now, version=version).ticket
         return f"/department/inbox?tab=pending&page={page}&signed={ticket.number}"
 
     return submit(

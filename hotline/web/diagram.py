@@ -98,13 +98,32 @@ def _layout(wf: Workflow) -> dict[str, tuple[int, int]]:
         spine.append(state)
     rows: dict[int, int] = defaultdict(lambda: 1)
     pos = {}
+    # The second level's states (a community's, 二级派单) share a row below the rest.
+    below = [s for s in wf.states if s not in spine and wf.states[s].level == "community"]
     for state in wf.states:
         if state in spine:
             pos[state] = (column[state], 0)
-        else:
+        elif state not in below:
             pos[state] = (column[state], rows[column[state]])
             rows[column[state]] += 1
+    last = max((r for _, r in pos.values()), default=0)
+    for state in below:
+        pos[state] = (column[state], last + 1)
     return pos
+
+
+def _band(wf: Workflow, pos: dict[str, tuple[float, float]]) -> str:
+    """The frame around the second level's states (社区, 二级派单), labelled; none without them."""
+    inside = [pos[s] for s, d in wf.states.items() if d.level == "community"]
+    if not inside:
+        return ""
+    x0, y0 = min(x for x, _ in inside) - 10, min(y for _, y in inside) - 24
+    x1, y1 = max(x for x, _ in inside) + BOX_W + 10, max(y for _, y in inside) + BOX_H + 10
+    return (
+        f'<g class="level-community"><rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" rx="8" '
+        f'fill="#f1f8f3" stroke="#5f9e74" stroke-dasharray="5 4"/>'
+        f'<text x="{x0 + 8}" y="{y0 + 15}" font-size="12" fill="#2f6b45">社区办理（二级派单）</text></g>'
+    )
 
 
 def workflow_svg(wf: Workflow, current: str | None = None) -> str:
@@ -112,7 +131,7 @@ def workflow_svg(wf: Workflow, current: str | None = None) -> str:
     grid = _layout(wf)
     pos = {state: (PAD + col * COL_W, PAD + 14 + row * ROW_H) for state, (col, row) in grid.items()}
     width = PAD * 2 + (max(c for c, _ in grid.values()) + 1) * COL_W - (COL_W - BOX_W)
-    height = PAD * 2 + 14 + (max(r for _, r in grid.values()) + 1) * ROW_H
+    height = PAD * 2 + 14 + (max(r for _, r in grid.values()) + 1) * ROW_H + 10
     edges: dict[tuple[str, str], list[str]] = defaultdict(list)
     for ev in wf.events.values():
         targets = [ev.dest] if ev.dest and ev.dest != RETURN_FROM else []
@@ -128,6 +147,7 @@ def workflow_svg(wf: Workflow, current: str | None = None) -> str:
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8a96a6"/></marker></defs>',
     ]
+    parts.append(_band(wf, pos))
     # The states' boxes are taken first: no label sits on a state.
     taken: list = [(x - 2, y - 2, x + BOX_W + 2, y + BOX_H + 2) for x, y in pos.values()]
     # Edges within the spine first, then the shortest: they have the fewest free spots.

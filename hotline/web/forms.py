@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, select
 
-from hotline.directory import active_departments
+from hotline.directory import active_departments, communities_of
 from hotline.errors import HotlineError, Invalid
 from hotline.models import Ticket
 from hotline.runtime import Runtime
@@ -65,7 +65,7 @@ def event_inputs(
         required = name in event["required"] or name in PAGE_REQUIRED
         label = FIELDS[name].label
         if name in ("department", "co_departments"):
-            options = [(d.code, d.name) for d in active_departments(session)]
+            options = [(d.code, d.name) for d in active_departments(session, communities=False)]
             # Co-handlers are ticked in a list, not Ctrl-clicked in a multiple select.
             kind = "select" if name == "department" else "checkboxes"
             hint = "不选则按派单规则自动确定（见上方预览）" if name == "department" and not required else ""
@@ -80,6 +80,9 @@ def event_inputs(
                     groups=department_groups(options),
                 )
             )
+        elif name == "community":
+            options = [(d.code, d.name) for d in communities_of(session, ticket.main_department_id)]
+            inputs.append(Input(name, label, "select", required, [("", "（请选择社区）"), *options]))
         elif name == "reason_code":
             options = [("", "（请选择退单原因）"), *RETURN_REASON_CODES.items()]
             inputs.append(Input(name, label, "select", required, options))

@@ -114,9 +114,15 @@ def _board(session, runtime, user: PageUser, period: Period) -> dict[str, Any]:
         month_period = Period(month.start, month_end, "monthly", partial=month_end < month.end)
         monthly = stats.department_stats(session, runtime, month_period.start, month_period.end)
     names = {r["department"]: r for r in monthly["departments"]}
+    streets = {r["department"]: r["department_name"] for r in result["departments"]}
     return {
         "result": visible,
         "rows": reports.ranked_rows(visible),
+        # The communities' part (二级派单), by street office: the breakdown under the ranking.
+        "communities": [
+            {**r, "parent_name": streets.get(r["parent"], r["parent"])}
+            for r in sorted(visible["communities"], key=lambda r: (r["parent"] or "", r["department"]))
+        ],
         "total": total,
         "own": own,
         "red": [names[c] for c in monthly["red_list"]],
@@ -145,6 +151,7 @@ def board(request: Request, user: Reader, period: PeriodDep, runtime: RuntimeDep
             "period": period,
             "picker": _picker(runtime, period, "/performance"),
             "rates": metrics.RATES,
+            "community_rates": [metrics.RATES_BY_NAME[name] for name in metrics.COMMUNITY_RATES],
             "chart": {
                 "items": chart,
                 "red": [r["department_name"] for r in ctx["red"]],
@@ -208,7 +215,7 @@ def tickets_behind(
             dept = department_by_code(session, department)
         except Invalid:
             raise NotFound(f"department {department!r} not found", zh="没有这个承办单位") from None
-        if user.role == "leader" and dept.id != user.actor.department_id:
+        if not stats.may_see_figures(user.role, user.actor.department_id, dept):
             raise NotPermitted("a leader sees their own department's tickets", zh="只能查看本单位的工单明细")
         behind = stats.tickets_behind(session, runtime, dept, metric, period.start, period.end)
         ids = [i for i, _ in behind]

@@ -16,11 +16,16 @@ from hotline.workflow.registry import CONDITIONS, EFFECTS
 WORKFLOW_ROLES = frozenset({"agent", "handler", "leader", "supervisor", "admin", "system", "citizen", "integration"})
 RETURN_FROM = "@return_from_state"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_STATE_KEYS = {"label", "final", "clock", "deadlines"}
+_STATE_KEYS = {"label", "final", "clock", "deadlines", "level"}
 DEADLINE_KINDS = ("sign", "handle", "callback")
 _EVENT_KEYS = {"label", "from", "to", "roles", "department", "co", "fields", "conditions", "effects"}
 _TOP_KEYS = {"name", "label", "initial", "extends", "states", "events", "limits", "description"}
 CO_SUFFIX = "_as_co_handler"
+# Who among the departments may fire an event: the main department (the default), a
+# co-handler too (any), or the community the street office passed the ticket to (二级派单).
+DEPARTMENT_PARTS = ("main", "any", "community")
+# A state's level: where the ticket is; `community`: with a community, under its street office.
+STATE_LEVELS = ("centre", "community")
 # Files in workflows/ that configure rather than declare a workflow.
 SETTINGS_FILES = frozenset({"selection", "performance", "analysis"})
 
@@ -90,6 +95,10 @@ class Limits(BaseModel):
     callback_attempts: int = 3
     agent_rehandles: int = 2
     rating_link: Limit = Limit(working_days=3)
+    # A community's own clocks (二级派单), from the street's passing the ticket down; never
+    # later than the street's handle-by (hotline.deadlines.sla.community_deadlines).
+    sub_sign: LimitTable = LimitTable(default=Limit(working_days=1))
+    sub_handle: LimitTable = LimitTable(default=Limit(working_days=5))
     satisfied_ratings: tuple[int, ...] = (3, 4, 5)
     warning: WarningRule = WarningRule()
     escalation: EscalationRule = EscalationRule()
@@ -112,6 +121,8 @@ class StateDef:
     # The deadlines that run in this state, the first one still open counting
     # (sign-by counts until the department has signed).
     deadlines: tuple[str, ...] = ()
+    # centre (the default) | community: the ticket is with a community (二级派单).
+    level: str = "centre"
 
 
 @dataclass(frozen=True)
@@ -121,7 +132,7 @@ class EventDef:
     sources: tuple[str, ...]
     dest: str | None  # None: stays; RETURN_FROM: back where a return came from
     roles: frozenset[str]
-    department: str  # main | any
+    department: str  # main | any | community
     co_sources: tuple[str, ...] | None
     required: tuple[str, ...]
     optional: tuple[str, ...]
@@ -245,8 +256,14 @@ def _event(where: str, name: str, raw: Any, states: Mapping[str, StateDef]) -> E
         if role not in WORKFLOW_ROLES:
             raise WorkflowError(f"{where}.roles: unknown role {role!r} (known: {', '.join(sorted(WORKFLOW_ROLES))})")
     department = raw.get("department", "main")
-    if department not in ("main", "any"):
-        raise WorkflowError(f"{where}.department: must be 'main' or 'any', not {department!r}")
+    if department not in DEPARTMENT_PARTS:
+        raise WorkflowError(f"{where}.department: must be one of {', '.join(DEPARTMENT_PARTS)}, not {department!r}")
+    if department == "community":
+        elsewhere = [s for s in sources if states[s].level != "community"]
+        if elsewhere:
+            raise WorkflowError(
+                f"{where}.from: a community's event leaves only states of `level: community`, not {elsewhere[0]!r}"
+            )
     co = raw.get("co")
     co_sources = None
     if co is not None:
@@ -308,12 +325,16 @@ def load_workflow(path: Path) -> Workflow:
         deadlines = sraw.get("deadlines") or []
         if not isinstance(deadlines, list) or any(d not in DEADLINE_KINDS for d in deadlines):
             raise WorkflowError(f"{where}.deadlines: a list of {', '.join(DEADLINE_KINDS)}")
+        state_level = sraw.get("level", "centre")
+        if state_level not in STATE_LEVELS:
+            raise WorkflowError(f"{where}.level: must be one of {', '.join(STATE_LEVELS)}")
         states[sname] = StateDef(
             sname,
             str(sraw.get("label", sname)),
             bool(sraw.get("final", False)),
             clock == "stopped",
             tuple(deadlines),
+            state_level,
         )
     initial = raw.get("initial")
     if initial not in states:
@@ -382,6 +403,13 @@ class WorkflowSet:
     def open_states(self) -> tuple[str, ...]:
         """The states, in any workflow, that are not final."""
         return tuple(sorted({s for wf in self.workflows.values() for s in wf.open_states}))
+
+    @cached_property
+    def community_states(self) -> tuple[str, ...]:
+        """The states, in any workflow, in which a ticket is with a community (`level: community`)."""
+        return tuple(
+            sorted({s.name for wf in self.workflows.values() for s in wf.states.values() if s.level == "community"})
+        )
 
 
 @lru_cache(maxsize=8)

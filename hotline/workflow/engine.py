@@ -97,6 +97,16 @@ class Context:
     def limits(self):
         return self.workflow.limits
 
+    @property
+    def as_community(self) -> bool:
+        """The caller acts for the community the street office passed the ticket to (二级派单)."""
+        return self.assignment is not None and self.assignment.role == "sub"
+
+    @property
+    def as_main(self) -> bool:
+        """The caller acts for the ticket as a whole: the main department, or the centre."""
+        return not self.as_co_handler and not self.as_community
+
 
 class _TicketProxy:
     """The model `transitions` drives: it proxies the row's state and holds nothing else.
@@ -222,13 +232,34 @@ def _scope(session: Session, ticket: Ticket, actor: Actor) -> Assignment | None:
     return assignment
 
 
+def _not_yours(ev: EventDef, assignment: Assignment | None) -> tuple[str, str] | None:
+    """Why the caller's part in the ticket may not fire the event (English, Chinese), or None:
+    a co-handler fires only events open to any department, a community only its own
+    (`department: community`), which no one else fires."""
+    part = assignment.role if assignment is not None else None
+    if part == "co" and ev.department != "any":
+        return (
+            f"only the main department may fire {ev.name!r} ({ev.label}); your department co-handles this ticket",
+            f"只有主办单位可以执行“{ev.label}”，本单位为协办单位",
+        )
+    if part == "sub" and ev.department != "community":
+        return (
+            f"the street office fires {ev.name!r} ({ev.label}); your community handles the part passed to it",
+            f"“{ev.label}”由街道办理，社区只办理街道派至本社区的部分",
+        )
+    if part != "sub" and ev.department == "community":
+        return (
+            f"only the community the ticket was passed to may fire {ev.name!r} ({ev.label})",
+            f"只有接收派单的社区可以执行“{ev.label}”",
+        )
+    return None
+
+
 def _candidates(wf: Workflow, ticket: Ticket, actor: Actor, assignment: Assignment | None):
     """Events the role and the department may fire in the ticket's state (guards aside)."""
+    as_co = assignment is not None and assignment.role == "co"
     for ev in wf.events.values():
-        if actor.role not in ev.roles:
-            continue
-        as_co = assignment is not None and assignment.role == "co"
-        if as_co and ev.department != "any":
+        if actor.role not in ev.roles or _not_yours(ev, assignment) is not None:
             continue
         sources = ev.co_sources if as_co else ev.sources
         if sources and ticket.state in sources:
@@ -373,11 +404,9 @@ def fire(
             f"the role {actor.role!r} may not fire {event!r} ({ev.label})", zh=f"您的角色不能执行“{ev.label}”"
         )
     as_co = assignment is not None and assignment.role == "co"
-    if as_co and ev.department != "any":
-        raise NotPermitted(
-            f"only the main department may fire {event!r} ({ev.label}); your department co-handles this ticket",
-            zh=f"只有主办单位可以执行“{ev.label}”，本单位为协办单位",
-        )
+    refusal = _not_yours(ev, assignment)
+    if refusal is not None:
+        raise NotPermitted(refusal[0], zh=refusal[1])
     sources = ev.co_sources if as_co else ev.sources
     if ticket.state not in (sources or ()):
         names, allowed_text = allowed()

@@ -35,6 +35,7 @@ FIELDS: dict[str, FieldSpec] = {
     "article": _spec("知识库条目", Annotated[int, Field(ge=1, le=2**31 - 1)]),  # an article's id
     "basis": _spec("依据", Reason),
     "co_departments": _spec("协办单位", Annotated[list[Code], Field(max_length=10)]),
+    "community": _spec("社区", Code),  # a community's department code (二级派单)
     "comment": _spec("评价意见", Reason),
     "days": _spec("延期天数", Annotated[int, Field(ge=1, le=60, strict=True)]),
     "department": _spec("承办单位", Code),

@@ -9,9 +9,11 @@ from hotline import notices
 from hotline.db import dialect_insert
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.directory import communities_of
 from hotline.errors import Invalid
 from hotline.evaluation import ratings
 from hotline.models import (
+    COUNTED_ROLES,
     INTEGRATION,
     Approval,
     Article,
@@ -52,10 +54,12 @@ def _active_assignments(ctx: Context) -> list[Assignment]:
 
 
 def _main_assignment(ctx: Context) -> Assignment | None:
-    for a in _active_assignments(ctx):
-        if a.role == "main":
-            return a
-    return None
+    return _active_assignment(ctx, "main")
+
+
+def _active_assignment(ctx: Context, role: str) -> Assignment | None:
+    """The ticket's active assignment of a role: `main`, or `sub` (the community's)."""
+    return next((a for a in _active_assignments(ctx) if a.role == role), None)
 
 
 def in_round(t: Ticket, callback: Callback) -> bool:
@@ -115,6 +119,34 @@ def co_handlers_replied(ctx: Context, _arg=None) -> None:
             f"the main department replies after every co-handler; still waiting for: {names}",
             zh=f"协办单位全部回复后主办单位方可办结回复，尚未回复：{names}",
         )
+
+
+@condition("community_of_street")
+def community_of_street(ctx: Context, _arg=None) -> None:
+    """The street office passes a ticket only to one of its own communities (二级派单)."""
+    if ctx.dry_run:
+        if not communities_of(ctx.session, ctx.ticket.main_department_id):
+            raise GuardFailed("the street office has no communities to pass the ticket to", zh="本单位没有下辖社区")
+        return
+    _named_community(ctx)
+
+
+def _named_community(ctx: Context) -> Department:
+    """The community the payload names: 422 when no such department, 409 when it is not one of
+    the street office's communities."""
+    code = ctx.payload["community"]
+    community = ctx.session.exec(select(Department).where(Department.code == code)).first()
+    if community is None or not community.active:
+        raise Invalid(f"no active department with the code {code!r}", field="community")
+    street = ctx.session.get(Department, ctx.ticket.main_department_id)
+    if community.parent_id is None or community.parent_id != ctx.ticket.main_department_id:
+        owner = ctx.session.get(Department, community.parent_id) if community.parent_id else None
+        what = f"a community of {owner.name}" if owner else "not a community"
+        raise GuardFailed(
+            f"{community.name} ({code}) is {what}; {street.name} passes tickets only to its own communities",
+            zh=f"{community.name}不是{street.name}下辖的社区，只能派至本街道的社区",
+        )
+    return community
 
 
 @condition("not_designated")
@@ -419,9 +451,10 @@ def sign_assignment(ctx: Context, _arg=None) -> None:
     if a is None:
         return
     a.status, a.signed_at, a.signed_by_id = "signed", ctx.now, ctx.actor.id
+    if a.role in COUNTED_ROLES:
+        a.signed_on_time = sla.on_time(a.sign_by, ctx.now)
     if a.role == "main":
         ctx.ticket.signed_at = ctx.now
-        a.signed_on_time = sla.on_time(a.sign_by, ctx.now)
     ctx.session.add(a)
     ctx.details["department_id"] = a.department_id
 
@@ -546,11 +579,13 @@ def record_reply(ctx: Context, _arg=None) -> None:
     result = ctx.payload["result"]
     if a is not None:
         a.status, a.replied_at, a.replied_by_id, a.result = "replied", ctx.now, ctx.actor.id, result
-        if a.role == "main" and a.first_replied_at is None:
+        if a.role in COUNTED_ROLES and a.first_replied_at is None:
             a.first_replied_at = ctx.now
             a.replied_on_time = sla.on_time(a.handle_by, ctx.now)
         ctx.session.add(a)
-    if not ctx.as_co_handler:
+    if ctx.as_community:
+        _tell_street(ctx, "replied", None)
+    elif ctx.as_main:
         ctx.ticket.result, ctx.ticket.replied_at = result, ctx.now
 
 
@@ -727,6 +762,73 @@ def merge_into_master(ctx: Context, _arg=None) -> None:
 
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
+
+
+# --- second-level dispatch (二级派单) ------------------------------------------------------
+
+
+@effect("assign_community")
+def assign_community(ctx: Context, _arg=None) -> None:
+    """The street passes the ticket to one of its communities: the community's assignment,
+    with its own clocks inside the street's (an earlier community's part is withdrawn)."""
+    community = _named_community(ctx)
+    for a in _active_assignments(ctx):
+        if a.role == "sub":
+            a.status = "withdrawn"
+            ctx.session.add(a)
+    sign_by, handle_by = sla.community_deadlines(_calendar(ctx), ctx.workflow, ctx.ticket, ctx.now)
+    ctx.session.add(
+        Assignment(
+            ticket_id=ctx.ticket.id,
+            department_id=community.id,
+            role="sub",
+            status="dispatched",
+            dispatched_at=ctx.now,
+            sign_by=sign_by,
+            handle_by=handle_by,
+        )
+    )
+    title, body = texts.community_notices(
+        ctx.ticket.number, "passed", community.name, ctx.payload.get("message"), sign_by
+    )
+    _notify(ctx, kind="dispatch", department_id=community.id, title=title, body=body)
+    ctx.details.update(
+        {
+            "community": community.code,
+            "community_name": community.name,
+            "community_sign_by": _iso(sign_by),
+            "community_handle_by": _iso(handle_by),
+        }
+    )
+
+
+@effect("return_to_street")
+def return_to_street(ctx: Context, _arg=None) -> None:
+    """The community gives the ticket back to its street office (never to the centre)."""
+    a = ctx.assignment
+    if a is not None:
+        a.returned, a.status = True, "withdrawn"
+        ctx.session.add(a)
+    _tell_street(ctx, "returned", ctx.payload.get("reason"))
+
+
+@effect("reopen_community_assignment")
+def reopen_community_assignment(ctx: Context, _arg=None) -> None:
+    """The street sends the community's reply back: the community handles it again."""
+    a = _active_assignment(ctx, "sub")
+    if a is None:
+        return
+    a.status, a.replied_at = "signed", None
+    ctx.session.add(a)
+    title, body = texts.community_notices(ctx.ticket.number, "rejected", "", ctx.payload.get("reason"), None)
+    _notify(ctx, kind="reply_rejected", department_id=a.department_id, title=title, body=body)
+
+
+def _tell_street(ctx: Context, step: str, reason: str | None) -> None:
+    """A notice to the street office from the community acting on the ticket."""
+    community = ctx.session.get(Department, ctx.actor.department_id)
+    title, body = texts.community_notices(ctx.ticket.number, step, community.name, reason, None)
+    _notify(ctx, kind=f"community_{step}", department_id=ctx.ticket.main_department_id, title=title, body=body)
 
 
 def _notify(

@@ -126,3 +126,20 @@ def reply_rejected_notice(number: str, reason: str | None) -> tuple[str, str]:
         f"审核退回：工单 {number} 的办结回复未通过",
         f"{f'退回理由：{reason}。' if reason else ''}请重新办理后再次答复。",
     )
+
+
+def community_notices(
+    number: str, step: str, community: str, detail: str | None, at: datetime | None
+) -> tuple[str, str]:
+    """Title and body of a second-level notice (二级派单): `passed` to the community, `returned`
+    or `replied` to the street office, `rejected` (the street sent the reply back) to the community."""
+    reason = f"理由：{detail}。" if detail else ""
+    return {
+        "passed": (
+            f"街道派单：工单 {number} 转本社区办理",
+            f"{detail + '。' if detail else ''}请于 {_minute(at) if at else '时限内'} 前签收办理。",
+        ),
+        "returned": (f"社区退回：工单 {number} 由{community}退回街道", f"{reason}请街道另行办理或改派其他社区。"),
+        "replied": (f"社区回复：工单 {number} 已由{community}回复", "请街道审核社区的回复后再答复中心。"),
+        "rejected": (f"街道退回：工单 {number} 的社区回复未通过", f"{reason}请重新办理后再次回复街道。"),
+    }[step]

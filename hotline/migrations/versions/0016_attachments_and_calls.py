@@ -1,7 +1,7 @@
 """attachments and calls: a ticket's files (their bytes kept outside the database), and the
 incoming calls the telephone system reports (来电弹屏)
 
-Revision ID: 0016_attachments
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-06 16:30:00
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 import hotline.db
 
-revision: str = "0016_attachments"
+revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
