@@ -105,7 +105,7 @@ def test_the_migration_seals_the_rows_already_there(client, district, runtime, d
     with runtime.db.read_session() as s:
         before = {r.id: r.chain for r in s.exec(select(TicketEvent))}
     config = alembic_config(database.url)
-    command.downgrade(config, "-1")
+    command.downgrade(config, "0008")  # before the chains (0009)
     command.upgrade(config, "head")
     with runtime.db.read_session() as s:
         after = {r.id: r.chain for r in s.exec(select(TicketEvent))}

@@ -1,6 +1,7 @@
 """The running totals behind the indicators agree with the plain GROUP BY over the facts,
 whatever happens to the tickets, for any period, and a rebuild gives the same rows."""
 
+import os
 import random
 import subprocess
 import sys
@@ -169,7 +170,8 @@ def test_a_deadline_today_counts_once_it_has_passed(runtime, client, district, c
 
 def test_check_and_rebuild_commands(runtime, client, district, clock, database):
     _walk(client, district, clock, random.Random(3), 8)
-    env = {"HOTLINE_DATABASE_URL": database.url, "PATH": ""}
+    # The key the test process seals with (conftest), which PostgreSQL needs.
+    env = {"HOTLINE_DATABASE_URL": database.url, "PATH": "", "HOTLINE_SECRET_KEY": os.environ["HOTLINE_SECRET_KEY"]}
     cmd = [sys.executable, "-m", "hotline.cli", "stats"]
     ok = subprocess.run([*cmd, "check", "--from", "2026-11-01", "--to", "2026-11-30"], env=env, capture_output=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
