@@ -24,7 +24,7 @@ from hotline.filing import check_filing_rate, clean_phone, clean_text
 from hotline.knowledge import articles, feedback, llm, search
 from hotline.knowledge.text import plain, query_terms, words
 from hotline.models import Article, Ticket
-from hotline.tickets import create_ticket
+from hotline.tickets import check_place, create_ticket
 from hotline.words import stop_words, synonym_groups
 
 MAX_QUESTION_CHARS = search.MAX_QUERY_CHARS  # 200
@@ -271,17 +271,9 @@ def _clean_conversation(conversation: list[dict[str, str]]) -> list[dict[str, st
 
 
 def _place(session: Session, street: str | None, community: str | None) -> tuple[str | None, str | None]:
-    """The street and community as the district lists them; 422 for one it does not list."""
+    """The street and community, checked against the district's places (tickets.check_place)."""
     street, community = (street or "").strip() or None, (community or "").strip() or None
-    known = places(session)
-    if not known:
-        return street, community
-    if street is not None and street not in known:
-        raise Invalid(f"street: {street!r} is not a street of the district", field="street", zh="请选择所在街道")
-    if community is not None and (street is None or community not in known[street]):
-        raise Invalid(
-            f"community: {community!r} is not a community of {street!r}", field="community", zh="请选择所在社区"
-        )
+    check_place(places(session), street, community)
     return street, community
 
 
