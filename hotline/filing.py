@@ -23,12 +23,16 @@ import hmac
 import math
 import re
 import secrets
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlmodel import Session, col, func, select
 
+from hotline.attachments import files
+from hotline.attachments.sniff import IMAGES
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import places
 from hotline.errors import Invalid, TooManyRequests
@@ -45,6 +49,8 @@ CODES_PER_PHONE_HOUR = 5
 CODE_ATTEMPTS = 5
 FILINGS_PER_PHONE_HOUR = 5
 MAX_CONTENT_CHARS = 2000
+# Photos a citizen may add to a matter (each within HOTLINE_MAX_ATTACHMENT_BYTES).
+MAX_PHOTOS = 3
 # What a citizen may file (表扬 too: thanks reach the department like any matter).
 FILING_TYPES = ("consultation", "complaint", "help", "suggestion", "report", "praise")
 SECRET_NAME = "verification"
@@ -228,16 +234,32 @@ def check(session: Session, filing: Filing) -> dict[str, Any]:
     }
 
 
-def file_matter(runtime, filing: Filing, now: datetime) -> Ticket:
-    """Check the form, then the code, then file: a ticket waiting for dispatch. The code is
-    used in the filing's transaction (a refused filing keeps it good); a wrong code counts a
-    try in a transaction of its own."""
+def file_matter(runtime, filing: Filing, now: datetime, photos: Sequence[tuple[str | None, BinaryIO]] = ()) -> Ticket:
+    """Check the form, then the photos (each stored, its type judged by content), then the
+    code, then file: a ticket waiting for dispatch, with its photos. The code is used in the
+    filing's transaction (a refused filing keeps it good); a wrong code counts a try in a
+    transaction of its own. Photos are taken with the code, never before: nothing a citizen
+    sends is kept until the phone is verified, and a refused filing deletes what it stored."""
+    if len(photos) > MAX_PHOTOS:
+        raise Invalid(f"photos: at most {MAX_PHOTOS}", field="photos", zh=f"最多上传{MAX_PHOTOS}张照片")
     try:
-        with runtime.db.session() as session:
+        with ExitStack() as kept:
+            logged = [(name, kept.enter_context(files.stored(runtime, file))) for name, file in photos]
+            for _, stored in logged:
+                if stored.content_type not in IMAGES:
+                    raise files.UnsupportedType(
+                        f"photos: an image (JPEG, PNG, WebP or HEIC), not {stored.content_type}",
+                        field="photos",
+                        zh="只能上传照片（JPG、PNG、WebP、HEIC 格式）",
+                    )
+            session = kept.enter_context(runtime.db.session())
             data = check(session, filing)
             check_filing_rate(session, runtime, data["caller_phone"], now)
             _use_code(session, data["caller_phone"], filing.code, now)
             ticket, _ = create_ticket(session, runtime, CITIZEN, data, now=now, details={"via": "online"})
+            for name, stored in logged:
+                files.add(session, runtime, CITIZEN, ticket.id, kind="photo", name=name, now=now, file=stored)
+            session.flush()
             session.expunge(ticket)
             return ticket
     except WrongCode as exc:

@@ -3,17 +3,21 @@ in 已受理 (the agents' 待派单) with channel 网站, every refusal named an
 phone, the progress by number and phone; and a citizen filing on a phone in Chromium."""
 
 import html
+import io
+import os
 import re
 
 import pytest
+from PIL import Image
 from sqlmodel import func, select
 
 from hotline import filing
 from hotline.directory import create_place
 from hotline.evaluation.messaging import deliver_pending
-from hotline.models import Message, Ticket, VerificationCode
+from hotline.models import Attachment, Message, Ticket, TicketEvent, VerificationCode
 from tests.helpers import make_dispatched
 from tests.receivers import Receiver
+from tests.test_attachments import png, stored_files
 from tests.test_pages_kb import PHONE_VIEWPORT, SHOTS
 
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
@@ -207,6 +211,77 @@ def test_progress_shows_the_department_and_the_outcome_once_closed(client, runti
     assert ("已更换路灯" in r.text) == closed
 
 
+def noise() -> bytes:
+    """A PNG that does not compress: about 120 kB."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (200, 200), os.urandom(120_000)).save(out, "PNG")
+    return out.getvalue()
+
+
+def file_with(client, code, photos, **changes):
+    """Step 2 as the browser posts it: multipart, the code and the photos chosen."""
+    data = {"nonce": nonce(client), "action": "file", "step": "2", **MATTER, "code": code, **changes}
+    return client.post("/file", data=data, files=[("photos", photo) for photo in photos])
+
+
+def test_photos_are_filed_with_the_matter(client, runtime, places):
+    ask_code(client)
+    r = file_with(
+        client, last_code(runtime), [("路灯.png", png(), "image/png"), ("夜里.jpg", png(40, 30), "image/jpeg")]
+    )
+    assert r.status_code == 200 and "已随诉求提交照片 2 张" in r.text
+    (ticket,) = tickets(runtime)
+    with runtime.db.read_session() as s:
+        rows = s.exec(select(Attachment).order_by(Attachment.id)).all()
+        attached = s.exec(
+            select(TicketEvent).where(TicketEvent.ticket_id == ticket.id, TicketEvent.event == "attach")
+        ).all()
+    # Named by their content (both are PNG), each with its thumbnail, in the ticket's history.
+    assert [(a.ticket_id, a.kind, a.name, a.content_type) for a in rows] == [
+        (ticket.id, "photo", "路灯.png", "image/png"),
+        (ticket.id, "photo", "夜里.png", "image/png"),
+    ]
+    assert all(a.thumbnail_key and a.created_by_id is None for a in rows)
+    assert len(attached) == 2 and len(stored_files(runtime)) == 4
+    # A step 2 with the photo input left empty (a nameless part) files the matter alone.
+    other = {"content": "第二件事：垃圾没人清运", "caller_phone": "13800001111"}
+    ask_code(client, **other)
+    r = file_with(client, last_code(runtime, "13800001111"), [("", b"", "application/octet-stream")], **other)
+    assert r.status_code == 200 and "已随诉求提交照片" not in r.text
+    assert len(tickets(runtime)) == 2 and len(stored_files(runtime)) == 4
+
+
+@pytest.mark.parametrize(
+    ("photos", "status", "words"),
+    [
+        ([("证明.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")], 415, "只能上传照片"),
+        ([("假的.jpg", b"not an image at all", "image/jpeg")], 415, "不支持的文件类型"),
+        ([("大.png", noise(), "image/png")], 413, "文件超过"),
+        ([(f"{n}.png", png(), "image/png") for n in range(4)], 422, "最多上传3张照片"),
+    ],
+)
+def test_a_refused_photo_files_nothing_and_keeps_the_step_and_the_code(client, runtime, places, photos, status, words):
+    runtime.settings = runtime.settings.model_copy(update={"max_attachment_bytes": 40_000})
+    ask_code(client)
+    code = last_code(runtime)
+    r = file_with(client, code, [("好的.png", png(), "image/png"), *photos])
+    assert r.status_code == status and words in r.text
+    assert "短信验证码" in r.text and 'id="photos"' in r.text  # still on the code's step
+    assert tickets(runtime) == [] and stored_files(runtime) == []
+    with runtime.db.read_session() as s:
+        assert s.exec(select(Attachment)).all() == []
+    # The code was not used: the matter files once the photos are right.
+    r = file_with(client, code, [("好的.png", png(), "image/png")])
+    assert r.status_code == 200 and "已随诉求提交照片 1 张" in r.text
+
+
+def test_a_wrong_code_keeps_no_photo(client, runtime, places):
+    ask_code(client)
+    r = file_with(client, "000000" if last_code(runtime) != "000000" else "111111", [("a.png", png(), "image/png")])
+    assert r.status_code == 422 and "验证码不正确" in r.text
+    assert tickets(runtime) == [] and stored_files(runtime) == []
+
+
 def test_a_citizen_files_online_on_a_phone_and_follows_it(server, browser, runtime, places):
     context = browser.new_context(viewport=PHONE_VIEWPORT, locale="zh-CN", device_scale_factor=2, is_mobile=True)
     page = context.new_page()
@@ -223,9 +298,14 @@ def test_a_citizen_files_online_on_a_phone_and_follows_it(server, browser, runti
     page.get_by_text("验证码已发送到").wait_for()
     page.screenshot(path=str(SHOTS / "file-code.png"), full_page=True)
     page.get_by_label("短信验证码").fill(last_code(runtime))
-    page.keyboard.press("Enter")  # Enter files the matter: the first button of the step
+    page.get_by_label("现场照片").set_input_files([{"name": "路灯.png", "mimeType": "image/png", "buffer": png()}])
+    page.screenshot(path=str(SHOTS / "file-code-photo.png"), full_page=True)
+    page.get_by_label("短信验证码").press("Enter")  # Enter files the matter: the first button of the step
     page.get_by_role("status").get_by_text("提交成功").wait_for()
+    assert "已随诉求提交照片 1 张" in page.content()
     (ticket,) = tickets(runtime)
+    with runtime.db.read_session() as s:
+        assert [a.ticket_id for a in s.exec(select(Attachment)).all()] == [ticket.id]
     assert page.locator(".ticket-number strong").inner_text() == ticket.number
     page.screenshot(path=str(SHOTS / "file-filed.png"), full_page=True)
     page.get_by_role("link", name="查询办理进度").click()

@@ -29,11 +29,12 @@ from hotline.workflow.engine import Actor, changing
 
 KIND_LABELS = {"photo": "照片", "proof": "办理佐证", "document": "材料", "recording": "通话录音"}
 # Who adds which kind: the centre and the platforms log citizens' photos, documents and call
-# recordings; departments add photos, documents and their proof of handling.
+# recordings; departments add photos, documents and their proof of handling; a citizen filing
+# online adds photos, with the matter only (hotline.filing).
 _CENTRE = frozenset({"agent", "supervisor", INTEGRATION})
 _DEPARTMENT = frozenset({"handler", "leader"})
 ADDERS = {
-    "photo": _CENTRE | _DEPARTMENT,
+    "photo": _CENTRE | _DEPARTMENT | {"citizen"},
     "document": _CENTRE | _DEPARTMENT,
     "proof": _DEPARTMENT,
     "recording": _CENTRE,

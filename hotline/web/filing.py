@@ -6,7 +6,7 @@ and passes the public rate limit per address."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from hotline import filing
@@ -17,6 +17,7 @@ from hotline.evaluation.messaging import deliver_pending
 from hotline.labels import TYPE_LABELS
 from hotline.web import public
 from hotline.web.public import Flag, Switch
+from hotline.web.uploads import only_files
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=4000)]
@@ -32,6 +33,8 @@ def _form_page(request: Request, runtime, mode: str, ctx: dict[str, Any], status
         "places": sorted(known.items()),
         "nonce": public.nonce(runtime, FORM, runtime.now()),
         "code_minutes": int(filing.CODE_TTL.total_seconds() // 60),
+        "max_photos": filing.MAX_PHOTOS,
+        "max_photo_mb": round(runtime.settings.max_attachment_bytes / (1024 * 1024), 1),
         "form": {},
         **ctx,
     }
@@ -59,10 +62,12 @@ def file_post(
     code: Short = "",
     step: Short = "",
     mode: Flag = "",
+    photos: Annotated[list[UploadFile | str], File()] = [],  # noqa: B006 (FastAPI copies defaults)
 ) -> Response:
     """Step 1 (the form) posts `action=code`: the matter is checked, a code sent to the phone,
-    and step 2 asks for it, the matter kept in hidden fields; step 2 posts `action=file` (the
-    matter filed, its number shown), `code` again, or `edit` (back to the form as typed)."""
+    and step 2 asks for it, the matter kept in hidden fields; step 2 posts `action=file` with
+    the code and the photos, if any (the matter filed, its number shown), `code` again, or
+    `edit` (back to the form as typed)."""
     if busy := public.limited(request, runtime):
         return busy
     now = runtime.now()
@@ -92,18 +97,20 @@ def file_post(
                 error = f"验证码发送失败，请一分钟后重试，或拨打{runtime.settings.phone}。"
                 return _form_page(request, runtime, mode, {"form": typed, "error": error}, 503)
             return _form_page(request, runtime, mode, {"form": typed, "sent": True})
-        ticket = filing.file_matter(runtime, matter, now)
+        chosen = [(photo.filename, photo.file) for photo in only_files(photos)]
+        ticket = filing.file_matter(runtime, matter, now, chosen)
     except HotlineError as exc:
-        field = exc.extra.get("field")
+        # A file refused (too large, not a photo) is the photos' fault.
+        field = exc.extra.get("field") or ("photos" if exc.status_code in (413, 415) else None)
         ctx = {"form": typed, "error": exc.extra.get("zh") or exc.detail, "error_field": field}
-        # On the code's step, a wrong code or a refusal to send another keeps the step; what
-        # is wrong with the matter itself goes back to the form.
-        ctx["sent"] = step == "2" and (field == "code" or exc.status_code == 429)
+        # On the code's step, a wrong code, a photo refused or a refusal to send another code
+        # keeps the step; what is wrong with the matter itself goes back to the form.
+        ctx["sent"] = step == "2" and (field in ("code", "photos") or exc.status_code == 429)
         response = _form_page(request, runtime, mode, ctx, exc.status_code)
         if retry := exc.extra.get("retry_after"):
             response.headers["Retry-After"] = str(retry)
         return response
-    ctx = {"filed": ticket.number, "phone_tail": ticket.caller_phone[-4:]}
+    ctx = {"filed": ticket.number, "phone_tail": ticket.caller_phone[-4:], "photos": len(chosen)}
     return public.page(request, runtime, "citizen/filed.html", ctx, cache=False, mode=mode)
 
 
