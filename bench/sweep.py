@@ -670,7 +670,10 @@ def verify(runtime: Runtime, rows: Rows, size: int, report) -> dict[str, Any]:
             "SELECT count(*) FROM notifications n JOIN tickets t ON t.id = n.ticket_id WHERE n.kind = 'urge' "
             "AND n.role = 'handler' AND n.department_id = t.main_department_id AND t.id % :k = 0"
         ),
-        "outbox": "SELECT count(*) FROM outbox",
+        # Each urge tells other systems twice: the ticket's change, and the notice it sent.
+        "outbox_changes": "SELECT count(*) FROM outbox WHERE topic = 'ticket.changed'",
+        "outbox_notices": "SELECT count(*) FROM outbox WHERE topic = 'notice'",
+        "outbox_other": "SELECT count(*) FROM outbox WHERE topic NOT IN ('ticket.changed', 'notice')",
         "supervision_orders": "SELECT count(*) FROM supervision_orders",
         "supervision_time_mismatch": "SELECT count(*) FROM tickets WHERE id % :k = 0 AND next_due_at <> :sup",
     }
@@ -687,7 +690,9 @@ def verify(runtime: Runtime, rows: Rows, size: int, report) -> dict[str, Any]:
         "tickets_with_escalations": n,
         "notices": n,
         "urge_notices_to_the_department": n,
-        "outbox": n,
+        "outbox_changes": n,
+        "outbox_notices": n,
+        "outbox_other": 0,
         "supervision_orders": 0,
         "supervision_time_mismatch": 0,
     }

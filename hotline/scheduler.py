@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from hotline import notices
+from hotline import audit, notices
 from hotline.attachments.files import remove_expired
 from hotline.db import dialect_insert
 from hotline.deadlines import sla
@@ -136,7 +136,9 @@ def _escalate_batch(runtime: Runtime, ids: list[int], now: datetime, report: Swe
     marks = (len(report.steps), len(report.skipped), report.deferred)
     try:
         with runtime.db.session() as session:
-            for ticket in _lock_due(session, ids, now):
+            locked = _lock_due(session, ids, now)
+            audit.prime(session, [t.id for t in locked])  # the chains' heads in one read
+            for ticket in locked:
                 _escalate(session, runtime, ticket, now, report, careful=False)
         return
     except _Redo:

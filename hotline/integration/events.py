@@ -50,7 +50,13 @@ def _assignments(session: Session, ticket: Ticket) -> list[Assignment]:
     cache = session.info.setdefault(_ASSIGNMENTS, {})
     if key not in cache:
         cache.clear()
-        cache[key] = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
+        # Without an autoflush: a batch of changes taken at speed (the scheduler's) flushes once
+        # at its end, not at every ticket's read. What the query cannot see yet is the
+        # assignments added and not flushed; changes to loaded ones are in the loaded objects.
+        with session.no_autoflush:
+            found = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
+        found += [o for o in session.new if isinstance(o, Assignment) and o.ticket_id == ticket.id]
+        cache[key] = found
     return cache[key]
 
 
