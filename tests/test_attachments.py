@@ -20,6 +20,7 @@ from hotline.models import Attachment, OutboxMessage, Ticket
 from tests.helpers import Api
 from tests.test_open311 import submit
 from tests.test_pages_agent import choose_place, pick_category, places  # noqa: F401  (a fixture)
+from tests.test_pages_kb import PHONE_VIEWPORT
 from tests.test_pages_smoke import SHOTS, login
 
 
@@ -322,3 +323,9 @@ def test_an_agent_attaches_a_photo_at_intake_and_the_department_sees_its_thumbna
     expect(page.locator(".timeline")).to_contain_text("上传附件")
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "ticket-attachments.png"), full_page=True)
+    # On a phone: the department's page keeps to the screen's width, the photo within it.
+    page.set_viewport_size(PHONE_VIEWPORT)
+    expect(thumb).to_be_visible()
+    page.screenshot(path=str(SHOTS / "ticket-attachments-phone.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+    assert thumb.evaluate("img => img.getBoundingClientRect().right") <= PHONE_VIEWPORT["width"]

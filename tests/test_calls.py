@@ -11,6 +11,7 @@ from hotline.directory import create_user, issue_token
 from hotline.models import Call, Ticket, TicketEvent
 from tests.helpers import PASSWORD, Api, sign_in
 from tests.test_pages_agent import choose_place, pick_category, places  # noqa: F401  (a fixture)
+from tests.test_pages_kb import PHONE_VIEWPORT
 from tests.test_pages_smoke import SHOTS, login
 
 PHONE = "13912345678"
@@ -125,6 +126,12 @@ def test_the_workbench_shows_the_caller_within_a_second_and_the_ticket_keeps_the
     assert page.locator("#call").input_value() == str(r.json()["id"])
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "workbench-call.png"), full_page=True)
+    # On a phone-sized window the caller's card stays readable within the screen's width.
+    page.set_viewport_size(PHONE_VIEWPORT)
+    expect(page.locator("#call-card")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "workbench-call-phone.png"), full_page=True)
+    assert page.locator("#call-card").evaluate("e => e.getBoundingClientRect().right") <= PHONE_VIEWPORT["width"]
+    page.set_viewport_size({"width": 1280, "height": 900})
     other.wait_for_timeout(700)
     expect(other.locator("#call-card")).to_be_hidden()  # a call to one agent only
     other.context.close()
