@@ -9,6 +9,7 @@ import pytest
 from tests.communities import add_communities
 from tests.conftest import local
 from tests.helpers import make_dispatched
+from tests.test_pages_kb import PHONE_VIEWPORT
 from tests.test_pages_smoke import fire_on_page, login
 
 SHOTS = Path(__file__).parent / "artifacts"
@@ -58,6 +59,13 @@ def test_a_community_replies_and_the_street_reviews(page, server, passed, clock)
     assert "街道派至本社区的工单" in page.inner_text(".page-head")
     row = page.locator(f"#inbox-table tr[data-ticket='{tid}']")
     assert "签收" in row.inner_text()
+    # A community worker on a phone: the inbox keeps to the screen, its sign button within reach.
+    page.set_viewport_size(PHONE_VIEWPORT)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "dispatch2-community-inbox-phone.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+    row.locator("button[type=submit]").scroll_into_view_if_needed()
+    assert row.locator("button[type=submit]").is_visible()
     row.locator("button[type=submit]").click()
     page.wait_for_url("**signed=*")
     page.goto(f"{server}/tickets/{tid}")
@@ -66,9 +74,12 @@ def test_a_community_replies_and_the_street_reviews(page, server, passed, clock)
         "sub_return",
         "sub_reply",
     ]
+    page.screenshot(path=str(SHOTS / "dispatch2-community-ticket-phone.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
     fire_on_page(page, "sub_reply", result="网格员已上门，杂物已清理")
     page.wait_for_url(f"**/tickets/{tid}?done=sub_reply")
     assert "社区已回复" in page.inner_text("main")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # Another community of the same street does not see it.
     as_user(page, server, "east_2_h")
