@@ -193,10 +193,7 @@ def ticket_line(lines: Lines, number: str | None, call: Call | None, *, source: 
     one other than the call's), else the call's, else its source's or channel's, else the default."""
     dialled = lines.pick(dialled=call.dialled) if call is not None else None
     if number:
-        named = lines.get(number)
-        if named is None:
-            known = ", ".join(line.number for line in lines.all)
-            raise Invalid(f"line: no hotline {number!r} (known: {known})", field="line")
+        named = lines.named(number)
         if dialled is not None and dialled is not named:
             raise Invalid(f"line: the call came in on {dialled.number}, not {number}", field="line")
         return named

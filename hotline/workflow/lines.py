@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotline.errors import Invalid
 from hotline.models import CHANNELS
 
 _NUMBER = re.compile(r"^[0-9]{3,20}$")
@@ -49,6 +50,14 @@ class Lines:
 
     def get(self, number: str | None) -> Line | None:
         return self.by_number.get(number) if number else None
+
+    def named(self, number: str) -> Line:
+        """The line of that number (Invalid naming `line` for a number not configured)."""
+        line = self.by_number.get(number)
+        if line is None:
+            known = ", ".join(x.number for x in self.all)
+            raise Invalid(f"line: no hotline {number!r} (known: {known})", field="line")
+        return line
 
     def of_number(self, number: str | None) -> Line:
         """The line of a stored or dialled number; the default for any other number."""
