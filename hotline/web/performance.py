@@ -348,7 +348,10 @@ def _analysis(
     figures["central"] = central
     lines = runtime.workflows.lines
     figures["line"] = line
-    figures["lines"] = analysis.volume(session, "line", lo, hi, scope, lines) if lines.merged else []
+    by_line = analysis.volume(session, "line", lo, hi, scope, lines) if lines.merged else []
+    # Shown and exported once a merged line has tickets in the period or the one before.
+    apart = any(r["key"] != lines.default.number for r in by_line)
+    figures["lines"] = by_line if apart else []
     # The centre's operations (话务分析): the calls and the agents' workload, for the centre only.
     figures["calls"] = operations.call_analysis(session, lines, lo, hi, line) if central else None
     if slow_parts:
