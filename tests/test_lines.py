@@ -384,6 +384,8 @@ def test_the_intake_page_keeps_a_merged_lines_call_to_its_categories(client, lin
     with runtime.db.read_session() as s:
         ticket = s.exec(select(Ticket).where(Ticket.content == "饭店卫生差")).one()
         assert ticket.line == "12315" and s.get(Call, call).ticket_id == ticket.id
+    shown = client.get(f"/tickets/{ticket.id}").text
+    assert '<dd data-line="12315">12315 市场监管投诉举报热线</dd>' in shown
 
 
 @pytest.mark.browser

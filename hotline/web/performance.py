@@ -415,7 +415,6 @@ def analysis_page(
             "f": figures,
             "period": period,
             "picker": _line_picker(runtime, period, line),
-            "lines": runtime.workflows.lines,
             "charts": _analysis_charts(figures),
             "complaints": sum(r["count"] for r in v["type"] if r["key"] in ("complaint", "report")),
             "peak_hour": f"{int(busiest['key'])}—{int(busiest['key']) + 1}时" if busiest and busiest["count"] else "—",
