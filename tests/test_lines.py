@@ -419,3 +419,18 @@ def test_an_agent_with_a_call_on_12315_sees_its_categories_and_logs_on_that_line
     with runtime.db.read_session() as s:
         ticket = s.exec(select(Ticket).where(Ticket.content == "12315来电：饭店后厨卫生差")).one()
         assert ticket.line == "12315" and ticket.caller_phone == PHONE
+
+
+def test_the_administrators_see_the_lines_and_a_missing_category(client, lines_district, runtime, tmp_path):
+    client_sign_in(client, "admin")
+    table = re.search(r'<table[^>]*id="line-config".*?</table>', client.get("/admin/workflows").text, re.S).group(0)
+    assert "市场监管投诉举报热线" in table and "cn12315" in table and "全部分类" in table and "微信" in table
+    assert "不存在" not in table
+    other = tmp_path / "other"
+    other.mkdir()
+    runtime.workflows = WorkflowSet(_workflows(other, LINES.replace('category: "03"', 'category: "77"')))
+    table = re.search(r'<table[^>]*id="line-config".*?</table>', client.get("/admin/workflows").text, re.S).group(0)
+    assert "分类 77 不存在" in table
+    client.cookies.clear()
+    client_sign_in(client, "supervisor")
+    assert client.get("/admin/workflows").status_code == 403
