@@ -434,3 +434,19 @@ def test_the_administrators_see_the_lines_and_a_missing_category(client, lines_d
     client.cookies.clear()
     client_sign_in(client, "supervisor")
     assert client.get("/admin/workflows").status_code == 403
+
+
+def test_an_open311_request_takes_the_line_its_channel_maps_to(client, lines_district, runtime, tmp_path):
+    """Open311 requests come in on the `app` channel: a district may map it to a line."""
+    from tests.test_open311 import BASE
+
+    other = tmp_path / "other"
+    other.mkdir()
+    runtime.workflows = WorkflowSet(_workflows(other, LINES.replace("channels: [wechat]", "channels: [app]")))
+    form = {"api_key": lines_district.tokens["agent"], "description": "自来水发黄", "address_string": "和平路5号"}
+    r = client.post(f"{BASE}/requests.json", data={**form, "service_code": "03"})
+    assert r.status_code == 201, r.text
+    r = client.post(f"{BASE}/requests.json", data={**form, "service_code": "0101"})
+    assert r.status_code == 400 and "12333" in r.text, r.text  # outside 12333's categories
+    with runtime.db.read_session() as s:
+        assert s.exec(select(Ticket.line, Ticket.channel)).all() == [("12333", "app")]
