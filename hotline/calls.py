@@ -68,6 +68,13 @@ def call_out(call: Call) -> dict[str, Any]:
     }
 
 
+def call_line(runtime, call: Call):
+    """The merged line (hotline.workflow.lines) a call came in on; None for the default line."""
+    lines = runtime.workflows.lines
+    line = lines.pick(dialled=call.dialled)
+    return None if line is lines.default else line
+
+
 def calls_after(session: Session, agent_id: int, after: int | None, *, now: datetime) -> list[Call]:
     """The agent's calls newer than the one `after` names, oldest first; without `after`, the
     latest call of the last few minutes not logged yet (the workbench was just opened)."""
@@ -142,3 +149,12 @@ def unlogged_call(session: Session, actor: Actor, call_id: int) -> Call:
     if call.ticket_id is not None:
         raise Invalid("call: a ticket was logged from this call already", field="call", zh="该来电已登记过工单")
     return call
+
+
+def intake_call(session: Session, actor: Actor, call_id: int) -> Call:
+    """The call a ticket posted to the API is logged from: the agent's own, not logged yet
+    (Invalid naming `call` otherwise)."""
+    try:
+        return unlogged_call(session, actor, call_id)
+    except NotFound:
+        raise Invalid(f"call: no call {call_id} to you", field="call", zh="来电不存在") from None

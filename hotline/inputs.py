@@ -18,6 +18,8 @@ MAX_PAGE = 100_000
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 PageQuery = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+# One hotline's figures (一个号码): its number, 12345 or a merged line's (12315…).
+LineQuery = Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$", description="one hotline (12315…)")]
 # The days a query may name: a year 1 or 9999 turned into a local time overflows.
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 

@@ -152,6 +152,8 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_unreasonable", "unreasonable"),
         # A platform's own id names one ticket of that platform (creating twice returns it).
         UniqueConstraint("source", "external_id", name="uq_tickets_source_external_id"),
+        # A merged line's tickets (12315, 12333…), counted apart, by period.
+        Index("ix_tickets_line_created", "line", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -163,6 +165,9 @@ class Ticket(SQLModel, table=True):
     # or community), kept as sent for the agent who dispatches the ticket.
     source_details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     workflow: str = Field(max_length=40)
+    # The hotline number it came in on (一个号码): 12345, or a merged line such as 12315
+    # (hotline.workflow.lines).
+    line: str = Field(default="12345", max_length=20, sa_column_kwargs={"server_default": "12345"})
     type: str = Field(max_length=16)
     category_id: int | None = Field(default=None, foreign_key="categories.id", index=True)
     urgency: str = Field(default="normal", max_length=10)
@@ -955,6 +960,8 @@ class Call(SQLModel, table=True):
         UniqueConstraint("source", "call_id", name="uq_calls_source_call_id"),
         # An agent's workbench asks for its calls newer than the last it showed.
         Index("ix_calls_agent_id_id", "agent_id", "id"),
+        # The supervisors' call analysis reads a period's calls.
+        Index("ix_calls_started_at", "started_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -128,6 +128,7 @@ def ticket_out(
         "external_id": ticket.external_id,
         "source_details": ticket.source_details,
         "workflow": ticket.workflow,
+        "line": ticket.line,
         "type": ticket.type,
         "category": category.code if category else None,
         "category_name": category.name if category else None,

@@ -18,6 +18,7 @@ from hotline.models import (
     INTEGRATION,
     OWN_SOURCE,
     Assignment,
+    Call,
     Callback,
     Department,
     Ticket,
@@ -26,6 +27,7 @@ from hotline.models import (
 )
 from hotline.ticket_view import Lookups
 from hotline.workflow.engine import Actor, record
+from hotline.workflow.lines import Line, Lines
 
 # The repeat check (重复诉求): how far back, how many, and how many recent tickets a
 # place lookup reads at most (street, community and address carry no index).
@@ -104,6 +106,7 @@ def create_ticket(
     now: datetime,
     details: dict[str, Any] | None = None,
     source_details: dict[str, Any] | None = None,
+    call: Call | None = None,
 ) -> tuple[Ticket, bool]:
     """Log a ticket (state: the workflow's initial); return it and whether it is new.
 
@@ -113,6 +116,11 @@ def create_ticket(
     `source_details` and left for the agent who dispatches; the centre's own intake gets a 422
     for an unknown category. `details` go into the history's create row beside the channel
     and the workflow; `source_details` what the channel adds (the assistant's conversation).
+
+    The ticket's line (一个号码, hotline.workflow.lines) is `data["line"]` when given, else the
+    number the `call` it is logged from came in on, else its source's or channel's; a merged
+    line's ticket takes a category of its subtree only, and the line's workflow unless its
+    category names one. The call, when given, keeps the ticket's id.
     """
     integration = actor.role == INTEGRATION
     source = actor.source if integration else OWN_SOURCE
@@ -137,10 +145,18 @@ def create_ticket(
         unknown.update(_unknown_place(places(session), fields))
     elif fields.get("street") or fields.get("community"):
         check_place(places(session), fields.get("street"), fields.get("community"))
+    line = ticket_line(runtime.workflows.lines, data.get("line"), call, source=source, channel=fields.get("channel"))
     # The workflow of the category, else of its nearest ancestor that names one.
     path = category_path(category.id if category else None, lookups.categories.get)
+    if line.category and category is not None and all(c.code != line.category for c in path):
+        root = lookups.category_by_code(line.category)
+        raise Invalid(
+            f"category: {category.code!r} is not under {line.category!r}, the category of line {line.number}",
+            field="category",
+            zh=f"{line.number}{line.label}的工单，问题分类须在“{root.name if root else line.category}”之下",
+        )
     category_workflow = next((c.workflow for c in reversed(path) if c.workflow), None)
-    wf = runtime.workflows.choose(data["type"], category_workflow)
+    wf = runtime.workflows.choose(data["type"], category_workflow, line.workflow)
     if not fields.get("title"):
         fields["title"] = data["content"].strip().splitlines()[0][:40]
     ticket = Ticket(
@@ -149,6 +165,7 @@ def create_ticket(
         source=source,
         source_details={**(source_details or {}), **unknown} or None,
         workflow=wf.name,
+        line=line.number,
         category_id=category.id if category else None,
         state=wf.initial,
         created_by_id=actor.id,
@@ -158,11 +175,31 @@ def create_ticket(
     session.add(ticket)
     session.flush()
     history = {"channel": ticket.channel, "workflow": wf.name, **(details or {})}
+    if line is not runtime.workflows.lines.default:
+        history["line"] = line.number
+    if call is not None:
+        history["call_id"] = call.call_id
     if integration:
         history["source"] = source
     record(session, runtime, ticket, "create", actor, now, history, from_state=None)
+    if call is not None:
+        call.ticket_id = ticket.id
     session.flush()
     return ticket, True
+
+
+def ticket_line(lines: Lines, number: str | None, call: Call | None, *, source: str, channel: str | None) -> Line:
+    """A new ticket's line: the one named (Invalid naming `line` for a number not configured, or
+    one other than the call's), else the call's, else its source's or channel's, else the default."""
+    dialled = lines.pick(dialled=call.dialled) if call is not None else None
+    if number:
+        named = lines.named(number)
+        if dialled is not None and dialled is not named:
+            raise Invalid(f"line: the call came in on {dialled.number}, not {number}", field="line")
+        return named
+    if dialled is not None and dialled is not lines.default:
+        return dialled
+    return lines.pick(source=source, channel=channel)
 
 
 def _unknown_place(known: dict[str, list[str]], fields: dict[str, Any]) -> dict[str, str]:
@@ -284,6 +321,17 @@ def category_subtree(session: Session, code: str) -> list[int]:
     if root is None:
         raise Invalid(f"no category with the code {code!r}", field="category")
     return [c.id for c in categories.values() if root in category_path(c.id, categories.get)]
+
+
+def line_categories(session: Session, line: Line) -> set[int] | None:
+    """The ids of the categories a line's tickets may take (None: any; an empty set when its
+    root is not in the tree)."""
+    if not line.category:
+        return None
+    try:
+        return set(category_subtree(session, line.category))
+    except Invalid:
+        return set()
 
 
 def _query_clause(session: Session, actor: Actor, q: str, filters: list):

@@ -214,6 +214,7 @@ class Replay:
         ticket = self.demo["tickets"][demo_id]
         data = {name: getattr(ticket, name) for name in TICKET_FIELDS}
         data["category"] = self.categories[ticket.category_id]
+        data["line"] = ticket.line  # a merged line's (一个号码), as the call would have named it
         with self.rt.db.session() as s:
             # The demo's number: the day's counter just below it.
             day, value = ticket.number[:8], int(ticket.number[8:])

@@ -8,7 +8,8 @@ from sqlmodel import select
 from hotline.api.deps import RuntimeDep, require
 from hotline.api.stats import PeriodDep
 from hotline.deadlines.calendar import local_iso
-from hotline.indicators import analysis
+from hotline.indicators import analysis, operations
+from hotline.inputs import LineQuery
 from hotline.models import Category, SurgeAlert, Ticket
 from hotline.ticket_view import mask_phone
 from hotline.workflow.engine import Actor
@@ -28,16 +29,20 @@ def volume(
     runtime: RuntimeDep,
     by: Literal[analysis.DIMENSIONS],  # type: ignore[valid-type]
     period: PeriodDep,
+    line: LineQuery = None,
 ) -> dict[str, Any]:
-    """Tickets by type, category, department, street, community, hour or day, with the
-    previous period of the same length and the growth against it."""
+    """Tickets by type, category, department, street, community, hour, day or line (一个号码),
+    with the previous period of the same length and the growth against it; `line`: one
+    hotline's tickets only."""
     lo, hi = period.bounds
+    lines = runtime.workflows.lines
     with runtime.db.read_session() as session:
-        rows = analysis.volume(session, by, lo, hi, _scope(actor))
+        rows = analysis.volume(session, by, lo, hi, analysis.line_scope(lines, line, _scope(actor)), lines)
     total = sum(r["count"] for r in rows)
     previous = sum(r["previous"] for r in rows)
     return {
         "by": by,
+        "line": line,
         "from": period.start.isoformat(),
         "to": period.end.isoformat(),
         "total": total,
@@ -78,11 +83,12 @@ def repeats(actor: Reader, runtime: RuntimeDep) -> list[dict[str, Any]]:
 
 
 @router.get("/hot-words")
-def hot_words(actor: Reader, runtime: RuntimeDep, period: PeriodDep) -> dict[str, Any]:
+def hot_words(actor: Reader, runtime: RuntimeDep, period: PeriodDep, line: LineQuery = None) -> dict[str, Any]:
     """The period's most frequent words (jieba segmentation, stop words left out)."""
     lo, hi = period.bounds
+    scope = analysis.line_scope(runtime.workflows.lines, line, _scope(actor))
     with runtime.db.read_session() as session:
-        words = analysis.hot_words(session, runtime, lo, hi, _scope(actor))
+        words = analysis.hot_words(session, runtime, lo, hi, scope)
     words_out = [{"word": w, "count": c} for w, c in words]
     return {"from": period.start.isoformat(), "to": period.end.isoformat(), "words": words_out}
 
@@ -114,3 +120,19 @@ def surges(
             }
             for a, name in session.exec(stmt.order_by(SurgeAlert.id.desc()).limit(200)).all()
         ]
+
+
+@router.get("/calls")
+def call_figures(
+    _: Annotated[Actor, require("supervisor", "admin")],
+    runtime: RuntimeDep,
+    period: PeriodDep,
+    line: LineQuery = None,
+) -> dict[str, Any]:
+    """The centre's operations (话务分析): calls per hour of day, the calls that led to a
+    ticket, each agent's calls, tickets logged, answered directly (直接办结) and direct-answer
+    rate, the same per line; `line`: one hotline's only."""
+    lo, hi = period.bounds
+    with runtime.db.read_session() as session:
+        figures = operations.call_analysis(session, runtime.workflows.lines, lo, hi, line)
+    return {"from": period.start.isoformat(), "to": period.end.isoformat(), **figures}

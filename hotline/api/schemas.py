@@ -101,6 +101,11 @@ class TicketIn(Body):
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lng: Annotated[float, Field(ge=-180, le=180)] | None = None
     external_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    # The hotline number the ticket came in on (一个号码: 12345, 12315…); without it, the
+    # call's, the source's or the channel's line (docs/workflow.md, "Merged hotlines").
+    line: Annotated[str, Field(min_length=3, max_length=20, pattern=r"^[0-9]+$")] | None = None
+    # The call (its id as POST /calls returned it) the agent logs the ticket from.
+    call: RowId | None = None
 
     @field_validator("caller_phone")
     @classmethod

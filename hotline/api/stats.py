@@ -9,6 +9,7 @@ from hotline.directory import department_by_code
 from hotline.errors import NotFound
 from hotline.indicators import metrics, periods, reports, stats
 from hotline.indicators.periods import FromQuery, MonthQuery, Period, ToQuery, WeekQuery
+from hotline.inputs import LineQuery
 from hotline.models import Department
 from hotline.workflow.engine import Actor
 
@@ -37,16 +38,18 @@ def departments(
     actor: Annotated[Actor, require("supervisor", "admin", "leader")],
     runtime: RuntimeDep,
     period: PeriodDep,
+    line: LineQuery = None,
 ) -> dict[str, Any]:
     """The indicators per department for the period, ranked. Each rate is one figure of the
     row divided by another, as `rates` names them (numerator, denominator), to four places.
+    `line`: of one hotline's tickets only (一个号码: 12345, 12315…), counted apart.
 
     A department leader sees the figures of their own department and the ranking.
     `communities`: the communities' figures (二级派单), unranked, each with its street office
     (`parent`); a leader sees their own community's, or their street office's communities'.
     """
     with runtime.db.read_session() as session:
-        result = stats.department_stats(session, runtime, period.start, period.end)
+        result = stats.department_stats(session, runtime, period.start, period.end, line)
         own = session.get(Department, actor.department_id).code if actor.role == "leader" else None
     visible = reports.performance_for(result, actor.role, own)
 

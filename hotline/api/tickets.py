@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hotline.api.deps import CurrentActor, IntakeActor, RuntimeDep
 from hotline.api.schemas import TicketIn
+from hotline.calls import intake_call
 from hotline.errors import Invalid
 from hotline.indicators.analysis import repeats_of
 from hotline.inputs import Day, IdPath, PageQuery
@@ -41,7 +42,8 @@ def create(body: TicketIn, actor: IntakeActor, runtime: RuntimeDep) -> JSONRespo
     data = body.model_dump()
     try:
         with runtime.db.session() as session:
-            ticket, created = create_ticket(session, runtime, actor, data, now=runtime.now())
+            call = intake_call(session, actor, data["call"]) if data["call"] else None
+            ticket, created = create_ticket(session, runtime, actor, data, now=runtime.now(), call=call)
             out = ticket_out(ticket, actor, runtime, Lookups(session), [])
     except IntegrityError:
         # Another request created the same (source, external_id) a moment ago (PostgreSQL).

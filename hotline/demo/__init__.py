@@ -29,6 +29,7 @@ from sqlmodel import Session
 from hotline import directory
 from hotline.deadlines.calendar import LOCAL_TZ, WorkCalendar
 from hotline.demo.callers import Callers, cumulative, season
+from hotline.demo.calls import calls_of, demo_line, leaf_lines
 from hotline.demo.district import (
     ANSWER_SHARE,
     CATEGORY_NODES,
@@ -166,6 +167,7 @@ def _start(rng: random.Random, life: Life, callers: Callers, d: Directory, ticke
     place = d.places[req["place"]]
     channel = req["channel"]
     when = at(created)
+    line = demo_line(d.leaf_lines[req["leaf"]], channel, ticket_id)
     tk = TicketRow(
         id=ticket_id, number=number, workflow=WORKFLOW, type=req["type"], urgency=req["urgency"],
         category_id=d.leaf_ids[req["leaf"]], channel=channel,
@@ -174,8 +176,10 @@ def _start(rng: random.Random, life: Life, callers: Callers, d: Directory, ticke
         anonymous=req["anonymous"], reply_wanted=req["reply_wanted"], title=req["title"], content=req["content"],
         street=place.street, community=place.community, address=req["address"], lat=req["lat"], lng=req["lng"],
         created_by_id=creator.id, created_at=when, leaf=req["leaf"], place=req["place"], stop_at=stop_at,
+        line=line or d.default_line,
     )  # fmt: skip
-    tk.events.append(("create", creator, None, "registered", when, {"channel": channel, "workflow": WORKFLOW}))
+    details = {"channel": channel, "workflow": WORKFLOW, **({"line": line} if line else {})}
+    tk.events.append(("create", creator, None, "registered", when, details))
     request = (tk.type, tk.leaf, tk.place, req["issue"], tk.address, tk.lat, tk.lng, tk.urgency)
     return tk, request, path, stage, master
 
@@ -235,6 +239,7 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
                     rng, life, callers, d, ticket_id, number, created, stop_at, pool
                 )
                 life.live(tk, path, stage, master)
+                tk.calls = calls_of(life, tk, source=runtime.settings.call_source)
                 batch.add(tk)
                 batch.counters[stamp] = base + i + 1
                 states[tk.state] += 1
@@ -314,6 +319,8 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
     with runtime.db.session() as session:
         _refuse_if_loaded(session)
         d = build_directory(session, runtime, now, rng)
+        d.leaf_lines = leaf_lines(runtime.workflows.lines)
+        d.default_line = runtime.workflows.lines.default.number
         cal = runtime.calendar(session)
         link_key = app_secret(session, "rating_link", now)
     runtime.invalidate_district()  # the demo named its district
@@ -345,7 +352,8 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
         f"{written['assignments']:,} assignments, {written['approvals']:,} approvals, "
         f"{written['callbacks']:,} callbacks, {written['escalations']:,} escalations, "
         f"{written['supervision_orders']:,} supervision orders, {written['notifications']:,} notices, "
-        f"{written['rating_invitations']:,} rating links, {written['rectifications']:,} rectifications\n"
+        f"{written['rating_invitations']:,} rating links, {written['rectifications']:,} rectifications, "
+        f"{written['calls']:,} calls\n"
         "states: " + ", ".join(f"{s} {states[s]:,}" for s in wf.states) + "\n"
     )
     with runtime.db.session() as session:  # the rows were written in bulk, past the gateway

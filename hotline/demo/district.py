@@ -2,7 +2,7 @@
 words its citizens, agents and departments use (demo data, not the engine's texts)."""
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -521,6 +521,9 @@ class Directory:
     leaders: dict[int, Actor]
     agents: list[Actor]
     supervisors: list[Actor]
+    # The merged line (一个号码) of each leaf of LEAVES, None for 12345's (hotline.demo.calls).
+    leaf_lines: list[str | None] = field(default_factory=list)
+    default_line: str = "12345"
 
 
 def build_directory(session: Session, runtime, now: datetime, rng: random.Random) -> Directory:

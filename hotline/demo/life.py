@@ -167,7 +167,7 @@ class TicketRow(_row_class("_TicketColumns", "tickets")):
 
     __slots__ = (
         "leaf", "place", "stop_at", "last", "events", "assignments", "approvals", "callbacks", "escalations",
-        "orders", "notices", "invitations", "messages", "rectifications", "later", "extension_total",
+        "orders", "notices", "invitations", "messages", "rectifications", "later", "extension_total", "calls",
     )  # fmt: skip
 
     def __init__(self, *, leaf: int, place: int, stop_at: str | None, **columns: Any) -> None:
@@ -189,6 +189,7 @@ class TicketRow(_row_class("_TicketColumns", "tickets")):
         self.invitations: list = []
         self.messages: list = []
         self.rectifications: list = []
+        self.calls: list = []  # the calls it was logged from (hotline.demo.calls)
         # What people do beside the ticket's course, in time order: (at, seq, what, row).
         self.later: list[tuple[int, int, str, Any]] = []
 
@@ -263,7 +264,7 @@ class Life:
         self.merged_in = merged_in  # (master, history row): a merge's row on its master, already played
         self.ids = dict.fromkeys(
             ("assignments", "approvals", "callbacks", "supervision_orders", "rating_invitations", "messages",
-             "rectifications"), 0
+             "rectifications", "calls"), 0
         )  # fmt: skip
         self.link_key = link_key
         self.public_url = settings.public_url.rstrip("/")

@@ -17,6 +17,7 @@ from hotline.db import UTCDateTime, dialect_insert
 from hotline.models import (
     Approval,
     Assignment,
+    Call,
     Callback,
     Escalation,
     Message,
@@ -40,7 +41,7 @@ COLUMNS = {
         "created_at", "updated_at", "dispatched_at", "signed_at", "replied_at", "closed_at", "sign_by", "handle_by",
         "callback_by", "deadlines_provisional", "handle_started_at", "callback_started_at", "extension_days",
         "suspended_seconds", "suspended_at", "due_at", "due_kind", "warn_at", "escalation_step", "next_due_at",
-        "invitation_sent_at", "callbacks_exhausted_at",
+        "invitation_sent_at", "callbacks_exhausted_at", "line",
         # The caller's keyed hashes: computed from the phone and the name (see row_maker).
         *CALLER_HASHES,
     ),
@@ -79,12 +80,15 @@ COLUMNS = {
         "verification", "measures", "reported_at", "reported_by_id", "decided_at", "decided_by_id", "next_due_at",
         "decision_reason",
     ),
+    "calls": (
+        "id", "source", "call_id", "caller_phone", "agent_id", "dialled", "started_at", "created_at", "ticket_id",
+    ),
 }  # fmt: skip
 TABLES = {
     table.name: table
     for table in (Ticket.__table__, TicketEvent.__table__, Assignment.__table__, Approval.__table__,
                   Callback.__table__, Escalation.__table__, SupervisionOrder.__table__, Notification.__table__,
-                  Message.__table__, RatingInvitation.__table__, Rectification.__table__)
+                  Message.__table__, RatingInvitation.__table__, Rectification.__table__, Call.__table__)
 }  # fmt: skip
 
 
@@ -272,6 +276,7 @@ class Batch:
         ("messages", "messages"),
         ("rating_invitations", "invitations"),
         ("rectifications", "rectifications"),
+        ("calls", "calls"),
     )
 
     def __init__(self, writer: Writer, ids: dict[str, int], makers: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from hotline.labels import TYPE_LABELS
 from hotline.models import Category, Department, Place, SurgeAlert, SurgeCount, Ticket
 from hotline.tickets import same_phone
 from hotline.words import stop_words
+from hotline.workflow.lines import Lines
 
 
 class SurgeRule(BaseModel):
@@ -64,10 +65,20 @@ def analysis_config(workflows_dir: str) -> AnalysisConfig:
     return AnalysisConfig.model_validate(data or {})
 
 
-DIMENSIONS = ("type", "category", "department", "street", "community", "hour", "day")
+DIMENSIONS = ("type", "category", "department", "street", "community", "hour", "day", "line")
 
 
-def _local_part(session: Session, column, part: str):
+def line_scope(lines: Lines, number: str | None, scope=None):
+    """`scope` narrowed to one line's tickets (一个号码; Invalid naming `line` for a number
+    not configured); `scope` itself without a number."""
+    if not number:
+        return scope
+    lines.named(number)
+    own = Ticket.line == number
+    return own if scope is None else and_(scope, own)
+
+
+def local_part(session: Session, column, part: str):
     """The local (Asia/Shanghai) hour or day of a stored UTC time, in SQL."""
     if session.get_bind().dialect.name == "postgresql":
         local = func.timezone("Asia/Shanghai", column)
@@ -84,9 +95,11 @@ def _key(session: Session, by: str):
         return (Ticket.main_department_id,)
     if by == "street":
         return (Ticket.street,)
+    if by == "line":
+        return (Ticket.line,)
     if by == "community":
         return (Ticket.street, Ticket.community)
-    return (_local_part(session, Ticket.created_at, by),)
+    return (local_part(session, Ticket.created_at, by),)
 
 
 def _counts(session: Session, by: str, lo: datetime, hi: datetime, scope=None) -> Counter:
@@ -117,11 +130,14 @@ def _labeller(session: Session, by: str):
     return lambda k: k or "未填写"
 
 
-def volume(session: Session, by: str, lo: datetime, hi: datetime, scope=None) -> list[dict[str, Any]]:
-    """Tickets per key in [lo, hi), with the previous period of the same length and the growth."""
+def volume(
+    session: Session, by: str, lo: datetime, hi: datetime, scope=None, lines: Lines | None = None
+) -> list[dict[str, Any]]:
+    """Tickets per key in [lo, hi), with the previous period of the same length and the growth
+    (by line: labelled with the `lines` configured)."""
     current = _counts(session, by, lo, hi, scope)
     previous = _counts(session, by, lo - (hi - lo), lo, scope)
-    label = _labeller(session, by)
+    label = lines.label if by == "line" and lines is not None else _labeller(session, by)
     rows = []
     for key in set(current) | (set(previous) if by not in ("day",) else set()):
         now_count, before = current.get(key, 0), previous.get(key, 0)

@@ -10,6 +10,7 @@ the facts (`live_department_counts`) are the reference the totals are checked ag
 same conditions. What each figure and rate counts is defined in hotline.indicators.metrics.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -19,11 +20,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, not_, select
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from hotline.indicators import metrics
 from hotline.indicators.periods import bounds, local_today
 from hotline.models import DailyTotal, Department, Ticket
+from hotline.workflow.lines import Lines
+
+# The condition on a row's ticket_id column that its ticket is of one line (line_tickets).
+OfLine = Callable[[Any], ColumnElement[bool]]
 
 
 class Weights(BaseModel):
@@ -77,25 +83,49 @@ def _by_anchor(config: Performance) -> dict[metrics.Anchor, list[metrics.Figure]
 
 
 def _live(
-    session: Session, anchor: metrics.Anchor, shown: list[metrics.Figure], lo: datetime, hi: datetime, now: datetime
+    session: Session,
+    anchor: metrics.Anchor,
+    shown: list[metrics.Figure],
+    lo: datetime,
+    hi: datetime,
+    now: datetime,
+    of_line: OfLine | None = None,
 ) -> dict[int, list[int]]:
-    """The figures of one anchor over the facts in [lo, hi), per department: one grouped query."""
+    """The figures of one anchor over the facts in [lo, hi), per department: one grouped query
+    (`of_line`: of one line's tickets only, see line_tickets)."""
     stmt = (
         select(anchor.department, *[metrics.count(f.where) for f in shown])
         .where(anchor.rows(lo, hi, now))
         .group_by(anchor.department)
     )
+    if of_line is not None:
+        stmt = stmt.where(of_line(anchor.table.ticket_id))
     return {dept_id: [int(v or 0) for v in values] for dept_id, *values in session.execute(stmt)}
 
 
+def line_tickets(lines: Lines, number: str) -> OfLine | None:
+    """The condition that a row's ticket (its ticket_id column) is of line `number` (一个号码);
+    None: every ticket is. A merged line's tickets are few: IN their ids, found by the line's
+    index. The default line's are most: NOT IN the merged lines' (a ticket of a number no
+    longer configured counts for the default line, as a call to one does)."""
+    if number != lines.default.number:
+        own = select(Ticket.id).where(Ticket.line == number)
+        return lambda ticket_id: ticket_id.in_(own)
+    merged = [x.number for x in lines.all if x is not lines.default]
+    if not merged:
+        return None
+    others = select(Ticket.id).where(Ticket.line.in_(merged))
+    return lambda ticket_id: ticket_id.not_in(others)
+
+
 def live_department_counts(
-    session: Session, lo: datetime, hi: datetime, now: datetime, config: Performance
+    session: Session, lo: datetime, hi: datetime, now: datetime, config: Performance, of_line: OfLine | None = None
 ) -> dict[int, Counts]:
     """The figures per department over the facts in [lo, hi), one grouped query per anchor:
-    the reference for the running totals."""
+    the reference for the running totals, and the figures of one line (`of_line`)."""
     counts: dict[int, Counts] = {}
     for anchor, shown in _by_anchor(config).items():
-        for dept_id, values in _live(session, anchor, shown, lo, hi, now).items():
+        for dept_id, values in _live(session, anchor, shown, lo, hi, now, of_line).items():
             c = counts.setdefault(dept_id, Counts())
             for figure, value in zip(shown, values, strict=True):
                 setattr(c, figure.name, value)
@@ -165,11 +195,22 @@ def to_four_places(rate: float | None) -> float | None:
     return round(rate, 4) if rate is not None else None
 
 
-def department_stats(session: Session, runtime, start: date, end: date) -> dict[str, Any]:
+def department_stats(session: Session, runtime, start: date, end: date, line: str | None = None) -> dict[str, Any]:
     """Every active department's counts, rates and score for [start, end], ranked; and apart,
-    unranked, the communities' (二级派单: the part their street office passed them)."""
+    unranked, the communities' (二级派单: the part their street office passed them).
+
+    `line`: of one hotline's tickets only (一个号码), counted live from the facts (the running
+    totals are not kept per line): a merged line's few tickets cost little; the default line's
+    cost what the live reference does."""
     config = performance_config(str(runtime.settings.workflows_dir))
-    counts = department_counts(session, start, end, runtime.now(), config)
+    of_line = None
+    if line:
+        lines = runtime.workflows.lines
+        of_line = line_tickets(lines, lines.named(line).number)
+    if of_line is not None:
+        counts = live_department_counts(session, *bounds(start, end), runtime.now(), config, of_line)
+    else:
+        counts = department_counts(session, start, end, runtime.now(), config)
     rows, communities = [], []
     departments = session.exec(select(Department).order_by(Department.code)).scalars().all()
     codes = {d.id: d.code for d in departments}
@@ -190,6 +231,7 @@ def department_stats(session: Session, runtime, start: date, end: date) -> dict[
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
+        "line": line,
         "basic_satisfied_counts": config.basic_satisfied_counts,
         "weights": config.weights.model_dump(),
         # Each rate's numerator and denominator, figures of the rows: rate = numerator ÷ denominator.

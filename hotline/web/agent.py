@@ -40,6 +40,7 @@ from hotline.tickets import (
     check_place,
     create_ticket,
     get_visible,
+    line_categories,
     recent_tickets,
 )
 from hotline.web.auth import PageUser, role_form_user, role_user
@@ -172,7 +173,7 @@ def _fire_error(event: str, exc: HotlineError) -> tuple[str | None, str]:
     """Where an error of creating and firing belongs on the form, and its Chinese text."""
     field = exc.extra.get("field") if isinstance(exc, Invalid) else None
     if field == "category":
-        return "category", "请从下拉列表中选择有效的问题分类"
+        return "category", exc.extra.get("zh") or "请从下拉列表中选择有效的问题分类"
     if field == "department" and event == "dispatch":
         if "no routing rule" in exc.message:
             return "department", "派单规则未匹配到承办单位，请在“承办单位”中手动选择"
@@ -299,6 +300,17 @@ def _intake_context(session: Session, runtime, user: PageUser, values: dict[str,
     }
 
 
+def _call_line(session: Session, runtime, user: PageUser, call_ref: str):
+    """The merged line (hotline.workflow.lines) the agent's call came in on; None for 12345's."""
+    if not call_ref:
+        return None
+    try:
+        call = calls.own_call(session, user.actor, int(call_ref))
+    except NotFound:
+        return None
+    return calls.call_line(runtime, call)
+
+
 def _cited(session: Session, article: str) -> Article | None:
     """The published article the direct answer cites, if the form names one."""
     if not article.isdigit() or int(article) > MAX_ID:
@@ -408,10 +420,7 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
                 logged = [(f.filename, kept.enter_context(files.stored(runtime, f.file))) for f in uploads]
                 session = kept.enter_context(runtime.db.session())
                 call = calls.unlogged_call(session, user.actor, int(call_ref)) if call_ref else None
-                details = {"call_id": call.call_id} if call else None
-                ticket, _ = create_ticket(session, runtime, user.actor, data, now=now, details=details)
-                if call is not None:
-                    call.ticket_id = ticket.id
+                ticket, _ = create_ticket(session, runtime, user.actor, data, now=now, call=call)
                 fire(session, runtime, ticket.id, event, user.actor, payload, now=now)
                 for name, stored in logged:
                     kind = files.intake_kind(stored)
@@ -430,6 +439,7 @@ async def intake_submit(request: Request, runtime: RuntimeDep, user: AgentForm) 
             return RedirectResponse(f"/agent/intake?{urlencode({'done': event, 'ticket': ticket_id})}", 303)
     with runtime.db.read_session() as session:
         ctx = _intake_context(session, runtime, user, values)
+        ctx["line"] = _call_line(session, runtime, user, call_ref)
     ctx["errors"] = errors
     ctx["call"] = call_ref
     ctx["mode"] = event if event in ("dispatch", "answer") else None
@@ -520,17 +530,26 @@ def knowledge_flag(request: Request, runtime: RuntimeDep, user: AgentForm, artic
 
 @router.get("/intake/categories", response_class=HTMLResponse)
 def category_suggestions(
-    request: Request, runtime: RuntimeDep, user: AgentUser, category_q: Annotated[str, Query(max_length=50)] = ""
+    request: Request,
+    runtime: RuntimeDep,
+    user: AgentUser,
+    category_q: Annotated[str, Query(max_length=50)] = "",
+    line: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     """Categories whose name, path or code contains what the agent typed, or a word taken for
-    it (hotline/data/category_synonyms.txt), the leaves first (htmx)."""
+    it (hotline/data/category_synonyms.txt), the leaves first (htmx); on a merged line's call
+    (`line`), only those of its subtree."""
     q = category_q.strip().lower()
     terms = category_terms(q)
+    merged = runtime.workflows.lines.get(line)
     with runtime.db.read_session() as session:
         paths = _category_paths(session)
+        allowed = line_categories(session, merged) if merged else None
     parents = {cat.parent_id for cat, _ in paths.values()}
     matches = []
     for code, (cat, names) in paths.items():
+        if allowed is not None and cat.id not in allowed:
+            continue
         label = category_label(names, code).lower()
         if q and not any(term in label for term in terms):
             continue

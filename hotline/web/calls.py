@@ -60,4 +60,13 @@ def call_card(request: Request, call_id: IdPath, runtime: RuntimeDep, user: Agen
     with runtime.db.read_session() as session:
         call = calls.own_call(session, user.actor, call_id)
         history = calls.caller_history(session, runtime, user.actor, call.caller_phone, now=now)
-        return render(request, "agent/_call.html", {"call": call, "history": history, "repeat_days": calls.REPEAT_DAYS})
+        return render(
+            request,
+            "agent/_call.html",
+            {
+                "call": call,
+                "line": calls.call_line(runtime, call),
+                "history": history,
+                "repeat_days": calls.REPEAT_DAYS,
+            },
+        )

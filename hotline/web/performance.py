@@ -21,10 +21,10 @@ from hotline.api.deps import RuntimeDep
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import department_by_code
 from hotline.errors import Invalid, NotFound, NotPermitted
-from hotline.indicators import analysis, metrics, periods, reports, stats
+from hotline.indicators import analysis, metrics, operations, periods, reports, stats
 from hotline.indicators.periods import FromQuery, MonthQuery, Period, ToQuery, WeekQuery, iso_week
 from hotline.indicators.reports import Sheet
-from hotline.inputs import IdPath, PageQuery
+from hotline.inputs import IdPath, LineQuery, PageQuery
 from hotline.models import Category, Department, Report, Ticket
 from hotline.web.auth import PageUser, role_user
 from hotline.web.render import render
@@ -56,6 +56,15 @@ def period_query(
 
 
 PeriodDep = Annotated[Period, Depends(period_query)]
+
+
+def line_query(user: Reader, runtime: RuntimeDep, line: LineQuery = None) -> str | None:
+    """One hotline's figures on the analysis page (一个号码), after the role check; a number
+    not configured is refused (422)."""
+    return runtime.workflows.lines.named(line).number if line else None
+
+
+LineDep = Annotated[str | None, Depends(line_query)]
 
 
 def _shortcuts(today: date) -> list[tuple[str, str]]:
@@ -259,10 +268,10 @@ def tickets_behind(
 # --- the analysis page ------------------------------------------------------------------------
 
 
-def _scope(session, user: PageUser):
-    if user.role == "leader":
-        return Ticket.main_department_id == (user.actor.department_id or -1)
-    return None
+def _scope(session, user: PageUser, runtime=None, line: str | None = None):
+    """The tickets the viewer analyses: a leader their department's; of one line, if asked."""
+    own = Ticket.main_department_id == (user.actor.department_id or -1) if user.role == "leader" else None
+    return analysis.line_scope(runtime.workflows.lines, line, own) if line else own
 
 
 class SlowFigures:
@@ -298,12 +307,12 @@ def _scope_key(user: PageUser) -> int | None:
     return user.actor.department_id if user.role == "leader" else None
 
 
-def hot_words_of(session, runtime, user: PageUser, period: Period) -> list[tuple[str, int]]:
+def hot_words_of(session, runtime, user: PageUser, period: Period, line: str | None = None) -> list[tuple[str, int]]:
     lo, hi = period.bounds
     return slow.get(
         runtime,
-        ("words", period.start, period.end, _scope_key(user)),
-        lambda: analysis.hot_words(session, runtime, lo, hi, _scope(session, user)),
+        ("words", period.start, period.end, _scope_key(user), line),
+        lambda: analysis.hot_words(session, runtime, lo, hi, _scope(session, user, runtime, line)),
     )
 
 
@@ -326,17 +335,28 @@ def repeats_of(session, runtime, user: PageUser) -> tuple[list[dict[str, Any]], 
     return reports.repeats_out(rows[:100], show_phone=user.role == "supervisor"), len(rows)
 
 
-def _analysis(session, runtime, user: PageUser, period: Period, *, slow_parts: bool = True) -> dict[str, Any]:
-    """The figures of the analysis page and its exports; without the slow parts for the page."""
-    scope = _scope(session, user)
+def _analysis(
+    session, runtime, user: PageUser, period: Period, *, slow_parts: bool = True, line: str | None = None
+) -> dict[str, Any]:
+    """The figures of the analysis page and its exports; without the slow parts for the page.
+    `line`: one hotline's tickets (一个号码); hotspots, surges and repeats stay the district's."""
+    scope = _scope(session, user, runtime, line)
     central = user.role != "leader"
     figures = reports.period_figures(session, runtime, period, scope=scope, hot_spots=False)
     lo, hi = period.bounds
     figures["surges"] = reports.surges_in(session, lo, hi, open_only=True) if central else []
     figures["central"] = central
+    lines = runtime.workflows.lines
+    figures["line"] = line
+    by_line = analysis.volume(session, "line", lo, hi, scope, lines) if lines.merged else []
+    # Shown and exported once a merged line has tickets in the period or the one before.
+    apart = any(r["key"] != lines.default.number for r in by_line)
+    figures["lines"] = by_line if apart else []
+    # The centre's operations (话务分析): the calls and the agents' workload, for the centre only.
+    figures["calls"] = operations.call_analysis(session, lines, lo, hi, line) if central else None
     if slow_parts:
         figures["repeats"], figures["repeat_total"] = repeats_of(session, runtime, user)
-        figures["words"] = hot_words_of(session, runtime, user, period)
+        figures["words"] = hot_words_of(session, runtime, user, period, line)
         if central:
             figures["hotspots"] = hotspots_of(session, runtime, period)
     if not central:
@@ -366,15 +386,25 @@ def _top(rows: list[dict[str, Any]], n: int) -> dict[str, Any]:
     return {"labels": [r["label"] for r in top], "values": [r["count"] for r in top]}
 
 
+def _line_picker(runtime, period: Period, line: str | None) -> dict[str, Any]:
+    """The period picker of the analysis page, keeping the line chosen."""
+    picker = _picker(runtime, period, "/analysis")
+    if line:
+        picker.update(line=line, query=f"{picker['query']}&line={line}")
+        picker["shortcuts"] = [(f"{q}&line={line}", label, on) for q, label, on in picker["shortcuts"]]
+    return picker
+
+
 @router.get("/analysis", response_class=HTMLResponse)
 def analysis_page(
     request: Request,
     user: Reader,
     period: PeriodDep,
     runtime: RuntimeDep,
+    line: LineDep,
 ) -> Response:
     with runtime.db.read_session() as session:
-        figures = _analysis(session, runtime, user, period, slow_parts=False)
+        figures = _analysis(session, runtime, user, period, slow_parts=False, line=line)
     v = figures["volume"]
     busiest = max(v["hour"], key=lambda r: r["count"], default=None)
     config = analysis.analysis_config(str(runtime.settings.workflows_dir))
@@ -384,7 +414,7 @@ def analysis_page(
         {
             "f": figures,
             "period": period,
-            "picker": _picker(runtime, period, "/analysis"),
+            "picker": _line_picker(runtime, period, line),
             "charts": _analysis_charts(figures),
             "complaints": sum(r["count"] for r in v["type"] if r["key"] in ("complaint", "report")),
             "peak_hour": f"{int(busiest['key'])}—{int(busiest['key']) + 1}时" if busiest and busiest["count"] else "—",
@@ -404,6 +434,7 @@ def analysis_part(
     user: Reader,
     period: PeriodDep,
     runtime: RuntimeDep,
+    line: LineDep,
 ) -> Response:
     """A part of the analysis page that takes longer, loaded after the page (htmx); it also
     fills in its figure in the summary row (out-of-band swap)."""
@@ -417,7 +448,7 @@ def analysis_part(
             ctx["repeats"], ctx["repeat_total"] = repeats_of(session, runtime, user)
             ctx["repeat_rule"] = analysis.analysis_config(str(runtime.settings.workflows_dir)).repeat
         else:
-            words = hot_words_of(session, runtime, user, period)
+            words = hot_words_of(session, runtime, user, period, line)
             top = words[0][1] if words else 1
             ctx["cloud"] = [(w, c, round(13 + 17 * (c / top) ** 0.7)) for w, c in words]
     return render(request, f"performance/_part_{part}.html", ctx)
@@ -441,6 +472,8 @@ def _analysis_sheets(figures: dict[str, Any]) -> list[Sheet]:
     if v["day"]:
         sheets.append(reports.volume_sheet("每日受理", "日期", v["day"]))
     sheets.append(reports.volume_sheet("时段分布", "时段", v["hour"]))
+    if figures["lines"]:
+        sheets.append(reports.volume_sheet("各热线", "热线", figures["lines"]))
     if figures["central"]:
         sheets.append(reports.hotspot_sheet("热点问题", "问题分类", figures["hotspots"]["category"]))
         sheets.append(reports.hotspot_sheet("热点社区", "街道社区", figures["hotspots"]["community"]))
@@ -451,9 +484,9 @@ def _analysis_sheets(figures: dict[str, Any]) -> list[Sheet]:
 
 
 @router.get("/analysis/export.xlsx")
-def analysis_xlsx(user: Reader, period: PeriodDep, runtime: RuntimeDep) -> Response:
+def analysis_xlsx(user: Reader, period: PeriodDep, runtime: RuntimeDep, line: LineDep) -> Response:
     with runtime.db.read_session() as session:
-        figures = _analysis(session, runtime, user, period)
+        figures = _analysis(session, runtime, user, period, line=line)
         district = runtime.district(session)
     scope = f"（{figures['scope_name']}）" if not figures["central"] else ""
     title = f"{district.name}12345热线诉求分析{scope}（{period.plain_label}）"
@@ -486,10 +519,11 @@ def analysis_csv(
     user: Reader,
     period: PeriodDep,
     runtime: RuntimeDep,
+    line: LineDep,
     table: Literal[tuple(CSV_TABLES)] = "category",  # type: ignore[valid-type]
 ) -> Response:
     with runtime.db.read_session() as session:
-        figures = _analysis(session, runtime, user, period)
+        figures = _analysis(session, runtime, user, period, line=line)
     sheets = {s.name: s for s in _analysis_sheets(figures)}
     sheet = sheets.get(CSV_TABLES[table])
     if sheet is None:

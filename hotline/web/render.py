@@ -155,6 +155,8 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
     ctx = {
         "user": user,
         "district": district,
+        # The hotline numbers (一个号码): a ticket's line, the analysis by line.
+        "hotlines": runtime.workflows.lines,
         "path": path,
         "nav_active": nav_active(user.role, path, request.url.query) if user else None,
         **(context or {}),

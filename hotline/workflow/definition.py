@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from hotline.workflow.fields import FIELDS
+from hotline.workflow.lines import Lines, parse_lines
 from hotline.workflow.registry import CONDITIONS, EFFECTS
 
 WORKFLOW_ROLES = frozenset({"agent", "handler", "leader", "supervisor", "admin", "system", "citizen", "integration"})
@@ -386,6 +387,11 @@ class WorkflowSet:
         for where, wname in [("default", self.default)] + [(f"types.{k}", v) for k, v in self.by_type.items()]:
             if wname not in self.workflows:
                 raise WorkflowError(f"{sel_path}: {where}: no workflow named {wname!r}")
+        # The hotlines merged into 12345 (hotline.workflow.lines).
+        try:
+            self.lines: Lines = parse_lines(selection.get("lines"), sel_path, set(self.workflows))
+        except ValueError as exc:
+            raise WorkflowError(str(exc)) from exc
 
     def get(self, name: str) -> Workflow:
         """The workflow of that name (tickets keep the workflow they started with)."""
@@ -394,9 +400,9 @@ class WorkflowSet:
         except KeyError:
             raise WorkflowError(f"no workflow named {name!r} in {self.directory}") from None
 
-    def choose(self, ticket_type: str, category_workflow: str | None) -> Workflow:
-        """The workflow a new ticket follows: its category's, its type's, or the default."""
-        name = category_workflow or self.by_type.get(ticket_type) or self.default
+    def choose(self, ticket_type: str, category_workflow: str | None, line_workflow: str | None = None) -> Workflow:
+        """The workflow a new ticket follows: its category's, its line's, its type's, or the default."""
+        name = category_workflow or line_workflow or self.by_type.get(ticket_type) or self.default
         return self.get(name)
 
     @cached_property

@@ -78,6 +78,18 @@ def workflows(
                 select(Ticket.workflow, func.count()).where(Ticket.closed_at.is_(None)).group_by(Ticket.workflow)
             ).all()
         )
+        roots = {line.category for line in wfs.lines.all if line.category}
+        root_names = dict(session.exec(select(Category.code, Category.name).where(Category.code.in_(roots))).all())
+    # The merged hotlines (一个号码), as workflows/selection.yaml lists them; a root category
+    # the tree lacks is flagged (the line's tickets would have no category to take).
+    lines = [
+        {
+            "line": line,
+            "category": (root_names.get(line.category) if line.category else "全部分类"),
+            "workflow": wfs.get(line.workflow).label if line.workflow else "按分类、诉求类型选择",
+        }
+        for line in wfs.lines.all
+    ]
     tabs = [(w.name, w.label, used.get(w.name, 0)) for w in wfs.workflows.values()]
     item = {
         "wf": wf,
@@ -88,4 +100,8 @@ def workflows(
         "open_tickets": open_tickets.get(wf.name, 0),
         "types": [TYPE_LABELS.get(t, t) for t, w in wfs.by_type.items() if w == wf.name],
     }
-    return _page(request, "admin/workflows.html", {"item": item, "tabs": tabs, "default_workflow": wfs.default})
+    return _page(
+        request,
+        "admin/workflows.html",
+        {"item": item, "tabs": tabs, "default_workflow": wfs.default, "lines": lines},
+    )

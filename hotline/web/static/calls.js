@@ -8,6 +8,7 @@
   const panel = document.getElementById("call-panel");
   const callField = document.getElementById("call");
   const phone = document.getElementById("caller_phone");
+  const lineField = document.getElementById("line");
 
   async function show(id) {
     const response = await fetch("/agent/calls/" + encodeURIComponent(id), { credentials: "same-origin" });
@@ -17,6 +18,8 @@
     const call = panel.querySelector("[data-call]");
     if (!call) return;
     callField.value = call.dataset.call;
+    // A merged line's call (12315…): the category suggestions keep to its subtree.
+    if (lineField) lineField.value = call.dataset.line || "";
     if (phone && !phone.value) {
       phone.value = call.dataset.phone;
       phone.dispatchEvent(new Event("input", { bubbles: true }));
