@@ -3,6 +3,7 @@ on SQLite and PostgreSQL: the community and its street are warned as the communi
 handle time nears, the street is told first once it has passed (it is the community's
 supervisor), each step once; a recall stops the community's clocks."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.models import Assignment, Escalation, TicketEvent
 from hotline.scheduler import sweep
 from tests.communities import add_communities
-from tests.helpers import Api
+from tests.helpers import Api, sign_in
 
 
 @pytest.fixture
@@ -203,3 +204,27 @@ def test_a_recall_is_refused_in_the_wrong_state_or_by_the_wrong_unit(as_):
     r = street.fire(tid, "sub_recall", expect=409, reason="x")
     assert "in_progress" in r["detail"]
     assert as_("agent").get(f"/tickets/{tid}")["state"] == "in_progress"
+
+
+def test_the_recall_on_the_streets_ticket_page(as_, client):
+    tid = passed_down(as_)
+    sign_in(client, "street_a_h")
+    page = client.get(f"/tickets/{tid}").text
+    form = page[page.index('data-event="sub_recall"') :]
+    form = form[: form.index("</form>")]
+    assert "街道收回" in form and 'name="reason"' in form
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    version = re.search(r'name="version" value="(\d+)"', form).group(1)
+    fields = {"event": "sub_recall", "version": version, "reason": "街道直接处理"}
+    # Without the form's token: refused, nothing changed.
+    assert client.post(f"/tickets/{tid}", data=fields, follow_redirects=False).status_code == 403
+    assert as_("agent").get(f"/tickets/{tid}")["state"] == "sub_dispatched"
+    # Without a reason: the form again, saying what is missing.
+    r = client.post(f"/tickets/{tid}", data={**fields, "reason": "", "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 422 and "理由" in r.text
+    r = client.post(f"/tickets/{tid}", data={**fields, "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("done=sub_recall")
+    assert as_("agent").get(f"/tickets/{tid}")["state"] == "in_progress"
+    # The community's page offers no recall; the community cannot open the ticket any more.
+    sign_in(client, "east_1_h")
+    assert client.get(f"/tickets/{tid}").status_code == 404
