@@ -453,7 +453,8 @@ def performance_sheet(result: dict[str, Any], *, total: dict[str, Any] | None = 
     columns = [
         Column("排名", "rank", "int", 7, "center"),
         Column("承办单位", "department_name", "text", 26),
-        Column("所属街道", "parent_name", "text", 16),
+        # A district without communities keeps the table it had.
+        *([Column("所属街道", "parent_name", "text", 16)] if result.get("communities") else []),
         Column("派单量", "dispatched", "int", 9),
         *[Column(rate.label, rate.name, "pct", 11) for rate in metrics.RATES],
         Column("综合得分", "score", "float", 10),
