@@ -3,7 +3,10 @@ on SQLite and PostgreSQL: the community and its street are warned as the communi
 handle time nears, the street is told first once it has passed (it is the community's
 supervisor), each step once; a recall stops the community's clocks."""
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -228,3 +231,24 @@ def test_the_recall_on_the_streets_ticket_page(as_, client):
     # The community's page offers no recall; the community cannot open the ticket any more.
     sign_in(client, "east_1_h")
     assert client.get(f"/tickets/{tid}").status_code == 404
+
+
+def test_two_scheduler_processes_never_take_a_communitys_step_twice(as_, runtime, database):
+    ids = [passed_down(as_, community) for community in ("east_1", "east_2") * 10]
+    env = {**os.environ, "HOTLINE_DATABASE_URL": database.url}
+    cmd = [sys.executable, "-m", "hotline", "sweep", "--now", "2026-11-20T10:00"]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    with runtime.db.read_session() as s:
+        rows = s.exec(
+            select(TicketEvent.ticket_id, TicketEvent.event)
+            .where(TicketEvent.event.in_(("community_warn", "community_urge")))
+            .order_by(TicketEvent.ticket_id)
+        ).all()
+    # Long past the communities' sign-by: each told to its street once, the warning passed over.
+    assert rows == [(tid, "community_urge") for tid in ids]
+    assert "".join(o[0] for o in outs).count("urge (催办, sub_sign)") == 20
+    assert all(the_part(runtime, tid).escalation_step == 2 for tid in ids)
