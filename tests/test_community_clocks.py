@@ -252,3 +252,26 @@ def test_two_scheduler_processes_never_take_a_communitys_step_twice(as_, runtime
     assert rows == [(tid, "community_urge") for tid in ids]
     assert "".join(o[0] for o in outs).count("urge (催办, sub_sign)") == 20
     assert all(the_part(runtime, tid).escalation_step == 2 for tid in ids)
+
+
+def test_a_part_passed_down_before_the_upgrade_is_watched_from_the_first_sweep(as_, runtime):
+    """Down to 0017 (no watch columns), then up again: a community's running part is due at
+    once, and the first sweep works out its next step."""
+    from alembic import command
+
+    from hotline.migrate import alembic_config, upgrade
+
+    running, replied = passed_down(as_), passed_down(as_, "east_2")
+    as_("east_2_h").fire(replied, "sub_sign")
+    as_("east_2_h").fire(replied, "sub_reply", result="已处理")
+    cfg = alembic_config(runtime.db.url)
+    with runtime.db.engine.connect() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0017")
+        connection.commit()
+    upgrade(runtime.db)
+    part = the_part(runtime, running)
+    assert (part.next_due_at, part.escalation_step) == (part.dispatched_at, 0)
+    assert the_part(runtime, replied).next_due_at is None
+    assert at(runtime, runtime.clock()).steps == []
+    assert the_part(runtime, running).next_due_at > runtime.clock()
