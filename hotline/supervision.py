@@ -8,7 +8,7 @@ queues read pending approvals through (kind, status) and replied tickets through
 (state, created_at); a department's orders through (department_id, status).
 """
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -221,7 +221,7 @@ def escalate_part(session: Session, runtime, ticket: Ticket, part: Assignment, n
             "step": step,
             "community": community.code,
             "deadline": sla.COMMUNITY_KINDS[kind],
-            "deadline_at": deadline.isoformat(),
+            "deadline_at": deadline.astimezone(UTC).isoformat(),
         }
         with changing(session, runtime, ticket, f"community_{step}", SCHEDULER, now=now, details=details):
             session.connection().execute(
