@@ -230,7 +230,6 @@ def _escalate_parts(runtime: Runtime, now: datetime, report: SweepReport, batch:
             return
         seen.update(part_id for part_id, _ in due)
         with runtime.db.session() as session:
-            office = runtime.calendar(session).next_office_time(now)
             tickets = {
                 t.id: t
                 for t in session.exec(
@@ -251,13 +250,12 @@ def _escalate_parts(runtime: Runtime, now: datetime, report: SweepReport, batch:
                 .execution_options(populate_existing=True)
             ).all()
             for part in parts:
-                if office > now:
-                    part.next_due_at = office  # notices go out in office hours
-                    report.deferred += 1
-                    continue
                 ticket = tickets[part.ticket_id]
-                for step, kind in escalate_part(session, runtime, ticket, part, now):
-                    report.steps.append((ticket.number, step, kind))
+                taken = escalate_part(session, runtime, ticket, part, now)
+                if taken is None:
+                    report.deferred += 1  # notices go out in office hours
+                    continue
+                report.steps += [(ticket.number, step, kind) for step, kind in taken]
 
 
 def check_calendar(session: Session, runtime: Runtime, now: datetime, report: SweepReport) -> None:

@@ -201,12 +201,20 @@ def escalation_trend(session: Session, now: datetime) -> dict[str, Any]:
 # --- a community's own clocks (二级派单) ------------------------------------------------
 
 
-def escalate_part(session: Session, runtime, ticket: Ticket, part: Assignment, now: datetime) -> list[tuple[str, str]]:
+def escalate_part(
+    session: Session, runtime, ticket: Ticket, part: Assignment, now: datetime
+) -> list[tuple[str, str]] | None:
     """The due steps of a community's own ladder on its running clock (the ticket locked, the
-    part due, in office hours), each once: the escalation record (unique on it), the notices
-    and a history row; the part's next look stored. A warning once the clock has passed is
-    noise and is passed over. Returns the steps taken, with the clock each was on."""
+    part due), each once: the escalation record (unique on it), the notices and a history
+    row; the part's next look stored. A warning once the clock has passed is noise and is
+    passed over. Returns the steps taken, with the clock each was on; None out of office
+    hours, when the notices wait for the next office morning (the part's next look then)."""
     cal = runtime.calendar(session)
+    office = cal.next_office_time(now)
+    if office > now:
+        part.next_due_at = office
+        session.add(part)
+        return None
     wf = runtime.workflows.get(ticket.workflow)
     community = session.get(Department, part.department_id)
     taken = []

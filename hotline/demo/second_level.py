@@ -16,6 +16,7 @@ from sqlalchemy import exists
 from sqlmodel import Session, select
 
 from hotline.demo.district import Directory
+from hotline.demo.life import at, next_sweep, seconds
 from hotline.models import Approval, Assignment, Department, Ticket
 from hotline.supervision import escalate_part
 from hotline.workflow.engine import fire
@@ -75,18 +76,18 @@ def _community_for(session: Session, ticket: Ticket, rng: random.Random) -> Depa
 
 
 def _ladder_until(session: Session, runtime, ticket: Ticket, until: datetime) -> None:
-    """The community's own ladder on the ticket up to `until`, each step when the scheduler would
-    have taken it: at its time, or the next office hours, and never before the ticket's last
-    change (a part passed down after the street's own handle-by is overdue at once)."""
-    cal = runtime.calendar(session)
+    """The community's own ladder on the ticket before `until`, as a scheduler sweeping once a
+    minute would have taken it: at the first sweep at or after the part's next look and the
+    ticket's last change (a part passed down after the street's own handle-by is overdue at
+    once), waiting for office hours as the sweep does."""
     part = session.exec(
         select(Assignment).where(Assignment.ticket_id == ticket.id, Assignment.next_due_at.is_not(None))
     ).first()
-    while part is not None and part.next_due_at is not None:
-        at = cal.next_office_time(max(part.next_due_at, ticket.updated_at))
-        if at > until:
+    while part is not None:
+        sweep_at = next_sweep(part.next_due_at, seconds(ticket.updated_at))
+        if sweep_at is None or at(sweep_at) >= until:
             return
-        escalate_part(session, runtime, ticket, part, at)
+        escalate_part(session, runtime, ticket, part, at(sweep_at))
 
 
 def pass_down(runtime, d: Directory, now: datetime, rng: random.Random) -> Counter:
