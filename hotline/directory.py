@@ -51,6 +51,8 @@ ORG_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 ORG_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 # A category row, or a cached snapshot of one: anything with an id and a parent_id.
 C = TypeVar("C")
+# A field of an update that was not given (None clears it).
+UNSET = object()
 
 
 def department_by_code(session: Session, code: str, *, field: str = "department") -> Department:
@@ -199,13 +201,55 @@ def create_department(
     org_code = clean_org_code(org_code)
     if session.exec(select(Department).where(Department.code == code)).first():
         raise Conflict(f"a department with the code {code!r} exists already")
-    parent_id = None
-    if parent is not None:
-        street = department_by_code(session, parent, field="parent")
-        if street.parent_id is not None:
-            raise Invalid(f"{parent!r} is a community itself; a community's parent is a street office", field="parent")
-        parent_id = street.id
+    parent_id = _street_office(session, parent).id if parent is not None else None
     dept = Department(code=code, name=name, org_code=org_code, parent_id=parent_id, created_at=now)
+    session.add(dept)
+    session.flush()
+    return dept
+
+
+def _street_office(session: Session, code: str, community: Department | None = None) -> Department:
+    """The street office a community is put under (二级派单): an active department the centre
+    dispatches to, itself no community; one level only, so no cycle (422 naming `parent`)."""
+    street = department_by_code(session, code, field="parent")
+    if community is not None and street.id == community.id:
+        raise Invalid(f"{code!r} cannot be its own street office", field="parent", zh="社区不能以自身为所属街道")
+    if street.parent_id is not None:
+        raise Invalid(
+            f"{code!r} is a community itself; a community's parent is a street office",
+            field="parent",
+            zh=f"“{street.name}”本身是社区，社区只能隶属于街道",
+        )
+    if not street.active:
+        raise Invalid(f"the street office {code!r} is deactivated", field="parent", zh=f"“{street.name}”已停用")
+    if community is not None:
+        below = session.exec(select(Department.id).where(Department.parent_id == community.id)).first()
+        if below is not None:
+            raise Invalid(
+                f"{community.code!r} has communities of its own: a street office cannot become a community",
+                field="parent",
+                zh=f"“{community.name}”下辖社区，不能再隶属于其他街道",
+            )
+    return street
+
+
+def update_department(
+    session: Session, code: str, *, name: str | None = None, parent: object = UNSET, active: bool | None = None
+) -> Department:
+    """Rename a department, put a community under another street office (None: no longer a
+    community), or (de)activate it; what is not given stays. 404 for an unknown code."""
+    dept = session.exec(select(Department).where(Department.code == code)).first()
+    if dept is None:
+        raise NotFound(f"no department with the code {code!r}", zh="单位不存在")
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise Invalid("the name needs 1 to 100 characters", field="name", zh="请填写名称（不超过 100 个字）")
+        dept.name = name
+    if parent is not UNSET:
+        dept.parent_id = _street_office(session, parent, dept).id if parent is not None else None
+    if active is not None:
+        dept.active = active
     session.add(dept)
     session.flush()
     return dept
@@ -603,9 +647,6 @@ def set_rule_active(session: Session, *, rule_id: int, active: bool) -> RoutingR
     session.add(rule)
     session.flush()
     return rule
-
-
-UNSET = object()
 
 
 def update_category(

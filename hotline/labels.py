@@ -55,6 +55,7 @@ NOTICE_LABELS = {
     # Second-level dispatch (二级派单): a community's steps, told to its street office.
     "community_returned": "社区退回",
     "community_replied": "社区回复",
+    "community_recalled": "街道收回",
 }
 # History rows that are not workflow events (the workflow's own events carry their labels).
 HISTORY_LABELS = {
@@ -75,5 +76,7 @@ HISTORY_LABELS = {
     "appeal_unreasonable_granted": "认定为不合理诉求",
     "appeal_unreasonable_refused": "不认定为不合理诉求",
     "attach": "上传附件",
+    "community_warn": "社区时限预警",
+    "community_urge": "社区超期报街道督促",
 }
 ORDER_STATUS_LABELS = {"open": "待答复", "answered": "已答复", "lapsed": "未答复（工单已办结）"}

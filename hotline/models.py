@@ -286,6 +286,10 @@ class Assignment(SQLModel, table=True):
     first_replied_at: datetime | None = _time()
     replied_on_time: bool | None = None
     rehandles: int = 0
+    # A community's part (二级派单): the steps of its own ladder done for its running clock, and
+    # when the scheduler next looks at it (indexed: a sweep reads only the parts that are due).
+    escalation_step: int = 0
+    next_due_at: datetime | None = _time(index=True)
 
 
 class Approval(SQLModel, table=True):
@@ -400,7 +404,7 @@ class Escalation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="tickets.id", index=True)
     department_id: int | None = Field(default=None, foreign_key="departments.id")
-    deadline_kind: str = Field(max_length=10)  # sign | handle
+    deadline_kind: str = Field(max_length=10)  # sign | handle; a community's: sub_sign | sub_handle
     deadline_at: datetime = Field(sa_type=UTCDateTime)
     step: str = Field(max_length=10)  # warn | urge | supervise | report
     at: datetime = Field(sa_type=UTCDateTime)

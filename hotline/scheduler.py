@@ -29,10 +29,11 @@ from hotline.indicators.reports import generate_due_reports
 from hotline.integration.delivery import Deliverer, prune
 from hotline.knowledge.articles import retire_expired
 from hotline.knowledge.feedback import warn_expiring
-from hotline.models import CalendarWarning, Rectification, Ticket
+from hotline.models import Assignment, CalendarWarning, Rectification, Ticket
 from hotline.ops.leader import Leadership
 from hotline.ops.metrics import ESCALATIONS, JOB_SECONDS, WEBHOOK_ATTEMPTS
 from hotline.runtime import Runtime
+from hotline.supervision import escalate_part
 from hotline.workflow import texts
 from hotline.workflow.engine import SCHEDULER, changing, fire
 
@@ -212,6 +213,53 @@ def _escalate_rectifications(runtime: Runtime, now: datetime, report: SweepRepor
                 report.steps.append((ticket.number, step, "rectification"))
 
 
+def _escalate_parts(runtime: Runtime, now: datetime, report: SweepReport, batch: int) -> None:
+    """The communities' own clocks (二级派单): the parts whose stored `next_due_at` has come (an
+    indexed range), a batch at a time, each batch in one transaction. The tickets are locked
+    first, as every change locks them (PostgreSQL skips those another transaction holds: the
+    next sweep finds them), then the parts re-checked, so no step is taken twice."""
+    seen: set[int] = set()
+    while True:
+        with runtime.db.read_session() as session:
+            due = session.exec(
+                select(Assignment.id, Assignment.ticket_id)
+                .where(Assignment.next_due_at <= now)
+                .order_by(Assignment.next_due_at)
+                .limit(batch)
+            ).all()
+        due = [(part_id, ticket_id) for part_id, ticket_id in due if part_id not in seen]
+        if not due:
+            return
+        seen.update(part_id for part_id, _ in due)
+        with runtime.db.session() as session:
+            tickets = {
+                t.id: t
+                for t in session.exec(
+                    select(Ticket)
+                    .where(Ticket.id.in_({ticket_id for _, ticket_id in due}))
+                    .order_by(Ticket.id)
+                    .with_for_update(skip_locked=True)
+                ).all()
+            }
+            parts = session.exec(
+                select(Assignment)
+                .where(
+                    Assignment.id.in_([part_id for part_id, _ in due]),
+                    Assignment.ticket_id.in_(list(tickets)),
+                    Assignment.next_due_at <= now,
+                )
+                .order_by(Assignment.id)
+                .execution_options(populate_existing=True)
+            ).all()
+            for part in parts:
+                ticket = tickets[part.ticket_id]
+                taken = escalate_part(session, runtime, ticket, part, now)
+                if taken is None:
+                    report.deferred += 1  # notices go out in office hours
+                    continue
+                report.steps += [(ticket.number, step, kind) for step, kind in taken]
+
+
 def check_calendar(session: Session, runtime: Runtime, now: datetime, report: SweepReport) -> None:
     """Warn the administrators, once per year, when holiday data is missing.
 
@@ -275,6 +323,7 @@ def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH, with_surges: b
             break
         seen.update(ids)
         _escalate_batch(runtime, ids, now, report)
+    _escalate_parts(runtime, now, report, batch)
     sent, failed = deliver_pending(runtime, runtime.channel)
     if sent or failed:
         report.notices.append(f"messages: {sent} sent, {failed} failed")

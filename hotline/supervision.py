@@ -8,14 +8,16 @@ queues read pending approvals through (kind, status) and replied tickets through
 (state, created_at); a department's orders through (department_id, status).
 """
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, func, literal, or_, union_all
 from sqlmodel import Session, select
 
+from hotline import notices
 from hotline.db import UTCDateTime
+from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ, WorkCalendar
 from hotline.deadlines.sla import LADDER, LADDER_KINDS, compute_handle_by
 from hotline.errors import NotFound
@@ -29,8 +31,10 @@ from hotline.models import (
     Ticket,
     User,
 )
+from hotline.workflow import texts
 from hotline.workflow.definition import Workflow
-from hotline.workflow.engine import Actor, fire
+from hotline.workflow.engine import SCHEDULER, Actor, changing, fire
+from hotline.workflow.rules import escalation_insert
 
 TREND_DAYS = 30
 TREND_STEPS = ("warn", "urge", "supervise")
@@ -181,6 +185,7 @@ def escalation_trend(session: Session, now: datetime) -> dict[str, Any]:
             Escalation,
             and_(
                 Escalation.step.in_(TREND_STEPS),
+                Escalation.deadline_kind.not_in(tuple(sla.COMMUNITY_KINDS.values())),
                 Escalation.at >= days.c.lo,
                 Escalation.at < days.c.hi,
             ),
@@ -191,6 +196,71 @@ def escalation_trend(session: Session, now: datetime) -> dict[str, Any]:
     for i, step, n in rows:
         series[step][i] = n
     return {"days": [(first + timedelta(days=i)).strftime("%m-%d") for i in range(TREND_DAYS)], **series}
+
+
+# --- a community's own clocks (二级派单) ------------------------------------------------
+
+
+def escalate_part(
+    session: Session, runtime, ticket: Ticket, part: Assignment, now: datetime
+) -> list[tuple[str, str]] | None:
+    """The due steps of a community's own ladder on its running clock (the ticket locked, the
+    part due), each once: the escalation record (unique on it), the notices and a history
+    row; the part's next look stored. A warning once the clock has passed is noise and is
+    passed over. Returns the steps taken, with the clock each was on; None out of office
+    hours, when the notices wait for the next office morning (the part's next look then)."""
+    cal = runtime.calendar(session)
+    office = cal.next_office_time(now)
+    if office > now:
+        part.next_due_at = office
+        session.add(part)
+        return None
+    wf = runtime.workflows.get(ticket.workflow)
+    community = session.get(Department, part.department_id)
+    taken = []
+    while (at := sla.part_step_time(cal, wf, ticket, part)) is not None and at <= now:
+        step = sla.COMMUNITY_LADDER[part.escalation_step]
+        kind, deadline = sla.part_deadline(part)
+        part.escalation_step += 1
+        if step == "warn" and now >= deadline:
+            continue
+        details = {
+            "auto": True,
+            "step": step,
+            "community": community.code,
+            "deadline": sla.COMMUNITY_KINDS[kind],
+            "deadline_at": deadline.astimezone(UTC).isoformat(),
+        }
+        with changing(session, runtime, ticket, f"community_{step}", SCHEDULER, now=now, details=details):
+            session.connection().execute(
+                escalation_insert(session.get_bind().dialect.name),
+                {
+                    "ticket_id": ticket.id,
+                    "department_id": community.id,
+                    "deadline_kind": sla.COMMUNITY_KINDS[kind],
+                    "deadline_at": deadline,
+                    "step": step,
+                    "at": now,
+                    "by_scheduler": True,
+                },
+            )
+            for role, department_id, title, body in texts.community_ladder_notices(
+                step, ticket.number, community, kind, deadline
+            ):
+                notices.send(
+                    session,
+                    kind=step,
+                    title=title,
+                    body=body,
+                    at=now,
+                    ticket=ticket,
+                    role=role,
+                    department_id=department_id,
+                )
+        taken.append((step, sla.COMMUNITY_KINDS[kind]))
+    sla.watch_part(cal, wf, ticket, part)
+    session.add(part)
+    return taken
 
 
 # --- the review queues --------------------------------------------------------------

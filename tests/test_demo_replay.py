@@ -145,7 +145,11 @@ class Replay:
     def schedule(self, queue: list, demo_id: int) -> int | None:
         """The ticket's next sweep, as the demo's scheduler would run it (before now)."""
         with self.rt.db.read_session() as s:
-            next_due = s.get(Ticket, self.ids[demo_id]).next_due_at
+            ticket_id = self.ids[demo_id]
+            # The ticket's own clocks, and a community's it was passed to (二级派单).
+            looks = [s.get(Ticket, ticket_id).next_due_at]
+            looks += s.exec(select(Assignment.next_due_at).where(Assignment.ticket_id == ticket_id)).all()
+        next_due = min((look for look in looks if look is not None), default=None)
         t = next_sweep(next_due, self.last[demo_id])
         if t is None or t >= seconds(NOW):
             return None

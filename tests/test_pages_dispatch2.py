@@ -113,3 +113,28 @@ def test_a_community_replies_and_the_street_reviews(page, server, passed, clock)
     history = page.inner_text("main")
     for label in ("派至社区", "社区签收", "社区回复", "街道审核退回", "街道审核通过", "办结回复"):
         assert label in history
+
+
+def test_the_street_recalls_the_ticket_from_its_community(page, server, passed, clock):
+    tid = passed
+    clock.set(local(2026, 11, 2, 10, 0))
+    as_user(page, server, "street_a_h")
+    page.goto(f"{server}/tickets/{tid}")
+    fire_on_page(page, "sign")
+    fire_on_page(page, "sub_dispatch", community="east_1")
+    page.wait_for_url(f"**/tickets/{tid}?done=sub_dispatch")
+    # The street takes it back before the community replies, saying why.
+    assert (
+        page.locator(
+            "form[data-event='sub_recall'] textarea[name=reason], form[data-event='sub_recall'] input[name=reason]"
+        ).count()
+        == 1
+    )
+    fire_on_page(page, "sub_recall", reason="情况紧急，街道直接派员处理")
+    page.wait_for_url(f"**/tickets/{tid}?done=sub_recall")
+    assert "办理中" in page.inner_text("main") and "街道收回" in page.inner_text("main")
+    assert page.locator("form[data-event='sub_dispatch']").count() == 1  # it may pass it down again
+    # The community no longer has it.
+    as_user(page, server, "east_1_h")
+    assert page.locator(f"#inbox-table tr[data-ticket='{tid}']").count() == 0
+    assert page.goto(f"{server}/tickets/{tid}").status == 404

@@ -9,6 +9,7 @@ from hotline.api.schemas import (
     CategoryIn,
     CategoryPatch,
     DepartmentIn,
+    DepartmentPatch,
     PlaceIn,
     RoutingRuleIn,
     RoutingRulePatch,
@@ -31,6 +32,15 @@ def create_department(body: DepartmentIn, _: AdminActor, runtime: RuntimeDep) ->
     with runtime.db.session() as session:
         dept = directory.create_department(session, **body.model_dump(), now=utcnow())
         return _department_out(dept, body.parent)
+
+
+@router.patch("/departments/{code}")
+def update_department(code: str, body: DepartmentPatch, _: AdminActor, runtime: RuntimeDep) -> dict:
+    """Rename, put a community under a street office (or take it out), (de)activate."""
+    with runtime.db.session() as session:
+        dept = directory.update_department(session, code, **body.model_dump(exclude_unset=True))
+        parent = session.get(Department, dept.parent_id) if dept.parent_id else None
+        return _department_out(dept, parent.code if parent else None)
 
 
 @router.get("/departments")

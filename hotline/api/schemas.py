@@ -29,6 +29,14 @@ class DepartmentIn(Body):
     parent: Code | None = None
 
 
+class DepartmentPatch(Body):
+    """What changes of a department; a field left out stays. `parent` null: no longer a community."""
+
+    name: Name | None = None
+    parent: Code | None = None
+    active: bool | None = None
+
+
 class CategoryIn(Body):
     code: Code
     name: Name

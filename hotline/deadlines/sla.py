@@ -95,6 +95,37 @@ def part_deadline(part: Assignment) -> tuple[str, datetime] | None:
     return None
 
 
+# A community's own ladder (二级派单): warned as its clock nears its end, then, once it has
+# passed, its street office is told to urge it (the street is the community's supervisor; the
+# centre's ladder runs on the street's own clock, never later than the community's).
+COMMUNITY_LADDER = ("warn", "urge")
+# A community's clocks as the escalation record names them, apart from the ticket's own.
+COMMUNITY_KINDS = {"sign": "sub_sign", "handle": "sub_handle"}
+
+
+def part_limit(wf: Workflow, ticket: Ticket, kind: str) -> Limit:
+    """The limit behind a community's clock (`sign` or `handle`) for this ticket."""
+    table = wf.limits.sub_sign if kind == "sign" else wf.limits.sub_handle
+    return table.pick(ticket.type, ticket.urgency)
+
+
+def part_step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket, part: Assignment) -> datetime | None:
+    """When the next step of a community's ladder falls due on its running clock (None: no
+    clock runs, or the ladder is done): its yellow time, then the deadline itself."""
+    running = part_deadline(part)
+    if running is None or part.escalation_step >= len(COMMUNITY_LADDER):
+        return None
+    kind, deadline = running
+    if COMMUNITY_LADDER[part.escalation_step] == "urge":
+        return deadline
+    return warn_time(cal, wf, part_limit(wf, ticket, kind), deadline, min(part.dispatched_at, deadline))
+
+
+def watch_part(cal: WorkCalendar, wf: Workflow, ticket: Ticket, part: Assignment) -> None:
+    """Store when the scheduler next looks at a community's part of the ticket."""
+    part.next_due_at = part_step_time(cal, wf, ticket, part)
+
+
 def on_time(deadline: datetime | None, at: datetime) -> bool:
     """Whether something done at `at` met the deadline (none: on time)."""
     return deadline is None or at <= deadline

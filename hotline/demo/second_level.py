@@ -3,7 +3,9 @@ passed to their communities, played through the workflow gateway after the bulk 
 left at a step of the second level.
 
 The bulk load (hotline.demo.life) plays the centre's loop; these few tickets then go on, through
-`fire()` itself, at times between their last event and the demo's now.
+`fire()` itself, at times between their last event and the demo's now, and the community's own
+ladder (hotline.supervision.escalate_part) is taken as the scheduler would have, in office hours,
+up to each step and up to the demo's now.
 """
 
 import random
@@ -14,7 +16,9 @@ from sqlalchemy import exists
 from sqlmodel import Session, select
 
 from hotline.demo.district import Directory
-from hotline.models import Approval, Department, Ticket
+from hotline.demo.life import at, next_sweep, seconds
+from hotline.models import Approval, Assignment, Department, Ticket
+from hotline.supervision import escalate_part
 from hotline.workflow.engine import fire
 
 # The showcase of the bulk load (hotline.demo._SHOWCASE) that leaves a street office's ticket
@@ -71,6 +75,21 @@ def _community_for(session: Session, ticket: Ticket, rng: random.Random) -> Depa
     return own[0] if own else rng.choice(communities)
 
 
+def _ladder_until(session: Session, runtime, ticket: Ticket, until: datetime) -> None:
+    """The community's own ladder on the ticket before `until`, as a scheduler sweeping once a
+    minute would have taken it: at the first sweep at or after the part's next look and the
+    ticket's last change (a part passed down after the street's own handle-by is overdue at
+    once), waiting for office hours as the sweep does."""
+    part = session.exec(
+        select(Assignment).where(Assignment.ticket_id == ticket.id, Assignment.next_due_at.is_not(None))
+    ).first()
+    while part is not None:
+        sweep_at = next_sweep(part.next_due_at, seconds(ticket.updated_at))
+        if sweep_at is None or at(sweep_at) >= until:
+            return
+        escalate_part(session, runtime, ticket, part, at(sweep_at))
+
+
 def pass_down(runtime, d: Directory, now: datetime, rng: random.Random) -> Counter:
     """Play the second level on the latest tickets the street offices hold in hand (with
     communities under them); the count of the states they are left in."""
@@ -98,6 +117,8 @@ def pass_down(runtime, d: Directory, now: datetime, rng: random.Random) -> Count
             for k, event in enumerate(play, start=1):
                 unit = community.id if event in BY_COMMUNITY else ticket.main_department_id
                 at = start + step * k
+                _ladder_until(session, runtime, ticket, at)
                 fire(session, runtime, ticket, event, d.handlers[unit], _payload(event, community, rng), now=at)
+            _ladder_until(session, runtime, ticket, now)
             left[ticket.state] += 1
     return left

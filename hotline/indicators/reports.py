@@ -432,10 +432,29 @@ def content_disposition(filename: str) -> str:
 # --- the tables the pages and the reports export ----------------------------------------------
 
 
+def with_communities(rows: list[dict[str, Any]], communities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The departments' rows, each street office followed by its communities' (二级派单), unranked,
+    with their street's name and only the rates of their part (metrics.COMMUNITY_RATES: the
+    callbacks and ratings, and so the score, are the street office's)."""
+    names = {r["department"]: r["department_name"] for r in rows}
+    apart = {rate.name for rate in metrics.RATES} - set(metrics.COMMUNITY_RATES)
+    under: dict[str | None, list[dict[str, Any]]] = {}
+    for c in sorted(communities, key=lambda c: c["department"]):
+        row = {k: v for k, v in c.items() if k not in apart and k not in ("rank", "score")}
+        under.setdefault(c["parent"], []).append({**row, "parent_name": names.get(c["parent"], c["parent"])})
+    out = []
+    for r in rows:
+        out.append(r)
+        out.extend(under.pop(r["department"], []))
+    return out + [c for rest in under.values() for c in rest]
+
+
 def performance_sheet(result: dict[str, Any], *, total: dict[str, Any] | None = None) -> Sheet:
     columns = [
         Column("排名", "rank", "int", 7, "center"),
         Column("承办单位", "department_name", "text", 26),
+        # A district without communities keeps the table it had.
+        *([Column("所属街道", "parent_name", "text", 16)] if result.get("communities") else []),
         Column("派单量", "dispatched", "int", 9),
         *[Column(rate.label, rate.name, "pct", 11) for rate in metrics.RATES],
         Column("综合得分", "score", "float", 10),
@@ -446,12 +465,17 @@ def performance_sheet(result: dict[str, Any], *, total: dict[str, Any] | None = 
         f"说明：综合得分 = 响应（及时签收率、按时办结率的平均）×{w['response']:g}% + 解决率×{w['resolution']:g}% "
         f"+ 满意率×{w['satisfaction']:g}%；派单不足规定件数的单位不参与排名。"
     ]
+    if result.get("communities"):
+        extra.append(
+            "社区（二级派单）列于所属街道之下，只计街道派至社区部分的签收、办结、退单和超期，不参与排名和合计。"
+        )
     if result.get("red_list") is not None:
         names = {r["department"]: r["department_name"] for r in result["departments"]}
         extra.append("红榜：" + ("、".join(names.get(c, c) for c in result["red_list"]) or "无"))
         extra.append("黑榜：" + ("、".join(names.get(c, c) for c in result.get("black_list", [])) or "无"))
     total = {**total, "rank": ""} if total else None
-    return Sheet("绩效考核", columns, ranked_rows(result), total=total, extra=extra)
+    rows = with_communities(ranked_rows(result), result.get("communities", []))
+    return Sheet("绩效考核", columns, rows, total=total, extra=extra)
 
 
 def volume_sheet(name: str, first_header: str, rows: list[dict[str, Any]], *, limit: int | None = None) -> Sheet:

@@ -455,6 +455,10 @@ def sign_assignment(ctx: Context, _arg=None) -> None:
         a.signed_on_time = sla.on_time(a.sign_by, ctx.now)
     if a.role == "main":
         ctx.ticket.signed_at = ctx.now
+    if a.role == "sub":
+        # From its sign-by to its handle-by: the community's ladder starts again.
+        a.escalation_step = 0
+        _watch(ctx, a)
     ctx.session.add(a)
     ctx.details["department_id"] = a.department_id
 
@@ -584,6 +588,7 @@ def record_reply(ctx: Context, _arg=None) -> None:
             a.replied_on_time = sla.on_time(a.handle_by, ctx.now)
         ctx.session.add(a)
     if ctx.as_community:
+        _watch(ctx, a)
         _tell_street(ctx, "replied", None)
     elif ctx.as_main:
         ctx.ticket.result, ctx.ticket.replied_at = result, ctx.now
@@ -774,20 +779,20 @@ def assign_community(ctx: Context, _arg=None) -> None:
     community = _named_community(ctx)
     for a in _active_assignments(ctx):
         if a.role == "sub":
-            a.status = "withdrawn"
+            a.status, a.next_due_at = "withdrawn", None
             ctx.session.add(a)
     sign_by, handle_by = sla.community_deadlines(_calendar(ctx), ctx.workflow, ctx.ticket, ctx.now)
-    ctx.session.add(
-        Assignment(
-            ticket_id=ctx.ticket.id,
-            department_id=community.id,
-            role="sub",
-            status="dispatched",
-            dispatched_at=ctx.now,
-            sign_by=sign_by,
-            handle_by=handle_by,
-        )
+    part = Assignment(
+        ticket_id=ctx.ticket.id,
+        department_id=community.id,
+        role="sub",
+        status="dispatched",
+        dispatched_at=ctx.now,
+        sign_by=sign_by,
+        handle_by=handle_by,
     )
+    _watch(ctx, part)
+    ctx.session.add(part)
     title, body = texts.community_notices(
         ctx.ticket.number, "passed", community.name, ctx.payload.get("message"), sign_by
     )
@@ -807,9 +812,24 @@ def return_to_street(ctx: Context, _arg=None) -> None:
     """The community gives the ticket back to its street office (never to the centre)."""
     a = ctx.assignment
     if a is not None:
-        a.returned, a.status = True, "withdrawn"
+        a.returned, a.status, a.next_due_at = True, "withdrawn", None
         ctx.session.add(a)
     _tell_street(ctx, "returned", ctx.payload.get("reason"))
+
+
+@effect("recall_from_community")
+def recall_from_community(ctx: Context, _arg=None) -> None:
+    """The street takes the ticket back from its community before it replies (收回): the
+    community's part is withdrawn, its clocks stop, and it is told why."""
+    a = _active_assignment(ctx, "sub")
+    if a is None:
+        return
+    a.status, a.next_due_at = "withdrawn", None
+    ctx.session.add(a)
+    community = ctx.session.get(Department, a.department_id)
+    title, body = texts.community_notices(ctx.ticket.number, "recalled", "", ctx.payload.get("reason"), None)
+    _notify(ctx, kind="community_recalled", department_id=a.department_id, title=title, body=body)
+    ctx.details.update({"community": community.code, "community_name": community.name})
 
 
 @effect("reopen_community_assignment")
@@ -819,9 +839,15 @@ def reopen_community_assignment(ctx: Context, _arg=None) -> None:
     if a is None:
         return
     a.status, a.replied_at = "signed", None
+    _watch(ctx, a)
     ctx.session.add(a)
     title, body = texts.community_notices(ctx.ticket.number, "rejected", "", ctx.payload.get("reason"), None)
     _notify(ctx, kind="reply_rejected", department_id=a.department_id, title=title, body=body)
+
+
+def _watch(ctx: Context, part: Assignment) -> None:
+    """When the scheduler next looks at a community's part (its own ladder, hotline.deadlines.sla)."""
+    sla.watch_part(_calendar(ctx), ctx.workflow, ctx.ticket, part)
 
 
 def _tell_street(ctx: Context, step: str, reason: str | None) -> None:
@@ -859,7 +885,7 @@ _ORDER_INSERT = SupervisionOrder.__table__.insert().returning(SupervisionOrder._
 
 
 @lru_cache(maxsize=4)
-def _escalation_insert(dialect: str):
+def escalation_insert(dialect: str):
     """INSERT … ON CONFLICT DO NOTHING into the escalations, built (and compiled) once."""
     table = Escalation.__table__
     return dialect_insert(dialect)(table).on_conflict_do_nothing(
@@ -874,7 +900,7 @@ def _record_step(ctx: Context, step: str) -> None:
     # On the session's connection: a statement through the session would flush it first
     # (the scheduler flushes a whole batch of escalations at once).
     ctx.session.connection().execute(
-        _escalation_insert(ctx.session.get_bind().dialect.name),
+        escalation_insert(ctx.session.get_bind().dialect.name),
         {
             "ticket_id": t.id,
             "department_id": t.main_department_id,

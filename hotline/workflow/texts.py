@@ -45,6 +45,27 @@ def ladder_notices(step: str, ticket: Any, message: str | None = None) -> list[N
     return [("supervisor", None, f"通报：工单 {number}", body), ("leader", department, f"通报：工单 {number}", body)]
 
 
+def community_ladder_notices(step: str, number: str, community: Any, kind: str, deadline: datetime) -> list[Notice]:
+    """The notices of a step of a community's own ladder (二级派单): a warning to the community
+    and its street office; once overdue, the community is told and its street office urged to
+    act first (its leader too), as the community's supervisor."""
+    when = f"社区{deadline_text(kind, deadline)}"
+    mine, street = community.id, community.parent_id
+    if step == "warn":
+        title = f"预警：工单 {number} 社区{DEADLINE_WORDS[kind]}即将超期"
+        return [
+            ("handler", mine, title, f"{when}将到，请抓紧{DEADLINE_WORDS[kind]}。"),
+            ("handler", street, title, f"{community.name}的{when}将到，请关注。"),
+        ]
+    title = f"社区超期：工单 {number}"
+    to_street = f"{community.name}的{when}已到，请街道督促社区办理，或收回另行处理。"
+    return [
+        ("handler", mine, title, f"{when}已到，已报街道督促，请尽快{DEADLINE_WORDS[kind]}。"),
+        ("handler", street, title, to_street),
+        ("leader", street, title, to_street),
+    ]
+
+
 def rating_sms(district_name: str, number: str, url: str, expires: datetime) -> str:
     """The text message that carries a rating link."""
     lt = expires.astimezone(LOCAL_TZ)
@@ -132,7 +153,8 @@ def community_notices(
     number: str, step: str, community: str, detail: str | None, at: datetime | None
 ) -> tuple[str, str]:
     """Title and body of a second-level notice (二级派单): `passed` to the community, `returned`
-    or `replied` to the street office, `rejected` (the street sent the reply back) to the community."""
+    or `replied` to the street office, `rejected` (the street sent the reply back) and `recalled`
+    (the street took the ticket back, 收回) to the community."""
     reason = f"理由：{detail}。" if detail else ""
     return {
         "passed": (
@@ -142,4 +164,5 @@ def community_notices(
         "returned": (f"社区退回：工单 {number} 由{community}退回街道", f"{reason}请街道另行办理或改派其他社区。"),
         "replied": (f"社区回复：工单 {number} 已由{community}回复", "请街道审核社区的回复后再答复中心。"),
         "rejected": (f"街道退回：工单 {number} 的社区回复未通过", f"{reason}请重新办理后再次回复街道。"),
+        "recalled": (f"街道收回：工单 {number} 已由街道收回", f"{reason}本社区无需再办理此工单。"),
     }[step]

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from hotline import audit_log, directory
 from hotline.api.deps import RuntimeDep
-from hotline.errors import HotlineError
+from hotline.errors import HotlineError, NotFound
 from hotline.inputs import IdPath
 from hotline.models import (
     DEPARTMENT_ROLES,
@@ -76,8 +76,16 @@ def _departments_context(session: Session) -> dict[str, Any]:
         }
         for d in depts
     ]
+    # The communities (社区, 二级派单) under each street office, apart from the units the centre
+    # dispatches to; the street offices they may be put under.
+    communities: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["d"].parent_id is not None:
+            communities.setdefault(row["d"].parent_id, []).append(row)
     return {
-        "rows": rows,
+        "rows": [row for row in rows if row["d"].parent_id is None],
+        "streets": [(row["d"], communities[row["d"].id]) for row in rows if row["d"].id in communities],
+        "street_choices": [d for d in depts if d.active and d.parent_id is None],
         "active_count": sum(1 for d in depts if d.active),
         "without_org_code": sum(1 for d in depts if d.active and not d.org_code),
     }
@@ -102,17 +110,47 @@ def create_department(
     code: Annotated[str, Form(max_length=100)] = "",
     name: Annotated[str, Form(max_length=200)] = "",
     org_code: Annotated[str, Form(max_length=100)] = "",
+    parent: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    form = {"code": code, "name": name, "org_code": org_code}
+    """A new department; with `parent`, a community (社区) under that street office."""
+    form = {"code": code, "name": name, "org_code": org_code, "parent": parent}
+    what = "社区" if parent else "单位"
     try:
-        code = _code(code, "单位编码", "code")
-        name = _name(name, "单位名称", "name")
+        code = _code(code, f"{what}编码", "code")
+        name = _name(name, f"{what}名称", "name")
         with runtime.db.session() as session:
-            directory.create_department(session, code=code, name=name, org_code=org_code, now=runtime.now())
+            dept = directory.create_department(
+                session, code=code, name=name, org_code=org_code, parent=parent or None, now=runtime.now()
+            )
+            street = session.get(Department, dept.parent_id) if dept.parent_id else None
     except HotlineError as exc:
-        error = page_message(exc, f"单位编码“{code}”已被使用")
+        error = page_message(exc, f"{what}编码“{code}”已被使用")
         return _departments_page(request, runtime, {"error": error, "form": form}, exc.status_code)
+    if street is not None:
+        return _done("/admin/departments#communities", f"已在{street.name}下新建社区：{name}（{code}）")
     return _done("/admin/departments", f"已新建单位：{name}（{code}）")
+
+
+@router.post("/departments/{department_id}/rename", response_class=HTMLResponse)
+def department_rename(
+    request: Request,
+    runtime: RuntimeDep,
+    _: AdminForm,
+    department_id: IdPath,
+    name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        name = _name(name, "名称", "name")
+        with runtime.db.session() as session:
+            dept = session.get(Department, department_id)
+            if dept is None:
+                raise NotFound(f"no department with the id {department_id}", zh="单位不存在")
+            before = dept.name
+            directory.update_department(session, dept.code, name=name)
+    except HotlineError as exc:
+        form = {"rename_of": department_id, "new_name": name}
+        return _departments_page(request, runtime, {"error": page_message(exc), "form": form}, exc.status_code)
+    return _done("/admin/departments#communities", f"已将“{before}”更名为“{name}”")
 
 
 @router.post("/departments/{department_id}/org-code", response_class=HTMLResponse)

@@ -1,0 +1,117 @@
+"""Administrators keep the communities (社区) of the street offices (二级派单): on the admin
+departments page and through the API, created under a street, renamed, deactivated, listed per
+street; a community's parent is an active street office, one level only; every change audited."""
+
+import re
+
+from sqlmodel import select
+
+from hotline.models import AuditRecord, Department
+from tests.communities import add_communities
+from tests.helpers import Api, sign_in
+
+
+def token_of(client) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/departments").text).group(1)
+
+
+def audited(runtime, code: str) -> list[tuple[str, dict | None]]:
+    with runtime.db.read_session() as s:
+        rows = s.exec(select(AuditRecord).where(AuditRecord.target_type == "department").order_by(AuditRecord.id)).all()
+    return [(r.action, r.after) for r in rows if r.target_label and r.target_label.startswith(f"{code} ")]
+
+
+def test_the_admin_creates_renames_and_deactivates_a_community_on_the_page(client, district, runtime):
+    add_communities(runtime, district)
+    sign_in(client, "admin")
+    page = client.get("/admin/departments").text
+    section = page[page.index('id="communities"') :]
+    # Listed per street office, apart from the units the centre dispatches to.
+    east = section[section.index('data-street="street_a"') :]
+    east = east[: east.index("</table>")]
+    assert "东湖社区居委会" in east and "东岸社区居委会" in east and "西苑社区居委会" not in east
+    units = page[page.index('id="departments"') : page.index('id="communities"')]
+    assert "东湖社区居委会" not in units
+    token = token_of(client)
+
+    new = {"csrf_token": token, "parent": "street_a", "code": "east_3", "name": "东山社区居委会"}
+    r = client.post("/admin/departments", data=new, follow_redirects=False)
+    assert r.status_code == 303
+    assert "已在东城街道办事处下新建社区：东山社区居委会（east_3）" in client.get("/admin/departments").text
+    with runtime.db.read_session() as s:
+        east_3 = s.exec(select(Department).where(Department.code == "east_3")).one()
+        street_a = s.exec(select(Department).where(Department.code == "street_a")).one()
+    assert east_3.parent_id == street_a.id
+
+    # Not under a community, nor under an unknown department: 422 naming the field, what was typed kept.
+    r = client.post("/admin/departments", data={**new, "code": "east_4", "parent": "east_1"})
+    assert r.status_code == 422 and "本身是社区" in r.text and 'value="east_4"' in r.text
+    r = client.post("/admin/departments", data={**new, "code": "east_4", "parent": "nowhere"})
+    assert r.status_code == 422
+    with runtime.db.read_session() as s:
+        assert s.exec(select(Department).where(Department.code == "east_4")).first() is None
+
+    # Renamed; a blank name is refused.
+    path = f"/admin/departments/{east_3.id}/rename"
+    r = client.post(path, data={"csrf_token": token, "name": " "})
+    assert r.status_code == 422 and "请填写名称" in r.text
+    r = client.post(path, data={"csrf_token": token, "name": "东山社区"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "已将“东山社区居委会”更名为“东山社区”" in client.get("/admin/departments").text
+    assert client.post("/admin/departments/999999/rename", data={"csrf_token": token, "name": "x"}).status_code == 404
+    # Deactivated: the street can no longer pass it tickets.
+    r = client.post(f"/admin/departments/{east_3.id}/deactivate", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    with runtime.db.read_session() as s:
+        assert s.get(Department, east_3.id).active is False
+    # Without the form's token, or as anyone but an administrator: refused.
+    assert client.post(path, data={"name": "伪造"}).status_code == 403
+    client.cookies.clear()
+    sign_in(client, "street_a_l")
+    assert client.post(path, data={"csrf_token": token, "name": "伪造"}).status_code == 403
+    with runtime.db.read_session() as s:
+        assert s.get(Department, east_3.id).name == "东山社区"
+    # Every change in the audit trail.
+    assert [action for action, _ in audited(runtime, "east_3")] == [
+        "department.create",
+        "department.update",
+        "department.update",
+    ]
+
+
+def test_the_api_manages_communities_with_the_same_rules(client, district, runtime):
+    add_communities(runtime, district)
+    admin = Api(client, district, "admin")
+    created = admin.post("/departments", {"code": "west_2", "name": "西河社区", "parent": "street_b"}, 201)
+    assert created["parent"] == "street_b"
+    # Renamed and moved to another street office; then no longer a community.
+    r = admin.client.patch("/api/v1/departments/west_2", headers=admin.headers, json={"name": "西河社区居委会"})
+    assert r.status_code == 200 and (r.json()["name"], r.json()["parent"]) == ("西河社区居委会", "street_b")
+    r = admin.client.patch("/api/v1/departments/west_2", headers=admin.headers, json={"parent": "street_a"})
+    assert r.json()["parent"] == "street_a"
+    listed = {d["code"]: d["parent"] for d in admin.get("/departments")}
+    assert (listed["west_2"], listed["east_1"], listed["street_a"]) == ("street_a", "street_a", None)
+
+    def refused(code: str, body: dict, status: int = 422) -> dict:
+        r = admin.client.patch(f"/api/v1/departments/{code}", headers=admin.headers, json=body)
+        assert r.status_code == status, r.text
+        return r.json()
+
+    # A community's parent is a street office: not a community, not itself, not a street with
+    # communities of its own (no cycle, one level only), not a deactivated one.
+    assert refused("west_2", {"parent": "east_1"})["field"] == "parent"
+    assert refused("street_a", {"parent": "street_a"})["field"] == "parent"
+    r = refused("street_a", {"parent": "street_b"})
+    assert r["field"] == "parent" and "communities of its own" in r["detail"]
+    admin.client.patch("/api/v1/departments/housing", headers=admin.headers, json={"active": False})
+    assert "deactivated" in refused("west_2", {"parent": "housing"})["detail"]
+    assert refused("west_2", {"parent": "nowhere"})["field"] == "parent"
+    assert refused("west_2", {"name": ""})["field"] == "name"
+    refused("nowhere", {"name": "x"}, 404)
+    assert admin.post("/departments", {"code": "x_1", "name": "x", "parent": "east_1"}, 422)["field"] == "parent"
+    # Administrators only.
+    r = client.patch("/api/v1/departments/west_2", headers=district.headers("street_a_l"), json={"name": "x"})
+    assert r.status_code == 403
+    # Deactivated: no longer offered to its street office.
+    assert refused("west_2", {"active": False}, 200)["active"] is False
+    assert refused("west_2", {"parent": None}, 200)["parent"] is None
