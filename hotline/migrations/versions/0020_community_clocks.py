@@ -1,7 +1,7 @@
 """assignments: the scheduler watches a community's own clocks (二级派单)
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-06 19:00:00
 
 assignments.next_due_at: when the scheduler next looks at a community's part of a ticket (its
@@ -19,7 +19,7 @@ from alembic import op
 import hotline.db
 
 revision: str = "0020"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
