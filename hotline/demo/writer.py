@@ -112,8 +112,11 @@ class Writer:
     PostgreSQL aware datetimes; JSON as json.dumps writes it.
     """
 
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime, columns: dict[str, tuple[str, ...]] | None = None) -> None:
         self.db = runtime.db
+        # The columns filled, by table: COLUMNS, or another loader's (hotline.ticket_import
+        # fills a ticket's source too), the caller's hashes last as in COLUMNS.
+        self.columns = {**COLUMNS, **(columns or {})}
         self.keys = self.db.keys
         self.sqlite = self.db.is_sqlite
         self.conn = self.db.engine.connect()
@@ -128,7 +131,7 @@ class Writer:
             # The database's columns decide: what it lacks is left out, what the demo does not
             # fill gets the model's default.
             present = {c["name"]: c for c in inspector.get_columns(name)}
-            columns = COLUMNS[name]
+            columns = self.columns[name]
             keep = [i for i, c in enumerate(columns) if c in present]
             self.keep[name] = None if len(keep) == len(columns) else keep
             rest = [c for c in present if c not in columns]
@@ -163,7 +166,7 @@ class Writer:
         """A function from a row object (attributes named as the columns) to the tuple to
         insert: times as SQLite stores them, the personal data sealed and the caller hashed
         (hotline.crypto), as the models' column types and hotline.models._hash_caller would."""
-        columns = COLUMNS[name]
+        columns = self.columns[name]
         hashed = name == "tickets"
         get = attrgetter(*(columns[: -len(CALLER_HASHES)] if hashed else columns))
         times = self.times[name]
