@@ -26,10 +26,11 @@ import csv
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field, make_dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -102,6 +103,8 @@ RATING_NAMES = {label: level for level, label in RATING_LABELS.items()}
 # Who the history says imported the ticket.
 IMPORTER = Actor(None, "import", "system")
 BATCH = 10_000
+# The good rows held from the check to the writing; a larger file is read twice.
+KEEP = 200_000
 _LOOKUP_CHUNK = 1_000
 _BLANK = re.compile(r"\s+")
 
@@ -150,6 +153,7 @@ class Report:
         return len({r.row for r in self.rejected})
 
 
+@lru_cache(maxsize=65536)
 def _key(text: str) -> str:
     return _BLANK.sub("", str(text)).lower()
 
@@ -210,7 +214,7 @@ def _read(path: Path, encoding: str) -> Iterator[tuple]:
             yield tuple(row)
 
 
-def _header(cells: tuple) -> tuple[dict[str, int], list[str]]:
+def _header(cells: tuple) -> tuple[list[tuple[str, int]], list[str]]:
     """Where each of our columns is, and the file's columns not taken."""
     names = {_key(name): column for column, aliases in COLUMNS.items() for name in (column, *aliases)}
     where: dict[str, int] = {}
@@ -227,17 +231,18 @@ def _header(cells: tuple) -> tuple[dict[str, int], list[str]]:
         raise Invalid(
             "the header row lacks the columns " + ", ".join(f"{c} ({COLUMNS[c][0]})" for c in missing), field="header"
         )
-    return where, ignored
+    return list(where.items()), ignored
 
 
 def _time(value: Any) -> datetime:
-    """A time as the old system wrote it (Asia/Shanghai unless it says otherwise), in UTC."""
+    """A time as the old system wrote it (text, or a workbook's time; Asia/Shanghai unless it
+    says otherwise), in UTC."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
         moment = datetime(value.year, value.month, value.day)
     else:
-        moment = datetime.fromisoformat(_text(value).replace("/", "-"))
+        moment = datetime.fromisoformat(value.replace("/", "-") if "/" in value else value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=LOCAL_TZ)
     return moment.astimezone(UTC)
@@ -358,10 +363,27 @@ class Record:
     old: dict[str, str]  # what the old system said that the ticket keeps as it was
 
 
-def check(known: Known, where: dict[str, int], row: int, cells: tuple, now: datetime) -> Record | list[Rejection]:
+def _values(where: list[tuple[str, int]], cells: tuple) -> tuple[dict[str, str], dict[str, Any]]:
+    """A row's cells by our column names, as text (blank: ""), and the cells that were not
+    text (an .xlsx workbook's times and numbers)."""
+    values = dict.fromkeys(COLUMNS, "")
+    typed: dict[str, Any] = {}
+    n = len(cells)
+    for column, i in where:
+        if i < n:
+            cell = cells[i]
+            if cell.__class__ is str:
+                values[column] = cell.strip()
+            elif cell is not None:
+                values[column], typed[column] = _text(cell), cell
+    return values, typed
+
+
+def check(
+    known: Known, where: list[tuple[str, int]], row: int, cells: tuple, now: datetime
+) -> Record | list[Rejection]:
     """One row of the file: our values, or every reason it cannot be taken."""
-    values = {c: _text(cells[i]) if i < len(cells) else "" for c, i in where.items()}
-    raw = {c: cells[i] if i < len(cells) else None for c, i in where.items()}
+    values, typed = _values(where, cells)
     errors: list[Rejection] = []
 
     def bad(column: str, reason: str) -> None:
@@ -371,14 +393,14 @@ def check(known: Known, where: dict[str, int], row: int, cells: tuple, now: date
         if not values[column]:
             bad(column, "empty")
     for column, limit in LENGTHS.items():
-        if len(values.get(column, "")) > limit:
+        if len(values[column]) > limit:
             bad(column, f"longer than {limit} characters")
     times: dict[str, datetime | None] = {}
     for column in ("received_at", "dispatched_at", "replied_at", "closed_at"):
         times[column] = None
-        if values.get(column):
+        if values[column]:
             try:
-                times[column] = _time(raw[column])
+                times[column] = _time(typed.get(column, values[column]))
             except (ValueError, TypeError):
                 bad(column, f"{values[column]!r} is not a time (e.g. 2025-03-01 09:30)")
                 continue
@@ -395,21 +417,21 @@ def check(known: Known, where: dict[str, int], row: int, cells: tuple, now: date
     if state in (ARCHIVED, CANCELLED) and times["closed_at"] is None and "closed_at" not in {e.column for e in errors}:
         bad("closed_at", "a closed ticket needs the time it was closed")
     category = department = None
-    if values.get("category"):
+    if values["category"]:
         category, why = known.category(values["category"])
         if why:
             bad("category", why)
-    if values.get("department"):
+    if values["department"]:
         department, why = known.department(values["department"])
         if why:
             bad("department", why)
     channel = "phone"
-    if values.get("channel"):
+    if values["channel"]:
         channel = _CHANNELS.get(values["channel"])
         if channel is None:
             bad("channel", f"{values['channel']!r} is not a channel ({', '.join(CHANNEL_LABELS.values())})")
     rating = None
-    if values.get("rating"):
+    if values["rating"]:
         rating = RATING_NAMES.get(values["rating"])
         if rating is None and values["rating"] in {"1", "2", "3", "4", "5"}:
             rating = int(values["rating"])
@@ -420,21 +442,21 @@ def check(known: Known, where: dict[str, int], row: int, cells: tuple, now: date
     if errors:
         return errors
     content = values["content"]
-    place = {"street": values.get("street") or None, "community": values.get("community") or None}
+    place = {"street": values["street"] or None, "community": values["community"] or None}
     old = {f"old_{k}": v for k, v in unknown_place(known.places, place).items()}
     old["old_state"] = values["state"]
     if state == OPEN:
         for column in ("department", "reply", "rating"):
-            if values.get(column):
+            if values[column]:
                 old[f"old_{column}"] = values[column]
         department = None
     return Record(
         row=row, number=values["number"], received_at=times["received_at"], dispatched_at=times["dispatched_at"],
         replied_at=times["replied_at"], closed_at=times["closed_at"], type=ticket_type, category=category,
-        channel=channel, caller_name=values.get("caller_name") or None, caller_phone=values.get("caller_phone") or None,
-        street=place.get("street"), community=place.get("community"), address=values.get("address") or None,
-        title=values.get("title") or content.splitlines()[0][:40], content=content, department=department,
-        state=state, reply=values.get("reply") or None, rating=rating, old=old,
+        channel=channel, caller_name=values["caller_name"] or None, caller_phone=values["caller_phone"] or None,
+        street=place.get("street"), community=place.get("community"), address=values["address"] or None,
+        title=values["title"] or content.splitlines()[0][:40], content=content, department=department,
+        state=state, reply=values["reply"] or None, rating=rating, old=old,
     )  # fmt: skip
 
 
@@ -484,7 +506,7 @@ class _Rows:
         next(rows)
         seen: dict[str, int] = {}
         for number, cells in enumerate(rows, start=2):
-            if not any(_text(c) for c in cells):
+            if not any(cells):  # a blank line, a sheet's empty rows
                 continue
             checked = check(self.known, self.where, number, cells, self.now)
             if isinstance(checked, Record):
@@ -492,6 +514,14 @@ class _Rows:
                 if first != number:
                     checked = [Rejection(number, "number", f"{checked.number!r} is on row {first} already")]
             yield checked
+
+    def again(self, rejected: set[int]) -> Iterator[Record]:
+        """The good rows, read a second time (a file too large to hold)."""
+        for checked in self:
+            if isinstance(checked, Record):
+                yield checked
+            elif checked[0].row not in rejected:
+                raise Conflict(f"{self.path.name} changed while it was imported (row {checked[0].row})")
 
 
 def _ticket(record: Record, known: Known, runtime, cal, ids: dict[str, int], ticket_id: int, number: str,
@@ -561,10 +591,15 @@ def import_tickets(runtime, path: str | Path, *, source: str, mapping: dict[str,
     report = Report(ignored_columns=rows.ignored)
     rejected: set[int] = set()
     good: list[str] = []
+    kept: list[Record] | None = []  # the good rows, unless there are too many to hold
     for checked in rows:
         report.rows += 1
         if isinstance(checked, Record):
             good.append(checked.number)
+            if kept is not None:
+                kept.append(checked)
+                if len(kept) > KEEP:
+                    kept = None
         else:
             report.rejected += checked
             rejected.add(checked[0].row)
@@ -575,7 +610,8 @@ def import_tickets(runtime, path: str | Path, *, source: str, mapping: dict[str,
         report.seconds = time.monotonic() - started
         return report
     del good, loaded
-    report.written = _write(runtime, rows, rejected, known, cal, source, now, out)
+    records = kept if kept is not None else rows.again(rejected)
+    report.written = _write(runtime, records, known, cal, source, now, out)
     with runtime.db.session() as session:  # the tickets were written in bulk, past the gateway
         totals.rebuild(session)
     runtime.db.refresh_statistics(after_bulk=True)
@@ -583,7 +619,7 @@ def import_tickets(runtime, path: str | Path, *, source: str, mapping: dict[str,
     return report
 
 
-def _write(runtime, rows: _Rows, rejected: set[int], known: Known, cal, source: str, now: datetime,
+def _write(runtime, good: Iterable[Record], known: Known, cal, source: str, now: datetime,
            out: TextIO | None) -> int:  # fmt: skip
     writer = Writer(runtime, {"tickets": _TICKETS})
     makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
@@ -610,12 +646,8 @@ def _write(runtime, rows: _Rows, rejected: set[int], known: Known, cal, source: 
             pipe.put(batch)
             return len(batch)
 
-        for checked in rows:
-            if not isinstance(checked, Record):
-                if checked[0].row not in rejected:
-                    raise Conflict(f"{rows.path.name} changed while it was imported (row {checked[0].row})")
-                continue
-            records.append(checked)
+        for record in good:
+            records.append(record)
             if len(records) == BATCH:
                 written += flush()
                 records = []
