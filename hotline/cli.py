@@ -430,6 +430,9 @@ def cmd_import_tickets(args: argparse.Namespace) -> None:
 
     from hotline.ticket_import import import_tickets, read_mapping
 
+    for path in (args.file, args.map):
+        if path and not Path(path).is_file():
+            raise SystemExit(f"hotline: no file {path}")
     runtime = _ready_runtime()
     mapping = read_mapping(args.map) if args.map else None
     report = import_tickets(
@@ -437,25 +440,25 @@ def cmd_import_tickets(args: argparse.Namespace) -> None:
         encoding=args.encoding, out=sys.stdout,
     )  # fmt: skip
     if report.rejected:
-        lines = [str(r) for r in report.rejected]
         if args.report:
             with open(args.report, "w", encoding="utf-8-sig", newline="") as file:
                 out = csv.writer(file)
                 out.writerow(["row", "column", "reason"])
                 out.writerows((r.row, r.column, r.reason) for r in report.rejected)
-            print(f"{len(lines)} problems written to {args.report}")
+            print(f"{len(report.rejected)} problems written to {args.report}")
         else:
-            print("\n".join(lines))
+            print("\n".join(map(str, report.rejected)))
     if report.ignored_columns:
         print("columns not taken: " + ", ".join(report.ignored_columns))
-    held = report.rejected and not args.partial
-    done = "would load" if args.dry_run else "nothing loaded" if held else "loaded"
-    figure = report.new if args.dry_run or held else report.written
-    print(
-        f"{report.rows:,} rows: {report.rejected_rows:,} rejected, {report.loaded_before:,} loaded before, "
-        + (f"{done} {figure:,} tickets" if not held else f"{done} (fix the rows, or --partial to load the others)")
-        + (f" in {report.seconds:.1f} s ({report.written / report.seconds:,.0f} tickets/s)" if report.written else "")
-    )
+    held = bool(report.rejected) and not args.partial
+    counted = f"{report.rows:,} rows: {report.rejected_rows:,} rejected, {report.loaded_before:,} loaded before, "
+    if args.dry_run:
+        print(counted + f"{report.new:,} to load (a dry run: nothing written)")
+    elif held:
+        print(counted + "nothing loaded: correct the rows reported (or --partial to load the others)")
+    else:
+        rate = f" ({report.written / report.seconds:,.0f} tickets/s)" if report.written else ""
+        print(counted + f"loaded {report.written:,} tickets in {report.seconds:.1f} s{rate}")
     if held:
         raise SystemExit(1)
 

@@ -68,6 +68,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "number": ("工单编号", "编号", "原工单编号"),
     "received_at": ("受理时间", "来电时间", "登记时间"),
     "dispatched_at": ("派单时间",),
+    "signed_at": ("签收时间",),
     "replied_at": ("答复时间", "回复时间"),
     "closed_at": ("办结时间", "归档时间", "结案时间"),
     "type": ("诉求类型", "类型", "工单类型"),
@@ -211,8 +212,15 @@ def _read(path: Path, encoding: str) -> Iterator[tuple]:
             book.close()
         return
     with path.open(encoding=encoding, newline="") as file:
-        for row in csv.reader(file):
-            yield tuple(row)
+        read = 0
+        try:
+            for row in csv.reader(file):
+                read += 1
+                yield tuple(row)
+        except UnicodeDecodeError:
+            raise Invalid(
+                f"{path.name} is not {encoding} after row {read}: give its encoding (--encoding gb18030)", field="file"
+            ) from None
 
 
 def _header(cells: tuple) -> tuple[list[tuple[str, int]], list[str]]:
@@ -345,6 +353,7 @@ class Record:
     number: str
     received_at: datetime
     dispatched_at: datetime | None
+    signed_at: datetime | None
     replied_at: datetime | None
     closed_at: datetime | None
     type: str
@@ -397,7 +406,7 @@ def check(
         if len(values[column]) > limit:
             bad(column, f"longer than {limit} characters")
     times: dict[str, datetime | None] = {}
-    for column in ("received_at", "dispatched_at", "replied_at", "closed_at"):
+    for column in ("received_at", "dispatched_at", "signed_at", "replied_at", "closed_at"):
         times[column] = None
         if values[column]:
             try:
@@ -446,14 +455,15 @@ def check(
     place = {"street": values["street"] or None, "community": values["community"] or None}
     old = {f"old_{k}": v for k, v in unknown_place(known.places, place).items()}
     old["old_state"] = values["state"]
-    if state == OPEN:
+    if state != ARCHIVED:
         for column in ("department", "reply", "rating"):
             if values[column]:
                 old[f"old_{column}"] = values[column]
         department = None
     return Record(
         row=row, number=values["number"], received_at=times["received_at"], dispatched_at=times["dispatched_at"],
-        replied_at=times["replied_at"], closed_at=times["closed_at"], type=ticket_type, category=category,
+        signed_at=times["signed_at"], replied_at=times["replied_at"], closed_at=times["closed_at"],
+        type=ticket_type, category=category,
         channel=channel, caller_name=values["caller_name"] or None, caller_phone=values["caller_phone"] or None,
         street=place.get("street"), community=place.get("community"), address=values["address"] or None,
         title=values["title"] or content.splitlines()[0][:40], content=content, department=department,
@@ -497,7 +507,10 @@ class _Rows:
     def __init__(self, path: Path, encoding: str, known: Known, now: datetime) -> None:
         self.path, self.encoding, self.known, self.now = path, encoding, known, now
         rows = _read(path, encoding)
-        header = next(rows, None)
+        try:
+            header = next(rows, None)
+        finally:
+            rows.close()
         if header is None:
             raise Invalid(f"{path.name} is empty", field="file")
         self.where, self.ignored = _header(header)
@@ -556,13 +569,15 @@ def _ticket(record: Record, known: Known, runtime, cal, ids: dict[str, int], tic
             dispatched = record.dispatched_at or record.received_at
             sign_by, handle_by = dispatch_deadlines(cal, wf, tk, dispatched)
             tk.main_department_id, tk.dispatch_count, tk.result = department.id, 1, record.reply
-            tk.dispatched_at, tk.replied_at, tk.handle_started_at = dispatched, replied, dispatched
-            tk.sign_by, tk.handle_by = sign_by, handle_by
+            signed = record.signed_at
+            tk.dispatched_at, tk.signed_at, tk.replied_at = dispatched, signed, replied
+            tk.sign_by, tk.handle_by, tk.handle_started_at = sign_by, handle_by, dispatched
             ids["assignments"] += 1
             tk.assignments.append(
                 AssignmentRow(
                     id=ids["assignments"], ticket_id=ticket_id, department_id=department.id, role="main",
                     status="replied", dispatched_at=dispatched, replied_at=replied, result=record.reply,
+                    signed_at=signed, signed_on_time=None if signed is None else on_time(sign_by, signed),
                     sign_by=sign_by, handle_by=handle_by, first_replied_at=replied,
                     replied_on_time=on_time(handle_by, replied), returned=False, rehandles=0,
                 )

@@ -180,13 +180,13 @@ def test_bad_rows_are_reported_by_row_and_column(runtime, district, tmp_path):
 def test_xlsx_with_times_and_numbers_as_cells(runtime, district, tmp_path):
     book = Workbook()
     sheet = book.active
-    sheet.append(["number", "received_at", "closed_at", "type", "category", "caller_phone", "content", "department",
-                  "state", "reply", "rating", "old remark"])  # fmt: skip
-    sheet.append([20250001, datetime(2026, 3, 2, 9, 15), datetime(2026, 3, 4, 16, 0), "complaint", "0102",
-                  13800138000, "违章搭建", "区城管局", "archived", "已拆除", 5, "x"])  # fmt: skip
-    sheet.append([20250002, datetime(2026, 3, 3, 8, 0), None, "help", "供水", None, "停水", None, "待派单", None,
-                  None, None])  # fmt: skip
-    sheet.append([None] * 12)
+    sheet.append(["number", "received_at", "签收时间", "closed_at", "type", "category", "caller_phone", "content",
+                  "department", "state", "reply", "rating", "old remark"])  # fmt: skip
+    sheet.append([20250001, datetime(2026, 3, 2, 9, 15), datetime(2026, 3, 2, 10, 0), datetime(2026, 3, 4, 16, 0),
+                  "complaint", "0102", 13800138000, "违章搭建", "区城管局", "archived", "已拆除", 5, "x"])  # fmt: skip
+    sheet.append([20250002, datetime(2026, 3, 3, 8, 0), None, None, "help", "供水", None, "停水", None, "待派单",
+                  None, None, None])  # fmt: skip
+    sheet.append([None] * 13)
     book.save(tmp_path / "old.xlsx")
     report = import_tickets(runtime, tmp_path / "old.xlsx", source=SOURCE)
     assert (report.written, report.rejected, report.ignored_columns) == (2, [], ["old remark"])
@@ -195,6 +195,8 @@ def test_xlsx_with_times_and_numbers_as_cells(runtime, district, tmp_path):
         assert closed.caller_phone == "13800138000" and closed.state == "archived"
         assert closed.closed_at == datetime.fromisoformat("2026-03-04T08:00:00+00:00")
         assert s.execute(select(Callback.rating).where(Callback.ticket_id == closed.id)).scalar() == 5
+        part = s.execute(select(Assignment).where(Assignment.ticket_id == closed.id)).scalar_one()
+        assert part.signed_on_time is True and part.signed_at == closed.signed_at
     _totals_hold(runtime)
 
 
@@ -213,6 +215,10 @@ def test_the_file_and_the_source_are_checked_before_any_row(runtime, district, t
         s.add(User(username="city", role="integration", source="city12345", password_hash="-", created_at=NOW))
     with pytest.raises(Conflict, match="city"):
         import_tickets(runtime, EXAMPLE, source="city12345")
+    (tmp_path / "gbk.csv").write_bytes(EXAMPLE.read_text(encoding="utf-8-sig").encode("gb18030"))
+    with pytest.raises(Invalid, match="--encoding"):
+        import_tickets(runtime, tmp_path / "gbk.csv", source=SOURCE)
+    assert import_tickets(runtime, tmp_path / "gbk.csv", source=SOURCE, encoding="gb18030", dry_run=True).rows == 4
     bad_map = tmp_path / "map.yaml"
     bad_map.write_text("departments:\n  住建局: nowhere\n", encoding="utf-8")
     with pytest.raises(Invalid, match="nowhere"):
@@ -239,6 +245,8 @@ def test_the_command(tmp_path):
     p = run("import", "tickets", str(EXAMPLE), "--map", str(MAPPING))
     assert p.returncode == 0, p.stderr
     assert "4 rows: 0 rejected, 0 loaded before, loaded 4 tickets" in p.stdout
+    p = run("import", "tickets", str(EXAMPLE), "--map", str(MAPPING), "--dry-run")
+    assert p.returncode == 0 and "4 loaded before, 0 to load (a dry run" in p.stdout
     p = run("import", "tickets", str(EXAMPLE), "--map", str(MAPPING))
     assert p.returncode == 0 and "4 loaded before, loaded 0 tickets" in p.stdout
     assert run("audit", "verify").returncode == 0
