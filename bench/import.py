@@ -12,7 +12,8 @@ and ratings; categories by name (a tenth by an old name the mapping file maps), 
 by name; 85% closed with a reply (two thirds of those rated), 3% cancelled, the rest open.
 The time is `import_tickets`'s whole run: both passes over the file (the check, then the
 writing), the running totals rebuilt, the planner's statistics refreshed. A second run of the
-same file is timed too (it must load nothing).
+same file is timed too (it must load nothing). PostgreSQL needs HOTLINE_SECRET_KEY (or
+HOTLINE_KEY_FILE), as every command does there: `hotline keys new` makes one.
 """
 
 import argparse

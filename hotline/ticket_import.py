@@ -645,20 +645,24 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
         return report
     del good, loaded
     records = kept if kept is not None else rows.again(rejected)
-    report.written = _write(runtime, records, known, cal, source, now, out)
-    with runtime.db.session() as session:  # the tickets were written in bulk, past the gateway
-        totals.rebuild(session)
+    report.written, counted = _write(runtime, records, known, cal, source, now, out)
+    if counted is not None:  # the tickets were written in bulk, past the gateway
+        with runtime.db.session() as session:
+            totals.rebuild(session, days=(totals.local_day(counted[0]), totals.local_day(counted[1])))
     runtime.db.refresh_statistics(after_bulk=True)
     report.seconds = time.monotonic() - started
     return report
 
 
 def _write(runtime, good: Iterable[Record], known: Known, cal, source: str, now: datetime,
-           out: TextIO | None) -> int:  # fmt: skip
+           out: TextIO | None) -> tuple[int, tuple[datetime, datetime] | None]:  # fmt: skip
+    """Write the tickets not loaded yet: how many, and the first and last instants they count
+    at in the running totals (None: they count nowhere)."""
     writer = Writer(runtime, {"tickets": _TICKETS})
     makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
     pipe = None
     written = 0
+    instants: list[datetime] = []
     try:
         ids, counters = writer.start()
         pipe = Pipe(writer)
@@ -676,7 +680,13 @@ def _write(runtime, good: Iterable[Record], known: Known, cal, source: str, now:
                 day = record.received_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
                 counters[day] = batch.counters[day] = counters.get(day, 0) + 1
                 number = f"{day}{counters[day]:06d}"
-                batch.add(_ticket(record, known, runtime, cal, ids, ticket_id, number, source, now))
+                tk = _ticket(record, known, runtime, cal, ids, ticket_id, number, source, now)
+                batch.add(tk)
+                for part in tk.assignments:
+                    instants.extend(t for t in (part.dispatched_at, part.handle_by, part.first_replied_at) if t)
+                instants.extend(callback.at for callback in tk.callbacks)
+            if instants:
+                instants[:] = [min(instants), max(instants)]
             pipe.put(batch)
             return len(batch)
 
@@ -697,4 +707,4 @@ def _write(runtime, good: Iterable[Record], known: Known, cal, source: str, now:
             with suppress(BaseException):  # the first error is the one raised
                 pipe.close()
         writer.close()
-    return written
+    return written, (instants[0], instants[1]) if instants else None
