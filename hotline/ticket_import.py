@@ -142,6 +142,8 @@ class Rejection:
 
 @dataclass
 class Report:
+    """What an import did (or, a dry run, would do): rows read, new, loaded before, written."""
+
     rows: int = 0
     new: int = 0
     loaded_before: int = 0
@@ -193,7 +195,10 @@ def read_mapping(path: str | Path) -> dict[str, dict[str, str]]:
     for kind, pairs in raw.items():
         if not isinstance(pairs, dict):
             raise Invalid(f"{path.name}: {kind}: expected old name: ours")
-        mapping[kind] = {_key(old): _text(ours) for old, ours in pairs.items()}
+        for old, ours in pairs.items():
+            if not isinstance(ours, str):  # YAML reads 0101 as a number
+                raise Invalid(f'{path.name}: {kind}: {old}: write our code in quotes ("0101"), not {ours!r}')
+            mapping[kind][_key(str(old))] = ours.strip()
     return mapping
 
 

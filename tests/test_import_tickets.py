@@ -232,6 +232,13 @@ def test_the_file_and_the_source_are_checked_before_any_row(runtime, district, t
     with pytest.raises(Invalid, match="--encoding"):
         import_tickets(runtime, tmp_path / "gbk.csv", source=SOURCE)
     assert import_tickets(runtime, tmp_path / "gbk.csv", source=SOURCE, encoding="gb18030", dry_run=True).rows == 4
+    csv_map = tmp_path / "map.csv"
+    csv_map.write_text("kind,old,ours\ncategories,物业纠纷,0101\ndepartments,住建局,housing\n", encoding="utf-8")
+    assert read_mapping(csv_map) == read_mapping(MAPPING)
+    unquoted = tmp_path / "unquoted.yaml"
+    unquoted.write_text("categories:\n  物业纠纷: 0101\n", encoding="utf-8")
+    with pytest.raises(Invalid, match="quotes"):
+        read_mapping(unquoted)
     bad_map = tmp_path / "map.yaml"
     bad_map.write_text("departments:\n  住建局: nowhere\n", encoding="utf-8")
     with pytest.raises(Invalid, match="nowhere"):
