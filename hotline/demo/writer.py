@@ -1,5 +1,5 @@
-"""The demo's bulk writer: rows as the gateway would have left them, inserted with SQLAlchemy
-Core over one connection, one transaction a batch, in a thread of its own."""
+"""The bulk writer of the demo (and of `hotline import tickets`): rows as the gateway would
+have left them, written over one connection, one transaction a batch, in a thread of its own."""
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -139,7 +139,7 @@ class Writer:
             names = [columns[i] for i in keep] + rest
             marks = ", ".join("?" * len(names))
             columns_sql = ", ".join(map(quote, names))
-            # PostgreSQL takes the rows through COPY (several times faster than INSERTs).
+            # PostgreSQL takes the rows through COPY: one stream a table, not a statement a row.
             self.sql[name] = (
                 f"INSERT INTO {quote(name)} ({columns_sql}) VALUES ({marks})"
                 if self.sqlite
