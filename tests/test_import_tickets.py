@@ -12,7 +12,7 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from hotline import audit
+from hotline import audit, ticket_import
 from hotline.config import Settings
 from hotline.db import Database
 from hotline.directory import create_category
@@ -272,3 +272,18 @@ def test_the_command(tmp_path):
     assert run("audit", "verify").returncode == 0
     p = run("stats", "check", "--from", "2026-03-01", "--to", "2026-03-31")
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_a_file_too_large_to_hold_is_read_twice(runtime, district, monkeypatch):
+    """Past KEEP good rows the check holds none, and the writing reads the file again."""
+    monkeypatch.setattr(ticket_import, "KEEP", 2)
+    report = import_tickets(runtime, EXAMPLE, source=SOURCE, mapping=read_mapping(MAPPING))
+    assert (report.written, report.rejected) == (4, [])
+    with runtime.db.read_session() as s:
+        assert sorted(s.execute(select(Ticket.external_id)).scalars()) == [
+            "OLD-0001",
+            "OLD-0002",
+            "OLD-0003",
+            "OLD-0004",
+        ]
+    _totals_hold(runtime)
