@@ -424,6 +424,45 @@ def cmd_knowledge_import(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_import_tickets(args: argparse.Namespace) -> None:
+    """A district's history from its previous system (hotline.ticket_import)."""
+    import csv
+
+    from hotline.ticket_import import import_tickets, read_mapping
+
+    for path in (args.file, args.map):
+        if path and not Path(path).is_file():
+            raise SystemExit(f"hotline: no file {path}")
+    runtime = _ready_runtime()
+    mapping = read_mapping(args.map) if args.map else None
+    report = import_tickets(
+        runtime, args.file, source=args.source, mapping=mapping, dry_run=args.dry_run, partial=args.partial,
+        encoding=args.encoding, out=sys.stdout,
+    )  # fmt: skip
+    if report.rejected:
+        if args.report:
+            with open(args.report, "w", encoding="utf-8-sig", newline="") as file:
+                out = csv.writer(file)
+                out.writerow(["row", "column", "reason"])
+                out.writerows((r.row, r.column, r.reason) for r in report.rejected)
+            print(f"{len(report.rejected)} problems written to {args.report}")
+        else:
+            print("\n".join(map(str, report.rejected)))
+    if report.ignored_columns:
+        print("columns not taken: " + ", ".join(report.ignored_columns))
+    held = bool(report.rejected) and not args.partial
+    counted = f"{report.rows:,} rows: {report.rejected_rows:,} rejected, {report.loaded_before:,} loaded before, "
+    if args.dry_run:
+        print(counted + f"{report.new:,} to load (a dry run: nothing written)")
+    elif held:
+        print(counted + "nothing loaded: correct the rows reported (or --partial to load the others)")
+    else:
+        rate = f" ({report.written / report.seconds:,.0f} tickets/s)" if report.written else ""
+        print(counted + f"loaded {report.written:,} tickets in {report.seconds:.1f} s{rate}")
+    if held:
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline ticket workflow engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -538,6 +577,19 @@ def build_parser() -> argparse.ArgumentParser:
     rot.add_argument("--wait", type=float, default=15.0, help="seconds for the servers to read a new key file")
     rot.add_argument("--batch", type=int, default=1000, help="rows a transaction")
     rot.set_defaults(func=cmd_keys_rotate)
+
+    imports = sub.add_parser("import", help="bring data over from another system").add_subparsers(
+        dest="import_command", required=True
+    )
+    timp = imports.add_parser("tickets", help="a district's past tickets from its previous system (CSV or .xlsx)")
+    timp.add_argument("file", help="CSV (UTF-8) or .xlsx, a header row naming the columns (docs/commands.md)")
+    timp.add_argument("--source", default="legacy", help="the old system's name: with the old number, the key")
+    timp.add_argument("--map", help="old category, department, state and type names to ours (YAML or CSV)")
+    timp.add_argument("--report", help="write the rejected rows here (CSV) instead of to the output")
+    timp.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
+    timp.add_argument("--partial", action="store_true", help="load the good rows even when others are rejected")
+    timp.add_argument("--encoding", default="utf-8-sig", help="of a CSV file, e.g. gb18030")
+    timp.set_defaults(func=cmd_import_tickets)
 
     demo = sub.add_parser("demo-data", help="load a demo district")
     demo.add_argument("--tickets", type=int, default=2000)

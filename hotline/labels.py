@@ -35,6 +35,7 @@ CLOSE_REASON_LABELS = {
     "no_reply_wanted": "无需回复",
     "cancelled": "已撤销",
     "merged": "已并单",
+    "imported": "历史导入",
 }
 NOTICE_LABELS = {
     "warn": "预警",
@@ -60,6 +61,7 @@ NOTICE_LABELS = {
 # History rows that are not workflow events (the workflow's own events carry their labels).
 HISTORY_LABELS = {
     "create": "受理登记",
+    "import": "历史导入",
     "merge_in": "并入重复件",
     "escalation_skipped": "跳过升级步骤",
     "invite_skipped": "未发送评价短信",

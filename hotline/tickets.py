@@ -142,7 +142,7 @@ def create_ticket(
                 raise Invalid(f"no active category with the code {data['category']!r}", field="category")
             unknown["category"], category = data["category"], None
     if integration:
-        unknown.update(_unknown_place(places(session), fields))
+        unknown.update(unknown_place(places(session), fields))
     elif fields.get("street") or fields.get("community"):
         check_place(places(session), fields.get("street"), fields.get("community"))
     line = ticket_line(runtime.workflows.lines, data.get("line"), call, source=source, channel=fields.get("channel"))
@@ -202,7 +202,7 @@ def ticket_line(lines: Lines, number: str | None, call: Call | None, *, source: 
     return lines.pick(source=source, channel=channel)
 
 
-def _unknown_place(known: dict[str, list[str]], fields: dict[str, Any]) -> dict[str, str]:
+def unknown_place(known: dict[str, list[str]], fields: dict[str, Any]) -> dict[str, str]:
     """An outside platform's street and community that the district's places (`known`) do not
     list: taken out of `fields` and returned as sent. Without a list of places, all is kept."""
     street, community = fields.get("street"), fields.get("community")

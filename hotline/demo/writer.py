@@ -1,5 +1,5 @@
-"""The demo's bulk writer: rows as the gateway would have left them, inserted with SQLAlchemy
-Core over one connection, one transaction a batch, in a thread of its own."""
+"""The bulk writer of the demo (and of `hotline import tickets`): rows as the gateway would
+have left them, written over one connection, one transaction a batch, in a thread of its own."""
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -9,7 +9,7 @@ from queue import Queue
 from threading import Thread
 from typing import Any
 
-from sqlalchemy import JSON, func, inspect, select
+from sqlalchemy import func, inspect, select
 
 from hotline.audit import GENESIS, canonical, link
 from hotline.crypto import CALLER_HASHES, SEALED_COLUMNS
@@ -111,13 +111,16 @@ def _sqlite_time(value: datetime) -> str:
 class Writer:
     """Bulk inserts over one connection, one transaction a batch.
 
-    The rows are plain tuples handed to the driver's executemany, their values in the form
-    SQLAlchemy would bind: on SQLite the UTC text that hotline.db.UTCDateTime stores, on
-    PostgreSQL aware datetimes; JSON as json.dumps writes it.
+    The rows are plain tuples handed to the driver (SQLite's executemany, PostgreSQL's COPY),
+    their values in the form SQLAlchemy would bind: on SQLite the UTC text that
+    hotline.db.UTCDateTime stores, on PostgreSQL aware datetimes; JSON as json.dumps writes it.
     """
 
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime, columns: dict[str, tuple[str, ...]] | None = None) -> None:
         self.db = runtime.db
+        # The columns filled, by table: COLUMNS, or another loader's (hotline.ticket_import
+        # fills a ticket's source too), the caller's hashes last as in COLUMNS.
+        self.columns = {**COLUMNS, **(columns or {})}
         self.keys = self.db.keys
         self.sqlite = self.db.is_sqlite
         self.conn = self.db.engine.connect()
@@ -132,14 +135,20 @@ class Writer:
             # The database's columns decide: what it lacks is left out, what the demo does not
             # fill gets the model's default.
             present = {c["name"]: c for c in inspector.get_columns(name)}
-            columns = COLUMNS[name]
+            columns = self.columns[name]
             keep = [i for i, c in enumerate(columns) if c in present]
             self.keep[name] = None if len(keep) == len(columns) else keep
             rest = [c for c in present if c not in columns]
             self.tail[name] = tuple(self._default(table, c, present[c]["nullable"]) for c in rest)
             names = [columns[i] for i in keep] + rest
-            marks = ", ".join(self._mark(table, n) for n in names)
-            self.sql[name] = f"INSERT INTO {quote(name)} ({', '.join(map(quote, names))}) VALUES ({marks})"
+            marks = ", ".join("?" * len(names))
+            columns_sql = ", ".join(map(quote, names))
+            # PostgreSQL takes the rows through COPY: one stream a table, not a statement a row.
+            self.sql[name] = (
+                f"INSERT INTO {quote(name)} ({columns_sql}) VALUES ({marks})"
+                if self.sqlite
+                else f"COPY {quote(name)} ({columns_sql}) FROM STDIN"
+            )
             self.times[name] = [
                 i for i, c in enumerate(columns) if self.sqlite and isinstance(table.c[c].type, UTCDateTime)
             ]
@@ -148,11 +157,6 @@ class Writer:
             # A larger page cache for the ticket indexes while loading (this connection only).
             self.conn.exec_driver_sql("PRAGMA cache_size=-262144")
             self.conn.commit()
-
-    def _mark(self, table, name: str) -> str:
-        if self.sqlite:
-            return "?"
-        return "%s::json" if name in table.c and isinstance(table.c[name].type, JSON) else "%s"
 
     @staticmethod
     def _default(table, name: str, nullable: bool) -> Any:
@@ -167,7 +171,7 @@ class Writer:
         """A function from a row object (attributes named as the columns) to the tuple to
         insert: times as SQLite stores them, the personal data sealed and the caller hashed
         (hotline.crypto), as the models' column types and hotline.models._hash_caller would."""
-        columns = COLUMNS[name]
+        columns = self.columns[name]
         hashed = name == "tickets"
         get = attrgetter(*(columns[: -len(CALLER_HASHES)] if hashed else columns))
         times = self.times[name]
@@ -207,7 +211,14 @@ class Writer:
                     keep, tail = self.keep[name], self.tail[name]
                     if keep is not None:
                         rows = [tuple(row[i] for i in keep) for row in rows]
-                    self.conn.exec_driver_sql(self.sql[name], [row + tail for row in rows] if tail else rows)
+                    if tail:
+                        rows = [row + tail for row in rows]
+                    if self.sqlite:
+                        self.conn.exec_driver_sql(self.sql[name], rows)
+                    else:
+                        with self.conn.connection.cursor() as cursor, cursor.copy(self.sql[name]) as copy:
+                            for row in rows:
+                                copy.write_row(row)
                     self.written[name] += len(rows)
             if batch.counters:
                 table = TicketCounter.__table__

@@ -31,6 +31,7 @@ from sqlmodel import Session
 from hotline.db import dialect_insert
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.indicators import metrics
+from hotline.indicators.periods import bounds
 from hotline.models import Assignment, Callback, DailyTotal, Ticket
 
 Key = tuple[date, int, str]
@@ -135,16 +136,22 @@ def counts_by_day(session: Session, lo: datetime, hi: datetime) -> dict[Key, int
     return out
 
 
-def rebuild(session: Session) -> int:
-    """Recompute every total from the facts; returns the number of rows written.
+def rebuild(session: Session, days: tuple[date, date] | None = None) -> int:
+    """Recompute every total from the facts, or those of the local days [first, last] of
+    `days` (a bulk load that touched only them); returns the number of rows written.
 
     Safe while the server runs: on PostgreSQL the table is locked for the rebuild (a
     change committed before is read, one after adds to the new totals); on SQLite the
     rebuild is one write transaction like any other."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql("LOCK TABLE daily_totals IN EXCLUSIVE MODE")
-    session.execute(delete(DailyTotal))
-    counts = counts_by_day(session, *ALL_TIME)
+    if days is None:
+        session.execute(delete(DailyTotal))
+        counts = counts_by_day(session, *ALL_TIME)
+    else:
+        # A day's totals count only the facts anchored on that day: the days are rebuilt alone.
+        session.execute(delete(DailyTotal).where(DailyTotal.day >= days[0], DailyTotal.day <= days[1]))
+        counts = counts_by_day(session, *bounds(*days))
     rows = [{"day": d, "department_id": dept, "metric": m, "n": n} for (d, dept, m), n in sorted(counts.items())]
     for chunk in _chunks(rows, 5_000):
         session.execute(DailyTotal.__table__.insert(), chunk)
