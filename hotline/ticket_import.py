@@ -553,14 +553,17 @@ def _ticket(record: Record, known: Known, runtime, cal, ids: dict[str, int], tic
             source: str, now: datetime) -> Any:  # fmt: skip
     """The rows of one imported ticket, as the writer takes them."""
     category = record.category
-    wf = runtime.workflows.choose(record.type, known.category_workflows.get(category.id) if category else None)
+    # The line by the channel (a merged line's own channel), as intake picks it.
+    line = runtime.workflows.lines.pick(channel=record.channel)
+    category_workflow = known.category_workflows.get(category.id) if category else None
+    wf = runtime.workflows.choose(record.type, category_workflow, line.workflow)
     state = wf.initial if record.state == OPEN else record.state
     tk = ImportedTicket(
         id=ticket_id, number=number, external_id=record.number, source=source, workflow=wf.name,
         type=record.type, category_id=category.id if category else None, channel=record.channel,
         caller_name=record.caller_name, caller_phone=record.caller_phone, title=record.title,
         content=record.content, street=record.street, community=record.community, address=record.address,
-        state=state, created_at=record.received_at, updated_at=now,
+        state=state, created_at=record.received_at, updated_at=now, line=line.number,
         source_details=_json(tuple(record.old.items())),
     )  # fmt: skip
     department = record.department
