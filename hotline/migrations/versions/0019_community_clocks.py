@@ -1,6 +1,6 @@
 """assignments: the scheduler watches a community's own clocks (二级派单)
 
-Revision ID: 0020
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-06 19:00:00
 
@@ -18,7 +18,7 @@ from alembic import op
 
 import hotline.db
 
-revision: str = "0020"
+revision: str = "0019"
 down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
