@@ -112,17 +112,22 @@ def _layout(wf: Workflow) -> dict[str, tuple[int, int]]:
     return pos
 
 
-def _band(wf: Workflow, pos: dict[str, tuple[float, float]]) -> str:
-    """The frame around the second level's states (社区, 二级派单), labelled; none without them."""
+BAND_TITLE = "社区办理（二级派单）"
+
+
+def _band(wf: Workflow, pos: dict[str, tuple[float, float]], taken: list) -> str:
+    """The frame around the second level's states (社区, 二级派单), labelled; none without them.
+    Its title's box is taken: no edge label sits on it."""
     inside = [pos[s] for s, d in wf.states.items() if d.level == "community"]
     if not inside:
         return ""
     x0, y0 = min(x for x, _ in inside) - 10, min(y for _, y in inside) - 24
     x1, y1 = max(x for x, _ in inside) + BOX_W + 10, max(y for _, y in inside) + BOX_H + 10
+    taken.append((x0 + 6, y0 + 1, x0 + 10 + len(BAND_TITLE) * CHAR_W, y0 + 19))
     return (
         f'<g class="level-community"><rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" rx="8" '
         f'fill="#f1f8f3" stroke="#5f9e74" stroke-dasharray="5 4"/>'
-        f'<text x="{x0 + 8}" y="{y0 + 15}" font-size="12" fill="#2f6b45">社区办理（二级派单）</text></g>'
+        f'<text x="{x0 + 8}" y="{y0 + 15}" font-size="12" fill="#2f6b45">{BAND_TITLE}</text></g>'
     )
 
 
@@ -147,9 +152,9 @@ def workflow_svg(wf: Workflow, current: str | None = None) -> str:
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8a96a6"/></marker></defs>',
     ]
-    parts.append(_band(wf, pos))
-    # The states' boxes are taken first: no label sits on a state.
+    # The states' boxes (and the band's title) are taken first: no label sits on them.
     taken: list = [(x - 2, y - 2, x + BOX_W + 2, y + BOX_H + 2) for x, y in pos.values()]
+    parts.append(_band(wf, pos, taken))
     # Edges within the spine first, then the shortest: they have the fewest free spots.
     order = sorted(
         edges.items(), key=lambda e: abs(pos[e[0][0]][0] - pos[e[0][1]][0]) + abs(pos[e[0][0]][1] - pos[e[0][1]][1])
