@@ -47,19 +47,21 @@ def _pg_admin(base_url: str):
     return create_engine(base_url, isolation_level="AUTOCOMMIT")
 
 
-def _recreate_pg(base_url: str) -> str:
+def _recreate_pg(base_url: str, name: str | None = None) -> str:
+    """A scratch database `name` (this script's PG_DB unless named) on the server, made afresh."""
+    name = name or PG_DB
     admin = _pg_admin(base_url)
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{PG_DB}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return base_url.rsplit("/", 1)[0] + "/" + PG_DB
+    return base_url.rsplit("/", 1)[0] + "/" + name
 
 
-def _drop_pg(base_url: str) -> None:
+def _drop_pg(base_url: str, name: str | None = None) -> None:
     admin = _pg_admin(base_url)
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name or PG_DB}" WITH (FORCE)'))
     admin.dispose()
 
 

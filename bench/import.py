@@ -28,7 +28,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from hotline.config import Settings
 from hotline.db import Database
@@ -40,6 +40,9 @@ from hotline.migrate import upgrade
 from hotline.models import Ticket
 from hotline.runtime import Runtime
 from hotline.ticket_import import import_tickets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo import _drop_pg, _recreate_pg  # noqa: E402  (bench/demo.py: the scratch databases)
 
 NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)  # a Friday morning in Asia/Shanghai
 PG_DB = "bench_import"
@@ -129,26 +132,6 @@ def _runtime(url: str) -> Runtime:
     return runtime
 
 
-def _admin(base_url: str):
-    return create_engine(base_url, isolation_level="AUTOCOMMIT")
-
-
-def _recreate_pg(base_url: str) -> str:
-    admin = _admin(base_url)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{PG_DB}"'))
-    admin.dispose()
-    return base_url.rsplit("/", 1)[0] + "/" + PG_DB
-
-
-def _drop_pg(base_url: str) -> None:
-    admin = _admin(base_url)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def run(url: str, file: Path, mapping, profile: bool) -> tuple[int, float, float, float]:
     """Import `file` into the database at `url`, then again: tickets written, seconds and CPU
     seconds of the first run, seconds of the second."""
@@ -198,12 +181,12 @@ def main() -> None:
                     for leftover in Path(tmp).glob("import.db*"):
                         leftover.unlink()
                 else:
-                    url = _recreate_pg(args.pg_url)
+                    url = _recreate_pg(args.pg_url, PG_DB)
                 try:
                     n, seconds, cpu, again = run(url, file, mapping, args.profile)
                 finally:
                     if name == "postgresql":
-                        _drop_pg(args.pg_url)
+                        _drop_pg(args.pg_url, PG_DB)
                 print(
                     f"{name:<11} {kind:<5} {n:>9,} {seconds:>8.1f} {n / seconds:>10,.0f} {cpu:>7.1f} "
                     f"{n / cpu:>14,.0f} {again:>8.1f}",
