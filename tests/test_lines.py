@@ -354,6 +354,38 @@ def test_the_analysis_page_shows_the_lines_and_the_calls_apart(client, lines_dis
     assert own.status_code == 200 and 'id="agent-table"' not in own.text  # the centre's figures
 
 
+def test_the_performance_board_and_its_exports_count_one_line_apart(client, lines_district, clock):
+    agent = Api(client, lines_district, "agent")
+    for i in range(3):
+        agent.fire(
+            agent.create(category="0201", line="12315", content=f"12315诉求{i}")["id"], "dispatch", department="market"
+        )
+    for i in range(2):
+        agent.fire(agent.create(category="0101", content=f"12345诉求{i}")["id"], "dispatch", department="market")
+    clock.advance(hours=1)
+    client_sign_in(client, "supervisor")
+    period = {"from": "2026-11-01", "to": "2026-11-30"}
+
+    def dispatched(page: str) -> str:
+        row = re.search(r'<tr data-department="market".*?</tr>', page, re.S).group(0)
+        return re.search(r'data-metric="dispatched">(?:<a[^>]*>)?(\d+)', row).group(1)
+
+    everything = client.get("/performance", params=period)
+    only = client.get("/performance", params={**period, "line": "12315"})
+    assert everything.status_code == only.status_code == 200
+    assert (dispatched(everything.text), dispatched(only.text)) == ("5", "3")
+    assert 'id="line-scope">12315 市场监管投诉举报热线' in only.text
+    # The picker keeps the line: the period's shortcuts and the exports carry it.
+    export = re.search(r'id="export-csv" href="([^"]+)"', only.text).group(1)
+    assert export.endswith("&amp;line=12315")
+    csv = client.get("/performance/export.csv", params={**period, "line": "12315"})
+    assert csv.status_code == 200 and "_12315_" in csv.headers["content-disposition"]
+    assert ",区市场监管局,3," in csv.text  # the line's 3, not the 5 of all lines
+    xlsx = client.get("/performance/export.xlsx", params={**period, "line": "12315"})
+    assert xlsx.status_code == 200 and "12315" in xlsx.headers["content-disposition"]
+    assert client.get("/performance", params={**period, "line": "12306"}).status_code == 422
+
+
 # --- the workbench -----------------------------------------------------------------------------
 
 

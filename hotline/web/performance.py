@@ -59,8 +59,8 @@ PeriodDep = Annotated[Period, Depends(period_query)]
 
 
 def line_query(user: Reader, runtime: RuntimeDep, line: LineQuery = None) -> str | None:
-    """One hotline's figures on the analysis page (一个号码), after the role check; a number
-    not configured is refused (422)."""
+    """One hotline's figures on the analysis page and the board (一个号码), after the role
+    check; a number not configured is refused (422)."""
     return runtime.workflows.lines.named(line).number if line else None
 
 
@@ -106,9 +106,10 @@ def _own_code(session, user: PageUser) -> str | None:
 # --- the performance board --------------------------------------------------------------------
 
 
-def _board(session, runtime, user: PageUser, period: Period) -> dict[str, Any]:
-    # Sums over the running totals (hotline.indicators.totals): fresh on every load, no cache needed.
-    result = stats.department_stats(session, runtime, period.start, period.end)
+def _board(session, runtime, user: PageUser, period: Period, line: str | None = None) -> dict[str, Any]:
+    # Sums over the running totals (hotline.indicators.totals): fresh on every load, no cache
+    # needed; one hotline's (一个号码) counted live from its tickets' assignments.
+    result = stats.department_stats(session, runtime, period.start, period.end, line)
     total = reports.district_row(result, runtime) if user.role != "leader" else None
     own = _own_code(session, user)
     visible = reports.performance_for(result, user.role, own)
@@ -121,7 +122,7 @@ def _board(session, runtime, user: PageUser, period: Period) -> dict[str, Any]:
     else:
         month_end = min(month.end, _today(runtime))
         month_period = Period(month.start, month_end, "monthly", partial=month_end < month.end)
-        monthly = stats.department_stats(session, runtime, month_period.start, month_period.end)
+        monthly = stats.department_stats(session, runtime, month_period.start, month_period.end, line)
     names = {r["department"]: r for r in monthly["departments"]}
     streets = {r["department"]: r["department_name"] for r in result["departments"]}
     return {
@@ -143,9 +144,9 @@ def _board(session, runtime, user: PageUser, period: Period) -> dict[str, Any]:
 
 
 @router.get("/performance", response_class=HTMLResponse)
-def board(request: Request, user: Reader, period: PeriodDep, runtime: RuntimeDep) -> Response:
+def board(request: Request, user: Reader, period: PeriodDep, runtime: RuntimeDep, line: LineDep) -> Response:
     with runtime.db.read_session() as session:
-        ctx = _board(session, runtime, user, period)
+        ctx = _board(session, runtime, user, period, line)
     chart = [
         {"name": r["department_name"], "score": r["score"], "rank": r.get("rank"), "own": r["department"] == ctx["own"]}
         for r in ctx["rows"]
@@ -158,7 +159,8 @@ def board(request: Request, user: Reader, period: PeriodDep, runtime: RuntimeDep
         {
             **ctx,
             "period": period,
-            "picker": _picker(runtime, period, "/performance"),
+            "picker": _line_picker(runtime, period, line, "/performance"),
+            "line": line,
             "rates": metrics.RATES,
             "community_rates": [metrics.RATES_BY_NAME[name] for name in metrics.COMMUNITY_RATES],
             "chart": {
@@ -171,27 +173,30 @@ def board(request: Request, user: Reader, period: PeriodDep, runtime: RuntimeDep
     )
 
 
-def _board_sheet(runtime, user: PageUser, period: Period) -> tuple[Sheet, str]:
+def _board_sheet(runtime, user: PageUser, period: Period, line: str | None) -> tuple[Sheet, str, str]:
+    """The board as a sheet, its title and its file name's stem (the line's number in both)."""
     with runtime.db.read_session() as session:
-        ctx = _board(session, runtime, user, period)
+        ctx = _board(session, runtime, user, period, line)
         district = runtime.district(session)
     sheet = reports.performance_sheet(ctx["result"], total=ctx["total"])
     if period.kind != "monthly" or period.partial:
         sheet.extra.append(f"红黑榜按{ctx['month_label']}统计。")
-    return sheet, f"{district.name}12345热线承办单位绩效考核（{period.plain_label}）"
+    of_line = f"（{runtime.workflows.lines.label(line)}）" if line else ""
+    title = f"{district.name}12345热线承办单位绩效考核{of_line}（{period.plain_label}）"
+    return sheet, title, f"绩效考核_{line}_{period.iso}" if line else f"绩效考核_{period.iso}"
 
 
 @router.get("/performance/export.xlsx")
-def board_xlsx(user: Reader, period: PeriodDep, runtime: RuntimeDep) -> Response:
-    sheet, title = _board_sheet(runtime, user, period)
+def board_xlsx(user: Reader, period: PeriodDep, runtime: RuntimeDep, line: LineDep) -> Response:
+    sheet, title, stem = _board_sheet(runtime, user, period, line)
     body = reports.to_xlsx(title, _subtitle(runtime, period), [sheet])
-    return _download(body, XLSX, f"绩效考核_{period.iso}.xlsx")
+    return _download(body, XLSX, f"{stem}.xlsx")
 
 
 @router.get("/performance/export.csv")
-def board_csv(user: Reader, period: PeriodDep, runtime: RuntimeDep) -> Response:
-    sheet, _ = _board_sheet(runtime, user, period)
-    return _download(reports.to_csv(sheet), "text/csv; charset=utf-8", f"绩效考核_{period.iso}.csv")
+def board_csv(user: Reader, period: PeriodDep, runtime: RuntimeDep, line: LineDep) -> Response:
+    sheet, _, stem = _board_sheet(runtime, user, period, line)
+    return _download(reports.to_csv(sheet), "text/csv; charset=utf-8", f"{stem}.csv")
 
 
 def _subtitle(runtime, period: Period) -> str:
@@ -386,9 +391,9 @@ def _top(rows: list[dict[str, Any]], n: int) -> dict[str, Any]:
     return {"labels": [r["label"] for r in top], "values": [r["count"] for r in top]}
 
 
-def _line_picker(runtime, period: Period, line: str | None) -> dict[str, Any]:
-    """The period picker of the analysis page, keeping the line chosen."""
-    picker = _picker(runtime, period, "/analysis")
+def _line_picker(runtime, period: Period, line: str | None, action: str = "/analysis") -> dict[str, Any]:
+    """The period picker of a page with a line picker (the analysis, the board), keeping the line chosen."""
+    picker = _picker(runtime, period, action)
     if line:
         picker.update(line=line, query=f"{picker['query']}&line={line}")
         picker["shortcuts"] = [(f"{q}&line={line}", label, on) for q, label, on in picker["shortcuts"]]
