@@ -1,10 +1,12 @@
 """One number for the merged hotlines (一个号码): 12315 and 12333 keep their categories and
 their workflow, their tickets are counted apart, and the supervisors read the centre's calls."""
 
+import io
 import re
 import shutil
 from datetime import timedelta
 
+import openpyxl
 import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
@@ -324,6 +326,25 @@ def test_the_call_analysis_matches_the_figures_worked_out_by_hand(client, lines_
     # The day before: agent2's evening call only.
     before = sup.get("/analysis/calls", **{"from": "2026-11-01", "to": "2026-11-01"})
     assert before["calls"] == 1 and before["hours"][20]["calls"] == 1 and before["with_ticket"] == 0
+
+    # The same figures in the page's exports: CSV per table, and sheets of the workbook.
+    client_sign_in(client, "supervisor")
+    day = {"from": "2026-11-02", "to": "2026-11-02"}
+    csv = client.get("/analysis/export.csv", params={**day, "table": "call_agents"})
+    assert csv.status_code == 200 and ",agent,3,2,3,2,66.7%" in csv.text and ",agent2,1,1,1,1,100.0%" in csv.text
+    csv = client.get("/analysis/export.csv", params={**day, "table": "call_hours"})
+    assert "09:00—10:00,3,3" in csv.text and "14:00—15:00,1,0" in csv.text
+    csv = client.get("/analysis/export.csv", params={**day, "table": "call_lines"})
+    assert "12315,市场监管投诉举报热线,2,1,50.0%,1,1,100.0%" in csv.text
+    book = openpyxl.load_workbook(io.BytesIO(client.get("/analysis/export.xlsx", params=day).content))
+    assert {"话务时段", "坐席工作量", "各热线话务"} <= set(book.sheetnames)
+    client.cookies.clear()
+    client_sign_in(client, "housing_l")  # a department's leader reads no agent's workload
+    assert client.get("/analysis/export.csv", params={**day, "table": "call_agents"}).status_code == 403
+    assert (
+        "坐席工作量"
+        not in openpyxl.load_workbook(io.BytesIO(client.get("/analysis/export.xlsx", params=day).content)).sheetnames
+    )
 
 
 @pytest.mark.parametrize("username,status", [("housing_h", 403), ("housing_l", 403), ("agent", 403), ("admin", 200)])

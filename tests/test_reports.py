@@ -174,7 +174,7 @@ def test_analysis_exports(client, november):  # noqa: F811
     wb = load_workbook(io.BytesIO(r.content))
     assert wb.sheetnames == [
         *("诉求类型", "问题分类", "街道", "社区", "每日受理", "时段分布"),
-        *("热点问题", "热点社区", "突发聚集", "重复诉求", "热词"),
+        *("热点问题", "热点社区", "突发聚集", "话务时段", "坐席工作量", "各热线话务", "重复诉求", "热词"),
     ]
     ws = wb["问题分类"]
     assert [c.value for c in ws[3]] == ["问题分类", "本期件数", "占比", "上期件数", "环比增减"]

@@ -526,6 +526,35 @@ def surges_sheet(rows: list[dict[str, Any]]) -> Sheet:
     return Sheet("突发聚集", columns, rows)
 
 
+def call_sheets(calls: dict[str, Any]) -> list[Sheet]:
+    """The centre's operations (话务分析, hotline.indicators.operations.call_analysis) as three
+    sheets: calls by hour of day, each agent's workload, each line."""
+    counts = [
+        Column("来电", "calls", "int", 9),
+        Column("形成工单的来电", "with_ticket", "int", 14),
+    ]
+    handled = [
+        Column("受理工单", "tickets", "int", 10),
+        Column("直接办结", "answered", "int", 10),
+        Column("直接办结率", "answer_rate", "pct", 11),
+    ]
+    hours = [{**r, "hour": f"{r['hour']:02d}:00—{r['hour'] + 1:02d}:00"} for r in calls["hours"]]
+    return [
+        Sheet("话务时段", [Column("时段", "hour", "text", 14), *counts], hours),
+        Sheet(
+            "坐席工作量",
+            [Column("坐席", "name", "text", 14), Column("账号", "agent", "text", 14), *counts, *handled],
+            calls["agents"],
+        ),
+        Sheet(
+            "各热线话务",
+            [Column("热线", "line", "text", 9), Column("名称", "label", "text", 22), *counts,
+             Column("来电成单率", "ticket_share", "pct", 11), *handled],
+            calls["lines"],
+        ),
+    ]  # fmt: skip
+
+
 def words_sheet(words: list[tuple[str, int]]) -> Sheet:
     columns = [
         Column("序号", "i", "int", 7, "center"),

@@ -483,6 +483,8 @@ def _analysis_sheets(figures: dict[str, Any]) -> list[Sheet]:
         sheets.append(reports.hotspot_sheet("热点问题", "问题分类", figures["hotspots"]["category"]))
         sheets.append(reports.hotspot_sheet("热点社区", "街道社区", figures["hotspots"]["community"]))
         sheets.append(reports.surges_sheet(figures["surges"]))
+    if figures.get("calls"):
+        sheets.extend(reports.call_sheets(figures["calls"]))
     sheets.append(reports.repeats_sheet(figures["repeats"]))
     sheets.append(reports.words_sheet(figures["words"]))
     return sheets
@@ -513,10 +515,13 @@ CSV_TABLES = {
     "surges": "突发聚集",
     "repeats": "重复诉求",
     "words": "热词",
+    "call_hours": "话务时段",
+    "call_agents": "坐席工作量",
+    "call_lines": "各热线话务",
 }
 
 
-CENTRAL_ONLY = {"hotspots", "hotspot_places", "surges"}
+CENTRAL_ONLY = {"hotspots", "hotspot_places", "surges", "call_hours", "call_agents", "call_lines"}
 
 
 @router.get("/analysis/export.csv")
