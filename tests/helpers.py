@@ -9,7 +9,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from hotline.db import utcnow
-from hotline.directory import create_category, create_department, create_rule, issue_token
+from hotline.directory import create_category, create_department, create_rule, create_user, issue_token
 from hotline.models import User
 from hotline.runtime import Runtime
 from hotline.security import hash_password
@@ -93,6 +93,20 @@ def add_user(s, district: District, username: str, role: str, department_id: int
     district.tokens[username] = issue_token(s, username, now=now)
 
 
+def add_accounts(runtime: Runtime, district: District, accounts: tuple[tuple[str, str, str | None], ...]) -> District:
+    """More users of the district, each `(username, role, source)` (the source: an integration
+    account's system), with the shared password and an API token."""
+    now = utcnow()
+    with runtime.db.session() as s:
+        for username, role, source in accounts:
+            user = create_user(
+                s, username=username, role=role, password=PASSWORD, source=source, must_change=False, now=now
+            )
+            district.user_ids[username] = user.id
+            district.tokens[username] = issue_token(s, username, now=now)
+    return district
+
+
 class Api:
     """Calls the API as one user; asserts the status code it expects."""
 
@@ -166,3 +180,15 @@ def sign_in(client: TestClient, username: str, password: str = PASSWORD, **extra
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
     data = {"username": username, "password": password, "csrf_token": token, **extra}
     return client.post("/login", data=data, follow_redirects=False)
+
+
+def sqlite_plan(path: str, sql: str) -> str:
+    """SQLite's query plan of `sql` on the database file at `path`, as one string."""
+    from hotline.db import Database
+
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.read_engine.connect() as conn:
+            return " ".join(str(row) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all())
+    finally:
+        db.dispose()

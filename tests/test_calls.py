@@ -6,10 +6,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
-from hotline.db import utcnow
-from hotline.directory import create_user, issue_token
 from hotline.models import Call, Ticket, TicketEvent
-from tests.helpers import PASSWORD, Api, sign_in
+from tests.helpers import Api, add_accounts, sign_in
 from tests.test_pages_agent import choose_place, pick_category, places  # noqa: F401  (a fixture)
 from tests.test_pages_kb import PHONE_VIEWPORT
 from tests.test_pages_smoke import SHOTS, login
@@ -20,19 +18,11 @@ PHONE = "13912345678"
 @pytest.fixture
 def telephony(runtime, district):
     """The telephone system's account, another platform's, and a second agent."""
-    now = utcnow()
-    with runtime.db.session() as s:
-        for username, role, source in (
-            ("pbx", "integration", "telephony"),
-            ("city", "integration", "city12345"),
-            ("agent2", "agent", None),
-        ):
-            user = create_user(
-                s, username=username, role=role, password=PASSWORD, source=source, must_change=False, now=now
-            )
-            district.user_ids[username] = user.id
-            district.tokens[username] = issue_token(s, username, now=now)
-    return district
+    return add_accounts(
+        runtime,
+        district,
+        (("pbx", "integration", "telephony"), ("city", "integration", "city12345"), ("agent2", "agent", None)),
+    )
 
 
 def call(**fields) -> dict:

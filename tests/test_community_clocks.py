@@ -17,7 +17,7 @@ from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.models import Assignment, Escalation, TicketEvent
 from hotline.scheduler import sweep
 from tests.communities import add_communities
-from tests.helpers import Api, sign_in
+from tests.helpers import Api, sign_in, sqlite_plan
 
 
 @pytest.fixture
@@ -150,18 +150,11 @@ def test_out_of_office_hours_the_steps_wait_for_the_office(as_, runtime):
 
 
 def test_the_community_sweep_reads_only_what_is_due(sqlite_template):
-    from hotline.db import Database
-
-    db = Database(f"sqlite:///{sqlite_template}")
-    with db.read_engine.connect() as conn:
-        plan = conn.execute(
-            text(
-                "EXPLAIN QUERY PLAN SELECT id, ticket_id FROM assignments WHERE next_due_at <= '2026-11-02' "
-                "ORDER BY next_due_at LIMIT 200"
-            )
-        ).all()
-    db.dispose()
-    assert "ix_assignments_next_due_at" in " ".join(str(r) for r in plan)
+    plan = sqlite_plan(
+        sqlite_template,
+        "SELECT id, ticket_id FROM assignments WHERE next_due_at <= '2026-11-02' ORDER BY next_due_at LIMIT 200",
+    )
+    assert "ix_assignments_next_due_at" in plan
 
 
 # --- the street recalls the ticket (收回) ------------------------------------------------

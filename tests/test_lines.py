@@ -13,11 +13,11 @@ from sqlmodel import select
 
 from hotline.config import ROOT, Settings
 from hotline.db import utcnow
-from hotline.directory import create_category, create_user, issue_token
+from hotline.directory import create_category
 from hotline.models import Call, Ticket, TicketEvent
 from hotline.workflow.definition import WorkflowError, WorkflowSet, workflow_set
 from tests.conftest import local
-from tests.helpers import PASSWORD, Api
+from tests.helpers import Api, add_accounts
 from tests.helpers import sign_in as client_sign_in
 from tests.test_pages_agent import choose_place, places  # noqa: F401  (a fixture)
 from tests.test_pages_smoke import SHOTS, login
@@ -70,20 +70,12 @@ def _fresh_workflow_cache():
 
 @pytest.fixture
 def lines_district(runtime, district):
-    """The telephone system's account, the 12315 platform's, a second agent, the market's leader."""
-    now = utcnow()
-    with runtime.db.session() as s:
-        for username, role, source in (
-            ("pbx", "integration", "telephony"),
-            ("platform", "integration", "cn12315"),
-            ("agent2", "agent", None),
-        ):
-            user = create_user(
-                s, username=username, role=role, password=PASSWORD, source=source, must_change=False, now=now
-            )
-            district.user_ids[username] = user.id
-            district.tokens[username] = issue_token(s, username, now=now)
-    return district
+    """The telephone system's account, the 12315 platform's, and a second agent."""
+    return add_accounts(
+        runtime,
+        district,
+        (("pbx", "integration", "telephony"), ("platform", "integration", "cn12315"), ("agent2", "agent", None)),
+    )
 
 
 def ring(client, district, *, dialled: str | None, agent: str = "agent", call_id: str = "C-1", at=None) -> int:

@@ -6,13 +6,13 @@ import sys
 import time
 
 import pytest
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlmodel import select
 
 from hotline.models import Escalation, Notification, OutboxMessage, SupervisionOrder, Ticket, TicketEvent
 from hotline.scheduler import sweep
 from tests.conftest import local
-from tests.helpers import Api, make_dispatched
+from tests.helpers import Api, make_dispatched, sqlite_plan
 
 
 def _history(runtime, ticket_id: int) -> list[TicketEvent]:
@@ -116,18 +116,10 @@ def test_notices_wait_for_office_hours(runtime, district):
 
 
 def test_sweep_reads_only_what_is_due(sqlite_template):
-    from hotline.db import Database
-
-    db = Database(f"sqlite:///{sqlite_template}")
-    with db.read_engine.connect() as conn:
-        plan = conn.execute(
-            text(
-                "EXPLAIN QUERY PLAN SELECT id FROM tickets WHERE next_due_at <= '2026-11-02' "
-                "ORDER BY next_due_at LIMIT 200"
-            )
-        ).all()
-    db.dispose()
-    assert "ix_tickets_next_due_at" in " ".join(str(r) for r in plan)
+    plan = sqlite_plan(
+        sqlite_template, "SELECT id FROM tickets WHERE next_due_at <= '2026-11-02' ORDER BY next_due_at LIMIT 200"
+    )
+    assert "ix_tickets_next_due_at" in plan
 
 
 def test_supervisor_urges_and_supervises_by_hand(runtime, district, client):
