@@ -1,8 +1,10 @@
 """Latency of the busiest pages and of the monthly indicators on a large database.
 
-Serves an existing database (load one first: `hotline demo-data --tickets 1000000`)
-with `hotline serve`, signs in as demo users over real HTTP, and times GET requests one
-at a time (latency, not throughput): p50 and p95 per page.
+Serves an existing database (load one first: `hotline demo-data --tickets 1000000`;
+`bench/history.py` gives a PostgreSQL one years of archived history) with `hotline serve`,
+signs in as demo users over real HTTP, and times GET requests one at a time (latency, not
+throughput): p50 and p95 per page. The ticket search is timed by number and by a caller's
+whole phone (read from the database: set HOTLINE_SECRET_KEY when the callers are sealed).
 
     HOTLINE_DATABASE_URL=sqlite:////tmp/demo1m.db python bench/pages.py --requests 200
 """
@@ -11,7 +13,7 @@ import argparse
 import calendar
 import json
 import os
-import random
+import re
 import socket
 import statistics
 import subprocess
@@ -23,8 +25,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import create_engine, text
+from sqlmodel import select
 
+from hotline.db import Database
 from hotline.demo.district import DEMO_PASSWORD
+from hotline.models import Ticket
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -53,7 +58,9 @@ def wait_until_up(base: str, proc: subprocess.Popen, timeout: float = 120) -> No
 
 def sign_in(base: str, username: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=60, follow_redirects=False)
-    r = client.post("/login", data={"username": username, "password": PASSWORD})
+    form = client.get("/login")  # the sign-in form's CSRF token, and its cookie
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
     if r.status_code != 303:
         raise SystemExit(f"could not sign in as {username}: {r.status_code}")
     return client
@@ -76,10 +83,21 @@ def timed(client: httpx.Client, paths: list[str]) -> dict:
     }
 
 
+def _phones(url: str, ticket_ids: list[int]) -> list[str]:
+    """The callers' phones of these tickets (the model unseals them), one per ticket that has one."""
+    db = Database(url)
+    try:
+        with db.session() as session:
+            return [p for p in session.exec(select(Ticket.caller_phone).where(Ticket.id.in_(ticket_ids))) if p]
+    finally:
+        db.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--month", default=None, help="YYYY-MM for the indicators (default: the last full month)")
+    parser.add_argument("--label", default="", help="added to the results file's name (e.g. 10m)")
     args = parser.parse_args()
     url = os.environ.get("HOTLINE_DATABASE_URL")
     if not url:
@@ -87,7 +105,9 @@ def main() -> None:
     engine = create_engine(url)
     with engine.connect() as conn:
         tickets = conn.execute(text("select count(*) from tickets")).scalar_one()
-        max_id = conn.execute(text("select max(id) from tickets")).scalar_one()
+        sample = conn.execute(
+            text("select id, number from tickets order by random() limit :n"), {"n": args.requests}
+        ).all()
         busiest = conn.execute(
             text(
                 "select d.code, count(*) from tickets t join departments d on d.id = t.main_department_id "
@@ -95,6 +115,7 @@ def main() -> None:
             )
         ).first()
     engine.dispose()
+    phones = _phones(url, [row.id for row in sample])
     handler = f"{busiest[0]}.handler"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -110,7 +131,6 @@ def main() -> None:
         wait_until_up(base, proc)
         supervisor, dept = sign_in(base, "supervisor1"), sign_in(base, handler)
         n = args.requests
-        rng = random.Random(1)
         local_now = datetime.now(ZoneInfo("Asia/Shanghai"))
         month = args.month or (
             f"{local_now.year}-{local_now.month - 1:02d}" if local_now.month > 1 else f"{local_now.year - 1}-12"
@@ -127,7 +147,11 @@ def main() -> None:
         results = {
             "supervisor dashboard": timed(supervisor, ["/supervisor/dashboard"] * n),
             f"department inbox ({handler})": timed(dept, ["/department/inbox"] * n),
-            "ticket page (random)": timed(supervisor, [f"/tickets/{rng.randint(1, max_id)}" for _ in range(n)]),
+            "ticket page (random)": timed(supervisor, [f"/tickets/{row.id}" for row in sample]),
+            "ticket list, all (supervisor)": timed(supervisor, ["/tickets"] * n),
+            f"ticket list, all ({handler})": timed(dept, ["/tickets"] * n),
+            "search by number": timed(supervisor, [f"/tickets?q={row.number}" for row in sample]),
+            "search by phone": timed(supervisor, [f"/tickets?q={phone}" for phone in phones]),
         }
         token = subprocess.run(
             [sys.executable, "-m", "hotline", "users", "token", "supervisor1"],
@@ -152,7 +176,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:42} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f}")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"pages-{dialect.split('+')[0]}.json"
+    out = RESULTS / f"pages-{dialect.split('+')[0]}{'-' + args.label if args.label else ''}.json"
     out.write_text(
         json.dumps({"tickets": tickets, "database": dialect, "results": results}, indent=2, ensure_ascii=False)
     )

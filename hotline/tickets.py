@@ -242,6 +242,17 @@ def get_visible(session: Session, actor: Actor, ticket_id: int) -> Ticket:
     return ticket
 
 
+# A ticket list counts its matches up to this many. Beyond it the exact figure costs a walk
+# over every matching ticket (millions in a city's archive, on every page of a list) and tells
+# the user nothing a narrower search would not.
+COUNT_LIMIT = 10_000
+
+
+def capped(total: int) -> tuple[int, bool]:
+    """A list's count as shown (at most COUNT_LIMIT), and whether it is exact."""
+    return min(total, COUNT_LIMIT), total <= COUNT_LIMIT
+
+
 def search(
     session: Session,
     actor: Actor,
@@ -258,7 +269,8 @@ def search(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
 ) -> tuple[list[Ticket], int]:
-    """A page of the tickets the actor may see, newest first, and the total count.
+    """A page of the tickets the actor may see, newest first, and how many match: counted up
+    to COUNT_LIMIT, and COUNT_LIMIT + 1 when there are more.
 
     `q` is a ticket number, a caller's phone (in full or its last digits), a caller's name,
     or words of the title, content or address; `category` takes its whole subtree;
@@ -301,7 +313,8 @@ def search(
         conditions.append(_query_clause(session, actor, q, conditions))
     stmt = select(Ticket).where(*conditions).order_by(Ticket.id.desc())
     items = list(session.exec(stmt.offset((page - 1) * page_size).limit(page_size)).all())
-    total = session.execute(sa_select(func.count()).select_from(Ticket).where(*conditions)).scalar_one()
+    matching = sa_select(Ticket.id).where(*conditions).limit(COUNT_LIMIT + 1).subquery()
+    total = session.execute(sa_select(func.count()).select_from(matching)).scalar_one()
     return items, total
 
 

@@ -16,6 +16,7 @@ from hotline.inputs import Day, IdPath, PageQuery
 from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
     assignments_of,
+    capped,
     create_ticket,
     day_bounds,
     get_visible,
@@ -96,9 +97,11 @@ def list_tickets(
             **day_bounds(created_from, created_to),
         )
         lookups = Lookups(session)
+        shown, exact = capped(total)
         return {
             "items": [ticket_out(t, actor, runtime, lookups) for t in items],
-            "total": total,
+            "total": shown,
+            "total_exact": exact,
             "page": page,
             "page_size": page_size,
         }

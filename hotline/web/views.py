@@ -27,6 +27,7 @@ from hotline.tickets import (
     CALLER_SEARCH_ROLES,
     SEARCH_SCAN_ROWS,
     assignments_of,
+    capped,
     day_bounds,
     get_visible,
     history_out,
@@ -311,6 +312,7 @@ def ticket_search(
             **days,
         )
         rows = [ticket_out(t, user.actor, runtime, lookups) for t in items]
+        shown, exact = capped(total)
         departments = sorted((d for d in lookups.departments.values() if d.active), key=lambda d: d.code)
         categories = sorted(
             (
@@ -326,7 +328,8 @@ def ticket_search(
         "tickets.html",
         {
             "rows": rows,
-            "total": total,
+            "total": shown,
+            "more": not exact,
             "page": page,
             **filters,
             "query": urlencode({k: v for k, v in filters.items() if v}),
@@ -335,7 +338,7 @@ def ticket_search(
             "categories": categories,
             "caller_search": user.actor.role in CALLER_SEARCH_ROLES,
             "scan_rows": SEARCH_SCAN_ROWS,
-            "pages": (total + 29) // 30,
+            "pages": (shown + 29) // 30,
             # Tickets from integrations (API, Open311, the city platform) wait here to be dispatched.
             "heading": "待派单" if state == default.initial and not q else "工单查询",
         },
