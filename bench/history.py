@@ -106,7 +106,7 @@ def _select_list(conn, table: str, k: int, offsets: dict[str, int]) -> tuple[str
         elif refs.get(name) in offsets:
             exprs.append(f'"{name}" + {offsets[refs[name]] * k}')
         elif kind.startswith("timestamp"):
-            exprs.append(f"\"{name}\" - make_interval(days => :shift * {k})")
+            exprs.append(f'"{name}" - make_interval(days => :shift * {k})')
         elif kind == "date":
             exprs.append(f'"{name}" - :shift * {k}')
         elif (derived := _unique_text(table, name, k)) is not None:
@@ -116,10 +116,91 @@ def _select_list(conn, table: str, k: int, offsets: dict[str, int]) -> tuple[str
     return ", ".join(names), ", ".join(exprs)
 
 
+TABLES = ("tickets", *TICKET_TABLES, *DAY_TABLES)
+
+
+def _drop_plain_indexes(conn) -> None:
+    """Drop the plain indexes of the tables written, their definitions kept in the database
+    until they are built again: a run that stops half-way leaves them for `--finish`."""
+    conn.execute(text("create table if not exists bench_history_indexes (name text primary key, definition text)"))
+    conn.execute(
+        text(
+            "insert into bench_history_indexes select indexname, indexdef from pg_indexes "
+            "where schemaname = 'public' and tablename = any(:tables) and indexdef not like 'CREATE UNIQUE%' "
+            "on conflict do nothing"
+        ),
+        {"tables": list(TABLES)},
+    )
+    for (name,) in conn.execute(text("select name from bench_history_indexes")).all():
+        conn.execute(text(f'drop index if exists "{name}"'))
+
+
+def _copy(conn, copies: int, shift: int) -> dict[str, int]:
+    span = conn.execute(text("select max(created_at) - min(created_at) from tickets")).scalar_one()
+    if span.days >= shift:
+        raise SystemExit(f"the tickets span {span.days} days: --shift must be more than that")
+    # Strides: copy k of a row with id i gets id i + k * stride, past every original id.
+    offsets = {
+        t: conn.execute(text(f"select coalesce(max(id), 0) + 1 from {t}")).scalar_one()
+        for t in ("tickets", *TICKET_TABLES)
+    }
+    conn.execute(
+        text(
+            "create temp table aged as select t.id from tickets t left join tickets m on m.id = t.master_id "
+            "where t.state = any(:final) and (t.master_id is null or m.state = any(:final))"
+        ),
+        {"final": list(FINAL_STATES)},
+    )
+    conn.execute(text("alter table aged add primary key (id)"))
+    aged = conn.execute(text("select count(*) from aged")).scalar_one()
+    print(f"{aged:,} archived tickets to copy {copies} times, {shift} days apart")
+    _drop_plain_indexes(conn)
+    conn.execute(text("set session_replication_role = replica"))
+    first_day = {t: conn.execute(text(f"select min(day) from {t}")).scalar_one() for t in DAY_TABLES}
+    written: dict[str, int] = {}
+    for k in range(1, copies + 1):
+        for table in TABLES:
+            names, exprs = _select_list(conn, table, k, offsets)
+            if table == "tickets":
+                where = "where id in (select id from aged)"
+            elif table in DAY_TABLES:
+                if first_day[table] is None:
+                    continue
+                where = f"where day >= '{first_day[table]}' on conflict do nothing"
+            else:
+                where = "where ticket_id in (select id from aged)"
+            t0 = time.monotonic()
+            n = conn.execute(
+                text(f"insert into {table} ({names}) select {exprs} from {table} {where}"), {"shift": shift}
+            ).rowcount
+            written[table] = written.get(table, 0) + n
+            print(f"  copy {k}: {table:20} {n:>10,} rows in {time.monotonic() - t0:6.1f} s", flush=True)
+    conn.execute(text("set session_replication_role = origin"))
+    return written
+
+
+def _finish(conn) -> None:
+    """The sequences past the copies, the dropped indexes built again, every table analysed."""
+    for table in ("tickets", *TICKET_TABLES):
+        conn.execute(text(f"select setval(pg_get_serial_sequence('{table}', 'id'), (select max(id) from {table}))"))
+    conn.execute(text("set maintenance_work_mem = '512MB'"))
+    t0 = time.monotonic()
+    definitions = conn.execute(text("select definition from bench_history_indexes")).scalars().all()
+    for definition in definitions:
+        conn.execute(text(definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)))
+    conn.execute(text("drop table bench_history_indexes"))
+    print(f"{len(definitions)} indexes built again: {time.monotonic() - t0:.1f} s", flush=True)
+    t0 = time.monotonic()
+    for table in TABLES:
+        conn.execute(text(f"vacuum analyze {table}"))
+    print(f"vacuum analyze: {time.monotonic() - t0:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=9)
     parser.add_argument("--shift", type=int, default=184, help="days between copies (more than the demo's span)")
+    parser.add_argument("--finish", action="store_true", help="copy nothing: finish a run that was stopped")
     args = parser.parse_args()
     url = os.environ.get("HOTLINE_DATABASE_URL", "")
     if not url.startswith("postgresql"):
@@ -127,73 +208,9 @@ def main() -> None:
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     started = time.monotonic()
     with engine.connect() as conn:
-        span = conn.execute(text("select max(created_at) - min(created_at) from tickets")).scalar_one()
-        if span.days >= args.shift:
-            raise SystemExit(f"the tickets span {span.days} days: --shift must be more than that")
-        # Strides: copy k of a row with id i gets id i + k * stride, past every original id.
-        offsets = {
-            t: conn.execute(text(f"select coalesce(max(id), 0) + 1 from {t}")).scalar_one()
-            for t in ("tickets", *TICKET_TABLES)
-        }
         conn.execute(text("set synchronous_commit = off"))
-        conn.execute(
-            text(
-                "create temp table aged as select t.id from tickets t left join tickets m on m.id = t.master_id "
-                "where t.state = any(:final) and (t.master_id is null or m.state = any(:final))"
-            ),
-            {"final": list(FINAL_STATES)},
-        )
-        conn.execute(text("alter table aged add primary key (id)"))
-        aged = conn.execute(text("select count(*) from aged")).scalar_one()
-        print(f"{aged:,} archived tickets to copy {args.copies} times, {args.shift} days apart")
-        tables = ("tickets", *TICKET_TABLES, *DAY_TABLES)
-        # The definitions are kept in the database until the indexes are back: a run that
-        # stops half-way leaves them there for the next one.
-        conn.execute(text("create table if not exists bench_history_indexes (name text primary key, definition text)"))
-        conn.execute(
-            text(
-                "insert into bench_history_indexes select indexname, indexdef from pg_indexes "
-                "where schemaname = 'public' and tablename = any(:tables) and indexdef not like 'CREATE UNIQUE%' "
-                "on conflict do nothing"
-            ),
-            {"tables": list(tables)},
-        )
-        plain = conn.execute(text("select name, definition from bench_history_indexes")).all()
-        for index in plain:
-            conn.execute(text(f'drop index if exists "{index.name}"'))
-        conn.execute(text("set session_replication_role = replica"))
-        first_day = {t: conn.execute(text(f"select min(day) from {t}")).scalar_one() for t in DAY_TABLES}
-        written: dict[str, int] = {}
-        for k in range(1, args.copies + 1):
-            for table in tables:
-                names, exprs = _select_list(conn, table, k, offsets)
-                if table == "tickets":
-                    where = "where id in (select id from aged)"
-                elif table in DAY_TABLES:
-                    where = f"where day >= '{first_day[table]}' on conflict do nothing"
-                else:
-                    where = "where ticket_id in (select id from aged)"
-                t0 = time.monotonic()
-                n = conn.execute(
-                    text(f"insert into {table} ({names}) select {exprs} from {table} {where}"), {"shift": args.shift}
-                ).rowcount
-                written[table] = written.get(table, 0) + n
-                print(f"  copy {k}: {table:20} {n:>10,} rows in {time.monotonic() - t0:6.1f} s", flush=True)
-        for table in ("tickets", *TICKET_TABLES):
-            conn.execute(
-                text(f"select setval(pg_get_serial_sequence('{table}', 'id'), (select max(id) from {table}))")
-            )
-        conn.execute(text("set session_replication_role = origin"))
-        conn.execute(text("set maintenance_work_mem = '512MB'"))
-        t0 = time.monotonic()
-        for index in plain:
-            conn.execute(text(index.definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)))
-        conn.execute(text("drop table bench_history_indexes"))
-        print(f"{len(plain)} indexes built again: {time.monotonic() - t0:.1f} s", flush=True)
-        t0 = time.monotonic()
-        for table in tables:
-            conn.execute(text(f"vacuum analyze {table}"))
-        print(f"vacuum analyze: {time.monotonic() - t0:.1f} s")
+        written = {} if args.finish else _copy(conn, args.copies, args.shift)
+        _finish(conn)
         total = conn.execute(text("select count(*) from tickets")).scalar_one()
     engine.dispose()
     print(f"{total:,} tickets now; {sum(written.values()):,} rows written in {time.monotonic() - started:.0f} s")
