@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from hotline import appends
 from hotline.deadlines.calendar import local_iso
 from hotline.models import DEPARTMENT_ROLES, Assignment, OutboxMessage, Ticket
 from hotline.ticket_view import Lookups, caller_view, ticket_out
@@ -34,6 +35,7 @@ _CENTRE = SimpleNamespace(role="supervisor")
 # Transaction-local state kept in `Session.info`.
 _HELD = "hotline.events.held"
 _ASSIGNMENTS = "hotline.events.assignments"
+_EVENT_INSERT = OutboxMessage.__table__.insert()
 
 
 def new_uid() -> str:
@@ -122,19 +124,23 @@ def publish(
         audience |= _audience(session, ticket)
         ticket.event_sequence += 1
         sequence = ticket.event_sequence
-    event = OutboxMessage(
-        uid=new_uid(),
-        topic=topic,
-        ticket_id=ticket.id if ticket else None,
-        ticket_number=ticket.number if ticket else None,
-        sequence=sequence,
-        departments="".join(f",{d}" for d in sorted(audience)) + "," if audience else "",
-        source=ticket.source if ticket else None,
-        payload=data,
-        created_at=at,
-        recorded_at=datetime.now(UTC),
+    appends.add(
+        session,
+        _EVENT_INSERT,
+        {
+            "uid": new_uid(),
+            "topic": topic,
+            "ticket_id": ticket.id if ticket else None,
+            "ticket_number": ticket.number if ticket else None,
+            "sequence": sequence,
+            "departments": "".join(f",{d}" for d in sorted(audience)) + "," if audience else "",
+            "source": ticket.source if ticket else None,
+            "payload": data,
+            "created_at": at,
+            "recorded_at": datetime.now(UTC),
+            "fanned_out": False,
+        },
     )
-    session.add(event)
 
 
 def concerns(subscription: Any, event: OutboxMessage) -> bool:
