@@ -905,11 +905,12 @@ def run_one(kind: str, size: int, args, tmp: Path, profile: bool, templates) -> 
         entry["nothing_due"]["plan"] = query_plan(runtime)
         phases = ", ".join(f"{k} {v}" for k, v in entry["nothing_due"]["phases_median_ms"].items())
         print(f"    nothing due: median {entry['nothing_due']['median_ms']} ms ({phases})", flush=True)
-        naive_runs = args.naive_runs if size < 1_000_000 else max(1, min(args.naive_runs, 2))
-        entry["naive_orm"] = time_naive(runtime, naive_orm, naive_runs, size, quiet)
-        print(f"    naive (ORM rows): median {entry['naive_orm']['median_ms']} ms", flush=True)
-        entry["naive_columns"] = time_naive(runtime, naive_columns, naive_runs, size, quiet)
-        print(f"    naive (4 columns): median {entry['naive_columns']['median_ms']} ms", flush=True)
+        naive_runs = args.naive_runs if size < 1_000_000 else min(args.naive_runs, 2)
+        if naive_runs:
+            entry["naive_orm"] = time_naive(runtime, naive_orm, naive_runs, size, quiet)
+            print(f"    naive (ORM rows): median {entry['naive_orm']['median_ms']} ms", flush=True)
+            entry["naive_columns"] = time_naive(runtime, naive_columns, naive_runs, size, quiet)
+            print(f"    naive (4 columns): median {entry['naive_columns']['median_ms']} ms", flush=True)
         entry["one_pct_due"] = time_due(runtime, rows, size, args.due_runs, quiet)
         if profile:
             entry["profile"] = profile_due(runtime, rows, size, kind, args.profile_rate, quiet)
@@ -924,7 +925,7 @@ def run_one(kind: str, size: int, args, tmp: Path, profile: bool, templates) -> 
 
 
 def busiest(r: dict[str, Any]) -> float:
-    phases = [r["nothing_due"], r["naive_orm"], r["naive_columns"], *r["one_pct_due"]["runs"]]
+    phases = [r["nothing_due"], r.get("naive_orm", {}), r.get("naive_columns", {}), *r["one_pct_due"]["runs"]]
     return max(p.get("others_cpu_cores", 0.0) for p in phases)
 
 
@@ -939,7 +940,9 @@ def table(results: list[dict[str, Any]]) -> str:
     )
     out = [head, unit, "-" * len(head)]
     for r in sorted(results, key=lambda r: (r["db"], r["size"])):
-        d, nd, no, nc = r["one_pct_due"], r["nothing_due"], r["naive_orm"], r["naive_columns"]
+        d, nd = r["one_pct_due"], r["nothing_due"]
+        not_run = {"median_ms": float("nan")}
+        no, nc = r.get("naive_orm", not_run), r.get("naive_columns", not_run)
         out.append(
             f"{r['db']:<11}{r['size']:>10,} | {nd['median_ms']:>8.1f}{nd.get('cpu_median_ms', 0):>8.1f}"
             f" | {d['due']:>7,}{d['seconds']:>8.2f}{d['tickets_per_s']:>11,.0f}{d.get('tickets_per_cpu_s', 0):>11,.0f}"
@@ -1059,7 +1062,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="open tickets, comma-separated")
     parser.add_argument("--db", default="sqlite,postgresql", help="sqlite, postgresql or both")
     parser.add_argument("--runs", type=int, default=7, help="timed nothing-due sweeps (median)")
-    parser.add_argument("--naive-runs", type=int, default=3, help="timed naive sweeps (at most 2 at 1M)")
+    parser.add_argument("--naive-runs", type=int, default=3, help="timed naive sweeps (at most 2 at 1M; 0: none)")
     parser.add_argument("--due-runs", type=int, default=1, help="1%%-due sweeps, the due rows reset between")
     parser.add_argument("--batch", type=int, default=20_000, help="rows per bulk insert")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="any database on the PostgreSQL server")
@@ -1138,6 +1141,11 @@ def main() -> None:
     }
     out.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    failed = [f"{r['db']} {r['size']:,}" for r in results if not r["one_pct_due"]["verified"]]
+    profiled = [r for r in results if r.get("profile")]
+    failed += [f"{r['db']} {r['size']:,} (profiled)" for r in profiled if not r["profile"]["verified"]]
+    if failed:
+        raise SystemExit(f"bench: the rows after the 1% sweep failed their checks: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
