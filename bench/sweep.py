@@ -23,7 +23,8 @@ timing. Then, with the sweep's clock at Wednesday 2026-11-18 10:00 (Asia/Shangha
                 one sweep, timed; tickets/second of escalation. Verified afterwards: each due
                 ticket has exactly one `urge` event, escalation, notice and outbox message, and
                 sits at step 2 with next_due_at at its supervision time; no other ticket, event
-                or assignment was touched. --due-runs > 1 resets the due rows between runs.
+                or assignment was touched, and every history chain holds (`hotline audit verify`).
+                --due-runs > 1 resets the due rows between runs.
 
 Each figure is wall time, and CPU time: of this process, plus for PostgreSQL the server
 backends serving it (from /proc). The machine is shared; before each timed phase the script
@@ -37,8 +38,8 @@ SQL statements per escalated ticket go to bench/results/sweep-profile-<db>.txt (
 are not the headline figures).
 
 Prints a table and writes bench/results/sweep.json (--merge keeps the entries of other
-databases and sizes from an earlier run). PostgreSQL: scratch database `bench_sweep` on
---pg-url's server, dropped afterwards. Not part of the test suite.
+databases and sizes from an earlier run). PostgreSQL: scratch database --pg-db (`bench_sweep`)
+on --pg-url's server, dropped afterwards. Not part of the test suite.
 """
 
 import argparse
@@ -65,6 +66,7 @@ from sqlmodel import select
 
 import hotline
 import hotline.scheduler
+from hotline import audit
 from hotline.config import Settings
 from hotline.db import Database, UTCDateTime
 from hotline.deadlines import sla
@@ -107,7 +109,7 @@ TICKET_TYPE = "complaint"
 SIGN_DELAY = timedelta(minutes=20)
 CREATE_LEAD = timedelta(minutes=5)
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_DB = "bench_sweep"
+PG_DB = "bench_sweep"  # the default of --pg-db
 
 
 # --------------------------------------------------------------------------- ticket rows
@@ -317,19 +319,19 @@ def _runtime(url: str) -> Runtime:
 # --------------------------------------------------------------------------- building
 
 
-def _create_pg(base_url: str) -> str:
+def _create_pg(base_url: str, name: str) -> str:
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{PG_DB}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return make_url(base_url).set(database=PG_DB).render_as_string(hide_password=False)
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
 
 
-def _drop_pg(base_url: str) -> None:
+def _drop_pg(base_url: str, name: str) -> None:
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
@@ -695,6 +697,9 @@ def verify(runtime: Runtime, rows: Rows, size: int, report) -> dict[str, Any]:
         "outbox_other": 0,
         "supervision_orders": 0,
         "supervision_time_mismatch": 0,
+        # `hotline audit verify`: every ticket's history chain recomputed.
+        "history_rows_chained": n,
+        "history_chain_breaks": 0,
     }
     got = {}
     with runtime.db.read_engine.connect() as conn:
@@ -702,6 +707,10 @@ def verify(runtime: Runtime, rows: Rows, size: int, report) -> dict[str, Any]:
             params = {"k": DUE_EVERY, "now": NOW, "sup": sup}
             stmt = text(sql).bindparams(*(bindparam(p, type_=UTCDateTime) for p in ("now", "sup") if f":{p}" in sql))
             got[name] = conn.execute(stmt, {k: v for k, v in params.items() if f":{k}" in sql}).scalar_one()
+    with runtime.db.read_session() as s:
+        chained, broken = audit.verify(s)
+    got["history_rows_chained"] = chained
+    got["history_chain_breaks"] = 0 if broken is None else 1
     got["report_urge"] = report.count("urge")
     got["report_other_steps"] = len(report.steps) - report.count("urge")
     got["report_skipped"] = len(report.skipped)
@@ -881,7 +890,7 @@ def run_one(kind: str, size: int, args, tmp: Path, profile: bool, templates) -> 
         path = tmp / f"sweep-{size}.db"
         url = f"sqlite:///{path}"
     else:
-        url = _create_pg(args.pg_url)
+        url = _create_pg(args.pg_url, args.pg_db)
     runtime = _runtime(url)
     try:
         rows, build_s = build(runtime, size, args.batch, templates)
@@ -896,11 +905,12 @@ def run_one(kind: str, size: int, args, tmp: Path, profile: bool, templates) -> 
         entry["nothing_due"]["plan"] = query_plan(runtime)
         phases = ", ".join(f"{k} {v}" for k, v in entry["nothing_due"]["phases_median_ms"].items())
         print(f"    nothing due: median {entry['nothing_due']['median_ms']} ms ({phases})", flush=True)
-        naive_runs = args.naive_runs if size < 1_000_000 else max(1, min(args.naive_runs, 2))
-        entry["naive_orm"] = time_naive(runtime, naive_orm, naive_runs, size, quiet)
-        print(f"    naive (ORM rows): median {entry['naive_orm']['median_ms']} ms", flush=True)
-        entry["naive_columns"] = time_naive(runtime, naive_columns, naive_runs, size, quiet)
-        print(f"    naive (4 columns): median {entry['naive_columns']['median_ms']} ms", flush=True)
+        naive_runs = args.naive_runs if size < 1_000_000 else min(args.naive_runs, 2)
+        if naive_runs:
+            entry["naive_orm"] = time_naive(runtime, naive_orm, naive_runs, size, quiet)
+            print(f"    naive (ORM rows): median {entry['naive_orm']['median_ms']} ms", flush=True)
+            entry["naive_columns"] = time_naive(runtime, naive_columns, naive_runs, size, quiet)
+            print(f"    naive (4 columns): median {entry['naive_columns']['median_ms']} ms", flush=True)
         entry["one_pct_due"] = time_due(runtime, rows, size, args.due_runs, quiet)
         if profile:
             entry["profile"] = profile_due(runtime, rows, size, kind, args.profile_rate, quiet)
@@ -911,11 +921,11 @@ def run_one(kind: str, size: int, args, tmp: Path, profile: bool, templates) -> 
             for p in path.parent.glob(path.name + "*"):
                 p.unlink()
         elif not args.keep:
-            _drop_pg(args.pg_url)
+            _drop_pg(args.pg_url, args.pg_db)
 
 
 def busiest(r: dict[str, Any]) -> float:
-    phases = [r["nothing_due"], r["naive_orm"], r["naive_columns"], *r["one_pct_due"]["runs"]]
+    phases = [r["nothing_due"], r.get("naive_orm", {}), r.get("naive_columns", {}), *r["one_pct_due"]["runs"]]
     return max(p.get("others_cpu_cores", 0.0) for p in phases)
 
 
@@ -930,7 +940,9 @@ def table(results: list[dict[str, Any]]) -> str:
     )
     out = [head, unit, "-" * len(head)]
     for r in sorted(results, key=lambda r: (r["db"], r["size"])):
-        d, nd, no, nc = r["one_pct_due"], r["nothing_due"], r["naive_orm"], r["naive_columns"]
+        d, nd = r["one_pct_due"], r["nothing_due"]
+        not_run = {"median_ms": float("nan")}
+        no, nc = r.get("naive_orm", not_run), r.get("naive_columns", not_run)
         out.append(
             f"{r['db']:<11}{r['size']:>10,} | {nd['median_ms']:>8.1f}{nd.get('cpu_median_ms', 0):>8.1f}"
             f" | {d['due']:>7,}{d['seconds']:>8.2f}{d['tickets_per_s']:>11,.0f}{d.get('tickets_per_cpu_s', 0):>11,.0f}"
@@ -1050,10 +1062,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="open tickets, comma-separated")
     parser.add_argument("--db", default="sqlite,postgresql", help="sqlite, postgresql or both")
     parser.add_argument("--runs", type=int, default=7, help="timed nothing-due sweeps (median)")
-    parser.add_argument("--naive-runs", type=int, default=3, help="timed naive sweeps (at most 2 at 1M)")
+    parser.add_argument("--naive-runs", type=int, default=3, help="timed naive sweeps (at most 2 at 1M; 0: none)")
     parser.add_argument("--due-runs", type=int, default=1, help="1%%-due sweeps, the due rows reset between")
     parser.add_argument("--batch", type=int, default=20_000, help="rows per bulk insert")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="any database on the PostgreSQL server")
+    parser.add_argument("--pg-db", default=PG_DB, help="the scratch database's name (made and dropped)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database of the last size")
     parser.add_argument("--profile", action="store_true", help="py-spy a 1%%-due sweep at the largest size")
     parser.add_argument("--profile-rate", type=int, default=250)
@@ -1128,6 +1141,11 @@ def main() -> None:
     }
     out.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    failed = [f"{r['db']} {r['size']:,}" for r in results if not r["one_pct_due"]["verified"]]
+    profiled = [r for r in results if r.get("profile")]
+    failed += [f"{r['db']} {r['size']:,} (profiled)" for r in profiled if not r["profile"]["verified"]]
+    if failed:
+        raise SystemExit(f"bench: the rows after the 1% sweep failed their checks: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

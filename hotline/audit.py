@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import tuple_
+from sqlalchemy import event, tuple_
 from sqlmodel import Session, func, select
 
 from hotline.models import TicketEvent
@@ -24,8 +24,9 @@ from hotline.models import TicketEvent
 # The chain before a ticket's first row.
 GENESIS = "0" * 64
 # The session.info key of the chains written in this unit of work (a session is one
-# transaction: hotline.db), by ticket id.
+# transaction: hotline.db), by ticket id; and of the heads as each savepoint found them.
 _HEADS = "hotline.audit.heads"
+_SAVED = "hotline.audit.saved"
 
 
 def canonical(
@@ -67,25 +68,38 @@ def chain_of(previous: str, row: TicketEvent) -> str:
     )
 
 
-def seal(session: Session, row: TicketEvent) -> None:
-    """Set a new history row's chain (before it is added): after the ticket's last row, the
-    one written earlier in this transaction or else the last one stored."""
+def seal(session: Session, row: dict[str, Any]) -> None:
+    """Set a new history row's chain (its columns, before it is written): after the ticket's
+    last row, the one written earlier in this transaction or else the last one stored."""
     heads: dict[int, str] = session.info.setdefault(_HEADS, {})
-    previous = heads.get(row.ticket_id)
+    ticket_id = row["ticket_id"]
+    previous = heads.get(ticket_id)
     if previous is None:
-        if row.from_state is None:  # the ticket's first row
+        if row["from_state"] is None:  # the ticket's first row
             previous = GENESIS
         else:
             with session.no_autoflush:
                 previous = session.exec(
                     select(TicketEvent.chain)
-                    .where(TicketEvent.ticket_id == row.ticket_id)
+                    .where(TicketEvent.ticket_id == ticket_id)
                     .order_by(TicketEvent.id.desc())
                     .limit(1)
                 ).first()
             previous = previous or GENESIS
-    row.chain = chain_of(previous, row)
-    heads[row.ticket_id] = row.chain
+    row["chain"] = heads[ticket_id] = link(
+        previous,
+        canonical(
+            ticket_id,
+            row["event"],
+            row["actor_id"],
+            row["actor_name"],
+            row["actor_role"],
+            row["from_state"],
+            row["to_state"],
+            row["at"],
+            row["details"],
+        ),
+    )
 
 
 def prime(session: Session, ticket_ids: list[int]) -> None:
@@ -103,6 +117,31 @@ def prime(session: Session, ticket_ids: list[int]) -> None:
         found = session.exec(select(TicketEvent.ticket_id, TicketEvent.chain).where(TicketEvent.id.in_(last))).all()
     for ticket_id, chain in found:
         heads.setdefault(ticket_id, chain or GENESIS)
+    for ticket_id in wanted:  # no history yet (only a bulk load makes such a ticket)
+        heads.setdefault(ticket_id, GENESIS)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _savepoint(session: Session, transaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_SAVED, {})[id(transaction)] = dict(session.info.get(_HEADS, {}))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _back_to_savepoint(session: Session, previous_transaction) -> None:
+    """The rows a savepoint rolled back are no link of any chain: the heads as it found them."""
+    if not previous_transaction.nested:
+        return
+    kept = session.info.get(_SAVED, {}).pop(id(previous_transaction), None)
+    if kept is not None:
+        session.info[_HEADS] = kept
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction) -> None:
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(_HEADS, None)
+        session.info.pop(_SAVED, None)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from sqlalchemy import and_, exists, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from hotline import appends
 from hotline.db import dialect_insert
 from hotline.deadlines.calendar import local_iso
 from hotline.errors import NotFound
@@ -24,6 +25,7 @@ from hotline.workflow.engine import Actor
 UNREAD_WINDOW = timedelta(days=30)
 # Beyond this many the count reads "99+".
 UNREAD_CAP = 99
+_NOTICE_INSERT = Notification.__table__.insert()
 
 
 def send(
@@ -37,26 +39,28 @@ def send(
     department_id: int | None = None,
     role: str | None = None,
     user_id: int | None = None,
-) -> Notification:
+) -> None:
     """A notice, to a user, to a role of a department or to a role of the centre; and its
     event for other systems (topic `notice`), in the same transaction."""
-    notice = Notification(
-        user_id=user_id,
-        department_id=department_id,
-        role=role,
-        kind=kind,
-        ticket_id=ticket.id if ticket else None,
-        title=title,
-        body=body,
-        created_at=at,
+    appends.add(
+        session,
+        _NOTICE_INSERT,
+        {
+            "user_id": user_id,
+            "department_id": department_id,
+            "role": role,
+            "kind": kind,
+            "ticket_id": ticket.id if ticket else None,
+            "title": title,
+            "body": body,
+            "created_at": at,
+        },
     )
-    session.add(notice)
     department = Lookups(session).departments[department_id].code if department_id else None
     data = {"kind": kind, "title": title, "body": body, "department": department, "role": role, "at": local_iso(at)}
     events.publish(
         session, topic="notice", data=data, at=at, ticket=ticket, departments=[department_id] if department_id else ()
     )
-    return notice
 
 
 def addressees(actor: Actor) -> list[Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Integer, and_, case, func, literal, or_, union_all
 from sqlmodel import Session, select
 
-from hotline import notices
+from hotline import appends, notices
 from hotline.db import UTCDateTime
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ, WorkCalendar
@@ -232,7 +232,8 @@ def escalate_part(
             "deadline_at": deadline.astimezone(UTC).isoformat(),
         }
         with changing(session, runtime, ticket, f"community_{step}", SCHEDULER, now=now, details=details):
-            session.connection().execute(
+            appends.add(
+                session,
                 escalation_insert(session.get_bind().dialect.name),
                 {
                     "ticket_id": ticket.id,

@@ -268,3 +268,17 @@ def test_rotation_while_a_server_writes(runtime, district, settings, tmp_path):
             assert set(crypto.count_by_key(conn, fresh.keys)) == {fresh.keys.active.id}
     finally:
         fresh.dispose()
+
+
+def test_the_callers_hashes_follow_a_change_of_caller_on_a_stored_ticket(client, district, runtime):
+    tid = _log(client, district)
+    with runtime.db.session() as s:
+        s.get(Ticket, tid).title = "another title"  # the caller untouched: the hashes stay
+    with runtime.db.session() as s:
+        ticket = s.get(Ticket, tid)
+        assert ticket.caller_phone_hash == runtime.db.keys.caller_hashes(PHONE, NAME)["caller_phone_hash"]
+        ticket.caller_phone, ticket.caller_name = NEIGHBOUR, "李四"
+    with runtime.db.read_session() as s:
+        ticket = s.get(Ticket, tid)
+        hashes = runtime.db.keys.caller_hashes(NEIGHBOUR, "李四")
+        assert {column: getattr(ticket, column) for column in hashes} == hashes

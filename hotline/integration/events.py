@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy import event
 from sqlmodel import Session, select
 
+from hotline import appends
 from hotline.deadlines.calendar import local_iso
 from hotline.models import DEPARTMENT_ROLES, Assignment, OutboxMessage, Ticket
 from hotline.ticket_view import Lookups, caller_view, ticket_out
@@ -34,6 +36,8 @@ _CENTRE = SimpleNamespace(role="supervisor")
 # Transaction-local state kept in `Session.info`.
 _HELD = "hotline.events.held"
 _ASSIGNMENTS = "hotline.events.assignments"
+_PRIMED = "hotline.events.primed"
+_EVENT_INSERT = OutboxMessage.__table__.insert()
 
 
 def new_uid() -> str:
@@ -50,14 +54,53 @@ def _assignments(session: Session, ticket: Ticket) -> list[Assignment]:
     cache = session.info.setdefault(_ASSIGNMENTS, {})
     if key not in cache:
         cache.clear()
-        # Without an autoflush: a batch of changes taken at speed (the scheduler's) flushes once
-        # at its end, not at every ticket's read. What the query cannot see yet is the
-        # assignments added and not flushed; changes to loaded ones are in the loaded objects.
-        with session.no_autoflush:
-            found = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
+        primed = session.info.get(_PRIMED, {}).get(ticket.id)
+        if primed is not None:
+            found = list(primed)
+        else:
+            # Without an autoflush: a batch of changes taken at speed (the scheduler's) flushes
+            # once at its end, not at every ticket's read. What the query cannot see yet is the
+            # assignments added and not flushed; changes to loaded ones are in the loaded objects.
+            with session.no_autoflush:
+                found = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).all())
         found += [o for o in session.new if isinstance(o, Assignment) and o.ticket_id == ticket.id]
         cache[key] = found
     return cache[key]
+
+
+def prime(session: Session, tickets: Iterable[Ticket]) -> None:
+    """Read the assignments of many tickets in one statement, for the changes this transaction
+    is about to publish (a batch of the scheduler's): what `_assignments` would read one ticket
+    at a time, for the rest of the transaction: the assignments added since are taken from
+    `session.new` until they are flushed, and from then on kept with those read here."""
+    ids = [t.id for t in tickets if t.dispatch_count]
+    if not ids:
+        return
+    found: dict[int, list[Assignment]] = {i: [] for i in ids}
+    with session.no_autoflush:
+        for assignment in session.exec(select(Assignment).where(Assignment.ticket_id.in_(ids))).all():
+            found[assignment.ticket_id].append(assignment)
+    session.info[_PRIMED] = found
+
+
+@event.listens_for(Session, "after_flush")
+def _keep_primed(session: Session, _context) -> None:
+    """What the flush wrote of the primed tickets' assignments (no longer in `session.new`)."""
+    primed = session.info.get(_PRIMED)
+    if not primed:
+        return
+    for assignment in session.new:
+        if isinstance(assignment, Assignment) and assignment.ticket_id in primed:
+            primed[assignment.ticket_id].append(assignment)
+    for assignment in session.deleted:
+        if isinstance(assignment, Assignment) and assignment in primed.get(assignment.ticket_id, ()):
+            primed[assignment.ticket_id].remove(assignment)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _unprime(session: Session, _previous_transaction) -> None:
+    # What a savepoint rolled back may be among the primed: read them again, one by one.
+    session.info.pop(_PRIMED, None)
 
 
 def ticket_data(session: Session, runtime, ticket: Ticket) -> dict[str, Any]:
@@ -122,19 +165,23 @@ def publish(
         audience |= _audience(session, ticket)
         ticket.event_sequence += 1
         sequence = ticket.event_sequence
-    event = OutboxMessage(
-        uid=new_uid(),
-        topic=topic,
-        ticket_id=ticket.id if ticket else None,
-        ticket_number=ticket.number if ticket else None,
-        sequence=sequence,
-        departments="".join(f",{d}" for d in sorted(audience)) + "," if audience else "",
-        source=ticket.source if ticket else None,
-        payload=data,
-        created_at=at,
-        recorded_at=datetime.now(UTC),
+    appends.add(
+        session,
+        _EVENT_INSERT,
+        {
+            "uid": new_uid(),
+            "topic": topic,
+            "ticket_id": ticket.id if ticket else None,
+            "ticket_number": ticket.number if ticket else None,
+            "sequence": sequence,
+            "departments": "".join(f",{d}" for d in sorted(audience)) + "," if audience else "",
+            "source": ticket.source if ticket else None,
+            "payload": data,
+            "created_at": at,
+            "recorded_at": datetime.now(UTC),
+            "fanned_out": False,
+        },
     )
-    session.add(event)
 
 
 def concerns(subscription: Any, event: OutboxMessage) -> bool:

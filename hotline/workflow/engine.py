@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlmodel import Session, select
 from transitions import Machine
 
-from hotline import audit
+from hotline import appends, audit
 from hotline.deadlines.calendar import WorkCalendar, local_iso
 from hotline.deadlines.sla import recompute
 from hotline.errors import Conflict, NotFound, NotPermitted
@@ -302,19 +302,19 @@ def record(
 ) -> None:
     """A history row: who did what to the ticket, when, from which state (None: the ticket
     was created) to the state it is in now; and its event for other systems."""
-    row = TicketEvent(
-        ticket_id=ticket.id,
-        event=event,
-        actor_id=actor.id,
-        actor_name=actor.username,
-        actor_role=actor.role,
-        from_state=from_state,
-        to_state=ticket.state,
-        at=now,
-        details=details,
-    )
+    row = {
+        "ticket_id": ticket.id,
+        "event": event,
+        "actor_id": actor.id,
+        "actor_name": actor.username,
+        "actor_role": actor.role,
+        "from_state": from_state,
+        "to_state": ticket.state,
+        "at": now,
+        "details": details,
+    }
     audit.seal(session, row)
-    session.add(row)
+    appends.add(session, _HISTORY_INSERT, row)
     view = events.ticket_data(session, runtime, ticket)
     if from_state is None:
         events.publish(session, topic="ticket.created", data={"ticket": view}, at=now, ticket=ticket, now_first=True)
@@ -332,6 +332,9 @@ def record(
         "ticket": view,
     }
     events.publish(session, topic="ticket.changed", data=change, at=now, ticket=ticket, now_first=True)
+
+
+_HISTORY_INSERT = TicketEvent.__table__.insert()
 
 
 def _department_code(session: Session, department_id: int | None) -> str | None:

@@ -5,7 +5,7 @@ from functools import lru_cache
 from sqlalchemy import func
 from sqlmodel import select
 
-from hotline import notices
+from hotline import appends, notices
 from hotline.db import dialect_insert
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
@@ -897,9 +897,10 @@ def _record_step(ctx: Context, step: str) -> None:
     """The ladder step for the ticket's running deadline, once (the table is unique on it)."""
     t = ctx.ticket
     kind, deadline = (t.due_kind, t.due_at) if t.due_at is not None else ("manual", ctx.now)
-    # On the session's connection: a statement through the session would flush it first
-    # (the scheduler flushes a whole batch of escalations at once).
-    ctx.session.connection().execute(
+    # Written with the unit of work's other append-only rows (a batch of the scheduler's: in
+    # one statement).
+    appends.add(
+        ctx.session,
         escalation_insert(ctx.session.get_bind().dialect.name),
         {
             "ticket_id": t.id,
