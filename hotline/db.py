@@ -86,11 +86,6 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> Engine:
         echo=echo,
         pool_size=20,
         max_overflow=20,
-        # The connection used last is handed out next: SQLite keeps a page cache per connection
-        # and drops it when another connection wrote since, so writers that queue on the
-        # process's lock (Database.session) reuse one warm connection instead of each
-        # reading the pages it touches afresh.
-        pool_use_lifo=True,
         connect_args={"check_same_thread": False, "timeout": 30},
     )
 
