@@ -40,6 +40,39 @@ HSTS = "max-age=31536000"
 INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
 
+# The headers this middleware sets (a route that set one of them goes the long way).
+_SET_HERE = frozenset(
+    {
+        b"content-security-policy",
+        b"x-frame-options",
+        b"x-content-type-options",
+        b"referrer-policy",
+        b"cache-control",
+        b"strict-transport-security",
+    }
+)
+
+
+def _is_html(name: bytes, value: bytes) -> bool:
+    return name == b"content-type" and value.lower().startswith(b"text/html")
+
+
+class _RawHeaders:
+    """Collects what headers_for sets, as raw header pairs."""
+
+    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        self.pairs = pairs
+
+    def get(self, name: str, default: str = "") -> str:
+        return default
+
+    def __contains__(self, name: str) -> bool:
+        return False
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.pairs.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+
+
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p + "/") for p in prefixes)
 
@@ -60,8 +93,14 @@ class SecurityHeaders:
         origins = settings.embed_origins
         self.embed_ancestors = origins or "'none'"
         self.hsts = settings.public_url.lower().startswith("https://")
+        # What an answer that is no page gets, when it set none of these itself (the API's
+        # JSON, most of all): the same headers as headers_for gives it, as raw pairs, appended
+        # without a search of the list for each.
+        plain: list[tuple[bytes, bytes]] = []
+        self.headers_for("/", _RawHeaders(plain))
+        self.plain_headers = plain
 
-    def headers_for(self, path: str, headers: MutableHeaders, script_sources: str = "") -> None:
+    def headers_for(self, path: str, headers: MutableHeaders | _RawHeaders, script_sources: str = "") -> None:
         embeddable = _under(path, EMBEDDABLE)
         html = headers.get("content-type", "").startswith("text/html")
         if html and path in DOCS_PATHS:
@@ -91,9 +130,15 @@ class SecurityHeaders:
             await self._docs(path, scope, receive, send)
             return
 
+        plain = not path.startswith(STATIC) and not _under(path, EMBEDDABLE)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self.headers_for(path, MutableHeaders(scope=message))
+                raw = list(message.get("headers", ()))
+                if plain and not any(name in _SET_HERE or _is_html(name, value) for name, value in raw):
+                    message["headers"] = raw + self.plain_headers
+                else:
+                    self.headers_for(path, MutableHeaders(scope=message))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
