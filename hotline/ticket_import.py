@@ -680,7 +680,7 @@ def _write(runtime, good: Iterable[Record], known: Known, cal, source: str, now:
         def flush() -> int:
             nonlocal ticket_id
             fresh = _loaded(runtime.db, source, [r.number for r in records])
-            batch = Batch(writer, ids, makers)
+            batch = Batch(writer.sqlite, ids, makers)
             for record in records:
                 if record.number in fresh:
                     continue

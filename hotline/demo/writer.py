@@ -290,10 +290,10 @@ class Batch:
         ("calls", "calls"),
     )
 
-    def __init__(self, writer: Writer, ids: dict[str, int], makers: dict[str, Any]) -> None:
+    def __init__(self, sqlite: bool, ids: dict[str, int], makers: dict[str, Any]) -> None:
         self.rows: dict[str, list[tuple]] = {name: [] for name in TABLES}
         self.counters: dict[str, int] = {}
-        self.dt = _sqlite_time if writer.sqlite else None
+        self.dt = _sqlite_time if sqlite else None
         self.ids = ids  # the running ids of the rows numbered only here
         self.makers = makers
         self.places: dict[int, int] = {}  # ticket id -> its row's place in rows["tickets"]
