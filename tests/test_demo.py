@@ -424,16 +424,31 @@ def test_loading_twice_refuses(demo):
         load_demo(rt, tickets=10, seed=1, out=io.StringIO())
 
 
-def test_the_same_seed_gives_the_same_tickets(tmp_path):
-    def tickets(name: str):
+def test_the_same_seed_gives_the_same_tickets_in_one_process_or_several(tmp_path):
+    def tickets(name: str, workers: int):
         rt = _demo_runtime(tmp_path / name)
-        load_demo(rt, tickets=120, seed=7, out=io.StringIO())
+        load_demo(rt, tickets=400, seed=7, out=io.StringIO(), workers=workers)
         with rt.db.read_session() as s:
-            rows = s.exec(select(Ticket.number, Ticket.state, Ticket.title, Ticket.caller_phone, Ticket.version)).all()
+            rows = s.exec(
+                select(Ticket.id, Ticket.number, Ticket.state, Ticket.title, Ticket.caller_phone, Ticket.version,
+                       Ticket.due_at, Ticket.master_id)
+                .order_by(Ticket.id)
+            ).all()  # fmt: skip
+            events = s.exec(
+                select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.event, TicketEvent.at, TicketEvent.chain)
+                .order_by(TicketEvent.id)
+            ).all()  # fmt: skip
+            parts = s.exec(
+                select(Assignment.id, Assignment.ticket_id, Assignment.department_id, Assignment.status)
+                .order_by(Assignment.id)
+            ).all()  # fmt: skip
         rt.db.dispose()
-        return rows
+        return rows, events, parts
 
-    assert tickets("a.db") == tickets("b.db")
+    alone = tickets("a.db", 0)
+    assert len(alone[0]) == 400 and alone[1] and alone[2]
+    assert tickets("b.db", 0) == alone
+    assert tickets("c.db", 2) == alone
 
 
 # --- the engine carries on ------------------------------------------------------------------

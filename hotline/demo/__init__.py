@@ -305,7 +305,7 @@ def _workers(n: int) -> int:
 
 
 def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_key: bytes,
-                  rng: random.Random, seed: int, now: datetime, n: int, out: TextIO,
+                  rng: random.Random, seed: int, now: datetime, n: int, workers: int | None, out: TextIO,
                   started: float) -> tuple[Counter, dict[str, int]]:  # fmt: skip
     """Play and write the tickets; return the final states counted and the rows written."""
     global _PLAYER
@@ -323,7 +323,8 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
         counts = _daily_counts(days, first, last, now_ts, n)
         player = _Player(runtime, d, wf, cal, link_key, district.name, seed, now_ts, days, callers, counts, first,
                          ids, counters, writer)  # fmt: skip
-        workers = _workers(n)
+        if workers is None:
+            workers = _workers(n)
         done = 0
 
         def written(played: _Played) -> None:
@@ -396,16 +397,19 @@ def _load_knowledge(runtime, now: datetime) -> int:
     return created
 
 
-def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
+def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO, workers: int | None = None) -> None:
     """Load the demo district and `tickets` tickets over the six months before runtime.now().
 
     Refuses (Conflict) when the demo district is there already: the demo is for an empty
-    database. The same seed and the same now give the same data; the API tokens printed
-    are new each time.
+    database. The same seed and the same now give the same data, whatever the number of
+    `workers` (processes playing the tickets; by default one a core for a large demo, 0:
+    this process plays them); the API tokens printed are new each time.
     """
     started = time.monotonic()
     if tickets < 0:
         raise Invalid("the number of tickets cannot be negative", field="tickets")
+    if workers is not None and workers < 0:
+        raise Invalid("the number of workers cannot be negative", field="workers")
     rng = random.Random(seed)
     wf = runtime.workflows.get(WORKFLOW)
     now = runtime.now()
@@ -436,7 +440,7 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        states, written = _load_tickets(runtime, d, wf, cal, link_key, rng, seed, now, tickets, out, started)
+        states, written = _load_tickets(runtime, d, wf, cal, link_key, rng, seed, now, tickets, workers, out, started)
     finally:
         if collecting:
             gc.enable()
