@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="20000,100000", help="ticket counts, comma-separated")
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-db", default=PG_DB, help="the scratch database's name (default %(default)s)")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of each run")
     args = parser.parse_args()
@@ -103,9 +104,9 @@ def main() -> None:
                     seconds, cpu = run(f"sqlite:///{Path(tmp) / 'demo.db'}", size, args.seed, args.profile)
             else:
                 try:
-                    seconds, cpu = run(_recreate_pg(args.pg_url), size, args.seed, args.profile)
+                    seconds, cpu = run(_recreate_pg(args.pg_url, args.pg_db), size, args.seed, args.profile)
                 finally:
-                    _drop_pg(args.pg_url)
+                    _drop_pg(args.pg_url, args.pg_db)
             print(
                 f"{name:<11} {size:>9,} {seconds:>8.1f} {size / seconds:>10,.0f} {cpu:>7.1f} {size / cpu:>14,.0f}",
                 flush=True,
