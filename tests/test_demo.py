@@ -427,7 +427,7 @@ def test_loading_twice_refuses(demo):
 def test_the_same_seed_gives_the_same_tickets_in_one_process_or_several(tmp_path):
     def tickets(name: str, workers: int):
         rt = _demo_runtime(tmp_path / name)
-        load_demo(rt, tickets=400, seed=7, out=io.StringIO(), workers=workers)
+        load_demo(rt, tickets=2500, seed=7, out=io.StringIO(), workers=workers)  # a few stretches of days
         with rt.db.read_session() as s:
             rows = s.exec(
                 select(Ticket.id, Ticket.number, Ticket.state, Ticket.title, Ticket.caller_phone, Ticket.version,
@@ -446,7 +446,7 @@ def test_the_same_seed_gives_the_same_tickets_in_one_process_or_several(tmp_path
         return rows, events, parts
 
     alone = tickets("a.db", 0)
-    assert len(alone[0]) == 400 and alone[1] and alone[2]
+    assert len(alone[0]) == 2500 and alone[1] and alone[2]
     assert tickets("b.db", 0) == alone
     assert tickets("c.db", 2) == alone
 

@@ -5,9 +5,10 @@ The directory (a few hundred rows) goes through hotline.directory. The tickets d
 through the ORM or the gateway: each ticket's life is played in plain Python
 (hotline.demo.life), and every value the gateway and the scheduler would derive on the way
 (deadlines, warning and escalation times, facts on assignments, close reasons, texts) comes
-from the engine's own functions, run on the demo's rows. The rows are written in bulk with
-SQLAlchemy Core (hotline.demo.writer), ids assigned here so that child rows need no round
-trip. tests/test_demo_replay.py replays the histories through the gateway and the scheduler
+from the engine's own functions, run on the demo's rows. A large demo is played in worker
+processes, a stretch of days each (_Player), and the rows they make are written in bulk by
+this process with SQLAlchemy Core (hotline.demo.writer), ids assigned here so that child rows
+need no round trip; into empty tables, the indexes are built after the rows. tests/test_demo_replay.py replays the histories through the gateway and the scheduler
 and holds every row to what the loader wrote. (No outbox messages are written: a demo
 district has no other systems to tell.)
 
@@ -207,11 +208,12 @@ class _Played:
 
 
 class _Player:
-    """Plays the demo's tickets a day at a time. Each day is played on its own: its random
-    numbers come from the seed and the day, its ticket ids and numbers continue the days
-    before it (their counts are known in advance), and the other rows' ids come from a range
-    reserved for the day. So the same seed gives the same rows whether one process plays the
-    days or several (hotline.demo's workers, forked after this is set up, share it)."""
+    """Plays the demo's tickets a stretch of days at a time. Each stretch is played on its own:
+    its random numbers come from the seed and its first day, its ticket ids and numbers
+    continue the stretches before it (the days' counts are known in advance), and the other
+    rows' ids come from a range reserved for it. So the same seed gives the same rows whether
+    one process plays the stretches or several (hotline.demo's workers, forked after this is
+    set up, share it). A duplicate is merged into a ticket of its own stretch."""
 
     def __init__(self, runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_key: bytes, district_name: str,
                  seed: int, now_ts: int, days: Days, callers: Callers, counts: list[int], first: int,
@@ -223,23 +225,26 @@ class _Player:
         self.showcase = _showcase(counts, first, day_of(now_ts))
         self.sqlite = writer.sqlite
         self.makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
-        # Each day's first ticket id, and the first id of each other table's range for it.
-        self.starts: dict[int, tuple[int, dict[str, int]]] = {}
+        # The stretches: days with tickets, together until they have _STRETCH tickets; each
+        # with its first ticket id, and the first id of each other table's range for it.
+        self.stretches: list[tuple[list[int], int, dict[str, int]]] = []
         ticket_id, bases = ids["tickets"], {name: ids[name] for name in _ROOM}
-        for day, count in enumerate(counts, first):
-            if count > 0:
-                self.starts[day] = (ticket_id, dict(bases))
-                ticket_id += count
-                bases = {name: base + _room(count) for name, base in bases.items()}
+        days_with_tickets = [day for day, count in enumerate(counts, first) if count > 0]
+        stretch: list[int] = []
+        for day in days_with_tickets:
+            stretch.append(day)
+            tickets = sum(counts[d - first] for d in stretch)
+            if tickets >= _STRETCH or day == days_with_tickets[-1]:
+                self.stretches.append((stretch, ticket_id, dict(bases)))
+                ticket_id += tickets
+                bases = {name: base + _room(tickets) for name, base in bases.items()}
+                stretch = []
 
-    def days_with_tickets(self) -> list[int]:
-        return list(self.starts)
-
-    def play(self, day: int) -> _Played:
-        """The day's tickets: their lives played and their rows made."""
-        rng = random.Random(f"{self.seed}/{day}")
+    def play(self, index: int) -> _Played:
+        """A stretch's tickets: their lives played and their rows made."""
+        days, ticket_id, bases = self.stretches[index]
+        rng = random.Random(f"{self.seed}/{days[0]}")
         self.days.rng = self.callers.rng = rng
-        ticket_id, bases = self.starts[day]
         batch: Batch | None = None
 
         def merged_in(master: TicketRow, event: tuple) -> None:
@@ -251,34 +256,39 @@ class _Player:
         batch = Batch(self.sqlite, dict(bases), self.makers)
         states: Counter = Counter()
         pool: deque = deque(maxlen=64)
-        count = self.counts[day - self.first]
-        stamp = date.fromordinal(day + EPOCH_ORDINAL).strftime("%Y%m%d")
-        base = self.counters.get(stamp, 0)
-        for i, created in enumerate(_times(rng, day, count, self.now_ts)):
-            ticket_id += 1
-            number = f"{stamp}{base + i + 1:06d}"
-            stop_at = self.showcase.get(day) if i == count - 1 else None
-            tk, request, path, stage, master = _start(rng, life, self.callers, self.d, ticket_id, number, created,
-                                                      stop_at, pool)  # fmt: skip
-            life.live(tk, path, stage, master)
-            tk.calls = calls_of(life, tk, source=self.settings.call_source)
-            batch.add(tk)
-            states[tk.state] += 1
-            if tk.main_department_id is not None and tk.state not in ("merged", "cancelled"):
-                closed = seconds(tk.closed_at) if tk.closed_at is not None else None
-                pool.append(Master(tk, request, closed))
-        batch.counters[stamp] = base + count
-        room = _room(count)
+        played = 0
+        for day in days:
+            count = self.counts[day - self.first]
+            stamp = date.fromordinal(day + EPOCH_ORDINAL).strftime("%Y%m%d")
+            base = self.counters.get(stamp, 0)
+            for i, created in enumerate(_times(rng, day, count, self.now_ts)):
+                ticket_id += 1
+                number = f"{stamp}{base + i + 1:06d}"
+                stop_at = self.showcase.get(day) if i == count - 1 else None
+                tk, request, path, stage, master = _start(rng, life, self.callers, self.d, ticket_id, number, created,
+                                                          stop_at, pool)  # fmt: skip
+                life.live(tk, path, stage, master)
+                tk.calls = calls_of(life, tk, source=self.settings.call_source)
+                batch.add(tk)
+                states[tk.state] += 1
+                if tk.main_department_id is not None and tk.state not in ("merged", "cancelled"):
+                    closed = seconds(tk.closed_at) if tk.closed_at is not None else None
+                    pool.append(Master(tk, request, closed))
+            batch.counters[stamp] = base + count
+            played += count
+        room = _room(played)
         for name in _ROOM:
             used = life.ids[name] if name in life.ids else batch.ids[name]
             if used - bases[name] > room:
-                raise RuntimeError(f"hotline.demo: the day's {name} outgrew the ids reserved for them")
-        return _Played(batch, states, count)
+                raise RuntimeError(f"hotline.demo: a stretch's {name} outgrew the ids reserved for them")
+        return _Played(batch, states, played)
 
 
-# Ids reserved for each day's rows of these tables: so many a ticket, and a few over (a
-# day of few tickets may have one with a long history). A day's rows take their ids in its
-# range, so ids leave gaps between days.
+# Tickets of a stretch of days played together (a day of a large demo is one stretch).
+_STRETCH = 1_000
+# Ids reserved for each stretch's rows of these tables: so many a ticket, and a few over (a
+# stretch of few tickets may have one with a long history). A stretch's rows take their ids
+# in its range, so ids leave gaps between stretches.
 _ROOM_PER_TICKET = 64
 _ROOM_OVER = 256
 _ROOM = (
@@ -295,8 +305,8 @@ def _room(tickets: int) -> int:
 _PLAYER: _Player | None = None
 
 
-def _play(day: int) -> _Played:
-    return _PLAYER.play(day)
+def _play(index: int) -> _Played:
+    return _PLAYER.play(index)
 
 
 def _workers(n: int) -> int:
@@ -337,8 +347,8 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
                 out.flush()
 
         if workers == 0:
-            for day in player.days_with_tickets():
-                written(player.play(day))
+            for index in range(len(player.stretches)):
+                written(player.play(index))
         else:
             _PLAYER = player
             try:
@@ -346,9 +356,9 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
                 # as it is; they only play, this process writes.
                 with multiprocessing.get_context("fork").Pool(workers) as pool:
                     waiting: deque = deque()
-                    for day in player.days_with_tickets():
-                        waiting.append(pool.apply_async(_play, (day,)))
-                        if len(waiting) > workers + 1:  # a few days ahead of the writer, no more
+                    for index in range(len(player.stretches)):
+                        waiting.append(pool.apply_async(_play, (index,)))
+                        if len(waiting) > workers + 1:  # a few stretches ahead of the writer, no more
                             written(waiting.popleft().get())
                     while waiting:
                         written(waiting.popleft().get())
