@@ -44,6 +44,7 @@ from hotline.runtime import Runtime
 from hotline.scheduler import sweep
 from hotline.security import token_digest, verify_password
 from hotline.workflow.definition import RETURN_FROM
+from tests.helpers import index_definitions
 
 # A Friday morning in Asia/Shanghai: the demo's now, so that the data is the same every run.
 NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
@@ -543,20 +544,10 @@ def test_a_leader_answers_an_open_supervision_order(demo):
     assert response.status_code == 200, response.text
 
 
-def _indexes(rt: Runtime) -> set[tuple[str, str]]:
-    """Every index of the database, with its definition."""
-    if rt.db.is_sqlite:
-        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-    else:
-        query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
-    with rt.db.read_session() as s:
-        return {tuple(row) for row in s.exec(text(query)).all()}
-
-
 def test_demo_data_on_sqlite_and_postgresql_lets_the_scheduler_and_intake_carry_on(runtime):
-    indexes = _indexes(runtime)
+    indexes = index_definitions(runtime)
     load_demo(runtime, tickets=150, seed=3, out=io.StringIO())
-    assert len(indexes) > 20 and _indexes(runtime) == indexes  # those built after the rows, as they were
+    assert len(indexes) > 20 and index_definitions(runtime) == indexes  # those built after the rows, as they were
     if not runtime.db.is_sqlite:  # the bulk load left the planner informed (not only autovacuum, later)
         with runtime.db.read_session() as s:
             analysed = s.exec(text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'tickets'")).one()
