@@ -8,8 +8,9 @@ through the ORM or the gateway: each ticket's life is played in plain Python
 from the engine's own functions, run on the demo's rows. A large demo is played in worker
 processes, a stretch of days each (_Player), and the rows they make are written in bulk by
 this process with SQLAlchemy Core (hotline.demo.writer), ids assigned here so that child rows
-need no round trip; into empty tables, the indexes are built after the rows. tests/test_demo_replay.py replays the histories through the gateway and the scheduler
-and holds every row to what the loader wrote. (No outbox messages are written: a demo
+need no round trip; into empty tables, the indexes are built after the rows.
+tests/test_demo_replay.py replays the histories through the gateway and the scheduler and
+holds every row to what the loader wrote. (No outbox messages are written: a demo
 district has no other systems to tell.)
 
 The data is reproducible for a seed; only the printed API tokens and the rating links'
