@@ -8,15 +8,16 @@ Each run loads the demo into an empty database: a SQLite file in a temporary dir
 a scratch PostgreSQL database (`bench_demo` on `--pg-url`'s server) created before and
 dropped after. The clock is fixed, so every run plays the same tickets for a seed. The time
 is `load_demo`'s whole run (the directory, the tickets, the running totals, the planner's
-statistics); tickets per second is N over it. The CPU seconds of the process (both of its
-threads: the player and the writer) are printed too: on a machine shared with other work
-they move much less than the elapsed time does.
+statistics); tickets per second is N over it. The CPU seconds of the process and of its
+worker processes (which play the tickets of a large demo) are printed too: on a machine
+shared with other work they move much less than the elapsed time does.
 """
 
 import argparse
 import cProfile
 import io
 import pstats
+import resource
 import sys
 import tempfile
 import time
@@ -65,19 +66,26 @@ def _drop_pg(base_url: str, name: str | None = None) -> None:
     admin.dispose()
 
 
-def run(url: str, size: int, seed: int, profile: bool) -> tuple[float, float]:
+def _cpu() -> float:
+    """CPU seconds of this process and of its children that ended (the loader's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run(url: str, size: int, seed: int, profile: bool, workers: int | None = None) -> tuple[float, float]:
     """Load `size` demo tickets into the empty database at `url`; return the seconds taken,
-    and the CPU seconds this process used meanwhile (steadier on a shared machine)."""
+    and the CPU seconds this process and its workers used meanwhile (steadier on a shared
+    machine)."""
     runtime = _runtime(url)
     profiler = cProfile.Profile() if profile else None
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu = time.perf_counter(), _cpu()
     try:
         if profiler is not None:
             profiler.enable()
-        load_demo(runtime, tickets=size, seed=seed, out=io.StringIO())
+        load_demo(runtime, tickets=size, seed=seed, out=io.StringIO(), workers=workers)
         if profiler is not None:
             profiler.disable()
-        return time.perf_counter() - started, time.process_time() - cpu
+        return time.perf_counter() - started, _cpu() - cpu
     finally:
         runtime.db.dispose()
         if profiler is not None:
@@ -90,8 +98,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="20000,100000", help="ticket counts, comma-separated")
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-db", default=PG_DB, help="the scratch database's name (default %(default)s)")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of each run")
+    parser.add_argument("--workers", type=int, help="the loader's worker processes (default: its own choice)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
@@ -100,12 +110,16 @@ def main() -> None:
         for size in sizes:
             if name == "sqlite":
                 with tempfile.TemporaryDirectory() as tmp:
-                    seconds, cpu = run(f"sqlite:///{Path(tmp) / 'demo.db'}", size, args.seed, args.profile)
+                    seconds, cpu = run(
+                        f"sqlite:///{Path(tmp) / 'demo.db'}", size, args.seed, args.profile, args.workers
+                    )
             else:
                 try:
-                    seconds, cpu = run(_recreate_pg(args.pg_url), size, args.seed, args.profile)
+                    seconds, cpu = run(
+                        _recreate_pg(args.pg_url, args.pg_db), size, args.seed, args.profile, args.workers
+                    )
                 finally:
-                    _drop_pg(args.pg_url)
+                    _drop_pg(args.pg_url, args.pg_db)
             print(
                 f"{name:<11} {size:>9,} {seconds:>8.1f} {size / seconds:>10,.0f} {cpu:>7.1f} {size / cpu:>14,.0f}",
                 flush=True,

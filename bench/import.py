@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--formats", default="csv,xlsx", help="csv, xlsx or both, comma-separated")
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-db", default=PG_DB, help="the scratch database's name (default %(default)s)")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of each run")
     args = parser.parse_args()
@@ -181,12 +182,12 @@ def main() -> None:
                     for leftover in Path(tmp).glob("import.db*"):
                         leftover.unlink()
                 else:
-                    url = _recreate_pg(args.pg_url, PG_DB)
+                    url = _recreate_pg(args.pg_url, args.pg_db)
                 try:
                     n, seconds, cpu, again = run(url, file, mapping, args.profile)
                 finally:
                     if name == "postgresql":
-                        _drop_pg(args.pg_url, PG_DB)
+                        _drop_pg(args.pg_url, args.pg_db)
                 print(
                     f"{name:<11} {kind:<5} {n:>9,} {seconds:>8.1f} {n / seconds:>10,.0f} {cpu:>7.1f} "
                     f"{n / cpu:>14,.0f} {again:>8.1f}",

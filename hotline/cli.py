@@ -216,7 +216,7 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
     from hotline.demo import load_demo
 
     rt = _ready_runtime()
-    load_demo(rt, tickets=args.tickets, seed=args.seed, out=sys.stdout)
+    load_demo(rt, tickets=args.tickets, seed=args.seed, out=sys.stdout, workers=args.workers)
 
 
 def cmd_stats_rebuild(_: argparse.Namespace) -> None:
@@ -594,6 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-data", help="load a demo district")
     demo.add_argument("--tickets", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=12345)
+    demo.add_argument(
+        "--workers", type=int, help="processes playing the tickets (default: one a core for a large demo; 0: none)"
+    )
     demo.set_defaults(func=cmd_demo_data)
     return parser
 

@@ -672,15 +672,18 @@ def _write(runtime, good: Iterable[Record], known: Known, cal, source: str, now:
     written = 0
     instants: list[datetime] = []
     try:
-        ids, counters = writer.start()
+        # Into empty tables (a district's first import) the indexes are built after the rows,
+        # and nothing can be loaded already.
+        ids, counters = writer.start(defer_indexes=True)
         pipe = Pipe(writer)
         ticket_id = ids.pop("tickets")
+        first_load = ticket_id == 0
         records: list[Record] = []
 
         def flush() -> int:
             nonlocal ticket_id
-            fresh = _loaded(runtime.db, source, [r.number for r in records])
-            batch = Batch(writer, ids, makers)
+            fresh = set() if first_load else _loaded(runtime.db, source, [r.number for r in records])
+            batch = Batch(writer.sqlite, ids, makers)
             for record in records:
                 if record.number in fresh:
                     continue

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from hotline.db import utcnow
 from hotline.directory import create_category, create_department, create_rule, create_user, issue_token
@@ -192,3 +193,13 @@ def sqlite_plan(path: str, sql: str) -> str:
             return " ".join(str(row) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all())
     finally:
         db.dispose()
+
+
+def index_definitions(runtime: Runtime) -> set[tuple[str, str]]:
+    """Every index of the database, with its definition (SQLite's or PostgreSQL's own)."""
+    if runtime.db.is_sqlite:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    else:
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+    with runtime.db.read_session() as session:
+        return {tuple(row) for row in session.execute(text(query)).all()}

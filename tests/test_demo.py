@@ -44,6 +44,7 @@ from hotline.runtime import Runtime
 from hotline.scheduler import sweep
 from hotline.security import token_digest, verify_password
 from hotline.workflow.definition import RETURN_FROM
+from tests.helpers import index_definitions
 
 # A Friday morning in Asia/Shanghai: the demo's now, so that the data is the same every run.
 NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
@@ -424,16 +425,31 @@ def test_loading_twice_refuses(demo):
         load_demo(rt, tickets=10, seed=1, out=io.StringIO())
 
 
-def test_the_same_seed_gives_the_same_tickets(tmp_path):
-    def tickets(name: str):
+def test_the_same_seed_gives_the_same_tickets_in_one_process_or_several(tmp_path):
+    def tickets(name: str, workers: int):
         rt = _demo_runtime(tmp_path / name)
-        load_demo(rt, tickets=120, seed=7, out=io.StringIO())
+        load_demo(rt, tickets=2500, seed=7, out=io.StringIO(), workers=workers)  # a few stretches of days
         with rt.db.read_session() as s:
-            rows = s.exec(select(Ticket.number, Ticket.state, Ticket.title, Ticket.caller_phone, Ticket.version)).all()
+            rows = s.exec(
+                select(Ticket.id, Ticket.number, Ticket.state, Ticket.title, Ticket.caller_phone, Ticket.version,
+                       Ticket.due_at, Ticket.master_id)
+                .order_by(Ticket.id)
+            ).all()  # fmt: skip
+            events = s.exec(
+                select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.event, TicketEvent.at, TicketEvent.chain)
+                .order_by(TicketEvent.id)
+            ).all()  # fmt: skip
+            parts = s.exec(
+                select(Assignment.id, Assignment.ticket_id, Assignment.department_id, Assignment.status)
+                .order_by(Assignment.id)
+            ).all()  # fmt: skip
         rt.db.dispose()
-        return rows
+        return rows, events, parts
 
-    assert tickets("a.db") == tickets("b.db")
+    alone = tickets("a.db", 0)
+    assert len(alone[0]) == 2500 and alone[1] and alone[2]
+    assert tickets("b.db", 0) == alone
+    assert tickets("c.db", 2) == alone
 
 
 # --- the engine carries on ------------------------------------------------------------------
@@ -529,7 +545,9 @@ def test_a_leader_answers_an_open_supervision_order(demo):
 
 
 def test_demo_data_on_sqlite_and_postgresql_lets_the_scheduler_and_intake_carry_on(runtime):
+    indexes = index_definitions(runtime)
     load_demo(runtime, tickets=150, seed=3, out=io.StringIO())
+    assert len(indexes) > 20 and index_definitions(runtime) == indexes  # those built after the rows, as they were
     if not runtime.db.is_sqlite:  # the bulk load left the planner informed (not only autovacuum, later)
         with runtime.db.read_session() as s:
             analysed = s.exec(text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'tickets'")).one()

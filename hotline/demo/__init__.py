@@ -5,10 +5,12 @@ The directory (a few hundred rows) goes through hotline.directory. The tickets d
 through the ORM or the gateway: each ticket's life is played in plain Python
 (hotline.demo.life), and every value the gateway and the scheduler would derive on the way
 (deadlines, warning and escalation times, facts on assignments, close reasons, texts) comes
-from the engine's own functions, run on the demo's rows. The rows are written in bulk with
-SQLAlchemy Core (hotline.demo.writer), ids assigned here so that child rows need no round
-trip. tests/test_demo_replay.py replays the histories through the gateway and the scheduler
-and holds every row to what the loader wrote. (No outbox messages are written: a demo
+from the engine's own functions, run on the demo's rows. A large demo is played in worker
+processes, a stretch of days each (_Player), and the rows they make are written in bulk by
+this process with SQLAlchemy Core (hotline.demo.writer), ids assigned here so that child rows
+need no round trip; into empty tables, the indexes are built after the rows.
+tests/test_demo_replay.py replays the histories through the gateway and the scheduler and
+holds every row to what the loader wrote. (No outbox messages are written: a demo
 district has no other systems to tell.)
 
 The data is reproducible for a seed; only the printed API tokens and the rating links'
@@ -16,10 +18,11 @@ tokens are random.
 """
 
 import gc
+import multiprocessing
+import os
 import random
 import time
 from collections import Counter, deque
-from contextlib import suppress
 from datetime import date, datetime
 from typing import TextIO
 
@@ -47,7 +50,7 @@ from hotline.demo.district import (
 )
 from hotline.demo.life import DAY, EPOCH_ORDINAL, Days, Life, Master, TicketRow, at, day_of, midnight, seconds
 from hotline.demo.second_level import STREET_HELD, pass_down
-from hotline.demo.writer import Batch, Pipe, Writer
+from hotline.demo.writer import Batch, Writer
 from hotline.errors import Conflict, Invalid
 from hotline.evaluation.ratings import app_secret
 from hotline.indicators import totals
@@ -59,8 +62,10 @@ from hotline.workflow.definition import Workflow
 __all__ = ["DEMO_PASSWORD", "load_demo"]
 
 _HISTORY_DAYS = 183
-_BATCH = 10_000
 _PROGRESS_EVERY = 100_000
+# Below this many tickets the days are played in this process; above, in worker processes.
+_PARALLEL_FROM = 20_000
+_MAX_WORKERS = 4
 # Hour-of-day profile of intake (local time), from midnight.
 _HOURS = [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.5, 3, 6, 8, 8, 7, 5, 5, 7, 7, 6, 5, 4, 4, 4, 3, 2, 1.5]
 _HOURS_CUM = cumulative(_HOURS)
@@ -194,73 +199,173 @@ def _street_request(callers: Callers, d: Directory, when: int, req: dict) -> dic
     return req
 
 
+class _Played:
+    """One day's tickets played, as rows ready for the writer."""
+
+    __slots__ = ("rows", "counters", "states", "tickets")
+
+    def __init__(self, batch: Batch, states: Counter, tickets: int) -> None:
+        self.rows, self.counters, self.states, self.tickets = batch.rows, batch.counters, states, tickets
+
+
+class _Player:
+    """Plays the demo's tickets a stretch of days at a time. Each stretch is played on its own:
+    its random numbers come from the seed and its first day, its ticket ids and numbers
+    continue the stretches before it (the days' counts are known in advance), and the other
+    rows' ids come from a range reserved for it. So the same seed gives the same rows whether
+    one process plays the stretches or several (hotline.demo's workers, forked after this is
+    set up, share it). A duplicate is merged into a ticket of its own stretch."""
+
+    def __init__(self, runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_key: bytes, district_name: str,
+                 seed: int, now_ts: int, days: Days, callers: Callers, counts: list[int], first: int,
+                 ids: dict[str, int], counters: dict[str, int], writer: Writer) -> None:  # fmt: skip
+        self.d, self.wf, self.cal, self.days, self.callers = d, wf, cal, days, callers
+        self.settings, self.link_key, self.district_name = runtime.settings, link_key, district_name
+        self.seed, self.now_ts, self.first = seed, now_ts, first
+        self.counts, self.counters = counts, counters
+        self.showcase = _showcase(counts, first, day_of(now_ts))
+        self.sqlite = writer.sqlite
+        self.makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
+        # The stretches: days with tickets, together until they have _STRETCH tickets; each
+        # with its first ticket id, and the first id of each other table's range for it.
+        self.stretches: list[tuple[list[int], int, dict[str, int]]] = []
+        ticket_id, bases = ids["tickets"], {name: ids[name] for name in _ROOM}
+        days_with_tickets = [day for day, count in enumerate(counts, first) if count > 0]
+        stretch: list[int] = []
+        for day in days_with_tickets:
+            stretch.append(day)
+            tickets = sum(counts[d - first] for d in stretch)
+            if tickets >= _STRETCH or day == days_with_tickets[-1]:
+                self.stretches.append((stretch, ticket_id, dict(bases)))
+                ticket_id += tickets
+                bases = {name: base + _room(tickets) for name, base in bases.items()}
+                stretch = []
+
+    def play(self, index: int) -> _Played:
+        """A stretch's tickets: their lives played and their rows made."""
+        days, ticket_id, bases = self.stretches[index]
+        rng = random.Random(f"{self.seed}/{days[0]}")
+        self.days.rng = self.callers.rng = rng
+        batch: Batch | None = None
+
+        def merged_in(master: TicketRow, event: tuple) -> None:
+            batch.changed(master, event)
+
+        life = Life(rng, self.wf, self.cal, self.days, self.d, self.now_ts, self.settings, self.district_name,
+                    self.link_key, merged_in)  # fmt: skip
+        life.ids.update({name: bases[name] for name in life.ids})
+        batch = Batch(self.sqlite, dict(bases), self.makers)
+        states: Counter = Counter()
+        pool: deque = deque(maxlen=64)
+        played = 0
+        for day in days:
+            count = self.counts[day - self.first]
+            stamp = date.fromordinal(day + EPOCH_ORDINAL).strftime("%Y%m%d")
+            base = self.counters.get(stamp, 0)
+            for i, created in enumerate(_times(rng, day, count, self.now_ts)):
+                ticket_id += 1
+                number = f"{stamp}{base + i + 1:06d}"
+                stop_at = self.showcase.get(day) if i == count - 1 else None
+                tk, request, path, stage, master = _start(rng, life, self.callers, self.d, ticket_id, number, created,
+                                                          stop_at, pool)  # fmt: skip
+                life.live(tk, path, stage, master)
+                tk.calls = calls_of(life, tk, source=self.settings.call_source)
+                batch.add(tk)
+                states[tk.state] += 1
+                if tk.main_department_id is not None and tk.state not in ("merged", "cancelled"):
+                    closed = seconds(tk.closed_at) if tk.closed_at is not None else None
+                    pool.append(Master(tk, request, closed))
+            batch.counters[stamp] = base + count
+            played += count
+        room = _room(played)
+        for name in _ROOM:
+            used = life.ids[name] if name in life.ids else batch.ids[name]
+            if used - bases[name] > room:
+                raise RuntimeError(f"hotline.demo: a stretch's {name} outgrew the ids reserved for them")
+        return _Played(batch, states, played)
+
+
+# Tickets of a stretch of days played together (a day of a large demo is one stretch).
+_STRETCH = 1_000
+# Ids reserved for each stretch's rows of these tables: so many a ticket, and a few over (a
+# stretch of few tickets may have one with a long history). A stretch's rows take their ids
+# in its range, so ids leave gaps between stretches.
+_ROOM_PER_TICKET = 64
+_ROOM_OVER = 256
+_ROOM = (
+    "ticket_events", "assignments", "approvals", "callbacks", "escalations", "supervision_orders",
+    "notifications", "messages", "rating_invitations", "rectifications", "calls",
+)  # fmt: skip
+
+
+def _room(tickets: int) -> int:
+    return tickets * _ROOM_PER_TICKET + _ROOM_OVER
+
+
+# The player the forked workers play with (set before they fork).
+_PLAYER: _Player | None = None
+
+
+def _play(index: int) -> _Played:
+    return _PLAYER.play(index)
+
+
+def _workers(n: int) -> int:
+    """Worker processes for `n` tickets: one a core, none for a small demo."""
+    return 0 if n < _PARALLEL_FROM else max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
+
+
 def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_key: bytes,
-                  rng: random.Random, now: datetime, n: int, out: TextIO,
+                  rng: random.Random, seed: int, now: datetime, n: int, workers: int | None, out: TextIO,
                   started: float) -> tuple[Counter, dict[str, int]]:  # fmt: skip
     """Play and write the tickets; return the final states counted and the rows written."""
+    global _PLAYER
     now_ts = seconds(now)
     last = day_of(now_ts)
     first = last - _HISTORY_DAYS + 1
     days = Days(cal, first - 7, last + 400, rng)
     states: Counter = Counter()
     writer = Writer(runtime)
-    makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
-    batch: Batch | None = None
-
-    def merged_in(master: TicketRow, event: tuple) -> None:
-        batch.changed(master, event)
-
     with runtime.db.read_session() as session:
         district = runtime.district(session)
-    life = Life(rng, wf, cal, days, d, now_ts, runtime.settings, district.name, link_key, merged_in)
     callers = Callers(rng, d)
-    pipe = None
     try:
-        ids, counters = writer.start()
-        pipe = Pipe(writer)
-        ticket_id = ids.pop("tickets")
-        life.ids.update({name: ids[name] for name in life.ids})
+        ids, counters = writer.start(defer_indexes=True)
         counts = _daily_counts(days, first, last, now_ts, n)
-        showcase = _showcase(counts, first, last)
-        pool: deque = deque(maxlen=64)
-        batch = Batch(writer, ids, makers)
+        player = _Player(runtime, d, wf, cal, link_key, district.name, seed, now_ts, days, callers, counts, first,
+                         ids, counters, writer)  # fmt: skip
+        if workers is None:
+            workers = _workers(n)
         done = 0
-        for day in range(first, last + 1):
-            count = counts[day - first]
-            if count <= 0:
-                continue
-            stamp = date.fromordinal(day + EPOCH_ORDINAL).strftime("%Y%m%d")
-            base = counters.get(stamp, 0)
-            for i, created in enumerate(_times(rng, day, count, now_ts)):
-                ticket_id += 1
-                number = f"{stamp}{base + i + 1:06d}"
-                stop_at = showcase.get(day) if i == count - 1 else None
-                tk, request, path, stage, master = _start(
-                    rng, life, callers, d, ticket_id, number, created, stop_at, pool
-                )
-                life.live(tk, path, stage, master)
-                tk.calls = calls_of(life, tk, source=runtime.settings.call_source)
-                batch.add(tk)
-                batch.counters[stamp] = base + i + 1
-                states[tk.state] += 1
-                if tk.main_department_id is not None and tk.state not in ("merged", "cancelled"):
-                    closed = seconds(tk.closed_at) if tk.closed_at is not None else None
-                    pool.append(Master(tk, request, closed))
-                if len(batch) >= _BATCH:
-                    pipe.put(batch)
-                    batch = Batch(writer, ids, makers)
-                    pool.clear()  # a master's row changes when a duplicate merges in: keep it unwritten
-                done += 1
-                if done % _PROGRESS_EVERY == 0:
-                    out.write(f"  {done:,} tickets ({time.monotonic() - started:.0f} s)\n")
-                    out.flush()
-        pipe.put(batch)
-        pipe.close()
-        pipe = None
+
+        def written(played: _Played) -> None:
+            nonlocal done
+            writer.write(played)
+            states.update(played.states)
+            before, done = done, done + played.tickets
+            if done // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
+                out.write(f"  {done:,} tickets ({time.monotonic() - started:.0f} s)\n")
+                out.flush()
+
+        if workers == 0:
+            for index in range(len(player.stretches)):
+                written(player.play(index))
+        else:
+            _PLAYER = player
+            try:
+                # fork: the workers inherit the player (the directory, the calendar, the keys)
+                # as it is; they only play, this process writes.
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    waiting: deque = deque()
+                    for index in range(len(player.stretches)):
+                        waiting.append(pool.apply_async(_play, (index,)))
+                        if len(waiting) > workers + 1:  # a few stretches ahead of the writer, no more
+                            written(waiting.popleft().get())
+                    while waiting:
+                        written(waiting.popleft().get())
+            finally:
+                _PLAYER = None
     finally:
-        if pipe is not None:
-            with suppress(BaseException):
-                pipe.close()
         writer.close()
     return states, writer.written
 
@@ -303,16 +408,19 @@ def _load_knowledge(runtime, now: datetime) -> int:
     return created
 
 
-def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
+def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO, workers: int | None = None) -> None:
     """Load the demo district and `tickets` tickets over the six months before runtime.now().
 
     Refuses (Conflict) when the demo district is there already: the demo is for an empty
-    database. The same seed and the same now give the same data; the API tokens printed
-    are new each time.
+    database. The same seed and the same now give the same data, whatever the number of
+    `workers` (processes playing the tickets; by default one a core for a large demo, 0:
+    this process plays them); the API tokens printed are new each time.
     """
     started = time.monotonic()
     if tickets < 0:
         raise Invalid("the number of tickets cannot be negative", field="tickets")
+    if workers is not None and workers < 0:
+        raise Invalid("the number of workers cannot be negative", field="workers")
     rng = random.Random(seed)
     wf = runtime.workflows.get(WORKFLOW)
     now = runtime.now()
@@ -343,7 +451,7 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO) -> None:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        states, written = _load_tickets(runtime, d, wf, cal, link_key, rng, now, tickets, out, started)
+        states, written = _load_tickets(runtime, d, wf, cal, link_key, rng, seed, now, tickets, workers, out, started)
     finally:
         if collecting:
             gc.enable()

@@ -153,10 +153,20 @@ class Writer:
                 i for i, c in enumerate(columns) if self.sqlite and isinstance(table.c[c].type, UTCDateTime)
             ]
         self.conn.commit()
+        self.indexes: list[tuple[str, str]] = []  # (name, definition) of those built after the load
+        # For this connection, while it loads: no wait for the disk at each commit (a load cut
+        # short is loaded again into a new database), and on SQLite a larger page cache.
         if self.sqlite:
-            # A larger page cache for the ticket indexes while loading (this connection only).
-            self.conn.exec_driver_sql("PRAGMA cache_size=-262144")
+            self._pragmas(cache_size=-262144, synchronous="OFF")
+        else:
+            self.conn.exec_driver_sql("SET synchronous_commit TO off")
             self.conn.commit()
+
+    def _pragmas(self, **values: Any) -> None:
+        """Set SQLite pragmas on this connection, outside any transaction (as they must be)."""
+        driver = self.conn.connection.dbapi_connection
+        for name, value in values.items():
+            driver.execute(f"PRAGMA {name}={value}")
 
     @staticmethod
     def _default(table, name: str, nullable: bool) -> Any:
@@ -195,14 +205,40 @@ class Writer:
 
         return make
 
-    def start(self) -> tuple[dict[str, int], dict[str, int]]:
-        """The highest id of each table and the ticket counters, to continue after them."""
+    def start(self, *, defer_indexes: bool = False) -> tuple[dict[str, int], dict[str, int]]:
+        """The highest id of each table and the ticket counters, to continue after them.
+
+        With `defer_indexes`, when every table written is empty, their secondary indexes are
+        dropped and built again, from the database's own definitions, when the writer closes:
+        one sort an index rather than an insert into every index for every row (as pg_restore
+        does)."""
         with self.conn.begin():
             ids = {
                 name: self.conn.execute(select(func.max(table.c.id))).scalar() or 0 for name, table in TABLES.items()
             }
             counters = dict(self.conn.execute(select(TicketCounter.day, TicketCounter.value)).all())
+            if defer_indexes and not any(ids.values()):
+                self.indexes = self._secondary_indexes()
+                for name, _ in self.indexes:
+                    self.conn.exec_driver_sql(f"DROP INDEX {self.conn.dialect.identifier_preparer.quote(name)}")
         return ids, counters
+
+    def _secondary_indexes(self) -> list[tuple[str, str]]:
+        """The indexes of the written tables that no constraint owns, with their definitions."""
+        names = list(TABLES)
+        if self.sqlite:
+            query = (
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                f"AND tbl_name IN ({', '.join('?' * len(names))}) ORDER BY tbl_name, name"
+            )
+            return [tuple(row) for row in self.conn.exec_driver_sql(query, tuple(names)).all()]
+        query = (
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
+            "AND i.tablename = ANY(%(names)s) AND NOT EXISTS (SELECT 1 FROM pg_constraint c "
+            "WHERE c.conindid = (quote_ident(i.schemaname) || '.' || quote_ident(i.indexname))::regclass) "
+            "ORDER BY i.tablename, i.indexname"
+        )
+        return [tuple(row) for row in self.conn.exec_driver_sql(query, {"names": names}).all()]
 
     def write(self, batch: "Batch") -> None:
         with self.conn.begin():
@@ -228,6 +264,13 @@ class Writer:
 
     def close(self) -> None:
         try:
+            if self.indexes:
+                with self.conn.begin():
+                    if not self.sqlite:
+                        self.conn.exec_driver_sql("SET LOCAL maintenance_work_mem TO '256MB'")
+                    for _, definition in self.indexes:
+                        self.conn.exec_driver_sql(definition)
+                self.indexes = []
             if not self.sqlite:
                 # The ids were given here: move each sequence past them.
                 with self.conn.begin():
@@ -236,9 +279,9 @@ class Writer:
                             f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), MAX(id)) FROM {name} "
                             "HAVING MAX(id) IS NOT NULL"
                         )
+                    self.conn.exec_driver_sql("RESET synchronous_commit")
             else:
-                self.conn.exec_driver_sql("PRAGMA cache_size=-2000")
-                self.conn.commit()
+                self._pragmas(cache_size=-2000, synchronous="NORMAL")  # hotline.db's
         finally:
             self.conn.close()
 
@@ -290,10 +333,10 @@ class Batch:
         ("calls", "calls"),
     )
 
-    def __init__(self, writer: Writer, ids: dict[str, int], makers: dict[str, Any]) -> None:
+    def __init__(self, sqlite: bool, ids: dict[str, int], makers: dict[str, Any]) -> None:
         self.rows: dict[str, list[tuple]] = {name: [] for name in TABLES}
         self.counters: dict[str, int] = {}
-        self.dt = _sqlite_time if writer.sqlite else None
+        self.dt = _sqlite_time if sqlite else None
         self.ids = ids  # the running ids of the rows numbered only here
         self.makers = makers
         self.places: dict[int, int] = {}  # ticket id -> its row's place in rows["tickets"]
