@@ -14,15 +14,15 @@ Only rows that nothing reads back by id in the same unit of work, and that refer
 rows already written (a ticket with its id), belong here.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session
 
-# session.info keys: the rows waiting, by statement; what was waiting when each savepoint began.
+# session.info key: the rows waiting, by statement.
 _ROWS = "hotline.appends.rows"
-_SAVED = "hotline.appends.saved"
 
 
 def add(session: Session, statement: Insert, row: dict[str, Any]) -> None:
@@ -60,24 +60,32 @@ def _before_commit(session: Session) -> None:
     write(session)
 
 
-@event.listens_for(Session, "after_transaction_create")
-def _savepoint(session: Session, transaction) -> None:
-    if transaction.nested:
-        waiting = {statement: list(rows) for statement, rows in session.info.get(_ROWS, {}).items()}
-        session.info.setdefault(_SAVED, {})[id(transaction)] = waiting
+def kept_through_savepoints(key: str, snapshot: Callable[[Any], Any]) -> None:
+    """Session state under `session.info[key]` that follows the transaction: a savepoint keeps
+    a `snapshot` of it when it begins and puts that back when it is rolled back; the outer
+    transaction's end forgets it."""
+    saved = f"{key}.saved"
+
+    @event.listens_for(Session, "after_transaction_create")
+    def _savepoint(session: Session, transaction) -> None:
+        if transaction.nested:
+            session.info.setdefault(saved, {})[id(transaction)] = snapshot(session.info.get(key, {}))
+
+    @event.listens_for(Session, "after_soft_rollback")
+    def _back_to_savepoint(session: Session, previous_transaction) -> None:
+        if not previous_transaction.nested:
+            return
+        kept = session.info.get(saved, {}).pop(id(previous_transaction), None)
+        if kept is not None:
+            session.info[key] = kept
+
+    @event.listens_for(Session, "after_transaction_end")
+    def _forget(session: Session, transaction) -> None:
+        # (a savepoint's snapshot stays until the outer transaction ends: its rollback is
+        # announced after its end)
+        if transaction.parent is None and not transaction.nested:
+            session.info.pop(key, None)
+            session.info.pop(saved, None)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _back_to_savepoint(session: Session, previous_transaction) -> None:
-    if not previous_transaction.nested:
-        return
-    kept = session.info.get(_SAVED, {}).pop(id(previous_transaction), None)
-    if kept is not None:
-        session.info[_ROWS] = kept
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget(session: Session, transaction) -> None:
-    if transaction.parent is None and not transaction.nested:
-        session.info.pop(_ROWS, None)
-        session.info.pop(_SAVED, None)
+kept_through_savepoints(_ROWS, lambda waiting: {statement: list(rows) for statement, rows in waiting.items()})

@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, tuple_
+from sqlalchemy import tuple_
 from sqlmodel import Session, func, select
 
+from hotline.appends import kept_through_savepoints
 from hotline.models import TicketEvent
 
 # The chain before a ticket's first row.
 GENESIS = "0" * 64
 # The session.info key of the chains written in this unit of work (a session is one
-# transaction: hotline.db), by ticket id; and of the heads as each savepoint found them.
+# transaction: hotline.db), by ticket id.
 _HEADS = "hotline.audit.heads"
-_SAVED = "hotline.audit.saved"
 
 
 # One encoder for every row: json.dumps with options builds a new one on each call, which
@@ -126,27 +126,8 @@ def prime(session: Session, ticket_ids: list[int]) -> None:
         heads.setdefault(ticket_id, GENESIS)
 
 
-@event.listens_for(Session, "after_transaction_create")
-def _savepoint(session: Session, transaction) -> None:
-    if transaction.nested:
-        session.info.setdefault(_SAVED, {})[id(transaction)] = dict(session.info.get(_HEADS, {}))
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _back_to_savepoint(session: Session, previous_transaction) -> None:
-    """The rows a savepoint rolled back are no link of any chain: the heads as it found them."""
-    if not previous_transaction.nested:
-        return
-    kept = session.info.get(_SAVED, {}).pop(id(previous_transaction), None)
-    if kept is not None:
-        session.info[_HEADS] = kept
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget(session: Session, transaction) -> None:
-    if transaction.parent is None and not transaction.nested:
-        session.info.pop(_HEADS, None)
-        session.info.pop(_SAVED, None)
+# The rows a savepoint rolled back are no link of any chain: the heads as it found them.
+kept_through_savepoints(_HEADS, dict)
 
 
 @dataclass(frozen=True)
