@@ -16,7 +16,10 @@ def login(page, server: str, username: str) -> None:
     page.goto(f"{server}/login")
     page.fill("#username", username)
     page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    # The form's answer is a navigation: waiting for it, not for the current page's load
+    # state, keeps a loaded machine's next goto from racing the session cookie.
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     page.wait_for_load_state()
 
 
