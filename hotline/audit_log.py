@@ -39,6 +39,7 @@ from typing import Any
 from sqlalchemy import event, func, insert, inspect, or_, update
 from sqlmodel import Session, select
 
+from hotline.appends import kept_through_savepoints
 from hotline.audit import GENESIS, link
 from hotline.db import dialect_insert, utcnow
 from hotline.deadlines.calendar import LOCAL_TZ
@@ -69,7 +70,6 @@ OUTCOMES = ("ok", "failed", "refused")
 _HEAD = "hotline.audit_log.head"
 _NAMES = "hotline.audit_log.names"
 _PENDING = "hotline.audit_log.pending"
-_SAVEPOINTS = "hotline.audit_log.savepoints"
 
 
 @dataclass(frozen=True)
@@ -412,31 +412,22 @@ def _before_commit(session: Session) -> None:
         _append(session, _rows_of(list(pending.values()), session.info.get(_NAMES, {})))
 
 
-@event.listens_for(Session, "after_transaction_create")
-def _savepoint(session: Session, transaction) -> None:
-    """A savepoint keeps what was pending when it began: rolled back, so is that."""
-    if transaction.nested:
-        session.info.setdefault(_SAVEPOINTS, {})[id(transaction)] = dict(session.info.get(_PENDING, {}))
+# A savepoint keeps what was pending when it began: rolled back, so is that.
+kept_through_savepoints(_PENDING, dict)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _back_to_savepoint(session: Session, previous_transaction) -> None:
-    if not previous_transaction.nested:
-        return
     # The head is read again (still locked by the outer transaction): the savepoint's writes are gone.
-    session.info.pop(_HEAD, None)
-    kept = session.info.get(_SAVEPOINTS, {}).pop(id(previous_transaction), None)
-    if kept is not None:
-        session.info[_PENDING] = dict(kept)
+    if previous_transaction.nested:
+        session.info.pop(_HEAD, None)
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget(session: Session, transaction) -> None:
-    # (a savepoint's snapshot stays until the outer transaction ends: its rollback is
-    # announced after its end)
     if transaction.parent is None and not transaction.nested:
-        for key in (_HEAD, _NAMES, _PENDING, _SAVEPOINTS):
-            session.info.pop(key, None)
+        session.info.pop(_HEAD, None)
+        session.info.pop(_NAMES, None)
 
 
 # --------------------------------------------------------------------------- checking
