@@ -9,10 +9,8 @@ events: a sweep that dies half-way leaves nothing half-done, and the next sweep 
 the same tickets still due.
 """
 
-import gc
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +18,7 @@ from sqlmodel import Session, select
 
 from hotline import audit, notices
 from hotline.attachments.files import remove_expired
-from hotline.db import dialect_insert
+from hotline.db import collector_paused, dialect_insert
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import HotlineError
@@ -134,28 +132,10 @@ def _lock_due(session: Session, ids: list[int], now: datetime) -> list[Ticket]:
     )
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector held off while a batch runs, and let run after it.
-
-    A batch keeps its tickets, its rows and the session's bookkeeping alive until it commits:
-    the collector's passes during it find nothing to free, and the objects that outlive them
-    bring on full passes over the whole process (about 0.2 s each, one every few hundred
-    tickets, measured with bench/sweep.py). Reference counting frees what it always frees."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _escalate_batch(runtime: Runtime, ids: list[int], now: datetime, report: SweepReport) -> None:
     """One batch in one transaction: at speed (one flush for the batch), or, when a step is
     refused half-way, again from the start with a savepoint per step."""
-    with _collector_paused():
+    with collector_paused():
         _escalate_batch_once(runtime, ids, now, report)
 
 

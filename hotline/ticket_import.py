@@ -23,7 +23,6 @@ starts with an `import` row naming the source and the old number, in its hash ch
 """
 
 import csv
-import gc
 import json
 import re
 import time
@@ -39,6 +38,7 @@ import yaml
 from sqlalchemy import select
 
 from hotline.crypto import CALLER_HASHES
+from hotline.db import collector_paused
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.deadlines.sla import dispatch_deadlines, on_time
 from hotline.demo.life import AssignmentRow, CallbackRow
@@ -610,15 +610,8 @@ def import_tickets(runtime, path: str | Path, *, source: str, mapping: dict[str,
                    out: TextIO | None = None) -> Report:  # fmt: skip
     """Check the file, then (unless dry_run, or rows were rejected and not partial) load the
     tickets not loaded before; rebuild the running totals and the planner's statistics."""
-    # Hundreds of thousands of rows held, none in a reference cycle: the cyclic garbage
-    # collector would only spend its time looking through them (as in hotline.demo).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _import(runtime, Path(path), source, mapping, dry_run, partial, encoding, out)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]] | None, dry_run: bool,

@@ -17,7 +17,6 @@ The data is reproducible for a seed; only the printed API tokens and the rating 
 tokens are random.
 """
 
-import gc
 import multiprocessing
 import os
 import random
@@ -30,6 +29,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from hotline import directory
+from hotline.db import collector_paused
 from hotline.deadlines.calendar import LOCAL_TZ, WorkCalendar
 from hotline.demo.callers import Callers, cumulative, season
 from hotline.demo.calls import calls_of, demo_line, leaf_lines
@@ -446,15 +446,8 @@ def load_demo(runtime, *, tickets: int, seed: int = 12345, out: TextIO, workers:
     local_now = now.astimezone(LOCAL_TZ)
     out.write(f"tickets: {tickets:,} over the {_HISTORY_DAYS} days to {local_now:%Y-%m-%d %H:%M} (seed {seed})\n")
     out.flush()
-    # Millions of short-lived rows with no reference cycles among them: the cyclic garbage
-    # collector would only spend time looking (about a tenth of the load).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         states, written = _load_tickets(runtime, d, wf, cal, link_key, rng, seed, now, tickets, workers, out, started)
-    finally:
-        if collecting:
-            gc.enable()
     out.write(
         f"wrote {written['tickets']:,} tickets, {written['ticket_events']:,} history rows, "
         f"{written['assignments']:,} assignments, {written['approvals']:,} approvals, "
