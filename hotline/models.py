@@ -853,7 +853,12 @@ def _hash_caller(_mapper, connection, ticket: Ticket) -> None:
     # since the load: cheaper to ask than each attribute's history, on every ticket flushed).
     if state.has_identity and not _CALLER_COLUMNS.intersection(state.committed_state):
         return
-    for column, value in keyring_of(connection).caller_hashes(ticket.caller_phone, ticket.caller_name).items():
+    hash_caller(connection, ticket)
+
+
+def hash_caller(bind: Any, ticket: Ticket) -> None:
+    """Set the ticket's keyed hashes of its caller's phone and name (the keys of `bind`)."""
+    for column, value in keyring_of(bind).caller_hashes(ticket.caller_phone, ticket.caller_name).items():
         setattr(ticket, column, value)
 
 

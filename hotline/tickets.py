@@ -24,6 +24,7 @@ from hotline.models import (
     Ticket,
     TicketCounter,
     TicketEvent,
+    hash_caller,
 )
 from hotline.ticket_view import Lookups
 from hotline.workflow.engine import Actor, record
@@ -92,8 +93,7 @@ def insert_ticket(session: Session, ticket: Ticket) -> None:
     What the unit of work would add is added here: the caller's keyed hashes (as the mapper's
     `before_insert` listener computes them), the id the database assigned. Every column has its
     value on the object already (the model's defaults), so nothing is left to load."""
-    for column, value in keyring_of(session).caller_hashes(ticket.caller_phone, ticket.caller_name).items():
-        setattr(ticket, column, value)
+    hash_caller(session, ticket)
     values = ticket.__dict__
     ticket.id = session.execute(_INSERT_TICKET, {c: values[c] for c in _TICKET_COLUMNS if c in values}).scalar_one()
     make_transient_to_detached(ticket)
