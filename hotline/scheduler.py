@@ -466,6 +466,7 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
     """An APScheduler scheduler with the scheduler's jobs (Asia/Shanghai; one run at a time),
     paused until this process is elected to run them (hotline.ops.leader): start it in every
     process that may, and one of them runs the jobs. `stop_scheduler` stops it."""
+    from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -499,6 +500,10 @@ def build_scheduler(runtime: Runtime, *, blocking: bool = False):
         seconds=runtime.settings.scheduler_lease_seconds / 3,
         next_run_time=datetime.now(LOCAL_TZ),
     )
+    # However the scheduler is stopped, the lead goes with it: on PostgreSQL the lock's session
+    # would otherwise stay open until the collector found the scheduler's reference cycle, and
+    # no other scheduler on the database could lead until then.
+    scheduler.add_listener(lambda event: leadership.resign(), EVENT_SCHEDULER_SHUTDOWN)
     return scheduler
 
 

@@ -155,3 +155,24 @@ def _ready(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).json() == {"status": "ready"}
     except httpx.TransportError:
         return False
+
+
+def test_a_scheduler_stopped_directly_gives_up_the_lead(runtime):
+    """`scheduler.shutdown()` (not only `stop_scheduler`) hands the lead on: another process
+    leads at its next tick, not once the collector happens to free the stopped one."""
+    from hotline.scheduler import build_scheduler
+
+    scheduler = build_scheduler(runtime)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not scheduler.leadership.leading:
+            assert time.monotonic() < deadline, "the scheduler did not take the lead"
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    other = Leadership(runtime.db, 30)
+    try:
+        assert other.tick(), "the stopped scheduler still holds the lead"
+    finally:
+        other.resign()
