@@ -110,6 +110,11 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> Engine:
     return engine
 
 
+# The threads holding the collector off, and whether it ran before the first of them came.
+_paused = {"holders": 0, "was_enabled": False}
+_paused_lock = threading.Lock()
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector held off for a piece of bulk work, and let run after.
@@ -118,15 +123,21 @@ def collector_paused() -> Iterator[None]:
     alive, none in a reference cycle: the collector's passes during it find nothing to free,
     while the objects that outlive them bring on full passes over the whole process (a tenth
     of a demo load; about 0.2 s every few hundred tickets of an escalation batch). Reference
-    counting frees what it always frees."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
+    counting frees what it always frees. The collector is the process's: with several threads
+    in such work at once (the sweep's lanes) it runs again when the last of them is done, and
+    stays off if it was off before the first."""
+    with _paused_lock:
+        if _paused["holders"] == 0:
+            _paused["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _paused["holders"] += 1
     try:
         yield
     finally:
-        gc.enable()
+        with _paused_lock:
+            _paused["holders"] -= 1
+            if _paused["holders"] == 0 and _paused["was_enabled"]:
+                gc.enable()
 
 
 class Database:

@@ -10,6 +10,7 @@ the same tickets still due.
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,12 @@ from hotline.workflow.engine import SCHEDULER, changing, fire
 log = logging.getLogger("hotline.scheduler")
 
 BATCH = 200
+# On PostgreSQL the due tickets' batches run this many at a time, each in its own transaction
+# on its own connection: one batch's Python work goes on while another waits for the server
+# (the lock of `FOR UPDATE SKIP LOCKED` keeps them apart). SQLite has one writer: one at a time.
+LANES = 2
+# The due tickets read at once, in batches: enough to keep the lanes busy.
+WINDOW_BATCHES = 8
 STEP_LABELS = {
     "warn": "预警",
     "urge": "催办",
@@ -63,6 +70,13 @@ class SweepReport:
 
     def count(self, step: str) -> int:
         return sum(1 for _, s, _ in self.steps if s == step)
+
+    def merge(self, other: "SweepReport") -> None:
+        """Add what another part of the same sweep did."""
+        self.steps += other.steps
+        self.skipped += other.skipped
+        self.deferred += other.deferred
+        self.notices += other.notices
 
     def lines(self) -> list[str]:
         out = [f"{number} {step} ({STEP_LABELS[step]}, {kind})" for number, step, kind in self.steps]
@@ -156,6 +170,39 @@ def _escalate_batch_once(runtime: Runtime, ids: list[int], now: datetime, report
     with runtime.db.session() as session:
         for ticket in _lock_due(session, ids, now):
             _escalate(session, runtime, ticket, now, report, careful=True)
+
+
+def _escalate_due(runtime: Runtime, now: datetime, report: SweepReport, batch: int) -> None:
+    """Every ticket due by `now` (an indexed range of `next_due_at`), a batch per transaction;
+    on PostgreSQL `LANES` batches at a time. A ticket is taken once per sweep: one another
+    transaction held (skipped by the lock) waits for the next sweep."""
+    lanes = 1 if runtime.db.is_sqlite else LANES
+    seen: set[int] = set()
+    with ThreadPoolExecutor(lanes, thread_name_prefix="sweep") if lanes > 1 else nullcontext() as pool:
+        while True:
+            with runtime.db.read_session() as session:
+                ids = session.exec(
+                    select(Ticket.id)
+                    .where(Ticket.next_due_at <= now)
+                    .order_by(Ticket.next_due_at)
+                    .limit(batch * (WINDOW_BATCHES if pool else 1))
+                ).all()
+            ids = [i for i in ids if i not in seen]
+            if not ids:
+                return
+            seen.update(ids)
+            chunks = [ids[i : i + batch] for i in range(0, len(ids), batch)]
+            if pool is None or len(chunks) == 1:
+                for chunk in chunks:
+                    _escalate_batch(runtime, chunk, now, report)
+                continue
+            # Each batch reports apart; the parts are added in the batches' order.
+            parts = [SweepReport(now=now) for _ in chunks]
+            futures = [pool.submit(_escalate_batch, runtime, c, now, p) for c, p in zip(chunks, parts, strict=True)]
+            for future in futures:
+                future.result()
+            for part in parts:
+                report.merge(part)
 
 
 def _evaluate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime, report: SweepReport) -> None:
@@ -320,17 +367,7 @@ def sweep(runtime: Runtime, *, now: datetime, batch: int = BATCH, with_surges: b
     if with_surges:
         surges(runtime, now, report)
     _escalate_rectifications(runtime, now, report)
-    seen: set[int] = set()
-    while True:
-        with runtime.db.read_session() as session:
-            ids = session.exec(
-                select(Ticket.id).where(Ticket.next_due_at <= now).order_by(Ticket.next_due_at).limit(batch)
-            ).all()
-        ids = [i for i in ids if i not in seen]
-        if not ids:
-            break
-        seen.update(ids)
-        _escalate_batch(runtime, ids, now, report)
+    _escalate_due(runtime, now, report, batch)
     _escalate_parts(runtime, now, report, batch)
     sent, failed = deliver_pending(runtime, runtime.channel)
     if sent or failed:

@@ -275,3 +275,44 @@ def test_one_open_supervision_order_at_a_time_the_ladder_passes_over_its_own(run
     assert _steps(runtime, tid) == ["urge", "report"]
     with runtime.db.read_session() as s:
         assert s.exec(select(func.count()).select_from(SupervisionOrder)).one() == 1
+
+
+def test_a_backlog_of_many_batches_is_urged_once_each_in_the_order_it_fell_due(runtime, district):
+    """Small batches, so the sweep reads several windows and (PostgreSQL) runs its lanes."""
+    ids = make_dispatched(runtime, 45, now=local(2026, 11, 2, 9, 0))
+    report = sweep(runtime, now=local(2026, 11, 4, 9, 0), batch=4)
+    with runtime.db.read_session() as s:
+        numbers = dict(s.exec(select(Ticket.id, Ticket.number)).all())
+        urged = s.exec(select(TicketEvent.ticket_id).where(TicketEvent.event == "urge")).all()
+        escalations = s.exec(select(func.count()).select_from(Escalation)).one()
+    assert sorted(urged) == ids and escalations == 45  # each once
+    # The report lists them batch by batch, as they fell due (here, the order they were logged).
+    assert [n for n, step, _ in report.steps] == [numbers[i] for i in ids]
+    assert {step for _, step, _ in report.steps} == {"urge"} and _passed_over(runtime, ids[-1]) == [("warn", "sign")]
+    assert sweep(runtime, now=local(2026, 11, 4, 9, 0), batch=4).steps == []
+
+
+def test_two_sweeps_at_once_urge_each_ticket_once(runtime, district):
+    import threading
+
+    ids = make_dispatched(runtime, 30, now=local(2026, 11, 2, 9, 0))
+    reports, errors = [], []
+
+    def run() -> None:
+        try:
+            reports.append(sweep(runtime, now=local(2026, 11, 4, 9, 0), batch=5))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    # What one sweep skipped (held by the other) the other took, or the next sweep takes.
+    reports.append(sweep(runtime, now=local(2026, 11, 4, 9, 0), batch=5))
+    with runtime.db.read_session() as s:
+        urged = s.exec(select(TicketEvent.ticket_id).where(TicketEvent.event == "urge")).all()
+    assert sorted(urged) == ids
+    assert sum(r.count("urge") for r in reports) == 30
