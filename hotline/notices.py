@@ -78,22 +78,37 @@ def addressees(actor: Actor) -> list[Any]:
     return branches
 
 
+def role_ways(actor: Actor) -> list[Any]:
+    """The ways a notice addressed to a role reaches the actor: to its role in its department,
+    or to its role everywhere. The escalation ladder's notices go only these ways
+    (`texts.ladder_notices`): asking for them the other ways too reads, for nothing, a week of
+    the notices addressed to a whole department (PostgreSQL, misled by how common the ladder's
+    kinds are, walks every notice of the week to find none)."""
+    branches = [and_(Notification.department_id.is_(None), Notification.role == actor.role)]
+    if actor.department_id is not None:
+        branches.append(and_(Notification.department_id == actor.department_id, Notification.role == actor.role))
+    return branches
+
+
 def addressed_to(actor: Actor):
     """Notices meant for the actor: to them, to their role in their department, or to their role."""
     return or_(*addressees(actor))
 
 
-def newest(session: Session, actor: Actor, limit: int, *conditions: Any) -> list[tuple[Notification, str | None]]:
+def newest(
+    session: Session, actor: Actor, limit: int, *conditions: Any, ways: list[Any] | None = None
+) -> list[tuple[Notification, str | None]]:
     """The actor's newest notices that meet the conditions, with their tickets' numbers.
 
-    Asked way by way (`addressees`): each way is an index range kept in created_at order,
-    so each reads only its newest rows. A plain OR of the ways makes SQLite read and sort
-    every notice of the department (70 ms for a busy one at a million tickets).
+    Asked way by way (`ways`, all of `addressees` unless given): each way is an index range
+    kept in created_at order, so each reads only its newest rows. A plain OR of the ways makes
+    SQLite read and sort every notice of the department (70 ms for a busy one at a million
+    tickets).
     """
     base = select(Notification, Ticket.number).join(Ticket, Ticket.id == Notification.ticket_id, isouter=True)
     order = (Notification.created_at.desc(), Notification.id.desc())
     found: dict[int, tuple[Notification, str | None]] = {}
-    for branch in addressees(actor):
+    for branch in addressees(actor) if ways is None else ways:
         for notice, number in session.exec(base.where(branch, *conditions).order_by(*order).limit(limit)).all():
             found[notice.id] = (notice, number)
     return sorted(found.values(), key=lambda row: (row[0].created_at, row[0].id), reverse=True)[:limit]

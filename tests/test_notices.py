@@ -222,3 +222,31 @@ def test_the_centres_decisions_reach_the_department_they_concern(runtime, distri
     (sent_back,) = _told(handler, third, "reply_rejected")
     assert "审核退回" in sent_back["title"] and "未写明维修时间" in sent_back["body"]
     assert _told(leader, third, "reply_rejected") == [sent_back]
+
+
+def test_the_ladders_notices_go_to_a_role_the_way_the_department_page_asks_for_them():
+    """The department page reads the ladder's notices only as addressed to a role
+    (`notices.role_ways`); a ladder notice to a whole department would be missed there."""
+    from types import SimpleNamespace
+
+    from hotline.web.department import NOTICE_KINDS
+    from hotline.workflow import texts
+
+    ticket = SimpleNamespace(number="N1", main_department_id=3, due_kind="handle", due_at=local(2026, 11, 9, 17, 0))
+    for step in NOTICE_KINDS:
+        for role, _department, _title, _body in texts.ladder_notices(step, ticket):
+            assert role is not None, step
+
+
+def test_the_department_page_lists_the_ladders_notices_of_its_role_only(runtime, district, client):
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))
+    with runtime.db.read_session() as s:
+        housing = s.exec(select(Department.id).where(Department.code == "housing")).one()
+    now = runtime.now()
+    _notices(runtime, 1, at=now, department_id=housing, role="handler")  # 通知0, to the handlers
+    with runtime.db.session() as s:  # the same kind to the leader, and to the whole department
+        s.add(Notification(department_id=housing, role="leader", kind="warn", title="给负责人", created_at=now))
+        s.add(Notification(department_id=housing, role=None, kind="dispatch", title="新派单", created_at=now))
+    sign_in(client, "housing_h")
+    page = client.get("/department/inbox").text
+    assert "通知0" in page and "给负责人" not in page

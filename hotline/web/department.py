@@ -19,7 +19,7 @@ from hotline.errors import Invalid
 from hotline.inbox import INBOX_TABS, inbox_counts, inbox_tickets
 from hotline.inputs import MAX_PAGE, IdPath, PageQuery
 from hotline.models import Assignment, Department, Notification, Ticket
-from hotline.notices import newest
+from hotline.notices import newest, role_ways
 from hotline.supervision import answer_order, count_orders, department_orders
 from hotline.ticket_view import Lookups
 from hotline.web.auth import PageUser, role_form_user, role_user
@@ -152,8 +152,14 @@ def _inbox_context(session: Session, runtime, user: PageUser, tab: str, page: in
                 "due": part_deadline_view(parts[t.id], now) if t.id in parts else deadline_view(t, now),
             }
         )
+    # The ladder's notices, addressed to the department's handlers or leader.
     recent = newest(
-        session, user.actor, 6, Notification.kind.in_(NOTICE_KINDS), Notification.created_at >= now - NOTICE_WINDOW
+        session,
+        user.actor,
+        6,
+        Notification.kind.in_(NOTICE_KINDS),
+        Notification.created_at >= now - NOTICE_WINDOW,
+        ways=role_ways(user.actor),
     )
     open_orders = count_orders(session, "open", department_id) if user.role == "leader" else None
     return {
