@@ -1,12 +1,17 @@
 """Applying the Alembic migrations from code (`hotline db upgrade`, `hotline serve`)."""
 
+import logging
+
 from alembic import command
 from alembic.config import Config
+from sqlmodel import SQLModel
 
 from hotline.config import ROOT
 from hotline.db import Database
 from hotline.deadlines.holidays import seed_calendar
 from hotline.indicators import totals
+
+log = logging.getLogger("hotline.migrate")
 
 
 def alembic_config(url: str) -> Config:
@@ -26,7 +31,31 @@ def upgrade(db: Database) -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
         connection.commit()
+    restore_indexes(db)
     with db.session() as session:
         seed_calendar(session)
         totals.ensure(session)
     db.refresh_statistics()
+
+
+def restore_indexes(db: Database) -> list[str]:
+    """Build the indexes the schema declares that the database lacks, and name them. A bulk
+    load into empty tables (`hotline demo-data`, a first `hotline import tickets`) drops their
+    secondary indexes and builds them after the rows: one killed part-way leaves them
+    dropped, and every page and sweep slow, until this runs (at each upgrade: `hotline db
+    upgrade`, `hotline serve`)."""
+    listing = (
+        "SELECT name FROM sqlite_master WHERE type = 'index'"
+        if db.is_sqlite
+        else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    )
+    built = []
+    with db.engine.begin() as connection:
+        present = set(connection.exec_driver_sql(listing).scalars())
+        for table in SQLModel.metadata.sorted_tables:
+            for index in sorted(table.indexes, key=lambda i: i.name):
+                if index.name not in present:
+                    log.warning("the index %s was missing (a bulk load stopped part-way?): building it", index.name)
+                    index.create(connection)
+                    built.append(index.name)
+    return built

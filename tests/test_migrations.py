@@ -70,3 +70,27 @@ def test_an_old_sqlite_drops_the_lockout_columns_and_keeps_the_case_index(tmp_pa
             "VALUES ('ann', 'agent', 'x', 1, '2026-11-01 00:00:00', 0)"
         )
     db.dispose()
+
+
+def test_an_upgrade_builds_the_indexes_a_stopped_bulk_load_left_dropped(database):
+    """A bulk load into empty tables drops their secondary indexes and builds them after the
+    rows; one killed in between leaves them dropped until the next upgrade builds them."""
+    from hotline.migrate import restore_indexes
+
+    def names() -> set[str]:
+        listing = (
+            "SELECT name FROM sqlite_master WHERE type = 'index'"
+            if database.is_sqlite
+            else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        )
+        with database.engine.connect() as conn:
+            return set(conn.exec_driver_sql(listing).scalars())
+
+    assert restore_indexes(database) == []  # a migrated database lacks none
+    before = names()
+    with database.engine.begin() as conn:
+        for name in ("ix_tickets_next_due_at", "ix_notifications_created_at"):
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+    assert "ix_tickets_next_due_at" not in names()
+    upgrade(database)
+    assert names() == before
