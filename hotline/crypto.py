@@ -329,6 +329,12 @@ class Sealed(TypeDecorator[str]):
         return None if value is None else _ring(dialect).open(value, self.purpose)
 
 
+# A sealed JSON value's text: compact, not ASCII-escaped. One encoder for every value
+# (`json.dumps` with options builds a new one on each call; an event's payload is sealed on
+# every ticket change).
+_SEALED_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 class SealedJSON(TypeDecorator[Any]):
     """A JSON column stored sealed: the value's JSON text sealed, kept as a JSON string (the
     column stays JSON, so nothing else about it changes). For payloads that carry a caller
@@ -344,7 +350,7 @@ class SealedJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect) -> str | None:
         if value is None:
             return None
-        return _ring(dialect).seal(json.dumps(value, ensure_ascii=False, separators=(",", ":")), self.purpose)
+        return _ring(dialect).seal(_SEALED_JSON.encode(value), self.purpose)
 
     def process_result_value(self, value: Any, dialect) -> Any:
         if value is None:
@@ -441,7 +447,7 @@ def _resealed(ring: Keyring, name: str, columns: tuple[str, ...], row: Any) -> d
         if isinstance(v, str) and ring.key_id(v):
             plain[c] = ring.open(v, _purpose(name, c))
         elif (name, c) in JSON_COLUMNS and v is not None:
-            plain[c] = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+            plain[c] = _SEALED_JSON.encode(v)
         else:
             plain[c] = v
     update: dict[str, Any] = {"b_id": row[0], **{f"old_{c}": v for c, v in values.items()}}

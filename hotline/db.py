@@ -42,9 +42,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: store aware UTC times only")
-        value = value.astimezone(UTC)
+        if value.tzinfo is not UTC:  # (most arrive in UTC already: no conversion then)
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r}: store aware UTC times only")
+            value = value.astimezone(UTC)
         # SQLite keeps no zone: store the UTC wall time and restore the zone on read.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
