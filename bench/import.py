@@ -22,6 +22,7 @@ import csv
 import io
 import pstats
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -132,19 +133,25 @@ def _runtime(url: str) -> Runtime:
     return runtime
 
 
-def run(url: str, file: Path, mapping, profile: bool) -> tuple[int, float, float, float]:
+def _children_cpu() -> float:
+    """CPU seconds of the worker processes ended (and waited for) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(url: str, file: Path, mapping, profile: bool, workers: int | None) -> tuple[int, float, float, float]:
     """Import `file` into the database at `url`, then again: tickets written, seconds and CPU
-    seconds of the first run, seconds of the second."""
+    seconds of the first run (this process's and its workers'), seconds of the second."""
     runtime = _runtime(url)
     profiler = cProfile.Profile() if profile else None
     try:
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), time.process_time() + _children_cpu()
         if profiler is not None:
             profiler.enable()
-        report = import_tickets(runtime, file, source="qingshan-old", mapping=mapping)
+        report = import_tickets(runtime, file, source="qingshan-old", mapping=mapping, workers=workers)
         if profiler is not None:
             profiler.disable()
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        seconds, cpu = time.perf_counter() - started, time.process_time() + _children_cpu() - cpu
         assert not report.rejected, report.rejected[:5]
         again = import_tickets(runtime, file, source="qingshan-old", mapping=mapping)
         assert again.written == 0 and again.loaded_before == report.written, again
@@ -167,6 +174,7 @@ def main() -> None:
     parser.add_argument("--pg-db", default=PG_DB, help="the scratch database's name (default %(default)s)")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of each run")
+    parser.add_argument("--workers", type=int, help="processes building the rows (default: the import's own choice)")
     args = parser.parse_args()
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     data, mapping = rows(args.rows, args.seed)
@@ -184,7 +192,7 @@ def main() -> None:
                 else:
                     url = _recreate_pg(args.pg_url, args.pg_db)
                 try:
-                    n, seconds, cpu, again = run(url, file, mapping, args.profile)
+                    n, seconds, cpu, again = run(url, file, mapping, args.profile, args.workers)
                 finally:
                     if name == "postgresql":
                         _drop_pg(args.pg_url, args.pg_db)

@@ -24,8 +24,11 @@ starts with an `import` row naming the source and the old number, in its hash ch
 
 import csv
 import json
+import multiprocessing
+import os
 import re
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field, make_dataclass
@@ -104,7 +107,8 @@ RATING_NAMES = {label: level for level, label in RATING_LABELS.items()}
 
 # Who the history says imported the ticket.
 IMPORTER = Actor(None, "import", "system")
-BATCH = 10_000
+# Tickets a batch: built together, written in one transaction.
+BATCH = 2_500
 # The good rows held from the check to the writing; a larger file is read twice.
 KEEP = 200_000
 _LOOKUP_CHUNK = 1_000
@@ -607,15 +611,21 @@ def _ticket(record: Record, known: Known, runtime, cal, ids: dict[str, int], tic
 
 def import_tickets(runtime, path: str | Path, *, source: str, mapping: dict[str, dict[str, str]] | None = None,
                    dry_run: bool = False, partial: bool = False, encoding: str = "utf-8-sig",
-                   out: TextIO | None = None) -> Report:  # fmt: skip
+                   out: TextIO | None = None, workers: int | None = None) -> Report:  # fmt: skip
     """Check the file, then (unless dry_run, or rows were rejected and not partial) load the
-    tickets not loaded before; rebuild the running totals and the planner's statistics."""
+    tickets not loaded before; rebuild the running totals and the planner's statistics.
+
+    The rows are built by `workers` processes (by default one a core, at most 4, for a large
+    file; 0: this process builds them) and written by this one; the tickets written are the
+    same whatever their number."""
+    if workers is not None and workers < 0:
+        raise Invalid("the number of workers cannot be negative", field="workers")
     with collector_paused():
-        return _import(runtime, Path(path), source, mapping, dry_run, partial, encoding, out)
+        return _import(runtime, Path(path), source, mapping, dry_run, partial, encoding, out, workers)
 
 
 def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]] | None, dry_run: bool,
-            partial: bool, encoding: str, out: TextIO | None) -> Report:  # fmt: skip
+            partial: bool, encoding: str, out: TextIO | None, workers: int | None) -> Report:  # fmt: skip
     started = time.monotonic()
     now = runtime.now()
     with runtime.db.read_session() as session:
@@ -646,7 +656,9 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
         return report
     del good, loaded
     records = kept if kept is not None else rows.again(rejected)
-    report.written, counted = _write(runtime, records, known, cal, source, now, out)
+    if workers is None:
+        workers = _workers(report.new)
+    report.written, counted = _write(runtime, records, known, cal, source, now, out, workers)
     if counted is not None:  # the tickets were written in bulk, past the gateway
         with runtime.db.session() as session:
             totals.rebuild(session, days=(totals.local_day(counted[0]), totals.local_day(counted[1])))
@@ -655,57 +667,170 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
     return report
 
 
+# Worker processes building the rows: one a core, at most _MAX_WORKERS, from _PARALLEL_FROM
+# new tickets (fewer are built in the importing process: forking would cost more than it saves).
+_PARALLEL_FROM = 10_000
+_MAX_WORKERS = 4
+_PROGRESS_EVERY = 10_000
+
+
+def _workers(n: int) -> int:
+    return 0 if n < _PARALLEL_FROM else max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
+
+
+def _segments(good: Iterable[Record]) -> Iterator[list[Record]]:
+    """The good rows, KEEP at a time (all of them when they are held already)."""
+    if isinstance(good, list):
+        yield good
+        return
+    segment: list[Record] = []
+    for record in good:
+        segment.append(record)
+        if len(segment) == KEEP:
+            yield segment
+            segment = []
+    if segment:
+        yield segment
+
+
+class _Built:
+    """A batch of tickets built, as rows ready for the writer (hotline.demo.writer.Writer.write),
+    and the first and last instants they count at in the running totals."""
+
+    __slots__ = ("rows", "counters", "tickets", "instants")
+
+    def __init__(self, batch: Batch, tickets: int, instants: tuple[datetime, datetime] | None) -> None:
+        self.rows, self.counters, self.tickets, self.instants = batch.rows, batch.counters, tickets, instants
+
+
+class _Builder:
+    """Builds the rows of a stretch of new tickets, a batch at a time. What each batch starts
+    from is set here first (its first ticket id and the first id of its other rows, the day
+    counters of its tickets' numbers), so that a batch is built on its own, and the same rows
+    come out whether one process builds the batches or several (forked after this is set up:
+    they share it)."""
+
+    def __init__(self, records: list[Record], known: Known, runtime, cal, source: str, now: datetime,
+                 makers: dict[str, Any], sqlite: bool, ids: dict[str, int], ticket_id: int,
+                 counters: dict[str, int]) -> None:  # fmt: skip
+        self.records, self.known, self.runtime, self.cal = records, known, runtime, cal
+        self.source, self.now, self.makers, self.sqlite = source, now, makers, sqlite
+        self.numbers: list[str] = []
+        # Per batch: its first record, the ticket id its tickets follow, the ids its other rows
+        # follow, and the counters of its tickets' days after it.
+        self.batches: list[tuple[int, int, dict[str, int], dict[str, int]]] = []
+        ids = dict(ids)
+        for start in range(0, len(records), BATCH):
+            chunk = records[start : start + BATCH]
+            days: dict[str, int] = {}
+            self.batches.append((start, ticket_id, dict(ids), days))
+            for record in chunk:
+                day = record.received_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+                counters[day] = days[day] = counters.get(day, 0) + 1
+                self.numbers.append(f"{day}{days[day]:06d}")
+                assignments, callbacks = _children(record)
+                ids["assignments"] += assignments
+                ids["callbacks"] += callbacks
+            ticket_id += len(chunk)
+            ids["ticket_events"] += len(chunk)  # each ticket's import row
+        self.end = ticket_id, dict(ids)
+
+    def build(self, index: int) -> _Built:
+        start, ticket_id, ids, counters = self.batches[index]
+        batch = Batch(self.sqlite, dict(ids), self.makers)
+        batch.counters = counters
+        records = self.records[start : start + BATCH]
+        instants: list[datetime] = []
+        for record, number in zip(records, self.numbers[start : start + BATCH], strict=True):
+            ticket_id += 1
+            tk = _ticket(record, self.known, self.runtime, self.cal, batch.ids, ticket_id, number, self.source,
+                         self.now)  # fmt: skip
+            batch.add(tk)
+            for part in tk.assignments:
+                instants.extend(t for t in (part.dispatched_at, part.handle_by, part.first_replied_at) if t)
+            instants.extend(callback.at for callback in tk.callbacks)
+        following = self.batches[index + 1][2] if index + 1 < len(self.batches) else self.end[1]
+        if any(batch.ids[name] != following[name] for name in following):
+            raise RuntimeError("hotline.ticket_import: a batch's rows did not take the ids reserved for them")
+        return _Built(batch, len(records), (min(instants), max(instants)) if instants else None)
+
+
+def _children(record: Record) -> tuple[int, int]:
+    """The assignments and the callbacks of a checked row's ticket (as _ticket makes them)."""
+    return int(record.department is not None), int(record.rating is not None)
+
+
+# The builder the forked workers build with (set before they fork).
+_BUILDER: _Builder | None = None
+
+
+def _build(index: int) -> _Built:
+    return _BUILDER.build(index)
+
+
 def _write(runtime, good: Iterable[Record], known: Known, cal, source: str, now: datetime,
-           out: TextIO | None) -> tuple[int, tuple[datetime, datetime] | None]:  # fmt: skip
+           out: TextIO | None, workers: int) -> tuple[int, tuple[datetime, datetime] | None]:  # fmt: skip
     """Write the tickets not loaded yet: how many, and the first and last instants they count
     at in the running totals (None: they count nowhere)."""
+    global _BUILDER
     writer = Writer(runtime, {"tickets": _TICKETS})
     makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
     pipe = None
     written = 0
     instants: list[datetime] = []
+
+    def done(built: _Built) -> None:
+        nonlocal written
+        before, written = written, written + built.tickets
+        if built.instants is not None:
+            instants.extend(built.instants)
+            instants[:] = [min(instants), max(instants)]
+        if out is not None and written // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
+            out.write(f"  {written:,} tickets\n")
+            out.flush()
+
     try:
         # Into empty tables (a district's first import) the indexes are built after the rows,
         # and nothing can be loaded already.
         ids, counters = writer.start(defer_indexes=True)
-        pipe = Pipe(writer)
         ticket_id = ids.pop("tickets")
         first_load = ticket_id == 0
-        records: list[Record] = []
-
-        def flush() -> int:
-            nonlocal ticket_id
-            fresh = set() if first_load else _loaded(runtime.db, source, [r.number for r in records])
-            batch = Batch(writer.sqlite, ids, makers)
-            for record in records:
-                if record.number in fresh:
-                    continue
-                ticket_id += 1
-                day = record.received_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
-                counters[day] = batch.counters[day] = counters.get(day, 0) + 1
-                number = f"{day}{counters[day]:06d}"
-                tk = _ticket(record, known, runtime, cal, ids, ticket_id, number, source, now)
-                batch.add(tk)
-                for part in tk.assignments:
-                    instants.extend(t for t in (part.dispatched_at, part.handle_by, part.first_replied_at) if t)
-                instants.extend(callback.at for callback in tk.callbacks)
-            if instants:
-                instants[:] = [min(instants), max(instants)]
-            pipe.put(batch)
-            return len(batch)
-
-        for record in good:
-            records.append(record)
-            if len(records) == BATCH:
-                written += flush()
-                records = []
-                if out is not None:
-                    out.write(f"  {written:,} tickets\n")
-                    out.flush()
-        if records:
-            written += flush()
-        pipe.close()
-        pipe = None
+        if workers == 0:
+            pipe = Pipe(writer)  # the writer writes while this process builds the next batch
+        for segment in _segments(good):
+            if not first_load:
+                loaded = _loaded(runtime.db, source, [r.number for r in segment])
+                segment = [r for r in segment if r.number not in loaded]
+            builder = _Builder(segment, known, runtime, cal, source, now, makers, writer.sqlite, ids, ticket_id,
+                               counters)  # fmt: skip
+            ticket_id, ids = builder.end
+            if workers == 0:
+                for index in range(len(builder.batches)):
+                    built = builder.build(index)
+                    pipe.put(built)
+                    done(built)
+                continue
+            _BUILDER = builder
+            try:
+                # fork: the workers inherit the builder (the rows checked, the directory, the
+                # calendar, the keys) as it is; they only build, this process writes.
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    waiting: deque = deque()
+                    for index in range(len(builder.batches)):
+                        waiting.append(pool.apply_async(_build, (index,)))
+                        if len(waiting) > workers + 1:  # a few batches ahead of the writer, no more
+                            built = waiting.popleft().get()
+                            writer.write(built)
+                            done(built)
+                    while waiting:
+                        built = waiting.popleft().get()
+                        writer.write(built)
+                        done(built)
+            finally:
+                _BUILDER = None
+        if pipe is not None:
+            pipe.close()
+            pipe = None
     finally:
         if pipe is not None:
             with suppress(BaseException):  # the first error is the one raised
