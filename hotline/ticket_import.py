@@ -28,8 +28,8 @@ import multiprocessing
 import os
 import re
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator
+import traceback
+from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field, make_dataclass
 from datetime import UTC, date, datetime
@@ -510,11 +510,12 @@ def check_source(session, source: str) -> None:
         raise Conflict(f"the integration account {account!r} has the source {source!r}: name the old system otherwise")
 
 
-class _Rows:
-    """The file's checked rows, pass after pass."""
+class _File:
+    """The file's rows, pass after pass, KEEP at a time (a larger file is read twice: once to
+    check it, once to write it)."""
 
-    def __init__(self, path: Path, encoding: str, known: Known, now: datetime) -> None:
-        self.path, self.encoding, self.known, self.now = path, encoding, known, now
+    def __init__(self, path: Path, encoding: str) -> None:
+        self.path, self.encoding = path, encoding
         rows = _read(path, encoding)
         try:
             header = next(rows, None)
@@ -524,27 +525,20 @@ class _Rows:
             raise Invalid(f"{path.name} is empty", field="file")
         self.where, self.ignored = _header(header)
 
-    def __iter__(self) -> Iterator[Record | list[Rejection]]:
+    def segments(self) -> Iterator[tuple[list[tuple[int, tuple]], bool]]:
+        """The rows that are not blank (a blank line, a sheet's empty rows), with their row in
+        the file, KEEP at a time; and whether the segment is the file's last."""
         rows = _read(self.path, self.encoding)
         next(rows)
-        seen: dict[str, int] = {}
+        segment: list[tuple[int, tuple]] = []
         for number, cells in enumerate(rows, start=2):
-            if not any(cells):  # a blank line, a sheet's empty rows
+            if not any(cells):
                 continue
-            checked = check(self.known, self.where, number, cells, self.now)
-            if isinstance(checked, Record):
-                first = seen.setdefault(checked.number, number)
-                if first != number:
-                    checked = [Rejection(number, "number", f"{checked.number!r} is on row {first} already")]
-            yield checked
-
-    def again(self, rejected: set[int]) -> Iterator[Record]:
-        """The good rows, read a second time (a file too large to hold)."""
-        for checked in self:
-            if isinstance(checked, Record):
-                yield checked
-            elif checked[0].row not in rejected:
-                raise Conflict(f"{self.path.name} changed while it was imported (row {checked[0].row})")
+            if len(segment) == KEEP:
+                yield segment, False
+                segment = []
+            segment.append((number, cells))
+        yield segment, True
 
 
 @lru_cache(maxsize=4096)
@@ -615,13 +609,26 @@ def import_tickets(runtime, path: str | Path, *, source: str, mapping: dict[str,
     """Check the file, then (unless dry_run, or rows were rejected and not partial) load the
     tickets not loaded before; rebuild the running totals and the planner's statistics.
 
-    The rows are built by `workers` processes (by default one a core, at most 4, for a large
-    file; 0: this process builds them) and written by this one; the tickets written are the
-    same whatever their number."""
+    The rows are checked and built by `workers` processes (by default one a core, at most 4,
+    for a large file; 0: this process does it) and written by this one; the tickets written
+    are the same whatever their number."""
     if workers is not None and workers < 0:
         raise Invalid("the number of workers cannot be negative", field="workers")
     with collector_paused():
         return _import(runtime, Path(path), source, mapping, dry_run, partial, encoding, out, workers)
+
+
+# Worker processes checking the rows and building the tickets: one a core, at most
+# _MAX_WORKERS, from _PARALLEL_FROM rows (fewer are done in the importing process: starting
+# the workers would cost more than they save).
+_PARALLEL_FROM = 10_000
+_MAX_WORKERS = 4
+_PROGRESS_EVERY = 10_000
+_TABLES = ("tickets", *(table for table, _ in Batch.CHILDREN))
+
+
+def _workers(rows: int) -> int:
+    return 0 if rows < _PARALLEL_FROM else max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
 
 
 def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]] | None, dry_run: bool,
@@ -632,33 +639,42 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
         check_source(session, source)
         known = Known.read(session, mapping or {kind: {} for kind in MAP_KINDS})
         cal = runtime.calendar(session)
-    rows = _Rows(path, encoding, known, now)
-    report = Report(ignored_columns=rows.ignored)
-    rejected: set[int] = set()
-    good: list[str] = []
-    kept: list[Record] | None = []  # the good rows, unless there are too many to hold
-    for checked in rows:
-        report.rows += 1
-        if isinstance(checked, Record):
-            good.append(checked.number)
-            if kept is not None:
-                kept.append(checked)
-                if len(kept) > KEEP:
-                    kept = None
-        else:
-            report.rejected += checked
-            rejected.add(checked[0].row)
-    loaded = _loaded(runtime.db, source, good)
-    report.loaded_before = len(loaded)
-    report.new = len(good) - len(loaded)
-    if dry_run or (rejected and not partial) or report.new == 0:
-        report.seconds = time.monotonic() - started
-        return report
-    del good, loaded
-    records = kept if kept is not None else rows.again(rejected)
-    if workers is None:
-        workers = _workers(report.new)
-    report.written, counted = _write(runtime, records, known, cal, source, now, out, workers)
+    file = _File(path, encoding)
+    report = Report(ignored_columns=file.ignored)
+    # The writer is set up first (it writes nothing before every row is checked), so that the
+    # workers that check the rows can build them too.
+    writer = None if dry_run else Writer(runtime, {"tickets": _TICKETS})
+    makers = None if writer is None else {name: writer.row_maker(name) for name in _TABLES}
+    sqlite = runtime.db.is_sqlite
+
+    def crew_for(rows: list[tuple[int, tuple]]) -> _Crew:
+        job = _Job(rows, file.where, known, now, runtime, cal, source, makers, sqlite)
+        return _Crew(job, _workers(len(rows)) if workers is None else workers)
+
+    crew: _Crew | None = None
+    try:
+        seen: dict[str, int] = {}  # each good row's number -> its row
+        rejected: set[int] = set()
+        checked: list[list] | None = None
+        for segment, (rows, last) in enumerate(file.segments()):
+            crew = crew_for(rows)
+            checked = _tally(crew, report, seen, rejected)
+            if not (last and segment == 0):  # a file read twice: its rows are checked again
+                crew.close()
+                crew = checked = None
+        loaded = _loaded(runtime.db, source, list(seen))
+        report.loaded_before = len(loaded)
+        report.new = len(seen) - len(loaded)
+        del seen
+        if dry_run or (rejected and not partial) or report.new == 0:
+            report.seconds = time.monotonic() - started
+            return report
+        report.written, counted = _write(writer, crew, checked, file, crew_for, rejected, loaded, out)
+    finally:
+        if crew is not None:
+            crew.close()
+        if writer is not None:
+            writer.close()
     if counted is not None:  # the tickets were written in bulk, past the gateway
         with runtime.db.session() as session:
             totals.rebuild(session, days=(totals.local_day(counted[0]), totals.local_day(counted[1])))
@@ -667,30 +683,110 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
     return report
 
 
-# Worker processes building the rows: one a core, at most _MAX_WORKERS, from _PARALLEL_FROM
-# new tickets (fewer are built in the importing process: forking would cost more than it saves).
-_PARALLEL_FROM = 10_000
-_MAX_WORKERS = 4
-_PROGRESS_EVERY = 10_000
+def _tally(crew: "_Crew", report: Report, seen: dict[str, int], rejected: set[int]) -> list[list]:
+    """Count a segment's rows as the crew checks them, batch by batch: the rejected ones in
+    the report (and a number on an earlier row), the good ones' numbers in `seen`."""
+    checked = []
+    for items in crew.checked():
+        checked.append(items)
+        report.rows += len(items)
+        for item in items:
+            if item.__class__ is list:
+                report.rejected += item
+                rejected.add(item[0].row)
+                continue
+            row, number = item[0], item[1]
+            first = seen.setdefault(number, row)
+            if first != row:
+                report.rejected.append(Rejection(row, "number", f"{number!r} is on row {first} already"))
+                rejected.add(row)
+    return checked
 
 
-def _workers(n: int) -> int:
-    return 0 if n < _PARALLEL_FROM else max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
+def _write(writer: Writer, crew: "_Crew | None", checked: list[list] | None, file: _File, crew_for,
+           rejected: set[int], loaded: set[str], out: TextIO | None) -> tuple[int, tuple | None]:  # fmt: skip
+    """Write the tickets of the good rows not loaded yet: how many, and the first and last
+    instants they count at in the running totals (None: they count nowhere). `crew` holds the
+    file's rows checked, or (None) the file is read again, KEEP rows at a time."""
+    written = 0
+    instants: list[datetime] = []
+    # Into empty tables (a district's first import) the indexes are built after the rows.
+    ids, counters = writer.start(defer_indexes=True)
+    ticket_id = ids.pop("tickets")
+
+    def write(crew: _Crew, checked: list[list]) -> None:
+        nonlocal ticket_id, written
+        plans, ticket_id = _plans(checked, rejected, loaded, ticket_id, ids, counters)
+        # Without workers, the writer writes in a thread while this process builds the next batch.
+        pipe = Pipe(writer) if crew.workers == 0 else None
+        try:
+            for built in crew.build(plans):
+                if pipe is None:
+                    writer.write(built)
+                else:
+                    pipe.put(built)
+                before, written = written, written + built.tickets
+                if built.instants is not None:
+                    instants.extend(built.instants)
+                    instants[:] = [min(instants), max(instants)]
+                if out is not None and written // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
+                    out.write(f"  {written:,} tickets\n")
+                    out.flush()
+            if pipe is not None:
+                pipe, closing = None, pipe
+                closing.close()
+        finally:
+            if pipe is not None:
+                with suppress(BaseException):  # the first error is the one raised
+                    pipe.close()
+
+    if crew is not None:
+        write(crew, checked)
+    else:
+        for rows, _ in file.segments():
+            again = crew_for(rows)
+            try:
+                checked = []
+                for items in again.checked():
+                    for item in items:
+                        if item.__class__ is list and item[0].row not in rejected:
+                            raise Conflict(f"{file.path.name} changed while it was imported (row {item[0].row})")
+                    checked.append(items)
+                write(again, checked)
+            finally:
+                again.close()
+    return written, (instants[0], instants[1]) if instants else None
 
 
-def _segments(good: Iterable[Record]) -> Iterator[list[Record]]:
-    """The good rows, KEEP at a time (all of them when they are held already)."""
-    if isinstance(good, list):
-        yield good
-        return
-    segment: list[Record] = []
-    for record in good:
-        segment.append(record)
-        if len(segment) == KEEP:
-            yield segment
-            segment = []
-    if segment:
-        yield segment
+def _plans(checked: list[list], skip: set[int], loaded: set[str], ticket_id: int, ids: dict[str, int],
+           counters: dict[str, int]) -> tuple[list[tuple], int]:  # fmt: skip
+    """What each batch of checked rows writes, set before any is built, so that each is built
+    on its own: the rows it takes (not rejected, not loaded before), the ticket id its tickets
+    follow, the ids its other rows follow and those the next batch's follow, and the counters
+    of its days before it (its tickets' numbers follow them). `ids` and `counters` are moved
+    past the batches; and the last ticket id is returned."""
+    plans = []
+    for index, items in enumerate(checked):
+        picks: list[int] = []
+        starts: dict[str, int] = {}
+        first, before = ticket_id, dict(ids)
+        for i, item in enumerate(items):
+            if item.__class__ is list:
+                continue
+            row, number, day, assignments, callbacks = item
+            if row in skip or number in loaded:
+                continue
+            picks.append(i)
+            count = counters.get(day, 0)
+            starts.setdefault(day, count)
+            counters[day] = count + 1
+            ids["ticket_events"] += 1  # its import row
+            ids["assignments"] += assignments
+            ids["callbacks"] += callbacks
+            ticket_id += 1
+        if picks:
+            plans.append((index, picks, first, before, dict(ids), starts))
+    return plans, ticket_id
 
 
 class _Built:
@@ -703,137 +799,158 @@ class _Built:
         self.rows, self.counters, self.tickets, self.instants = batch.rows, batch.counters, tickets, instants
 
 
-class _Builder:
-    """Builds the rows of a stretch of new tickets, a batch at a time. What each batch starts
-    from is set here first (its first ticket id and the first id of its other rows, the day
-    counters of its tickets' numbers), so that a batch is built on its own, and the same rows
-    come out whether one process builds the batches or several (forked after this is set up:
-    they share it)."""
+class _Job:
+    """The rows of a segment of the file, what they are checked against and how their tickets
+    are built: what the workers share (forked after it is set up)."""
 
-    def __init__(self, records: list[Record], known: Known, runtime, cal, source: str, now: datetime,
-                 makers: dict[str, Any], sqlite: bool, ids: dict[str, int], ticket_id: int,
-                 counters: dict[str, int]) -> None:  # fmt: skip
-        self.records, self.known, self.runtime, self.cal = records, known, runtime, cal
-        self.source, self.now, self.makers, self.sqlite = source, now, makers, sqlite
-        self.numbers: list[str] = []
-        # Per batch: its first record, the ticket id its tickets follow, the ids its other rows
-        # follow, and the counters of its tickets' days after it.
-        self.batches: list[tuple[int, int, dict[str, int], dict[str, int]]] = []
-        ids = dict(ids)
-        for start in range(0, len(records), BATCH):
-            chunk = records[start : start + BATCH]
-            days: dict[str, int] = {}
-            self.batches.append((start, ticket_id, dict(ids), days))
-            for record in chunk:
-                day = record.received_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
-                counters[day] = days[day] = counters.get(day, 0) + 1
-                self.numbers.append(f"{day}{days[day]:06d}")
-                assignments, callbacks = _children(record)
-                ids["assignments"] += assignments
-                ids["callbacks"] += callbacks
-            ticket_id += len(chunk)
-            ids["ticket_events"] += len(chunk)  # each ticket's import row
-        self.end = ticket_id, dict(ids)
+    def __init__(self, rows: list[tuple[int, tuple]], where: list[tuple[str, int]], known: Known, now: datetime,
+                 runtime, cal, source: str, makers: dict[str, Any] | None, sqlite: bool) -> None:  # fmt: skip
+        self.rows, self.where, self.known, self.now = rows, where, known, now
+        self.runtime, self.cal, self.source, self.makers, self.sqlite = runtime, cal, source, makers, sqlite
+        self.batches = -(-len(rows) // BATCH)
 
-    def build(self, index: int) -> _Built:
-        start, ticket_id, ids, counters = self.batches[index]
+    def check(self, index: int) -> tuple[list[Record | None], list]:
+        """A batch of rows checked: the records (None for a row rejected), and what the
+        importing process needs of each: the reasons it was rejected, or its row, the old
+        number, the day its number is of, and its ticket's assignments and callbacks."""
+        records: list[Record | None] = []
+        items: list = []
+        known, where, now = self.known, self.where, self.now
+        for row, cells in self.rows[index * BATCH : (index + 1) * BATCH]:
+            checked = check(known, where, row, cells, now)
+            if checked.__class__ is list:
+                records.append(None)
+                items.append(checked)
+                continue
+            records.append(checked)
+            day = checked.received_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+            # What _ticket makes of it: an assignment for a closed ticket's department (none
+            # is kept for another), a callback for its rating (likewise).
+            children = int(checked.department is not None), int(checked.rating is not None)
+            items.append((row, checked.number, day, *children))
+        return records, items
+
+    def build(self, records: list[Record | None], items: list, plan: tuple) -> _Built:
+        """A batch's tickets as its plan (_plans) has them."""
+        _, picks, ticket_id, ids, following, counters = plan
         batch = Batch(self.sqlite, dict(ids), self.makers)
-        batch.counters = counters
-        records = self.records[start : start + BATCH]
+        batch.counters = counters = dict(counters)
         instants: list[datetime] = []
-        for record, number in zip(records, self.numbers[start : start + BATCH], strict=True):
+        for i in picks:
+            record, day = records[i], items[i][2]
+            counters[day] += 1
             ticket_id += 1
-            tk = _ticket(record, self.known, self.runtime, self.cal, batch.ids, ticket_id, number, self.source,
-                         self.now)  # fmt: skip
+            tk = _ticket(record, self.known, self.runtime, self.cal, batch.ids, ticket_id, f"{day}{counters[day]:06d}",
+                         self.source, self.now)  # fmt: skip
             batch.add(tk)
             for part in tk.assignments:
                 instants.extend(t for t in (part.dispatched_at, part.handle_by, part.first_replied_at) if t)
             instants.extend(callback.at for callback in tk.callbacks)
-        following = self.batches[index + 1][2] if index + 1 < len(self.batches) else self.end[1]
-        if any(batch.ids[name] != following[name] for name in following):
+        if batch.ids != following:
             raise RuntimeError("hotline.ticket_import: a batch's rows did not take the ids reserved for them")
-        return _Built(batch, len(records), (min(instants), max(instants)) if instants else None)
+        return _Built(batch, len(picks), (min(instants), max(instants)) if instants else None)
 
 
-def _children(record: Record) -> tuple[int, int]:
-    """The assignments and the callbacks of a checked row's ticket (as _ticket makes them)."""
-    return int(record.department is not None), int(record.rating is not None)
+# The job the forked workers do (set while they fork).
+_JOB: _Job | None = None
 
 
-# The builder the forked workers build with (set before they fork).
-_BUILDER: _Builder | None = None
+class _Failure:
+    """A worker's error, as its traceback (an exception may not pickle)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
-def _build(index: int) -> _Built:
-    return _BUILDER.build(index)
-
-
-def _write(runtime, good: Iterable[Record], known: Known, cal, source: str, now: datetime,
-           out: TextIO | None, workers: int) -> tuple[int, tuple[datetime, datetime] | None]:  # fmt: skip
-    """Write the tickets not loaded yet: how many, and the first and last instants they count
-    at in the running totals (None: they count nowhere)."""
-    global _BUILDER
-    writer = Writer(runtime, {"tickets": _TICKETS})
-    makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
-    pipe = None
-    written = 0
-    instants: list[datetime] = []
-
-    def done(built: _Built) -> None:
-        nonlocal written
-        before, written = written, written + built.tickets
-        if built.instants is not None:
-            instants.extend(built.instants)
-            instants[:] = [min(instants), max(instants)]
-        if out is not None and written // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
-            out.write(f"  {written:,} tickets\n")
-            out.flush()
-
+def _work(k: int, workers: int, conn) -> None:
+    """A worker: checks the job's batches k, k + workers…, hands what it found of each to the
+    importing process, keeps the records; then builds those batches it is told to, in order."""
+    job = _JOB
     try:
-        # Into empty tables (a district's first import) the indexes are built after the rows,
-        # and nothing can be loaded already.
-        ids, counters = writer.start(defer_indexes=True)
-        ticket_id = ids.pop("tickets")
-        first_load = ticket_id == 0
-        if workers == 0:
-            pipe = Pipe(writer)  # the writer writes while this process builds the next batch
-        for segment in _segments(good):
-            if not first_load:
-                loaded = _loaded(runtime.db, source, [r.number for r in segment])
-                segment = [r for r in segment if r.number not in loaded]
-            builder = _Builder(segment, known, runtime, cal, source, now, makers, writer.sqlite, ids, ticket_id,
-                               counters)  # fmt: skip
-            ticket_id, ids = builder.end
-            if workers == 0:
-                for index in range(len(builder.batches)):
-                    built = builder.build(index)
-                    pipe.put(built)
-                    done(built)
-                continue
-            _BUILDER = builder
-            try:
-                # fork: the workers inherit the builder (the rows checked, the directory, the
-                # calendar, the keys) as it is; they only build, this process writes.
-                with multiprocessing.get_context("fork").Pool(workers) as pool:
-                    waiting: deque = deque()
-                    for index in range(len(builder.batches)):
-                        waiting.append(pool.apply_async(_build, (index,)))
-                        if len(waiting) > workers + 1:  # a few batches ahead of the writer, no more
-                            built = waiting.popleft().get()
-                            writer.write(built)
-                            done(built)
-                    while waiting:
-                        built = waiting.popleft().get()
-                        writer.write(built)
-                        done(built)
-            finally:
-                _BUILDER = None
-        if pipe is not None:
-            pipe.close()
-            pipe = None
+        kept = {}
+        for index in range(k, job.batches, workers):
+            records, items = kept[index] = job.check(index)
+            conn.send(items)
+        for plan in conn.recv():
+            records, items = kept.pop(plan[0])
+            conn.send(job.build(records, items, plan))
+    except EOFError:  # the importing process writes nothing (or it failed): done
+        pass
+    except BaseException:
+        with suppress(BaseException):
+            conn.send(_Failure(traceback.format_exc()))
     finally:
-        if pipe is not None:
-            with suppress(BaseException):  # the first error is the one raised
-                pipe.close()
-        writer.close()
-    return written, (instants[0], instants[1]) if instants else None
+        conn.close()
+
+
+class _Crew:
+    """Checks and builds a job's batches: in `workers` forked processes (batch i in worker i
+    mod workers), or with none in this one; hands the results over in the batches' order."""
+
+    def __init__(self, job: _Job, workers: int) -> None:
+        global _JOB
+        self.job, self.workers = job, min(workers, job.batches)
+        self.kept: dict[int, tuple[list, list]] = {}  # without workers: the batches checked
+        self.conns: list = []
+        self.processes: list = []
+        if not self.workers:
+            return
+        context = multiprocessing.get_context("fork")
+        _JOB = job
+        try:
+            for k in range(self.workers):
+                ours, theirs = context.Pipe()
+                process = context.Process(target=_work, args=(k, self.workers, theirs), name="import", daemon=True)
+                self.conns.append(ours)
+                process.start()
+                self.processes.append(process)
+                theirs.close()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            _JOB = None
+
+    def _receive(self, index: int) -> Any:
+        try:
+            message = self.conns[index % self.workers].recv()
+        except EOFError:
+            raise RuntimeError("hotline.ticket_import: a worker ended before its rows were done") from None
+        if isinstance(message, _Failure):
+            raise RuntimeError(f"hotline.ticket_import: a worker failed:\n{message.text}")
+        return message
+
+    def checked(self) -> Iterator[list]:
+        """Each batch's rows as checked (_Job.check's items)."""
+        for index in range(self.job.batches):
+            if self.workers:
+                yield self._receive(index)
+            else:
+                self.kept[index] = records, items = self.job.check(index)
+                yield items
+
+    def build(self, plans: list[tuple]) -> Iterator[_Built]:
+        """The batches planned, built (after checked)."""
+        if not self.workers:
+            for plan in plans:
+                yield self.job.build(*self.kept.pop(plan[0]), plan)
+            return
+        theirs: list[list] = [[] for _ in self.conns]
+        for plan in plans:
+            theirs[plan[0] % self.workers].append(plan)
+        for conn, mine in zip(self.conns, theirs, strict=True):
+            conn.send(mine)
+        for plan in plans:
+            yield self._receive(plan[0])
+
+    def close(self) -> None:
+        """Let the workers go (a worker still busy is stopped) and wait for them."""
+        self.kept.clear()
+        for conn in self.conns:
+            conn.close()
+        for process in self.processes:
+            process.join(1)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        self.conns, self.processes = [], []
