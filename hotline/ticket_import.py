@@ -6,10 +6,15 @@ Each row is one old ticket. Its category and department are found by our code, b
 file (`--map`), or by name (a category by the name of a leaf, or its path); its type, state
 and rating by their labels or codes.
 
-Two passes over the file. The first checks every row and reports those it cannot take (row,
+Two passes over the rows. The first checks every row and reports those it cannot take (row,
 column, reason); unless `partial`, one bad row means nothing is written. The second writes the
 good rows that are not loaded yet, in bulk with the demo's writer (hotline.demo.writer): one
-transaction per batch, a ticket and all its rows always in the same batch. The old number and
+transaction per batch, a ticket and all its rows always in the same batch. A large file is
+checked and built in forked worker processes, as the demo is played (_Crew): each checks its
+batches and keeps the records; this process tallies what they found, sets each batch's ids and
+numbers (so the rows do not depend on the number of workers), and writes what they build. A
+file of more than KEEP rows is read twice: checked whole first, then checked again and written
+KEEP rows at a time. The old number and
 the source system (tickets.external_id and tickets.source) are the key: a row whose ticket is
 there already is left as it is, so a second run changes nothing, and a run broken off is
 finished by running it again.
@@ -109,7 +114,7 @@ RATING_NAMES = {label: level for level, label in RATING_LABELS.items()}
 IMPORTER = Actor(None, "import", "system")
 # Tickets a batch: built together, written in one transaction.
 BATCH = 2_500
-# The good rows held from the check to the writing; a larger file is read twice.
+# The rows held from the check to the writing; a larger file is read twice.
 KEEP = 200_000
 _LOOKUP_CHUNK = 1_000
 _BLANK = re.compile(r"\s+")
