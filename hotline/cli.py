@@ -437,7 +437,7 @@ def cmd_import_tickets(args: argparse.Namespace) -> None:
     mapping = read_mapping(args.map) if args.map else None
     report = import_tickets(
         runtime, args.file, source=args.source, mapping=mapping, dry_run=args.dry_run, partial=args.partial,
-        encoding=args.encoding, out=sys.stdout,
+        encoding=args.encoding, out=sys.stdout, workers=args.workers,
     )  # fmt: skip
     if report.rejected:
         if args.report:
@@ -589,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     timp.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
     timp.add_argument("--partial", action="store_true", help="load the good rows even when others are rejected")
     timp.add_argument("--encoding", default="utf-8-sig", help="of a CSV file, e.g. gb18030")
+    timp.add_argument(
+        "--workers", type=int, help="processes checking and building the rows (default: one a core for a large file)"
+    )
     timp.set_defaults(func=cmd_import_tickets)
 
     demo = sub.add_parser("demo-data", help="load a demo district")

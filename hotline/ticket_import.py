@@ -6,10 +6,15 @@ Each row is one old ticket. Its category and department are found by our code, b
 file (`--map`), or by name (a category by the name of a leaf, or its path); its type, state
 and rating by their labels or codes.
 
-Two passes over the file. The first checks every row and reports those it cannot take (row,
+Two passes over the rows. The first checks every row and reports those it cannot take (row,
 column, reason); unless `partial`, one bad row means nothing is written. The second writes the
 good rows that are not loaded yet, in bulk with the demo's writer (hotline.demo.writer): one
-transaction per batch, a ticket and all its rows always in the same batch. The old number and
+transaction per batch, a ticket and all its rows always in the same batch. A large file is
+checked and built in forked worker processes, as the demo is played (_Crew): each checks its
+batches and keeps the records; this process tallies what they found, sets each batch's ids and
+numbers (so the rows do not depend on the number of workers), and writes what they build. A
+file of more than KEEP rows is read twice: checked whole first, then checked again and written
+KEEP rows at a time. The old number and
 the source system (tickets.external_id and tickets.source) are the key: a row whose ticket is
 there already is left as it is, so a second run changes nothing, and a run broken off is
 finished by running it again.
@@ -24,14 +29,18 @@ starts with an `import` row naming the source and the old number, in its hash ch
 
 import csv
 import json
+import multiprocessing
+import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+import traceback
+from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TextIO
 
 import yaml
@@ -104,8 +113,9 @@ RATING_NAMES = {label: level for level, label in RATING_LABELS.items()}
 
 # Who the history says imported the ticket.
 IMPORTER = Actor(None, "import", "system")
-BATCH = 10_000
-# The good rows held from the check to the writing; a larger file is read twice.
+# Tickets a batch: built together, written in one transaction.
+BATCH = 2_500
+# The rows held from the check to the writing; a larger file is read twice.
 KEEP = 200_000
 _LOOKUP_CHUNK = 1_000
 _BLANK = re.compile(r"\s+")
@@ -118,14 +128,23 @@ _DEFAULTS = {
     "extension_days": 0, "suspended_seconds": 0.0, "escalation_step": 0,
 }  # fmt: skip
 _CHILDREN = tuple(attribute for _, attribute in Batch.CHILDREN)
-ImportedTicket = make_dataclass(
-    "ImportedTicket",
-    [(c, Any, _DEFAULTS.get(c)) for c in _TICKETS[: -len(CALLER_HASHES)]]
-    + [(a, list, field(default_factory=list)) for a in (*_CHILDREN, "events", "notices")]
-    + [("escalations", dict, field(default_factory=dict))],
-    slots=True,
-    kw_only=True,
-)
+
+
+class ImportedTicket:
+    """An imported ticket's row and its rows, as the writer takes them (by attribute): what the
+    import sets, over the defaults of the rest, class attributes (a dataclass setting all 80
+    took three times as long). The children the import never makes are empty."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+        self.assignments, self.callbacks, self.events = [], [], []
+
+
+for _column in _TICKETS[: -len(CALLER_HASHES)]:
+    setattr(ImportedTicket, _column, _DEFAULTS.get(_column))
+for _attribute in (*_CHILDREN, "notices"):
+    setattr(ImportedTicket, _attribute, ())
+ImportedTicket.escalations = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -506,11 +525,12 @@ def check_source(session, source: str) -> None:
         raise Conflict(f"the integration account {account!r} has the source {source!r}: name the old system otherwise")
 
 
-class _Rows:
-    """The file's checked rows, pass after pass."""
+class _File:
+    """The file's rows, pass after pass, KEEP at a time (a larger file is read twice: once to
+    check it, once to write it)."""
 
-    def __init__(self, path: Path, encoding: str, known: Known, now: datetime) -> None:
-        self.path, self.encoding, self.known, self.now = path, encoding, known, now
+    def __init__(self, path: Path, encoding: str) -> None:
+        self.path, self.encoding = path, encoding
         rows = _read(path, encoding)
         try:
             header = next(rows, None)
@@ -520,27 +540,20 @@ class _Rows:
             raise Invalid(f"{path.name} is empty", field="file")
         self.where, self.ignored = _header(header)
 
-    def __iter__(self) -> Iterator[Record | list[Rejection]]:
+    def segments(self) -> Iterator[tuple[list[tuple[int, tuple]], bool]]:
+        """The rows that are not blank (a blank line, a sheet's empty rows), with their row in
+        the file, KEEP at a time; and whether the segment is the file's last."""
         rows = _read(self.path, self.encoding)
         next(rows)
-        seen: dict[str, int] = {}
+        segment: list[tuple[int, tuple]] = []
         for number, cells in enumerate(rows, start=2):
-            if not any(cells):  # a blank line, a sheet's empty rows
+            if not any(cells):
                 continue
-            checked = check(self.known, self.where, number, cells, self.now)
-            if isinstance(checked, Record):
-                first = seen.setdefault(checked.number, number)
-                if first != number:
-                    checked = [Rejection(number, "number", f"{checked.number!r} is on row {first} already")]
-            yield checked
-
-    def again(self, rejected: set[int]) -> Iterator[Record]:
-        """The good rows, read a second time (a file too large to hold)."""
-        for checked in self:
-            if isinstance(checked, Record):
-                yield checked
-            elif checked[0].row not in rejected:
-                raise Conflict(f"{self.path.name} changed while it was imported (row {checked[0].row})")
+            if len(segment) == KEEP:
+                yield segment, False
+                segment = []
+            segment.append((number, cells))
+        yield segment, True
 
 
 @lru_cache(maxsize=4096)
@@ -607,46 +620,76 @@ def _ticket(record: Record, known: Known, runtime, cal, ids: dict[str, int], tic
 
 def import_tickets(runtime, path: str | Path, *, source: str, mapping: dict[str, dict[str, str]] | None = None,
                    dry_run: bool = False, partial: bool = False, encoding: str = "utf-8-sig",
-                   out: TextIO | None = None) -> Report:  # fmt: skip
+                   out: TextIO | None = None, workers: int | None = None) -> Report:  # fmt: skip
     """Check the file, then (unless dry_run, or rows were rejected and not partial) load the
-    tickets not loaded before; rebuild the running totals and the planner's statistics."""
+    tickets not loaded before; rebuild the running totals and the planner's statistics.
+
+    The rows are checked and built by `workers` processes (by default one a core, at most 4,
+    for a large file; 0: this process does it) and written by this one; the tickets written
+    are the same whatever their number."""
+    if workers is not None and workers < 0:
+        raise Invalid("the number of workers cannot be negative", field="workers")
     with collector_paused():
-        return _import(runtime, Path(path), source, mapping, dry_run, partial, encoding, out)
+        return _import(runtime, Path(path), source, mapping, dry_run, partial, encoding, out, workers)
+
+
+# Worker processes checking the rows and building the tickets: one a core, at most
+# _MAX_WORKERS, from _PARALLEL_FROM rows (fewer are done in the importing process: starting
+# the workers would cost more than they save).
+_PARALLEL_FROM = 10_000
+_MAX_WORKERS = 4
+_PROGRESS_EVERY = 10_000
+_TABLES = ("tickets", *(table for table, _ in Batch.CHILDREN))
+
+
+def _workers(rows: int) -> int:
+    return 0 if rows < _PARALLEL_FROM else max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
 
 
 def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]] | None, dry_run: bool,
-            partial: bool, encoding: str, out: TextIO | None) -> Report:  # fmt: skip
+            partial: bool, encoding: str, out: TextIO | None, workers: int | None) -> Report:  # fmt: skip
     started = time.monotonic()
     now = runtime.now()
     with runtime.db.read_session() as session:
         check_source(session, source)
         known = Known.read(session, mapping or {kind: {} for kind in MAP_KINDS})
         cal = runtime.calendar(session)
-    rows = _Rows(path, encoding, known, now)
-    report = Report(ignored_columns=rows.ignored)
-    rejected: set[int] = set()
-    good: list[str] = []
-    kept: list[Record] | None = []  # the good rows, unless there are too many to hold
-    for checked in rows:
-        report.rows += 1
-        if isinstance(checked, Record):
-            good.append(checked.number)
-            if kept is not None:
-                kept.append(checked)
-                if len(kept) > KEEP:
-                    kept = None
-        else:
-            report.rejected += checked
-            rejected.add(checked[0].row)
-    loaded = _loaded(runtime.db, source, good)
-    report.loaded_before = len(loaded)
-    report.new = len(good) - len(loaded)
-    if dry_run or (rejected and not partial) or report.new == 0:
-        report.seconds = time.monotonic() - started
-        return report
-    del good, loaded
-    records = kept if kept is not None else rows.again(rejected)
-    report.written, counted = _write(runtime, records, known, cal, source, now, out)
+    file = _File(path, encoding)
+    report = Report(ignored_columns=file.ignored)
+    # The writer is set up first (it writes nothing before every row is checked), so that the
+    # workers that check the rows can build them too.
+    writer = None if dry_run else Writer(runtime, {"tickets": _TICKETS})
+    makers = None if writer is None else {name: writer.row_maker(name) for name in _TABLES}
+    sqlite = runtime.db.is_sqlite
+
+    def crew_for(rows: list[tuple[int, tuple]]) -> _Crew:
+        job = _Job(rows, file.where, known, now, runtime, cal, source, makers, sqlite)
+        return _Crew(job, _workers(len(rows)) if workers is None else workers)
+
+    crew: _Crew | None = None
+    try:
+        seen: dict[str, int] = {}  # each good row's number -> its row
+        rejected: set[int] = set()
+        checked: list[list] | None = None
+        for segment, (rows, last) in enumerate(file.segments()):
+            crew = crew_for(rows)
+            checked = _tally(crew, report, seen, rejected)
+            if not (last and segment == 0):  # a file read twice: its rows are checked again
+                crew.close()
+                crew = checked = None
+        loaded = _loaded(runtime.db, source, list(seen))
+        report.loaded_before = len(loaded)
+        report.new = len(seen) - len(loaded)
+        del seen
+        if dry_run or (rejected and not partial) or report.new == 0:
+            report.seconds = time.monotonic() - started
+            return report
+        report.written, counted = _write(writer, crew, checked, file, crew_for, rejected, loaded, out)
+    finally:
+        if crew is not None:
+            crew.close()
+        if writer is not None:
+            writer.close()
     if counted is not None:  # the tickets were written in bulk, past the gateway
         with runtime.db.session() as session:
             totals.rebuild(session, days=(totals.local_day(counted[0]), totals.local_day(counted[1])))
@@ -655,60 +698,274 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
     return report
 
 
-def _write(runtime, good: Iterable[Record], known: Known, cal, source: str, now: datetime,
-           out: TextIO | None) -> tuple[int, tuple[datetime, datetime] | None]:  # fmt: skip
-    """Write the tickets not loaded yet: how many, and the first and last instants they count
-    at in the running totals (None: they count nowhere)."""
-    writer = Writer(runtime, {"tickets": _TICKETS})
-    makers = {name: writer.row_maker(name) for name in ("tickets", *(table for table, _ in Batch.CHILDREN))}
-    pipe = None
+def _tally(crew: "_Crew", report: Report, seen: dict[str, int], rejected: set[int]) -> list[list]:
+    """Count a segment's rows as the crew checks them, batch by batch: the rejected ones in
+    the report (and a number on an earlier row), the good ones' numbers in `seen`."""
+    checked = []
+    for items in crew.checked():
+        checked.append(items)
+        report.rows += len(items)
+        for item in items:
+            if item.__class__ is list:
+                report.rejected += item
+                rejected.add(item[0].row)
+                continue
+            row, number = item[0], item[1]
+            first = seen.setdefault(number, row)
+            if first != row:
+                report.rejected.append(Rejection(row, "number", f"{number!r} is on row {first} already"))
+                rejected.add(row)
+    return checked
+
+
+def _write(writer: Writer, crew: "_Crew | None", checked: list[list] | None, file: _File, crew_for,
+           rejected: set[int], loaded: set[str], out: TextIO | None) -> tuple[int, tuple | None]:  # fmt: skip
+    """Write the tickets of the good rows not loaded yet: how many, and the first and last
+    instants they count at in the running totals (None: they count nowhere). `crew` holds the
+    file's rows checked, or (None) the file is read again, KEEP rows at a time."""
     written = 0
     instants: list[datetime] = []
-    try:
-        # Into empty tables (a district's first import) the indexes are built after the rows,
-        # and nothing can be loaded already.
-        ids, counters = writer.start(defer_indexes=True)
-        pipe = Pipe(writer)
-        ticket_id = ids.pop("tickets")
-        first_load = ticket_id == 0
-        records: list[Record] = []
+    # Into empty tables (a district's first import) the indexes are built after the rows.
+    ids, counters = writer.start(defer_indexes=True)
+    ticket_id = ids.pop("tickets")
 
-        def flush() -> int:
-            nonlocal ticket_id
-            fresh = set() if first_load else _loaded(runtime.db, source, [r.number for r in records])
-            batch = Batch(writer.sqlite, ids, makers)
-            for record in records:
-                if record.number in fresh:
-                    continue
-                ticket_id += 1
-                day = record.received_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
-                counters[day] = batch.counters[day] = counters.get(day, 0) + 1
-                number = f"{day}{counters[day]:06d}"
-                tk = _ticket(record, known, runtime, cal, ids, ticket_id, number, source, now)
-                batch.add(tk)
-                for part in tk.assignments:
-                    instants.extend(t for t in (part.dispatched_at, part.handle_by, part.first_replied_at) if t)
-                instants.extend(callback.at for callback in tk.callbacks)
-            if instants:
-                instants[:] = [min(instants), max(instants)]
-            pipe.put(batch)
-            return len(batch)
-
-        for record in good:
-            records.append(record)
-            if len(records) == BATCH:
-                written += flush()
-                records = []
-                if out is not None:
+    def write(crew: _Crew, checked: list[list]) -> None:
+        nonlocal ticket_id, written
+        plans, ticket_id = _plans(checked, rejected, loaded, ticket_id, ids, counters)
+        # Without workers, the writer writes in a thread while this process builds the next batch.
+        pipe = Pipe(writer) if crew.workers == 0 else None
+        try:
+            for built in crew.build(plans):
+                if pipe is None:
+                    writer.write(built)
+                else:
+                    pipe.put(built)
+                before, written = written, written + built.tickets
+                if built.instants is not None:
+                    instants.extend(built.instants)
+                    instants[:] = [min(instants), max(instants)]
+                if out is not None and written // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
                     out.write(f"  {written:,} tickets\n")
                     out.flush()
-        if records:
-            written += flush()
-        pipe.close()
-        pipe = None
-    finally:
-        if pipe is not None:
-            with suppress(BaseException):  # the first error is the one raised
-                pipe.close()
-        writer.close()
+            if pipe is not None:
+                pipe, closing = None, pipe
+                closing.close()
+        finally:
+            if pipe is not None:
+                with suppress(BaseException):  # the first error is the one raised
+                    pipe.close()
+
+    if crew is not None:
+        write(crew, checked)
+    else:
+        for rows, _ in file.segments():
+            again = crew_for(rows)
+            try:
+                checked = []
+                for items in again.checked():
+                    for item in items:
+                        if item.__class__ is list and item[0].row not in rejected:
+                            raise Conflict(f"{file.path.name} changed while it was imported (row {item[0].row})")
+                    checked.append(items)
+                write(again, checked)
+            finally:
+                again.close()
     return written, (instants[0], instants[1]) if instants else None
+
+
+def _plans(checked: list[list], skip: set[int], loaded: set[str], ticket_id: int, ids: dict[str, int],
+           counters: dict[str, int]) -> tuple[list[tuple], int]:  # fmt: skip
+    """What each batch of checked rows writes, set before any is built, so that each is built
+    on its own: the rows it takes (not rejected, not loaded before), the ticket id its tickets
+    follow, the ids its other rows follow and those the next batch's follow, and the counters
+    of its days before it (its tickets' numbers follow them). `ids` and `counters` are moved
+    past the batches; and the last ticket id is returned."""
+    plans = []
+    for index, items in enumerate(checked):
+        picks: list[int] = []
+        starts: dict[str, int] = {}
+        first, before = ticket_id, dict(ids)
+        for i, item in enumerate(items):
+            if item.__class__ is list:
+                continue
+            row, number, day, assignments, callbacks = item
+            if row in skip or number in loaded:
+                continue
+            picks.append(i)
+            count = counters.get(day, 0)
+            starts.setdefault(day, count)
+            counters[day] = count + 1
+            ids["ticket_events"] += 1  # its import row
+            ids["assignments"] += assignments
+            ids["callbacks"] += callbacks
+            ticket_id += 1
+        if picks:
+            plans.append((index, picks, first, before, dict(ids), starts))
+    return plans, ticket_id
+
+
+class _Built:
+    """A batch of tickets built, as rows ready for the writer (hotline.demo.writer.Writer.write),
+    and the first and last instants they count at in the running totals."""
+
+    __slots__ = ("rows", "counters", "tickets", "instants")
+
+    def __init__(self, batch: Batch, tickets: int, instants: tuple[datetime, datetime] | None) -> None:
+        self.rows, self.counters, self.tickets, self.instants = batch.rows, batch.counters, tickets, instants
+
+
+class _Job:
+    """The rows of a segment of the file, what they are checked against and how their tickets
+    are built: what the workers share (forked after it is set up)."""
+
+    def __init__(self, rows: list[tuple[int, tuple]], where: list[tuple[str, int]], known: Known, now: datetime,
+                 runtime, cal, source: str, makers: dict[str, Any] | None, sqlite: bool) -> None:  # fmt: skip
+        self.rows, self.where, self.known, self.now = rows, where, known, now
+        self.runtime, self.cal, self.source, self.makers, self.sqlite = runtime, cal, source, makers, sqlite
+        self.batches = -(-len(rows) // BATCH)
+
+    def check(self, index: int) -> tuple[list[Record | None], list]:
+        """A batch of rows checked: the records (None for a row rejected), and what the
+        importing process needs of each: the reasons it was rejected, or its row, the old
+        number, the day its number is of, and its ticket's assignments and callbacks."""
+        records: list[Record | None] = []
+        items: list = []
+        known, where, now = self.known, self.where, self.now
+        for row, cells in self.rows[index * BATCH : (index + 1) * BATCH]:
+            checked = check(known, where, row, cells, now)
+            if checked.__class__ is list:
+                records.append(None)
+                items.append(checked)
+                continue
+            records.append(checked)
+            day = checked.received_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+            # What _ticket makes of it: an assignment for a closed ticket's department (none
+            # is kept for another), a callback for its rating (likewise).
+            children = int(checked.department is not None), int(checked.rating is not None)
+            items.append((row, checked.number, day, *children))
+        return records, items
+
+    def build(self, records: list[Record | None], items: list, plan: tuple) -> _Built:
+        """A batch's tickets as its plan (_plans) has them."""
+        _, picks, ticket_id, ids, following, counters = plan
+        batch = Batch(self.sqlite, dict(ids), self.makers)
+        batch.counters = counters = dict(counters)
+        instants: list[datetime] = []
+        for i in picks:
+            record, day = records[i], items[i][2]
+            counters[day] += 1
+            ticket_id += 1
+            tk = _ticket(record, self.known, self.runtime, self.cal, batch.ids, ticket_id, f"{day}{counters[day]:06d}",
+                         self.source, self.now)  # fmt: skip
+            batch.add(tk)
+            for part in tk.assignments:
+                instants.extend(t for t in (part.dispatched_at, part.handle_by, part.first_replied_at) if t)
+            instants.extend(callback.at for callback in tk.callbacks)
+        if batch.ids != following:
+            raise RuntimeError("hotline.ticket_import: a batch's rows did not take the ids reserved for them")
+        return _Built(batch, len(picks), (min(instants), max(instants)) if instants else None)
+
+
+# The job the forked workers do (set while they fork).
+_JOB: _Job | None = None
+
+
+class _Failure:
+    """A worker's error, as its traceback (an exception may not pickle)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _work(k: int, workers: int, conn) -> None:
+    """A worker: checks the job's batches k, k + workers…, hands what it found of each to the
+    importing process, keeps the records; then builds those batches it is told to, in order."""
+    job = _JOB
+    try:
+        kept = {}
+        for index in range(k, job.batches, workers):
+            records, items = kept[index] = job.check(index)
+            conn.send(items)
+        for plan in conn.recv():
+            records, items = kept.pop(plan[0])
+            conn.send(job.build(records, items, plan))
+    except EOFError:  # the importing process writes nothing (or it failed): done
+        pass
+    except BaseException:
+        with suppress(BaseException):
+            conn.send(_Failure(traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class _Crew:
+    """Checks and builds a job's batches: in `workers` forked processes (batch i in worker i
+    mod workers), or with none in this one; hands the results over in the batches' order."""
+
+    def __init__(self, job: _Job, workers: int) -> None:
+        global _JOB
+        self.job, self.workers = job, min(workers, job.batches)
+        self.kept: dict[int, tuple[list, list]] = {}  # without workers: the batches checked
+        self.conns: list = []
+        self.processes: list = []
+        if not self.workers:
+            return
+        context = multiprocessing.get_context("fork")
+        _JOB = job
+        try:
+            for k in range(self.workers):
+                ours, theirs = context.Pipe()
+                process = context.Process(target=_work, args=(k, self.workers, theirs), name="import", daemon=True)
+                self.conns.append(ours)
+                process.start()
+                self.processes.append(process)
+                theirs.close()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            _JOB = None
+
+    def _receive(self, index: int) -> Any:
+        try:
+            message = self.conns[index % self.workers].recv()
+        except EOFError:
+            raise RuntimeError("hotline.ticket_import: a worker ended before its rows were done") from None
+        if isinstance(message, _Failure):
+            raise RuntimeError(f"hotline.ticket_import: a worker failed:\n{message.text}")
+        return message
+
+    def checked(self) -> Iterator[list]:
+        """Each batch's rows as checked (_Job.check's items)."""
+        for index in range(self.job.batches):
+            if self.workers:
+                yield self._receive(index)
+            else:
+                self.kept[index] = records, items = self.job.check(index)
+                yield items
+
+    def build(self, plans: list[tuple]) -> Iterator[_Built]:
+        """The batches planned, built (after checked)."""
+        if not self.workers:
+            for plan in plans:
+                yield self.job.build(*self.kept.pop(plan[0]), plan)
+            return
+        theirs: list[list] = [[] for _ in self.conns]
+        for plan in plans:
+            theirs[plan[0] % self.workers].append(plan)
+        for conn, mine in zip(self.conns, theirs, strict=True):
+            conn.send(mine)
+        for plan in plans:
+            yield self._receive(plan[0])
+
+    def close(self) -> None:
+        """Let the workers go (a worker still busy is stopped) and wait for them."""
+        self.kept.clear()
+        for conn in self.conns:
+            conn.close()
+        for process in self.processes:
+            process.join(1)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        self.conns, self.processes = [], []

@@ -5,12 +5,12 @@ import csv
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, make_url, select, text
 
 from hotline import audit, ticket_import
 from hotline.config import Settings
@@ -20,7 +20,7 @@ from hotline.errors import Conflict, Invalid
 from hotline.indicators import totals
 from hotline.indicators.stats import check_totals
 from hotline.migrate import upgrade
-from hotline.models import Assignment, Callback, DailyTotal, Department, Ticket, TicketEvent, User
+from hotline.models import Assignment, Callback, DailyTotal, Department, Ticket, TicketCounter, TicketEvent, User
 from hotline.runtime import Runtime
 from hotline.ticket_import import import_tickets, read_mapping
 from hotline.tickets import same_phone
@@ -277,7 +277,7 @@ def test_the_command(tmp_path):
 
 
 def test_a_file_too_large_to_hold_is_read_twice(runtime, district, monkeypatch):
-    """Past KEEP good rows the check holds none, and the writing reads the file again."""
+    """Past KEEP rows the check holds none, and the writing reads the file again."""
     monkeypatch.setattr(ticket_import, "KEEP", 2)
     report = import_tickets(runtime, EXAMPLE, source=SOURCE, mapping=read_mapping(MAPPING))
     assert (report.written, report.rejected) == (4, [])
@@ -289,3 +289,109 @@ def test_a_file_too_large_to_hold_is_read_twice(runtime, district, monkeypatch):
             "OLD-0004",
         ]
     _totals_hold(runtime)
+
+
+def _many(path: Path, n: int) -> Path:
+    """N rows like the example's four (closed with a department and rated, answered by the
+    centre, open, cancelled), a day apart by four, with numbers of their own; then a number
+    given twice and a row with no type (both rejected)."""
+    example = _rows(EXAMPLE)
+    rows = []
+    for i in range(n):
+        row = list(example[i % 4])
+        row[0] = f"OLD-{i:04d}"
+        for column in range(1, 5):  # the times, moved on by a day every four rows
+            if row[column]:
+                moment = datetime.fromisoformat(row[column]) + timedelta(days=i // 4)
+                row[column] = moment.strftime("%Y-%m-%d %H:%M")
+        rows.append(row)
+    rows.append([*rows[5][:1], *example[0][1:]])
+    rows.append([f"OLD-{n:04d}", *example[0][1:5], "", *example[0][6:]])
+    return _write(path, rows)
+
+
+def _another(runtime, name: str, tmp_path: Path) -> Runtime:
+    """Another empty database of the same kind as runtime's, with the same district and clock."""
+    if runtime.db.is_sqlite:
+        url = f"sqlite:///{tmp_path / name}.db"
+    else:
+        base = make_url(runtime.db.url)
+        url = base.set(database=f"{base.database}_{name}").render_as_string(hide_password=False)
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{make_url(url).database}"'))
+        admin.dispose()
+    db = Database(url)
+    upgrade(db)
+    rt = Runtime(db, Settings(database_url=url, embedded_scheduler=False))
+    rt.clock = runtime.clock
+    build_district(rt)
+    return rt
+
+
+def _dropped(rt: Runtime) -> None:
+    rt.db.dispose()
+    if not rt.db.is_sqlite:
+        url = make_url(rt.db.url)
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _loaded_rows(rt: Runtime) -> dict[str, list]:
+    """Every row an import writes, the personal data opened."""
+    with rt.db.read_session() as s:
+        tables = {
+            "tickets": select(
+                Ticket.id, Ticket.number, Ticket.external_id, Ticket.state, Ticket.category_id,
+                Ticket.main_department_id, Ticket.caller_name, Ticket.caller_phone, Ticket.created_at,
+                Ticket.closed_at, Ticket.sign_by, Ticket.handle_by, Ticket.source_details,
+            ).order_by(Ticket.id),
+            "events": select(
+                TicketEvent.id, TicketEvent.ticket_id, TicketEvent.event, TicketEvent.to_state, TicketEvent.at,
+                TicketEvent.details, TicketEvent.chain,
+            ).order_by(TicketEvent.id),
+            "assignments": select(
+                Assignment.id, Assignment.ticket_id, Assignment.department_id, Assignment.sign_by,
+                Assignment.handle_by, Assignment.replied_on_time,
+            ).order_by(Assignment.id),
+            "callbacks": select(Callback.id, Callback.ticket_id, Callback.rating, Callback.at).order_by(Callback.id),
+            "counters": select(TicketCounter.day, TicketCounter.value).order_by(TicketCounter.day),
+        }  # fmt: skip
+        return {name: [tuple(row) for row in s.execute(query)] for name, query in tables.items()} | {
+            "totals": _totals(rt)
+        }
+
+
+def test_the_same_file_gives_the_same_tickets_in_one_process_or_several(runtime, district, tmp_path, monkeypatch):
+    """Checked and built by this process, by two workers, by two workers a segment of the file
+    at a time (read twice): the same rows, to their ids, numbers and hash chains; the rows
+    loaded before left out, the rejected ones reported alike."""
+    monkeypatch.setattr(ticket_import, "BATCH", 6)  # batches in each worker
+    mapping = read_mapping(MAPPING)
+    first = _write(tmp_path / "first.csv", _rows(_many(tmp_path / "all.csv", 40))[:9])
+    every = tmp_path / "all.csv"
+
+    def loaded(rt: Runtime, workers: int) -> tuple:
+        import_tickets(rt, first, source=SOURCE, mapping=mapping, workers=0)  # loaded before
+        report = import_tickets(rt, every, source=SOURCE, mapping=mapping, partial=True, workers=workers)
+        with rt.db.read_session() as session:
+            assert audit.verify(session)[1] is None
+        seen = (report.rows, report.new, report.loaded_before, report.written, report.rejected)
+        return seen, _loaded_rows(rt)
+
+    alone = loaded(runtime, 0)
+    (rows, new, before, written, rejected), tables = alone
+    assert (rows, new, before, written) == (42, 31, 9, 31)
+    assert [(r.row, r.column) for r in rejected] == [(42, "number"), (43, "type")]
+    assert len(tables["tickets"]) == 40 and len(tables["assignments"]) == 10 and len(tables["callbacks"]) == 10
+    for name, workers, keep in (("two", 2, None), ("segments", 2, 15)):
+        if keep is not None:
+            monkeypatch.setattr(ticket_import, "KEEP", keep)
+        rt = _another(runtime, name, tmp_path)
+        try:
+            assert loaded(rt, workers) == alone, name
+        finally:
+            _dropped(rt)

@@ -272,9 +272,10 @@ class Writer:
                         self.conn.exec_driver_sql(definition)
                 self.indexes = []
             if not self.sqlite:
-                # The ids were given here: move each sequence past them.
                 with self.conn.begin():
-                    for name in TABLES:
+                    # The ids were given here: move each sequence past them (if it wrote any:
+                    # the import sets a writer up before it knows it will write).
+                    for name in TABLES if any(self.written.values()) else ():
                         self.conn.exec_driver_sql(
                             f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), MAX(id)) FROM {name} "
                             "HAVING MAX(id) IS NOT NULL"
