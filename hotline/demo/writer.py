@@ -1,6 +1,7 @@
 """The bulk writer of the demo (and of `hotline import tickets`): rows as the gateway would
 have left them, written over one connection, one transaction a batch, in a thread of its own."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from json import dumps
@@ -269,7 +270,8 @@ class Writer:
                     if not self.sqlite:
                         self.conn.exec_driver_sql("SET LOCAL maintenance_work_mem TO '256MB'")
                     for _, definition in self.indexes:
-                        self.conn.exec_driver_sql(definition)
+                        # (one built meanwhile, by an upgrade's `restore_indexes`, is kept)
+                        self.conn.exec_driver_sql(_if_missing(definition))
                 self.indexes = []
             if not self.sqlite:
                 with self.conn.begin():
@@ -285,6 +287,14 @@ class Writer:
                 self._pragmas(cache_size=-2000, synchronous="NORMAL")  # hotline.db's
         finally:
             self.conn.close()
+
+
+def _if_missing(definition: str) -> str:
+    """An index's CREATE statement, made to do nothing when the index exists."""
+    return _CREATE_INDEX.sub(r"CREATE \1INDEX IF NOT EXISTS ", definition, count=1)
+
+
+_CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+", re.I)
 
 
 class Pipe:
