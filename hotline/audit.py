@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import tuple_
@@ -34,6 +34,29 @@ _HEADS = "hotline.audit.heads"
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+_MOMENT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The moment's parts, made once: the date of each day met, and the clock's minutes and
+# seconds. strftime took half the time of a row's canonical form (the bulk loaders write
+# millions); these give the same text in a fifth of the time.
+_DATES: dict[int, str] = {}  # days since 1970 -> "YYYY-MM-DDT"
+_MINUTES = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+_SECONDS = [f"{s:02d}." for s in range(60)]
+
+
+def _moment(at: datetime) -> str:
+    """The UTC time as `at.astimezone(UTC).strftime(_MOMENT)` writes it."""
+    if at.tzinfo is None:  # a naive time is local time to astimezone
+        return at.astimezone(UTC).strftime(_MOMENT)
+    delta = at - _EPOCH
+    day = _DATES.get(delta.days)
+    if day is None:
+        day = _DATES[delta.days] = (_EPOCH + timedelta(days=delta.days)).strftime("%Y-%m-%dT")
+    minute, second = divmod(delta.seconds, 60)
+    micro = delta.microseconds
+    return day + _MINUTES[minute] + _SECONDS[second] + (f"{micro:06d}Z" if micro else "000000Z")
+
+
 def canonical(
     ticket_id: int,
     event: str,
@@ -47,8 +70,7 @@ def canonical(
 ) -> bytes:
     """A history row's content as the bytes its hash is taken of: the same whichever way the
     row was written (the engine, the demo loader) and read back (either database)."""
-    moment = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    fields = [ticket_id, event, actor_id, actor_name, actor_role, from_state, to_state, moment, details]
+    fields = [ticket_id, event, actor_id, actor_name, actor_role, from_state, to_state, _moment(at), details]
     return _CANONICAL.encode(fields).encode()
 
 

@@ -2,8 +2,10 @@
 removed or slipped in (SQLite and PostgreSQL)."""
 
 import os
+import random
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta, timezone
 
 from alembic import command
 from sqlalchemy import text
@@ -36,6 +38,21 @@ def _life(client, district) -> list[int]:
 def _verify(runtime):
     with runtime.db.read_session() as s:
         return audit.verify(s, batch=7)  # small pages: the paging is checked too
+
+
+def test_the_canonical_moment_is_strftimes():
+    """A history row's moment is made from cached parts: the very text
+    `astimezone(UTC).strftime` gives, whatever the zone, the microseconds and the year."""
+    rng = random.Random(7)
+    zones = [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))]
+    moments = [datetime(y, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC) for y in (1, 999, 1000, 1969, 1970, 9998)]
+    moments += [datetime(y, 1, 1, tzinfo=UTC) for y in (2, 1000, 1970, 9999)]
+    moments += [datetime(2026, 11, 27, 10, 30), datetime(2026, 3, 1, 0, 0, 0, 1)]  # naive: local time
+    for _ in range(20_000):
+        ts = rng.uniform(-2 * 10**9, 5 * 10**9)
+        moments.append(datetime.fromtimestamp(round(ts) if rng.random() < 0.5 else ts, rng.choice(zones)))
+    for at in moments:
+        assert audit._moment(at) == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at
 
 
 def test_the_chains_of_every_history_hold(client, district, runtime):

@@ -23,6 +23,7 @@ from typing import Any
 
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import WorkCalendar
+from hotline.demo.callers import cumulative, pick
 from hotline.demo.district import (
     ANSWERS,
     CANCEL_REASONS,
@@ -139,6 +140,9 @@ class Days:
             if second < self.open:
                 return midnight(day) + self.open + self.rng.randrange(5400)
         return midnight(self.workdays[self.before[day + 1 - self.first]]) + self.open + self.rng.randrange(5400)
+
+
+_RATING_CUM = cumulative(RATING_WEIGHTS)
 
 
 # --- the rows a ticket's life leaves ----------------------------------------------------------
@@ -981,7 +985,7 @@ class Life:
                     return  # the attempts ran out: the scheduler closes it as not called back
                 self.close(tk, days.office(tk.last + rng.randint(600, 4 * 3600)), self.centre(0.5), DISSATISFIED_CLOSE)
                 return
-            rating = rng.choices(RATINGS, RATING_WEIGHTS)[0]
+            rating = pick(rng, RATINGS, _RATING_CUM)
             solved = rating >= 4 or (rating == 3 and rng.random() < 0.7)
             self.callback(tk, t, actor, rating, solved)
             if rating in self.limits.satisfied_ratings and solved:
