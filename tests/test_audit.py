@@ -55,6 +55,31 @@ def test_the_canonical_moment_is_strftimes():
         assert audit._moment(at) == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at
 
 
+def test_the_canonical_form_is_the_json_of_the_rows_fields():
+    """`canonical` puts the row together from its items' JSON, the middle ones remembered:
+    the very bytes the encoder writes for the whole list, whatever the values."""
+    rng = random.Random(11)
+    names = ["agent1", "张三", 'say "hi"', "back\\slash", "tab\there", "\u2028line", "emoji 😀", ""]
+    states = [None, "registered", "in_progress", "待办"]
+    details = [{}, {"b": 1, "a": [1, 2.5, None], "c": {"z": "中文", "y": True}}, {"reason": 'x"y', "n": -3}]
+    for _ in range(3_000):
+        ticket_id = rng.choice([1, 2, 10**12, rng.randrange(10**6)])
+        fields = [
+            ticket_id,
+            rng.choice(["create", "dispatch", "合并"]),
+            rng.choice([None, 0, 1, True, 17, 10**15]),
+            rng.choice(names),
+            rng.choice(names[:3] + ["citizen"]),
+            rng.choice(states),
+            rng.choice(states[1:]),
+        ]
+        at = datetime.fromtimestamp(rng.uniform(0, 4 * 10**9), UTC)
+        detail = rng.choice(details)
+        expected = audit._CANONICAL.encode([*fields, audit._moment(at), detail]).encode()
+        assert audit.canonical(*fields, at, detail) == expected, fields
+        assert audit.canonical_of(*fields, at, audit.canonical_details(detail)) == expected
+
+
 def test_the_chains_of_every_history_hold(client, district, runtime):
     _life(client, district)
     with runtime.db.read_session() as s:
