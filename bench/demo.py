@@ -66,16 +66,16 @@ def _drop_pg(base_url: str, name: str | None = None) -> None:
     admin.dispose()
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and of its children that ended (the loader's workers)."""
+def _cpu() -> tuple[float, float]:
+    """CPU seconds of this process, and of its children that ended (the loader's workers)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
-def run(url: str, size: int, seed: int, profile: bool, workers: int | None = None) -> tuple[float, float]:
+def run(url: str, size: int, seed: int, profile: bool, workers: int | None = None) -> tuple[float, float, float]:
     """Load `size` demo tickets into the empty database at `url`; return the seconds taken,
-    and the CPU seconds this process and its workers used meanwhile (steadier on a shared
-    machine)."""
+    the CPU seconds this process and its workers used meanwhile (steadier on a shared
+    machine), and the workers' share of them."""
     runtime = _runtime(url)
     profiler = cProfile.Profile() if profile else None
     started, cpu = time.perf_counter(), _cpu()
@@ -85,7 +85,8 @@ def run(url: str, size: int, seed: int, profile: bool, workers: int | None = Non
         load_demo(runtime, tickets=size, seed=seed, out=io.StringIO(), workers=workers)
         if profiler is not None:
             profiler.disable()
-        return time.perf_counter() - started, _cpu() - cpu
+        own, children = _cpu()
+        return time.perf_counter() - started, own - cpu[0] + children - cpu[1], children - cpu[1]
     finally:
         runtime.db.dispose()
         if profiler is not None:
@@ -105,23 +106,27 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    print(f"{'database':<11} {'tickets':>9} {'seconds':>8} {'tickets/s':>10} {'CPU s':>7} {'tickets/CPU s':>14}")
+    print(
+        f"{'database':<11} {'tickets':>9} {'seconds':>8} {'tickets/s':>10} {'CPU s':>7} {'workers':>8} "
+        f"{'tickets/CPU s':>14}"
+    )
     for name in databases:
         for size in sizes:
             if name == "sqlite":
                 with tempfile.TemporaryDirectory() as tmp:
-                    seconds, cpu = run(
+                    seconds, cpu, workers = run(
                         f"sqlite:///{Path(tmp) / 'demo.db'}", size, args.seed, args.profile, args.workers
                     )
             else:
                 try:
-                    seconds, cpu = run(
+                    seconds, cpu, workers = run(
                         _recreate_pg(args.pg_url, args.pg_db), size, args.seed, args.profile, args.workers
                     )
                 finally:
                     _drop_pg(args.pg_url, args.pg_db)
             print(
-                f"{name:<11} {size:>9,} {seconds:>8.1f} {size / seconds:>10,.0f} {cpu:>7.1f} {size / cpu:>14,.0f}",
+                f"{name:<11} {size:>9,} {seconds:>8.1f} {size / seconds:>10,.0f} {cpu:>7.1f} {workers:>8.1f} "
+                f"{size / cpu:>14,.0f}",
                 flush=True,
             )
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import tuple_
@@ -34,6 +34,29 @@ _HEADS = "hotline.audit.heads"
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+_MOMENT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The moment's parts, made once: the date of each day met, and the clock's minutes and
+# seconds. strftime took half the time of a row's canonical form (the bulk loaders write
+# millions); these give the same text in a fifth of the time.
+_DATES: dict[int, str] = {}  # days since 1970 -> "YYYY-MM-DDT"
+_MINUTES = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+_SECONDS = [f"{s:02d}." for s in range(60)]
+
+
+def _moment(at: datetime) -> str:
+    """The UTC time as `at.astimezone(UTC).strftime(_MOMENT)` writes it."""
+    if at.tzinfo is None:  # a naive time is local time to astimezone
+        return at.astimezone(UTC).strftime(_MOMENT)
+    delta = at - _EPOCH
+    day = _DATES.get(delta.days)
+    if day is None:
+        day = _DATES[delta.days] = (_EPOCH + timedelta(days=delta.days)).strftime("%Y-%m-%dT")
+    minute, second = divmod(delta.seconds, 60)
+    micro = delta.microseconds
+    return day + _MINUTES[minute] + _SECONDS[second] + (f"{micro:06d}Z" if micro else "000000Z")
+
+
 def canonical(
     ticket_id: int,
     event: str,
@@ -47,9 +70,49 @@ def canonical(
 ) -> bytes:
     """A history row's content as the bytes its hash is taken of: the same whichever way the
     row was written (the engine, the demo loader) and read back (either database)."""
-    moment = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    fields = [ticket_id, event, actor_id, actor_name, actor_role, from_state, to_state, moment, details]
-    return _CANONICAL.encode(fields).encode()
+    return canonical_of(
+        ticket_id, event, actor_id, actor_name, actor_role, from_state, to_state, at, canonical_details(details)
+    )
+
+
+def canonical_details(details: dict[str, Any]) -> str:
+    """A history row's details as its canonical form writes them: JSON, keys sorted, no
+    spaces, text unescaped (the bulk loaders store this text too, to encode the details once)."""
+    return _CANONICAL.encode(details)
+
+
+# The canonical form of the fields between the ticket and the moment, by their values: a
+# district has few actors, events and states, and each row's differ from another's only there.
+_MIDDLES: dict[tuple, str] = {}
+_MIDDLES_KEPT = 1 << 16
+
+
+def canonical_of(
+    ticket_id: int,
+    event: str,
+    actor_id: int | None,
+    actor_name: str,
+    actor_role: str,
+    from_state: str | None,
+    to_state: str,
+    at: datetime,
+    details: str,
+) -> bytes:
+    """`canonical`, with the details in their canonical JSON already (`canonical_details`):
+    the JSON list [ticket_id, event, actor_id, actor_name, actor_role, from_state, to_state,
+    moment, details], compact, made of its items' own JSON (the very bytes the encoder writes
+    for the whole list)."""
+    key = (event, actor_id, actor_name, actor_role, from_state, to_state)
+    middle = _MIDDLES.get(key)
+    if middle is None or type(actor_id) is bool:
+        if len(_MIDDLES) >= _MIDDLES_KEPT:
+            _MIDDLES.clear()
+        middle = _CANONICAL.encode(list(key))[1:-1]
+        if type(actor_id) is not bool:  # True == 1 as a key, not as JSON
+            _MIDDLES[key] = middle
+    head = str(ticket_id) if type(ticket_id) is int else _CANONICAL.encode(ticket_id)
+    # A moment is digits and -T:.Z only: its JSON string is itself in quotes.
+    return f'[{head},{middle},"{_moment(at)}",{details}]'.encode()
 
 
 def link(previous: str, content: bytes) -> str:

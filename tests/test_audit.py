@@ -2,8 +2,10 @@
 removed or slipped in (SQLite and PostgreSQL)."""
 
 import os
+import random
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta, timezone
 
 from alembic import command
 from sqlalchemy import text
@@ -36,6 +38,46 @@ def _life(client, district) -> list[int]:
 def _verify(runtime):
     with runtime.db.read_session() as s:
         return audit.verify(s, batch=7)  # small pages: the paging is checked too
+
+
+def test_the_canonical_moment_is_strftimes():
+    """A history row's moment is made from cached parts: the very text
+    `astimezone(UTC).strftime` gives, whatever the zone, the microseconds and the year."""
+    rng = random.Random(7)
+    zones = [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))]
+    moments = [datetime(y, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC) for y in (1, 999, 1000, 1969, 1970, 9998)]
+    moments += [datetime(y, 1, 1, tzinfo=UTC) for y in (2, 1000, 1970, 9999)]
+    moments += [datetime(2026, 11, 27, 10, 30), datetime(2026, 3, 1, 0, 0, 0, 1)]  # naive: local time
+    for _ in range(20_000):
+        ts = rng.uniform(-2 * 10**9, 5 * 10**9)
+        moments.append(datetime.fromtimestamp(round(ts) if rng.random() < 0.5 else ts, rng.choice(zones)))
+    for at in moments:
+        assert audit._moment(at) == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at
+
+
+def test_the_canonical_form_is_the_json_of_the_rows_fields():
+    """`canonical` puts the row together from its items' JSON, the middle ones remembered:
+    the very bytes the encoder writes for the whole list, whatever the values."""
+    rng = random.Random(11)
+    names = ["agent1", "张三", 'say "hi"', "back\\slash", "tab\there", "\u2028line", "emoji 😀", ""]
+    states = [None, "registered", "in_progress", "待办"]
+    details = [{}, {"b": 1, "a": [1, 2.5, None], "c": {"z": "中文", "y": True}}, {"reason": 'x"y', "n": -3}]
+    for _ in range(3_000):
+        ticket_id = rng.choice([1, 2, 10**12, rng.randrange(10**6)])
+        fields = [
+            ticket_id,
+            rng.choice(["create", "dispatch", "合并"]),
+            rng.choice([None, 0, 1, True, 17, 10**15]),
+            rng.choice(names),
+            rng.choice(names[:3] + ["citizen"]),
+            rng.choice(states),
+            rng.choice(states[1:]),
+        ]
+        at = datetime.fromtimestamp(rng.uniform(0, 4 * 10**9), UTC)
+        detail = rng.choice(details)
+        expected = audit._CANONICAL.encode([*fields, audit._moment(at), detail]).encode()
+        assert audit.canonical(*fields, at, detail) == expected, fields
+        assert audit.canonical_of(*fields, at, audit.canonical_details(detail)) == expected
 
 
 def test_the_chains_of_every_history_hold(client, district, runtime):

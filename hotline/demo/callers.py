@@ -1,6 +1,7 @@
 """Who calls the demo district about what: type, category, place, caller and words."""
 
 import random
+from bisect import bisect
 from datetime import date
 from typing import Any
 
@@ -29,6 +30,12 @@ def cumulative(weights) -> list[float]:
     return out
 
 
+def pick(rng: random.Random, population, cum: list[float]):
+    """`rng.choices(population, cum_weights=cum)[0]`, drawn the same way (one `random()`, the
+    same bisection: the same stream of numbers) without the checks and the list around it."""
+    return population[bisect(cum, rng.random() * cum[-1], 0, len(population) - 1)]
+
+
 TYPE_NAMES = [t for t, _ in TYPE_WEIGHTS]
 TYPE_CUM = cumulative(w for _, w in TYPE_WEIGHTS)
 CHANNEL_NAMES = [c for c, _ in CHANNEL_WEIGHTS]
@@ -43,6 +50,7 @@ class Callers:
         self.d = d
         # Some communities call more than others.
         self.place_cum = cumulative(rng.uniform(0.4, 2.0) for _ in d.places)
+        self.place_range = range(len(d.places))
         self.leaf_tables: dict[tuple[int, bool], tuple[list[int], list[float]]] = {}
         # A few people call again and again (重复来电).
         self.frequent = [(self._name(), self._phone()) for _ in range(200)]
@@ -82,12 +90,12 @@ class Callers:
         if master is not None:
             ticket_type, leaf_i, place_i, issue, address, lat, lng, urgency = master.request
         else:
-            ticket_type = rng.choices(TYPE_NAMES, cum_weights=TYPE_CUM)[0]
+            ticket_type = pick(rng, TYPE_NAMES, TYPE_CUM)
             index, cum = self.leaves_for(season, ticket_type == "consultation")
-            leaf_i = rng.choices(index, cum_weights=cum)[0]
+            leaf_i = pick(rng, index, cum)
             leaf = LEAVES[leaf_i]
             issue = rng.randrange(len(leaf.questions if ticket_type == "consultation" else leaf.problems))
-            place_i = rng.choices(range(len(d.places)), cum_weights=self.place_cum)[0]
+            place_i = pick(rng, self.place_range, self.place_cum)
             place = d.places[place_i]
             if rng.random() < 0.5:
                 address = f"{rng.choice(place.roads)}{rng.randint(1, 399)}号"
@@ -106,7 +114,7 @@ class Callers:
         return {
             "type": ticket_type, "leaf": leaf_i, "place": place_i, "issue": issue, "address": address,
             "lat": lat, "lng": lng, "urgency": urgency,
-            "channel": rng.choices(CHANNEL_NAMES, cum_weights=CHANNEL_CUM)[0],
+            "channel": pick(rng, CHANNEL_NAMES, CHANNEL_CUM),
             "caller_name": None if anonymous else name, "caller_phone": phone, "anonymous": anonymous,
             "confidential": confidential, "reply_wanted": reply_wanted, "title": title, "content": content,
         }  # fmt: skip

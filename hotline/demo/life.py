@@ -23,6 +23,7 @@ from typing import Any
 
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import WorkCalendar
+from hotline.demo.callers import cumulative, pick
 from hotline.demo.district import (
     ANSWERS,
     CANCEL_REASONS,
@@ -141,6 +142,9 @@ class Days:
         return midnight(self.workdays[self.before[day + 1 - self.first]]) + self.open + self.rng.randrange(5400)
 
 
+_RATING_CUM = cumulative(RATING_WEIGHTS)
+
+
 # --- the rows a ticket's life leaves ----------------------------------------------------------
 
 
@@ -168,6 +172,7 @@ class TicketRow(_row_class("_TicketColumns", "tickets")):
     __slots__ = (
         "leaf", "place", "stop_at", "last", "events", "assignments", "approvals", "callbacks", "escalations",
         "orders", "notices", "invitations", "messages", "rectifications", "later", "extension_total", "calls",
+        "clock_inputs", "clocks",
     )  # fmt: skip
 
     def __init__(self, *, leaf: int, place: int, stop_at: str | None, **columns: Any) -> None:
@@ -190,6 +195,9 @@ class TicketRow(_row_class("_TicketColumns", "tickets")):
         self.messages: list = []
         self.rectifications: list = []
         self.calls: list = []  # the calls it was logged from (hotline.demo.calls)
+        # What sla.recompute last counted the deadlines from, and the deadlines (Life._clocks).
+        self.clock_inputs: tuple | None = None
+        self.clocks: tuple = ()
         # What people do beside the ticket's course, in time order: (at, seq, what, row).
         self.later: list[tuple[int, int, str, Any]] = []
 
@@ -307,7 +315,7 @@ class Life:
         """What the gateway does after an event's effects: clocks, version, history."""
         from_state = tk.state
         tk.state = to_state
-        sla.recompute(self.cal, self.wf, tk)
+        self._clocks(tk)
         tk.version += 1
         tk.last = t
         tk.updated_at = when = at(t)
@@ -315,6 +323,23 @@ class Life:
         if to_state == tk.stop_at and from_state != to_state:
             self._background(tk, self.now)
             raise Cut
+
+    def _clocks(self, tk: TicketRow) -> None:
+        """sla.recompute, as the gateway runs it after every event. Its first part, the sign-by,
+        handle-by and callback-by, is counted from the ticket's type, urgency, dispatch,
+        handling start, extensions, time suspended and callback start alone: while those stay
+        as they were, the deadlines are the ones it counted last, and only the watch
+        (sla.refresh_watch: the running deadline, its yellow time, the next step) is redone.
+        Most events leave them (a call back, a sign, a reply, a ladder step)."""
+        inputs = (tk.type, tk.urgency, tk.dispatched_at, tk.handle_started_at, tk.extension_days,
+                  tk.suspended_seconds, tk.callback_started_at)  # fmt: skip
+        if inputs == tk.clock_inputs:
+            tk.sign_by, tk.handle_by, tk.callback_by, tk.deadlines_provisional = tk.clocks
+            sla.refresh_watch(self.cal, self.wf, tk)
+            return
+        sla.recompute(self.cal, self.wf, tk)
+        tk.clock_inputs = inputs
+        tk.clocks = (tk.sign_by, tk.handle_by, tk.callback_by, tk.deadlines_provisional)
 
     def _later(self, tk: TicketRow, t: int, what: str, row: Any) -> None:
         self.seq += 1
@@ -981,7 +1006,7 @@ class Life:
                     return  # the attempts ran out: the scheduler closes it as not called back
                 self.close(tk, days.office(tk.last + rng.randint(600, 4 * 3600)), self.centre(0.5), DISSATISFIED_CLOSE)
                 return
-            rating = rng.choices(RATINGS, RATING_WEIGHTS)[0]
+            rating = pick(rng, RATINGS, _RATING_CUM)
             solved = rating >= 4 or (rating == 3 and rng.random() < 0.7)
             self.callback(tk, t, actor, rating, solved)
             if rating in self.limits.satisfied_ratings and solved:

@@ -4,7 +4,6 @@ have left them, written over one connection, one transaction a batch, in a threa
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from json import dumps
 from operator import attrgetter
 from queue import Queue
 from threading import Thread
@@ -12,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, inspect, select
 
-from hotline.audit import GENESIS, canonical, link
+from hotline.audit import GENESIS, canonical_details, canonical_of, link
 from hotline.crypto import CALLER_HASHES, SEALED_COLUMNS
 from hotline.db import UTCDateTime, dialect_insert
 from hotline.models import (
@@ -114,7 +113,8 @@ class Writer:
 
     The rows are plain tuples handed to the driver (SQLite's executemany, PostgreSQL's COPY),
     their values in the form SQLAlchemy would bind: on SQLite the UTC text that
-    hotline.db.UTCDateTime stores, on PostgreSQL aware datetimes; JSON as json.dumps writes it.
+    hotline.db.UTCDateTime stores, on PostgreSQL aware datetimes; JSON as json.dumps writes it (a
+    history row's details in their canonical form, hotline.audit.canonical_details).
     """
 
     def __init__(self, runtime, columns: dict[str, tuple[str, ...]] | None = None) -> None:
@@ -371,11 +371,14 @@ class Batch:
         name, actor, from_state, to_state, at, details = event
         self.ids["ticket_events"] += 1
         # Each ticket's history is a hash chain (hotline.audit); a ticket's rows are all in its batch.
-        content = canonical(ticket_id, name, actor.id, actor.username, actor.role, from_state, to_state, at, details)
+        # The details are stored as their canonical JSON: encoded once, for the chain and the
+        # column (the same value as the engine's json.dumps text, read back).
+        text = canonical_details(details)
+        content = canonical_of(ticket_id, name, actor.id, actor.username, actor.role, from_state, to_state, at, text)
         chain = self.heads[ticket_id] = link(self.heads.get(ticket_id, GENESIS), content)
         self.rows["ticket_events"].append(
             (self.ids["ticket_events"], ticket_id, name, actor.id, actor.username, actor.role, from_state, to_state,
-             at if self.dt is None else self.dt(at), dumps(details), chain)
+             at if self.dt is None else self.dt(at), text, chain)
         )  # fmt: skip
 
     def add(self, tk: Any) -> None:
