@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from hotline import audit_log
@@ -474,8 +475,14 @@ def create_place(session: Session, *, street: str, community: str | None = None)
     return place
 
 
-# Read by every intake: two columns, not rows built into objects, by a statement built once.
-_ACTIVE_PLACES = select(Place.street, Place.community).where(Place.active).order_by(Place.street, Place.community)
+# Read by every intake: two columns, not rows built into objects, by a statement built once;
+# a Core statement of the table's columns, whose rows the ORM's loading does not go through
+# (that built its result's metadata again for every intake). Unlike an ORM select it does not
+# autoflush: a place is flushed where it is created (create_place).
+_PLACES = Place.__table__.c
+_ACTIVE_PLACES = (
+    sa_select(_PLACES.street, _PLACES.community).where(_PLACES.active).order_by(_PLACES.street, _PLACES.community)
+)
 
 
 def places(session: Session) -> dict[str, list[str]]:

@@ -148,11 +148,14 @@ def publish(
     ticket: Ticket | None = None,
     departments: Iterable[int] = (),
     now_first: bool = False,
+    counted: bool = False,
 ) -> None:
     """Write one event. The delivery process hands it to the subscriptions it concerns
     (hotline.integration.delivery.fan_out): the change's transaction pays for one row, however
     many systems subscribe. `departments` adds to those of the ticket (a notice to a department). A ticket's events
     published inside `held()` wait for its history row (`now_first`: the row itself).
+    `counted`: the ticket's `event_sequence` counts this event already (a new ticket, written
+    with its creation's event counted), the event takes that number.
     """
     if ticket is not None and not now_first:
         pending = session.info.get(_HELD, {}).get(ticket.id)
@@ -163,7 +166,8 @@ def publish(
     sequence = None
     if ticket is not None:
         audience |= _audience(session, ticket)
-        ticket.event_sequence += 1
+        if not counted:
+            ticket.event_sequence += 1
         sequence = ticket.event_sequence
     appends.add(
         session,

@@ -317,7 +317,10 @@ def record(
     appends.add(session, _HISTORY_INSERT, row)
     view = events.ticket_data(session, runtime, ticket)
     if from_state is None:
-        events.publish(session, topic="ticket.created", data={"ticket": view}, at=now, ticket=ticket, now_first=True)
+        # A new ticket's row is written with its creation's event counted (create_ticket).
+        events.publish(
+            session, topic="ticket.created", data={"ticket": view}, at=now, ticket=ticket, now_first=True, counted=True
+        )
         return
     wf = runtime.workflows.get(ticket.workflow)
     label = wf.events[event].label if event in wf.events else None
