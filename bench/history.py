@@ -10,8 +10,10 @@ for other systems, callbacks, ratings and running totals. The copies keep every 
 the originals; times move back by whole days (so a ticket's working-day figures keep their
 shape), ticket numbers take the day they were logged, and the keys that must be unique
 (event uids, attachment keys, rating links) are derived anew. Open tickets are not copied:
-old history is archived. The tamper-evident chains are not extended over the copies (the
-copied rows are outside the chains): this is a database to measure, not to audit.
+old history is archived, and no clock of the copies runs (`next_due_at` is left empty: an
+open rectification copied years back would be overdue at every sweep). The tamper-evident
+chains are not extended over the copies (the copied rows are outside the chains): this is a
+database to measure, not to audit.
 
     HOTLINE_DATABASE_URL=postgresql+psycopg://user@host/demo .venv/bin/python bench/history.py
     HOTLINE_DATABASE_URL=... .venv/bin/python bench/history.py --copies 4 --shift 184
@@ -101,7 +103,11 @@ def _select_list(conn, table: str, k: int, offsets: dict[str, int]) -> tuple[str
     names, exprs = [], []
     for name, kind in _columns(conn, table):
         names.append(f'"{name}"')
-        if name == "id" and table in offsets:
+        if name == "next_due_at":
+            # The copies are history: no clock of theirs is still running (an open
+            # rectification of the original, copied years back, would be overdue at every sweep).
+            exprs.append("NULL")
+        elif name == "id" and table in offsets:
             exprs.append(f"id + {offsets[table] * k}")
         elif refs.get(name) in offsets:
             exprs.append(f'"{name}" + {offsets[refs[name]] * k}')
