@@ -290,14 +290,16 @@ class Writer:
                     self.written[name] += len(rows)
             if batch.counters:
                 # Batches of one day may commit out of order (workers writing their own): the
-                # counter keeps the greatest number given.
+                # counter keeps the greatest number given; the days in order, so that two
+                # batches lock the rows they share in the same order (no deadlock).
                 table = TicketCounter.__table__
                 insert = dialect_insert("sqlite" if self.sqlite else "postgresql")(table)
                 greatest = func.max if self.sqlite else func.greatest
                 upsert = insert.on_conflict_do_update(
                     index_elements=["day"], set_={"value": greatest(table.c.value, insert.excluded.value)}
                 )
-                self.conn.execute(upsert, [{"day": day, "value": value} for day, value in batch.counters.items()])
+                days = sorted(batch.counters.items())
+                self.conn.execute(upsert, [{"day": day, "value": value} for day, value in days])
 
     def close(self) -> None:
         try:
