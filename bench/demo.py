@@ -10,16 +10,21 @@ dropped after. The clock is fixed, so every run plays the same tickets for a see
 is `load_demo`'s whole run (the directory, the tickets, the running totals, the planner's
 statistics); tickets per second is N over it. The CPU seconds of the process and of its
 worker processes (which play the tickets of a large demo) are printed too: on a machine
-shared with other work they move much less than the elapsed time does.
+shared with other work they move much less than the elapsed time does. On PostgreSQL the
+server's CPU for the scratch database (its backends, from /proc: the server must run on this
+machine) is printed beside (`server s`), and tickets per CPU second with it counted
+(`with server`): the workers write their own rows there, so part of the work is the server's.
 """
 
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import resource
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,21 +77,92 @@ def _cpu() -> tuple[float, float]:
     return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
-def run(url: str, size: int, seed: int, profile: bool, workers: int | None = None) -> tuple[float, float, float]:
+class ServerCpu:
+    """CPU seconds of the PostgreSQL server's processes working for one database (the server
+    runs on this machine): its backends, autovacuum workers and the parallel workers of its
+    backends, read from /proc by a thread every `every` seconds. A backend's last reading is
+    kept when it ends, so what it spent in its last interval is missed (the workers' sessions
+    last the whole load). The thread's own CPU is kept apart (`own`), for the caller to take
+    off this process's."""
+
+    def __init__(self, database: str | None, every: float = 0.2) -> None:
+        self.database, self.every = database, every
+        self.ticks: dict[int, int] = {}  # pid -> its utime + stime, last read
+        self.start_ticks: dict[int, int] = {}
+        self.names: dict[int, list[str] | None] = {}  # pid -> its title's words (None: not the server's)
+        self.own = 0.0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _ours(self, pid: int) -> bool:
+        words = self.names.get(pid, ())
+        if words == ():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as file:
+                    title = file.read().decode(errors="replace").replace("\0", " ").split()
+            except OSError:
+                title = []
+            words = self.names[pid] = title if title[:1] == ["postgres:"] else None
+        if not words:
+            return False
+        if self.database in words[2:]:
+            return True
+        # "parallel worker for PID n": one of our backends' (CREATE INDEX uses them)
+        return "parallel" in words and words[-1].isdigit() and int(words[-1]) in self.start_ticks | self.ticks
+
+    def _read(self) -> dict[int, int]:
+        found = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit() and self._ours(pid := int(name)):
+                try:
+                    with open(f"/proc/{pid}/stat") as file:
+                        fields = file.read().rsplit(")", 1)[1].split()
+                    found[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+                except OSError:
+                    pass
+        return found
+
+    def _run(self) -> None:
+        started = time.thread_time()
+        while not self.stopping.wait(self.every):
+            self.ticks.update(self._read())
+        self.ticks.update(self._read())
+        self.own = time.thread_time() - started
+
+    def __enter__(self) -> "ServerCpu":
+        if self.database is not None:
+            self.start_ticks = self._read()
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.database is not None:
+            self.stopping.set()
+            self.thread.join()
+
+    @property
+    def seconds(self) -> float:
+        spent = sum(t - self.start_ticks.get(pid, 0) for pid, t in self.ticks.items())
+        return spent / os.sysconf("SC_CLK_TCK")
+
+
+def run(url: str, size: int, seed: int, profile: bool, workers: int | None = None) -> tuple[float, float, float, float]:
     """Load `size` demo tickets into the empty database at `url`; return the seconds taken,
     the CPU seconds this process and its workers used meanwhile (steadier on a shared
-    machine), and the workers' share of them."""
+    machine), the workers' share of them, and the PostgreSQL server's CPU seconds for it."""
     runtime = _runtime(url)
     profiler = cProfile.Profile() if profile else None
     started, cpu = time.perf_counter(), _cpu()
     try:
-        if profiler is not None:
-            profiler.enable()
-        load_demo(runtime, tickets=size, seed=seed, out=io.StringIO(), workers=workers)
-        if profiler is not None:
-            profiler.disable()
+        with ServerCpu(None if runtime.db.is_sqlite else url.rsplit("/", 1)[1]) as server:
+            if profiler is not None:
+                profiler.enable()
+            load_demo(runtime, tickets=size, seed=seed, out=io.StringIO(), workers=workers)
+            if profiler is not None:
+                profiler.disable()
         own, children = _cpu()
-        return time.perf_counter() - started, own - cpu[0] + children - cpu[1], children - cpu[1]
+        own -= server.own
+        return time.perf_counter() - started, own - cpu[0] + children - cpu[1], children - cpu[1], server.seconds
     finally:
         runtime.db.dispose()
         if profiler is not None:
@@ -108,25 +184,26 @@ def main() -> None:
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     print(
         f"{'database':<11} {'tickets':>9} {'seconds':>8} {'tickets/s':>10} {'CPU s':>7} {'workers':>8} "
-        f"{'tickets/CPU s':>14}"
+        f"{'tickets/CPU s':>14} {'server s':>9} {'with server':>12} {'load':>5}"
     )
     for name in databases:
         for size in sizes:
             if name == "sqlite":
                 with tempfile.TemporaryDirectory() as tmp:
-                    seconds, cpu, workers = run(
+                    seconds, cpu, workers, server = run(
                         f"sqlite:///{Path(tmp) / 'demo.db'}", size, args.seed, args.profile, args.workers
                     )
             else:
                 try:
-                    seconds, cpu, workers = run(
+                    seconds, cpu, workers, server = run(
                         _recreate_pg(args.pg_url, args.pg_db), size, args.seed, args.profile, args.workers
                     )
                 finally:
                     _drop_pg(args.pg_url, args.pg_db)
+            # tickets per CPU second of the process and its workers, then with the server's too
             print(
                 f"{name:<11} {size:>9,} {seconds:>8.1f} {size / seconds:>10,.0f} {cpu:>7.1f} {workers:>8.1f} "
-                f"{size / cpu:>14,.0f}",
+                f"{size / cpu:>14,.0f} {server:>9.1f} {size / (cpu + server):>12,.0f} {os.getloadavg()[0]:>5.1f}",
                 flush=True,
             )
 

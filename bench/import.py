@@ -14,8 +14,10 @@ The time is `import_tickets`'s whole run: both passes over the file (the check, 
 writing), the running totals rebuilt, the planner's statistics refreshed. A second run of the
 same file is timed too (it must load nothing). The CPU seconds are the importing process's
 and its workers' (`--workers`, as the command's option; by default one a core for 10,000 rows
-or more), not PostgreSQL's; cProfile (`--profile`) sees the importing process only, so profile
-with `--workers 0` to see the check and the building. PostgreSQL needs HOTLINE_SECRET_KEY (or
+or more); PostgreSQL's, for the scratch database, beside (`server s`, as bench/demo.py reads
+them from /proc; `with server`: tickets per CPU second, the server's counted). cProfile
+(`--profile`) sees the importing process only, so profile with `--workers 0` to see the
+check and the building. PostgreSQL needs HOTLINE_SECRET_KEY (or
 HOTLINE_KEY_FILE), as every command does there: `hotline keys new` makes one.
 """
 
@@ -23,6 +25,7 @@ import argparse
 import cProfile
 import csv
 import io
+import os
 import pstats
 import random
 import resource
@@ -46,7 +49,7 @@ from hotline.runtime import Runtime
 from hotline.ticket_import import import_tickets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo import _drop_pg, _recreate_pg  # noqa: E402  (bench/demo.py: the scratch databases)
+from demo import ServerCpu, _drop_pg, _recreate_pg  # noqa: E402  (bench/demo.py: the scratch databases, the server's CPU)
 
 NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)  # a Friday morning in Asia/Shanghai
 PG_DB = "bench_import"
@@ -142,25 +145,28 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run(url: str, file: Path, mapping, profile: bool, workers: int | None) -> tuple[int, float, float, float]:
+def run(url: str, file: Path, mapping, profile: bool, workers: int | None) -> tuple[int, float, float, float, float]:
     """Import `file` into the database at `url`, then again: tickets written, seconds and CPU
-    seconds of the first run (this process's and its workers'), seconds of the second."""
+    seconds of the first run (this process's and its workers'), seconds of the second, and
+    the PostgreSQL server's CPU seconds for the first."""
     runtime = _runtime(url)
     profiler = cProfile.Profile(time.thread_time) if profile else None
     try:
         started, cpu = time.perf_counter(), time.process_time() + _children_cpu()
-        if profiler is not None:
-            profiler.enable()
-        report = import_tickets(runtime, file, source="qingshan-old", mapping=mapping, workers=workers)
-        if profiler is not None:
-            profiler.disable()
-        seconds, cpu = time.perf_counter() - started, time.process_time() + _children_cpu() - cpu
+        with ServerCpu(None if runtime.db.is_sqlite else url.rsplit("/", 1)[1]) as server:
+            if profiler is not None:
+                profiler.enable()
+            report = import_tickets(runtime, file, source="qingshan-old", mapping=mapping, workers=workers)
+            if profiler is not None:
+                profiler.disable()
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() + _children_cpu() - cpu - server.own
         assert not report.rejected, report.rejected[:5]
         again = import_tickets(runtime, file, source="qingshan-old", mapping=mapping)
         assert again.written == 0 and again.loaded_before == report.written, again
         with runtime.db.read_session() as session:
             assert session.execute(select(func.count()).select_from(Ticket)).scalar() == report.written
-        return report.written, seconds, cpu, again.seconds
+        return report.written, seconds, cpu, again.seconds, server.seconds
     finally:
         runtime.db.dispose()
         if profiler is not None:
@@ -182,7 +188,7 @@ def main() -> None:
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     data, mapping = rows(args.rows, args.seed)
     print(f"{'database':<11} {'file':<5} {'tickets':>9} {'seconds':>8} {'tickets/s':>10} {'CPU s':>7} "
-          f"{'tickets/CPU s':>14} {'again s':>8}")  # fmt: skip
+          f"{'tickets/CPU s':>14} {'again s':>8} {'server s':>9} {'with server':>12} {'load':>5}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.formats.split(","):
             file = Path(tmp) / f"tickets.{kind}"
@@ -195,13 +201,14 @@ def main() -> None:
                 else:
                     url = _recreate_pg(args.pg_url, args.pg_db)
                 try:
-                    n, seconds, cpu, again = run(url, file, mapping, args.profile, args.workers)
+                    n, seconds, cpu, again, server = run(url, file, mapping, args.profile, args.workers)
                 finally:
                     if name == "postgresql":
                         _drop_pg(args.pg_url, args.pg_db)
                 print(
                     f"{name:<11} {kind:<5} {n:>9,} {seconds:>8.1f} {n / seconds:>10,.0f} {cpu:>7.1f} "
-                    f"{n / cpu:>14,.0f} {again:>8.1f}",
+                    f"{n / cpu:>14,.0f} {again:>8.1f} {server:>9.1f} {n / (cpu + server):>12,.0f} "
+                    f"{os.getloadavg()[0]:>5.1f}",
                     flush=True,
                 )
 

@@ -12,7 +12,8 @@ good rows that are not loaded yet, in bulk with the demo's writer (hotline.demo.
 transaction per batch, a ticket and all its rows always in the same batch. A large file is
 checked and built in forked worker processes, as the demo is played (_Crew): each checks its
 batches and keeps the records; this process tallies what they found, sets each batch's ids and
-numbers (so the rows do not depend on the number of workers), and writes what they build. A
+numbers (so the rows do not depend on the number of workers), and writes what they build (on
+PostgreSQL each worker writes the batches it builds, over a connection of its own). A
 file of more than KEEP rows is read twice: checked whole first, then checked again and written
 KEEP rows at a time. The old number and
 the source system (tickets.external_id and tickets.source) are the key: a row whose ticket is
@@ -44,7 +45,7 @@ from types import MappingProxyType
 from typing import Any, TextIO
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hotline.crypto import CALLER_HASHES
 from hotline.db import collector_paused
@@ -63,6 +64,8 @@ from hotline.models import (
     OWN_SOURCE,
     SOURCE_PATTERN,
     TICKET_TYPES,
+    Assignment,
+    Callback,
     Category,
     Department,
     Ticket,
@@ -625,8 +628,8 @@ def import_tickets(runtime, path: str | Path, *, source: str, mapping: dict[str,
     tickets not loaded before; rebuild the running totals and the planner's statistics.
 
     The rows are checked and built by `workers` processes (by default one a core, at most 4,
-    for a large file; 0: this process does it) and written by this one; the tickets written
-    are the same whatever their number."""
+    for a large file; 0: this process does it) and written by this one (on PostgreSQL, by the
+    workers themselves); the tickets written are the same whatever their number."""
     if workers is not None and workers < 0:
         raise Invalid("the number of workers cannot be negative", field="workers")
     with collector_paused():
@@ -664,6 +667,7 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
 
     def crew_for(rows: list[tuple[int, tuple]]) -> _Crew:
         job = _Job(rows, file.where, known, now, runtime, cal, source, makers, sqlite)
+        job.writer = writer if writer is not None and writer.parallel else None
         return _Crew(job, _workers(len(rows)) if workers is None else workers)
 
     crew: _Crew | None = None
@@ -690,12 +694,39 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
             crew.close()
         if writer is not None:
             writer.close()
+    if report.loaded_before:
+        # A run broken off may have written batches (whole ones) without counting them in the
+        # running totals: the days of every ticket of the source are counted again.
+        counted = _widened(counted, _source_instants(runtime.db, source))
     if counted is not None:  # the tickets were written in bulk, past the gateway
         with runtime.db.session() as session:
             totals.rebuild(session, days=(totals.local_day(counted[0]), totals.local_day(counted[1])))
     runtime.db.refresh_statistics(after_bulk=True)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _source_instants(db, source: str) -> tuple[datetime, datetime] | None:
+    """The first and last instants the tickets of `source` count at in the running totals
+    (their assignments' dispatch, deadline and reply, their callbacks), as _Job.build has them."""
+    ours = select(Ticket.id).where(Ticket.source == source)
+    found = []
+    with db.engine.connect() as connection:
+        for column in (Assignment.dispatched_at, Assignment.handle_by, Assignment.first_replied_at):
+            found += connection.execute(
+                select(func.min(column), func.max(column)).where(Assignment.ticket_id.in_(ours))
+            ).one()
+        found += connection.execute(
+            select(func.min(Callback.at), func.max(Callback.at)).where(Callback.ticket_id.in_(ours))
+        ).one()
+    found = [t for t in found if t is not None]
+    return (min(found), max(found)) if found else None
+
+
+def _widened(a: tuple | None, b: tuple | None) -> tuple | None:
+    if a is None or b is None:
+        return a or b
+    return min(a[0], b[0]), max(a[1], b[1])
 
 
 def _tally(crew: "_Crew", report: Report, seen: dict[str, int], rejected: set[int]) -> list[list]:
@@ -736,7 +767,9 @@ def _write(writer: Writer, crew: "_Crew | None", checked: list[list] | None, fil
         pipe = Pipe(writer) if crew.workers == 0 else None
         try:
             for built in crew.build(plans):
-                if pipe is None:
+                if built.written is not None:  # a worker wrote it
+                    writer.add(built.written)
+                elif pipe is None:
                     writer.write(built)
                 else:
                     pipe.put(built)
@@ -806,12 +839,14 @@ def _plans(checked: list[list], skip: set[int], loaded: set[str], ticket_id: int
 
 class _Built:
     """A batch of tickets built, as rows ready for the writer (hotline.demo.writer.Writer.write),
-    and the first and last instants they count at in the running totals."""
+    and the first and last instants they count at in the running totals; or, once a worker
+    wrote it itself, what it wrote (`rows` None, `written` the rows by table)."""
 
-    __slots__ = ("rows", "counters", "tickets", "instants")
+    __slots__ = ("rows", "counters", "tickets", "instants", "written")
 
     def __init__(self, batch: Batch, tickets: int, instants: tuple[datetime, datetime] | None) -> None:
         self.rows, self.counters, self.tickets, self.instants = batch.rows, batch.counters, tickets, instants
+        self.written: dict[str, int] | None = None
 
 
 class _Job:
@@ -823,6 +858,8 @@ class _Job:
         self.rows, self.where, self.known, self.now = rows, where, known, now
         self.runtime, self.cal, self.source, self.makers, self.sqlite = runtime, cal, source, makers, sqlite
         self.batches = -(-len(rows) // BATCH)
+        # The writer the workers write their batches with (PostgreSQL); None: they hand them over.
+        self.writer: Writer | None = None
 
     def check(self, index: int) -> tuple[list[Record | None], list]:
         """A batch of rows checked: the records (None for a row rejected), and what the
@@ -879,8 +916,13 @@ class _Failure:
 
 def _work(k: int, workers: int, conn) -> None:
     """A worker: checks the job's batches k, k + workers…, hands what it found of each to the
-    importing process, keeps the records; then builds those batches it is told to, in order."""
+    importing process, keeps the records; then builds those batches it is told to, in order,
+    and hands them over, or (the job's writer set: PostgreSQL) writes each itself, one
+    transaction a batch over a connection of its own, and tells what it wrote. Batches of
+    several workers commit in any order: their ids and numbers were set before, and a run
+    broken off leaves whole batches, which the next run finds loaded."""
     job = _JOB
+    writer = None
     try:
         kept = {}
         for index in range(k, job.batches, workers):
@@ -888,13 +930,25 @@ def _work(k: int, workers: int, conn) -> None:
             conn.send(items)
         for plan in conn.recv():
             records, items = kept.pop(plan[0])
-            conn.send(job.build(records, items, plan))
+            built = job.build(records, items, plan)
+            if job.writer is not None:
+                if writer is None:
+                    writer = job.writer
+                    writer.reopen()
+                before = dict(writer.written)
+                writer.write(built)
+                built.written = {name: n - before[name] for name, n in writer.written.items()}
+                built.rows = built.counters = None
+            conn.send(built)
     except EOFError:  # the importing process writes nothing (or it failed): done
         pass
     except BaseException:
         with suppress(BaseException):
             conn.send(_Failure(traceback.format_exc()))
     finally:
+        if writer is not None:
+            with suppress(BaseException):
+                writer.release()
         conn.close()
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 from sqlmodel import select
 
 from hotline import audit
@@ -583,3 +583,61 @@ def test_demo_data_on_sqlite_and_postgresql_lets_the_scheduler_and_intake_carry_
         assert created.json()["id"] == max(s.exec(select(Ticket.id)).all())
         numbers = s.exec(select(Ticket.number)).all()
     assert len(set(numbers)) == len(numbers) == 151
+
+
+def test_workers_writing_their_own_stretches_give_the_rows_of_one_process(runtime, tmp_path):
+    """On PostgreSQL each worker writes the stretches it plays over a connection of its own, in
+    any order: the rows are those one process writes (ids, numbers, chains, counters), every
+    chain holds, the indexes are as they were and the sequences are past the ids. (SQLite's
+    workers hand their rows to the one writer: the test above.)"""
+    if runtime.db.is_sqlite:
+        pytest.skip(
+            "SQLite's workers do not write: test_the_same_seed_gives_the_same_tickets_in_one_process_or_several"
+        )
+
+    def rows(rt: Runtime) -> dict:
+        queries = {
+            "tickets": (Ticket.id, Ticket.number, Ticket.state, Ticket.caller_phone, Ticket.due_at, Ticket.master_id),
+            "events": (TicketEvent.id, TicketEvent.ticket_id, TicketEvent.event, TicketEvent.at, TicketEvent.chain),
+            "assignments": (Assignment.id, Assignment.ticket_id, Assignment.status),
+            "callbacks": (Callback.id, Callback.ticket_id, Callback.rating),
+            "notices": (Notification.id, Notification.ticket_id, Notification.kind),
+            "counters": (TicketCounter.day, TicketCounter.value),
+        }
+        with rt.db.read_session() as s:
+            return {name: s.exec(select(*columns).order_by(columns[0])).all() for name, columns in queries.items()}
+
+    indexes = index_definitions(runtime)
+    runtime.clock = lambda: NOW
+    load_demo(runtime, tickets=2500, seed=7, out=io.StringIO(), workers=0)
+    alone = rows(runtime)
+    assert len(alone["tickets"]) == 2500 and alone["events"] and alone["counters"]
+    base = make_url(runtime.db.url)
+    name = f"{base.database}_workers"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = base.set(database=name).render_as_string(hide_password=False)
+        db = Database(url)
+        upgrade(db)
+        rt = Runtime(db, Settings(database_url=url, embedded_scheduler=False))
+        rt.clock = lambda: NOW
+        try:
+            load_demo(rt, tickets=2500, seed=7, out=io.StringIO(), workers=2)
+            assert rows(rt) == alone
+            assert index_definitions(rt) == indexes
+            with rt.db.read_session() as s:
+                checked, broken = audit.verify(s)
+                assert broken is None and checked == len(alone["events"])
+                for table in ("tickets", "ticket_events", "assignments", "callbacks", "notifications"):
+                    sequence = s.exec(text(f"SELECT pg_get_serial_sequence('{table}', 'id')")).one()[0]
+                    behind = s.exec(text(f"SELECT MAX(id) > (SELECT last_value FROM {sequence}) FROM {table}")).one()
+                    assert behind[0] is False, table
+        finally:
+            rt.db.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -395,3 +395,51 @@ def test_the_same_file_gives_the_same_tickets_in_one_process_or_several(runtime,
             assert loaded(rt, workers) == alone, name
         finally:
             _dropped(rt)
+
+
+def test_a_run_broken_off_in_a_writing_worker_leaves_whole_batches_and_is_finished_again(
+    runtime, district, tmp_path, monkeypatch
+):
+    """On PostgreSQL the workers write their own batches, committed in any order: one that fails
+    (here the server refuses a ticket) stops the import with the batches written whole, and
+    running it again loads the rest, each ticket once, numbered after the counters."""
+    if runtime.db.is_sqlite:
+        pytest.skip("SQLite's workers hand their batches to the one writer")
+    monkeypatch.setattr(ticket_import, "BATCH", 6)
+    mapping = read_mapping(MAPPING)
+    every = _many(tmp_path / "all.csv", 40)
+    with runtime.db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION refuse_old_0020() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.external_id = 'OLD-0020' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            text("CREATE TRIGGER refuse BEFORE INSERT ON tickets FOR EACH ROW EXECUTE FUNCTION refuse_old_0020()")
+        )
+    try:
+        with pytest.raises(RuntimeError, match="a worker failed"):
+            import_tickets(runtime, every, source=SOURCE, mapping=mapping, partial=True, workers=2)
+    finally:
+        with runtime.db.engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER refuse ON tickets"))
+            conn.execute(text("DROP FUNCTION refuse_old_0020()"))
+    with runtime.db.read_session() as s:
+        loaded = set(s.execute(select(Ticket.external_id)).scalars())
+        assert s.execute(select(func.count()).select_from(TicketEvent)).scalar() == len(loaded)
+    batches = {i // 6 for i in range(40) if f"OLD-{i:04d}" in loaded}  # the file's rows, six a batch
+    assert loaded == {f"OLD-{i:04d}" for i in range(40) if i // 6 in batches}  # whole batches, or none
+    assert 20 // 6 not in batches and batches
+    report = import_tickets(runtime, every, source=SOURCE, mapping=mapping, partial=True, workers=2)
+    assert (report.loaded_before, report.written) == (len(loaded), 40 - len(loaded))
+    with runtime.db.read_session() as s:
+        tickets = s.execute(select(Ticket.external_id, Ticket.number)).all()
+        counters = dict(s.execute(select(TicketCounter.day, TicketCounter.value)).all())
+        assert audit.verify(s)[1] is None
+    assert sorted(t[0] for t in tickets) == [f"OLD-{i:04d}" for i in range(40)]
+    numbers = [t[1] for t in tickets]
+    assert len(set(numbers)) == 40
+    for day, value in counters.items():  # each day's counter is its greatest number
+        assert value == max(int(n[8:]) for n in numbers if n[:8] == day)
+    _totals_hold(runtime)

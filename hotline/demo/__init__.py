@@ -8,7 +8,8 @@ through the ORM or the gateway: each ticket's life is played in plain Python
 from the engine's own functions, run on the demo's rows. A large demo is played in worker
 processes, a stretch of days each (_Player), and the rows they make are written in bulk by
 this process with SQLAlchemy Core (hotline.demo.writer), ids assigned here so that child rows
-need no round trip; into empty tables, the indexes are built after the rows.
+need no round trip (on PostgreSQL each worker writes the stretches it plays, over a
+connection of its own); into empty tables, the indexes are built after the rows.
 tests/test_demo_replay.py replays the histories through the gateway and the scheduler and
 holds every row to what the loader wrote. (No outbox messages are written: a demo
 district has no other systems to tell.)
@@ -18,6 +19,7 @@ tokens are random.
 """
 
 import multiprocessing
+import multiprocessing.util
 import os
 import random
 import time
@@ -200,12 +202,14 @@ def _street_request(callers: Callers, d: Directory, when: int, req: dict) -> dic
 
 
 class _Played:
-    """One day's tickets played, as rows ready for the writer."""
+    """A stretch's tickets played, as rows ready for the writer; or, once a worker wrote them
+    itself, what it wrote (`rows` None, `written` the rows by table)."""
 
-    __slots__ = ("rows", "counters", "states", "tickets")
+    __slots__ = ("rows", "counters", "states", "tickets", "written")
 
     def __init__(self, batch: Batch, states: Counter, tickets: int) -> None:
         self.rows, self.counters, self.states, self.tickets = batch.rows, batch.counters, states, tickets
+        self.written: dict[str, int] | None = None
 
 
 class _Player:
@@ -302,12 +306,32 @@ def _room(tickets: int) -> int:
     return tickets * _ROOM_PER_TICKET + _ROOM_OVER
 
 
-# The player the forked workers play with (set before they fork).
+# The player the forked workers play with, and the writer they write with where each
+# writes its own stretches (set before they fork).
 _PLAYER: _Player | None = None
+_WRITER: Writer | None = None
 
 
 def _play(index: int) -> _Played:
     return _PLAYER.play(index)
+
+
+def _open_writer() -> None:
+    """A worker's start, where the workers write: a connection of its own, closed when the
+    pool lets it go."""
+    _WRITER.reopen()
+    multiprocessing.util.Finalize(None, _WRITER.release, exitpriority=10)
+
+
+def _play_and_write(index: int) -> _Played:
+    """A stretch played and written (its own transaction) by this worker: only what it
+    wrote goes back."""
+    played = _PLAYER.play(index)
+    before = dict(_WRITER.written)
+    _WRITER.write(played)
+    played.written = {name: n - before[name] for name, n in _WRITER.written.items()}
+    played.rows = played.counters = None
+    return played
 
 
 def _workers(n: int) -> int:
@@ -319,7 +343,7 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
                   rng: random.Random, seed: int, now: datetime, n: int, workers: int | None, out: TextIO,
                   started: float) -> tuple[Counter, dict[str, int]]:  # fmt: skip
     """Play and write the tickets; return the final states counted and the rows written."""
-    global _PLAYER
+    global _PLAYER, _WRITER
     now_ts = seconds(now)
     last = day_of(now_ts)
     first = last - _HISTORY_DAYS + 1
@@ -340,7 +364,10 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
 
         def written(played: _Played) -> None:
             nonlocal done
-            writer.write(played)
+            if played.written is None:
+                writer.write(played)
+            else:  # a worker wrote it
+                writer.add(played.written)
             states.update(played.states)
             before, done = done, done + played.tickets
             if done // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
@@ -352,19 +379,30 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
                 written(player.play(index))
         else:
             _PLAYER = player
+            # fork: the workers inherit the player (the directory, the calendar, the keys) as
+            # it is. On SQLite they only play, this process writes (one writer at a time); on
+            # PostgreSQL each writes the stretches it plays, one transaction a stretch, over
+            # a connection of its own (no rows handed over; the server's sessions work side by
+            # side), and this process only counts. The stretches' ids and numbers are set
+            # before any is played, so their order of commit does not matter; a load cut short
+            # is for an empty database, loaded again.
+            parallel = writer.parallel
+            _WRITER = writer if parallel else None
+            task = _play_and_write if parallel else _play
             try:
-                # fork: the workers inherit the player (the directory, the calendar, the keys)
-                # as it is; they only play, this process writes.
-                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                context = multiprocessing.get_context("fork")
+                with context.Pool(workers, initializer=_open_writer if parallel else None) as pool:
                     waiting: deque = deque()
                     for index in range(len(player.stretches)):
-                        waiting.append(pool.apply_async(_play, (index,)))
+                        waiting.append(pool.apply_async(task, (index,)))
                         if len(waiting) > workers + 1:  # a few stretches ahead of the writer, no more
                             written(waiting.popleft().get())
                     while waiting:
                         written(waiting.popleft().get())
+                    pool.close()  # the workers end (and close their connections) before the indexes
+                    pool.join()
             finally:
-                _PLAYER = None
+                _PLAYER = _WRITER = None
     finally:
         writer.close()
     return states, writer.written

@@ -1,5 +1,7 @@
 """The bulk writer of the demo (and of `hotline import tickets`): rows as the gateway would
-have left them, written over one connection, one transaction a batch, in a thread of its own."""
+have left them, written over one connection, one transaction a batch, in a thread of its own;
+on PostgreSQL, a loader's forked workers write their own batches, each over a connection of
+its own (Writer.reopen), and the loading process only sets up and finishes (start, close)."""
 
 import re
 from datetime import UTC, datetime, timedelta
@@ -160,8 +162,37 @@ class Writer:
         if self.sqlite:
             self._pragmas(cache_size=-262144, synchronous="OFF")
         else:
-            self.conn.exec_driver_sql("SET synchronous_commit TO off")
-            self.conn.commit()
+            self._no_commit_wait()
+
+    def _no_commit_wait(self) -> None:
+        self.conn.exec_driver_sql("SET synchronous_commit TO off")
+        self.conn.commit()
+
+    @property
+    def parallel(self) -> bool:
+        """Whether forked workers write their own batches (PostgreSQL: each session its own
+        COPY; SQLite takes one writer at a time, so its workers hand their rows over)."""
+        return not self.sqlite
+
+    def reopen(self) -> None:
+        """In a forked worker: write over a connection of its own. The loading process's
+        connection, inherited, is left alone (closing it here would end that session): it is
+        kept referenced, and the engine's pool is replaced without closing what it held."""
+        _INHERITED.append(self.conn)
+        self.db.engine.dispose(close=False)
+        self.conn = self.db.engine.connect()
+        self.written = dict.fromkeys(TABLES, 0)
+        self.indexes = []  # the loading process builds them, after every worker's rows
+        self._no_commit_wait()
+
+    def release(self) -> None:
+        """In a forked worker, when its batches are written: its connection closed."""
+        self.conn.close()
+
+    def add(self, written: dict[str, int]) -> None:
+        """Count the rows a worker wrote (the sequences are moved past them at close)."""
+        for name, n in written.items():
+            self.written[name] += n
 
     def _pragmas(self, **values: Any) -> None:
         """Set SQLite pragmas on this connection, outside any transaction (as they must be)."""
@@ -258,10 +289,17 @@ class Writer:
                                 copy.write_row(row)
                     self.written[name] += len(rows)
             if batch.counters:
+                # Batches of one day may commit out of order (workers writing their own): the
+                # counter keeps the greatest number given; the days in order, so that two
+                # batches lock the rows they share in the same order (no deadlock).
                 table = TicketCounter.__table__
                 insert = dialect_insert("sqlite" if self.sqlite else "postgresql")(table)
-                upsert = insert.on_conflict_do_update(index_elements=["day"], set_={"value": insert.excluded.value})
-                self.conn.execute(upsert, [{"day": day, "value": value} for day, value in batch.counters.items()])
+                greatest = func.max if self.sqlite else func.greatest
+                upsert = insert.on_conflict_do_update(
+                    index_elements=["day"], set_={"value": greatest(table.c.value, insert.excluded.value)}
+                )
+                days = sorted(batch.counters.items())
+                self.conn.execute(upsert, [{"day": day, "value": value} for day, value in days])
 
     def close(self) -> None:
         try:
@@ -287,6 +325,10 @@ class Writer:
                 self._pragmas(cache_size=-2000, synchronous="NORMAL")  # hotline.db's
         finally:
             self.conn.close()
+
+
+# In a forked worker: the loading process's connection, never used nor closed there.
+_INHERITED: list = []
 
 
 def _if_missing(definition: str) -> str:
