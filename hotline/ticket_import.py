@@ -31,7 +31,6 @@ starts with an `import` row naming the source and the old number, in its hash ch
 import csv
 import json
 import multiprocessing
-import os
 import re
 import time
 import traceback
@@ -53,7 +52,7 @@ from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.deadlines.sla import dispatch_deadlines, on_time
 from hotline.demo.life import AssignmentRow, CallbackRow
 from hotline.demo.writer import COLUMNS as WRITER_COLUMNS
-from hotline.demo.writer import Batch, Pipe, Writer
+from hotline.demo.writer import Batch, Pipe, Writer, worker_count
 from hotline.directory import category_path, places
 from hotline.errors import Conflict, Invalid
 from hotline.indicators import totals
@@ -636,17 +635,15 @@ def import_tickets(runtime, path: str | Path, *, source: str, mapping: dict[str,
         return _import(runtime, Path(path), source, mapping, dry_run, partial, encoding, out, workers)
 
 
-# Worker processes checking the rows and building the tickets: one a core, at most
-# _MAX_WORKERS, from _PARALLEL_FROM rows (fewer are done in the importing process: starting
-# the workers would cost more than they save).
+# Worker processes checking the rows and building the tickets (`worker_count`), from this
+# many rows (fewer are done in the importing process).
 _PARALLEL_FROM = 10_000
-_MAX_WORKERS = 4
 _PROGRESS_EVERY = 10_000
 _TABLES = ("tickets", *(table for table, _ in Batch.CHILDREN))
 
 
 def _workers(rows: int) -> int:
-    return 0 if rows < _PARALLEL_FROM else max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
+    return worker_count(rows, _PARALLEL_FROM)
 
 
 def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]] | None, dry_run: bool,
@@ -935,10 +932,7 @@ def _work(k: int, workers: int, conn) -> None:
                 if writer is None:
                     writer = job.writer
                     writer.reopen()
-                before = dict(writer.written)
-                writer.write(built)
-                built.written = {name: n - before[name] for name, n in writer.written.items()}
-                built.rows = built.counters = None
+                writer.write_here(built)
             conn.send(built)
     except EOFError:  # the importing process writes nothing (or it failed): done
         pass

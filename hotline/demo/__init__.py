@@ -20,7 +20,6 @@ tokens are random.
 
 import multiprocessing
 import multiprocessing.util
-import os
 import random
 import time
 from collections import Counter, deque
@@ -52,7 +51,7 @@ from hotline.demo.district import (
 )
 from hotline.demo.life import DAY, EPOCH_ORDINAL, Days, Life, Master, TicketRow, at, day_of, midnight, seconds
 from hotline.demo.second_level import STREET_HELD, pass_down
-from hotline.demo.writer import Batch, Writer
+from hotline.demo.writer import Batch, Writer, worker_count
 from hotline.errors import Conflict, Invalid
 from hotline.evaluation.ratings import app_secret
 from hotline.indicators import totals
@@ -67,7 +66,6 @@ _HISTORY_DAYS = 183
 _PROGRESS_EVERY = 100_000
 # Below this many tickets the days are played in this process; above, in worker processes.
 _PARALLEL_FROM = 20_000
-_MAX_WORKERS = 4
 # Hour-of-day profile of intake (local time), from midnight.
 _HOURS = [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.5, 3, 6, 8, 8, 7, 5, 5, 7, 7, 6, 5, 4, 4, 4, 3, 2, 1.5]
 _HOURS_CUM = cumulative(_HOURS)
@@ -326,17 +324,12 @@ def _open_writer() -> None:
 def _play_and_write(index: int) -> _Played:
     """A stretch played and written (its own transaction) by this worker: only what it
     wrote goes back."""
-    played = _PLAYER.play(index)
-    before = dict(_WRITER.written)
-    _WRITER.write(played)
-    played.written = {name: n - before[name] for name, n in _WRITER.written.items()}
-    played.rows = played.counters = None
-    return played
+    return _WRITER.write_here(_PLAYER.play(index))
 
 
 def _workers(n: int) -> int:
     """Worker processes for `n` tickets: one a core, none for a small demo."""
-    return 0 if n < _PARALLEL_FROM else max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
+    return worker_count(n, _PARALLEL_FROM)
 
 
 def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_key: bytes,

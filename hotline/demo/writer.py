@@ -3,6 +3,7 @@ have left them, written over one connection, one transaction a batch, in a threa
 on PostgreSQL, a loader's forked workers write their own batches, each over a connection of
 its own (Writer.reopen), and the loading process only sets up and finishes (start, close)."""
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -189,6 +190,15 @@ class Writer:
         """In a forked worker, when its batches are written: its connection closed."""
         self.conn.close()
 
+    def write_here(self, batch: Any) -> Any:
+        """In a forked worker: write the batch (its own transaction) and keep only what goes
+        back to the loading process, the rows written of each table (`batch.written`)."""
+        before = dict(self.written)
+        self.write(batch)
+        batch.written = {name: n - before[name] for name, n in self.written.items()}
+        batch.rows = batch.counters = None
+        return batch
+
     def add(self, written: dict[str, int]) -> None:
         """Count the rows a worker wrote (the sequences are moved past them at close)."""
         for name, n in written.items():
@@ -329,6 +339,16 @@ class Writer:
 
 # In a forked worker: the loading process's connection, never used nor closed there.
 _INHERITED: list = []
+
+
+# The most worker processes a bulk load forks.
+MAX_WORKERS = 4
+
+
+def worker_count(n: int, parallel_from: int) -> int:
+    """Worker processes for a bulk load of `n` tickets: one a core (at most MAX_WORKERS), none
+    below `parallel_from` (starting them would cost more than they save)."""
+    return 0 if n < parallel_from else max(1, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
 def _if_missing(definition: str) -> str:
