@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
@@ -75,9 +76,15 @@ class Lookups:
 
     TTL = 10.0
     _cache: dict[str, tuple[float, dict, dict]] = {}
+    # Each engine's key, its URL as text: rendering a URL cost a third of a lookup's table,
+    # and a change of a ticket builds several.
+    _keys: "WeakKeyDictionary[Any, str]" = WeakKeyDictionary()
 
     def __init__(self, session: Session) -> None:
-        key = str(session.get_bind().url)
+        bind = session.get_bind()
+        key = self._keys.get(bind)
+        if key is None:
+            key = self._keys[bind] = str(bind.url)
         entry = self._cache.get(key)
         if entry is None or time.monotonic() - entry[0] > self.TTL:
             entry = self._load(session, key)
@@ -113,70 +120,84 @@ class Lookups:
         return entry
 
 
+_TICKET_COLUMNS = frozenset(Ticket.__table__.columns.keys())
+
+
+def _loaded(row: Any, names: frozenset[str]) -> dict[str, Any]:
+    """The row's values of `names`, read from its dict: a loaded row keeps them there, and a
+    ticket's view reads fifty of them (each read through the model is a call of the ORM's).
+    What is not loaded (expired by a commit) is loaded first, the usual way."""
+    values = vars(row)
+    for name in names - values.keys():
+        getattr(row, name)
+    return values
+
+
 def ticket_out(
     ticket: Ticket, actor: Reader, runtime, lookups: "Lookups", assignments: list[Assignment] | None = None
 ) -> dict[str, Any]:
     """The ticket as the actor may read it, with the colour of its running deadline."""
-    wf = runtime.workflows.get(ticket.workflow)
+    t = _loaded(ticket, _TICKET_COLUMNS)
+    wf = runtime.workflows.get(t["workflow"])
     current = level(ticket, runtime.now())
-    category = lookups.categories.get(ticket.category_id)
-    department = lookups.departments.get(ticket.main_department_id)
+    category = lookups.categories.get(t["category_id"])
+    department = lookups.departments.get(t["main_department_id"])
     out: dict[str, Any] = {
-        "id": ticket.id,
-        "number": ticket.number,
-        "source": ticket.source,
-        "external_id": ticket.external_id,
-        "source_details": ticket.source_details,
-        "workflow": ticket.workflow,
-        "line": ticket.line,
-        "type": ticket.type,
+        "id": t["id"],
+        "number": t["number"],
+        "source": t["source"],
+        "external_id": t["external_id"],
+        "source_details": t["source_details"],
+        "workflow": t["workflow"],
+        "line": t["line"],
+        "type": t["type"],
         "category": category.code if category else None,
         "category_name": category.name if category else None,
-        "urgency": ticket.urgency,
-        "channel": ticket.channel,
+        "urgency": t["urgency"],
+        "channel": t["channel"],
         **caller_view(ticket, actor),
-        "confidential": ticket.confidential,
-        "anonymous": ticket.anonymous,
-        "reply_wanted": ticket.reply_wanted,
-        "title": ticket.title,
-        "content": ticket.content,
-        "street": ticket.street,
-        "community": ticket.community,
-        "address": ticket.address,
-        "lat": ticket.lat,
-        "lng": ticket.lng,
-        "state": ticket.state,
-        "state_label": wf.state_label(ticket.state),
-        "version": ticket.version,
+        "confidential": t["confidential"],
+        "anonymous": t["anonymous"],
+        "reply_wanted": t["reply_wanted"],
+        "title": t["title"],
+        "content": t["content"],
+        "street": t["street"],
+        "community": t["community"],
+        "address": t["address"],
+        "lat": t["lat"],
+        "lng": t["lng"],
+        "state": t["state"],
+        "state_label": wf.state_label(t["state"]),
+        "version": t["version"],
         "department": department.code if department else None,
         "department_name": department.name if department else None,
-        "dispatch_count": ticket.dispatch_count,
-        "designated": ticket.designated,
-        "master": ticket.master_id,
-        "rehandle_count": ticket.rehandle_count,
-        "answer": ticket.answer,
-        "article_id": ticket.article_id,
-        "result": ticket.result,
-        "close_reason": ticket.close_reason,
-        "created_at": local_iso(ticket.created_at),
-        "updated_at": local_iso(ticket.updated_at),
-        "dispatched_at": local_iso(ticket.dispatched_at),
-        "signed_at": local_iso(ticket.signed_at),
-        "replied_at": local_iso(ticket.replied_at),
-        "closed_at": local_iso(ticket.closed_at),
+        "dispatch_count": t["dispatch_count"],
+        "designated": t["designated"],
+        "master": t["master_id"],
+        "rehandle_count": t["rehandle_count"],
+        "answer": t["answer"],
+        "article_id": t["article_id"],
+        "result": t["result"],
+        "close_reason": t["close_reason"],
+        "created_at": local_iso(t["created_at"]),
+        "updated_at": local_iso(t["updated_at"]),
+        "dispatched_at": local_iso(t["dispatched_at"]),
+        "signed_at": local_iso(t["signed_at"]),
+        "replied_at": local_iso(t["replied_at"]),
+        "closed_at": local_iso(t["closed_at"]),
         "deadlines": {
-            "sign_by": local_iso(ticket.sign_by),
-            "handle_by": local_iso(ticket.handle_by),
-            "callback_by": local_iso(ticket.callback_by),
-            "provisional": ticket.deadlines_provisional,
-            "running": ticket.due_kind,
-            "due_at": local_iso(ticket.due_at),
-            "warn_at": local_iso(ticket.warn_at),
+            "sign_by": local_iso(t["sign_by"]),
+            "handle_by": local_iso(t["handle_by"]),
+            "callback_by": local_iso(t["callback_by"]),
+            "provisional": t["deadlines_provisional"],
+            "running": t["due_kind"],
+            "due_at": local_iso(t["due_at"]),
+            "warn_at": local_iso(t["warn_at"]),
         },
         "level": current.name if current else None,
         "level_label": current.label if current else None,
-        "suspended_at": local_iso(ticket.suspended_at),
-        "extension_days": ticket.extension_days,
+        "suspended_at": local_iso(t["suspended_at"]),
+        "extension_days": t["extension_days"],
     }
     if assignments is not None:
         out["assignments"] = [
