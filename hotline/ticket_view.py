@@ -121,6 +121,7 @@ class Lookups:
 
 
 _TICKET_COLUMNS = frozenset(Ticket.__table__.columns.keys())
+_ASSIGNMENT_COLUMNS = frozenset(Assignment.__table__.columns.keys())
 
 
 def _loaded(row: Any, names: frozenset[str]) -> dict[str, Any]:
@@ -200,32 +201,35 @@ def ticket_out(
         "extension_days": t["extension_days"],
     }
     if assignments is not None:
+        parts = [_loaded(a, _ASSIGNMENT_COLUMNS) for a in assignments]
         out["assignments"] = [
             {
-                "department": lookups.departments[a.department_id].code,
-                "department_name": lookups.departments[a.department_id].name,
-                "role": a.role,
-                "status": a.status,
-                "dispatched_at": local_iso(a.dispatched_at),
-                "signed_at": local_iso(a.signed_at),
-                "replied_at": local_iso(a.replied_at),
-                "result": a.result,
+                "department": lookups.departments[a["department_id"]].code,
+                "department_name": lookups.departments[a["department_id"]].name,
+                "role": a["role"],
+                "status": a["status"],
+                "dispatched_at": local_iso(a["dispatched_at"]),
+                "signed_at": local_iso(a["signed_at"]),
+                "replied_at": local_iso(a["replied_at"]),
+                "result": a["result"],
                 # The assignment's own clocks (a community's, 二级派单, end within the street's).
-                "sign_by": local_iso(a.sign_by),
-                "handle_by": local_iso(a.handle_by),
+                "sign_by": local_iso(a["sign_by"]),
+                "handle_by": local_iso(a["handle_by"]),
             }
-            for a in assignments
+            for a in parts
         ]
         # The community its street office passed the ticket to (二级派单), while it has a part.
         out["community_department"] = next(
             (
-                lookups.departments[a.department_id].code
-                for a in assignments
-                if a.role == "sub" and a.status != "withdrawn"
+                lookups.departments[a["department_id"]].code
+                for a in parts
+                if a["role"] == "sub" and a["status"] != "withdrawn"
             ),
             None,
         )
         out["co_departments"] = [
-            lookups.departments[a.department_id].code for a in assignments if a.role == "co" and a.status != "withdrawn"
+            lookups.departments[a["department_id"]].code
+            for a in parts
+            if a["role"] == "co" and a["status"] != "withdrawn"
         ]
     return out
