@@ -127,10 +127,11 @@ _ASSIGNMENT_COLUMNS = frozenset(Assignment.__table__.columns.keys())
 def _loaded(row: Any, names: frozenset[str]) -> dict[str, Any]:
     """The row's values of `names`, read from its dict: a loaded row keeps them there, and a
     ticket's view reads fifty of them (each read through the model is a call of the ORM's).
-    What is not loaded (expired by a commit) is loaded first, the usual way."""
+    What is not there (expired by a commit, never set on a new row) is read the usual way."""
     values = vars(row)
-    for name in names - values.keys():
-        getattr(row, name)
+    missing = names - values.keys()
+    if missing:
+        return {**values, **{name: getattr(row, name) for name in missing}}
     return values
 
 
