@@ -4,6 +4,8 @@ import logging
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import inspect
+from sqlalchemy.schema import AddConstraint
 from sqlmodel import SQLModel
 
 from hotline.config import ROOT
@@ -32,6 +34,7 @@ def upgrade(db: Database) -> None:
         command.upgrade(cfg, "head")
         connection.commit()
     restore_indexes(db)
+    restore_foreign_keys(db)
     with db.session() as session:
         seed_calendar(session)
         totals.ensure(session)
@@ -59,3 +62,26 @@ def restore_indexes(db: Database) -> list[str]:
                     index.create(connection)
                     built.append(index.name)
     return built
+
+
+def restore_foreign_keys(db: Database) -> list[str]:
+    """PostgreSQL: add the foreign keys the schema declares that the database lacks, and name
+    their tables and columns. A bulk load into empty tables drops them with the indexes and
+    adds them after the rows (hotline.demo.writer): one killed part-way leaves them dropped
+    until this runs (at each upgrade). A key the models leave unnamed gets PostgreSQL's
+    name for it."""
+    if db.is_sqlite:  # a SQLite load never drops them
+        return []
+    added = []
+    with db.engine.begin() as connection:
+        inspector = inspect(connection)
+        for table in SQLModel.metadata.sorted_tables:
+            found = inspector.get_foreign_keys(table.name)
+            present = {(tuple(fk["constrained_columns"]), fk["referred_table"]) for fk in found}
+            for fk in sorted(table.foreign_key_constraints, key=lambda fk: fk.column_keys):
+                if (tuple(fk.column_keys), fk.referred_table.name) not in present:
+                    what = f"{table.name}({', '.join(fk.column_keys)})"
+                    log.warning("the foreign key of %s was missing (a bulk load stopped part-way?): adding it", what)
+                    connection.execute(AddConstraint(fk))
+                    added.append(what)
+    return added

@@ -504,6 +504,9 @@ def _loaded(db, source: str, numbers: list[str]) -> set[str]:
     """The old numbers of `source` loaded already."""
     found: set[str] = set()
     with db.engine.connect() as connection:
+        # A first import (no ticket of the source yet) asks nothing more.
+        if connection.execute(select(Ticket.id).where(Ticket.source == source).limit(1)).first() is None:
+            return found
         for i in range(0, len(numbers), _LOOKUP_CHUNK):
             chunk = numbers[i : i + _LOOKUP_CHUNK]
             found.update(
@@ -753,8 +756,8 @@ def _write(writer: Writer, crew: "_Crew | None", checked: list[list] | None, fil
     file's rows checked, or (None) the file is read again, KEEP rows at a time."""
     written = 0
     instants: list[datetime] = []
-    # Into empty tables (a district's first import) the indexes are built after the rows.
-    ids, counters = writer.start(defer_indexes=True)
+    # Into empty tables (a district's first import) the indexes and foreign keys are made after the rows.
+    ids, counters = writer.start(defer=True)
     ticket_id = ids.pop("tickets")
 
     def write(crew: _Crew, checked: list[list]) -> None:

@@ -203,3 +203,17 @@ def index_definitions(runtime: Runtime) -> set[tuple[str, str]]:
         query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
     with runtime.db.read_session() as session:
         return {tuple(row) for row in session.execute(text(query)).all()}
+
+
+def foreign_key_definitions(runtime: Runtime) -> set[tuple[str, ...]]:
+    """Every foreign key of the database with its definition (PostgreSQL's own; on SQLite,
+    where they are part of the tables' definitions, those)."""
+    if runtime.db.is_sqlite:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+    else:
+        query = (
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
+        )
+    with runtime.db.read_session() as session:
+        return {tuple(row) for row in session.execute(text(query)).all()}

@@ -94,3 +94,29 @@ def test_an_upgrade_builds_the_indexes_a_stopped_bulk_load_left_dropped(database
     assert "ix_tickets_next_due_at" not in names()
     upgrade(database)
     assert names() == before
+
+
+def test_an_upgrade_adds_the_foreign_keys_a_stopped_bulk_load_left_dropped(database):
+    """On PostgreSQL a bulk load into empty tables drops their foreign keys too and adds them
+    after the rows; one killed in between leaves them dropped until the next upgrade."""
+    import pytest
+
+    from hotline.migrate import restore_foreign_keys
+
+    if database.is_sqlite:
+        pytest.skip("SQLite keeps its foreign keys in its tables' definitions: a load never drops them")
+
+    def keys() -> set[tuple[str, str]]:
+        # By definition: a key the models leave unnamed comes back with PostgreSQL's name for
+        # it, not the one a migration gave it (the writer's own restore keeps the names).
+        listing = "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f'"
+        with database.engine.connect() as conn:
+            return set(conn.exec_driver_sql(listing).all())
+
+    assert restore_foreign_keys(database) == []  # a migrated database lacks none
+    before = keys()
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE ticket_events DROP CONSTRAINT ticket_events_ticket_id_fkey")
+        conn.exec_driver_sql("ALTER TABLE tickets DROP CONSTRAINT fk_tickets_article_id")
+    assert restore_foreign_keys(database) == ["tickets(article_id)", "ticket_events(ticket_id)"]
+    assert keys() == before

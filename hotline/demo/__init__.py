@@ -347,7 +347,7 @@ def _load_tickets(runtime, d: Directory, wf: Workflow, cal: WorkCalendar, link_k
         district = runtime.district(session)
     callers = Callers(rng, d)
     try:
-        ids, counters = writer.start(defer_indexes=True)
+        ids, counters = writer.start(defer=True)
         counts = _daily_counts(days, first, last, now_ts, n)
         player = _Player(runtime, d, wf, cal, link_key, district.name, seed, now_ts, days, callers, counts, first,
                          ids, counters, writer)  # fmt: skip

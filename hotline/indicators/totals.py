@@ -143,7 +143,8 @@ def rebuild(session: Session, days: tuple[date, date] | None = None) -> int:
     Safe while the server runs: on PostgreSQL the table is locked for the rebuild (a
     change committed before is read, one after adds to the new totals); on SQLite the
     rebuild is one write transaction like any other."""
-    if session.get_bind().dialect.name == "postgresql":
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
         session.connection().exec_driver_sql("LOCK TABLE daily_totals IN EXCLUSIVE MODE")
     if days is None:
         session.execute(delete(DailyTotal))
@@ -152,10 +153,21 @@ def rebuild(session: Session, days: tuple[date, date] | None = None) -> int:
         # A day's totals count only the facts anchored on that day: the days are rebuilt alone.
         session.execute(delete(DailyTotal).where(DailyTotal.day >= days[0], DailyTotal.day <= days[1]))
         counts = counts_by_day(session, *bounds(*days))
-    rows = [{"day": d, "department_id": dept, "metric": m, "n": n} for (d, dept, m), n in sorted(counts.items())]
+    keys = sorted(counts)
+    if postgresql:
+        # COPY, in this transaction: psycopg's executemany sends one INSERT a row (a hundred
+        # thousand rows for a district's two years took seconds of this process's CPU).
+        with session.connection().connection.cursor() as cursor, cursor.copy(_COPY) as copy:
+            for key in keys:
+                copy.write_row((*key, counts[key]))
+        return len(keys)
+    rows = [{"day": d, "department_id": dept, "metric": m, "n": counts[d, dept, m]} for d, dept, m in keys]
     for chunk in _chunks(rows, 5_000):
         session.execute(DailyTotal.__table__.insert(), chunk)
     return len(rows)
+
+
+_COPY = "COPY daily_totals (day, department_id, metric, n) FROM STDIN"
 
 
 def ensure(session: Session) -> int | None:
