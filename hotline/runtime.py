@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from hotline.config import Settings
 from hotline.db import Database, utcnow
 from hotline.deadlines.calendar import WorkCalendar
-from hotline.directory import District, district
+from hotline.directory import District, district, places
 from hotline.errors import TooManyRequests
 from hotline.evaluation.messaging import channel_from_settings
 from hotline.models import CalendarDay, CalendarYear
@@ -25,6 +25,8 @@ class Runtime:
     # How long a process trusts its copy of the calendar, and of the district's settings,
     # before asking whether another process changed them.
     CALENDAR_RECHECK_SECONDS = 30.0
+    # How long a process trusts its copy of the district's places for intake's check.
+    PLACES_RECHECK_SECONDS = 10.0
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -37,6 +39,7 @@ class Runtime:
         self._district: District | None = None
         self._district_read = 0.0
         self._district_changes = 0
+        self._places: tuple[float, dict[str, list[str]]] | None = None
         # The clock of this process: read at the edges (a request, a sweep) and passed
         # down as `now`; tests replace it to run at fixed times.
         self.clock: Callable[[], datetime] = utcnow
@@ -103,6 +106,22 @@ class Runtime:
             # it is used, not kept.
             if changes == self._district_changes:
                 self._district, self._district_read = fresh, time.monotonic()
+        return fresh
+
+    def places(self, session: Session, street: str | None, community: str | None) -> dict[str, list[str]]:
+        """The district's places (hotline.directory.places) as this process read them a few
+        seconds ago; read again when that copy is older, lists none, or lacks the street or the
+        community asked about (another process may have added it a moment ago), so a place is
+        refused only by what the database holds. Every intake checks its place: this spares it
+        a read of the table."""
+        cached = self._places
+        if cached is not None and time.monotonic() - cached[0] < self.PLACES_RECHECK_SECONDS:
+            known = cached[1]
+            found = (not street or street in known) and (not community or community in known.get(street or "", ()))
+            if known and found:
+                return known
+        fresh = places(session)
+        self._places = (time.monotonic(), fresh)
         return fresh
 
     def invalidate_district(self) -> None:

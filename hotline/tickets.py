@@ -194,10 +194,11 @@ def create_ticket(
             if not integration:
                 raise Invalid(f"no active category with the code {data['category']!r}", field="category")
             unknown["category"], category = data["category"], None
+    street, community = fields.get("street"), fields.get("community")
     if integration:
-        unknown.update(unknown_place(places(session), fields))
-    elif fields.get("street") or fields.get("community"):
-        check_place(places(session), fields.get("street"), fields.get("community"))
+        unknown.update(unknown_place(runtime.places(session, street, community), fields))
+    elif street or community:
+        check_place(runtime.places(session, street, community), street, community)
     line = ticket_line(runtime.workflows.lines, data.get("line"), call, source=source, channel=fields.get("channel"))
     # The workflow of the category, else of its nearest ancestor that names one.
     path = category_path(category.id if category else None, lookups.categories.get)
