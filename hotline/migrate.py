@@ -68,8 +68,8 @@ def restore_foreign_keys(db: Database) -> list[str]:
     """PostgreSQL: add the foreign keys the schema declares that the database lacks, and name
     their tables and columns. A bulk load into empty tables drops them with the indexes and
     adds them after the rows (hotline.demo.writer): one killed part-way leaves them dropped
-    until this runs (at each upgrade). A key the models leave unnamed gets PostgreSQL's
-    name for it."""
+    until this runs (at each upgrade). Every key a migration named is named so in the models,
+    so a key added here is the one the migrations made, name and all."""
     if db.is_sqlite:  # a SQLite load never drops them
         return []
     added = []

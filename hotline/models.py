@@ -58,7 +58,9 @@ class Department(SQLModel, table=True):
     org_code: str | None = Field(default=None, max_length=18)
     # A community (社区) names its street office (街道): the street may pass it tickets
     # (二级派单, docs/workflow.md). None: a department the centre dispatches to.
-    parent_id: int | None = Field(default=None, foreign_key="departments.id", index=True)
+    parent_id: int | None = Field(
+        default=None, index=True, sa_column_args=[ForeignKey("departments.id", name="fk_departments_parent_id")]
+    )
 
 
 class DistrictSettings(SQLModel, table=True):
@@ -203,7 +205,9 @@ class Ticket(SQLModel, table=True):
     rehandle_count: int = 0
     answer: str | None = Field(default=None, sa_type=Text)
     # The knowledge-base article a direct answer (直接办结) was given from.
-    article_id: int | None = Field(default=None, foreign_key="articles.id", index=True)
+    article_id: int | None = Field(
+        default=None, index=True, sa_column_args=[ForeignKey("articles.id", name="fk_tickets_article_id")]
+    )
     result: str | None = Field(default=None, sa_type=Text)
     close_reason: str | None = Field(default=None, max_length=32)
     created_by_id: int | None = Field(default=None, foreign_key="users.id")
@@ -483,7 +487,9 @@ class OutboxMessage(SQLModel, table=True):
     # The event's id outside (`webhook-id`): the same on every retry and replay.
     uid: str = Field(max_length=40, unique=True)
     topic: str = Field(max_length=40, index=True)
-    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)
+    ticket_id: int | None = Field(
+        default=None, index=True, sa_column_args=[ForeignKey("tickets.id", name="fk_outbox_ticket_id")]
+    )
     ticket_number: str | None = Field(default=None, max_length=20)
     sequence: int | None = None
     departments: str = Field(default="", max_length=200)

@@ -106,10 +106,11 @@ def test_an_upgrade_adds_the_foreign_keys_a_stopped_bulk_load_left_dropped(datab
     if database.is_sqlite:
         pytest.skip("SQLite keeps its foreign keys in its tables' definitions: a load never drops them")
 
-    def keys() -> set[tuple[str, str]]:
-        # By definition: a key the models leave unnamed comes back with PostgreSQL's name for
-        # it, not the one a migration gave it (the writer's own restore keeps the names).
-        listing = "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f'"
+    def keys() -> set[tuple[str, str, str]]:
+        # With their names: a key a migration named comes back with that name.
+        listing = (
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f'"
+        )
         with database.engine.connect() as conn:
             return set(conn.exec_driver_sql(listing).all())
 
