@@ -9,7 +9,7 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from hotline.db import utcnow
+from hotline.db import Database, utcnow
 from hotline.directory import create_category, create_department, create_rule, create_user, issue_token
 from hotline.models import User
 from hotline.runtime import Runtime
@@ -205,15 +205,15 @@ def index_definitions(runtime: Runtime) -> set[tuple[str, str]]:
         return {tuple(row) for row in session.execute(text(query)).all()}
 
 
-def foreign_key_definitions(runtime: Runtime) -> set[tuple[str, ...]]:
-    """Every foreign key of the database with its definition (PostgreSQL's own; on SQLite,
-    where they are part of the tables' definitions, those)."""
-    if runtime.db.is_sqlite:
+def foreign_key_definitions(db: Database) -> set[tuple[str, ...]]:
+    """Every foreign key of the database with its name and definition (PostgreSQL's own; on
+    SQLite, where they are part of the tables' definitions, those)."""
+    if db.is_sqlite:
         query = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
     else:
         query = (
             "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
             "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
         )
-    with runtime.db.read_session() as session:
-        return {tuple(row) for row in session.execute(text(query)).all()}
+    with db.engine.connect() as connection:
+        return {tuple(row) for row in connection.exec_driver_sql(query).all()}

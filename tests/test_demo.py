@@ -558,10 +558,10 @@ def test_a_leader_answers_an_open_supervision_order(demo):
 
 
 def test_demo_data_on_sqlite_and_postgresql_lets_the_scheduler_and_intake_carry_on(runtime):
-    indexes, keys = index_definitions(runtime), foreign_key_definitions(runtime)
+    indexes, keys = index_definitions(runtime), foreign_key_definitions(runtime.db)
     load_demo(runtime, tickets=150, seed=3, out=io.StringIO())
     assert len(indexes) > 20 and index_definitions(runtime) == indexes  # those built after the rows, as they were
-    assert len(keys) > 20 and foreign_key_definitions(runtime) == keys  # likewise
+    assert len(keys) > 20 and foreign_key_definitions(runtime.db) == keys  # likewise
     with runtime.db.read_session() as s:
         checked, broken = audit.verify(s)  # the chains the loader made, read back from either database
     assert broken is None and checked > 150
@@ -608,7 +608,7 @@ def test_workers_writing_their_own_stretches_give_the_rows_of_one_process(runtim
         with rt.db.read_session() as s:
             return {name: s.exec(select(*columns).order_by(columns[0])).all() for name, columns in queries.items()}
 
-    indexes, keys = index_definitions(runtime), foreign_key_definitions(runtime)
+    indexes, keys = index_definitions(runtime), foreign_key_definitions(runtime.db)
     runtime.clock = lambda: NOW
     load_demo(runtime, tickets=2500, seed=7, out=io.StringIO(), workers=0)
     alone = rows(runtime)
@@ -628,7 +628,7 @@ def test_workers_writing_their_own_stretches_give_the_rows_of_one_process(runtim
         try:
             load_demo(rt, tickets=2500, seed=7, out=io.StringIO(), workers=2)
             assert rows(rt) == alone
-            assert index_definitions(rt) == indexes and foreign_key_definitions(rt) == keys
+            assert index_definitions(rt) == indexes and foreign_key_definitions(rt.db) == keys
             with rt.db.read_session() as s:
                 checked, broken = audit.verify(s)
                 assert broken is None and checked == len(alone["events"])

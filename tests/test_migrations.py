@@ -102,22 +102,16 @@ def test_an_upgrade_adds_the_foreign_keys_a_stopped_bulk_load_left_dropped(datab
     import pytest
 
     from hotline.migrate import restore_foreign_keys
+    from tests.helpers import foreign_key_definitions
 
     if database.is_sqlite:
         pytest.skip("SQLite keeps its foreign keys in its tables' definitions: a load never drops them")
 
-    def keys() -> set[tuple[str, str, str]]:
-        # With their names: a key a migration named comes back with that name.
-        listing = (
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f'"
-        )
-        with database.engine.connect() as conn:
-            return set(conn.exec_driver_sql(listing).all())
-
     assert restore_foreign_keys(database) == []  # a migrated database lacks none
-    before = keys()
+    # With their names: a key a migration named comes back with that name.
+    before = foreign_key_definitions(database)
     with database.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE ticket_events DROP CONSTRAINT ticket_events_ticket_id_fkey")
         conn.exec_driver_sql("ALTER TABLE tickets DROP CONSTRAINT fk_tickets_article_id")
     assert restore_foreign_keys(database) == ["tickets(article_id)", "ticket_events(ticket_id)"]
-    assert keys() == before
+    assert foreign_key_definitions(database) == before
