@@ -5,12 +5,13 @@ was in flight at the kill again, with the same `webhook-id` (at least once), and
 
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import select
 
-from hotline.models import Delivery, Escalation, Notification, OutboxMessage, SupervisionOrder, TicketEvent
+from hotline.models import Delivery, Department, Escalation, Notification, OutboxMessage, SupervisionOrder, TicketEvent
 from tests.conftest import local
 from tests.helpers import Api, make_dispatched
 from tests.processes import hotline, kill_hard, start, stop
@@ -19,12 +20,44 @@ from tests.receivers import Receiver
 TOPICS = ["ticket.created", "ticket.changed", "ticket.rated", "rating.overturned", "notice"]
 
 
-def wait_until(done, what: str, timeout: float = 180, process=None, log=None) -> None:
+def wait_until(done, what: str, timeout: float = 180, process=None, log=None, every: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         assert process is None or process.poll() is None, f"the process ended before {what}: {log.read_text()}"
         assert time.monotonic() < deadline, f"no {what} within {timeout} s"
-        time.sleep(0.05)
+        time.sleep(every)
+
+
+@contextmanager
+def _holding_back_one_batch(runtime, department: str):
+    """On PostgreSQL the sweep's batches run side by side (two lanes), so that both can end
+    before any kill. Holding one department's row (FOR UPDATE) makes the batch with that
+    department's ticket wait at its first insert (the foreign key's check shares the row),
+    while the other batch commits. A lock on the ticket itself would not do: the sweep skips
+    a locked ticket. Yields whether a batch is held; on SQLite the batches run one after
+    another and the kill falls between them."""
+    if runtime.db.is_sqlite:
+        yield False
+        return
+    with runtime.db.engine.connect() as connection:
+        transaction = connection.begin()
+        connection.execute(select(Department.id).where(Department.code == department).with_for_update())
+        try:
+            yield True
+        finally:
+            transaction.rollback()
+
+
+def _waiting_on_a_lock(runtime) -> bool:
+    with runtime.db.read_session() as s:
+        return bool(
+            s.exec(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).one()[0]
+        )
 
 
 def count(runtime, model, *where) -> int:
@@ -36,14 +69,19 @@ def count(runtime, model, *where) -> int:
 def test_a_sweep_killed_half_way_is_finished_by_the_next_once_each(runtime, district, database, tmp_path):
     # Two batches of the sweep (200 tickets each): the kill falls after the first.
     tickets = 400
-    ids = make_dispatched(runtime, tickets, now=local(2026, 11, 2, 9, 0))
+    ids = make_dispatched(runtime, tickets - 1, now=local(2026, 11, 2, 9, 0))
+    ids += make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0), department="urban")
     log = tmp_path / "sweep.log"
-    # Overdue since Friday: each ticket is urged, supervised and reported (its warning passed over).
-    sweep = start(database.url, "sweep", "--now", "2026-11-20T10:00", log=log)
-    wait_until(lambda: count(runtime, Escalation) > 0, "escalation", process=sweep, log=log)
-    kill_hard(sweep)
+    with _holding_back_one_batch(runtime, "urban") as held:
+        # Overdue since Friday: each ticket is urged, supervised and reported (its warning passed over).
+        sweep = start(database.url, "sweep", "--now", "2026-11-20T10:00", log=log)
+        wait_until(lambda: count(runtime, Escalation) > 0, "escalation", process=sweep, log=log, every=0.01)
+        if held:
+            wait_until(lambda: _waiting_on_a_lock(runtime), "sweep waiting for the held batch", process=sweep, log=log)
+        kill_hard(sweep)
     escalated = set(_rows(runtime, select(Escalation.ticket_id).distinct()))
     assert 0 < len(escalated) < tickets, "killed after the sweep's end: nothing to learn"
+    assert not held or ids[-1] not in escalated
 
     done = hotline(database.url, "sweep", "--now", "2026-11-20T10:00").stdout
     assert f"{tickets - len(escalated)} urge" in done.splitlines()[-1]
