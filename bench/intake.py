@@ -55,6 +55,12 @@ CATEGORIES = [
     ("0102", "违章搭建", "01", "urban"),
     ("02", "市场监管", None, "market"),
 ]
+# The district's streets and communities, as a district lists them (its own intake is checked
+# against them): the street and community every ticket names, and more of each. A district
+# that lists none is `--communities 0`: every intake then reads the table again, since its
+# copy cannot show that a street named is one of the district's.
+STREET, COMMUNITY = "东城街道", "幸福社区"
+STREETS = 10
 CATEGORY = "0101"  # routed to housing by the category default
 HANDLER_DEPARTMENT = "housing"
 
@@ -66,8 +72,8 @@ def ticket_body(i: int) -> dict[str, Any]:
         "content": f"小区电梯坏了一周没人修，物业不管（第{i}次来电）",
         "caller_name": "张三",
         "caller_phone": "13812345678",
-        "street": "东城街道",
-        "community": "幸福社区",
+        "street": STREET,
+        "community": COMMUNITY,
     }
 
 
@@ -374,20 +380,24 @@ class Server:
 # --------------------------------------------------------------------------- set-up
 
 
-def set_up_district(env: dict[str, str], users: int, departments: int = 0, categories: int = 0) -> dict[str, list]:
+def set_up_district(
+    env: dict[str, str], users: int, departments: int = 0, categories: int = 0, communities: int = 0
+) -> dict[str, list]:
     """Migrate, then departments, categories, `users` agents and as many housing handlers; their tokens.
 
     One user per connection: hotline limits the requests per token (HOTLINE_RATE_LIMIT_PER_MINUTE),
     and a call centre's load comes from many agents, not one.
 
     `departments` and `categories` add that many more of each (a real district has about a
-    hundred departments and a category tree of several hundred nodes).
+    hundred departments and a category tree of several hundred nodes). `communities`, when not
+    0, lists the district's places: that many communities over ten streets, the tickets' own
+    among them.
     """
     subprocess.run([*hotline_command(), "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
     os.environ["HOTLINE_DATABASE_URL"] = env["HOTLINE_DATABASE_URL"]
     from hotline.config import get_settings
     from hotline.db import Database, utcnow
-    from hotline.directory import create_category, create_department, create_user, issue_token
+    from hotline.directory import create_category, create_department, create_place, create_user, issue_token
     from hotline.runtime import Runtime
 
     get_settings.cache_clear()
@@ -407,6 +417,9 @@ def set_up_district(env: dict[str, str], users: int, departments: int = 0, categ
             code, parent = f"c{i:04d}", None if i % 20 == 0 else f"c{i - i % 20:04d}"
             dept = extra_departments[i % len(extra_departments)] if extra_departments else None
             create_category(s, runtime, code=code, name=f"分类{code}", parent=parent, department=dept)
+        for i in range(communities):
+            street = STREET if i % STREETS == 0 else f"第{i % STREETS}街道"
+            create_place(s, street=street, community=COMMUNITY if i == 0 else f"第{i}社区")
         for i in range(users):
             for role, dept in (("agent", None), ("handler", HANDLER_DEPARTMENT)):
                 username = f"bench_{role}_{i}"
@@ -795,6 +808,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--departments", type=int, default=0, help="more departments in the district (default 0)")
     parser.add_argument("--categories", type=int, default=0, help="more category-tree nodes (default 0)")
+    parser.add_argument(
+        "--communities",
+        type=int,
+        default=100,
+        help="communities the district lists, over ten streets (default 100; 0: no places listed)",
+    )
     parser.add_argument("--only", choices=["hotline", "ceiling"], help="run one server's benchmarks only")
     parser.add_argument("--out", type=Path, default=RESULTS / "intake.json", help="the JSON results file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
@@ -824,6 +843,7 @@ def main(argv: list[str] | None = None) -> int:
             "district": {
                 "departments": len(DEPARTMENTS) + args.departments,
                 "categories": len(CATEGORIES) + args.categories,
+                "communities": args.communities,
             },
             "workers": 1,
             "database": "SQLite (WAL, synchronous=NORMAL)",
@@ -879,7 +899,7 @@ def run_benchmarks(args: argparse.Namespace, tmp: Path, report: dict[str, Any]) 
         if args.only != "ceiling":
             env = {**os.environ, "HOTLINE_DATABASE_URL": f"sqlite:///{db_path}", "HOTLINE_EMBEDDED_SCHEDULER": "false"}
             print(f"set-up in {tmp} ...", flush=True)
-            tokens = set_up_district(env, args.concurrency, args.departments, args.categories)
+            tokens = set_up_district(env, args.concurrency, args.departments, args.categories, args.communities)
             port = free_port()
             argv_hot = [*hotline_command(), "serve", "--port", str(port), "--no-access-log", "--log-level", "warning"]
             hot = Server("hotline serve", argv_hot, env, port, tmp / "hotline-serve.log")
