@@ -685,23 +685,28 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
         report.loaded_before = len(loaded)
         report.new = len(seen) - len(loaded)
         del seen
-        if dry_run or (rejected and not partial) or report.new == 0:
+        if dry_run or (rejected and not partial) or (report.new == 0 and not report.loaded_before):
             report.seconds = time.monotonic() - started
             return report
-        report.written, counted = _write(writer, crew, checked, file, crew_for, rejected, loaded, out)
+        counted = None
+        if report.new:
+            report.written, counted = _write(writer, crew, checked, file, crew_for, rejected, loaded, out)
     finally:
         if crew is not None:
             crew.close()
         if writer is not None:
             writer.close()
     if report.loaded_before:
-        # A run broken off may have written batches (whole ones) without counting them in the
-        # running totals: the days of every ticket of the source are counted again.
+        # A run broken off may have written batches (whole ones), or all of them, without
+        # counting them in the running totals: the days of every ticket of the source are
+        # counted again, also by a run that finds every row loaded (running it again is the
+        # cure for a run broken off, whenever it broke).
         counted = _widened(counted, _source_instants(runtime.db, source))
     if counted is not None:  # the tickets were written in bulk, past the gateway
         with runtime.db.session() as session:
             totals.rebuild(session, days=(totals.local_day(counted[0]), totals.local_day(counted[1])))
-    runtime.db.refresh_statistics(after_bulk=True)
+    if report.written:
+        runtime.db.refresh_statistics(after_bulk=True)
     report.seconds = time.monotonic() - started
     return report
 

@@ -115,6 +115,26 @@ def test_example_file_loads_closed_open_and_cancelled_tickets(runtime, district)
     assert _count(runtime, DailyTotal) > 0
 
 
+def test_a_run_broken_off_before_its_totals_is_finished_by_running_it_again(runtime, district, monkeypatch):
+    """Every batch written, then the run stops before the running totals (the process killed
+    there): running it again finds every row loaded, writes nothing, and counts them."""
+    mapping = read_mapping(MAPPING)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("killed before the totals")
+
+    with monkeypatch.context() as m:
+        m.setattr(totals, "rebuild", broken)
+        with pytest.raises(RuntimeError, match="before the totals"):
+            import_tickets(runtime, EXAMPLE, source=SOURCE, mapping=mapping)
+    assert _counts(runtime)["Ticket"] == 4
+    with runtime.db.read_session() as session:
+        assert check_totals(session, runtime, date(2026, 3, 1), date(2026, 3, 31)) != []  # short
+    again = import_tickets(runtime, EXAMPLE, source=SOURCE, mapping=mapping)
+    assert (again.written, again.new, again.loaded_before) == (0, 0, 4)
+    _totals_hold(runtime)
+
+
 def test_unmapped_rows_are_reported_and_nothing_is_loaded(runtime, district):
     report = import_tickets(runtime, EXAMPLE, source=SOURCE)
     assert [(r.row, r.column) for r in report.rejected] == [(4, "category"), (4, "department")]
