@@ -48,6 +48,22 @@ def test_a_steady_stream_of_the_same_size_raises_none(runtime, district):
         assert s.exec(select(SurgeAlert)).all() == []
 
 
+def test_a_busy_community_is_measured_against_its_own_usual_count(runtime, district):
+    # Five a day for four weeks and more in one community (its usual), and five on the last
+    # day only in another: the same count within the window, a surge only where it is not the
+    # usual one.
+    start = local(2026, 10, 20, 9, 0)
+    days = 29
+    for day in range(days):
+        _at(runtime, start + timedelta(days=day), n=5, street="东城街道", community="光明社区")
+    _at(runtime, start + timedelta(days=days - 1), n=5, street="东城街道", community="幸福社区")
+    report = sweep(runtime, now=start + timedelta(days=days - 1, hours=1))
+    assert sum(n.startswith("surge:") for n in report.notices) == 1
+    with runtime.db.read_session() as s:
+        (alert,) = s.exec(select(SurgeAlert)).all()
+    assert (alert.community, alert.count, alert.baseline) == ("幸福社区", 5, 0.0)
+
+
 def test_volume_by_type_and_growth(runtime, district, as_, clock):
     _at(runtime, local(2026, 10, 10, 10), n=2)
     _at(runtime, local(2026, 11, 10, 10), n=3)

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import ARRAY, Integer, String, and_, bindparam, column, func, or_, select, tuple_
 from sqlmodel import Session
 
 from hotline import notices
@@ -316,14 +316,47 @@ def _baselines(session: Session, keys: list[tuple], since: date, until: date) ->
     """Tickets per (category id, street, community) key on the local days in [since, until),
     from the daily counts (a few rows per key on their index)."""
     stored = [(c or 0, s or "", m) for c, s, m in keys]
-    key = tuple_(SurgeCount.category_id, SurgeCount.street, SurgeCount.community)
+    days = (SurgeCount.day >= since, SurgeCount.day < until)
     out: dict[tuple, int] = {}
-    for chunk in range(0, len(stored), 500):
-        for c, s, m, n in session.execute(
+    if session.get_bind().dialect.name == "postgresql":
+        # The keys as three arrays unnested into a relation joined to the counts: a lookup of
+        # each key on the counts' index. PostgreSQL runs a list of row values (`IN`) as one
+        # filter of every key tested on every row of the period: 150 ms for 335 keys over the
+        # four weeks of a district's counts (70,000 rows), 16 ms this way.
+        wanted = (
+            func.unnest(
+                bindparam("categories", [k[0] for k in stored], type_=ARRAY(Integer)),
+                bindparam("streets", [k[1] for k in stored], type_=ARRAY(String)),
+                bindparam("communities", [k[2] for k in stored], type_=ARRAY(String)),
+            )
+            .table_valued(column("c", Integer), column("s", String), column("m", String), name="wanted")
+            .render_derived()
+        )
+        query = (
+            select(wanted.c.c, wanted.c.s, wanted.c.m, func.sum(SurgeCount.n))
+            .select_from(wanted)
+            .join(
+                SurgeCount,
+                and_(
+                    SurgeCount.street == wanted.c.s,
+                    SurgeCount.community == wanted.c.m,
+                    SurgeCount.category_id == wanted.c.c,
+                    *days,
+                ),
+            )
+            .group_by(wanted.c.c, wanted.c.s, wanted.c.m)
+        )
+        queries = [query]
+    else:
+        key = tuple_(SurgeCount.category_id, SurgeCount.street, SurgeCount.community)
+        queries = [
             select(SurgeCount.category_id, SurgeCount.street, SurgeCount.community, func.sum(SurgeCount.n))
-            .where(key.in_(stored[chunk : chunk + 500]), SurgeCount.day >= since, SurgeCount.day < until)
+            .where(key.in_(stored[chunk : chunk + 500]), *days)
             .group_by(SurgeCount.category_id, SurgeCount.street, SurgeCount.community)
-        ):
+            for chunk in range(0, len(stored), 500)
+        ]
+    for query in queries:
+        for c, s, m, n in session.execute(query):
             out[(c or None, s or None, m)] = int(n)
     return out
 
