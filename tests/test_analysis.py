@@ -64,6 +64,22 @@ def test_a_busy_community_is_measured_against_its_own_usual_count(runtime, distr
     assert (alert.community, alert.count, alert.baseline) == ("幸福社区", 5, 0.0)
 
 
+def test_a_community_without_a_street_has_one_usual_count_however_the_street_was_left_out(runtime, district):
+    # Four weeks of one a day without a street, then five with none and five with an empty
+    # one in the window: one usual count for both ways of leaving the street out, read once.
+    start = local(2026, 10, 20, 9, 0)
+    days = 29
+    for day in range(days - 1):
+        _at(runtime, start + timedelta(days=day), community="幸福社区")
+    for street in (None, ""):
+        _at(runtime, start + timedelta(days=days - 1), n=5, street=street, community="幸福社区")
+    sweep(runtime, now=start + timedelta(days=days - 1, hours=1))
+    with runtime.db.read_session() as s:
+        alerts = s.exec(select(SurgeAlert.street, SurgeAlert.count, SurgeAlert.baseline)).all()
+    usual = round(27 / 28, 3)  # the 27 whole days before the window, in windows of a day
+    assert sorted(alerts, key=lambda a: a[0] is None) == [("", 5, usual), (None, 5, usual)]
+
+
 def test_volume_by_type_and_growth(runtime, district, as_, clock):
     _at(runtime, local(2026, 10, 10, 10), n=2)
     _at(runtime, local(2026, 11, 10, 10), n=3)

@@ -315,9 +315,16 @@ def _count_days(session: Session, since: date, until: date) -> None:
 def _baselines(session: Session, keys: list[tuple], since: date, until: date) -> dict[tuple, int]:
     """Tickets per (category id, street, community) key on the local days in [since, until),
     from the daily counts (a few rows per key on their index)."""
-    stored = [(c or 0, s or "", m) for c, s, m in keys]
-    days = (SurgeCount.day >= since, SurgeCount.day < until)
+    # The counts keep no category as 0 and no street as '': a key without a street (None)
+    # and one with an empty one ('') read the same counts, asked for once.
+    asked: dict[tuple, list[tuple]] = {}
+    for c, s, m in keys:
+        asked.setdefault((c or 0, s or "", m), []).append((c, s, m))
+    stored = list(asked)
     out: dict[tuple, int] = {}
+    if not stored:
+        return out
+    days = (SurgeCount.day >= since, SurgeCount.day < until)
     if session.get_bind().dialect.name == "postgresql":
         # The keys as three arrays unnested into a relation joined to the counts: a lookup of
         # each key on the counts' index. PostgreSQL runs a list of row values (`IN`) as one
@@ -357,7 +364,8 @@ def _baselines(session: Session, keys: list[tuple], since: date, until: date) ->
         ]
     for query in queries:
         for c, s, m, n in session.execute(query):
-            out[(c or None, s or None, m)] = int(n)
+            for key in asked[(c, s, m)]:
+                out[key] = int(n)
     return out
 
 
