@@ -48,16 +48,18 @@ def _holding_back_one_batch(runtime, department: str):
             transaction.rollback()
 
 
-def _waiting_on_a_lock(runtime) -> bool:
+def _waiting_on_a_lock(runtime) -> set[int]:
+    """The server sessions of this database waiting for a lock."""
     with runtime.db.read_session() as s:
-        return bool(
-            s.exec(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).one()[0]
-        )
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        return set(s.exec(text(query)).scalars())
+
+
+def _sessions(runtime) -> set[int]:
+    if runtime.db.is_sqlite:
+        return set()
+    with runtime.db.read_session() as s:
+        return set(s.exec(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars())
 
 
 def count(runtime, model, *where) -> int:
@@ -72,13 +74,24 @@ def test_a_sweep_killed_half_way_is_finished_by_the_next_once_each(runtime, dist
     ids = make_dispatched(runtime, tickets - 1, now=local(2026, 11, 2, 9, 0))
     ids += make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0), department="urban")
     log = tmp_path / "sweep.log"
+    waiting: set[int] = set()  # the server sessions of the held batch
+
+    def held_batch_waits() -> bool:
+        waiting.update(_waiting_on_a_lock(runtime))
+        return bool(waiting)
+
     with _holding_back_one_batch(runtime, "urban") as held:
         # Overdue since Friday: each ticket is urged, supervised and reported (its warning passed over).
         sweep = start(database.url, "sweep", "--now", "2026-11-20T10:00", log=log)
-        wait_until(lambda: count(runtime, Escalation) > 0, "escalation", process=sweep, log=log, every=0.01)
-        if held:
-            wait_until(lambda: _waiting_on_a_lock(runtime), "sweep waiting for the held batch", process=sweep, log=log)
-        kill_hard(sweep)
+        try:
+            wait_until(lambda: count(runtime, Escalation) > 0, "escalation", process=sweep, log=log, every=0.01)
+            if held:
+                wait_until(held_batch_waits, "the held batch to wait", process=sweep, log=log)
+        finally:
+            kill_hard(sweep)
+    # The killed sweep's server session ends once the held batch goes on and finds its client
+    # gone, taking its batch (and its tickets' locks) with it.
+    wait_until(lambda: not waiting & _sessions(runtime), "the killed sweep's session to end")
     escalated = set(_rows(runtime, select(Escalation.ticket_id).distinct()))
     assert 0 < len(escalated) < tickets, "killed after the sweep's end: nothing to learn"
     assert not held or ids[-1] not in escalated
