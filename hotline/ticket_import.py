@@ -705,8 +705,8 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
     if counted is not None:  # the tickets were written in bulk, past the gateway
         with runtime.db.session() as session:
             totals.rebuild(session, days=(totals.local_day(counted[0]), totals.local_day(counted[1])))
-    if report.written:
-        runtime.db.refresh_statistics(after_bulk=True)
+    # Also after a run that wrote nothing: the one broken off before it may not have come here.
+    runtime.db.refresh_statistics(after_bulk=True)
     report.seconds = time.monotonic() - started
     return report
 
