@@ -381,7 +381,7 @@ class Server:
 
 
 def set_up_district(
-    env: dict[str, str], users: int, departments: int = 0, categories: int = 0, communities: int = 0
+    env: dict[str, str], users: int, departments: int = 0, categories: int = 0, communities: int = 100
 ) -> dict[str, list]:
     """Migrate, then departments, categories, `users` agents and as many housing handlers; their tokens.
 
