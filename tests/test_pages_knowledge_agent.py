@@ -283,6 +283,9 @@ def test_the_agent_sees_suggestions_while_typing_and_answers_with_one(page, serv
     login(page, server, "agent")
     page.click("label[for=type-consultation]")
     page.locator("#content").press_sequentially(QUESTION, delay=30)
+    # The suggestions for the whole question: those for what was typed before it may still
+    # be replaced by them.
+    expect(page.locator("#kb-suggest .kb-list")).to_have_attribute("data-q", QUESTION)
     first = page.locator("#kb-suggest .kb-item").first
     expect(first.locator(".kb-title")).to_have_text("企业注销登记办事指南")
     expect(first.locator(".kb-snip mark").first).to_be_visible()

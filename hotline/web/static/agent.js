@@ -172,6 +172,17 @@
   }
 
   if (kb) {
+    // An opened suggestion reads its full text once. Listened for on the list (`toggle` does
+    // not bubble: caught on its way down), not by htmx on each item: a list swapped in a
+    // moment before the agent opens an item is not processed by htmx yet, and its item would
+    // stay at 正在读取全文… for good.
+    kb.addEventListener("toggle", function (e) {
+      const det = e.target;
+      if (!det.classList || !det.classList.contains("kb-det") || !det.open || det.dataset.loaded) return;
+      det.dataset.loaded = "1";
+      htmx.ajax("GET", det.dataset.body, { target: det.querySelector(".kb-body"), swap: "innerHTML" })
+        .catch(function () { delete det.dataset.loaded; });
+    }, true);
     kb.addEventListener("click", function (e) {
       const use = e.target.closest(".kb-use");
       if (use) cite(use);
