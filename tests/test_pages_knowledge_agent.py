@@ -299,6 +299,15 @@ def test_the_agent_sees_suggestions_while_typing_and_answers_with_one(page, serv
         expect(first.locator(".kb-sum")).to_be_focused()
     page.keyboard.press("Enter")
     expect(first.locator(".kb-body strong")).to_have_text("注销登记")
+    # The agent types on while reading: the newer suggestions keep the one open.
+    more = QUESTION + "，营业执照"
+    page.locator("#content").press_sequentially("，营业执照", delay=30)
+    expect(page.locator("#kb-suggest .kb-list")).to_have_attribute("data-q", more)
+    opened = page.locator(f'#kb-suggest .kb-item[data-article="{guide}"] .kb-det')
+    expect(opened).to_have_attribute("open", "")
+    expect(opened.locator(".kb-body strong")).to_have_text("注销登记")
+    first = page.locator(f'#kb-suggest .kb-item[data-article="{guide}"]')
+    first.locator(".kb-sum").focus()
     shot(page, "intake-knowledge-suggestions")
     # Tab to 用此答复: the answer takes the extract, the article is cited, 直接办结 is chosen.
     page.keyboard.press("Tab")

@@ -183,6 +183,20 @@
       htmx.ajax("GET", det.dataset.body, { target: det.querySelector(".kb-body"), swap: "innerHTML" })
         .catch(function () { delete det.dataset.loaded; });
     }, true);
+    // A newer search replaces the list while the agent may be reading an opened suggestion:
+    // one still in the new list is opened again there (and reads its text again).
+    let reading = [];
+    kb.addEventListener("htmx:beforeSwap", function (e) {
+      if (e.target !== kb) return;
+      reading = Array.from(kb.querySelectorAll(".kb-det[open]")).map(function (d) { return d.dataset.body; });
+    });
+    kb.addEventListener("htmx:afterSwap", function (e) {
+      if (e.target !== kb) return;
+      kb.querySelectorAll(".kb-det").forEach(function (d) {
+        if (reading.indexOf(d.dataset.body) !== -1) d.open = true;
+      });
+      reading = [];
+    });
     kb.addEventListener("click", function (e) {
       const use = e.target.closest(".kb-use");
       if (use) cite(use);
