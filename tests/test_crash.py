@@ -48,18 +48,13 @@ def _holding_back_one_batch(runtime, department: str):
             transaction.rollback()
 
 
-def _waiting_on_a_lock(runtime) -> set[int]:
-    """The server sessions of this database waiting for a lock."""
+def _server_sessions(runtime, *, waiting_on_a_lock: bool = False) -> set[int]:
+    """PostgreSQL: the server sessions of this database (those waiting for a lock)."""
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    if waiting_on_a_lock:
+        query += " AND wait_event_type = 'Lock'"
     with runtime.db.read_session() as s:
-        query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         return set(s.exec(text(query)).scalars())
-
-
-def _sessions(runtime) -> set[int]:
-    if runtime.db.is_sqlite:
-        return set()
-    with runtime.db.read_session() as s:
-        return set(s.exec(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars())
 
 
 def count(runtime, model, *where) -> int:
@@ -77,7 +72,7 @@ def test_a_sweep_killed_half_way_is_finished_by_the_next_once_each(runtime, dist
     waiting: set[int] = set()  # the server sessions of the held batch
 
     def held_batch_waits() -> bool:
-        waiting.update(_waiting_on_a_lock(runtime))
+        waiting.update(_server_sessions(runtime, waiting_on_a_lock=True))
         return bool(waiting)
 
     with _holding_back_one_batch(runtime, "urban") as held:
@@ -89,9 +84,10 @@ def test_a_sweep_killed_half_way_is_finished_by_the_next_once_each(runtime, dist
                 wait_until(held_batch_waits, "the held batch to wait", process=sweep, log=log)
         finally:
             kill_hard(sweep)
-    # The killed sweep's server session ends once the held batch goes on and finds its client
-    # gone, taking its batch (and its tickets' locks) with it.
-    wait_until(lambda: not waiting & _sessions(runtime), "the killed sweep's session to end")
+    if held:
+        # The killed sweep's server session ends once the held batch goes on and finds its
+        # client gone, taking its batch (and its tickets' locks) with it.
+        wait_until(lambda: not waiting & _server_sessions(runtime), "the killed sweep's session to end")
     escalated = set(_rows(runtime, select(Escalation.ticket_id).distinct()))
     assert 0 < len(escalated) < tickets, "killed after the sweep's end: nothing to learn"
     assert not held or ids[-1] not in escalated
