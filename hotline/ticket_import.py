@@ -702,11 +702,12 @@ def _import(runtime, path: Path, source: str, mapping: dict[str, dict[str, str]]
         # counted again, also by a run that finds every row loaded (running it again is the
         # cure for a run broken off, whenever it broke).
         counted = _widened(counted, _source_instants(runtime.db, source))
+    # The planner's view of the new rows, before the totals' queries read them; also after a
+    # run that wrote nothing: the one broken off before it may not have come here.
+    runtime.db.refresh_statistics(after_bulk=True)
     if counted is not None:  # the tickets were written in bulk, past the gateway
         with runtime.db.session() as session:
             totals.rebuild(session, days=(totals.local_day(counted[0]), totals.local_day(counted[1])))
-    # Also after a run that wrote nothing: the one broken off before it may not have come here.
-    runtime.db.refresh_statistics(after_bulk=True)
     report.seconds = time.monotonic() - started
     return report
 

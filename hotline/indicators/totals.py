@@ -160,11 +160,13 @@ def rebuild(session: Session, days: tuple[date, date] | None = None) -> int:
         with session.connection().connection.cursor() as cursor, cursor.copy(_COPY) as copy:
             for key in keys:
                 copy.write_row((*key, counts[key]))
-        return len(keys)
-    rows = [{"day": d, "department_id": dept, "metric": m, "n": counts[d, dept, m]} for d, dept, m in keys]
-    for chunk in _chunks(rows, 5_000):
-        session.execute(DailyTotal.__table__.insert(), chunk)
-    return len(rows)
+    else:
+        rows = [{"day": d, "department_id": dept, "metric": m, "n": counts[d, dept, m]} for d, dept, m in keys]
+        for chunk in _chunks(rows, 5_000):
+            session.execute(DailyTotal.__table__.insert(), chunk)
+    # The table was written anew: the planner's view of it too (the boards read it).
+    session.connection().exec_driver_sql("ANALYZE daily_totals")
+    return len(keys)
 
 
 _COPY = "COPY daily_totals (day, department_id, metric, n) FROM STDIN"
