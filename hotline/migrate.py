@@ -65,23 +65,38 @@ def restore_indexes(db: Database) -> list[str]:
 
 
 def restore_foreign_keys(db: Database) -> list[str]:
-    """PostgreSQL: add the foreign keys the schema declares that the database lacks, and name
-    their tables and columns. A bulk load into empty tables drops them with the indexes and
-    adds them after the rows (hotline.demo.writer): one killed part-way leaves them dropped
-    until this runs (at each upgrade). Every key a migration named is named so in the models,
-    so a key added here is the one the migrations made, name and all."""
+    """PostgreSQL: add the foreign keys the schema declares that the database lacks, check
+    those added but not yet checked (NOT VALID), and name their tables and columns. A bulk
+    load into empty tables drops them with the indexes, adds them after the rows unchecked,
+    then checks them (hotline.demo.writer): one killed part-way leaves them dropped or
+    unchecked until this runs (at each upgrade). Every key a migration named is named so in
+    the models, so a key added here is the one the migrations made, name and all."""
     if db.is_sqlite:  # a SQLite load never drops them
         return []
-    added = []
+    restored = []
     with db.engine.begin() as connection:
         inspector = inspect(connection)
+        unchecked = set(
+            connection.exec_driver_sql(
+                "SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype = 'f' "
+                "AND NOT convalidated AND connamespace = current_schema()::regnamespace"
+            ).all()
+        )
         for table in SQLModel.metadata.sorted_tables:
             found = inspector.get_foreign_keys(table.name)
+            for fk in found:
+                if (table.name, fk["name"]) in unchecked:
+                    what = f"{table.name}({', '.join(fk['constrained_columns'])})"
+                    log.warning(
+                        "the foreign key of %s was not checked (a bulk load stopped part-way?): checking it", what
+                    )
+                    connection.exec_driver_sql(f'ALTER TABLE "{table.name}" VALIDATE CONSTRAINT "{fk["name"]}"')
+                    restored.append(what)
             present = {(tuple(fk["constrained_columns"]), fk["referred_table"]) for fk in found}
             for fk in sorted(table.foreign_key_constraints, key=lambda fk: fk.column_keys):
                 if (tuple(fk.column_keys), fk.referred_table.name) not in present:
                     what = f"{table.name}({', '.join(fk.column_keys)})"
                     log.warning("the foreign key of %s was missing (a bulk load stopped part-way?): adding it", what)
                     connection.execute(AddConstraint(fk))
-                    added.append(what)
-    return added
+                    restored.append(what)
+    return restored

@@ -115,3 +115,30 @@ def test_an_upgrade_adds_the_foreign_keys_a_stopped_bulk_load_left_dropped(datab
         conn.exec_driver_sql("ALTER TABLE tickets DROP CONSTRAINT fk_tickets_article_id")
     assert restore_foreign_keys(database) == ["tickets(article_id)", "ticket_events(ticket_id)"]
     assert foreign_key_definitions(database) == before
+
+
+def test_an_upgrade_checks_the_foreign_keys_a_stopped_bulk_load_left_unchecked(database):
+    """A bulk load adds its foreign keys back NOT VALID, then checks each: one killed in
+    between leaves them unchecked (still enforced on new rows) until the next upgrade."""
+    import pytest
+
+    from hotline.migrate import restore_foreign_keys
+    from tests.helpers import foreign_key_definitions
+
+    if database.is_sqlite:
+        pytest.skip("SQLite keeps its foreign keys in its tables' definitions: a load never drops them")
+
+    before = foreign_key_definitions(database)
+    unchecked = "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated"
+    with database.engine.begin() as conn:
+        definition = conn.exec_driver_sql(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'callbacks_ticket_id_fkey'"
+        ).scalar_one()
+        conn.exec_driver_sql("ALTER TABLE callbacks DROP CONSTRAINT callbacks_ticket_id_fkey")
+        conn.exec_driver_sql(f"ALTER TABLE callbacks ADD CONSTRAINT callbacks_ticket_id_fkey {definition} NOT VALID")
+        assert conn.exec_driver_sql(unchecked).scalar_one() == 1
+    assert restore_foreign_keys(database) == ["callbacks(ticket_id)"]
+    with database.engine.begin() as conn:
+        assert conn.exec_driver_sql(unchecked).scalar_one() == 0
+    assert foreign_key_definitions(database) == before
+    assert restore_foreign_keys(database) == []

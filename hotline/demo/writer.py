@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from operator import attrgetter
-from queue import Queue
+from queue import Empty, Queue, SimpleQueue
 from threading import Thread
 from typing import Any
 
@@ -349,53 +349,68 @@ class Writer:
                 days = sorted(batch.counters.items())
                 self.conn.execute(upsert, [{"day": day, "value": value} for day, value in days])
 
-    def _build_side_by_side(self) -> None:
-        """PostgreSQL: the indexes dropped at start built again over one session a core, side
-        by side (CREATE INDEX locks its table in SHARE mode, which another CREATE INDEX shares),
-        the indexes of the largest tables first, each to the session with the fewest rows to
-        sort so far. Each session builds its own one at a time, the sessions being the
-        parallelism."""
-        sessions = [[] for _ in range(worker_count(len(self.indexes), 2) or 1)]
-        rows = [0] * len(sessions)
-        for _, table, definition in sorted(self.indexes, key=lambda index: -self.written[index[1]]):
-            least = rows.index(min(rows))
-            sessions[least].append(definition)
-            rows[least] += self.written[table]
-        with ThreadPoolExecutor(len(sessions), thread_name_prefix="demo-indexes") as pool:
-            for built in [pool.submit(self._build, definitions) for definitions in sessions]:
-                built.result()
-
-    def _build(self, definitions: list[str]) -> None:
-        with self.db.engine.connect() as connection, connection.begin():
-            connection.exec_driver_sql("SET LOCAL maintenance_work_mem TO '256MB'")
-            connection.exec_driver_sql("SET LOCAL max_parallel_maintenance_workers TO 0")
-            for definition in definitions:
-                # (one built meanwhile, by an upgrade's `restore_indexes`, is kept)
-                connection.exec_driver_sql(_if_missing(definition))
-
-    def _add_foreign_keys(self) -> None:
-        """The foreign keys dropped at start added again, each checking every row once (one
-        added meanwhile, by an upgrade's `restore_foreign_keys`, is kept)."""
+    def _finish_side_by_side(self) -> None:
+        """PostgreSQL: the indexes and foreign keys dropped at start made again, over one
+        session a core, side by side. The foreign keys are first added NOT VALID, at once (no
+        row read), then each is validated: that locks its table against writes only, and the
+        table it refers to hardly at all (ROW SHARE), so one session checks a key while another
+        builds an index (CREATE INDEX locks its table in SHARE mode, which another CREATE INDEX
+        shares). The sessions take the work from one queue, the indexes of the largest tables
+        first, then the keys, each statement its own transaction."""
         quote = self.conn.dialect.identifier_preparer.quote
-        with self.conn.begin():
-            present = {key[:2] for key in self._foreign_keys()}
-            for table, name, definition in self.foreign_keys:
-                if (table, name) not in present:
-                    self.conn.exec_driver_sql(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+
+        def largest_first(item: tuple) -> int:  # (name, table, ...): the table's rows written, most first
+            return -self.written.get(item[1], 0)
+
+        # (one built or added meanwhile, by an upgrade's restore_indexes or restore_foreign_keys, is kept)
+        work = [_if_missing(definition) for _, _, definition in sorted(self.indexes, key=largest_first)]
+        if self.foreign_keys:
+            with self.conn.begin():
+                present = {key[:2] for key in self._foreign_keys()}
+                for table, name, definition in self.foreign_keys:
+                    if (table, name) not in present:
+                        self.conn.exec_driver_sql(
+                            f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition} NOT VALID"
+                        )
+            keys = sorted(((name, table) for table, name, _ in self.foreign_keys), key=largest_first)
+            work += [f"ALTER TABLE {quote(table)} VALIDATE CONSTRAINT {quote(name)}" for name, table in keys]
+        queue: SimpleQueue = SimpleQueue()
+        for statement in work:
+            queue.put(statement)
+        sessions = worker_count(len(work), 2) or 1
+        with ThreadPoolExecutor(sessions, thread_name_prefix="bulk-finish") as pool:
+            for finished in [pool.submit(self._finish, queue) for _ in range(sessions)]:
+                finished.result()
+
+    def _finish(self, queue: SimpleQueue) -> None:
+        """One session of _finish_side_by_side: statements from the queue until it is empty
+        (or one fails: the others then stop after their current one)."""
+        with self.db.engine.connect() as connection:
+            while True:
+                try:
+                    statement = queue.get_nowait()
+                except Empty:
+                    return
+                try:
+                    with connection.begin():
+                        connection.exec_driver_sql("SET LOCAL maintenance_work_mem TO '256MB'")
+                        connection.exec_driver_sql("SET LOCAL work_mem TO '256MB'")  # a key's check joins
+                        connection.exec_driver_sql("SET LOCAL max_parallel_maintenance_workers TO 0")
+                        connection.exec_driver_sql(statement)
+                except BaseException:
+                    while not queue.empty():
+                        queue.get_nowait()
+                    raise
 
     def close(self) -> None:
         try:
-            if self.indexes:
-                if self.sqlite:
-                    with self.conn.begin():
-                        for _, _, definition in self.indexes:
-                            self.conn.exec_driver_sql(_if_missing(definition))
-                else:
-                    self._build_side_by_side()
-                self.indexes = []
-            if self.foreign_keys:
-                self._add_foreign_keys()
-                self.foreign_keys = []
+            if self.sqlite and self.indexes:
+                with self.conn.begin():
+                    for _, _, definition in self.indexes:
+                        self.conn.exec_driver_sql(_if_missing(definition))
+            elif self.indexes or self.foreign_keys:
+                self._finish_side_by_side()
+            self.indexes, self.foreign_keys = [], []
             if not self.sqlite:
                 with self.conn.begin():
                     # The ids were given here: move each sequence past them (if it wrote any:
