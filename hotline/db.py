@@ -63,6 +63,16 @@ def dialect_insert(dialect: str):
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
+def foreign_keys(connection) -> list[tuple[str, str, str, bool]]:
+    """PostgreSQL: the foreign keys of the current schema, each as (table, name, definition as
+    pg_get_constraintdef writes it, whether its rows were checked: false for one added NOT VALID)."""
+    query = (
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
+        "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace ORDER BY 1, 2"
+    )
+    return [tuple(row) for row in connection.exec_driver_sql(query).all()]
+
+
 def utcnow() -> datetime:
     """The current time, aware, in UTC (only for edges: logic takes `now` as an argument)."""
     return datetime.now(UTC)

@@ -9,7 +9,7 @@ from sqlalchemy.schema import AddConstraint
 from sqlmodel import SQLModel
 
 from hotline.config import ROOT
-from hotline.db import Database
+from hotline.db import Database, foreign_keys
 from hotline.deadlines.holidays import seed_calendar
 from hotline.indicators import totals
 
@@ -76,12 +76,7 @@ def restore_foreign_keys(db: Database) -> list[str]:
     restored = []
     with db.engine.begin() as connection:
         inspector = inspect(connection)
-        unchecked = set(
-            connection.exec_driver_sql(
-                "SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype = 'f' "
-                "AND NOT convalidated AND connamespace = current_schema()::regnamespace"
-            ).all()
-        )
+        unchecked = {(table, name) for table, name, _, checked in foreign_keys(connection) if not checked}
         for table in SQLModel.metadata.sorted_tables:
             found = inspector.get_foreign_keys(table.name)
             for fk in found:

@@ -9,7 +9,7 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from hotline.db import Database, utcnow
+from hotline.db import Database, foreign_keys, utcnow
 from hotline.directory import create_category, create_department, create_rule, create_user, issue_token
 from hotline.models import User
 from hotline.runtime import Runtime
@@ -208,12 +208,8 @@ def index_definitions(runtime: Runtime) -> set[tuple[str, str]]:
 def foreign_key_definitions(db: Database) -> set[tuple[str, ...]]:
     """Every foreign key of the database with its name and definition (PostgreSQL's own; on
     SQLite, where they are part of the tables' definitions, those)."""
-    if db.is_sqlite:
-        query = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
-    else:
-        query = (
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
-        )
     with db.engine.connect() as connection:
+        if not db.is_sqlite:
+            return {(table, name, definition) for table, name, definition, _ in foreign_keys(connection)}
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
         return {tuple(row) for row in connection.exec_driver_sql(query).all()}

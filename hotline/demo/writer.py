@@ -20,7 +20,7 @@ from sqlalchemy import func, inspect, select
 
 from hotline.audit import GENESIS, canonical_details, canonical_of, link
 from hotline.crypto import CALLER_HASHES, SEALED_COLUMNS
-from hotline.db import UTCDateTime, dialect_insert
+from hotline.db import UTCDateTime, dialect_insert, foreign_keys
 from hotline.models import (
     Approval,
     Assignment,
@@ -291,13 +291,13 @@ class Writer:
         return ids, counters
 
     def _foreign_keys(self) -> list[tuple[str, str, str]]:
-        """PostgreSQL: the foreign keys of the written tables, with their tables and definitions."""
-        query = (
-            "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
-            "WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace "
-            "AND c.conrelid::regclass::text = ANY(%(names)s) ORDER BY 1, 2"
-        )
-        return [tuple(row) for row in self.conn.exec_driver_sql(query, {"names": list(TABLES)}).all()]
+        """PostgreSQL: the foreign keys of the written tables, with their tables and definitions
+        (of one left unchecked, the definition without its NOT VALID)."""
+        return [
+            (table, name, definition.removesuffix(" NOT VALID"))
+            for table, name, definition, _ in foreign_keys(self.conn)
+            if table in TABLES
+        ]
 
     def _secondary_indexes(self) -> list[tuple[str, str, str]]:
         """The indexes of the written tables that no constraint owns, with their tables and
