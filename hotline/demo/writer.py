@@ -6,6 +6,7 @@ its own (Writer.reopen), and the loading process only sets up and finishes (star
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from operator import attrgetter
@@ -176,12 +177,18 @@ class Writer:
             self._no_commit_wait()
 
     def _column_types(self, table: str, names: list[str]) -> list[int]:
-        """PostgreSQL: the type oids of a table's columns, in the order given."""
+        """PostgreSQL: the type oids of a table's columns, in the order given; refused here
+        for a type the driver has no binary form of (an enum, a domain), rather than at the
+        first COPY. (The values are not checked against them: the rows are the demo's and the
+        import's own, made as the models' types want, and the tests write every table.)"""
         query = (
             "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %(table)s::regclass "
             "AND attnum > 0 AND NOT attisdropped"
         )
         types = dict(self.conn.exec_driver_sql(query, {"table": table}).all())
+        for name in names:
+            if types[name] != _JSONTextDumper.oid:
+                postgres.adapters.get_dumper_by_oid(types[name], Format.BINARY)
         return [types[name] for name in names]
 
     def _no_commit_wait(self) -> None:
@@ -352,11 +359,12 @@ class Writer:
     def _finish_side_by_side(self) -> None:
         """PostgreSQL: the indexes and foreign keys dropped at start made again, over one
         session a core, side by side. The foreign keys are first added NOT VALID, at once (no
-        row read), then each is validated: that locks its table against writes only, and the
-        table it refers to hardly at all (ROW SHARE), so one session checks a key while another
-        builds an index (CREATE INDEX locks its table in SHARE mode, which another CREATE INDEX
-        shares). The sessions take the work from one queue, the indexes of the largest tables
-        first, then the keys, each statement its own transaction."""
+        row read), then each is validated: that takes SHARE UPDATE EXCLUSIVE on its table
+        (which waits for an index build on that same table) and only ROW SHARE on the table it
+        refers to, so one session checks a key while another builds an index of another table
+        (CREATE INDEX locks its table in SHARE mode, which another CREATE INDEX shares). The
+        sessions take the work from one queue, the indexes of the largest tables first, then
+        the keys, each statement its own transaction (no lock held past it: no deadlock)."""
         quote = self.conn.dialect.identifier_preparer.quote
 
         def largest_first(item: tuple) -> int:  # (name, table, ...): the table's rows written, most first
@@ -393,17 +401,28 @@ class Writer:
                     return
                 try:
                     with connection.begin():
+                        # (a key's check runs its join with maintenance_work_mem too)
                         connection.exec_driver_sql("SET LOCAL maintenance_work_mem TO '256MB'")
-                        connection.exec_driver_sql("SET LOCAL work_mem TO '256MB'")  # a key's check joins
                         connection.exec_driver_sql("SET LOCAL max_parallel_maintenance_workers TO 0")
                         connection.exec_driver_sql(statement)
                 except BaseException:
-                    while not queue.empty():
-                        queue.get_nowait()
+                    with suppress(Empty):
+                        while True:
+                            queue.get_nowait()
                     raise
 
     def close(self) -> None:
         try:
+            if not self.sqlite and any(self.written.values()):
+                # The ids were given here: move each sequence past them, before the finish (one
+                # that fails leaves the rows there, and the next insert must not reuse an id).
+                # (Not if it wrote none: the import sets a writer up before it knows it will write.)
+                with self.conn.begin():
+                    for name in TABLES:
+                        self.conn.exec_driver_sql(
+                            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), MAX(id)) FROM {name} "
+                            "HAVING MAX(id) IS NOT NULL"
+                        )
             if self.sqlite and self.indexes:
                 with self.conn.begin():
                     for _, _, definition in self.indexes:
@@ -411,20 +430,16 @@ class Writer:
             elif self.indexes or self.foreign_keys:
                 self._finish_side_by_side()
             self.indexes, self.foreign_keys = [], []
-            if not self.sqlite:
-                with self.conn.begin():
-                    # The ids were given here: move each sequence past them (if it wrote any:
-                    # the import sets a writer up before it knows it will write).
-                    for name in TABLES if any(self.written.values()) else ():
-                        self.conn.exec_driver_sql(
-                            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), MAX(id)) FROM {name} "
-                            "HAVING MAX(id) IS NOT NULL"
-                        )
-                    self.conn.exec_driver_sql("RESET synchronous_commit")
-            else:
-                self._pragmas(cache_size=-2000, synchronous="NORMAL")  # hotline.db's
         finally:
-            self.conn.close()
+            try:  # the connection goes back to the pool as hotline.db set it up
+                if self.sqlite:
+                    self._pragmas(cache_size=-2000, synchronous="NORMAL")  # hotline.db's
+                else:
+                    self.conn.rollback()
+                    self.conn.exec_driver_sql("RESET synchronous_commit")
+                    self.conn.commit()
+            finally:
+                self.conn.close()
 
 
 class _JSONText:
