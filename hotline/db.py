@@ -73,6 +73,22 @@ def foreign_keys(connection) -> list[tuple[str, str, str, bool]]:
     return [tuple(row) for row in connection.exec_driver_sql(query).all()]
 
 
+def indexes(connection) -> list[tuple[str, str, str | None, bool]]:
+    """The indexes of the database (PostgreSQL: of the current schema), each as (name, table,
+    definition as the database writes it, whether a constraint owns it: a primary key's or a
+    unique constraint's, made and dropped with it). SQLite writes no definition for those."""
+    if connection.dialect.name == "sqlite":
+        query = "SELECT name, tbl_name, sql, sql IS NULL FROM sqlite_master WHERE type = 'index' ORDER BY 2, 1"
+    else:
+        query = (
+            "SELECT i.indexname, i.tablename, i.indexdef, EXISTS (SELECT 1 FROM pg_constraint c "
+            "WHERE c.conindid = (quote_ident(i.schemaname) || '.' || quote_ident(i.indexname))::regclass) "
+            "FROM pg_indexes i WHERE i.schemaname = current_schema() ORDER BY 2, 1"
+        )
+    rows = connection.exec_driver_sql(query).all()
+    return [(name, table, definition, bool(owned)) for name, table, definition, owned in rows]
+
+
 def utcnow() -> datetime:
     """The current time, aware, in UTC (only for edges: logic takes `now` as an argument)."""
     return datetime.now(UTC)

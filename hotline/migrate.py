@@ -9,7 +9,7 @@ from sqlalchemy.schema import AddConstraint
 from sqlmodel import SQLModel
 
 from hotline.config import ROOT
-from hotline.db import Database, foreign_keys
+from hotline.db import Database, foreign_keys, indexes
 from hotline.deadlines.holidays import seed_calendar
 from hotline.indicators import totals
 
@@ -47,14 +47,9 @@ def restore_indexes(db: Database) -> list[str]:
     secondary indexes and builds them after the rows: one killed part-way leaves them
     dropped, and every page and sweep slow, until this runs (at each upgrade: `hotline db
     upgrade`, `hotline serve`)."""
-    listing = (
-        "SELECT name FROM sqlite_master WHERE type = 'index'"
-        if db.is_sqlite
-        else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-    )
     built = []
     with db.engine.begin() as connection:
-        present = set(connection.exec_driver_sql(listing).scalars())
+        present = {name for name, *_ in indexes(connection)}
         for table in SQLModel.metadata.sorted_tables:
             for index in sorted(table.indexes, key=lambda i: i.name):
                 if index.name not in present:

@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
-from hotline.db import Database, foreign_keys, utcnow
+from hotline.db import Database, foreign_keys, indexes, utcnow
 from hotline.directory import create_category, create_department, create_rule, create_user, issue_token
 from hotline.models import User
 from hotline.runtime import Runtime
@@ -196,13 +195,10 @@ def sqlite_plan(path: str, sql: str) -> str:
 
 
 def index_definitions(runtime: Runtime) -> set[tuple[str, str]]:
-    """Every index of the database, with its definition (SQLite's or PostgreSQL's own)."""
-    if runtime.db.is_sqlite:
-        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-    else:
-        query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
-    with runtime.db.read_session() as session:
-        return {tuple(row) for row in session.execute(text(query)).all()}
+    """Every index of the database, with its definition (SQLite's or PostgreSQL's own; on
+    SQLite, not those its constraints own, which have none)."""
+    with runtime.db.engine.connect() as connection:
+        return {(name, definition) for name, _, definition, _ in indexes(connection) if definition is not None}
 
 
 def foreign_key_definitions(db: Database) -> set[tuple[str, ...]]:

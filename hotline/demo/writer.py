@@ -21,7 +21,7 @@ from sqlalchemy import func, inspect, select
 
 from hotline.audit import GENESIS, canonical_details, canonical_of, link
 from hotline.crypto import CALLER_HASHES, SEALED_COLUMNS
-from hotline.db import UTCDateTime, dialect_insert, foreign_keys
+from hotline.db import UTCDateTime, dialect_insert, foreign_keys, indexes
 from hotline.models import (
     Approval,
     Assignment,
@@ -309,20 +309,11 @@ class Writer:
     def _secondary_indexes(self) -> list[tuple[str, str, str]]:
         """The indexes of the written tables that no constraint owns, with their tables and
         definitions."""
-        names = list(TABLES)
-        if self.sqlite:
-            query = (
-                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                f"AND tbl_name IN ({', '.join('?' * len(names))}) ORDER BY tbl_name, name"
-            )
-            return [tuple(row) for row in self.conn.exec_driver_sql(query, tuple(names)).all()]
-        query = (
-            "SELECT i.indexname, i.tablename, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
-            "AND i.tablename = ANY(%(names)s) AND NOT EXISTS (SELECT 1 FROM pg_constraint c "
-            "WHERE c.conindid = (quote_ident(i.schemaname) || '.' || quote_ident(i.indexname))::regclass) "
-            "ORDER BY i.tablename, i.indexname"
-        )
-        return [tuple(row) for row in self.conn.exec_driver_sql(query, {"names": names}).all()]
+        return [
+            (name, table, definition)
+            for name, table, definition, owned in indexes(self.conn)
+            if table in TABLES and not owned
+        ]
 
     def write(self, batch: "Batch") -> None:
         with self.conn.begin():
