@@ -80,7 +80,9 @@ def restore_foreign_keys(db: Database) -> list[str]:
                     log.warning(
                         "the foreign key of %s was not checked (a bulk load stopped part-way?): checking it", what
                     )
-                    connection.exec_driver_sql(f'ALTER TABLE "{table.name}" VALIDATE CONSTRAINT "{fk["name"]}"')
+                    quote = connection.dialect.identifier_preparer.quote
+                    name = quote(fk["name"])
+                    connection.exec_driver_sql(f"ALTER TABLE {quote(table.name)} VALIDATE CONSTRAINT {name}")
                     restored.append(what)
             present = {(tuple(fk["constrained_columns"]), fk["referred_table"]) for fk in found}
             for fk in sorted(table.foreign_key_constraints, key=lambda fk: fk.column_keys):

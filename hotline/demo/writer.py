@@ -357,12 +357,9 @@ class Writer:
         sessions take the work from one queue, the indexes of the largest tables first, then
         the keys, each statement its own transaction (no lock held past it: no deadlock)."""
         quote = self.conn.dialect.identifier_preparer.quote
-
-        def largest_first(item: tuple) -> int:  # (name, table, ...): the table's rows written, most first
-            return -self.written.get(item[1], 0)
-
+        rows = self.written
         # (one built or added meanwhile, by an upgrade's restore_indexes or restore_foreign_keys, is kept)
-        work = [_if_missing(definition) for _, _, definition in sorted(self.indexes, key=largest_first)]
+        work = [_if_missing(index[2]) for index in sorted(self.indexes, key=lambda index: -rows.get(index[1], 0))]
         if self.foreign_keys:
             with self.conn.begin():
                 present = {key[:2] for key in self._foreign_keys()}
@@ -371,8 +368,8 @@ class Writer:
                         self.conn.exec_driver_sql(
                             f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition} NOT VALID"
                         )
-            keys = sorted(((name, table) for table, name, _ in self.foreign_keys), key=largest_first)
-            work += [f"ALTER TABLE {quote(table)} VALIDATE CONSTRAINT {quote(name)}" for name, table in keys]
+            keys = sorted(self.foreign_keys, key=lambda key: -rows.get(key[0], 0))
+            work += [f"ALTER TABLE {quote(table)} VALIDATE CONSTRAINT {quote(name)}" for table, name, _ in keys]
         queue: SimpleQueue = SimpleQueue()
         for statement in work:
             queue.put(statement)
