@@ -644,12 +644,12 @@ def test_workers_writing_their_own_stretches_give_the_rows_of_one_process(runtim
         admin.dispose()
 
 
-def test_a_bulk_load_whose_rows_break_a_foreign_key_fails_on_that_key_with_its_ids_and_indexes_right(runtime):
+def test_a_bulk_load_whose_rows_break_foreign_keys_fails_on_them_with_the_rest_finished(runtime):
     """On PostgreSQL the writer's finish checks the foreign keys beside the index builds: rows
-    that break a key fail the load with that key's error (not another session's), with every
-    index built, that key and those not yet checked left unchecked (an upgrade checks them once
-    the rows are mended), the sequences past the ids written, and the connections given back as
-    hotline.db sets them up."""
+    that break two keys fail the load with one key's error and the other noted on it (not
+    another session's error), with every index built and every other key checked, only those
+    two left unchecked (an upgrade checks them once the rows are mended), the sequences past
+    the ids written, and the connections given back as hotline.db sets them up."""
     if runtime.db.is_sqlite:
         pytest.skip("SQLite keeps its foreign keys in its tables' definitions: a load never drops them")
     from types import SimpleNamespace
@@ -663,11 +663,17 @@ def test_a_bulk_load_whose_rows_break_a_foreign_key_fails_on_that_key_with_its_i
     indexes, keys = index_definitions(runtime), foreign_key_definitions(runtime.db)
     writer = Writer(runtime)
     ids, _ = writer.start(defer=True)
-    stray = ids["ticket_events"] + 5  # a history row of a ticket that does not exist
-    row = (stray, 424242, "create", None, "系统", "system", None, "registered", NOW, "{}", "0" * 64)
-    writer.write(SimpleNamespace(rows={"ticket_events": [row]}, counters={}))
-    with pytest.raises(IntegrityError, match="ticket_events_ticket_id_fkey"):
+    # A history row and a callback of a ticket that does not exist.
+    stray = ids["ticket_events"] + 5
+    event = (stray, 424242, "create", None, "系统", "system", None, "registered", NOW, "{}", "0" * 64)
+    callback = (ids["callbacks"] + 1, 424242, 1, False, None, None, None, "agent", None, NOW, None)
+    writer.write(SimpleNamespace(rows={"ticket_events": [event], "callbacks": [callback]}, counters={}))
+    broken = {"ticket_events_ticket_id_fkey", "callbacks_ticket_id_fkey"}
+    with pytest.raises(IntegrityError) as raised:
         writer.close()
+    told = str(raised.value) + "\n".join(getattr(raised.value, "__notes__", []))
+    assert all(name in told for name in broken), told
+    assert len(raised.value.__notes__) == 1 and raised.value.__notes__[0].startswith("also failed: ")
     assert index_definitions(runtime) == indexes
     pool = runtime.db.engine.pool
     connections = [runtime.db.engine.connect() for _ in range(max(1, pool.checkedin()))]
@@ -675,14 +681,14 @@ def test_a_bulk_load_whose_rows_break_a_foreign_key_fails_on_that_key_with_its_i
         for conn in connections:
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
         conn = connections[0]
-        unchecked = [name for _, name, _, checked in foreign_keys(conn) if not checked]
-        assert "ticket_events_ticket_id_fkey" in unchecked
+        assert {name for _, name, _, checked in foreign_keys(conn) if not checked} == broken
         sequence = conn.exec_driver_sql("SELECT pg_get_serial_sequence('ticket_events', 'id')").scalar_one()
         assert conn.exec_driver_sql(f"SELECT last_value FROM {sequence}").scalar_one() == stray
         conn.exec_driver_sql("DELETE FROM ticket_events WHERE id = %(id)s", {"id": stray})
+        conn.exec_driver_sql("DELETE FROM callbacks WHERE ticket_id = 424242")
         conn.commit()
     finally:
         for conn in connections:
             conn.close()
-    assert "ticket_events(ticket_id)" in restore_foreign_keys(runtime.db)
+    assert {"ticket_events(ticket_id)", "callbacks(ticket_id)"} <= set(restore_foreign_keys(runtime.db))
     assert foreign_key_definitions(runtime.db) == keys

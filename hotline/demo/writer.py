@@ -355,7 +355,11 @@ class Writer:
         refers to, so one session checks a key while another builds an index of another table
         (CREATE INDEX locks its table in SHARE mode, which another CREATE INDEX shares). The
         sessions take the work from one queue, the indexes of the largest tables first, then
-        the keys, each statement its own transaction (no lock held past it: no deadlock)."""
+        the keys, each statement its own transaction (no lock held past it: no deadlock).
+        A statement that fails does not stop the others: every index that can be built is,
+        every key the rows keep is checked, and the first failure is raised with the others
+        noted on it (a key left unchecked is still enforced on new rows; an upgrade checks it
+        again, hotline.migrate.restore_foreign_keys)."""
         quote = self.conn.dialect.identifier_preparer.quote
         rows = self.written
         # (one built or added meanwhile, by an upgrade's restore_indexes or restore_foreign_keys, is kept)
@@ -374,13 +378,20 @@ class Writer:
         for statement in work:
             queue.put(statement)
         sessions = worker_count(len(work), 2) or 1
+        failures: list[Exception] = []
         with ThreadPoolExecutor(sessions, thread_name_prefix="bulk-finish") as pool:
-            for finished in [pool.submit(self._finish, queue) for _ in range(sessions)]:
+            for finished in [pool.submit(self._finish, queue, failures) for _ in range(sessions)]:
                 finished.result()
+        if failures:
+            first, *others = failures
+            for other in others:
+                first.add_note(f"also failed: {str(other).splitlines()[0]}")
+            raise first
 
-    def _finish(self, queue: SimpleQueue) -> None:
-        """One session of _finish_side_by_side: statements from the queue until it is empty
-        (or one fails: the others then stop after their current one)."""
+    def _finish(self, queue: SimpleQueue, failures: list[Exception]) -> None:
+        """One session of _finish_side_by_side: statements from the queue until it is empty.
+        A statement that fails is kept in `failures` and the session goes on; an interrupt
+        empties the queue (the other sessions stop after their current statement)."""
         with self.db.engine.connect() as connection:
             while True:
                 try:
@@ -393,6 +404,8 @@ class Writer:
                         connection.exec_driver_sql("SET LOCAL maintenance_work_mem TO '256MB'")
                         connection.exec_driver_sql("SET LOCAL max_parallel_maintenance_workers TO 0")
                         connection.exec_driver_sql(statement)
+                except Exception as exc:
+                    failures.append(exc)
                 except BaseException:
                     with suppress(Empty):
                         while True:
