@@ -3,6 +3,7 @@
     .venv/bin/python bench/demo.py                               # 20,000 and 100,000 on SQLite and PostgreSQL
     .venv/bin/python bench/demo.py --sizes 5000 --db sqlite
     .venv/bin/python bench/demo.py --profile --sizes 20000 --db sqlite   # cProfile's top functions too
+    .venv/bin/python bench/demo.py --floor --sizes 100000 --db postgresql  # the load with the play taken away
 
 Each run loads the demo into an empty database: a SQLite file in a temporary directory, or
 a scratch PostgreSQL database (`bench_demo` on `--pg-url`'s server) created before and
@@ -14,23 +15,33 @@ shared with other work they move much less than the elapsed time does. On Postgr
 server's CPU for the scratch database (its backends, from /proc: the server must run on this
 machine) is printed beside (`server s`), and tickets per CPU second with it counted
 (`with server`): the workers write their own rows there, so part of the work is the server's.
+
+`--floor` loads each size twice. The first load keeps what the play of each stretch of days
+made (pickled, in a temporary directory); the second, into a new empty database, plays
+nothing: each stretch's rows are read back and handed to the writer as the play would have.
+Only the second is printed (`... floor`): the time the writer, the server and the finishing
+steps take whatever the play costs. Reading the pickles back costs CPU too; it is measured
+apart, in one process, and printed below the row (`unpickling`), to take off.
 """
 
 import argparse
 import cProfile
 import io
 import os
+import pickle
 import pstats
 import resource
 import sys
 import tempfile
 import threading
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+import hotline.demo
 from hotline.config import Settings
 from hotline.db import Database
 from hotline.demo import load_demo
@@ -146,6 +157,44 @@ class ServerCpu:
         return spent / os.sysconf("SC_CLK_TCK")
 
 
+class Plays:
+    """--floor: while `keep`, each stretch's play is pickled into `directory` as it is played
+    (in the worker that played it: the workers are forked after this is set); while
+    `replay`, a stretch is read back from there instead of played."""
+
+    def __init__(self, directory: Path, mode: str) -> None:
+        self.directory, self.mode = directory, mode
+        self.original = hotline.demo._Player.play
+
+    def __enter__(self) -> "Plays":
+        directory, original = self.directory, self.original
+
+        def keep(player, index: int):
+            played = original(player, index)
+            with open(directory / f"{index}.pickle", "wb") as file:
+                pickle.dump(played, file, protocol=pickle.HIGHEST_PROTOCOL)
+            return played
+
+        def replay(player, index: int):
+            with open(directory / f"{index}.pickle", "rb") as file:
+                return pickle.load(file)
+
+        hotline.demo._Player.play = keep if self.mode == "keep" else replay
+        return self
+
+    def __exit__(self, *exc) -> None:
+        hotline.demo._Player.play = self.original
+
+
+def unpickling(directory: Path) -> float:
+    """CPU seconds to read back every kept stretch, in this process."""
+    started = time.process_time()
+    for path in directory.glob("*.pickle"):
+        with open(path, "rb") as file:
+            pickle.load(file)
+    return time.process_time() - started
+
+
 def run(url: str, size: int, seed: int, profile: bool, workers: int | None = None) -> tuple[float, float, float, float]:
     """Load `size` demo tickets into the empty database at `url`; return the seconds taken,
     the CPU seconds this process and its workers used meanwhile (steadier on a shared
@@ -179,6 +228,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of each run")
     parser.add_argument("--workers", type=int, help="the loader's worker processes (default: its own choice)")
+    parser.add_argument("--floor", action="store_true", help="load twice, and time the second with the play taken away")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
@@ -188,24 +238,34 @@ def main() -> None:
     )
     for name in databases:
         for size in sizes:
-            if name == "sqlite":
-                with tempfile.TemporaryDirectory() as tmp:
-                    seconds, cpu, workers, server = run(
-                        f"sqlite:///{Path(tmp) / 'demo.db'}", size, args.seed, args.profile, args.workers
+            with tempfile.TemporaryDirectory() as kept:
+                modes = ("keep", "replay") if args.floor else (None,)
+                for mode in modes:
+                    seconds, cpu, workers, server = _run_on(name, size, args, Path(kept), mode)
+                    if mode == "keep":
+                        continue
+                    label = f"{name} floor" if mode else name
+                    # tickets per CPU second of the process and its workers, then with the server's too
+                    print(
+                        f"{label:<11} {size:>9,} {seconds:>8.1f} {size / seconds:>10,.0f} {cpu:>7.1f} "
+                        f"{workers:>8.1f} {size / cpu:>14,.0f} {server:>9.1f} {size / (cpu + server):>12,.0f} "
+                        f"{os.getloadavg()[0]:>5.1f}",
+                        flush=True,
                     )
-            else:
-                try:
-                    seconds, cpu, workers, server = run(
-                        _recreate_pg(args.pg_url, args.pg_db), size, args.seed, args.profile, args.workers
-                    )
-                finally:
-                    _drop_pg(args.pg_url, args.pg_db)
-            # tickets per CPU second of the process and its workers, then with the server's too
-            print(
-                f"{name:<11} {size:>9,} {seconds:>8.1f} {size / seconds:>10,.0f} {cpu:>7.1f} {workers:>8.1f} "
-                f"{size / cpu:>14,.0f} {server:>9.1f} {size / (cpu + server):>12,.0f} {os.getloadavg()[0]:>5.1f}",
-                flush=True,
-            )
+                if args.floor:
+                    print(f"  unpickling the {size:,} tickets' rows: {unpickling(Path(kept)):.1f} CPU s", flush=True)
+
+
+def _run_on(name: str, size: int, args, kept: Path, mode: str | None) -> tuple[float, float, float, float]:
+    """One load of `size` tickets into a new empty database of the kind `name`."""
+    with Plays(kept, mode) if mode else nullcontext():
+        if name == "sqlite":
+            with tempfile.TemporaryDirectory() as tmp:
+                return run(f"sqlite:///{Path(tmp) / 'demo.db'}", size, args.seed, args.profile, args.workers)
+        try:
+            return run(_recreate_pg(args.pg_url, args.pg_db), size, args.seed, args.profile, args.workers)
+        finally:
+            _drop_pg(args.pg_url, args.pg_db)
 
 
 if __name__ == "__main__":
