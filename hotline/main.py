@@ -154,6 +154,48 @@ def _field_of(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
+# The query and form fields of the pages a person may get wrong, in their words.
+_FIELDS_ZH = {
+    "q": "搜索内容", "page": "页码", "kind": "类型", "metric": "指标", "state": "状态", "ticket_id": "工单",
+    "body": "提交内容",
+}  # fmt: skip
+
+
+def _field_zh(field: str) -> str:
+    return _FIELDS_ZH.get(field, field)
+
+
+def _validation_zh(error: dict) -> str:
+    """What a page says of a value the request's validation refused (pydantic's error types)."""
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    if kind == "missing":
+        return "必须填写"
+    if kind == "string_too_long":
+        return f"不能超过 {ctx.get('max_length')} 个字符"
+    if kind == "string_too_short":
+        return f"至少 {ctx.get('min_length')} 个字符"
+    if kind.startswith("int_"):
+        return "应为整数"
+    if kind.startswith("float_") or kind.startswith("decimal_"):
+        return "应为数字"
+    if kind.startswith("bool_"):
+        return "应为“是”或“否”"
+    if kind.startswith(("date", "time")):
+        return "日期或时间的格式不正确"
+    bounds = {"greater_than_equal": ("不能小于", "ge"), "greater_than": ("应大于", "gt"),
+              "less_than_equal": ("不能大于", "le"), "less_than": ("应小于", "lt")}  # fmt: skip
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"{words} {ctx.get(key)}"
+    if kind == "string_pattern_mismatch":
+        return "格式不正确"
+    if kind == "json_invalid":
+        return "不是有效的 JSON"
+    if kind == "extra_forbidden":
+        return "不认识的字段"
+    return "取值无效"
+
+
 def _is_open311(request: Request) -> bool:
     return request.url.path.startswith("/open311/")
 
@@ -171,7 +213,7 @@ def _page_error(request: Request, status_code: int, message: str) -> Response:
             # An htmx fragment must not turn into a login form inside the panel it updates.
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
-    headings = {403: "无权访问", 404: "页面不存在", 409: "操作冲突", 413: "内容过大", 422: "输入有误"}
+    headings = {403: "无权访问", 404: "页面不存在", 405: "无法打开", 409: "操作冲突", 413: "内容过大", 422: "输入有误"}
     if not hasattr(request.state, "page_user"):
         from hotline.web.auth import optional_user
 
@@ -216,7 +258,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _is_open311(request):
             return open311.error_response(request.url.path, 400, f"{first['field']}: {first['message']}")
         if not _is_api(request):
-            return _page_error(request, 422, f"输入有误：{first['field']}（{first['message']}）")
+            wrong = exc.errors()[0] if exc.errors() else {}
+            return _page_error(request, 422, f"输入有误：{_field_zh(first['field'])}（{_validation_zh(wrong)}）")
         return JSONResponse(
             {"detail": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors},
             status_code=422,
@@ -231,6 +274,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             return open311.error_response(request.url.path, exc.status_code, detail, exc.headers)
         if exc.status_code == 404 and detail == "no such address" and not _is_api(request):
             return _page_error(request, 404, "您访问的页面不存在")
+        if exc.status_code == 405 and not _is_api(request):  # e.g. an upload's address opened in the browser
+            page = _page_error(request, 405, "该地址不能这样打开，请从页面上的链接或按钮进入")
+            page.headers.update(exc.headers or {})
+            return page
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)

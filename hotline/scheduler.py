@@ -122,7 +122,7 @@ def _escalate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
             if not careful:
                 raise _Redo from exc
             report.skipped.append((ticket.number, step, exc.message))
-            _pass_over(session, runtime, ticket, step, now, exc.message)
+            _pass_over(session, runtime, ticket, step, now, exc.extra.get("zh") or exc.message)
 
 
 def _pass_over(session: Session, runtime: Runtime, ticket: Ticket, step: str, now: datetime, why: str) -> None:
@@ -220,7 +220,7 @@ def _evaluate(session: Session, runtime: Runtime, ticket: Ticket, now: datetime,
             report.steps.append((ticket.number, "invite", "callback"))
         except HotlineError as exc:
             # Nothing to send to: the link is given up, the rating window still runs.
-            details = {"auto": True, "step": "invite", "reason": exc.message}
+            details = {"auto": True, "step": "invite", "reason": exc.extra.get("zh") or exc.message}
             with changing(session, runtime, ticket, "invite_skipped", SCHEDULER, now=now, details=details):
                 ticket.invitation_sent_at = now
             report.skipped.append((ticket.number, "invite", exc.message))

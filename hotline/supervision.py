@@ -395,7 +395,9 @@ def answer_order(
     a department's order is not found by another department."""
     order = session.get(SupervisionOrder, order_id)
     if order is None or (actor.role in DEPARTMENT_ROLES and order.department_id != actor.department_id):
-        raise NotFound(f"supervision order {order_id} not found, or not visible to you")
+        raise NotFound(
+            f"supervision order {order_id} not found, or not visible to you", zh="督办单不存在，或您无权查看"
+        )
     payload = {"order": order_id, "answer": answer}
     ticket = fire(session, runtime, order.ticket_id, "answer_supervision", actor, payload, now=now).ticket
     return order, ticket

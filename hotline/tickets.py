@@ -199,7 +199,11 @@ def create_ticket(
         category = lookups.category_by_code(data["category"])
         if category is None or not category.active:
             if not integration:
-                raise Invalid(f"no active category with the code {data['category']!r}", field="category")
+                raise Invalid(
+                    f"no active category with the code {data['category']!r}",
+                    field="category",
+                    zh=f"没有代码为 {data['category']} 的在用问题分类",
+                )
             unknown["category"], category = data["category"], None
     street, community = fields.get("street"), fields.get("community")
     if integration:
@@ -261,7 +265,11 @@ def ticket_line(lines: Lines, number: str | None, call: Call | None, *, source: 
     if number:
         named = lines.named(number)
         if dialled is not None and dialled is not named:
-            raise Invalid(f"line: the call came in on {dialled.number}, not {number}", field="line")
+            raise Invalid(
+                f"line: the call came in on {dialled.number}, not {number}",
+                field="line",
+                zh=f"该来电呼入的是 {dialled.number}，不是 {number}",
+            )
         return named
     if dialled is not None and dialled is not lines.default:
         return dialled
@@ -304,7 +312,7 @@ def get_visible(session: Session, actor: Actor, ticket_id: int) -> Ticket:
         stmt = stmt.where(clause)
     ticket = session.exec(stmt).first()
     if ticket is None:
-        raise NotFound(f"ticket {ticket_id} not found, or not visible to you")
+        raise NotFound(f"ticket {ticket_id} not found, or not visible to you", zh="工单不存在，或您无权查看")
     return ticket
 
 
@@ -351,7 +359,9 @@ def search(
     if department:
         dept = session.exec(select(Department).where(Department.code == department)).first()
         if dept is None:
-            raise Invalid(f"no department with the code {department!r}", field="department")
+            raise Invalid(
+                f"no department with the code {department!r}", field="department", zh=f"没有代码为 {department} 的单位"
+            )
         conditions.append(
             exists().where(
                 Assignment.ticket_id == Ticket.id,
@@ -398,7 +408,7 @@ def category_subtree(session: Session, code: str) -> list[int]:
     categories = Lookups(session).categories
     root = next((c for c in categories.values() if c.code == code), None)
     if root is None:
-        raise Invalid(f"no category with the code {code!r}", field="category")
+        raise Invalid(f"no category with the code {code!r}", field="category", zh=f"没有代码为 {code} 的问题分类")
     return [c.id for c in categories.values() if root in category_path(c.id, categories.get)]
 
 

@@ -154,7 +154,11 @@ def check_reference(url: str) -> str:
     """A file kept elsewhere, named by an http(s) address (Invalid naming the field otherwise)."""
     url = url.strip()
     if not media_reference(url):
-        raise Invalid("reference: an http or https address of at most 500 characters", field="reference")
+        raise Invalid(
+            "reference: an http or https address of at most 500 characters",
+            field="reference",
+            zh="链接须为 http 或 https 地址，且不超过 500 个字符",
+        )
     return url
 
 

@@ -256,7 +256,8 @@ def next_step_time(cal: WorkCalendar, wf: Workflow, ticket: Ticket) -> datetime 
     return step_time(cal, wf, ticket, ticket.escalation_step)
 
 
-NOISE = "already overdue: a warning would only be noise"
+# Why the scheduler passes a warning over, as the history records it (the pages show it).
+NOISE = "时限已过，不再发送预警"
 
 
 def is_noise(step: str, ticket: Ticket, now: datetime) -> bool:

@@ -388,7 +388,7 @@ class Life:
             if sla.is_noise(step, tk, now) or waiting:
                 # scheduler._pass_over: the ladder moves past it, in the history (a second
                 # order is refused while one waits: the guard no_open_supervision_order).
-                why = rules.order_awaits_answer(waiting.id) if waiting else sla.NOISE
+                why = rules.order_awaits_answer_zh(waiting.issued_at) if waiting else sla.NOISE
                 details = {"auto": True, "step": step, "deadline": tk.due_kind, "reason": why}
                 tk.escalation_step += 1
                 self._done(tk, "escalation_skipped", t, SCHEDULER, tk.state, details)
@@ -428,7 +428,7 @@ class Life:
             else:
                 # Nothing to send to: the link is given up, the rating window still runs.
                 tk.invitation_sent_at = now
-                details = {"auto": True, "step": "invite", "reason": rules.ALREADY_RATED}
+                details = {"auto": True, "step": "invite", "reason": rules.ALREADY_RATED_ZH}
                 self._done(tk, "invite_skipped", t, SCHEDULER, tk.state, details)
             return
         if self._close_reason(tk, now, SCHEDULER, None) is None:

@@ -21,7 +21,7 @@ def open_appeal(
         raise NotPermitted("only the handling department appeals", zh="只有承办单位可以申诉")
     ticket = session.exec(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
     if ticket is None or ticket.main_department_id != actor.department_id:
-        raise NotFound(f"ticket {ticket_id} not found, or not visible to you")
+        raise NotFound(f"ticket {ticket_id} not found, or not visible to you", zh="工单不存在，或您无权查看")
     callback_id = None
     if kind == "rating":
         callback = session.exec(

@@ -15,7 +15,7 @@ from hotline.workflow.engine import Actor, changing
 def _rectification(session: Session, rect_id: int, actor: Actor) -> Rectification:
     rect = session.exec(select(Rectification).where(Rectification.id == rect_id).with_for_update()).first()
     if rect is None or (actor.role in DEPARTMENT_ROLES and rect.department_id != actor.department_id):
-        raise NotFound(f"rectification {rect_id} not found, or not visible to you")
+        raise NotFound(f"rectification {rect_id} not found, or not visible to you", zh="整改单不存在，或您无权查看")
     return rect
 
 

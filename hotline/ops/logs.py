@@ -72,13 +72,18 @@ def log_config(settings) -> dict[str, Any]:
         "stream": "ext://sys.stderr",
     }
     logger = {"handlers": ["main"], "level": settings.log_level, "propagate": False}
+    # APScheduler says at INFO that each run of each job began and ended: two lines a second
+    # for the one-second delivery job, more than the rest of the log. Its warnings and errors
+    # (a missed or failed run) are kept; DEBUG shows everything.
+    quiet = {**logger, "level": "DEBUG" if settings.log_level == "DEBUG" else "WARNING"}
+    loggers = {name: logger for name in ("hotline", "uvicorn", "uvicorn.access")}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"redact": {"()": Redact}},
         "formatters": {"main": formatter},
         "handlers": {"main": handler},
-        "loggers": {name: logger for name in ("hotline", "uvicorn", "uvicorn.access", "apscheduler")},
+        "loggers": {**loggers, "apscheduler": quiet},
     }
 
 

@@ -167,7 +167,7 @@ def form_version(form: Any) -> int | None:
 
 GENERIC = {
     403: "您的角色无权执行此操作",
-    404: "工单不存在，或您无权查看",
+    404: "您要查看的内容不存在，或您无权查看",
     409: "该操作在工单当前状态下不能执行",
     422: "填写的内容有误",
 }
@@ -186,6 +186,8 @@ def page_message(exc: HotlineError, conflict: str | None = None) -> str:
         return str(zh)
     if exc.status_code == 409 and conflict:
         return conflict
+    if exc.status_code == 404:  # the detail would only name ids, in English
+        return GENERIC[404]
     return f"{GENERIC.get(exc.status_code, '操作未能完成')}（{exc.message}）"
 
 

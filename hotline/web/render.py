@@ -20,6 +20,7 @@ from hotline.labels import (  # noqa: F401  (the templates' labels, re-exported)
     ROLE_LABELS,
     TYPE_LABELS,
     URGENCY_LABELS,
+    history_reason,
 )
 from hotline.web.auth import PageUser
 
@@ -119,6 +120,7 @@ def templates() -> Jinja2Templates:
     env = t.env
     env.filters["local"] = local_time
     env.filters["duration"] = duration_text
+    env.filters["reason"] = history_reason
     env.globals.update(
         ROLE_LABELS=ROLE_LABELS,
         TYPE_LABELS=TYPE_LABELS,

@@ -352,7 +352,7 @@ def _day(text: str | None, field: str) -> date | None:
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        raise Invalid(f"not a day: {text!r}", field=field) from None
+        raise Invalid(f"not a day: {text!r}", field=field, zh=f"“{text}”不是有效的日期（格式：2026-12-01）") from None
     return check_day(day, field)
 
 

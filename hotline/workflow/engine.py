@@ -228,7 +228,7 @@ def _scope(session: Session, ticket: Ticket, actor: Actor) -> Assignment | None:
         return None
     assignment = department_assignment(session, ticket.id, actor.department_id)
     if assignment is None:
-        raise NotFound(f"ticket {ticket.id} not found, or not visible to you")
+        raise NotFound(f"ticket {ticket.id} not found, or not visible to you", zh="工单不存在，或您无权查看")
     return assignment
 
 
@@ -348,7 +348,7 @@ def load_for_update(session: Session, ticket_id: int) -> Ticket:
     """The ticket, locked against concurrent changes until the transaction ends."""
     ticket = session.exec(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
     if ticket is None:
-        raise NotFound(f"ticket {ticket_id} not found, or not visible to you")
+        raise NotFound(f"ticket {ticket_id} not found, or not visible to you", zh="工单不存在，或您无权查看")
     return ticket
 
 
@@ -442,7 +442,10 @@ def fire(
     tracker = totals.Tracker(session, ticket) if counted else None
     with events.held(session, ticket):
         if not _run(ctx):
-            raise Conflict(f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold")
+            raise Conflict(
+                f"{event!r} ({ev.label}) cannot be fired now: its conditions do not hold",
+                zh=f"当前不能执行“{ev.label}”：条件不满足",
+            )
         details = {**clean, **ctx.extra, **ctx.details}
         if as_co:
             details["as_co_handler"] = True

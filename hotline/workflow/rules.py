@@ -1,5 +1,6 @@
 """The guards and effects a workflow may name (see registry.py for why only these)."""
 
+from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import func
@@ -137,7 +138,9 @@ def _named_community(ctx: Context) -> Department:
     code = ctx.payload["community"]
     community = ctx.session.exec(select(Department).where(Department.code == code)).first()
     if community is None or not community.active:
-        raise Invalid(f"no active department with the code {code!r}", field="community")
+        raise Invalid(
+            f"no active department with the code {code!r}", field="community", zh=f"没有代码为 {code} 的在用社区"
+        )
     street = ctx.session.get(Department, ctx.ticket.main_department_id)
     if community.parent_id is None or community.parent_id != ctx.ticket.main_department_id:
         owner = ctx.session.get(Department, community.parent_id) if community.parent_id else None
@@ -231,11 +234,19 @@ def callback_complete(ctx: Context, _arg=None) -> None:
     if p["reached"]:
         for name in ("rating", "solved"):
             if p.get(name) is None:
-                raise Invalid(f"a callback that reached the citizen needs {name!r}", field=name)
+                raise Invalid(
+                    f"a callback that reached the citizen needs {name!r}",
+                    field=name,
+                    zh="联系上来电人的回访须填写" + ("满意度评价" if name == "rating" else "问题是否解决"),
+                )
     else:
         for name in ("rating", "solved"):
             if p.get(name) is not None:
-                raise Invalid(f"a callback that did not reach the citizen has no {name!r}", field=name)
+                raise Invalid(
+                    f"a callback that did not reach the citizen has no {name!r}",
+                    field=name,
+                    zh="未联系上来电人的回访不能填写" + ("满意度评价" if name == "rating" else "问题是否解决"),
+                )
 
 
 @condition("closable")
@@ -291,8 +302,17 @@ def has_main_department(ctx: Context, _arg=None) -> None:
 
 
 def order_awaits_answer(order_id: int) -> str:
-    """Why no second supervision order is issued (the scheduler records it when it passes over)."""
+    """Why no second supervision order is issued."""
     return f"supervision order {order_id} on this ticket still awaits the department leader's answer"
+
+
+def order_awaits_answer_zh(issued_at: datetime) -> str:
+    """The same for the people who read it: the refusal's words, and what the history records
+    when the scheduler passes the step over."""
+    return (
+        f"该工单已有督办单（{issued_at.astimezone(LOCAL_TZ):%m-%d %H:%M} 下发）"
+        "尚待单位负责人答复，未重复下发；如需再次提醒，请使用催办"
+    )
 
 
 @condition("no_open_supervision_order")
@@ -304,11 +324,7 @@ def no_open_supervision_order(ctx: Context, _arg=None) -> None:
         .order_by(SupervisionOrder.id)
     ).first()
     if pending is not None:
-        raise GuardFailed(
-            order_awaits_answer(pending.id),
-            zh=f"该工单已有督办单（{pending.issued_at.astimezone(LOCAL_TZ):%m-%d %H:%M} 下发）"
-            "尚待单位负责人答复，未重复下发；如需再次提醒，请使用催办",
-        )
+        raise GuardFailed(order_awaits_answer(pending.id), zh=order_awaits_answer_zh(pending.issued_at))
 
 
 @condition("valid_master")
@@ -317,10 +333,10 @@ def valid_master(ctx: Context, _arg=None) -> None:
         return
     master_id = ctx.payload["master"]
     if master_id == ctx.ticket.id:
-        raise Invalid("a ticket cannot be merged into itself", field="master")
+        raise Invalid("a ticket cannot be merged into itself", field="master", zh="工单不能并入其自身")
     master = ctx.session.get(Ticket, master_id)
     if master is None:
-        raise Invalid(f"no ticket {master_id} to merge into", field="master")
+        raise Invalid(f"no ticket {master_id} to merge into", field="master", zh="要并入的主工单不存在")
     wf = ctx.runtime.workflows.get(master.workflow)
     if wf.states[master.state].final:
         raise GuardFailed(
@@ -339,9 +355,15 @@ def open_supervision_order(ctx: Context, _arg=None) -> None:
         )
     ).all()
     if not orders:
-        raise GuardFailed("your department has no open supervision order on this ticket")
+        raise GuardFailed(
+            "your department has no open supervision order on this ticket", zh="本单位在该工单上没有待答复的督办单"
+        )
     if not ctx.dry_run and ctx.payload["order"] not in {o.id for o in orders}:
-        raise Invalid(f"supervision order {ctx.payload['order']} is not open for your department", field="order")
+        raise Invalid(
+            f"supervision order {ctx.payload['order']} is not open for your department",
+            field="order",
+            zh="该督办单不是本单位待答复的督办单",
+        )
 
 
 @condition("own_source")
@@ -371,7 +393,7 @@ def rating_from_system(ctx: Context, _arg=None) -> None:
 def _department(ctx: Context, code: str, field: str) -> Department:
     dept = ctx.session.exec(select(Department).where(Department.code == code)).first()
     if dept is None or not dept.active:
-        raise Invalid(f"no active department with the code {code!r}", field=field)
+        raise Invalid(f"no active department with the code {code!r}", field=field, zh=f"没有代码为 {code} 的在用单位")
     return dept
 
 
@@ -535,11 +557,18 @@ def approve_extension(ctx: Context, _arg=None) -> None:
     approval = _pending(ctx, "extension")
     days = ctx.payload.get("days") or approval.days
     if days > approval.days:
-        raise Invalid(f"the department asked for {approval.days} days; approve at most that", field="days")
+        raise Invalid(
+            f"the department asked for {approval.days} days; approve at most that",
+            field="days",
+            zh=f"承办单位申请延期 {approval.days} 个工作日，批准天数不能超过申请天数",
+        )
     used = _approved_extension_days(ctx)
     cap = ctx.limits.extension_cap_working_days
     if used + days > cap:
-        raise GuardFailed(f"extensions of one ticket are capped at {cap} working days; {used} already approved")
+        raise GuardFailed(
+            f"extensions of one ticket are capped at {cap} working days; {used} already approved",
+            zh=f"同一工单累计延期不能超过 {cap} 个工作日，已批准 {used} 个工作日",
+        )
     _decide(ctx, "extension", "approved")
     approval.days = days
     ctx.ticket.extension_days += days
@@ -612,7 +641,11 @@ def record_answer(ctx: Context, _arg=None) -> None:
     if article_id is not None:
         article = ctx.session.get(Article, article_id)
         if article is None or article.status != "published":
-            raise Invalid(f"article {article_id} is not a published knowledge-base article", field="article")
+            raise Invalid(
+                f"article {article_id} is not a published knowledge-base article",
+                field="article",
+                zh="所引用的知识库文章不存在或未发布",
+            )
         ctx.ticket.article_id = article.id
     ctx.ticket.answer = ctx.payload["answer"]
     ctx.ticket.replied_at = ctx.now
@@ -670,6 +703,7 @@ def record_callback(ctx: Context, _arg=None) -> None:
 
 # Why the scheduler sends no rating link to a citizen already reached (it says so in the history).
 ALREADY_RATED = "the citizen has been reached and has rated already"
+ALREADY_RATED_ZH = "市民已评价，无需再发送评价短信"
 
 
 @condition("can_invite")
@@ -678,7 +712,7 @@ def can_invite(ctx: Context, _arg=None) -> None:
     if not t.caller_phone:
         raise GuardFailed("the caller left no phone number for a rating link", zh="来电人未留电话，无法发送评价短信")
     if ctx.session.exec(select(Callback.id).where(_this_round(t), Callback.reached, ~Callback.overturned)).first():
-        raise GuardFailed(ALREADY_RATED, zh="市民已评价，无需再发送评价短信")
+        raise GuardFailed(ALREADY_RATED, zh=ALREADY_RATED_ZH)
 
 
 @effect("send_invitation", counted=False)
