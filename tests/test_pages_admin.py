@@ -505,8 +505,12 @@ def test_admin_edits_moves_deactivates_and_deletes_categories_and_rules(page, se
     page.on("dialog", lambda d: d.accept())
     login(page, server, "admin")
     page.goto(f"{server}/admin/categories")
+    # One edit form at a time: the others are links to the page with theirs open.
+    assert page.locator("#categories select").count() == 0
     row = page.locator("tr[data-code='0101']")
-    row.locator("summary", has_text="编辑").click()
+    row.locator("a", has_text="编辑").click()
+    page.wait_for_load_state()
+    assert page.locator("#categories details[open] select[name=parent]").count() == 1
     row.locator("input[name=name]").fill("物业服务")
     row.locator("select[name=department]").select_option("water")
     shot(page, "category-edit")
@@ -517,7 +521,7 @@ def test_admin_edits_moves_deactivates_and_deletes_categories_and_rules(page, se
 
     # Moving 01 under its own child is refused, and says why.
     row = page.locator("tr[data-code='01']")
-    row.locator("summary", has_text="编辑").click()
+    row.locator("a", has_text="编辑").click()
     row.locator("select[name=parent]").select_option("0103")
     row.locator("button", has_text="保存").click()
     page.wait_for_load_state()
@@ -526,7 +530,7 @@ def test_admin_edits_moves_deactivates_and_deletes_categories_and_rules(page, se
     # Moving 0103 under 02 is fine.
     page.goto(f"{server}/admin/categories")
     row = page.locator("tr[data-code='0103']")
-    row.locator("summary", has_text="编辑").click()
+    row.locator("a", has_text="编辑").click()
     row.locator("select[name=parent]").select_option("02")
     row.locator("button", has_text="保存").click()
     page.wait_for_load_state()
@@ -549,9 +553,10 @@ def test_admin_edits_moves_deactivates_and_deletes_categories_and_rules(page, se
 
     # Rules: edited, then deleted.
     page.goto(f"{server}/admin/rules")
-    rule = page.locator("#rules tbody tr[data-rule]").first
-    rule_id = rule.get_attribute("data-rule")
-    rule.locator("summary", has_text="编辑").click()
+    rule_id = page.locator("#rules tbody tr[data-rule]").first.get_attribute("data-rule")
+    assert page.locator("#rules tbody select").count() == 0
+    rule = page.locator(f"#rules tbody tr[data-rule='{rule_id}']")
+    rule.locator("a", has_text="编辑").click()
     rule.locator("select[name=department]").select_option("market")
     rule.locator("input[name=priority]").fill("7")
     rule.locator("button", has_text="保存").click()

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from hotline import directory
 from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError, Invalid
-from hotline.inputs import IdPath
+from hotline.inputs import MAX_ID, IdPath
 from hotline.models import (
     Category,
     Department,
@@ -83,10 +83,14 @@ def _categories_context(session: Session, runtime: Runtime) -> dict[str, Any]:
 
 
 @router.get("/categories", response_class=HTMLResponse)
-def categories(request: Request, runtime: RuntimeDep, _: AdminUser) -> Response:
+def categories(
+    request: Request, runtime: RuntimeDep, _: AdminUser, edit: Annotated[str | None, Query(max_length=40)] = None
+) -> Response:
+    """The category tree; `edit` opens that category's form (one at a time: each lists every
+    category and department)."""
     with runtime.db.read_session() as session:
         ctx = _categories_context(session, runtime)
-    return _page(request, "admin/categories.html", {**ctx, "form": {}})
+    return _page(request, "admin/categories.html", {**ctx, "form": {"edit": edit} if edit else {}})
 
 
 @router.post("/categories", response_class=HTMLResponse)
@@ -244,13 +248,15 @@ def rules(
     _: AdminUser,
     test_category: Annotated[str | None, Query(max_length=40)] = None,
     test_place: Annotated[str | None, Query(max_length=120)] = None,
+    edit: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> Response:
+    """The routing rules and the route test; `edit` opens that rule's form (one at a time)."""
     with runtime.db.read_session() as session:
         test = None
         if test_category is not None or test_place is not None:
             test = _route_test(session, test_category or "", test_place or "")
         ctx = _rules_context(session, test)
-    return _page(request, "admin/rules.html", {**ctx, "form": {}})
+    return _page(request, "admin/rules.html", {**ctx, "form": {"edit": edit} if edit else {}})
 
 
 def _rules_error(request: Request, runtime: Runtime, exc: HotlineError, form: dict) -> Response:
@@ -323,7 +329,7 @@ def edit_rule(
                 priority=rank,
             )
     except HotlineError as exc:
-        return _rules_error(request, runtime, exc, {})
+        return _rules_error(request, runtime, exc, {"edit": rule_id})  # the form shown again, open
     return _done("/admin/rules", f"已保存派单规则 #{rule_id}")
 
 
