@@ -75,3 +75,11 @@ def test_the_scheduler_gives_its_reasons_in_chinese_and_old_english_ones_are_sho
     old = "supervision order 12 on this ticket still awaits the department leader's answer"
     assert history_reason(old) == "该工单已有督办单尚待单位负责人答复，未重复下发"
     assert history_reason("来电人要求撤回") == "来电人要求撤回" and history_reason(None) is None
+
+
+def test_an_audit_records_values_are_shown_as_people_read_them():
+    from hotline.web.render import change_value
+
+    assert change_value(["优待证", "退役军人"]) == "优待证、退役军人"
+    assert change_value({"天数": 3, "理由": "施工"}) == '{"天数": 3, "理由": "施工"}'
+    assert change_value(None) == "null" and change_value("原文") == "原文" and change_value(5) == "5"

@@ -1,5 +1,6 @@
 """Rendering pages: the Jinja2 environment (autoescaped), filters and the navigation by role."""
 
+import json
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -113,6 +114,16 @@ def duration_text(seconds: float) -> str:
     return f"{max(rest // 60, 1)}分钟"
 
 
+def change_value(value: Any) -> str:
+    """A value of an audit record's before or after, for people: text as it is, a list of
+    texts joined with 、, anything else as JSON with its Chinese unescaped."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "、".join(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
 @lru_cache
 def templates() -> Jinja2Templates:
     """The page templates; autoescaping is on for every .html file."""
@@ -121,6 +132,7 @@ def templates() -> Jinja2Templates:
     env.filters["local"] = local_time
     env.filters["duration"] = duration_text
     env.filters["reason"] = history_reason
+    env.filters["change"] = change_value
     env.globals.update(
         ROLE_LABELS=ROLE_LABELS,
         TYPE_LABELS=TYPE_LABELS,
