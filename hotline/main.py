@@ -156,8 +156,15 @@ def _field_of(loc: tuple) -> str:
 
 # The query and form fields of the pages a person may get wrong, in their words.
 _FIELDS_ZH = {
-    "q": "搜索内容", "page": "页码", "kind": "类型", "metric": "指标", "state": "状态", "ticket_id": "工单",
-    "body": "提交内容",
+    "q": "搜索内容", "category_q": "分类搜索", "page": "页码", "kind": "类型", "type": "类型", "metric": "指标",
+    "state": "状态", "status": "状态", "level": "预警级别", "ticket_id": "工单", "department": "单位",
+    "category": "问题分类", "street": "街道", "community": "社区", "address": "地址", "title": "标题",
+    "content": "诉求内容", "caller_phone": "来电号码", "line": "热线号码", "channel": "渠道", "urgency": "紧急程度",
+    "created_from": "起始日期", "created_to": "截止日期", "since": "起始日期", "until": "截止日期",
+    "month": "月份", "day": "日期", "days": "天数", "name": "名称", "code": "编码", "priority": "优先级",
+    "reason": "理由", "sort": "排序", "dir": "排序方向", "view": "视图", "tab": "标签页", "edit": "编辑项",
+    "test_category": "测试分类", "test_place": "测试地点", "actor": "操作人", "target": "对象",
+    "outcome": "结果", "format": "格式", "body": "提交内容",
 }  # fmt: skip
 
 
@@ -200,8 +207,12 @@ def _is_open311(request: Request) -> bool:
     return request.url.path.startswith("/open311/")
 
 
+# Addresses for machines (probes, the metrics scraper, the schema): their errors are JSON too.
+_MACHINE_PATHS = frozenset({"/openapi.json", "/healthz", "/readyz", "/metrics"})
+
+
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith(("/api/", "/open311/", "/public/")) or request.url.path == "/openapi.json"
+    return request.url.path.startswith(("/api/", "/open311/", "/public/")) or request.url.path in _MACHINE_PATHS
 
 
 def _page_error(request: Request, status_code: int, message: str) -> Response:

@@ -53,7 +53,6 @@ NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 TICKETS = 300
 SEED = 1
 TOKEN = re.compile(r"/rate/\S+ ")
-ORDER = re.compile(r"supervision order (\d+)")
 
 # The rows a ticket owns, by table; `maps` names the columns that point at another of the
 # ticket's rows (compared by position, as ids differ).
@@ -256,9 +255,6 @@ def _normal(row: Any, table: str, positions: dict, ticket_ids: dict) -> dict[str
         for key in DETAIL_TICKETS:
             if key in details:
                 details[key] = ticket_ids.get(details[key])
-        if isinstance(details.get("reason"), str):  # a passed-over step may name the order it waits for
-            orders = positions["supervision_orders"]
-            details["reason"] = ORDER.sub(lambda m: f"order #{orders.get(int(m.group(1)))}", details["reason"])
         values["details"] = details
     return values
 

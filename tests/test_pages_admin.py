@@ -527,6 +527,7 @@ def test_admin_edits_moves_deactivates_and_deletes_categories_and_rules(page, se
     page.wait_for_load_state()
     assert "不能把分类移到它自己或它的下级分类之下" in page.inner_text(".flash-error")
     assert page.locator("tr[data-code='01'] details[open]").count() == 1  # the form stays open
+    assert page.locator("tr[data-code='01'] select[name=parent]").input_value() == "0103"  # as typed
     # Moving 0103 under 02 is fine.
     page.goto(f"{server}/admin/categories")
     row = page.locator("tr[data-code='0103']")

@@ -9,6 +9,7 @@ from hotline.labels import history_reason
 from hotline.models import TicketEvent
 from hotline.scheduler import sweep
 from hotline.web.forms import page_message
+from hotline.workflow import rules
 from tests.conftest import local
 from tests.helpers import Api, make_dispatched, sign_in
 
@@ -75,6 +76,7 @@ def test_the_scheduler_gives_its_reasons_in_chinese_and_old_english_ones_are_sho
     old = "supervision order 12 on this ticket still awaits the department leader's answer"
     assert history_reason(old) == "该工单已有督办单尚待单位负责人答复，未重复下发"
     assert history_reason("来电人要求撤回") == "来电人要求撤回" and history_reason(None) is None
+    assert history_reason(rules.ALREADY_RATED) == rules.ALREADY_RATED_ZH  # the refusal's English, kept in step
 
 
 def test_an_audit_records_values_are_shown_as_people_read_them():
@@ -83,3 +85,26 @@ def test_an_audit_records_values_are_shown_as_people_read_them():
     assert change_value(["优待证", "退役军人"]) == "优待证、退役军人"
     assert change_value({"天数": 3, "理由": "施工"}) == '{"天数": 3, "理由": "施工"}'
     assert change_value(None) == "null" and change_value("原文") == "原文" and change_value(5) == "5"
+    assert change_value([]) == "—"
+
+
+def test_a_refused_rule_edit_comes_back_open_as_typed(client, district, runtime):
+    from hotline import directory
+
+    with runtime.db.session() as s:
+        rule = directory.create_rule(s, department="housing", category="0101", street="西城街道")
+    assert sign_in(client, "admin").status_code == 303
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/rules").text).group(1)
+    data = {"category": "0101", "place": "", "department": "urban", "priority": "七", "csrf_token": token}
+    page = client.post(f"/admin/rules/{rule.id}/edit", data=data)
+    assert page.status_code == 422 and "优先级应为整数" in page.text
+    form = page.text[page.text.index(f'action="/admin/rules/{rule.id}/edit"') :]
+    form = form[: form.index("</form>")]
+    assert 'value="urban" selected' in form and 'value="七"' in form
+    assert page.text.count('<details class="pop" open>') == 1
+
+
+def test_the_machines_addresses_answer_a_wrong_method_in_json(client):
+    for path in ("/healthz", "/readyz", "/metrics"):
+        answer = client.post(path)
+        assert answer.status_code == 405 and answer.json() == {"detail": "Method Not Allowed"}, path

@@ -316,3 +316,23 @@ def test_two_sweeps_at_once_urge_each_ticket_once(runtime, district):
         urged = s.exec(select(TicketEvent.ticket_id).where(TicketEvent.event == "urge")).all()
     assert sorted(urged) == ids
     assert sum(r.count("urge") for r in reports) == 30
+
+
+def test_a_supervise_step_passed_over_for_an_open_order_is_recorded_in_the_words_the_demo_writes(
+    runtime, district, client
+):
+    """The scheduler passes the ladder's supervise step over while a supervisor's order waits
+    for its answer; the history records why in the refusal's Chinese words, the very text
+    hotline.demo.life writes for the same case (rules.order_awaits_answer_zh)."""
+    from hotline.workflow.rules import order_awaits_answer_zh
+
+    (tid,) = make_dispatched(runtime, 1, now=local(2026, 11, 2, 9, 0))
+    runtime.clock.set(local(2026, 11, 12, 10, 0))
+    Api(client, district, "supervisor").fire(tid, "supervise", message="请加快办理")
+    sweep(runtime, now=local(2026, 11, 13, 9, 0))  # overdue a working day: the supervise step is due
+    with runtime.db.read_session() as s:
+        order = s.exec(select(SupervisionOrder).where(SupervisionOrder.ticket_id == tid)).one()
+    skipped = [e.details for e in _history(runtime, tid) if e.event == "escalation_skipped"]
+    assert [d["step"] for d in skipped] == ["warn", "supervise"]
+    assert skipped[1]["reason"] == order_awaits_answer_zh(order.issued_at)
+    assert skipped[1]["reason"].startswith("该工单已有督办单（11-12 10:00 下发）")

@@ -385,7 +385,7 @@ class Writer:
         if failures:
             first, *others = failures
             for other in others:
-                first.add_note(f"also failed: {str(other).splitlines()[0]}")
+                first.add_note(f"also failed: {(str(other).splitlines() or [repr(other)])[0]}")
             raise first
 
     def _finish(self, queue: SimpleQueue, failures: list[Exception]) -> None:

@@ -75,7 +75,7 @@ def log_config(settings) -> dict[str, Any]:
     # APScheduler says at INFO that each run of each job began and ended: two lines a second
     # for the one-second delivery job, more than the rest of the log. Its warnings and errors
     # (a missed or failed run) are kept; DEBUG shows everything.
-    quiet = {**logger, "level": "DEBUG" if settings.log_level == "DEBUG" else "WARNING"}
+    quiet = {**logger, "level": settings.log_level if settings.log_level in ("DEBUG", "ERROR") else "WARNING"}
     loggers = {name: logger for name in ("hotline", "uvicorn", "uvicorn.access")}
     return {
         "version": 1,

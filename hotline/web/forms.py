@@ -178,7 +178,8 @@ STALE = "该工单刚刚已被他人处理（状态已变化），页面已刷�
 def page_message(exc: HotlineError, conflict: str | None = None) -> str:
     """What a page tells its user about a refused action: that the ticket changed since the
     page was shown (which is shown afresh), the error's own Chinese text, the page's words
-    for a conflict (`conflict`), or else the status's words with the detail."""
+    for a conflict (`conflict`), for a 404 its words alone (the detail names ids, in English),
+    or else the status's words with the detail."""
     if exc.status_code == 409 and "version" in exc.extra:
         return STALE
     zh = exc.extra.get("zh")

@@ -120,7 +120,7 @@ def change_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "、".join(value)
+        return "、".join(value) or "—"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 

@@ -701,7 +701,8 @@ def record_callback(ctx: Context, _arg=None) -> None:
         ratings.record_rating(ctx.session, ctx.runtime, t, callback, ctx.now)
 
 
-# Why the scheduler sends no rating link to a citizen already reached (it says so in the history).
+# Why the scheduler sends no rating link to a citizen already reached (the history records
+# the Chinese; hotline.labels shows the English of older histories in Chinese).
 ALREADY_RATED = "the citizen has been reached and has rated already"
 ALREADY_RATED_ZH = "市民已评价，无需再发送评价短信"
 

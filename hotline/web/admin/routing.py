@@ -146,7 +146,10 @@ def edit_category(
     department: Annotated[str, Form(max_length=40)] = "",
     workflow: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    form = {"edit": code, "edit_name": name}
+    form = {
+        "edit": code, "typed": True, "edit_name": name, "edit_parent": parent, "edit_department": department,
+        "edit_workflow": workflow,
+    }  # fmt: skip
     try:
         name = _name(name, "分类名称", "name")
         if workflow and workflow not in runtime.workflows.workflows:
@@ -329,7 +332,13 @@ def edit_rule(
                 priority=rank,
             )
     except HotlineError as exc:
-        return _rules_error(request, runtime, exc, {"edit": rule_id})  # the form shown again, open
+        typed = {
+            "edit_category": category,
+            "edit_place": place,
+            "edit_department": department,
+            "edit_priority": priority,
+        }
+        return _rules_error(request, runtime, exc, {"edit": rule_id, "typed": True, **typed})  # shown again, as typed
     return _done("/admin/rules", f"已保存派单规则 #{rule_id}")
 
 
