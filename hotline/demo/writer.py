@@ -380,8 +380,12 @@ class Writer:
         sessions = worker_count(len(work), 2) or 1
         failures: list[Exception] = []
         with ThreadPoolExecutor(sessions, thread_name_prefix="bulk-finish") as pool:
-            for finished in [pool.submit(self._finish, queue, failures) for _ in range(sessions)]:
-                finished.result()
+            try:
+                for finished in [pool.submit(self._finish, queue, failures) for _ in range(sessions)]:
+                    finished.result()
+            except BaseException:  # an interrupt (it reaches this thread): no statement is started after it
+                _drain(queue)
+                raise
         if failures:
             first, *others = failures
             for other in others:
@@ -391,7 +395,8 @@ class Writer:
     def _finish(self, queue: SimpleQueue, failures: list[Exception]) -> None:
         """One session of _finish_side_by_side: statements from the queue until it is empty.
         A statement that fails is kept in `failures` and the session goes on; an interrupt
-        empties the queue (the other sessions stop after their current statement)."""
+        (here, or in the thread that waits for the sessions) empties the queue, so the other
+        sessions stop after their current statement."""
         with self.db.engine.connect() as connection:
             while True:
                 try:
@@ -407,9 +412,7 @@ class Writer:
                 except Exception as exc:
                     failures.append(exc)
                 except BaseException:
-                    with suppress(Empty):
-                        while True:
-                            queue.get_nowait()
+                    _drain(queue)
                     raise
 
     def close(self) -> None:
@@ -441,6 +444,13 @@ class Writer:
                     self.conn.commit()
             finally:
                 self.conn.close()
+
+
+def _drain(queue: SimpleQueue) -> None:
+    """Take every statement left off the queue (the sessions stop after their current one)."""
+    with suppress(Empty):
+        while True:
+            queue.get_nowait()
 
 
 class _JSONText:
