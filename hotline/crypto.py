@@ -50,6 +50,8 @@ MIN_SECRET_CHARS = 32
 KEY_FILE_NAME = "hotline.key"
 # How often a process looks whether its key file changed (a rotation adds a key to it).
 RELOAD_SECONDS = 5.0
+# Tickets before the newest at a rotation's start whose callers it hashes again too.
+_REHASH_MARGIN = 1000
 # Digits of the phone's end that the tail hash keeps (the search by a phone's last digits).
 TAIL_DIGITS = 4
 # Hex digits kept of each keyed hash: 128 bits.
@@ -458,6 +460,40 @@ def _resealed(ring: Keyring, name: str, columns: tuple[str, ...], row: Any) -> d
     return update
 
 
+def rehash(connection: Any, ring: Keyring, *, after_id: int = 0, batch: int = 1000) -> int:
+    """Make the caller's hashes of the tickets with ids above `after_id` again under the active
+    key, where they differ, a batch per transaction; returns how many it changed. A server
+    that read a new key file in the middle of writing a ticket may have hashed its caller
+    with the old key and sealed it with the new one: reseal, which looks at the seals, leaves
+    such a row alone, and once the old key is retired its caller could not be found."""
+    t = _table("tickets")
+    changed, last = 0, after_id
+    while True:
+        rows = connection.execute(
+            select(t.c.id, t.c.caller_phone, t.c.caller_name, *[t.c[c] for c in CALLER_HASHES])
+            .where(t.c.id > last)
+            .order_by(t.c.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return changed
+        last = rows[-1][0]
+        updates = []
+        for id_, phone, name, *stored in rows:
+            caller = (ring.open(phone, b"tickets.caller_phone"), ring.open(name, b"tickets.caller_name"))
+            hashes = ring.caller_hashes(*caller)
+            if list(hashes.values()) != stored:
+                updates.append({"b_id": id_, "old_phone": phone, "old_name": name, **hashes})
+        if updates:
+            # Only if the caller is still the one read (a change meanwhile is hashed by its writer).
+            same = (t.c.caller_phone.is_not_distinct_from(bindparam("old_phone")),
+                    t.c.caller_name.is_not_distinct_from(bindparam("old_name")))  # fmt: skip
+            stmt = t.update().where(t.c.id == bindparam("b_id"), *same)
+            connection.execute(stmt.values({c: bindparam(c) for c in CALLER_HASHES}), updates)
+            changed += len(updates)
+        connection.commit()
+
+
 def _purpose(table_name: str, column_name: str) -> bytes:
     """The associated data a column's values are sealed with (as Sealed's purpose)."""
     return f"{table_name}.{column_name}".encode()
@@ -499,7 +535,14 @@ def rotate(connection: Any, ring: Keyring, *, wait: float, batch: int, say) -> N
             "HOTLINE_SECRET_KEY holds one secret: put a new one first (`hotline keys new`), as `new,old`, "
             "on every process, then run this again"
         )
+    # The tickets a server may write while it changes keys: those after the last one now (and
+    # a margin, for ids taken by transactions not yet committed); all of them when a run stopped
+    # half-way goes on (its own window is not known).
+    after_id = 0
     if path is not None and len(ring.keys) == 1:
+        newest = connection.execute(select(func.max(_table("tickets").c.id))).scalar() or 0
+        connection.commit()
+        after_id = max(0, newest - _REHASH_MARGIN)
         write_key_file(path, [new_secret(), *read_key_file(path)])
         ring.reload()
         say(f"key {ring.active.id} seals from now on; waiting {wait:g} s for every process to read it")
@@ -516,6 +559,11 @@ def rotate(connection: Any, ring: Keyring, *, wait: float, batch: int, say) -> N
     if path is None:
         say("every value is sealed with the first key of HOTLINE_SECRET_KEY: the others may now be removed")
         return
+    # (With HOTLINE_SECRET_KEY every process had both keys from its start: no change of key
+    # in the middle of a write.)
+    rehashed = rehash(connection, ring, after_id=after_id, batch=batch)
+    if rehashed:
+        say(f"{rehashed} callers hashed again with key {ring.active.id} (written while a server changed keys)")
     write_key_file(path, read_key_file(path)[:1])
     ring.reload()
     say(f"the old keys are retired: {path} holds key {ring.active.id} alone")

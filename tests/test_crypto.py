@@ -282,3 +282,42 @@ def test_the_callers_hashes_follow_a_change_of_caller_on_a_stored_ticket(client,
         ticket = s.get(Ticket, tid)
         hashes = runtime.db.keys.caller_hashes(NEIGHBOUR, "李四")
         assert {column: getattr(ticket, column) for column in hashes} == hashes
+
+
+def test_a_rotation_hashes_again_a_caller_written_as_a_server_changed_keys(client, district, runtime, tmp_path):
+    """A server that reads the new key file in the middle of writing a ticket may seal its
+    caller with the new key and hash it with the old one. Reseal looks at the seals and leaves
+    that row alone: the rotation hashes the callers again, so the ticket is still found by its
+    caller's phone once the old key is retired."""
+    ticket_id = _log(client, district)
+    old = os.environ["HOTLINE_SECRET_KEY"]
+    new = crypto.new_secret()
+    key_file = tmp_path / "rotating.key"
+    crypto.write_key_file(key_file, [new, old])  # a rotation under way: the new key seals
+    settings = Settings(database_url=runtime.db.url, secret_key=None, key_file=key_file)
+    rotating = Database(runtime.db.url, keys=crypto.load(runtime.db.url, settings))
+    try:
+        with rotating.engine.connect() as conn:
+            crypto.reseal(conn, rotating.keys, batch=10)
+            # The row as that server left it: sealed with the new key, hashed with the old one.
+            stale = crypto.Keyring([old]).caller_hashes(PHONE, NAME)
+            conn.exec_driver_sql(
+                "UPDATE tickets SET caller_phone_hash = ?, caller_tail_hash = ?, caller_name_hash = ? WHERE id = ?"
+                if rotating.is_sqlite
+                else "UPDATE tickets SET caller_phone_hash = %s, caller_tail_hash = %s, caller_name_hash = %s "
+                "WHERE id = %s",
+                (*stale.values(), ticket_id),
+            )
+            conn.commit()
+            said: list[str] = []
+            crypto.rotate(conn, rotating.keys, wait=0, batch=10, say=said.append)
+    finally:
+        rotating.dispose()
+    assert crypto.read_key_file(key_file) == [new]
+    assert any("1 callers hashed again" in line for line in said), said
+    fresh = Database(runtime.db.url, keys=crypto.Keyring([new]))
+    try:
+        with fresh.read_session() as s:
+            assert s.exec(select(Ticket.id).where(same_phone(s, PHONE))).all() == [ticket_id]
+    finally:
+        fresh.dispose()
