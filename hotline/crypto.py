@@ -462,11 +462,13 @@ def _resealed(ring: Keyring, name: str, columns: tuple[str, ...], row: Any) -> d
 
 def rehash(connection: Any, ring: Keyring, *, after_id: int = 0, batch: int = 1000) -> int:
     """Make the caller's hashes of the tickets with ids above `after_id` again under the active
-    key, where they differ, a batch per transaction; returns how many it changed. A server
-    that read a new key file in the middle of writing a ticket may have hashed its caller
-    with the old key and sealed it with the new one: reseal, which looks at the seals, leaves
-    such a row alone, and once the old key is retired its caller could not be found."""
+    key, where they differ (and seal the caller again if an older key sealed it), a batch per
+    transaction; returns how many it changed. A server that read a new key file in the middle
+    of writing a ticket may have hashed its caller with the old key and sealed it with the new
+    one: reseal, which looks at the seals, leaves such a row alone, and once the old key is
+    retired its caller could not be found."""
     t = _table("tickets")
+    active = ring.active.id
     changed, last = 0, after_id
     while True:
         rows = connection.execute(
@@ -482,14 +484,22 @@ def rehash(connection: Any, ring: Keyring, *, after_id: int = 0, batch: int = 10
         for id_, phone, name, *stored in rows:
             caller = (ring.open(phone, b"tickets.caller_phone"), ring.open(name, b"tickets.caller_name"))
             hashes = ring.caller_hashes(*caller)
-            if list(hashes.values()) != stored:
-                updates.append({"b_id": id_, "old_phone": phone, "old_name": name, **hashes})
+            sealed = [v is None or ring.key_id(v) == active for v in (phone, name)]
+            if list(hashes.values()) == stored and all(sealed):
+                continue
+            new_phone = phone if sealed[0] else ring.seal(caller[0], b"tickets.caller_phone")
+            new_name = name if sealed[1] else ring.seal(caller[1], b"tickets.caller_name")
+            updates.append(
+                {"b_id": id_, "old_phone": phone, "old_name": name, "new_phone": new_phone, "new_name": new_name}
+                | hashes
+            )
         if updates:
             # Only if the caller is still the one read (a change meanwhile is hashed by its writer).
             same = (t.c.caller_phone.is_not_distinct_from(bindparam("old_phone")),
                     t.c.caller_name.is_not_distinct_from(bindparam("old_name")))  # fmt: skip
-            stmt = t.update().where(t.c.id == bindparam("b_id"), *same)
-            connection.execute(stmt.values({c: bindparam(c) for c in CALLER_HASHES}), updates)
+            values = {c: bindparam(c) for c in CALLER_HASHES}
+            values.update(caller_phone=bindparam("new_phone"), caller_name=bindparam("new_name"))
+            connection.execute(t.update().where(t.c.id == bindparam("b_id"), *same).values(values), updates)
             changed += len(updates)
         connection.commit()
 

@@ -321,3 +321,22 @@ def test_a_rotation_hashes_again_a_caller_written_as_a_server_changed_keys(clien
             assert s.exec(select(Ticket.id).where(same_phone(s, PHONE))).all() == [ticket_id]
     finally:
         fresh.dispose()
+
+
+def test_hashing_callers_again_seals_again_what_an_older_key_sealed(client, district, runtime):
+    """rehash, on a ticket written with the old key after the rotation's last look: sealed and
+    hashed anew, so it opens and is found once the old key retires."""
+    ticket_id = _log(client, district)
+    new = crypto.new_secret()
+    ring = crypto.Keyring([new, os.environ["HOTLINE_SECRET_KEY"]])
+    with runtime.db.engine.connect() as conn:
+        assert crypto.rehash(conn, ring, after_id=ticket_id - 1) == 1
+        assert crypto.rehash(conn, ring, after_id=ticket_id - 1) == 0  # nothing left to change
+    fresh = Database(runtime.db.url, keys=crypto.Keyring([new]))
+    try:
+        with fresh.read_session() as s:
+            assert s.exec(select(Ticket.id).where(same_phone(s, PHONE))).all() == [ticket_id]
+            ticket = s.get(Ticket, ticket_id)
+            assert (ticket.caller_phone, ticket.caller_name) == (PHONE, NAME)
+    finally:
+        fresh.dispose()
