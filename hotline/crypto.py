@@ -420,15 +420,7 @@ def reseal(
             last = rows[-1][0]
             updates = [u for row in rows if (u := _resealed(ring, name, columns, row)) is not None]
             if updates:
-                # Only if the text values are still those read: a server's change meanwhile
-                # stands (sealed with its key; rotate looks again). JSON has no equality on
-                # PostgreSQL, and an event's payload never changes.
-                same = [
-                    t.c[c].is_not_distinct_from(bindparam(f"old_{c}")) for c in columns if (name, c) not in JSON_COLUMNS
-                ]
-                targets = (*columns, *(CALLER_HASHES if name in HASHED_TABLES else ()))
-                stmt = t.update().where(t.c.id == bindparam("b_id"), *same)
-                connection.execute(stmt.values({c: bindparam(f"new_{c}") for c in targets}), updates)
+                connection.execute(_update(t, name, columns), updates)
                 changed += len(updates)
             if commit:
                 connection.commit()
@@ -437,12 +429,17 @@ def reseal(
     return changed
 
 
-def _resealed(ring: Keyring, name: str, columns: tuple[str, ...], row: Any) -> dict[str, Any] | None:
+def _resealed(
+    ring: Keyring, name: str, columns: tuple[str, ...], row: Any, *, hash_again: bool = False
+) -> dict[str, Any] | None:
     """The row's new values (as bind parameters: b_id, old_*, and the columns themselves
-    under new_*), or None when it is sealed with the active key already."""
+    under new_*), or None when it is sealed with the active key already; with `hash_again`,
+    made all the same, the caller's hashes made again (rehash). A value the active key
+    sealed is kept as it is."""
     active = ring.active.id
     values = dict(zip(columns, row[1:], strict=True))
-    if all(v is None or (isinstance(v, str) and ring.key_id(v) == active) for v in values.values()):
+    current = {c: v is None or (isinstance(v, str) and ring.key_id(v) == active) for c, v in values.items()}
+    if all(current.values()) and not hash_again:
         return None
     plain = {}
     for c, v in values.items():
@@ -453,11 +450,20 @@ def _resealed(ring: Keyring, name: str, columns: tuple[str, ...], row: Any) -> d
         else:
             plain[c] = v
     update: dict[str, Any] = {"b_id": row[0], **{f"old_{c}": v for c, v in values.items()}}
-    update.update({f"new_{c}": ring.seal(v, _purpose(name, c)) for c, v in plain.items()})
+    update.update({f"new_{c}": values[c] if current[c] else ring.seal(v, _purpose(name, c)) for c, v in plain.items()})
     if name in HASHED_TABLES:
         hashes = ring.caller_hashes(plain["caller_phone"], plain["caller_name"])
         update.update({f"new_{c}": v for c, v in hashes.items()})
     return update
+
+
+def _update(t: Any, name: str, columns: tuple[str, ...]) -> Any:
+    """The statement writing _resealed's values: only if the text values are still those read,
+    so a server's change meanwhile stands (sealed with its key; rotate looks again). JSON has no
+    equality on PostgreSQL, and an event's payload never changes."""
+    same = [t.c[c].is_not_distinct_from(bindparam(f"old_{c}")) for c in columns if (name, c) not in JSON_COLUMNS]
+    targets = (*columns, *(CALLER_HASHES if name in HASHED_TABLES else ()))
+    return t.update().where(t.c.id == bindparam("b_id"), *same).values({c: bindparam(f"new_{c}") for c in targets})
 
 
 def rehash(connection: Any, ring: Keyring, *, after_id: int = 0, batch: int = 1000) -> int:
@@ -467,12 +473,13 @@ def rehash(connection: Any, ring: Keyring, *, after_id: int = 0, batch: int = 10
     of writing a ticket may have hashed its caller with the old key and sealed it with the new
     one: reseal, which looks at the seals, leaves such a row alone, and once the old key is
     retired its caller could not be found."""
-    t = _table("tickets")
-    active = ring.active.id
+    name, columns = "tickets", SEALED_COLUMNS["tickets"]
+    t = _table(name)
+    stmt = _update(t, name, columns)
     changed, last = 0, after_id
     while True:
         rows = connection.execute(
-            select(t.c.id, t.c.caller_phone, t.c.caller_name, *[t.c[c] for c in CALLER_HASHES])
+            select(t.c.id, *[t.c[c] for c in columns], *[t.c[c] for c in CALLER_HASHES])
             .where(t.c.id > last)
             .order_by(t.c.id)
             .limit(batch)
@@ -481,25 +488,12 @@ def rehash(connection: Any, ring: Keyring, *, after_id: int = 0, batch: int = 10
             return changed
         last = rows[-1][0]
         updates = []
-        for id_, phone, name, *stored in rows:
-            caller = (ring.open(phone, b"tickets.caller_phone"), ring.open(name, b"tickets.caller_name"))
-            hashes = ring.caller_hashes(*caller)
-            sealed = [v is None or ring.key_id(v) == active for v in (phone, name)]
-            if list(hashes.values()) == stored and all(sealed):
-                continue
-            new_phone = phone if sealed[0] else ring.seal(caller[0], b"tickets.caller_phone")
-            new_name = name if sealed[1] else ring.seal(caller[1], b"tickets.caller_name")
-            updates.append(
-                {"b_id": id_, "old_phone": phone, "old_name": name, "new_phone": new_phone, "new_name": new_name}
-                | hashes
-            )
+        for row in rows:
+            update = _resealed(ring, name, columns, row[: 1 + len(columns)], hash_again=True)
+            if any(update[f"new_{c}"] != v for c, v in zip((*columns, *CALLER_HASHES), row[1:], strict=True)):
+                updates.append(update)
         if updates:
-            # Only if the caller is still the one read (a change meanwhile is hashed by its writer).
-            same = (t.c.caller_phone.is_not_distinct_from(bindparam("old_phone")),
-                    t.c.caller_name.is_not_distinct_from(bindparam("old_name")))  # fmt: skip
-            values = {c: bindparam(c) for c in CALLER_HASHES}
-            values.update(caller_phone=bindparam("new_phone"), caller_name=bindparam("new_name"))
-            connection.execute(t.update().where(t.c.id == bindparam("b_id"), *same).values(values), updates)
+            connection.execute(stmt, updates)
             changed += len(updates)
         connection.commit()
 

@@ -88,19 +88,20 @@ ORDER_STATUS_LABELS = {"open": "待答复", "answered": "已答复", "lapsed": "
 
 # Reasons the scheduler recorded in English before it recorded the Chinese ones (a history is
 # kept as it was written, hash-chained): the pages show them in Chinese.
-_LEGACY_REASONS = {
-    "already overdue: a warning would only be noise": "时限已过，不再发送预警",
-    "the citizen has been reached and has rated already": "市民已评价，无需再发送评价短信",
-}
 _LEGACY_ORDER_WAITS = re.compile(r"supervision order \d+ on this ticket still awaits the department leader's answer")
 
 
 def history_reason(reason: object) -> object:
     """A history row's reason as the pages show it."""
-    if not isinstance(reason, str):
+    if not isinstance(reason, str) or not reason.isascii():  # the old ones are English
         return reason
-    if reason in _LEGACY_REASONS:
-        return _LEGACY_REASONS[reason]
+    from hotline.deadlines.sla import NOISE
+    from hotline.workflow.rules import ALREADY_RATED, ALREADY_RATED_ZH
+
+    if reason == "already overdue: a warning would only be noise":  # what sla.NOISE said
+        return NOISE
+    if reason == ALREADY_RATED:
+        return ALREADY_RATED_ZH
     if _LEGACY_ORDER_WAITS.fullmatch(reason):
         return "该工单已有督办单尚待单位负责人答复，未重复下发"
     return reason

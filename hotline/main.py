@@ -255,8 +255,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = []
-        for err in exc.errors():
+        errors, raw = [], exc.errors()
+        for err in raw:
             field = _field_of(tuple(err.get("loc", ())))
             if err.get("type") == "extra_forbidden":
                 message = "unknown field"
@@ -269,8 +269,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _is_open311(request):
             return open311.error_response(request.url.path, 400, f"{first['field']}: {first['message']}")
         if not _is_api(request):
-            wrong = exc.errors()[0] if exc.errors() else {}
-            return _page_error(request, 422, f"输入有误：{_field_zh(first['field'])}（{_validation_zh(wrong)}）")
+            said = _validation_zh(raw[0] if raw else {})
+            return _page_error(request, 422, f"输入有误：{_field_zh(first['field'])}（{said}）")
         return JSONResponse(
             {"detail": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors},
             status_code=422,

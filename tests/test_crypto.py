@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from sqlalchemy import text
 from sqlmodel import select
 
 from hotline import crypto
@@ -301,12 +302,12 @@ def test_a_rotation_hashes_again_a_caller_written_as_a_server_changed_keys(clien
             crypto.reseal(conn, rotating.keys, batch=10)
             # The row as that server left it: sealed with the new key, hashed with the old one.
             stale = crypto.Keyring([old]).caller_hashes(PHONE, NAME)
-            conn.exec_driver_sql(
-                "UPDATE tickets SET caller_phone_hash = ?, caller_tail_hash = ?, caller_name_hash = ? WHERE id = ?"
-                if rotating.is_sqlite
-                else "UPDATE tickets SET caller_phone_hash = %s, caller_tail_hash = %s, caller_name_hash = %s "
-                "WHERE id = %s",
-                (*stale.values(), ticket_id),
+            conn.execute(
+                text(
+                    "UPDATE tickets SET caller_phone_hash = :caller_phone_hash, caller_tail_hash = :caller_tail_hash, "
+                    "caller_name_hash = :caller_name_hash WHERE id = :id"
+                ),
+                {**stale, "id": ticket_id},
             )
             conn.commit()
             said: list[str] = []
