@@ -1,10 +1,13 @@
-"""The intake form: category search by meaning, leaves first; the Enter path through the fields."""
+"""The intake form: category search by meaning, leaves first; the Enter path through the fields;
+control characters in pasted text."""
 
 import pytest
 from playwright.sync_api import expect
+from sqlmodel import select
 
 from hotline.directory import create_category, create_place
-from tests.test_pages_agent import PLACES, choose_place, shot
+from hotline.models import Ticket, TicketEvent
+from tests.test_pages_agent import PLACES, choose_place, shot, ticket_id_from_flash
 from tests.test_pages_smoke import login
 
 
@@ -95,3 +98,34 @@ def test_a_slow_answer_overtaken_by_typing_leaves_no_errors_in_the_console(page,
         page.wait_for_timeout(250)
     expect(page.locator("#category-suggest .suggest-list")).to_have_attribute("data-q", "物业服务")
     assert errors == []
+
+
+@pytest.mark.browser
+def test_control_characters_pasted_into_a_field_are_dropped_with_a_note(page, server, runtime, district):
+    """Text from a spreadsheet or a word processor can carry a vertical tab for a line break
+    and other control characters, which the server refuses; the fields drop them as they
+    arrive, so the form goes through and nothing typed is lost."""
+    login(page, server, "agent")
+    page.fill("#caller_phone", "13600004444")
+    page.fill("#caller_name", "王\x0c女士")
+    expect(page.locator("#caller_name")).to_have_value("王 女士")
+    page.fill("#content", "楼道灯坏了\x0b已经一周\x07没人修")
+    expect(page.locator("#content")).to_have_value("楼道灯坏了\n已经一周没人修")
+    expect(page.locator("#content + .field-note")).to_have_text("已去掉粘贴内容中的不可见控制字符，请核对")
+    # Typing on in the field keeps the caret where it was, after the cleaned text.
+    page.press("#content", "End")
+    page.keyboard.type("。")
+    expect(page.locator("#content")).to_have_value("楼道灯坏了\n已经一周没人修。")
+    # Text put in by a script, without an input event, is cleaned as the form is sent.
+    page.keyboard.press("Alt+2")
+    page.eval_on_selector("#answer", "el => { el.value = '已告知\\u000b报修电话' }")
+    page.click("#go-answer")
+    page.wait_for_url("**/agent/intake?done=answer*")
+    tid = ticket_id_from_flash(page)
+    with runtime.db.read_session() as s:
+        ticket = s.get(Ticket, tid)
+        # A text area sends its line breaks as CR LF.
+        assert ticket.content == "楼道灯坏了\r\n已经一周没人修。"
+        assert ticket.caller_name == "王 女士"
+        answered = s.exec(select(TicketEvent).where(TicketEvent.ticket_id == tid, TicketEvent.event == "answer")).one()
+        assert answered.details["answer"] == "已告知\r\n报修电话", answered.details
