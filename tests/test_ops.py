@@ -3,6 +3,8 @@
 import json
 import logging
 import re
+import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -13,7 +15,7 @@ from hotline.config import Settings
 from hotline.main import create_app
 from hotline.models import Ticket
 from hotline.ops.leader import Leadership
-from hotline.ops.logs import JsonFormatter, Redact, log_config
+from hotline.ops.logs import JsonFormatter, Redact, TextFormatter, log_config
 from tests.conftest import local
 from tests.helpers import make_dispatched
 
@@ -132,6 +134,22 @@ def test_json_logs_are_one_object_a_line_without_phone_name_or_token(message):
     assert set(entry) == {"time", "level", "logger", "pid", "message"} and "\n" not in line
     for secret in ("12345678", "%E5%BC%A0", "abcdef123", "AbC_123"):
         assert secret not in entry["message"]
+
+
+def test_text_log_lines_name_their_zone(monkeypatch):
+    """A person's line carries the local time with its offset: 09:30 in Beijing is 01:30 UTC."""
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        record = logging.LogRecord("hotline", logging.INFO, "", 0, "sweep done", None, None)
+        record.created = datetime(2026, 12, 7, 1, 30, 0, 123000, tzinfo=UTC).timestamp()
+        config = log_config(Settings())
+        formatter = TextFormatter(config["formatters"]["main"]["fmt"])
+        assert config["formatters"]["main"]["()"] is TextFormatter
+        assert formatter.format(record) == "2026-12-07T09:30:00.123+08:00 hotline INFO sweep done"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_the_log_settings_reach_uvicorn_and_ours():

@@ -62,9 +62,18 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
+class TextFormatter(logging.Formatter):
+    """Lines for a person: the time in the process's zone (TZ), with its offset and
+    milliseconds (2026-12-07T09:30:00.123+08:00), so a line read on another machine, or
+    beside the JSON lines' UTC, names one moment."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
 def log_config(settings) -> dict[str, Any]:
     """The logging configuration the settings ask for (format and level)."""
-    formatter = {"()": JsonFormatter} if settings.log_format == "json" else {"format": TEXT_FORMAT}
+    formatter = {"()": JsonFormatter} if settings.log_format == "json" else {"()": TextFormatter, "fmt": TEXT_FORMAT}
     handler = {
         "class": "logging.StreamHandler",
         "formatter": "main",
