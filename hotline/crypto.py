@@ -99,6 +99,16 @@ class Key:
         hasher.update(text.encode())
         return hasher.hexdigest()[:HASH_CHARS]
 
+    def caller_hashes(self, phone: str | None, name: str | None) -> dict[str, str | None]:
+        """The lookup columns of a caller under this key (Keyring.phone_hashes and the others
+        find them)."""
+        digits = normal_phone(phone) if phone else ""
+        return {
+            "caller_phone_hash": self.digest("phone:" + digits) if digits else None,
+            "caller_tail_hash": self.digest("tail:" + digits[-TAIL_DIGITS:]) if digits else None,
+            "caller_name_hash": self.digest("name:" + name.strip()) if name and name.strip() else None,
+        }
+
 
 def _derive(material: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(material)
@@ -172,13 +182,7 @@ class Keyring:
 
     def caller_hashes(self, phone: str | None, name: str | None) -> dict[str, str | None]:
         """The lookup columns of a caller, under the active key."""
-        key = self.active
-        digits = normal_phone(phone) if phone else ""
-        return {
-            "caller_phone_hash": key.digest("phone:" + digits) if digits else None,
-            "caller_tail_hash": key.digest("tail:" + digits[-TAIL_DIGITS:]) if digits else None,
-            "caller_name_hash": key.digest("name:" + name.strip()) if name and name.strip() else None,
-        }
+        return self.active.caller_hashes(phone, name)
 
     def reload(self) -> None:
         """Read the key file again now, if it changed."""

@@ -257,7 +257,9 @@ class Writer:
         sealed = [(columns.index(c), f"{name}.{c}".encode()) for c in SEALED_COLUMNS.get(name, ())]
         if not times and not sealed:
             return get
-        hashes = lru_cache(maxsize=65536)(self.keys.caller_hashes)
+        # Hashed with the key that seals: a rotation's reload of the key file during the load
+        # cannot leave a row sealed with one key and hashed with the other.
+        hashes = lru_cache(maxsize=65536)(key.caller_hashes)
 
         def make(obj: Any) -> tuple:
             row = list(get(obj))
