@@ -13,11 +13,13 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
+from hotline.db import utcnow
 from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.directory import department_by_code
 from hotline.models import Assignment, Escalation, TicketEvent
 from hotline.scheduler import sweep
 from tests.communities import add_communities
-from tests.helpers import Api, sign_in, sqlite_plan
+from tests.helpers import Api, add_user, sign_in, sqlite_plan
 
 
 @pytest.fixture
@@ -73,7 +75,9 @@ def at(runtime, when):
     return sweep(runtime, now=when)
 
 
-def test_a_communitys_clocks_warn_it_and_its_street_then_the_street_is_told_first_each_step_once(as_, runtime):
+def test_a_communitys_clocks_warn_it_and_its_street_then_the_street_is_told_first_each_step_once(
+    as_, runtime, district
+):
     tid = passed_down(as_)
     part = the_part(runtime, tid)
     sign_by, handle_by = part.sign_by, part.handle_by
@@ -104,6 +108,15 @@ def test_a_communitys_clocks_warn_it_and_its_street_then_the_street_is_told_firs
         assert s.exec(select(Escalation).where(Escalation.deadline_kind.in_(("sign", "handle")))).all() == []
         history = s.exec(select(TicketEvent.event).where(TicketEvent.ticket_id == tid)).all()
     assert history.count("community_warn") == 1 and history.count("community_urge") == 1
+    # The escalation record: the street office's leader reads its community's rows, as the
+    # community's leader does; another street's leader does not.
+    expected = [("urge", "sub_sign"), ("warn", "sub_sign")]
+    for leader in ("street_a_l", "east_1_l"):
+        rows = as_(leader).get("/escalations")
+        assert [(r["step"], r["deadline"]) for r in rows if r["ticket"] == tid] == expected, leader
+    with runtime.db.session() as s:
+        add_user(s, district, "street_b_l", "leader", department_by_code(s, "street_b").id, utcnow())
+    assert as_("street_b_l").get("/escalations") == []
 
     # The community signs late: its handling clock starts its own ladder.
     as_("east_1_h").fire(tid, "sub_sign")

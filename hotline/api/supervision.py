@@ -4,13 +4,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import or_
 from sqlmodel import select
 
 from hotline import notices, supervision
 from hotline.api.deps import CurrentActor, RuntimeDep, require
 from hotline.deadlines.calendar import local_iso
 from hotline.inputs import IdPath
-from hotline.models import DEPARTMENT_ROLES, Escalation, SupervisionOrder, Ticket
+from hotline.models import DEPARTMENT_ROLES, Department, Escalation, SupervisionOrder, Ticket
 from hotline.workflow.engine import Actor
 
 router = APIRouter(tags=["supervision"])
@@ -113,7 +114,12 @@ def list_escalations(
     with runtime.db.read_session() as session:
         stmt = select(Escalation, Ticket.number).join(Ticket, Ticket.id == Escalation.ticket_id)
         if actor.role == "leader":
-            stmt = stmt.where(Escalation.department_id == actor.department_id)
+            # Their own department's; a street office's leader its communities' too (二级派单),
+            # as with the indicators (hotline.indicators.stats.may_see_figures).
+            own = select(Department.id).where(
+                or_(Department.id == actor.department_id, Department.parent_id == actor.department_id)
+            )
+            stmt = stmt.where(Escalation.department_id.in_(own))
         if step:
             stmt = stmt.where(Escalation.step == step)
         rows = session.exec(stmt.order_by(Escalation.id.desc()).limit(limit)).all()
