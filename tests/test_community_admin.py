@@ -115,3 +115,23 @@ def test_the_api_manages_communities_with_the_same_rules(client, district, runti
     # Deactivated: no longer offered to its street office.
     assert refused("west_2", {"active": False}, 200)["active"] is False
     assert refused("west_2", {"parent": None}, 200)["parent"] is None
+
+
+def test_the_departments_facts_count_the_units_listed_and_the_communities_apart(client, district, runtime):
+    """The figures at the top of the page are of the units the list shows (the centre's); the
+    communities are counted on their own, never as units switched off."""
+    add_communities(runtime, district)
+    sign_in(client, "admin")
+    page = client.get("/admin/departments").text
+    facts = dict(
+        (label, int(number))
+        for number, label in re.findall(r'<div class="fact[^"]*"><b>(-?\d+)</b><span>([^<]+)</span>', page)
+    )
+    with runtime.db.read_session() as s:
+        departments = s.exec(select(Department)).all()
+    units = [d for d in departments if d.parent_id is None]
+    listed = int(re.search(r"共 (\d+) 个", page).group(1))
+    assert listed == len(units)
+    assert facts["启用中"] + facts["已停用"] == listed and facts["已停用"] == 0
+    assert facts["缺信用代码"] == sum(1 for d in units if d.active and not d.org_code)
+    assert facts["社区（二级派单）"] == len(departments) - len(units) == 3

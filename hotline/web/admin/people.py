@@ -86,8 +86,11 @@ def _departments_context(session: Session) -> dict[str, Any]:
         "rows": [row for row in rows if row["d"].parent_id is None],
         "streets": [(row["d"], communities[row["d"].id]) for row in rows if row["d"].id in communities],
         "street_choices": [d for d in depts if d.active and d.parent_id is None],
-        "active_count": sum(1 for d in depts if d.active),
-        "without_org_code": sum(1 for d in depts if d.active and not d.org_code),
+        # The facts are of the units listed (the communities are counted apart, under their streets).
+        "active_count": sum(1 for d in depts if d.active and d.parent_id is None),
+        "inactive_count": sum(1 for d in depts if not d.active and d.parent_id is None),
+        "without_org_code": sum(1 for d in depts if d.active and d.parent_id is None and not d.org_code),
+        "community_count": sum(1 for d in depts if d.parent_id is not None),
     }
 
 
