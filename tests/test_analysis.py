@@ -91,9 +91,14 @@ def test_volume_by_type_and_growth(runtime, district, as_, clock):
     assert rows["complaint"]["count"] == 3 and rows["complaint"]["previous"] == 2
     assert rows["complaint"]["growth"] == 0.5 and rows["complaint"]["label"] == "投诉"
     days = as_("supervisor").get("/analysis/volume", by="day", **{"from": "2026-11-01", "to": "2026-11-30"})
-    assert [(d["key"], d["count"]) for d in days["rows"]] == [("2026-11-10", 3), ("2026-11-12", 1)]
+    # Every day of the period and every hour of the day, with 0 where nothing came in (a
+    # chart's axis without the quiet days would join the days around them).
+    counted = [(d["key"], d["count"]) for d in days["rows"]]
+    assert [key for key, _ in counted] == [f"2026-11-{d:02d}" for d in range(1, 29)]  # to today, the 28th
+    assert [row for row in counted if row[1]] == [("2026-11-10", 3), ("2026-11-12", 1)]
     hours = as_("supervisor").get("/analysis/volume", by="hour", **{"from": "2026-11-01", "to": "2026-11-30"})
-    assert [(h["key"], h["count"]) for h in hours["rows"]] == [("10", 4)]
+    assert [h["key"] for h in hours["rows"]] == [f"{h:02d}" for h in range(24)]
+    assert [(h["key"], h["count"]) for h in hours["rows"] if h["count"]] == [("10", 4)]
     led = as_("housing_l").get("/analysis/volume", by="department", **{"from": "2026-11-01", "to": "2026-11-30"})
     assert led["total"] == 4  # all were housing's
     as_("housing_h").get("/analysis/volume", by="type", expect=403)

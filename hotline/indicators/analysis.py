@@ -130,6 +130,18 @@ def _labeller(session: Session, by: str):
     return lambda k: k or "未填写"
 
 
+def _every(by: str, lo: datetime, hi: datetime) -> list[str]:
+    """Every key of a time series over [lo, hi), as local_part names them ("00".."23" for an
+    hour, "YYYY-MM-DD" for a local day); nothing for another dimension."""
+    if by == "hour":
+        return [f"{h:02d}" for h in range(24)]
+    if by != "day" or hi <= lo:
+        return []
+    first = lo.astimezone(LOCAL_TZ).date()
+    last = (hi - timedelta(microseconds=1)).astimezone(LOCAL_TZ).date()
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
 def volume(
     session: Session, by: str, lo: datetime, hi: datetime, scope=None, lines: Lines | None = None
 ) -> list[dict[str, Any]]:
@@ -138,8 +150,12 @@ def volume(
     current = _counts(session, by, lo, hi, scope)
     previous = _counts(session, by, lo - (hi - lo), lo, scope)
     label = lines.label if by == "line" and lines is not None else _labeller(session, by)
+    keys = set(current) | (set(previous) if by not in ("day",) else set())
+    # A time series has every hour and every day of the period, with 0 where nothing came in:
+    # a chart's axis without a quiet Sunday would join the days around it.
+    keys |= set(_every(by, lo, hi))
     rows = []
-    for key in set(current) | (set(previous) if by not in ("day",) else set()):
+    for key in keys:
         now_count, before = current.get(key, 0), previous.get(key, 0)
         rows.append(
             {
