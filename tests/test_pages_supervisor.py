@@ -321,13 +321,20 @@ def test_review_queues_decide_returns_extensions_suspensions_and_replies(page, s
 
     # A return redispatched to the urban management bureau.
     r1, r2, _ = made["return"]
+    # Redispatching needs the department: the card comes back as filled in, the reason on it.
+    decide(page, r1, "改派", reason="请与住建局核实后再定")
+    card = page.locator(f"#review-{r1}")
+    assert card.locator(".flash-error").inner_text() == "请选择改派的承办单位后再提交"
+    assert card.locator("[name=reason]").input_value() == "请与住建局核实后再定"
+    assert page.locator(".review-refused").count() == 1
     decide(page, r1, "改派", department="urban")
     page.wait_for_url("**done=redispatch*")
     assert f"已改派：工单 {number_of(runtime, r1)}" in page.inner_text(".flash-ok")
     assert review_count(page, "return") == 2
     # Rejecting needs a reason; then the ticket goes back where it came from.
-    decide(page, r2, "驳回退单")
-    assert "请填写理由" in page.inner_text(".flash-error")
+    decide(page, r2, "驳回退单", department="market")
+    assert page.locator(f"#review-{r2} .flash-error").inner_text() == "请填写审核意见后再提交"
+    assert page.locator(f"#review-{r2} [name=department]").input_value() == "market"
     decide(page, r2, "驳回退单", reason="经核实属本单位职责，请继续办理")
     page.wait_for_url("**done=reject_return*")
     with runtime.db.read_session() as s:

@@ -30,7 +30,7 @@ from hotline.supervision import (
 from hotline.ticket_view import Lookups
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.department import deadline_view
-from hotline.web.forms import form_version, payload_from_form, safe_path, submit
+from hotline.web.forms import form_version, kept_values, payload_from_form, safe_path, submit
 from hotline.web.render import render
 from hotline.workflow.engine import fire
 from hotline.workflow.fields import FIELDS, RETURN_REASON_CODES
@@ -338,16 +338,35 @@ async def review_event(
         payload = payload_from_form(session, event, form, list(ev.fields) if ev else [])
         missing = [name for name in (ev.required if ev else ()) if name not in payload]
         if missing:
-            words = "、".join(FIELDS[name].label for name in missing)
-            raise Invalid(f"missing: {', '.join(missing)}", field=missing[0], zh=f"请填写{words}后再提交")
+            raise Invalid(f"missing: {', '.join(missing)}", field=missing[0], zh=_missing_zh(missing))
         version = form_version(form)
         ticket = fire(session, runtime, ticket_id, event, user.actor, payload, now=now, version=version).ticket
         return f"/supervisor/reviews?{urlencode({'tab': tab, 'page': page, 'done': event, 't': ticket.number})}"
 
+    # Refused, the queue again with this request's card as it was filled in and the reason on it.
+    typed = {"ticket": ticket_id, "fields": kept_values(form)}
     return submit(
         request,
         runtime,
         change,
         template="supervisor/reviews.html",
-        context=lambda session: _reviews_context(session, runtime, tab, page, now),
+        context=lambda session: {**_reviews_context(session, runtime, tab, page, now), "typed": typed},
     )
+
+
+# The review cards' words for the fields a decision needs (the workflow's labels name them
+# as the departments' forms do: 承办单位, 理由).
+_CARD_FIELDS = {
+    "department": ("请选择", "改派的承办单位"),
+    "reason": ("请填写", "审核意见"),
+    "days": ("请填写", "批准天数"),
+}
+
+
+def _missing_zh(missing: list[str]) -> str:
+    """What a review card's refusal says of the fields left empty, in the card's words."""
+    said = []
+    for name in missing:
+        verb, label = _CARD_FIELDS.get(name, ("请填写", FIELDS[name].label))
+        said.append(f"{verb}{label}")
+    return "，".join(said) + "后再提交"
