@@ -28,7 +28,11 @@ def clean_phone(value: str) -> str:
     """A phone as tickets keep it: digits and a leading + (Invalid naming `caller_phone` otherwise)."""
     kept = "".join(ch for ch in value if ch.isdigit() or ch == "+")
     if not 3 <= len(kept) <= 20 or "+" in kept[1:]:
-        raise Invalid("caller_phone: 3 to 20 digits, a leading + allowed", field="caller_phone")
+        raise Invalid(
+            "caller_phone: 3 to 20 digits, a leading + allowed",
+            field="caller_phone",
+            zh="联系电话应为 3–20 位数字，可以 + 开头",
+        )
     return kept
 
 
@@ -97,7 +101,7 @@ def own_call(session: Session, actor: Actor, call_id: int) -> Call:
     """A call to this agent (NotFound for another agent's)."""
     call = session.get(Call, call_id)
     if call is None or call.agent_id != actor.id:
-        raise NotFound(f"call {call_id} not found, or not yours")
+        raise NotFound(f"call {call_id} not found, or not yours", zh="来电不存在，或不是您接听的")
     return call
 
 

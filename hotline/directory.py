@@ -59,7 +59,7 @@ UNSET = object()
 def department_by_code(session: Session, code: str, *, field: str = "department") -> Department:
     dept = session.exec(select(Department).where(Department.code == code)).first()
     if dept is None:
-        raise Invalid(f"no department with the code {code!r}", field=field)
+        raise Invalid(f"no department with the code {code!r}", field=field, zh=f"没有编码为“{code}”的单位")
     return dept
 
 
@@ -83,7 +83,7 @@ def communities_of(session: Session, street_id: int | None) -> list[Department]:
 def category_by_code(session: Session, code: str, *, field: str = "category") -> Category:
     category = session.exec(select(Category).where(Category.code == code)).first()
     if category is None:
-        raise Invalid(f"no category with the code {code!r}", field=field)
+        raise Invalid(f"no category with the code {code!r}", field=field, zh=f"没有编码为“{code}”的分类")
     return category
 
 
@@ -201,7 +201,10 @@ def create_department(
     taken. `parent`: a community's street office, by code (itself no community)."""
     org_code = clean_org_code(org_code)
     if session.exec(select(Department).where(Department.code == code)).first():
-        raise Conflict(f"a department with the code {code!r} exists already")
+        raise Conflict(
+            f"a department with the code {code!r} exists already",
+            zh=f"{'社区' if parent else '单位'}编码“{code}”已被使用",
+        )
     parent_id = _street_office(session, parent).id if parent is not None else None
     dept = Department(code=code, name=name, org_code=org_code, parent_id=parent_id, created_at=now)
     session.add(dept)
@@ -268,12 +271,12 @@ def create_category(
 ) -> Category:
     """A new node of the category tree; 409 when the code is taken."""
     if session.exec(select(Category).where(Category.code == code)).first():
-        raise Conflict(f"a category with the code {code!r} exists already")
+        raise Conflict(f"a category with the code {code!r} exists already", zh=f"分类编码“{code}”已被使用")
     parent_row = category_by_code(session, parent, field="parent") if parent else None
     dept = department_by_code(session, department) if department else None
     if workflow is not None and workflow not in runtime.workflows.workflows:
         known = ", ".join(sorted(runtime.workflows.workflows))
-        raise Invalid(f"no workflow named {workflow!r} (known: {known})", field="workflow")
+        raise Invalid(f"no workflow named {workflow!r} (known: {known})", field="workflow", zh="所选流程不存在")
     category = Category(
         code=code,
         name=name,
@@ -333,11 +336,19 @@ def create_user(
             zh="用户名为 2–64 位字母、数字或 _ . - @",
         )
     if role not in ROLES:
-        raise Invalid(f"unknown role {role!r} (one of: {', '.join(ROLES)})", field="role")
+        raise Invalid(f"unknown role {role!r} (one of: {', '.join(ROLES)})", field="role", zh="请选择有效的角色")
     if role in DEPARTMENT_ROLES and not department:
-        raise Invalid(f"a {role} belongs to a department: give 'department'", field="department")
+        raise Invalid(
+            f"a {role} belongs to a department: give 'department'",
+            field="department",
+            zh="该角色须属于一个单位：请选择所属单位",
+        )
     if role not in DEPARTMENT_ROLES and department:
-        raise Invalid(f"a {role} belongs to the centre, not to a department", field="department")
+        raise Invalid(
+            f"a {role} belongs to the centre, not to a department",
+            field="department",
+            zh="该角色属于热线中心，不属于任何单位：请不要选择所属单位",
+        )
     check_source(role, source)
     check_password_policy(password, username)
     taken = user_by_name(session, username)
@@ -468,7 +479,10 @@ def create_place(session: Session, *, street: str, community: str | None = None)
         )
     ).first()
     if existing:
-        raise Conflict(f"the place {street}{'/' + community if community else ''} exists already")
+        raise Conflict(
+            f"the place {street}{'/' + community if community else ''} exists already",
+            zh=f"地点“{street}{' / ' + community if community else ''}”已在地点库中",
+        )
     place = Place(street=street, community=community)
     session.add(place)
     session.flush()
@@ -693,7 +707,7 @@ def update_category(
     if workflow is not UNSET:
         if workflow is not None and workflow not in runtime.workflows.workflows:
             known = ", ".join(sorted(runtime.workflows.workflows))
-            raise Invalid(f"no workflow named {workflow!r} (known: {known})", field="workflow")
+            raise Invalid(f"no workflow named {workflow!r} (known: {known})", field="workflow", zh="所选流程不存在")
         category.workflow = workflow
     if active is not None:
         category.active = active

@@ -84,6 +84,18 @@ HISTORY_LABELS = {
     "community_urge": "社区超期报街道督促",
 }
 ORDER_STATUS_LABELS = {"open": "待答复", "answered": "已答复", "lapsed": "未答复（工单已办结）"}
+# A knowledge article's status, and what its versions record (the lifecycle actions and more).
+ARTICLE_STATUS_LABELS = {"draft": "草稿", "under_review": "待审核", "published": "已发布", "retired": "已下线"}
+ARTICLE_ACTION_LABELS = {
+    "create": "新建",
+    "edit": "修改",
+    "import": "导入",
+    "submit": "提交审核",
+    "publish": "发布",
+    "return": "退回修改",
+    "retire": "下线",
+    "expire": "到期下线",
+}
 
 
 # Reasons the scheduler recorded in English before it recorded the Chinese ones (a history is

@@ -66,4 +66,5 @@ def route(session: Session, *, category_id: int | None, street: str | None, comm
     raise Invalid(
         f"no routing rule or category default matches {category_text} at {place}; give the department",
         field="department",
+        zh="派单规则未匹配到承办单位，请手动选择承办单位",
     )

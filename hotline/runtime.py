@@ -155,6 +155,7 @@ class RateLimiter:
                 raise TooManyRequests(
                     f"too many requests for this token; try again in {wait:.1f} s",
                     retry_after=max(1, round(wait)),
+                    zh=f"请求过于频繁，请 {max(1, round(wait))} 秒后再试",
                 )
             self._buckets[key] = (tokens - 1, now)
             if len(self._buckets) > 10000:  # forget idle tokens

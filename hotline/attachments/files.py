@@ -218,10 +218,13 @@ def get_readable(session: Session, actor: Actor, attachment_id: int, ticket_id: 
     one named, if any); NotFound otherwise, and once the retention rule removed it."""
     row = session.get(Attachment, attachment_id)
     if row is None or (ticket_id is not None and row.ticket_id != ticket_id):
-        raise NotFound(f"attachment {attachment_id} not found, or not visible to you")
+        raise NotFound(f"attachment {attachment_id} not found, or not visible to you", zh="附件不存在，或您无权查看")
     get_visible(session, actor, row.ticket_id)
     if row.removed_at is not None or row.storage_key is None:
-        raise NotFound(f"attachment {attachment_id} has no file here (removed under the retention rule, or a link)")
+        raise NotFound(
+            f"attachment {attachment_id} has no file here (removed under the retention rule, or a link)",
+            zh="该附件没有可下载的文件（已按保存期限清理，或只是一个链接）",
+        )
     return row
 
 
@@ -269,7 +272,7 @@ def response(runtime, row: Attachment, *, thumbnail_only: bool = False) -> Strea
     """The stored file (or its thumbnail) with the download headers, read a chunk at a time."""
     key = row.thumbnail_key if thumbnail_only else row.storage_key
     if key is None:
-        raise NotFound(f"attachment {row.id} has no thumbnail")
+        raise NotFound(f"attachment {row.id} has no thumbnail", zh="该附件没有缩略图")
     return StreamingResponse(
         _chunks(runtime, key),
         media_type="image/jpeg" if thumbnail_only else row.content_type,

@@ -73,7 +73,7 @@ def decide_appeal(
         raise NotPermitted("only a supervisor decides appeals", zh="只有督办员可以审核申诉")
     appeal = session.exec(select(Appeal).where(Appeal.id == appeal_id).with_for_update()).first()
     if appeal is None:
-        raise NotFound(f"appeal {appeal_id} not found")
+        raise NotFound(f"appeal {appeal_id} not found", zh="申诉不存在")
     if appeal.status != "pending":
         raise Conflict(f"the appeal was decided already ({appeal.status})", zh="该申诉已审核")
     status = "granted" if grant else "refused"

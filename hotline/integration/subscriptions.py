@@ -75,14 +75,22 @@ def create(
     """A new subscription; its secret is in the returned row (show it once)."""
     department_id = None
     if department and source:
-        raise Invalid("a subscription is scoped by department or by source, not both", field="source")
+        raise Invalid(
+            "a subscription is scoped by department or by source, not both",
+            field="source",
+            zh="对接范围只能选一种：按单位，或按来源",
+        )
     if department:
         dept = session.exec(select(Department).where(Department.code == department)).first()
         if dept is None:
             raise Invalid(f"no department with the code {department!r}", field="department", zh="没有该单位")
         department_id = dept.id
     if source is not None and not SOURCE_PATTERN.match(source):
-        raise Invalid("source is lower-case letters, digits, '-' or '_' (at most 32)", field="source")
+        raise Invalid(
+            "source is lower-case letters, digits, '-' or '_' (at most 32)",
+            field="source",
+            zh="来源标识须为 1–32 位小写字母、数字、- 或 _",
+        )
     if not name.strip():
         raise Invalid("name must not be empty", field="name", zh="请填写名称")
     sub = Subscription(
@@ -105,7 +113,7 @@ def get(session: Session, subscription_id: int, *, lock: bool = False) -> Subscr
     query = select(Subscription).where(Subscription.id == subscription_id)
     sub = session.exec(query.with_for_update() if lock else query).first()
     if sub is None:
-        raise NotFound(f"subscription {subscription_id} not found")
+        raise NotFound(f"subscription {subscription_id} not found", zh="该对接不存在")
     return sub
 
 

@@ -19,6 +19,7 @@ from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.errors import Conflict, HotlineError, Invalid, NotFound, NotPermitted
 from hotline.knowledge import index
 from hotline.knowledge.text import render
+from hotline.labels import ARTICLE_ACTION_LABELS, ARTICLE_STATUS_LABELS
 from hotline.models import ARTICLE_KINDS, ARTICLE_STATUSES, Article, ArticleVersion, Department
 from hotline.workflow.engine import Actor
 
@@ -180,6 +181,7 @@ def _check_title(session: Session, article: Article) -> None:
             + (f" (external_id {other.external_id})" if other.external_id else ""),
             field="title",
             article_id=other.id,
+            zh=f"该发文单位已有同名的知识条目（条目号 {other.id}）",
         )
 
 
@@ -190,7 +192,12 @@ def _check_external_id(session: Session, article: Article) -> None:
         select(Article.id).where(Article.external_id == article.external_id, Article.id != (article.id or 0))
     ).first()
     if other is not None:
-        raise Conflict(f"external_id: already used by article {other}", field="external_id", article_id=other)
+        raise Conflict(
+            f"external_id: already used by article {other}",
+            field="external_id",
+            article_id=other,
+            zh=f"编号已被条目号 {other} 的知识使用",
+        )
 
 
 def _may_write(actor: Actor, article: Article) -> None:
@@ -198,11 +205,20 @@ def _may_write(actor: Actor, article: Article) -> None:
     if actor.role in EDITORS:
         return
     if actor.role != "leader":
-        raise NotPermitted(f"the role {actor.role!r} may not write articles (needs: editor, admin, leader)")
+        raise NotPermitted(
+            f"the role {actor.role!r} may not write articles (needs: editor, admin, leader)",
+            zh="您的角色不能编写知识条目",
+        )
     if article.department_id is None or article.department_id != actor.department_id:
-        raise NotPermitted("a leader writes only the articles its own department issues")
+        raise NotPermitted(
+            "a leader writes only the articles its own department issues", zh="单位负责人只能编写本单位发文的知识"
+        )
     if article.status != "draft":
-        raise Conflict(f"the article is {article.status}: only the editors change it now", field="status")
+        raise Conflict(
+            f"the article is {article.status}: only the editors change it now",
+            field="status",
+            zh=f"该条目{ARTICLE_STATUS_LABELS.get(article.status, article.status)}，只有知识库管理员可以修改",
+        )
 
 
 def _record(session: Session, article: Article, action: str, actor: Actor | None, now: datetime) -> None:
@@ -232,9 +248,9 @@ def _apply(session: Session, article: Article, values: dict[str, Any]) -> bool:
     if "department" in values:
         article.department_id = _department_id(session, article.department)
     if article.valid_from and article.valid_until and article.valid_until < article.valid_from:
-        raise Invalid("valid_until: before valid_from", field="valid_until")
+        raise Invalid("valid_until: before valid_from", field="valid_until", zh="失效日期早于生效日期")
     if article.title in article.keywords:
-        raise Invalid("keywords: a keyword repeats the title", field="keywords")
+        raise Invalid("keywords: a keyword repeats the title", field="keywords", zh="关键字不能与标题相同")
     return changed
 
 
@@ -263,7 +279,7 @@ def create(
 def get(session: Session, article_id: int) -> Article:
     article = session.get(Article, article_id)
     if article is None:
-        raise NotFound()
+        raise NotFound(zh="知识条目不存在")
     return article
 
 
@@ -281,7 +297,7 @@ def get_readable(session: Session, article_id: int, actor: Actor, **not_found: o
     """The article, or NotFound (with `not_found`'s message) when the actor may not read it."""
     article = session.get(Article, article_id)
     if article is None or not readable(actor, article):
-        raise NotFound(**not_found)
+        raise NotFound(**{"zh": "知识条目不存在，或您无权查看", **not_found})
     return article
 
 
@@ -291,7 +307,7 @@ def get_public(session: Session, article_id: int, today: date) -> Article:
 
     article = session.exec(select(Article).where(Article.id == article_id, visible_today(today))).first()
     if article is None:
-        raise NotFound()
+        raise NotFound(zh="该知识条目不存在或已下线")
     return article
 
 
@@ -316,7 +332,7 @@ def update(session: Session, article_id: int, patch: ArticlePatch, actor: Actor,
     values = patch.model_dump(exclude_unset=True)
     for name in ("title", "body", "category", "department", "kind", "public"):
         if name in values and values[name] is None:
-            raise Invalid(f"{name}: may not be null", field=name)
+            raise Invalid(f"{name}: may not be null", field=name, zh="必填项不能为空")
     if "keywords" in values and values["keywords"] is None:
         values["keywords"] = []
     _change(session, article, values, actor, now, "edit")
@@ -329,16 +345,28 @@ def transition(session: Session, article_id: int, action: str, actor: Actor, now
     """submit, publish, return or retire an article."""
     article = get(session, article_id)
     if action not in ACTIONS:
-        raise Invalid(f"action: one of {', '.join(ACTIONS)}", field="action")
+        raise Invalid(f"action: one of {', '.join(ACTIONS)}", field="action", zh="没有这项操作")
     sources, target = ACTIONS[action]
     if action == "submit":
         _may_write(actor, article)
     elif actor.role not in EDITORS:
-        raise NotPermitted(f"the role {actor.role!r} may not {action} articles (needs: editor, admin)")
+        raise NotPermitted(
+            f"the role {actor.role!r} may not {action} articles (needs: editor, admin)",
+            zh=f"只有知识库管理员可以{ARTICLE_ACTION_LABELS[action]}知识条目",
+        )
     if article.status not in sources:
-        raise Conflict(f"cannot {action} an article that is {article.status}", field="action")
+        status = ARTICLE_STATUS_LABELS.get(article.status, article.status)
+        raise Conflict(
+            f"cannot {action} an article that is {article.status}",
+            field="action",
+            zh=f"条目当前为“{status}”，不能{ARTICLE_ACTION_LABELS[action]}",
+        )
     if target == "published" and article.valid_until and article.valid_until < local_today(now):
-        raise Conflict(f"the article expired on {article.valid_until}: change valid_until first", field="valid_until")
+        raise Conflict(
+            f"the article expired on {article.valid_until}: change valid_until first",
+            field="valid_until",
+            zh=f"该条目已于 {article.valid_until} 失效：请先修改失效日期",
+        )
     _change(session, article, {"status": target}, actor, now, action)
     return article
 

@@ -264,7 +264,9 @@ def _clean_conversation(conversation: list[dict[str, str]]) -> list[dict[str, st
     out = []
     for i, turn in enumerate(conversation):
         if turn.get("role") not in TURN_LABELS:
-            raise Invalid(f"conversation.{i}.role: citizen or assistant", field=f"conversation.{i}.role")
+            raise Invalid(
+                f"conversation.{i}.role: citizen or assistant", field=f"conversation.{i}.role", zh="对话记录有误"
+            )
         text = clean_text(str(turn.get("text") or ""), f"conversation.{i}.text", MAX_TURN_CHARS, label="对话记录")
         out.append({"role": turn["role"], "text": text})
     return out

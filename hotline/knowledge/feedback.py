@@ -104,7 +104,7 @@ def close_gap(
     """An editor closes a gap, naming the article that now answers it if there is one."""
     gap = session.get(KnowledgeGap, gap_id)
     if gap is None:
-        raise NotFound()
+        raise NotFound(zh="该知识缺口不存在")
     if gap.closed_at is not None:
         raise Conflict("this gap is already closed", zh="该知识缺口已处理")
     if article_id is not None and session.get(Article, article_id) is None:
@@ -233,7 +233,10 @@ def _may_draft(actor: Actor, ticket: Ticket) -> None:
         return
     if actor.role == "leader" and actor.department_id is not None and actor.department_id == ticket.main_department_id:
         return
-    raise NotPermitted("only editors, or the leader of the department that answered, draft from a ticket")
+    raise NotPermitted(
+        "only editors, or the leader of the department that answered, draft from a ticket",
+        zh="只有知识库管理员或承办单位的负责人可以把工单转为知识",
+    )
 
 
 def draft_from_ticket(session: Session, ticket_id: int, actor: Actor, at: datetime) -> Article:
@@ -242,9 +245,9 @@ def draft_from_ticket(session: Session, ticket_id: int, actor: Actor, at: dateti
     category, issued by the department that answered. One draft per ticket."""
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
-        raise NotFound()
+        raise NotFound(zh="工单不存在，或您无权查看")
     if actor.role == "leader" and ticket.main_department_id != actor.department_id:
-        raise NotFound()  # a department sees only its own tickets
+        raise NotFound(zh="工单不存在，或您无权查看")  # a department sees only its own tickets
     _may_draft(actor, ticket)
     if ticket.type != "consultation":
         raise Conflict("only a consultation ticket's answer becomes an article", zh="只有咨询类工单的答复可以转为知识")

@@ -73,9 +73,13 @@ def clean_query(query: str) -> str:
     """The question, trimmed; 422 when it is empty or too long."""
     q = " ".join(query.split())
     if not q:
-        raise Invalid("q: the question is empty", field="q")
+        raise Invalid("q: the question is empty", field="q", zh="请输入要查找的内容")
     if len(q) > MAX_QUERY_CHARS:
-        raise Invalid(f"q: the question is longer than {MAX_QUERY_CHARS} characters", field="q")
+        raise Invalid(
+            f"q: the question is longer than {MAX_QUERY_CHARS} characters",
+            field="q",
+            zh=f"查找内容请不要超过{MAX_QUERY_CHARS}个字",
+        )
     return q
 
 
@@ -109,7 +113,7 @@ def search(
     local date now)."""
     q = clean_query(query)
     if not 1 <= limit <= MAX_LIMIT:
-        raise Invalid(f"limit: between 1 and {MAX_LIMIT}", field="limit")
+        raise Invalid(f"limit: between 1 and {MAX_LIMIT}", field="limit", zh=f"结果条数应为 1 到 {MAX_LIMIT}")
     concepts = query_concepts(q)
     terms = list(dict.fromkeys(t for c in concepts for t in c.terms))
     if not terms:

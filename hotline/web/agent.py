@@ -512,7 +512,7 @@ def knowledge_body(request: Request, runtime: RuntimeDep, user: AgentUser, artic
     with runtime.db.read_session() as session:
         article = session.get(Article, article_id)
         if article is None or article.status != "published":
-            raise NotFound()
+            raise NotFound(zh="知识条目不存在或未发布")
         dept = session.get(Department, article.department_id) if article.department_id else None
     issuer = dept.name if dept else article.department
     return render(
@@ -745,7 +745,7 @@ async def callback_action(
 ) -> Response:
     """Record a callback, close the ticket or send it back for rehandling, from the queue."""
     if event not in QUEUE_EVENTS:
-        raise NotFound(f"no queue action {event!r}")
+        raise NotFound(f"no queue action {event!r}", zh="回访队列中没有这项操作")
     form = await request.form()
     view = str(form.get("view") or "all")
     view = view if view in QUEUE_VIEWS else "all"

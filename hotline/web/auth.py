@@ -92,7 +92,8 @@ def check_password(runtime, username: str, password: str) -> tuple[User | None, 
 def check_login_csrf(request: Request, sent: str | None) -> None:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
-        raise CsrfFailed("登录页面已过期（CSRF 校验失败），请刷新页面后重新登录")
+        stale = "登录页面已过期（CSRF 校验失败），请刷新页面后重新登录"
+        raise CsrfFailed(stale, zh=stale)
 
 
 def open_session(
@@ -245,7 +246,8 @@ async def check_csrf(request: Request, user: UserDep) -> PageUser:
         form = await request.form()
         sent = form.get("csrf_token")
     if not isinstance(sent, str) or not hmac.compare_digest(sent, user.csrf_token):
-        raise CsrfFailed("表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
+        stale = "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试"
+        raise CsrfFailed(stale, zh=stale)
     return user
 
 
@@ -257,7 +259,7 @@ def role_user(*roles: str):
 
     def check(user: UserDep) -> PageUser:
         if user.role not in roles:
-            raise NotPermitted("您的角色无权访问此页面")
+            raise NotPermitted("您的角色无权访问此页面", zh="您的角色无权访问此页面")
         return user
 
     return Depends(check)
@@ -268,7 +270,7 @@ def role_form_user(*roles: str):
 
     def check(user: FormUser) -> PageUser:
         if user.role not in roles:
-            raise NotPermitted("您的角色无权执行此操作")
+            raise NotPermitted("您的角色无权执行此操作", zh="您的角色无权执行此操作")
         return user
 
     return Depends(check)

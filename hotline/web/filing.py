@@ -16,6 +16,7 @@ from hotline.errors import HotlineError
 from hotline.evaluation.messaging import deliver_pending
 from hotline.labels import TYPE_LABELS
 from hotline.web import public
+from hotline.web.forms import page_message
 from hotline.web.public import Flag, Switch
 from hotline.web.uploads import only_files
 
@@ -102,7 +103,7 @@ def file_post(
     except HotlineError as exc:
         # A file refused (too large, not a photo) is the photos' fault.
         field = exc.extra.get("field") or ("photos" if exc.status_code in (413, 415) else None)
-        ctx = {"form": typed, "error": exc.extra.get("zh") or exc.detail, "error_field": field}
+        ctx = {"form": typed, "error": page_message(exc), "error_field": field}
         # On the code's step, a wrong code, a photo refused or a refusal to send another code
         # keeps the step; what is wrong with the matter itself goes back to the form.
         ctx["sent"] = step == "2" and (field in ("code", "photos") or exc.status_code == 429)

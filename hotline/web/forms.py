@@ -135,13 +135,15 @@ def payload_from_form(session: Session, event: str, form: Any, fields: list[str]
             if ticket is None and raw.isdigit() and len(raw) < 10:
                 ticket = session.get(Ticket, int(raw))
             if ticket is None:
-                raise Invalid(f"没有编号为 {raw} 的工单", field="master")
+                said = f"没有编号为 {raw} 的工单"
+                raise Invalid(said, field="master", zh=said)
             payload[name] = ticket.id
         elif name in INTEGERS:
             try:
                 payload[name] = int(raw)
             except ValueError:
-                raise Invalid(f"“{FIELDS[name].label}”应为整数", field=name) from None
+                said = f"“{FIELDS[name].label}”应为整数"
+                raise Invalid(said, field=name, zh=said) from None
         else:
             payload[name] = raw
     return payload

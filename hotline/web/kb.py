@@ -23,6 +23,7 @@ from hotline.knowledge import articles, assistant, catalog, feedback, search
 from hotline.knowledge.text import render as render_markdown
 from hotline.models import ARTICLE_KINDS, FLAG_REASONS, Department
 from hotline.web import public
+from hotline.web.forms import page_message
 from hotline.web.public import Flag, Switch
 
 router = APIRouter(include_in_schema=False)
@@ -77,7 +78,7 @@ def kb_home(
                     session, q, limit=20, public_only=True, category=category or None, kind=kind or None, today=today
                 )
             except Invalid as exc:
-                ctx["error"], status_code = exc.extra.get("zh") or _question_error(exc), 422
+                ctx["error"], status_code = page_message(exc), 422
         ctx["nodes"], ctx["crumbs"] = _branch(catalog.category_tree(session, public_today=today), category)
         if "hits" not in ctx:
             ctx["listing"] = catalog.listing(
@@ -98,10 +99,6 @@ def _branch(tree: list[catalog.CategoryNode], path: str) -> tuple[list, list[tup
         crumbs.append((node.name, node.path))
         nodes = sorted(node.children.values(), key=lambda n: (-n.count, n.name))
     return nodes, crumbs
-
-
-def _question_error(exc: Invalid) -> str:
-    return "请输入要查找的内容" if "empty" in exc.message else f"查找内容请不要超过{search.MAX_QUERY_CHARS}个字"
 
 
 def _issuer(session: Session, article) -> str:

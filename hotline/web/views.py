@@ -55,6 +55,7 @@ from hotline.web.forms import (
     event_inputs,
     form_version,
     kept_values,
+    page_message,
     payload_from_form,
     require_page_fields,
     safe_path,
@@ -129,7 +130,7 @@ def login(
     try:
         check_login_csrf(request, csrf_token)
     except CsrfFailed as exc:
-        return _login_page(request, runtime, {**kept, "login_error": exc.message}, 403)
+        return _login_page(request, runtime, {**kept, "login_error": page_message(exc)}, 403)
     now = runtime.now()
     throttle = runtime.login_throttle
     keys = throttle.keys(username, _address(request))
@@ -259,7 +260,7 @@ def change_password(
         directory.check_new_password(row.username, old_password, password)
     except HotlineError as exc:
         return _password_page(
-            request, user, {**context, "error": exc.extra["zh"], "field": "password"}, exc.status_code
+            request, user, {**context, "error": page_message(exc), "field": "password"}, exc.status_code
         )
     new_hash = hash_password(password)
     with runtime.db.session() as session:

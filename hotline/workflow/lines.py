@@ -56,7 +56,9 @@ class Lines:
         line = self.by_number.get(number)
         if line is None:
             known = ", ".join(x.number for x in self.all)
-            raise Invalid(f"line: no hotline {number!r} (known: {known})", field="line")
+            raise Invalid(
+                f"line: no hotline {number!r} (known: {known})", field="line", zh=f"没有号码为 {number} 的热线"
+            )
         return line
 
     def of_number(self, number: str | None) -> Line:

@@ -12,6 +12,7 @@ from hotline.errors import HotlineError
 from hotline.inputs import IdPath
 from hotline.knowledge import catalog, spreadsheet
 from hotline.knowledge.articles import ACTIONS, EDITORS, STAFF, get_readable, readable
+from hotline.labels import ARTICLE_ACTION_LABELS, ARTICLE_STATUS_LABELS
 from hotline.models import ARTICLE_KINDS, FLAG_REASONS, Article
 from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.render import render
@@ -28,17 +29,8 @@ ArticleId = IdPath
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 Done = Annotated[str | None, Query(max_length=20)]
 
-STATUS_LABELS = {"draft": "草稿", "under_review": "待审核", "published": "已发布", "retired": "已下线"}
-ACTION_LABELS = {
-    "create": "新建",
-    "edit": "修改",
-    "import": "导入",
-    "submit": "提交审核",
-    "publish": "发布",
-    "return": "退回修改",
-    "retire": "下线",
-    "expire": "到期下线",
-}
+STATUS_LABELS = ARTICLE_STATUS_LABELS
+ACTION_LABELS = ARTICLE_ACTION_LABELS
 FIELD_LABELS = {**spreadsheet.COLUMNS, "status": "状态"}
 # What the pages say after a change (the redirect's `done`): fixed words, never the address's.
 DONE = {
