@@ -142,6 +142,17 @@ def test_hot_words_leave_out_the_records_filler_and_keep_the_districts_places_wh
     assert not {"居住", "尽快", "诉求", "核实", "今年", "滨江街", "江畔"} & set(top)
 
 
+def test_hot_words_leave_out_the_formulas_of_requests_and_replies(runtime, district, as_, clock):
+    said = "幸福路一带夜间施工噪声时有发生，希望帮忙处理，请加强日常巡查监管，建立长效管理机制，依法查处。"
+    _at(runtime, local(2026, 11, 10, 10), n=3, content=said)
+    clock.set(local(2026, 11, 20, 10))
+    words = as_("supervisor").get("/analysis/hot-words", **{"from": "2026-11-01", "to": "2026-11-30"})["words"]
+    top = {w["word"]: w["count"] for w in words}
+    assert top.get("施工") == 3 and top.get("噪声") == 3
+    formulas = {"一带", "时有发生", "帮忙", "加强", "日常", "巡查", "监管", "建立", "长效", "管理机制", "依法查处"}
+    assert not formulas & set(top), formulas & set(top)
+
+
 def test_hot_words(runtime, district, as_, clock):
     for _ in range(3):
         _at(runtime, local(2026, 11, 10, 10), content="小区电梯故障停运，老人上下楼困难")
