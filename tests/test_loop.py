@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import Api
+from tests.helpers import Api, sign_in
 
 
 @pytest.fixture
@@ -14,7 +14,11 @@ def events_of(api: Api, ticket_id: int) -> list[str]:
     return [e["name"] for e in api.get(f"/tickets/{ticket_id}/transitions")["events"]]
 
 
-def test_full_loop_with_return_extension_cohandler_review_callback(as_, clock):
+def reply_label(dept, tid: int) -> str:
+    return next(e["label"] for e in dept.get(f"/tickets/{tid}/transitions")["events"] if e["name"] == "reply")
+
+
+def test_full_loop_with_return_extension_cohandler_review_callback(as_, clock, client):
     agent, sup = as_("agent"), as_("supervisor")
     housing, urban, market = as_("housing_h"), as_("urban_h"), as_("market_h")
 
@@ -51,7 +55,15 @@ def test_full_loop_with_return_extension_cohandler_review_callback(as_, clock):
     # The main department cannot reply before the co-handler.
     r = urban.fire(tid, "reply", expect=409, result="已处理")
     assert "co-handler" in r["detail"]
+    # Each department reads the reply as its part is: the co-handler's is 协办答复.
+    assert reply_label(market, tid) == "协办答复"
     assert market.fire(tid, "reply", result="协办意见：已检查")["state"] == "in_progress"
+    assert reply_label(urban, tid) == "办结回复"
+    # The ticket's page says it too, in the history and in the flash after the co-handler's reply.
+    sign_in(client, "market_h")
+    page = client.get(f"/tickets/{tid}", params={"done": "reply"}).text
+    assert "已完成：协办答复" in page and "<strong>协办答复</strong>" in page
+    assert "<strong>办结回复</strong>" not in page
     assert urban.fire(tid, "reply", result="已责令整改")["state"] == "replied"
 
     # The centre rejects the reply, then approves the second one.

@@ -116,3 +116,17 @@ def test_selection_names_unknown_workflow(tmp_path):
     with pytest.raises(WorkflowError) as err:
         WorkflowSet(tmp_path)
     assert "selection.yaml" in str(err.value) and "types.consultation" in str(err.value)
+
+
+def test_a_co_handlers_part_may_have_its_own_label_and_nothing_else(tmp_path):
+    """`co` takes `from` and, optionally, `label` (what a co-handler's form and history call
+    the event); any other key is refused, naming the event."""
+    source = (Path(__file__).resolve().parents[1] / "workflows" / "default.yaml").read_text(encoding="utf-8")
+    assert "co: {from: [dispatched, in_progress], label: 协办答复}" in source
+    path = tmp_path / "default.yaml"
+    path.write_text(source, encoding="utf-8")
+    reply = load_workflow(path).events["reply"]
+    assert (reply.label_for(False), reply.label_for(True)) == ("办结回复", "协办答复")
+    path.write_text(source.replace("label: 协办答复}", "label: 协办答复, to: replied}"), encoding="utf-8")
+    with pytest.raises(WorkflowError, match=r"reply\.co"):
+        load_workflow(path)

@@ -436,8 +436,11 @@ def ticket_page(
     with runtime.db.read_session() as session:
         ctx = ticket_context(runtime, session, user, ticket_id)
     if done:
-        label = ctx["workflow"].events.get(done)
-        ctx["flash"] = f"已完成：{label.label if label else done}"
+        ev = ctx["workflow"].events.get(done)
+        # Said as the change was recorded: a co-handler's reply is 协办答复, not 办结回复.
+        last = next((h for h in reversed(ctx["history"]) if h["event"] == done), None)
+        as_co = bool(last and last["details"].get("as_co_handler"))
+        ctx["flash"] = f"已完成：{ev.label_for(as_co) if ev else done}"
         master = next((h["details"].get("master_number") for h in ctx["history"] if h["event"] == "merge"), None)
         if done == "merge" and master:
             ctx["flash"] = f"已将工单 {ctx['t']['number']} 并入工单 {master}"

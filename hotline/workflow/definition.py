@@ -139,6 +139,12 @@ class EventDef:
     optional: tuple[str, ...]
     conditions: tuple[RuleRef, ...]
     effects: tuple[RuleRef, ...]
+    # What a co-handling department's form and history call the event (co.label), if not `label`.
+    co_label: str | None = None
+
+    def label_for(self, as_co_handler: bool) -> str:
+        """The event's name as its actor reads it: a co-handler's reply is not 办结."""
+        return (self.co_label or self.label) if as_co_handler else self.label
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -266,11 +272,12 @@ def _event(where: str, name: str, raw: Any, states: Mapping[str, StateDef]) -> E
                 f"{where}.from: a community's event leaves only states of `level: community`, not {elsewhere[0]!r}"
             )
     co = raw.get("co")
-    co_sources = None
+    co_sources = co_label = None
     if co is not None:
-        if department != "any" or not isinstance(co, dict) or set(co) != {"from"}:
-            raise WorkflowError(f"{where}.co: needs `department: any` and exactly a `from` list")
+        if department != "any" or not isinstance(co, dict) or "from" not in co or not set(co) <= {"from", "label"}:
+            raise WorkflowError(f"{where}.co: needs `department: any`, a `from` list and at most a `label`")
         co_sources = state_list("co.from", co["from"])
+        co_label = str(co["label"]) if co.get("label") else None
     fields = raw.get("fields") or {}
     if not isinstance(fields, dict):
         raise WorkflowError(f"{where}.fields: must be a mapping of field: required|optional")
@@ -287,6 +294,7 @@ def _event(where: str, name: str, raw: Any, states: Mapping[str, StateDef]) -> E
         roles=frozenset(roles),
         department=department,
         co_sources=co_sources,
+        co_label=co_label,
         required=tuple(f for f, n in fields.items() if n == "required"),
         optional=tuple(f for f, n in fields.items() if n == "optional"),
         conditions=_rules(f"{where}.conditions", raw.get("conditions"), CONDITIONS),

@@ -546,7 +546,7 @@ def available_events(
         out.append(
             {
                 "name": ev.name,
-                "label": ev.label,
+                "label": ev.label_for(as_co),
                 "to": None if as_co else dest,
                 "required": list(ev.required),
                 "optional": list(ev.optional),
