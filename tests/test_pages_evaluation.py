@@ -78,3 +78,37 @@ def test_appeal_from_the_ticket_page_decided_by_the_centre(runtime, client, badl
     assert r.status_code == 303
     with runtime.db.read_session() as s:
         assert s.exec(select(Callback.overturned)).one() is True
+
+
+def test_the_rectifications_waiting_for_the_reader_come_first(runtime, client, district):
+    """A department sees those it must report on first, the earliest due first; the centre
+    those it must decide; the accepted ones last, the latest first (not by the status's
+    English name, which put 已通过 at the top)."""
+    from datetime import timedelta
+
+    from hotline.models import Ticket
+
+    housing, sup, agent = (Api(client, district, u) for u in ("housing_h", "supervisor", "agent"))
+    ids = make_dispatched(runtime, 5, now=local(2026, 11, 2, 9, 0))
+    for tid in ids:
+        housing.fire(tid, "sign")
+        housing.fire(tid, "reply", result="已处理")
+        sup.fire(tid, "approve_reply")
+        agent.fire(tid, "callback", reached=True, solved=False, rating=1)
+    # Two accepted (due 1 and 2 days on), one reported (due 3 days on), two open (due 5 and 4).
+    base = local(2026, 11, 20, 17, 0)
+    plan = dict(zip(ids, [("accepted", 1), ("accepted", 2), ("reported", 3), ("open", 5), ("open", 4)], strict=True))
+    with runtime.db.session() as s:
+        for rect in s.exec(select(Rectification)).all():
+            status, days = plan[rect.ticket_id]
+            rect.status, rect.due_at = status, base + timedelta(days=days)
+        numbers = {t.id: t.number for t in s.exec(select(Ticket)).all()}
+
+    def order(username: str) -> list[int]:
+        signed_in(client, username)
+        text = client.get("/evaluation/rectifications").text
+        found = sorted((text.index(numbers[tid]), tid) for tid in ids)
+        return [plan[tid] for _, tid in found]
+
+    assert order("housing_h") == [("open", 4), ("open", 5), ("reported", 3), ("accepted", 2), ("accepted", 1)]
+    assert order("supervisor") == [("reported", 3), ("open", 4), ("open", 5), ("accepted", 2), ("accepted", 1)]

@@ -29,3 +29,12 @@ def test_the_search_page_says_more_than_the_limit(client, runtime, district, mon
     assert "超过 3 件" in page.text
     monkeypatch.setattr(hotline.tickets, "COUNT_LIMIT", 10)
     assert "共 4 件" in client.get("/tickets").text
+
+
+def test_the_search_hint_says_whose_tickets_are_searched(client, district):
+    """A department's search finds only its own tickets, and the hint says so."""
+    sign_in(client, "housing_h")
+    assert "在本单位的全部工单中查找" in client.get("/tickets", params={"q": "13800000000"}).text
+    sign_in(client, "supervisor")
+    text = client.get("/tickets", params={"q": "13800000000"}).text
+    assert "在全部工单中查找" in text and "本单位" not in text

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import case
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
@@ -34,7 +35,15 @@ def _rectifications(session: Session, user: PageUser) -> list[tuple]:
     )
     if user.role in DEPARTMENT_ROLES:
         stmt = stmt.where(Rectification.department_id == user.actor.department_id)
-    return list(session.exec(stmt.order_by(Rectification.status, Rectification.due_at).limit(300)).all())
+    # What waits for the reader first (a department reports, the centre decides), the earliest
+    # due first; the accepted ones last, the latest first.
+    first = "reported" if user.role == "supervisor" else "open"
+    done = Rectification.status == "accepted"
+    waiting = case((Rectification.status == first, 0), (done, 2), else_=1)
+    soonest = case((done, None), else_=Rectification.due_at)
+    latest = case((done, Rectification.due_at), else_=None)
+    order = (waiting, soonest.asc(), latest.desc(), Rectification.id)
+    return list(session.exec(stmt.order_by(*order).limit(300)).all())
 
 
 @router.get("/evaluation/rectifications", response_class=HTMLResponse)
