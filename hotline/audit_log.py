@@ -518,7 +518,58 @@ OPERATIONS = {
     "unlock": "解除登录限制",
 }
 OUTCOME_LABELS = {"ok": "成功", "failed": "失败", "refused": "拒绝（尝试过频）"}
+# What the pages call the fields of a record's before and after (the exports keep the keys).
+FIELD_LABELS = {
+    "active": "启用",
+    "enabled": "启用",
+    "body": "正文",
+    "category": "分类",
+    "category_id": "分类（内部编号）",
+    "code": "编码",
+    "street": "街道",
+    "community": "社区",
+    "created_by_id": "创建人（内部编号）",
+    "department": "单位",
+    "department_id": "单位（内部编号）",
+    "parent": "上级",
+    "parent_id": "上级（内部编号）",
+    "display_name": "姓名",
+    "username": "用户名",
+    "user_id": "用户（内部编号）",
+    "role": "角色",
+    "must_change_password": "须修改密码",
+    "password_hash": "密码（摘要）",
+    "token_hash": "令牌（摘要）",
+    "secret": "签名密钥",
+    "name": "名称",
+    "title": "标题",
+    "keywords": "关键字",
+    "kind": "类别",
+    "external_id": "外部编号",
+    "org_code": "统一社会信用代码",
+    "priority": "优先级",
+    "public": "对外公开",
+    "region": "适用地区",
+    "region_code": "行政区划代码",
+    "source": "来源",
+    "status": "状态",
+    "topics": "订阅事件",
+    "url": "地址",
+    "valid_from": "生效日期",
+    "valid_until": "失效日期",
+    "version": "版本",
+    "year": "年度",
+    "loaded_at": "导入时间",
+    "workflow": "流程",
+    "phone": "电话",
+}
 MAX_FILTER = 64
+
+
+def field_label(key: str) -> str:
+    """A before/after field as the pages name it (the key itself where it has no name: a
+    calendar day's date, say)."""
+    return FIELD_LABELS.get(key, key)
 
 
 def action_label(action: str) -> str:

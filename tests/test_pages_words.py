@@ -86,6 +86,23 @@ def test_an_audit_records_values_are_shown_as_people_read_them():
     assert change_value({"天数": 3, "理由": "施工"}) == '{"天数": 3, "理由": "施工"}'
     assert change_value(None) == "null" and change_value("原文") == "原文" and change_value(5) == "5"
     assert change_value([]) == "—"
+    assert (change_value(True), change_value(False)) == ("是", "否")
+
+
+def test_an_audit_records_fields_are_named_in_chinese(client, district, runtime):
+    """The audit page names the fields of a change (the key is kept in the title), and says
+    what was done in words, the action's code only in the title."""
+    from tests.helpers import sign_in
+
+    sign_in(client, "admin")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/departments").text).group(1)
+    new = {"csrf_token": token, "code": "culture2", "name": "区文化馆"}
+    assert client.post("/admin/departments", data=new, follow_redirects=False).status_code == 303
+    page = client.get("/admin/audit", params={"kind": "department"}).text
+    row = page[page.index("<tbody>") : page.index("</tbody>")]
+    assert '<dt title="code">编码</dt>' in row and '<dt title="name">名称</dt>' in row
+    assert '<dt title="active">启用</dt><dd>是</dd>' in row
+    assert '<td title="department.create">单位新建</td>' in row and ">department.create<" not in row
 
 
 def test_a_refused_rule_edit_comes_back_open_as_typed(client, district, runtime):

@@ -115,10 +115,12 @@ def duration_text(seconds: float) -> str:
 
 
 def change_value(value: Any) -> str:
-    """A value of an audit record's before or after, for people: text as it is, a list of
-    texts joined with 、, anything else as JSON with its Chinese unescaped."""
+    """A value of an audit record's before or after, for people: text as it is, yes or no, a
+    list of texts joined with 、, anything else as JSON with its Chinese unescaped."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "是" if value else "否"
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "、".join(value) or "—"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -133,6 +135,7 @@ def templates() -> Jinja2Templates:
     env.filters["duration"] = duration_text
     env.filters["reason"] = history_reason
     env.filters["change"] = change_value
+    env.filters["size"] = size_text
     env.globals.update(
         ROLE_LABELS=ROLE_LABELS,
         TYPE_LABELS=TYPE_LABELS,

@@ -118,6 +118,7 @@ def audit_trail(
             "kinds": audit_log.KINDS,
             "outcomes": audit_log.OUTCOME_LABELS,
             "action_label": audit_log.action_label,
+            "field_label": audit_log.field_label,
             "actors": ACTORS,
             "max_export": MAX_EXPORT,
         },
