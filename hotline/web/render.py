@@ -135,7 +135,6 @@ def templates() -> Jinja2Templates:
     env.filters["duration"] = duration_text
     env.filters["reason"] = history_reason
     env.filters["change"] = change_value
-    env.filters["size"] = size_text
     env.globals.update(
         ROLE_LABELS=ROLE_LABELS,
         TYPE_LABELS=TYPE_LABELS,
