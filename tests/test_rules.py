@@ -3,7 +3,7 @@
 import pytest
 
 from tests.conftest import local
-from tests.helpers import Api
+from tests.helpers import Api, sign_in
 
 
 @pytest.fixture
@@ -27,6 +27,22 @@ def test_a_return_must_come_within_one_working_day_of_dispatch(as_, clock):
     clock.set(local(2026, 11, 11, 0, 30))  # two working days after: too late
     r = as_("housing_h").fire(tid2, "return", expect=409, reason="非本单位职责")
     assert "return window" in r["detail"]
+
+
+def test_the_ticket_page_says_why_a_button_is_missing(as_, client, clock):
+    """A department past the return window finds no 退单 button, and the page says why."""
+    clock.set(local(2026, 11, 6, 10, 0))  # a Friday
+    tid = dispatched(as_)
+    sign_in(client, "housing_h")
+    within = client.get(f"/tickets/{tid}").text
+    assert 'id="refused-events"' not in within
+    clock.set(local(2026, 11, 11, 0, 30))  # two working days after: too late
+    sign_in(client, "housing_h")  # the session before has lapsed meanwhile
+    page = client.get(f"/tickets/{tid}").text
+    refused = page[page.index('id="refused-events"') :]
+    refused = refused[: refused.index("</div>")]
+    why = "已超过退单时限（2026-11-09 23:59），请承办单位办理"
+    assert f'<li data-event="return"><strong>退单</strong>：{why}</li>' in refused
 
 
 def test_no_return_after_the_third_dispatch(as_):

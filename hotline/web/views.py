@@ -364,7 +364,8 @@ def ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
     data = ticket_out(ticket, user.actor, runtime, lookups, assignments)
     wf = runtime.workflows.get(ticket.workflow)
     now = runtime.now()
-    events = available_events(session, runtime, ticket, user.actor, now=now)
+    refused: list[dict[str, Any]] = []
+    events = available_events(session, runtime, ticket, user.actor, now=now, refused=refused)
     # The main department's 办结回复 waits for the co-handlers: say for whom, and since when.
     reply = wf.events.get("reply")
     co_waiting = [
@@ -408,6 +409,8 @@ def ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "notices": ticket_notices,
         "orders": ticket_orders(session, ticket_id),
         "co_waiting": co_waiting,
+        # What the role could do in this state but not now, and why (the co-handlers' wait is said above).
+        "refused": [r for r in refused if not (co_waiting and r["name"] == "reply")],
         "preview": preview,
         "cited": cited,
         "cited_issuer": cited_dept.name if cited_dept else cited.department if cited else None,

@@ -516,9 +516,17 @@ def changing(
 
 
 def available_events(
-    session: Session, runtime: EngineRuntime, ticket: Ticket, actor: Actor, *, now: datetime
+    session: Session,
+    runtime: EngineRuntime,
+    ticket: Ticket,
+    actor: Actor,
+    *,
+    now: datetime,
+    refused: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The events the actor may fire on the ticket now, guards included."""
+    """The events the actor may fire on the ticket now, guards included. `refused`, if given,
+    receives those the actor's role and the state allow but a guard refuses now, each with the
+    guard's reason in Chinese (`why`): a button that is not there says why."""
     assignment = _scope(session, ticket, actor)
     wf = runtime.workflows.get(ticket.workflow)
     out = []
@@ -540,7 +548,9 @@ def available_events(
         try:
             for ref in ev.conditions:
                 CONDITIONS[ref.name](ctx, ref.arg)
-        except GuardFailed:
+        except GuardFailed as exc:
+            if refused is not None and exc.extra.get("zh"):
+                refused.append({"name": ev.name, "label": ev.label_for(as_co), "why": exc.extra["zh"]})
             continue
         dest = ticket.return_from_state if ev.dest == RETURN_FROM else ev.dest
         out.append(
