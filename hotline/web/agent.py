@@ -660,6 +660,8 @@ def _queue_context(session: Session, runtime, user: PageUser, view: str, page: i
         data.update(
             callbacks=callbacks,
             attempts=len(callbacks),
+            # The cap is on the attempts that did not reach the citizen (then the scheduler closes it).
+            unreached=sum(1 for cb in callbacks if not cb.reached),
             max_attempts=runtime.workflows.get(t.workflow).limits.callback_attempts,
             last_reached=last,
             dissatisfied=last is not None and not is_satisfied(runtime, t, last),
