@@ -35,13 +35,14 @@ from hotline.attachments import files
 from hotline.attachments.sniff import IMAGES
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.directory import places
-from hotline.errors import Invalid, TooManyRequests
-from hotline.evaluation.messaging import queue
+from hotline.errors import HotlineError, Invalid, TooManyRequests
+from hotline.evaluation.messaging import queue, signature
 from hotline.evaluation.ratings import CITIZEN, app_secret
 from hotline.inputs import check_text
 from hotline.labels import TYPE_LABELS
 from hotline.models import OWN_SOURCE, Department, Ticket, VerificationCode
 from hotline.tickets import check_place, create_ticket, same_phone
+from hotline.workflow import texts
 
 CODE_TTL = timedelta(minutes=10)
 CODE_GAP = timedelta(seconds=60)
@@ -94,6 +95,8 @@ def _keyed(session: Session, now: datetime, *parts: str) -> str:
 
 def mobile(raw: str) -> str:
     """A mobile number (a code goes by text message), as digits; 422 otherwise."""
+    if not (raw or "").strip():
+        raise Invalid("caller_phone: empty", field="caller_phone", zh="请填写手机号码")
     phone = clean_phone(raw)
     if not MOBILE.match(phone):
         raise Invalid(
@@ -135,11 +138,7 @@ def send_code(session: Session, runtime, raw_phone: str, now: datetime) -> int:
             expires_at=now + CODE_TTL,
         )
     )
-    minutes = int(CODE_TTL.total_seconds() // 60)
-    body = (
-        f"【{runtime.settings.phone}热线】您的验证码是{code}，{minutes}分钟内有效，"
-        "仅用于网上提交诉求。如非本人操作，请忽略。"
-    )
+    body = texts.code_sms(signature(session, runtime), code, int(CODE_TTL.total_seconds() // 60))
     return queue(session, runtime.channel, to=phone, body=body, ticket_id=None, now=now).id
 
 
@@ -211,21 +210,46 @@ class Filing:
     community: str = ""
 
 
+# The form's fields in the order the page shows them: what is wrong is listed in this order.
+FORM_ORDER = ("type", "street", "community", "content", "caller_name", "caller_phone")
+
+
 def check(session: Session, filing: Filing) -> dict[str, Any]:
+    """The ticket's data from the form, every field checked: one Invalid naming the first
+    wrong field (in FORM_ORDER) and, in `errors`, each wrong field with its words, so the
+    page can say all of them at once, each by its field."""
+    wrong: dict[str, Invalid] = {}
+
+    def checked(fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Invalid as exc:
+            wrong.setdefault(exc.field or "", exc)
+            return None
+
     if filing.type not in FILING_TYPES:
-        raise Invalid(f"type: one of {', '.join(FILING_TYPES)}", field="type", zh="请选择诉求类型")
-    content = clean_text(filing.content, "content", MAX_CONTENT_CHARS, label="诉求内容")
+        wrong["type"] = Invalid(f"type: one of {', '.join(FILING_TYPES)}", field="type", zh="请选择诉求类型")
+    content = checked(clean_text, filing.content, "content", MAX_CONTENT_CHARS, label="诉求内容")
     name = filing.caller_name.strip()
+    caller_name = checked(clean_text, name, "caller_name", 50, label="称呼") if name else None
     street, community = filing.street.strip() or None, filing.community.strip() or None
     known = places(session)
     if known and street is None:
-        raise Invalid("street: the street the matter is in", field="street", zh="请选择事发街道")
-    check_place(known, street, community)
+        wrong["street"] = Invalid("street: the street the matter is in", field="street", zh="请选择事发街道")
+    else:
+        checked(check_place, known, street, community)
+    phone = checked(mobile, filing.caller_phone)
+    if wrong:
+        listed = sorted(wrong.values(), key=lambda e: FORM_ORDER.index(e.field) if e.field in FORM_ORDER else 99)
+        first = listed[0]
+        errors = [{"field": e.field, "message": e.message, "zh": e.extra.get("zh")} for e in listed]
+        raise Invalid(first.message, field=first.field, zh=first.extra.get("zh"), errors=errors)
+    assert content is not None and phone is not None
     return {
         "type": filing.type,
         "channel": "web",
-        "caller_name": clean_text(name, "caller_name", 50, label="称呼") if name else None,
-        "caller_phone": mobile(filing.caller_phone),
+        "caller_name": caller_name,
+        "caller_phone": phone,
         "anonymous": False,
         "title": content.splitlines()[0][:40],
         "content": content,
@@ -244,14 +268,7 @@ def file_matter(runtime, filing: Filing, now: datetime, photos: Sequence[tuple[s
         raise Invalid(f"photos: at most {MAX_PHOTOS}", field="photos", zh=f"最多上传{MAX_PHOTOS}张照片")
     try:
         with ExitStack() as kept:
-            logged = [(name, kept.enter_context(files.stored(runtime, file))) for name, file in photos]
-            for _, stored in logged:
-                if stored.content_type not in IMAGES:
-                    raise files.UnsupportedType(
-                        f"photos: an image (JPEG, PNG, WebP or HEIC), not {stored.content_type}",
-                        field="photos",
-                        zh="只能上传照片（JPG、PNG、WebP、HEIC 格式）",
-                    )
+            logged = [(name, _store_photo(kept, runtime, name, file)) for name, file in photos]
             session = kept.enter_context(runtime.db.session())
             data = check(session, filing)
             check_filing_rate(session, runtime, data["caller_phone"], now)
@@ -265,6 +282,30 @@ def file_matter(runtime, filing: Filing, now: datetime, photos: Sequence[tuple[s
     except WrongCode as exc:
         count_wrong_try(runtime, exc.code_id)
         raise
+
+
+def _shown_name(name: str | None) -> str:
+    """A photo's file name as its sender chose it, shortened for a message."""
+    name = " ".join("".join(c if c.isprintable() else " " for c in name or "").split()) or "照片"
+    return name if len(name) <= 40 else name[:18] + "…" + name[-18:]
+
+
+def _store_photo(kept: ExitStack, runtime, name: str | None, file: BinaryIO) -> files.Stored:
+    """The photo stored (deleted again when `kept` unwinds on a failure); a refusal names the
+    file the citizen chose, so that they know which one to replace."""
+    try:
+        stored = kept.enter_context(files.stored(runtime, file))
+        if stored.content_type not in IMAGES:
+            raise files.UnsupportedType(f"photos: an image (JPEG, PNG, WebP or HEIC), not {stored.content_type}")
+    except HotlineError as exc:
+        shown = _shown_name(name)
+        if exc.status_code == 415:  # not an image, or one that cannot be read
+            zh = f"“{shown}”不是可以识别的照片，只能上传 JPG、PNG、WebP、HEIC 格式的照片"
+        else:
+            zh = f"“{shown}”：{exc.extra.get('zh') or '无法上传'}"
+        extra = {**exc.extra, "field": "photos", "zh": zh, "file": name}
+        raise HotlineError(f"photos: {name!r}: {exc.message}", status_code=exc.status_code, **extra) from exc
+    return stored
 
 
 # The steps a citizen sees, from the ticket's own times.

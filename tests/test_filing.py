@@ -15,7 +15,7 @@ from hotline import filing
 from hotline.directory import create_place
 from hotline.evaluation.messaging import deliver_pending
 from hotline.models import Attachment, Message, Ticket, TicketEvent, VerificationCode
-from tests.helpers import make_dispatched
+from tests.helpers import Api, make_dispatched
 from tests.receivers import Receiver
 from tests.test_attachments import png, stored_files
 from tests.test_pages_kb import PHONE_VIEWPORT, SHOTS
@@ -118,13 +118,64 @@ def test_what_is_wrong_is_said_before_a_code_goes_out(client, runtime, places, c
         assert s.exec(select(func.count()).select_from(VerificationCode)).one() == 0
 
 
+def said_below(page: str, field: str) -> str:
+    """The message shown right below a field's input, which the input is described by and
+    marked invalid with (for the type, inside its fieldset, on every radio)."""
+    if field == "type":
+        group = re.search(r'<fieldset id="type" aria-describedby="type-error">(.*?)</fieldset>', page, re.S)
+        assert group, "the type's fieldset is not described by its message"
+        radios = re.findall(r'<input type="radio" name="type"[^>]*>', group.group(1))
+        assert radios and all('aria-invalid="true"' in radio for radio in radios)
+        part = group.group(1)
+    else:
+        found = re.search(rf'<(input|select|textarea) id="{field}"[^>]*>', page)
+        assert found, f"no input {field}"
+        described = re.search(r'aria-describedby="([^"]*)"', found.group())
+        assert 'aria-invalid="true"' in found.group() and described, found.group()
+        assert f"{field}-error" in described.group(1).split()
+        # From the input to the next label or the form's own message: nothing in between.
+        rest = page[found.end() :]
+        part = rest[: min(i for i in (rest.find("<label"), rest.find('id="file-error"'), len(rest)) if i >= 0)]
+    message = re.search(rf'<p id="{field}-error" class="field-error">(.*?)</p>', part, re.S)
+    assert message, f"no message below {field}"
+    return message.group(1)
+
+
+def test_the_empty_form_says_every_wrong_field_next_to_it(client, runtime, places):
+    r = client.post("/file", data={"nonce": nonce(client), "action": "code"})
+    assert r.status_code == 422
+    assert said_below(r.text, "type") == "请选择诉求类型"
+    assert said_below(r.text, "place") == "请选择事发街道"
+    assert said_below(r.text, "content") == "请填写诉求内容"
+    assert said_below(r.text, "caller_phone") == "请填写手机号码"
+    assert 'id="caller_name" name="caller_name" autocomplete="name" maxlength="50" value="">' in r.text  # left alone
+    # Listed at the top of the form, in the form's order, each a link to its field.
+    summary = re.search(r'<div class="error-summary" role="alert">(.*?)</div>', r.text, re.S).group(1)
+    assert "请修改以下4处" in summary
+    assert re.findall(r'href="#([a-z_]+)"', summary) == ["type", "place", "content", "caller_phone"]
+    # The form's own message (for what concerns no field) says nothing.
+    assert re.search(r'<p id="file-error" class="field-error" role="alert" hidden></p>', r.text)
+    # Fixed in part, the rest is still said, each where it belongs; what was typed is kept.
+    r = ask_code(client, type="", content="   ", caller_phone="12345")
+    assert r.status_code == 422 and "请修改以下3处" in r.text
+    assert said_below(r.text, "type") == "请选择诉求类型" and said_below(r.text, "content") == "请填写诉求内容"
+    assert said_below(r.text, "caller_phone").startswith("请填写正确的联系电话")
+    assert 'id="place-error"' not in r.text and 'value="东城街道/和平社区" selected' in r.text
+
+
+def test_a_refusal_to_send_a_code_is_said_under_the_phone(client, runtime, places):
+    ask_code(client)
+    r = ask_code(client)
+    assert r.status_code == 429 and "秒后再获取验证码" in said_below(r.text, "caller_phone")
+
+
 def test_a_wrong_code_is_counted_and_the_fifth_ends_it(client, runtime, places):
     ask_code(client)
     good = last_code(runtime)
     wrong = "000000" if good != "000000" else "111111"
     for left in range(filing.CODE_ATTEMPTS - 1, 0, -1):
         r = file(client, wrong)
-        assert r.status_code == 422 and f"还可以再试{left}次" in r.text
+        assert r.status_code == 422 and f"还可以再试{left}次" in said_below(r.text, "code")
         assert 'id="code"' in r.text  # still on the code's step
     r = file(client, wrong)
     assert "请重新获取" in r.text
@@ -192,8 +243,6 @@ def test_progress_by_number_and_phone(client, runtime, places, district):
 
 
 def test_progress_shows_the_department_and_the_outcome_once_closed(client, runtime, district):
-    from tests.helpers import Api
-
     (tid,) = make_dispatched(runtime, 1, now=runtime.now(), caller_phone=PHONE)
     handler = Api(client, district, "housing_h")
     handler.fire(tid, "sign")
@@ -254,9 +303,9 @@ def test_photos_are_filed_with_the_matter(client, runtime, places):
 @pytest.mark.parametrize(
     ("photos", "status", "words"),
     [
-        ([("证明.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")], 415, "只能上传照片"),
-        ([("假的.jpg", b"not an image at all", "image/jpeg")], 415, "不支持的文件类型"),
-        ([("大.png", noise(), "image/png")], 413, "文件超过"),
+        ([("证明.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")], 415, "“证明.pdf”不是可以识别的照片"),
+        ([("假的.jpg", b"not an image at all", "image/jpeg")], 415, "“假的.jpg”不是可以识别的照片"),
+        ([("大.png", noise(), "image/png")], 413, "“大.png”：文件超过 39 KB 上限"),
         ([(f"{n}.png", png(), "image/png") for n in range(4)], 422, "最多上传3张照片"),
     ],
 )
@@ -266,6 +315,7 @@ def test_a_refused_photo_files_nothing_and_keeps_the_step_and_the_code(client, r
     code = last_code(runtime)
     r = file_with(client, code, [("好的.png", png(), "image/png"), *photos])
     assert r.status_code == status and words in r.text
+    assert words in said_below(r.text, "photos")  # under the photos' input, which it describes
     assert "短信验证码" in r.text and 'id="photos"' in r.text  # still on the code's step
     assert tickets(runtime) == [] and stored_files(runtime) == []
     with runtime.db.read_session() as s:
@@ -273,6 +323,24 @@ def test_a_refused_photo_files_nothing_and_keeps_the_step_and_the_code(client, r
     # The code was not used: the matter files once the photos are right.
     r = file_with(client, code, [("好的.png", png(), "image/png")])
     assert r.status_code == 200 and "已随诉求提交照片 1 张" in r.text
+
+
+def test_a_refused_photo_is_named_as_the_citizen_chose_it_and_escaped(client, runtime, places):
+    ask_code(client)
+    name = "<img src=x onerror=alert(1)>现场.pdf"
+    r = file_with(client, last_code(runtime), [(name, b"%PDF-1.4\n%%EOF\n", "application/pdf")])
+    assert r.status_code == 415
+    assert "“&lt;img src=x onerror=alert(1)&gt;现场.pdf”不是可以识别的照片" in said_below(r.text, "photos")
+    assert "<img src=x" not in r.text
+
+
+def test_the_photos_size_limit_is_said_as_people_write_it(client, runtime, places):
+    """每张不超过10 MB, not 10.0 MB; a fraction stays."""
+    ask_code(client)
+    step = file(client, "")  # the code's step again, the code missing
+    assert "每张不超过10 MB。" in step.text and "10.0" not in step.text
+    runtime.settings = runtime.settings.model_copy(update={"max_attachment_bytes": 5 * 1024 * 1024 // 2})
+    assert "每张不超过2.5 MB。" in file(client, "").text
 
 
 def test_a_wrong_code_keeps_no_photo(client, runtime, places):
@@ -317,6 +385,21 @@ def test_a_citizen_files_online_on_a_phone_and_follows_it(server, browser, runti
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
     page.screenshot(path=str(SHOTS / "progress.png"), full_page=True)
     context.close()
+
+
+def test_every_text_to_a_citizen_is_signed_alike(client, runtime, places, district):
+    """The code and the rating link: one signature, the district's name and the hotline's
+    number (HOTLINE_PHONE) as the pages name the hotline."""
+    from tests.test_evaluation import replied_and_approved
+
+    runtime.settings = runtime.settings.model_copy(update={"phone": "96345"})
+    ask_code(client)
+    tid = replied_and_approved(runtime, lambda username: Api(client, district, username))
+    Api(client, district, "agent").post(f"/tickets/{tid}/rating-invitations", {}, expect=201)
+    with runtime.db.read_session() as s:
+        signature = f"【{runtime.district(s).name}96345】"
+        code, rating = (m.body for m in s.exec(select(Message).order_by(Message.id)))
+    assert code.startswith(signature + "您的验证码是") and rating.startswith(signature + "您反映的问题")
 
 
 def test_the_code_reaches_a_real_sms_gateway_at_once_and_only_once(client, runtime, places):

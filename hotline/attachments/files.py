@@ -81,6 +81,14 @@ class Stored:
     sha256: str
 
 
+def size_text(size: int) -> str:
+    """A size limit as people write it: "10 MB", "2.5 MB" (one decimal at most, no useless
+    ".0"), below a megabyte "40 KB"."""
+    if size >= 1024 * 1024:
+        return f"{round(size / (1024 * 1024), 1):g} MB"
+    return f"{max(1, round(size / 1024))} KB"
+
+
 def _measure(file: BinaryIO, limit: int) -> tuple[int, str]:
     """Size and SHA-256 of the file, read in chunks; TooLarge as soon as it passes `limit`."""
     file.seek(0)
@@ -88,8 +96,7 @@ def _measure(file: BinaryIO, limit: int) -> tuple[int, str]:
     while chunk := file.read(CHUNK):
         size += len(chunk)
         if size > limit:
-            megabytes = round(limit / (1024 * 1024), 1)
-            raise TooLarge(f"the file is larger than {limit} bytes", zh=f"文件超过 {megabytes} MB 上限")
+            raise TooLarge(f"the file is larger than {limit} bytes", zh=f"文件超过 {size_text(limit)} 上限")
         digest.update(chunk)
     file.seek(0)
     return size, digest.hexdigest()

@@ -276,7 +276,7 @@ class Life:
         )  # fmt: skip
         self.link_key = link_key
         self.public_url = settings.public_url.rstrip("/")
-        self.district_name = district_name
+        self.signature = texts.sms_signature(district_name, settings.phone)
         self.seq = 0
         self.final = frozenset(name for name, state in wf.states.items() if state.final)
         self.answerable = frozenset(wf.events["answer_supervision"].sources)
@@ -446,7 +446,7 @@ class Life:
         url = f"{self.public_url}/rate/{token}"
         message = MessageRow(
             id=self.new_id("messages"), channel="stored", to=tk.caller_phone, ticket_id=tk.id, created_at=now,
-            status="stored", body=texts.rating_sms(self.district_name, tk.number, url, expires),
+            status="stored", body=texts.rating_sms(self.signature, tk.number, url, expires),
         )  # fmt: skip
         tk.messages.append(message)
         invitation = InvitationRow(

@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from hotline.config import Settings
 from hotline.models import Message
 from hotline.ticket_view import mask_phone
+from hotline.workflow import texts
 
 log = logging.getLogger("hotline.evaluation.messaging")
 
@@ -76,6 +77,12 @@ def channel_from_settings(settings: Settings) -> MessageChannel:
         raise ValueError(f"HOTLINE_MESSAGE_CHANNEL={spec!r}: give 'stored', 'http' or 'package.module:factory'")
     factory = getattr(importlib.import_module(module_name), factory_name)
     return factory(settings)
+
+
+def signature(session: Session, runtime) -> str:
+    """The signature of every text message to a citizen: the district's name (as the database
+    holds it) and the hotline's number (HOTLINE_PHONE), 【青山区12345】."""
+    return texts.sms_signature(runtime.district(session).name, runtime.settings.phone)
 
 
 def queue(session: Session, channel: MessageChannel, *, to: str, body: str, ticket_id: int | None, now) -> Message:

@@ -13,7 +13,7 @@ from hotline import notices
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import local_iso
 from hotline.errors import HotlineError
-from hotline.evaluation.messaging import queue
+from hotline.evaluation.messaging import queue, signature
 from hotline.integration import events
 from hotline.models import (
     AppSecret,
@@ -85,7 +85,7 @@ def send_invitation(session: Session, runtime, ticket: Ticket, actor: Actor, now
     expires = sla.due(cal, now, wf.limits.rating_link).at
     token = new_link_token(app_secret(session, "rating_link", now))
     url = f"{runtime.settings.public_url.rstrip('/')}/rate/{token}"
-    body = texts.rating_sms(runtime.district(session).name, ticket.number, url, expires)
+    body = texts.rating_sms(signature(session, runtime), ticket.number, url, expires)
     message = queue(session, runtime.channel, to=ticket.caller_phone, body=body, ticket_id=ticket.id, now=now)
     invitation = RatingInvitation(
         ticket_id=ticket.id,

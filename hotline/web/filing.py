@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from hotline import filing
 from hotline.api.deps import RuntimeDep
+from hotline.attachments.files import size_text
 from hotline.directory import places
 from hotline.errors import HotlineError
 from hotline.evaluation.messaging import deliver_pending
@@ -24,6 +25,10 @@ router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=4000)]
 Short = Annotated[str, Form(max_length=60)]
 FORM, LOOKUP = "file", "progress"
+# The inputs of each step, and the input of each field a refusal names (the street and the
+# community share one select): a refusal is said next to its input.
+STEP_ONE, STEP_TWO = ("type", "place", "content", "caller_name", "caller_phone"), ("code", "photos")
+INPUT_OF = {"street": "place", "community": "place"}
 
 
 def _form_page(request: Request, runtime, mode: str, ctx: dict[str, Any], status_code: int = 200) -> Response:
@@ -35,8 +40,9 @@ def _form_page(request: Request, runtime, mode: str, ctx: dict[str, Any], status
         "nonce": public.nonce(runtime, FORM, runtime.now()),
         "code_minutes": int(filing.CODE_TTL.total_seconds() // 60),
         "max_photos": filing.MAX_PHOTOS,
-        "max_photo_mb": round(runtime.settings.max_attachment_bytes / (1024 * 1024), 1),
+        "max_photo_size": size_text(runtime.settings.max_attachment_bytes),
         "form": {},
+        "errors": {},
         **ctx,
     }
     return public.page(request, runtime, "citizen/file.html", ctx, status_code=status_code, cache=False, mode=mode)
@@ -103,16 +109,33 @@ def file_post(
     except HotlineError as exc:
         # A file refused (too large, not a photo) is the photos' fault.
         field = exc.extra.get("field") or ("photos" if exc.status_code in (413, 415) else None)
-        ctx = {"form": typed, "error": page_message(exc), "error_field": field}
         # On the code's step, a wrong code, a photo refused or a refusal to send another code
         # keeps the step; what is wrong with the matter itself goes back to the form.
-        ctx["sent"] = step == "2" and (field in ("code", "photos") or exc.status_code == 429)
+        sent = step == "2" and (field in STEP_TWO or exc.status_code == 429)
+        ctx = {"form": typed, "sent": sent, **_refusals(exc, field, STEP_TWO if sent else STEP_ONE)}
         response = _form_page(request, runtime, mode, ctx, exc.status_code)
         if retry := exc.extra.get("retry_after"):
             response.headers["Retry-After"] = str(retry)
         return response
     ctx = {"filed": ticket.number, "phone_tail": ticket.caller_phone[-4:], "photos": len(chosen)}
     return public.page(request, runtime, "citizen/filed.html", ctx, cache=False, mode=mode)
+
+
+def _refusals(exc: HotlineError, field: str | None, inputs: tuple[str, ...]) -> dict[str, Any]:
+    """What the page says of a refusal: `errors`, each input shown with what is wrong with it
+    (every field the check found wrong, in the form's order), and `error`, what concerns no
+    input shown (a refusal to send a code, on the code's step, say)."""
+    listed = exc.extra.get("errors") or [{"field": field, "zh": page_message(exc)}]
+    errors: dict[str, str] = {}
+    rest: list[str] = []
+    for item in listed:
+        name = INPUT_OF.get(item["field"], item["field"])
+        said = item.get("zh") or page_message(exc)
+        if name in inputs:
+            errors.setdefault(name, said)
+        elif said not in rest:
+            rest.append(said)
+    return {"errors": errors, "error": "；".join(rest) or None}
 
 
 def _progress_page(request: Request, runtime, mode: str, ctx: dict[str, Any], status_code: int = 200) -> Response:

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from hotline.attachments.files import size_text
 from hotline.config import get_settings
 from hotline.deadlines.calendar import LOCAL_TZ
 from hotline.labels import (  # noqa: F401  (the templates' labels, re-exported)
@@ -135,6 +136,7 @@ def templates() -> Jinja2Templates:
     env.filters["duration"] = duration_text
     env.filters["reason"] = history_reason
     env.filters["change"] = change_value
+    env.filters["size"] = size_text
     env.globals.update(
         ROLE_LABELS=ROLE_LABELS,
         TYPE_LABELS=TYPE_LABELS,

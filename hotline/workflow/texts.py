@@ -66,11 +66,22 @@ def community_ladder_notices(step: str, number: str, community: Any, kind: str, 
     ]
 
 
-def rating_sms(district_name: str, number: str, url: str, expires: datetime) -> str:
+def sms_signature(district_name: str, phone: str) -> str:
+    """The signature every text message to a citizen opens with, 【青山区12345】: the district
+    and the hotline's number, as the pages name the hotline (see messaging.signature)."""
+    return f"【{district_name}{phone}】"
+
+
+def code_sms(signature: str, code: str, minutes: int) -> str:
+    """The text message that carries an online filing's verification code."""
+    return f"{signature}您的验证码是{code}，{minutes}分钟内有效，仅用于网上提交诉求。如非本人操作，请忽略。"
+
+
+def rating_sms(signature: str, number: str, url: str, expires: datetime) -> str:
     """The text message that carries a rating link."""
     lt = expires.astimezone(LOCAL_TZ)
     return (
-        f"【{district_name}12345】您反映的问题（工单号{number}）已办理完毕，"
+        f"{signature}您反映的问题（工单号{number}）已办理完毕，"
         f"请点击链接对办理情况进行评价：{url} （{lt.month:02d}月{lt.day:02d}日前有效）"
     )
 
