@@ -165,6 +165,18 @@ _FIELDS_ZH = {
     "reason": "理由", "sort": "排序", "dir": "排序方向", "view": "视图", "tab": "标签页", "edit": "编辑项",
     "test_category": "测试分类", "test_place": "测试地点", "actor": "操作人", "target": "对象",
     "outcome": "结果", "format": "格式", "body": "提交内容",
+    # In the pages' addresses.
+    "article_id": "条目号", "attachment_id": "附件编号", "appeal_id": "申诉编号", "call_id": "来电记录编号",
+    "department_id": "单位编号", "gap_id": "知识缺口编号", "notification_id": "通知编号", "order_id": "督办单编号",
+    "rect_id": "整改编号", "report_id": "报表编号", "rule_id": "规则编号", "session_id": "登录会话编号",
+    "subscription_id": "订阅编号", "user_id": "用户编号", "year": "年份", "action": "操作", "event": "操作",
+    "part": "分析内容", "token": "评价链接", "answered": "答复状态", "apage": "页码", "changed": "修改结果",
+    "closed": "是否已关闭", "done": "完成提示", "embed": "嵌入方式", "start": "起始日期", "end": "截止日期",
+    "week": "周", "flash": "提示", "gap": "知识缺口", "mode": "显示模式", "next": "返回地址", "number": "工单编号",
+    "role": "角色", "signed": "签收状态", "t": "时间戳", "table": "导出表", "ticket": "工单",
+    # In the citizens' forms.
+    "nonce": "页面校验码", "step": "步骤", "photos": "现场照片", "caller_name": "称呼", "place": "街道、社区",
+    "question": "问题", "text": "对话内容", "comment": "补充说明", "rating": "评价", "solved": "是否解决",
 }  # fmt: skip
 
 

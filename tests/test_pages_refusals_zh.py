@@ -144,3 +144,49 @@ def test_an_unknown_hotline_number_is_refused_in_chinese(client, district):
     assert r.status_code == 422
     assert_chinese(error_page(r.text), "没有号码为 99999 的热线")
     assert "no hotline" not in r.text
+
+
+# ---------------------------------------------------------------- a page's address or form refused
+
+
+def test_every_part_of_a_pages_address_is_named_in_chinese(settings):
+    """What a page says of a value its address or form got wrong ("输入有误：条目号（应为整数）")
+    names the part in Chinese: every path and query parameter of every page, and every field
+    of the citizens' forms, has its words (hotline.main._FIELDS_ZH)."""
+    from fastapi.routing import APIRoute
+
+    from hotline.main import _FIELDS_ZH, create_app
+
+    def routes(items):
+        for route in items:
+            if isinstance(route, APIRoute):
+                yield route
+            elif hasattr(route, "original_router"):
+                yield from routes(route.original_router.routes)
+
+    def params(dependant, public: bool):
+        yield from dependant.path_params
+        yield from dependant.query_params
+        if public:
+            yield from dependant.body_params
+        for sub in dependant.dependencies:
+            yield from params(sub, public)
+
+    unnamed, pages = set(), 0
+    for route in routes(create_app(settings).routes):
+        if route.path.startswith(("/api/", "/public/", "/open311/")) or route.include_in_schema:
+            continue
+        pages += 1
+        public = route.path.startswith(("/kb", "/assistant", "/file", "/progress", "/rate/"))
+        unnamed |= {f"{route.path} {p.name}" for p in params(route.dependant, public) if p.name not in _FIELDS_ZH}
+    assert pages > 50
+    assert not unnamed, sorted(unnamed)
+
+
+def test_a_page_address_with_a_malformed_id_names_it_in_chinese(client, district):
+    token = as_user(client, "supervisor")
+    assert token
+    r = client.get("/tickets/abc")
+    assert r.status_code == 422 and error_page(r.text) == "输入有误：工单（应为整数）"
+    r = client.get("/kb/abc")
+    assert r.status_code == 422 and error_page(r.text) == "输入有误：条目号（应为整数）"
