@@ -79,6 +79,16 @@ def test_browsing_by_category_and_pages(kb, client, runtime):
     assert "第 1 / 2 页" in first and "下一页" in first and first.count('class="card result"') == 10
     second = client.get("/kb", params={"category": "社会保障/常见", "page": 2}).text
     assert second.count('class="card result"') == 2 and "上一页" in second
+    # A page past the last is the last, as on the staff's pages (not an empty list under a count).
+    past = client.get("/kb", params={"category": "社会保障/常见", "page": 999}).text
+    assert "第 2 / 2 页" in past and past.count('class="card result"') == 2 and "这里还没有内容" not in past
+    everything = client.get("/kb", params={"page": 999}).text
+    assert 'class="card result"' in everything and "这里还没有内容" not in everything
+
+
+def test_a_malformed_address_names_its_part_in_chinese(kb, client):
+    r = client.get("/kb/abc")
+    assert r.status_code == 422 and "输入有误：条目号（应为整数）" in r.text and "article_id" not in r.text
 
 
 def test_an_article_page(kb, client, runtime):
@@ -163,7 +173,10 @@ def test_the_assistant_without_javascript(kb, client, runtime):
     assert done.status_code == 200 and "提交成功" in done.text
     with runtime.db.read_session() as s:
         ticket = s.exec(select(Ticket)).one()
-    assert ticket.number in done.text and ticket.channel == "web" and ticket.state == "registered"
+    assert ticket.channel == "web" and ticket.state == "registered"
+    # The number said once, on its own line.
+    assert done.text.count(ticket.number) == 1
+    assert f'<p class="ticket-number">工单编号：<strong>{ticket.number}</strong></p>' in done.text
     assert "市民：我家楼下的狗太吵了怎么办" in ticket.content
     assert len(ticket.source_details["assistant"]["conversation"]) == 4
 
@@ -191,8 +204,11 @@ def test_a_form_nonce_lasts_the_hour_and_the_next(kb, client, clock):
 def test_the_large_text_mode_without_javascript(kb, client):
     normal = client.get("/assistant").text
     assert '<html lang="zh-CN" class="">' in normal and 'aria-pressed="false"' in normal
+    assert re.search(r'aria-pressed="false"[^>]*>大字模式</button>', normal)
     elder = client.get("/assistant", params={"mode": "elder"}).text
     assert '<html lang="zh-CN" class="elder">' in elder and 'aria-pressed="true"' in elder
+    # On, the switch says how to leave the mode.
+    assert re.search(r'aria-pressed="true"[^>]*>退出大字模式</button>', elder)
     # The switch is a GET form to the same page that keeps the rest of the address.
     search = client.get("/kb", params={"q": "社保卡", "mode": "elder"}).text
     assert '<input type="hidden" name="q" value="社保卡">' in search
@@ -200,6 +216,18 @@ def test_the_large_text_mode_without_javascript(kb, client):
 
 
 # ------------------------------------------------------------------ in a browser
+
+
+def nav_lines(page) -> dict[str, int]:
+    """The lines each tab's name takes (a name broken inside takes two)."""
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('.site-nav a')].map(a => {
+            const range = document.createRange();
+            range.selectNodeContents(a);
+            const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+            return [a.textContent.trim(), tops.size];
+        }))"""
+    )
 
 
 @pytest.fixture
@@ -246,6 +274,7 @@ def test_a_citizen_asks_the_assistant_and_files_the_matter(kb, server, phone_pag
     with runtime.db.read_session() as s:
         ticket = s.exec(select(Ticket)).one()
     assert page.locator("#filed .ticket-number strong").inner_text() == ticket.number
+    assert page.locator("#filed").inner_text().count(ticket.number) == 1
     assert page.evaluate("document.activeElement.id") == "filed"
     assert (ticket.channel, ticket.state, ticket.type) == ("web", "registered", "consultation")
     turns = ticket.source_details["assistant"]["conversation"]
@@ -253,17 +282,22 @@ def test_a_citizen_asks_the_assistant_and_files_the_matter(kb, server, phone_pag
     assert turns[0]["text"] == "社保卡丢了怎么补办" and "没有能确切回答" in turns[3]["text"]
     page.screenshot(path=str(SHOTS / "assistant-filed.png"), full_page=True)
 
-    # The large-text mode: a pressed button, remembered on the next page.
-    toggle = page.get_by_role("button", name="大字模式")
-    assert toggle.get_attribute("aria-pressed") == "false"
+    # The large-text mode: a pressed button that says how to leave it, remembered on the next page.
+    toggle = page.locator(".mode-toggle")
+    assert toggle.get_attribute("aria-pressed") == "false" and toggle.inner_text() == "大字模式"
     toggle.click()
-    assert toggle.get_attribute("aria-pressed") == "true"
+    assert toggle.get_attribute("aria-pressed") == "true" and toggle.inner_text() == "退出大字模式"
     assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
     page.goto(f"{server}/assistant")
     assert page.evaluate("document.documentElement.classList.contains('elder')")
-    assert page.get_by_role("button", name="大字模式").get_attribute("aria-pressed") == "true"
+    toggle = page.get_by_role("button", name="退出大字模式", exact=True)
+    assert toggle.get_attribute("aria-pressed") == "true"
+    # The tabs, in large text on a phone: each name on one line, the tabs wrapping between them.
+    assert nav_lines(page) == {"政策问答": 1, "智能客服": 1, "网上诉求": 1, "进度查询": 1}
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
     page.screenshot(path=str(SHOTS / "assistant-elder.png"), full_page=True)
-    page.get_by_role("button", name="大字模式").click()
+    toggle.click()
+    assert page.locator(".mode-toggle").inner_text() == "大字模式"
 
     card = ids(runtime)["社会保障卡补办"]
     page.goto(f"{server}/kb")

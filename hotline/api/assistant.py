@@ -63,4 +63,4 @@ def hand_over(body: HandoffIn, request: Request, response: Response, runtime: Ru
         )
         number, state = ticket.number, ticket.state
     response.headers["Cache-Control"] = NO_STORE
-    return {"number": number, "state": state, "message": assistant.filed_message(number)}
+    return {"number": number, "state": state, "message": assistant.FILED_MESSAGE}

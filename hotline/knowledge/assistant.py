@@ -246,8 +246,9 @@ def ask(runtime, question: str) -> Reply:
 # ------------------------------------------------------------------ the hand-over
 
 
-def filed_message(number: str) -> str:
-    return f"您的诉求已提交，工单编号 {number}。工作人员将尽快处理，并按您留的电话与您联系。"
+# What a hand-over's success says beside the ticket's number, which the pages show once, on a
+# line of its own (工单编号：…), and the API returns as `number`.
+FILED_MESSAGE = "工作人员将尽快处理，并按您留的电话与您联系。请记下工单编号，凭编号和电话号码可以查询办理进度。"
 
 
 def transcript(content: str, conversation: list[dict[str, str]]) -> str:

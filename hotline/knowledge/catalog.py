@@ -64,10 +64,12 @@ def listing(
     title: str | None = None,
     page: int = 1,
     per_page: int = 20,
+    clamp: bool = False,
 ) -> Listing:
     """Articles, most recently changed first. `public_today`: only what citizens may read
     on that day (published, public, valid); `statuses`: only those states; `title`: a part
-    of the title."""
+    of the title. `clamp`: a page past the last is the last (as the pages have it; the API
+    answers an empty page)."""
     from hotline.knowledge.search import visible_today
 
     per_page = max(1, min(per_page, MAX_PER_PAGE))
@@ -85,6 +87,8 @@ def listing(
     if title:
         where.append(Article.title.contains(title.strip(), autoescape=True))
     total = session.exec(select(func.count()).select_from(Article).where(*where)).one()
+    if clamp:
+        page = min(page, max(1, -(-total // per_page)))
     rows = session.exec(
         select(Article)
         .where(*where)

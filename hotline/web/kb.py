@@ -82,7 +82,13 @@ def kb_home(
         ctx["nodes"], ctx["crumbs"] = _branch(catalog.category_tree(session, public_today=today), category)
         if "hits" not in ctx:
             ctx["listing"] = catalog.listing(
-                session, public_today=today, category=category or None, kind=kind or None, page=page, per_page=PER_PAGE
+                session,
+                public_today=today,
+                category=category or None,
+                kind=kind or None,
+                page=page,
+                per_page=PER_PAGE,
+                clamp=True,
             )
     keep = {"embed": embed, "mode": mode}
     ctx["link"] = lambda **params: _keep(embed, mode, **params)
@@ -302,5 +308,5 @@ def assistant_handoff(
             "error_field": exc.extra.get("field"),
         }
         return _assistant_page(request, runtime, ctx, embed=embed, mode=mode, status_code=exc.status_code)
-    ctx = {"turns": turns, "filed": number, "filed_message": assistant.filed_message(number)}
+    ctx = {"turns": turns, "filed": number, "filed_message": assistant.FILED_MESSAGE}
     return _assistant_page(request, runtime, ctx, embed=embed, mode=mode)

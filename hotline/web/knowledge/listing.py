@@ -111,8 +111,10 @@ def knowledge_list(
                 department_id=department_id,
                 page=page,
                 per_page=PER_PAGE,
+                clamp=True,
             )
             rows, total, pages = [Row(a) for a in found.articles], found.total, found.pages
+            page = found.page
         reviewing = user.role in EDITORS and status == "under_review"
         filters = {"q": q, "status": status, "category": category, "kind": kind, "department": department or ""}
         return _page(

@@ -15,12 +15,17 @@
     // ?mode=elder in the address is remembered for the next pages.
     if (/[?&]mode=elder\b/.test(location.search)) store(true);
     if (!button) return;
-    button.setAttribute("aria-pressed", root.classList.contains("elder") ? "true" : "false");
+    // Pressed, the switch says how to leave the mode (退出大字模式).
+    function show(on) {
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      button.textContent = button.getAttribute(on ? "data-on" : "data-off");
+    }
+    show(root.classList.contains("elder"));
     button.addEventListener("click", function (event) {
       event.preventDefault();
       var on = !root.classList.contains("elder");
       root.classList.toggle("elder", on);
-      button.setAttribute("aria-pressed", on ? "true" : "false");
+      show(on);
       store(on);
     });
   }
@@ -158,10 +163,10 @@
         node.setAttribute("role", "status");
         node.appendChild(el("span", "who", "客服"));
         var ok = el("p"); ok.appendChild(el("strong", "", "提交成功")); node.appendChild(ok);
-        node.appendChild(el("p", "", result.body.message));
         var number = el("p", "ticket-number", "工单编号：");
         number.appendChild(el("strong", "", result.body.number));
         node.appendChild(number);
+        node.appendChild(el("p", "", result.body.message));
         log.appendChild(node);
         box.open = false;
         handoff.reset();
