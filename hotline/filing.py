@@ -151,7 +151,8 @@ class WrongCode(Invalid):
         self.code_id = code_id
 
 
-def _use_code(session: Session, phone: str, code: str, now: datetime) -> None:
+def use_code(session: Session, phone: str, code: str, now: datetime) -> None:
+    """Use the phone's latest code, in the caller's transaction (WrongCode: not it, or no longer good)."""
     row = session.exec(
         select(VerificationCode)
         .where(VerificationCode.phone_key == _keyed(session, now, "phone", phone))
@@ -272,7 +273,7 @@ def file_matter(runtime, filing: Filing, now: datetime, photos: Sequence[tuple[s
             session = kept.enter_context(runtime.db.session())
             data = check(session, filing)
             check_filing_rate(session, runtime, data["caller_phone"], now)
-            _use_code(session, data["caller_phone"], filing.code, now)
+            use_code(session, data["caller_phone"], filing.code, now)
             ticket, _ = create_ticket(session, runtime, CITIZEN, data, now=now, details={"via": "online"})
             for name, stored in logged:
                 files.add(session, runtime, CITIZEN, ticket.id, kind="photo", name=name, now=now, file=stored)

@@ -3,6 +3,7 @@ published public articles with links, the hand-over when there is no answer it t
 (a knowledge gap counted, a web ticket filed with the conversation), bad input, rate
 limits, and the optional language model, served for real on loopback."""
 
+import re
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from sqlmodel import select
 from hotline import filing
 from hotline.directory import create_place
 from hotline.knowledge import assistant
-from hotline.models import Article, Ticket, TicketEvent
+from hotline.models import Article, Message, Ticket, TicketEvent
 from hotline.runtime import RateLimiter
 from tests.helpers import Api
 from tests.llm_server import FakeModel
@@ -217,7 +218,22 @@ CONVERSATION = [
 ]
 
 
-def hand_over(client, expect=201, **fields):
+CODE = re.compile(r"验证码是(\d{6})")
+
+
+def code_for(client, phone: str) -> str:
+    """A code asked for the phone, as the citizen reads it in the text message."""
+    r = client.post("/public/v1/assistant/handoff/code", json={"caller_phone": phone})
+    assert r.status_code == 202, r.text
+    digits = re.sub(r"\D", "", phone)
+    with client.app.state.runtime.db.read_session() as s:  # `to` is sealed: compared once opened
+        message = next(m for m in s.exec(select(Message).order_by(Message.id.desc())) if m.to == digits)
+    return CODE.search(message.body).group(1)
+
+
+def hand_over(client, expect=201, code=None, **fields):
+    """The hand-over through the API, with a code asked for the phone first when it is to
+    succeed (a refusal that comes before the code is checked needs none)."""
     body = {
         "content": "楼下邻居养的狗每天夜里叫，影响休息",
         "conversation": CONVERSATION,
@@ -225,7 +241,9 @@ def hand_over(client, expect=201, **fields):
         "caller_name": "李阿姨",
         **fields,
     }
-    r = client.post("/public/v1/assistant/handoff", json=body)
+    if code is None:
+        code = code_for(client, body["caller_phone"]) if expect == 201 else "000000"
+    r = client.post("/public/v1/assistant/handoff", json={**body, "code": code})
     assert r.status_code == expect, r.text
     return r
 
@@ -265,14 +283,19 @@ def test_the_hand_over_files_a_web_ticket_waiting_for_dispatch(kb, client, distr
     agent.fire(ticket.id, "dispatch", department="urban")
 
 
-def test_the_hand_over_takes_a_landline_and_the_districts_places(kb, client, runtime):
+def test_the_hand_over_takes_a_mobile_and_the_districts_places(kb, client, runtime):
     with runtime.db.session() as s:
         create_place(s, street="东城街道", community="和平社区")
         create_place(s, street="西城街道")
-    number = hand_over(client, caller_phone="0571-8765 4321", street="东城街道", community="和平社区").json()["number"]
+    # A code goes to a mobile phone only: a landline cannot be proved.
+    body = hand_over(client, expect=422, caller_phone="0571-8765 4321").json()
+    assert body["field"] == "caller_phone" and body["zh"] == "验证码只能发送到手机，请填写11位手机号码"
+    refused = client.post("/public/v1/assistant/handoff/code", json={"caller_phone": "0571-8765 4321"})
+    assert refused.status_code == 422 and refused.json()["field"] == "caller_phone"
+    number = hand_over(client, caller_phone="139 1234 5678", street="东城街道", community="和平社区").json()["number"]
     with runtime.db.read_session() as s:
         ticket = s.exec(select(Ticket).where(Ticket.number == number)).one()
-    assert (ticket.caller_phone, ticket.street, ticket.community) == ("057187654321", "东城街道", "和平社区")
+    assert (ticket.caller_phone, ticket.street, ticket.community) == ("13912345678", "东城街道", "和平社区")
     body = hand_over(client, expect=422, street="南城街道").json()
     assert body["field"] == "street" and "南城街道" in body["detail"]
     body = hand_over(client, expect=422, street="西城街道", community="和平社区").json()
@@ -308,9 +331,32 @@ def test_a_missing_phone_is_422(client):
     assert r.status_code == 422 and r.json()["field"] == "caller_phone"
 
 
+def test_the_hand_over_files_only_with_the_code_sent_to_the_phone(kb, client, runtime, clock):
+    """The matter is filed under a mobile number proved by the code sent to it, as the online
+    filing's form is: without it, with a wrong one, or with another phone's, nothing is filed
+    (a wrong try is counted); a code serves once."""
+    for code, words in (("", "请填写短信验证码"), ("000000", "验证码已失效，请重新获取")):
+        body = hand_over(client, expect=422, code=code).json()
+        assert (body["field"], body["zh"]) == ("code", words)
+    other = code_for(client, "13912345678")  # another phone's code
+    assert hand_over(client, expect=422, code=other).json()["field"] == "code"
+    right = code_for(client, "13812345678")
+    wrong = "000000" if right != "000000" else "111111"
+    assert hand_over(client, expect=422, code=wrong).json()["zh"] == "验证码不正确，还可以再试4次"
+    with runtime.db.read_session() as s:
+        assert s.exec(select(Ticket)).first() is None
+    hand_over(client, code=right)
+    assert hand_over(client, expect=422, code=right).json()["zh"] == "验证码已失效，请重新获取"
+    # Codes: one a minute a phone.
+    clock.advance(seconds=30)
+    again = client.post("/public/v1/assistant/handoff/code", json={"caller_phone": "13812345678"})
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) > 0
+
+
 def test_one_phone_files_at_most_five_matters_an_hour(kb, client, clock):
     for _ in range(filing.FILINGS_PER_PHONE_HOUR):
         hand_over(client)
+        clock.advance(seconds=61)  # a code a minute
     r = hand_over(client, expect=429)
     assert r.json()["field"] == "caller_phone" and int(r.headers["Retry-After"]) > 0
     hand_over(client, caller_phone="13912345678")  # another phone has its own share

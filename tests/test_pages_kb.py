@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from hotline.models import Article, ArticleFlag, Ticket
+from hotline.models import Article, ArticleFlag, Message, Ticket
 from tests.helpers import Api
 from tests.test_assistant import ARTICLES, HIDDEN, article
 
@@ -139,6 +139,13 @@ def test_a_citizen_flags_an_article(kb, client, runtime, district):
         assert len(s.exec(select(ArticleFlag)).all()) == 1
 
 
+def sent_code(runtime, phone: str = "13800001111") -> str:
+    """The code in the newest text message to the phone."""
+    with runtime.db.read_session() as s:  # `to` is sealed: compared once opened
+        message = next(m for m in s.exec(select(Message).order_by(Message.id.desc())) if m.to == phone)
+    return re.search(r"验证码是(\d{6})", message.body).group(1)
+
+
 def test_the_assistant_without_javascript(kb, client, runtime):
     first = client.get("/assistant")
     assert first.status_code == 200 and first.headers["cache-control"] == "public, max-age=300"
@@ -167,9 +174,17 @@ def test_the_assistant_without_javascript(kb, client, runtime):
         "role": ["citizen", "assistant", "citizen", "assistant"],
         "text": ["社保卡丢了怎么补办", "根据……", "我家楼下的狗太吵了怎么办", "抱歉……"],
     }
-    bad = client.post("/assistant/handoff", data={**handoff, "caller_phone": "110"})
+    bad = client.post("/assistant/handoff", data={**handoff, "caller_phone": "110", "action": "code"})
     assert bad.status_code == 422 and "请填写正确的联系电话" in bad.text and 'aria-invalid="true"' in bad.text
-    done = client.post("/assistant/handoff", data=handoff)
+    # The code to the mobile number first, the form kept as typed; then the matter filed with it.
+    sent = client.post("/assistant/handoff", data={**handoff, "action": "code"})
+    assert sent.status_code == 200 and "验证码已发送至 138****1111，10分钟内有效" in sent.text
+    assert "楼下的狗每天夜里叫</textarea>" in sent.text and 'value="13800001111"' in sent.text
+    without = client.post("/assistant/handoff", data={**handoff, "action": "file"})
+    assert without.status_code == 422 and "请填写短信验证码" in without.text
+    with runtime.db.read_session() as s:
+        assert s.exec(select(Ticket)).first() is None
+    done = client.post("/assistant/handoff", data={**handoff, "action": "file", "code": sent_code(runtime)})
     assert done.status_code == 200 and "提交成功" in done.text
     with runtime.db.read_session() as s:
         ticket = s.exec(select(Ticket)).one()
@@ -263,12 +278,17 @@ def test_a_citizen_asks_the_assistant_and_files_the_matter(kb, server, phone_pag
     page.screenshot(path=str(SHOTS / "assistant-handoff.png"), full_page=True)
 
     # A wrong phone number is named; then the matter is filed and its number shown.
-    page.get_by_label("联系电话（必填）").fill("123")
-    page.get_by_role("button", name="提交诉求").click()
+    phone_field = page.get_by_label("手机号码（必填，用于接收验证码）")
+    phone_field.fill("123")
+    page.get_by_role("button", name="获取验证码").click()
     page.get_by_text("请填写正确的联系电话").wait_for()
-    assert page.get_by_label("联系电话（必填）").get_attribute("aria-invalid") == "true"
-    page.get_by_label("联系电话（必填）").fill("13800001111")
+    assert phone_field.get_attribute("aria-invalid") == "true"
+    phone_field.fill("13800001111")
+    page.get_by_role("button", name="获取验证码").click()
+    page.get_by_text("验证码已发送至 138****1111").wait_for()
+    assert page.evaluate("document.activeElement.id") == "code"
     page.get_by_label("您的称呼（选填）").fill("李阿姨")
+    page.get_by_label("短信验证码（必填）").fill(sent_code(runtime))
     page.get_by_role("button", name="提交诉求").click()
     page.get_by_text("提交成功").wait_for()
     with runtime.db.read_session() as s:

@@ -6,8 +6,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field
 
+from hotline import filing
 from hotline.api.deps import RuntimeDep, public_client
 from hotline.api.schemas import Body
+from hotline.errors import HotlineError
 from hotline.knowledge import assistant
 
 router = APIRouter(prefix="/public/v1/assistant", tags=["assistant (public)"])
@@ -29,9 +31,15 @@ class HandoffIn(Body):
     content: Annotated[str, Field(max_length=assistant.MAX_CONTENT_CHARS)]
     conversation: Annotated[list[TurnIn], Field(max_length=assistant.MAX_TURNS)] = []
     caller_phone: Annotated[str, Field(max_length=30)]
+    # The code sent to caller_phone by POST /handoff/code (checked by the assistant: 422 without it).
+    code: Annotated[str, Field(max_length=10)] = ""
     caller_name: Annotated[str, Field(max_length=50)] | None = None
     street: Annotated[str, Field(max_length=50)] | None = None
     community: Annotated[str, Field(max_length=50)] | None = None
+
+
+class CodeIn(Body):
+    caller_phone: Annotated[str, Field(max_length=30)]
 
 
 @router.post("")
@@ -44,23 +52,38 @@ def ask(body: QuestionIn, request: Request, response: Response, runtime: Runtime
     return reply.out()
 
 
+@router.post("/handoff/code", status_code=status.HTTP_202_ACCEPTED)
+def hand_over_code(body: CodeIn, request: Request, response: Response, runtime: RuntimeDep) -> dict[str, Any]:
+    """A six-digit code to the mobile phone the matter will be filed under, good for 10 minutes
+    (one a minute, five an hour: 429 with Retry-After); 503 if the message gateway refused it."""
+    public_client(request, runtime)
+    response.headers["Cache-Control"] = NO_STORE
+    if not assistant.send_code(runtime, body.caller_phone, runtime.now()):
+        raise HotlineError(
+            "the message gateway refused the code: try again in a minute",
+            status_code=503,
+            zh=f"验证码发送失败，请一分钟后重试，或拨打{runtime.settings.phone}。",
+        )
+    return {"sent": True, "minutes": int(filing.CODE_TTL.total_seconds() // 60)}
+
+
 @router.post("/handoff", status_code=status.HTTP_201_CREATED)
 def hand_over(body: HandoffIn, request: Request, response: Response, runtime: RuntimeDep) -> dict[str, Any]:
-    """File the matter online: a consultation ticket of the web channel waiting for dispatch,
-    the conversation attached; `{number, state, message}`."""
+    """File the matter online under the mobile number the code was sent to: a consultation
+    ticket of the web channel waiting for dispatch, the conversation attached;
+    `{number, state, message}`."""
     public_client(request, runtime)
-    with runtime.db.session() as session:
-        ticket = assistant.hand_over(
-            session,
-            runtime,
-            content=body.content,
-            conversation=[turn.model_dump() for turn in body.conversation],
-            caller_phone=body.caller_phone,
-            caller_name=body.caller_name,
-            street=body.street,
-            community=body.community,
-            now=runtime.now(),
-        )
-        number, state = ticket.number, ticket.state
+    ticket = assistant.hand_over(
+        runtime,
+        content=body.content,
+        conversation=[turn.model_dump() for turn in body.conversation],
+        caller_phone=body.caller_phone,
+        code=body.code,
+        caller_name=body.caller_name,
+        street=body.street,
+        community=body.community,
+        now=runtime.now(),
+    )
+    number, state = ticket.number, ticket.state
     response.headers["Cache-Control"] = NO_STORE
     return {"number": number, "state": state, "message": assistant.FILED_MESSAGE}

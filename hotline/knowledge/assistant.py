@@ -17,10 +17,12 @@ from typing import Any
 
 from sqlmodel import Session
 
+from hotline import filing
 from hotline.directory import places
 from hotline.errors import Invalid
+from hotline.evaluation.messaging import deliver_pending
 from hotline.evaluation.ratings import CITIZEN
-from hotline.filing import check_filing_rate, clean_phone, clean_text
+from hotline.filing import check_filing_rate, clean_text
 from hotline.knowledge import articles, feedback, llm, search
 from hotline.knowledge.text import plain, query_terms, words
 from hotline.models import Article, Ticket
@@ -280,27 +282,77 @@ def _place(session: Session, street: str | None, community: str | None) -> tuple
     return street, community
 
 
+def check_matter(
+    session: Session, content: str, caller_phone: str, street: str | None, community: str | None
+) -> tuple[str, str, str | None, str | None]:
+    """The matter, the mobile number and the place as they will be filed (Invalid naming the
+    field otherwise): the hand-over form checks them before a code goes out."""
+    content = clean_text(content, "content", MAX_CONTENT_CHARS, label="诉求内容")
+    phone = filing.mobile(caller_phone)
+    street, community = _place(session, street, community)
+    return content, phone, street, community
+
+
+def send_code(runtime, caller_phone: str, now: datetime) -> bool:
+    """A verification code to the mobile phone the matter will be filed under, handed to the
+    message gateway at once (filing.send_code: one a minute, five an hour, 429 otherwise);
+    False if the gateway refused it."""
+    with runtime.db.session() as session:
+        message_id = filing.send_code(session, runtime, caller_phone, now)
+    _, failed = deliver_pending(runtime, runtime.channel, ids=[message_id])
+    return not failed
+
+
 def hand_over(
-    session: Session,
     runtime,
     *,
     content: str,
     conversation: list[dict[str, str]],
     caller_phone: str,
+    code: str,
     caller_name: str | None = None,
     street: str | None = None,
     community: str | None = None,
     now: datetime,
 ) -> Ticket:
     """File the citizen's matter online: a consultation ticket of the web channel, waiting for
-    dispatch (registered), the conversation with the assistant attached. At most
-    FILINGS_PER_PHONE_HOUR an hour per phone number with the online filings (429)."""
-    content = clean_text(content, "content", MAX_CONTENT_CHARS, label="诉求内容")
+    dispatch (registered), the conversation with the assistant attached, under a mobile number
+    proved by the code sent to it (send_code), as the online filing's form does. At most
+    FILINGS_PER_PHONE_HOUR an hour per phone number with the online filings (429). The code is
+    used in the ticket's transaction (a refused hand-over keeps it good); a wrong one counts a
+    try in a transaction of its own."""
+    try:
+        with runtime.db.session() as session:
+            ticket = _hand_over(
+                session, runtime, content, conversation, caller_phone, code, caller_name, street, community, now
+            )
+            session.flush()
+            session.expunge(ticket)
+            return ticket
+    except filing.WrongCode as exc:
+        filing.count_wrong_try(runtime, exc.code_id)
+        raise
+
+
+def _hand_over(
+    session: Session,
+    runtime,
+    content: str,
+    conversation: list[dict[str, str]],
+    caller_phone: str,
+    code: str,
+    caller_name: str | None,
+    street: str | None,
+    community: str | None,
+    now: datetime,
+) -> Ticket:
+    content, phone, street, community = check_matter(session, content, caller_phone, street, community)
     turns = _clean_conversation(conversation)
-    phone = clean_phone(caller_phone)
     name = clean_text(caller_name, "caller_name", 50, label="姓名") if (caller_name or "").strip() else None
-    street, community = _place(session, street, community)
     check_filing_rate(session, runtime, phone, now)
+    if not (code or "").strip():
+        raise Invalid("code: the code sent to the phone", field="code", zh="请填写短信验证码")
+    filing.use_code(session, phone, code, now)
     data = {
         "type": "consultation",
         "channel": "web",

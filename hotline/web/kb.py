@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
+from hotline import filing
 from hotline.api.deps import RuntimeDep
 from hotline.directory import places
 from hotline.errors import HotlineError, Invalid, NotFound
@@ -22,6 +23,7 @@ from hotline.inputs import IdPath
 from hotline.knowledge import articles, assistant, catalog, feedback, search
 from hotline.knowledge.text import render as render_markdown
 from hotline.models import ARTICLE_KINDS, FLAG_REASONS, Department
+from hotline.ticket_view import mask_phone
 from hotline.web import public
 from hotline.web.forms import page_message
 from hotline.web.public import Flag, Switch
@@ -269,44 +271,58 @@ def assistant_handoff(
     nonce: Annotated[str, Form(max_length=100)] = "",
     content: Annotated[str, Form(max_length=4000)] = "",
     caller_phone: Annotated[str, Form(max_length=100)] = "",
+    code: Annotated[str, Form(max_length=20)] = "",
     caller_name: Annotated[str, Form(max_length=200)] = "",
     place: Annotated[str, Form(max_length=200)] = "",
+    action: Annotated[str, Form(max_length=10)] = "file",
     role: Turns = [],  # noqa: B006
     text: Turns = [],  # noqa: B006
     embed: Flag = "",
     mode: Flag = "",
 ) -> Response:
-    """The hand-over form without JavaScript: the matter filed, its number shown."""
+    """The hand-over form without JavaScript: `action=code` checks the matter and sends a code
+    to the mobile number (the form kept as typed); `action=file` files it with the code, its
+    number shown."""
     if busy := public.limited(request, runtime):
         return busy
     turns = _conversation(role, text)
     street, _, community = place.partition("/")
     form = {"content": content, "caller_phone": caller_phone, "caller_name": caller_name, "place": place}
     now = runtime.now()
+    ctx: dict[str, Any] = {"turns": turns, "handoff_open": True, "form": form}
     try:
         if not public.nonce_ok(runtime, "assistant", nonce, now):
             raise HotlineError("stale form", status_code=403, zh="页面已过期，请重新提交。")
-        with runtime.db.session() as session:
-            ticket = assistant.hand_over(
-                session,
-                runtime,
-                content=content,
-                conversation=turns,
-                caller_phone=caller_phone,
-                caller_name=caller_name or None,
-                street=street or None,
-                community=community or None,
-                now=now,
-            )
-            number = ticket.number
+        if action == "code":
+            with runtime.db.read_session() as session:
+                assistant.check_matter(session, content, caller_phone, street or None, community or None)
+            if not assistant.send_code(runtime, caller_phone, now):
+                raise HotlineError(
+                    "the code was not sent",
+                    status_code=503,
+                    field="caller_phone",
+                    zh=f"验证码发送失败，请一分钟后重试，或拨打{runtime.settings.phone}。",
+                )
+            minutes = int(filing.CODE_TTL.total_seconds() // 60)
+            ctx["code_sent"] = f"验证码已发送至 {mask_phone(filing.mobile(caller_phone))}，{minutes}分钟内有效"
+            return _assistant_page(request, runtime, ctx, embed=embed, mode=mode)
+        ticket = assistant.hand_over(
+            runtime,
+            content=content,
+            conversation=turns,
+            caller_phone=caller_phone,
+            code=code,
+            caller_name=caller_name or None,
+            street=street or None,
+            community=community or None,
+            now=now,
+        )
+        number = ticket.number
     except HotlineError as exc:
-        ctx = {
-            "turns": turns,
-            "handoff_open": True,
-            "form": form,
-            "handoff_error": exc.extra.get("zh") or "提交失败，请稍后再试。",
-            "error_field": exc.extra.get("field"),
-        }
-        return _assistant_page(request, runtime, ctx, embed=embed, mode=mode, status_code=exc.status_code)
+        ctx.update(handoff_error=page_message(exc), error_field=exc.extra.get("field"))
+        response = _assistant_page(request, runtime, ctx, embed=embed, mode=mode, status_code=exc.status_code)
+        if retry := exc.extra.get("retry_after"):
+            response.headers["Retry-After"] = str(retry)
+        return response
     ctx = {"turns": turns, "filed": number, "filed_message": assistant.FILED_MESSAGE}
     return _assistant_page(request, runtime, ctx, embed=embed, mode=mode)

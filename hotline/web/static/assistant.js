@@ -128,19 +128,54 @@
       }).finally(function () { button.disabled = false; });
     });
 
+    var codeSent = document.getElementById("code-sent");
+
+    function fieldOf(name) {
+      return name ? document.getElementById(name === "street" || name === "community" ? "place" : name) : null;
+    }
+
+    // 获取验证码: a code to the mobile number the matter will be filed under.
+    function askCode(button) {
+      var number = (handoff.elements.caller_phone.value || "").trim();
+      button.disabled = true;
+      fetch("/public/v1/assistant/handoff/code", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ caller_phone: number })
+      }).then(function (response) {
+        return response.json().then(function (body) { return { status: response.status, body: body }; });
+      }).then(function (result) {
+        if (result.status !== 202) {
+          var field = fieldOf(result.body.field);
+          showError(handoffError, field, result.body.zh || "验证码发送失败，请稍后再试或拨打" + phone);
+          if (field) field.focus();
+          return;
+        }
+        showError(handoffError, null, "");
+        var digits = number.replace(/\D/g, "");
+        codeSent.textContent = "验证码已发送至 " + digits.slice(0, 3) + "****" + digits.slice(-4) + "，" + result.body.minutes + "分钟内有效";
+        codeSent.hidden = false;
+        handoff.elements.code.focus();
+      }).catch(function () {
+        showError(handoffError, null, "网络不通，请稍后再试或拨打" + phone);
+      }).finally(function () { button.disabled = false; });
+    }
+
     handoff.addEventListener("submit", function (event) {
       event.preventDefault();
+      if (event.submitter && event.submitter.value === "code") { askCode(event.submitter); return; }
       var form = new FormData(handoff);
       var place = (form.get("place") || "").split("/");
       var payload = {
         content: (form.get("content") || "").trim(),
         caller_phone: (form.get("caller_phone") || "").trim(),
+        code: (form.get("code") || "").trim(),
         caller_name: (form.get("caller_name") || "").trim() || null,
         street: place[0] || null,
         community: place[1] || null,
         conversation: turns
       };
-      var button = handoff.querySelector("button[type=submit]");
+      var button = handoff.querySelector("button[type=submit][value=file]:not(.visually-hidden)");
       button.disabled = true;
       fetch("/public/v1/assistant/handoff", {
         method: "POST",
@@ -150,7 +185,7 @@
         return response.json().then(function (body) { return { status: response.status, body: body }; });
       }).then(function (result) {
         if (result.status !== 201) {
-          var field = result.body.field ? document.getElementById(result.body.field === "street" || result.body.field === "community" ? "place" : result.body.field) : null;
+          var field = fieldOf(result.body.field);
           var message = result.body.zh || (result.status === 422 ? "请检查填写的内容" : "提交失败，请稍后再试或拨打" + phone);
           showError(handoffError, field, message);
           if (field) field.focus();
@@ -170,6 +205,7 @@
         log.appendChild(node);
         box.open = false;
         handoff.reset();
+        codeSent.hidden = true;
         node.focus();
       }).catch(function () {
         showError(handoffError, null, "网络不通，请稍后再试或拨打" + phone);
