@@ -209,3 +209,15 @@ def foreign_key_definitions(db: Database) -> set[tuple[str, ...]]:
             return {(table, name, definition) for table, name, definition, _ in foreign_keys(connection)}
         query = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
         return {tuple(row) for row in connection.exec_driver_sql(query).all()}
+
+
+def app_routes(items):
+    """Every API route of an app's routes, those of included routers too (FastAPI keeps a
+    router included with a prefix as a route whose `original_router` holds them)."""
+    from fastapi.routing import APIRoute
+
+    for route in items:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from app_routes(route.original_router.routes)

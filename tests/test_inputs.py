@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from hotline.inputs import MAX_ID
-from tests.helpers import Api, make_dispatched
+from tests.helpers import Api, app_routes, make_dispatched
 
 EXAMPLES = os.environ.get("HOTLINE_FUZZ_EXAMPLES", "8")
 SEED = os.environ.get("HOTLINE_FUZZ_SEED", "20261206")
@@ -203,16 +203,8 @@ def test_every_number_in_an_address_has_an_upper_bound(settings):
     import typing
 
     import annotated_types
-    from fastapi.routing import APIRoute
 
     from hotline.main import create_app
-
-    def routes(items):
-        for route in items:
-            if isinstance(route, APIRoute):
-                yield route
-            elif hasattr(route, "original_router"):
-                yield from routes(route.original_router.routes)
 
     def params(dependant):
         yield from dependant.path_params
@@ -222,7 +214,7 @@ def test_every_number_in_an_address_has_an_upper_bound(settings):
 
     unbounded = []
     found = 0
-    for route in routes(create_app(settings).routes):
+    for route in app_routes(create_app(settings).routes):
         found += 1
         for field in params(route.dependant):
             kinds = typing.get_args(field.field_info.annotation) or (field.field_info.annotation,)

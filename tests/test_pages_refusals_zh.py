@@ -5,7 +5,7 @@ import re
 
 from sqlmodel import select
 
-from tests.helpers import Api, sign_in
+from tests.helpers import Api, app_routes, sign_in
 from tests.test_pages_words import ENGLISH
 
 # forms.page_message's fallback when an error has no Chinese words: "<generic>（<English>）".
@@ -153,16 +153,7 @@ def test_every_part_of_a_pages_address_is_named_in_chinese(settings):
     """What a page says of a value its address or form got wrong ("输入有误：条目号（应为整数）")
     names the part in Chinese: every path and query parameter of every page, and every field
     of the citizens' forms, has its words (hotline.main._FIELDS_ZH)."""
-    from fastapi.routing import APIRoute
-
     from hotline.main import _FIELDS_ZH, create_app
-
-    def routes(items):
-        for route in items:
-            if isinstance(route, APIRoute):
-                yield route
-            elif hasattr(route, "original_router"):
-                yield from routes(route.original_router.routes)
 
     def params(dependant, public: bool):
         yield from dependant.path_params
@@ -173,7 +164,7 @@ def test_every_part_of_a_pages_address_is_named_in_chinese(settings):
             yield from params(sub, public)
 
     unnamed, pages = set(), 0
-    for route in routes(create_app(settings).routes):
+    for route in app_routes(create_app(settings).routes):
         if route.path.startswith(("/api/", "/public/", "/open311/")) or route.include_in_schema:
             continue
         pages += 1
