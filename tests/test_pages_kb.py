@@ -79,6 +79,10 @@ def test_browsing_by_category_and_pages(kb, client, runtime):
     assert "第 1 / 2 页" in first and "下一页" in first and first.count('class="card result"') == 10
     second = client.get("/kb", params={"category": "社会保障/常见", "page": 2}).text
     assert second.count('class="card result"') == 2 and "上一页" in second
+    # The pages of a kind keep the kind.
+    kinded = client.get("/kb", params={"category": "社会保障/常见", "kind": "办事指南"}).text
+    following = html.unescape(re.search(r'href="(/kb\?[^"]*)">下一页', kinded).group(1))
+    assert "kind=%E5%8A%9E%E4%BA%8B%E6%8C%87%E5%8D%97" in following and "page=2" in following
     # A page past the last is the last, as on the staff's pages (not an empty list under a count).
     past = client.get("/kb", params={"category": "社会保障/常见", "page": 999}).text
     assert "第 2 / 2 页" in past and past.count('class="card result"') == 2 and "这里还没有内容" not in past
