@@ -35,7 +35,11 @@ def test_the_ticket_page_says_why_a_button_is_missing(as_, client, clock):
     tid = dispatched(as_)
     sign_in(client, "housing_h")
     within = client.get(f"/tickets/{tid}").text
+    # Nothing said of what has nothing to act on here (no community to pass to, no request to review).
     assert 'id="refused-events"' not in within
+    as_("housing_h").fire(tid, "sign")
+    sign_in(client, "supervisor")
+    assert 'id="refused-events"' not in client.get(f"/tickets/{tid}").text
     clock.set(local(2026, 11, 11, 0, 30))  # two working days after: too late
     sign_in(client, "housing_h")  # the session before has lapsed meanwhile
     page = client.get(f"/tickets/{tid}").text

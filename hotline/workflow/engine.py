@@ -34,7 +34,7 @@ from hotline.workflow.definition import (
     WorkflowSet,
 )
 from hotline.workflow.fields import validate_payload
-from hotline.workflow.registry import CONDITIONS, EFFECTS, UNCOUNTED
+from hotline.workflow.registry import CONDITIONS, EFFECTS, EXPLAINED, UNCOUNTED
 
 
 class EngineRuntime(Protocol):
@@ -525,8 +525,9 @@ def available_events(
     refused: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The events the actor may fire on the ticket now, guards included. `refused`, if given,
-    receives those the actor's role and the state allow but a guard refuses now, each with the
-    guard's reason in Chinese (`why`): a button that is not there says why."""
+    receives those the actor's role and the state allow but a rule the pages explain refuses now
+    (registry.EXPLAINED), each with its reason in Chinese (`why`): a button that is not there
+    says why."""
     assignment = _scope(session, ticket, actor)
     wf = runtime.workflows.get(ticket.workflow)
     out = []
@@ -549,7 +550,7 @@ def available_events(
             for ref in ev.conditions:
                 CONDITIONS[ref.name](ctx, ref.arg)
         except GuardFailed as exc:
-            if refused is not None and exc.extra.get("zh"):
+            if refused is not None and ref.name in EXPLAINED and exc.extra.get("zh"):
                 refused.append({"name": ev.name, "label": ev.label_for(as_co), "why": exc.extra["zh"]})
             continue
         dest = ticket.return_from_state if ev.dest == RETURN_FROM else ev.dest

@@ -14,13 +14,20 @@ EFFECTS: dict[str, Rule] = {}
 # facts, callbacks, the unreasonable mark): an event made only of these skips the running
 # totals' before-and-after (hotline.indicators.totals). Unless an effect says so, it is assumed to count.
 UNCOUNTED: set[str] = set()
+# Guards whose refusal a ticket page says beside the actions (a rule the user runs into: the
+# return window, the extension cap…), not those that only mean the action has nothing to act
+# on here (no request to review, no community to pass to, signed already).
+EXPLAINED: set[str] = set()
 
 
-def condition(name: str) -> Callable[[Rule], Rule]:
-    """Register a guard: `fn(ctx, arg)` raises GuardFailed with the reason, or returns."""
+def condition(name: str, *, explained: bool = False) -> Callable[[Rule], Rule]:
+    """Register a guard: `fn(ctx, arg)` raises GuardFailed with the reason, or returns.
+    `explained=True`: the pages say its reason when it refuses an action (EXPLAINED)."""
 
     def register(fn: Rule) -> Rule:
         CONDITIONS[name] = fn
+        if explained:
+            EXPLAINED.add(name)
         return fn
 
     return register

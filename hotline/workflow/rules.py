@@ -152,7 +152,7 @@ def _named_community(ctx: Context) -> Department:
     return community
 
 
-@condition("not_designated")
+@condition("not_designated", explained=True)
 def not_designated(ctx: Context, _arg=None) -> None:
     if ctx.ticket.designated:
         raise GuardFailed(
@@ -162,7 +162,7 @@ def not_designated(ctx: Context, _arg=None) -> None:
         )
 
 
-@condition("within_return_window")
+@condition("within_return_window", explained=True)
 def within_return_window(ctx: Context, _arg=None) -> None:
     dispatched_at = ctx.assignment.dispatched_at if ctx.assignment else ctx.ticket.dispatched_at
     if dispatched_at is None:
@@ -176,7 +176,7 @@ def within_return_window(ctx: Context, _arg=None) -> None:
         )
 
 
-@condition("no_pending")
+@condition("no_pending", explained=True)
 def no_pending(ctx: Context, kind: str) -> None:
     if _pending(ctx, kind) is not None:
         raise GuardFailed(
@@ -194,7 +194,7 @@ def has_pending(ctx: Context, kind: str) -> None:
         )
 
 
-@condition("before_handle_deadline")
+@condition("before_handle_deadline", explained=True)
 def before_handle_deadline(ctx: Context, _arg=None) -> None:
     if ctx.ticket.handle_by is not None and ctx.now > ctx.ticket.handle_by:
         raise GuardFailed(
@@ -212,7 +212,7 @@ def _approved_extension_days(ctx: Context) -> int:
     return int(total)
 
 
-@condition("within_extension_cap")
+@condition("within_extension_cap", explained=True)
 def within_extension_cap(ctx: Context, _arg=None) -> None:
     days = ctx.payload.get("days")
     if days is None:
@@ -249,7 +249,7 @@ def callback_complete(ctx: Context, _arg=None) -> None:
                 )
 
 
-@condition("closable")
+@condition("closable", explained=True)
 def closable(ctx: Context, _arg=None) -> None:
     if _close_reason(ctx) is None:
         raise GuardFailed(
@@ -315,7 +315,7 @@ def order_awaits_answer_zh(issued_at: datetime) -> str:
     )
 
 
-@condition("no_open_supervision_order")
+@condition("no_open_supervision_order", explained=True)
 def no_open_supervision_order(ctx: Context, _arg=None) -> None:
     """A centre does not issue a second order while the first waits for its answer."""
     pending = ctx.session.exec(
@@ -707,7 +707,7 @@ ALREADY_RATED = "the citizen has been reached and has rated already"
 ALREADY_RATED_ZH = "市民已评价，无需再发送评价短信"
 
 
-@condition("can_invite")
+@condition("can_invite", explained=True)
 def can_invite(ctx: Context, _arg=None) -> None:
     t = ctx.ticket
     if not t.caller_phone:
@@ -723,7 +723,7 @@ def send_invitation(ctx: Context, _arg=None) -> None:
     ctx.details.update({"invitation": sent["invitation"], "expires_at": sent["expires_at"].isoformat()})
 
 
-@condition("rehandle_allowed")
+@condition("rehandle_allowed", explained=True)
 def rehandle_allowed(ctx: Context, _arg=None) -> None:
     if ctx.actor.role == "supervisor":
         return
