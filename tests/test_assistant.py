@@ -343,6 +343,7 @@ def test_the_hand_over_files_only_with_the_code_sent_to_the_phone(kb, client, ru
     right = code_for(client, "13812345678")
     wrong = "000000" if right != "000000" else "111111"
     assert hand_over(client, expect=422, code=wrong).json()["zh"] == "验证码不正确，还可以再试4次"
+    assert hand_over(client, expect=422, code=wrong).json()["zh"] == "验证码不正确，还可以再试3次"  # counted
     with runtime.db.read_session() as s:
         assert s.exec(select(Ticket)).first() is None
     hand_over(client, code=right)

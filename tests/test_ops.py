@@ -136,20 +136,24 @@ def test_json_logs_are_one_object_a_line_without_phone_name_or_token(message):
         assert secret not in entry["message"]
 
 
-def test_text_log_lines_name_their_zone(monkeypatch):
-    """A person's line carries the local time with its offset: 09:30 in Beijing is 01:30 UTC."""
+@pytest.fixture
+def beijing(monkeypatch):
+    """The process in Asia/Shanghai's time, and back in its own zone after."""
     monkeypatch.setenv("TZ", "Asia/Shanghai")
     time.tzset()
-    try:
-        record = logging.LogRecord("hotline", logging.INFO, "", 0, "sweep done", None, None)
-        record.created = datetime(2026, 12, 7, 1, 30, 0, 123000, tzinfo=UTC).timestamp()
-        config = log_config(Settings())
-        formatter = TextFormatter(config["formatters"]["main"]["fmt"])
-        assert config["formatters"]["main"]["()"] is TextFormatter
-        assert formatter.format(record) == "2026-12-07T09:30:00.123+08:00 hotline INFO sweep done"
-    finally:
-        monkeypatch.delenv("TZ")
-        time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_text_log_lines_name_their_zone(beijing):
+    """A person's line carries the local time with its offset: 09:30 in Beijing is 01:30 UTC."""
+    record = logging.LogRecord("hotline", logging.INFO, "", 0, "sweep done", None, None)
+    record.created = datetime(2026, 12, 7, 1, 30, 0, 123000, tzinfo=UTC).timestamp()
+    config = log_config(Settings())
+    formatter = TextFormatter(config["formatters"]["main"]["fmt"])
+    assert config["formatters"]["main"]["()"] is TextFormatter
+    assert formatter.format(record) == "2026-12-07T09:30:00.123+08:00 hotline INFO sweep done"
 
 
 def test_the_log_settings_reach_uvicorn_and_ours():

@@ -300,7 +300,6 @@ def assistant_handoff(
                 raise HotlineError(
                     "the code was not sent",
                     status_code=503,
-                    field="caller_phone",
                     zh=f"验证码发送失败，请一分钟后重试，或拨打{runtime.settings.phone}。",
                 )
             minutes = int(filing.CODE_TTL.total_seconds() // 60)

@@ -152,7 +152,7 @@
           return;
         }
         showError(handoffError, null, "");
-        var digits = number.replace(/\D/g, "");
+        var digits = number.replace(/\D/g, "").replace(/^86(?=1\d{10}$)/, "");
         codeSent.textContent = "验证码已发送至 " + digits.slice(0, 3) + "****" + digits.slice(-4) + "，" + result.body.minutes + "分钟内有效";
         codeSent.hidden = false;
         handoff.elements.code.focus();
@@ -161,9 +161,15 @@
       }).finally(function () { button.disabled = false; });
     }
 
+    // Its own click, not the submit event's submitter (which older Safari does not say).
+    var getCode = document.getElementById("get-code");
+    getCode.addEventListener("click", function (event) {
+      event.preventDefault();
+      askCode(getCode);
+    });
+
     handoff.addEventListener("submit", function (event) {
       event.preventDefault();
-      if (event.submitter && event.submitter.value === "code") { askCode(event.submitter); return; }
       var form = new FormData(handoff);
       var place = (form.get("place") || "").split("/");
       var payload = {

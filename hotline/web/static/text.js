@@ -3,9 +3,11 @@
    them (no database stores some, and none belongs in a citizen's words), and a refused form
    would cost the agent what was typed. So every text field drops them as they arrive: a
    vertical tab, a form feed or a next-line becomes a line break in a text area (a space in a
-   one-line field), the others are removed, and a note under the field says so. A form is
-   cleaned once more as it is sent, for text a script put in without an input event.
-   Passwords are left as typed: the server's refusal says what is wrong with them. */
+   one-line field), the others are removed, and a note under the field says so. A form sent
+   by its button is cleaned once more, for text a script put in without an input event (a
+   form a script sends with form.submit() fires no submit event: the server's refusal stands
+   behind it). Passwords are left as typed: the server's refusal says what is wrong with
+   them. An input method's composition is left alone until it ends. */
 (function () {
   "use strict";
   var CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
@@ -25,13 +27,15 @@
   }
 
   function note(field) {
-    var next = field.nextElementSibling;
+    // Under the field, or under the row it shares with a button (获取验证码).
+    var anchor = (field.parentElement && field.parentElement.classList.contains("code-row")) ? field.parentElement : field;
+    var next = anchor.nextElementSibling;
     if (next && next.classList.contains("field-note")) { return; }
     var small = document.createElement("small");
     small.className = "field-note";
     small.setAttribute("role", "status");
     small.textContent = NOTE;
-    field.insertAdjacentElement("afterend", small);
+    anchor.insertAdjacentElement("afterend", small);
   }
 
   function clean(field) {
@@ -50,7 +54,13 @@
 
   // In the capture phase, so the page's own listeners (the category search, the counters)
   // see the cleaned text.
-  document.addEventListener("input", function (e) { clean(e.target); }, true);
+  document.addEventListener("input", function (e) { if (!e.isComposing) { clean(e.target); } }, true);
+  document.addEventListener("compositionend", function (e) { clean(e.target); }, true);
+  // A form emptied (reset) has nothing left to note.
+  document.addEventListener("reset", function (e) {
+    var notes = e.target.querySelectorAll ? e.target.querySelectorAll(".field-note") : [];
+    for (var i = 0; i < notes.length; i++) { notes[i].remove(); }
+  }, true);
   document.addEventListener("submit", function (e) {
     var fields = e.target.elements || [];
     for (var i = 0; i < fields.length; i++) { clean(fields[i]); }
