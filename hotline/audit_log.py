@@ -562,8 +562,23 @@ FIELD_LABELS = {
     "loaded_at": "导入时间",
     "workflow": "流程",
     "phone": "电话",
+    "revoked_at": "撤销时间",
+    "day": "日期",
+    "working": "工作日",
+    "disabled_reason": "停用原因",
+    "previous_secret": "原签名密钥",
+    "previous_secret_until": "原签名密钥有效至",
+    "updated_by_id": "修改人（内部编号）",
+    "source_ticket_id": "来源工单（内部编号）",
 }
+# What stands in a secret's place (_shown), as the pages say it.
+SECRET_WORDS = {"(secret)": "（保密）", "changed": "已修改", "set": "已设置"}
 MAX_FILTER = 64
+
+
+def shown_value(key: str, value: Any) -> Any:
+    """A before/after value as the pages show it: a secret's stand-in in words."""
+    return SECRET_WORDS.get(value, value) if key in SECRETS and isinstance(value, str) else value
 
 
 def field_label(key: str) -> str:

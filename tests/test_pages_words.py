@@ -89,6 +89,17 @@ def test_an_audit_records_values_are_shown_as_people_read_them():
     assert (change_value(True), change_value(False)) == ("是", "否")
 
 
+def test_every_audited_column_has_a_chinese_name():
+    from sqlalchemy import inspect
+
+    from hotline.audit_log import AUDITED, FIELD_LABELS, IGNORED, SECRET_WORDS, SECRETS, shown_value
+
+    columns = {a.key for model in AUDITED for a in inspect(model).column_attrs} - IGNORED
+    assert not columns - set(FIELD_LABELS), sorted(columns - set(FIELD_LABELS))
+    assert {shown_value(key, word) for key in SECRETS for word in SECRET_WORDS} == set(SECRET_WORDS.values())
+    assert shown_value("status", "changed") == "changed"  # only a secret's stand-in is translated
+
+
 def test_an_audit_records_fields_are_named_in_chinese(client, district, runtime):
     """The audit page names the fields of a change (the key is kept in the title), and says
     what was done in words, the action's code only in the title."""

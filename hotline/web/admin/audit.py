@@ -119,6 +119,7 @@ def audit_trail(
             "outcomes": audit_log.OUTCOME_LABELS,
             "action_label": audit_log.action_label,
             "field_label": audit_log.field_label,
+            "shown_value": audit_log.shown_value,
             "actors": ACTORS,
             "max_export": MAX_EXPORT,
         },
