@@ -416,6 +416,8 @@ def test_the_code_reaches_a_real_sms_gateway_at_once_and_only_once(client, runti
         with runtime.db.read_session() as s:
             (message,) = s.exec(select(Message)).all()
         assert (message.channel, message.status) == ("http", "sent")
+        # Once the gateway has it, the stored text keeps no live code.
+        assert code not in message.body and "您的验证码是******，" in message.body
         assert deliver_pending(runtime, runtime.channel) == (0, 0)  # the sweep sends nothing again
         assert "提交成功" in file(client, code).text
 

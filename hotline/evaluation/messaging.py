@@ -120,6 +120,7 @@ def deliver_pending(
             try:
                 channel.deliver(message.to, message.body)
                 message.status, message.error = "sent", None
+                message.body = texts.without_code(message.body)
                 sent += 1
             except Exception as exc:  # a gateway's failure is recorded, never fatal
                 message.status, message.error = "failed", str(exc)[:500]

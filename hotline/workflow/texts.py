@@ -4,6 +4,7 @@ The workflow's effects, the evaluation (rating links, rectifications) and the sc
 call these builders, and so does the demo loader, which writes what they would have sent.
 """
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +76,15 @@ def sms_signature(district_name: str, phone: str) -> str:
 def code_sms(signature: str, code: str, minutes: int) -> str:
     """The text message that carries an online filing's verification code."""
     return f"{signature}您的验证码是{code}，{minutes}分钟内有效，仅用于网上提交诉求。如非本人操作，请忽略。"
+
+
+_CODE_IN_TEXT = re.compile(r"(验证码是)\d{6}")
+
+
+def without_code(body: str) -> str:
+    """A message as it is kept once a gateway has taken it: a verification code's digits struck
+    out (******), so that nobody reads a live code from the message list."""
+    return _CODE_IN_TEXT.sub(r"\1******", body)
 
 
 def rating_sms(signature: str, number: str, url: str, expires: datetime) -> str:
