@@ -97,7 +97,13 @@ def mobile(raw: str) -> str:
     """A mobile number (a code goes by text message), as digits; 422 otherwise."""
     if not (raw or "").strip():
         raise Invalid("caller_phone: empty", field="caller_phone", zh="请填写手机号码")
-    phone = clean_phone(raw)
+    try:
+        phone = clean_phone(raw)
+    except Invalid:
+        # Malformed: said as a mobile number is asked for (clean_phone's words offer a landline).
+        raise Invalid(
+            "caller_phone: not a mobile number (11 digits)", field="caller_phone", zh="请填写正确的11位手机号码"
+        ) from None
     if not MOBILE.match(phone):
         raise Invalid(
             "caller_phone: a verification code goes to a mobile number (11 digits)",

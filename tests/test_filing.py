@@ -101,7 +101,7 @@ def test_a_matter_filed_with_the_code_sent_to_the_phone(client, runtime, places)
         ({"place": "西城街道/和平社区"}, "community", "没有这个社区"),
         ({"content": "   "}, "content", "请填写诉求内容"),
         ({"content": "长" * 2001}, "content", "不要超过2000个字"),
-        ({"caller_phone": "12345"}, "caller_phone", "请填写正确的联系电话"),
+        ({"caller_phone": "12345"}, "caller_phone", "请填写正确的11位手机号码"),
         ({"caller_phone": "010-62345678"}, "caller_phone", "验证码只能发送到手机"),
         ({"content": "路灯\x00坏了"}, "content", ""),
     ],
@@ -159,7 +159,7 @@ def test_the_empty_form_says_every_wrong_field_next_to_it(client, runtime, place
     r = ask_code(client, type="", content="   ", caller_phone="12345")
     assert r.status_code == 422 and "请修改以下3处" in r.text
     assert said_below(r.text, "type") == "请选择诉求类型" and said_below(r.text, "content") == "请填写诉求内容"
-    assert said_below(r.text, "caller_phone").startswith("请填写正确的联系电话")
+    assert said_below(r.text, "caller_phone") == "请填写正确的11位手机号码"
     assert 'id="place-error"' not in r.text and 'value="东城街道/和平社区" selected' in r.text
 
 

@@ -179,7 +179,7 @@ def test_the_assistant_without_javascript(kb, client, runtime):
         "text": ["社保卡丢了怎么补办", "根据……", "我家楼下的狗太吵了怎么办", "抱歉……"],
     }
     bad = client.post("/assistant/handoff", data={**handoff, "caller_phone": "110", "action": "code"})
-    assert bad.status_code == 422 and "请填写正确的联系电话" in bad.text and 'aria-invalid="true"' in bad.text
+    assert bad.status_code == 422 and "请填写正确的11位手机号码" in bad.text and 'aria-invalid="true"' in bad.text
     # The code to the mobile number first, the form kept as typed; then the matter filed with it.
     sent = client.post("/assistant/handoff", data={**handoff, "action": "code"})
     assert sent.status_code == 200 and "验证码已发送至 138****1111，10分钟内有效" in sent.text
@@ -285,7 +285,7 @@ def test_a_citizen_asks_the_assistant_and_files_the_matter(kb, server, phone_pag
     phone_field = page.get_by_label("手机号码（必填，用于接收验证码）")
     phone_field.fill("123")
     page.get_by_role("button", name="获取验证码").click()
-    page.get_by_text("请填写正确的联系电话").wait_for()
+    page.get_by_text("请填写正确的11位手机号码").wait_for()
     assert phone_field.get_attribute("aria-invalid") == "true"
     phone_field.fill("13800001111")
     page.get_by_role("button", name="获取验证码").click()
