@@ -453,27 +453,3 @@ def test_supervision_progress_follows_the_orders_and_a_second_order_is_refused(p
     page.goto(f"{server}/supervisor/dashboard")
     assert progress_of(page, late) == "已督办·已答复"
     assert page.locator(f"#overdue-table tr[data-ticket='{late}'] button[data-notice=supervise]").is_enabled()
-
-
-def test_a_second_urge_from_the_same_dashboard_is_refused_as_stale(client, runtime, district):
-    """The dashboard's forms carry the version they showed: a second click on the same row (or
-    a colleague's urge meanwhile) sends no second notice; the page comes back afresh."""
-    import re
-
-    from tests.helpers import sign_in
-
-    made = build_overdue(runtime)
-    runtime.clock.set(NOW)
-    sign_in(client, "supervisor")
-    page = client.get("/supervisor/dashboard").text
-    target = made["yellow"][1]
-    form = page[page.index(f'action="/supervisor/tickets/{target}/urge"') :]
-    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form[: form.index("</form>")]))
-    assert set(fields) == {"csrf_token", "version", "back"}
-    first = client.post(f"/supervisor/tickets/{target}/urge", data=fields, follow_redirects=False)
-    assert first.status_code == 303
-    again = client.post(f"/supervisor/tickets/{target}/urge", data=fields, follow_redirects=False)
-    assert again.status_code == 409 and "该工单刚刚已被他人处理" in again.text
-    with runtime.db.read_session() as s:
-        urges = s.exec(select(Notification).where(Notification.ticket_id == target, Notification.kind == "urge")).all()
-    assert len(urges) == 1

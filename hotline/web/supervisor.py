@@ -135,7 +135,6 @@ def _dashboard_context(
             {
                 "id": t.id,
                 "number": t.number,
-                "version": t.version,
                 "title": t.title,
                 "type": t.type,
                 "urgency": t.urgency,
@@ -225,10 +224,7 @@ async def notice_event(
 
     def change(session: Session) -> str:
         payload = {"message": message} if message else {}
-        # At the version the dashboard showed: a second click on the same row (or a colleague's
-        # urge meanwhile) is refused as stale rather than sending the department a second notice.
-        version = form_version(form)
-        ticket = fire(session, runtime, ticket_id, event, user.actor, payload, now=now, version=version).ticket
+        ticket = fire(session, runtime, ticket_id, event, user.actor, payload, now=now).ticket
         return _back(form.get("back"), "/supervisor/dashboard", done=event, t=ticket.number)
 
     def again(session: Session) -> dict[str, Any]:
