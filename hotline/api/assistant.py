@@ -9,7 +9,6 @@ from pydantic import Field
 from hotline import filing
 from hotline.api.deps import RuntimeDep, public_client
 from hotline.api.schemas import Body
-from hotline.errors import HotlineError
 from hotline.knowledge import assistant
 
 router = APIRouter(prefix="/public/v1/assistant", tags=["assistant (public)"])
@@ -58,13 +57,8 @@ def hand_over_code(body: CodeIn, request: Request, response: Response, runtime: 
     (one a minute, five an hour: 429 with Retry-After); 503 if the message gateway refused it."""
     public_client(request, runtime)
     response.headers["Cache-Control"] = NO_STORE
-    if not assistant.send_code(runtime, body.caller_phone, runtime.now()):
-        raise HotlineError(
-            "the message gateway refused the code: try again in a minute",
-            status_code=503,
-            zh=f"验证码发送失败，请一分钟后重试，或拨打{runtime.settings.phone}。",
-        )
-    return {"sent": True, "minutes": int(filing.CODE_TTL.total_seconds() // 60)}
+    filing.send_code_now(runtime, body.caller_phone, runtime.now())
+    return {"sent": True, "minutes": filing.CODE_MINUTES}
 
 
 @router.post("/handoff", status_code=status.HTTP_201_CREATED)

@@ -20,7 +20,6 @@ from sqlmodel import Session
 from hotline import filing
 from hotline.directory import places
 from hotline.errors import Invalid
-from hotline.evaluation.messaging import deliver_pending
 from hotline.evaluation.ratings import CITIZEN
 from hotline.filing import check_filing_rate, clean_text
 from hotline.knowledge import articles, feedback, llm, search
@@ -293,16 +292,6 @@ def check_matter(
     return content, phone, street, community
 
 
-def send_code(runtime, caller_phone: str, now: datetime) -> bool:
-    """A verification code to the mobile phone the matter will be filed under, handed to the
-    message gateway at once (filing.send_code: one a minute, five an hour, 429 otherwise);
-    False if the gateway refused it."""
-    with runtime.db.session() as session:
-        message_id = filing.send_code(session, runtime, caller_phone, now)
-    _, failed = deliver_pending(runtime, runtime.channel, ids=[message_id])
-    return not failed
-
-
 def hand_over(
     runtime,
     *,
@@ -317,7 +306,7 @@ def hand_over(
 ) -> Ticket:
     """File the citizen's matter online: a consultation ticket of the web channel, waiting for
     dispatch (registered), the conversation with the assistant attached, under a mobile number
-    proved by the code sent to it (send_code), as the online filing's form does. At most
+    proved by the code sent to it (filing.send_code_now), as the online filing's form does. At most
     FILINGS_PER_PHONE_HOUR an hour per phone number with the online filings (429). The code is
     used in the ticket's transaction (a refused hand-over keeps it good); a wrong one counts a
     try in a transaction of its own."""

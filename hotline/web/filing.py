@@ -14,7 +14,6 @@ from hotline.api.deps import RuntimeDep
 from hotline.attachments.files import size_text
 from hotline.directory import places
 from hotline.errors import HotlineError
-from hotline.evaluation.messaging import deliver_pending
 from hotline.labels import TYPE_LABELS
 from hotline.web import public
 from hotline.web.forms import page_message
@@ -38,7 +37,7 @@ def _form_page(request: Request, runtime, mode: str, ctx: dict[str, Any], status
         "types": [(t, TYPE_LABELS[t]) for t in filing.FILING_TYPES],
         "places": sorted(known.items()),
         "nonce": public.nonce(runtime, FORM, runtime.now()),
-        "code_minutes": int(filing.CODE_TTL.total_seconds() // 60),
+        "code_minutes": filing.CODE_MINUTES,
         "max_photos": filing.MAX_PHOTOS,
         "max_photo_size": size_text(runtime.settings.max_attachment_bytes),
         "form": {},
@@ -95,14 +94,9 @@ def file_post(
         if action == "edit":
             return _form_page(request, runtime, mode, {"form": typed})
         if action == "code":
-            with runtime.db.session() as session:
+            with runtime.db.read_session() as session:
                 filing.check(session, matter)  # what is wrong is said before a code goes out
-                message_id = filing.send_code(session, runtime, caller_phone, now)
-            # Handed to the gateway at once, not at the next sweep.
-            _, failed = deliver_pending(runtime, runtime.channel, ids=[message_id])
-            if failed:
-                error = f"验证码发送失败，请一分钟后重试，或拨打{runtime.settings.phone}。"
-                return _form_page(request, runtime, mode, {"form": typed, "error": error}, 503)
+            filing.send_code_now(runtime, caller_phone, now)
             return _form_page(request, runtime, mode, {"form": typed, "sent": True})
         chosen = [(photo.filename, photo.file) for photo in only_files(photos)]
         ticket = filing.file_matter(runtime, matter, now, chosen)

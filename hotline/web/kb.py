@@ -296,14 +296,9 @@ def assistant_handoff(
         if action == "code":
             with runtime.db.read_session() as session:
                 assistant.check_matter(session, content, caller_phone, street or None, community or None)
-            if not assistant.send_code(runtime, caller_phone, now):
-                raise HotlineError(
-                    "the code was not sent",
-                    status_code=503,
-                    zh=f"验证码发送失败，请一分钟后重试，或拨打{runtime.settings.phone}。",
-                )
-            minutes = int(filing.CODE_TTL.total_seconds() // 60)
-            ctx["code_sent"] = f"验证码已发送至 {mask_phone(filing.mobile(caller_phone))}，{minutes}分钟内有效"
+            filing.send_code_now(runtime, caller_phone, now)
+            masked = mask_phone(filing.mobile(caller_phone))
+            ctx["code_sent"] = f"验证码已发送至 {masked}，{filing.CODE_MINUTES}分钟内有效"
             return _assistant_page(request, runtime, ctx, embed=embed, mode=mode)
         ticket = assistant.hand_over(
             runtime,
