@@ -409,8 +409,8 @@ def ticket_context(runtime, session, user, ticket_id: int) -> dict[str, Any]:
         "notices": ticket_notices,
         "orders": ticket_orders(session, ticket_id),
         "co_waiting": co_waiting,
-        # What the role could do in this state but not now, and why (the co-handlers' wait is said above).
-        "refused": [r for r in refused if not (co_waiting and r["name"] == "reply")],
+        # What the role could do in this state but a rule refuses now, and why (registry.EXPLAINED).
+        "refused": refused,
         "preview": preview,
         "cited": cited,
         "cited_issuer": cited_dept.name if cited_dept else cited.department if cited else None,

@@ -30,6 +30,17 @@
     });
   }
 
+  // A JSON post to the public API: its status and its body, whatever the status.
+  function postJson(url, payload) {
+    return fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(payload)
+    }).then(function (response) {
+      return response.json().then(function (body) { return { status: response.status, body: body }; });
+    });
+  }
+
   function el(tag, className, text) {
     var node = document.createElement(tag);
     if (className) node.className = className;
@@ -76,13 +87,7 @@
       if (!text) { showError(questionError, question, "请填写问题"); question.focus(); return; }
       var button = ask.querySelector("button[type=submit]");
       button.disabled = true;
-      fetch("/public/v1/assistant", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ question: text })
-      }).then(function (response) {
-        return response.json().then(function (body) { return { status: response.status, body: body }; });
-      }).then(function (result) {
+      postJson("/public/v1/assistant", { question: text }).then(function (result) {
         if (result.status !== 200) {
           showError(questionError, question, result.body.zh || (result.status === 429 ? "提问太频繁，请稍后再试" : "暂时无法回答，请稍后再试或拨打" + phone));
           question.focus();
@@ -138,13 +143,7 @@
     function askCode(button) {
       var number = (handoff.elements.caller_phone.value || "").trim();
       button.disabled = true;
-      fetch("/public/v1/assistant/handoff/code", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ caller_phone: number })
-      }).then(function (response) {
-        return response.json().then(function (body) { return { status: response.status, body: body }; });
-      }).then(function (result) {
+      postJson("/public/v1/assistant/handoff/code", { caller_phone: number }).then(function (result) {
         if (result.status !== 202) {
           var field = fieldOf(result.body.field);
           showError(handoffError, field, result.body.zh || "验证码发送失败，请稍后再试或拨打" + phone);
@@ -183,13 +182,7 @@
       };
       var button = handoff.querySelector("button[type=submit][value=file]:not(.visually-hidden)");
       button.disabled = true;
-      fetch("/public/v1/assistant/handoff", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(payload)
-      }).then(function (response) {
-        return response.json().then(function (body) { return { status: response.status, body: body }; });
-      }).then(function (result) {
+      postJson("/public/v1/assistant/handoff", payload).then(function (result) {
         if (result.status !== 201) {
           var field = fieldOf(result.body.field);
           var message = result.body.zh || (result.status === 422 ? "请检查填写的内容" : "提交失败，请稍后再试或拨打" + phone);
