@@ -302,6 +302,31 @@ def test_cookies_are_secure_by_default_when_the_public_url_is_https(database, di
 # ---------------------------------------------------------------- administrators and sessions
 
 
+def test_a_second_sign_in_page_leaves_the_first_ones_form_good(client, district):
+    """Two tabs on the sign-in page (or a background request sent on to /login after the
+    session ended): the later load keeps the browser's token, so the first tab signs in."""
+    first = client.get("/login")
+    second = client.get("/login")
+    assert _csrf(second.text) == _csrf(first.text)
+    r = client.post(
+        "/login",
+        data={"username": "agent", "password": PASSWORD, "csrf_token": _csrf(first.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/agent/intake"
+    # A token the browser never got from us is not taken over, and is refused.
+    client.cookies.clear()
+    client.cookies.set("hotline_login_csrf", "chosen-by-someone-else", path="/login")
+    page = client.get("/login")
+    assert _csrf(page.text) != "chosen-by-someone-else"
+    refused = client.post(
+        "/login",
+        data={"username": "agent", "password": PASSWORD, "csrf_token": "chosen-by-someone-else"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403 and "登录页面已过期" in refused.text
+
+
 def test_an_administrator_sees_a_users_sessions_and_ends_them(client, district, runtime, clock):
     browsers = []
     for agent in ("Firefox/140.0 (office PC)", "Chrome/139.0 (laptop)", "Edge/130 " + "x" * 300):

@@ -17,9 +17,18 @@ def login(page, server: str, username: str) -> None:
     page.fill("#username", username)
     page.fill("#password", PASSWORD)
     # The form's answer is a navigation: waiting for it, not for the current page's load
-    # state, keeps a loaded machine's next goto from racing the session cookie.
-    with page.expect_navigation():
+    # state, keeps a loaded machine's next goto from racing the session cookie. The post's
+    # own answer is checked, so a refused sign-in fails here, saying why, not on a later page.
+    with (
+        page.expect_navigation(),
+        page.expect_response(lambda r: r.request.method == "POST" and r.url.split("?")[0].endswith("/login")) as answer,
+    ):
         page.click("button[type=submit]")
+    response = answer.value
+    if response.status != 303:
+        alert = page.locator("[role=alert]")
+        said = alert.first.inner_text() if alert.count() else ""
+        raise AssertionError(f"signing in as {username} was answered {response.status}: {said}")
     page.wait_for_load_state()
 
 

@@ -94,9 +94,18 @@ def _password_redirect(next: str | None) -> Response:
     return RedirectResponse(f"{PASSWORD_PAGE}{query}", status_code=303)
 
 
+# What secrets.token_urlsafe(24) gives: a cookie of another shape is not taken over.
+_LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
 def _login_page(request: Request, runtime, context: dict, status_code: int = 200, headers=None) -> Response:
-    """The sign-in form with a fresh CSRF token, in the form and in a cookie of its own."""
-    token = secrets.token_urlsafe(24)
+    """The sign-in form with the browser's CSRF token, in the form and in a cookie of its own.
+
+    The token is the browser's, not the page's: a second tab's sign-in page (or a
+    background request sent on to /login once the session has ended) keeps the token the
+    first tab's form holds, so signing in from that tab still works."""
+    kept = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    token = kept if _LOGIN_TOKEN.fullmatch(kept) else secrets.token_urlsafe(24)
     request.state.page_user = None
     response = render(request, "login.html", {**context, "login_csrf": token}, status_code)
     response.set_cookie(
