@@ -29,6 +29,7 @@ from hotline.models import (
     Escalation,
     SupervisionOrder,
     Ticket,
+    TicketEvent,
     User,
 )
 from hotline.workflow import texts
@@ -157,6 +158,30 @@ def ladder_progress(session: Session, tickets: list[Ticket]) -> dict[int, tuple[
         if step:
             progress[ticket_id] = (step, orders.get(ticket_id))
     return progress
+
+
+def urge_held(session: Session, runtime, tickets: list[Ticket], now: datetime) -> dict[int, datetime]:
+    """Until when a person may not urge each ticket again (the workflow's
+    `urge_interval_minutes` after its last urge; the `urge_interval` guard): only those held
+    now. One read by the tickets' ids, through the history's (ticket_id, id) index."""
+    ids = [t.id for t in tickets]
+    if not ids:
+        return {}
+    last = dict(
+        session.exec(
+            select(TicketEvent.ticket_id, func.max(TicketEvent.at))
+            .where(TicketEvent.ticket_id.in_(ids), TicketEvent.event == "urge")
+            .group_by(TicketEvent.ticket_id)
+        ).all()
+    )
+    held = {}
+    for t in tickets:
+        minutes = runtime.workflows.get(t.workflow).limits.urge_interval_minutes
+        if t.id in last and minutes:
+            until = last[t.id] + timedelta(minutes=minutes)
+            if until > now:
+                held[t.id] = until
+    return held
 
 
 def escalation_trend(session: Session, now: datetime) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from tests.helpers import make_dispatched
 
 SUPERVISOR = Actor(None, "supervisor", "supervisor")
 NOW = local(2026, 11, 4, 9, 0)  # the sign deadline (11-03) passed: warn passed over, then urge
+LATER = local(2026, 11, 4, 9, 30)
 
 
 def _plain(value: Any, ticket: Ticket) -> Any:
@@ -106,10 +107,11 @@ def test_a_savepoint_rolled_back_takes_its_rows_and_chain_links_with_it(runtime,
         with pytest.raises(RuntimeError), s.begin_nested():
             if read_inside:
                 assert s.exec(select(Notification.body).where(Notification.kind == "urge")).all() == ["第一次"]
-            fire(s, runtime, tid, "urge", SUPERVISOR, {"message": "撤回"}, now=NOW)
+            fire(s, runtime, tid, "urge", SUPERVISOR, {"message": "撤回"}, now=LATER)
             s.exec(select(Notification.id)).all()  # the savepoint's rows written too
             raise RuntimeError("the step is abandoned")
-        fire(s, runtime, tid, "urge", SUPERVISOR, {"message": "第二次"}, now=NOW)
+        # The urge rolled back holds nothing back (a person's urges are half an hour apart).
+        fire(s, runtime, tid, "urge", SUPERVISOR, {"message": "第二次"}, now=LATER)
     written = _written(runtime, tid)
     assert [n["body"] for n in written["notices"] if n["kind"] == "urge"] == ["第一次", "第二次"]
     assert [r["event"] for r in written["history"]] == ["create", "dispatch", "urge", "urge"]

@@ -430,6 +430,9 @@ def test_supervision_progress_follows_the_orders_and_a_second_order_is_refused(p
     page.click("#notice-send")
     page.wait_for_url("**done=urge*")
     assert progress_of(page, late) == "已催办"
+    # Urged just now: the button waits out the workflow's interval, and says until when.
+    urge = page.locator(f"#overdue-table tr[data-ticket='{late}'] button[data-notice=urge]")
+    assert urge.is_disabled() and urge.get_attribute("title") == "刚催办过，10:30 后可再催办"
     page.click(f"#overdue-table tr[data-ticket='{late}'] button[data-notice=supervise]")
     page.click("#notice-send")
     page.wait_for_url("**done=supervise*")
@@ -442,6 +445,14 @@ def test_supervision_progress_follows_the_orders_and_a_second_order_is_refused(p
     stale.click("#notice-send")
     stale.wait_for_selector(".flash-error")
     assert "已有督办单" in stale.inner_text(".flash-error") and "未重复下发" in stale.inner_text(".flash-error")
+    # A second 催办 from a page shown before the first: refused too, saying when it went.
+    stale.goto(f"{server}/supervisor/dashboard")
+    again = stale.locator(f"#overdue-table tr[data-ticket='{late}'] button[data-notice=urge]")
+    again.evaluate("b => b.disabled = false")
+    again.click()
+    stale.click("#notice-send")
+    stale.wait_for_selector(".flash-error")
+    assert "30 分钟内不重复催办（10:30 后可再催办）" in stale.inner_text(".flash-error")
     with runtime.db.read_session() as s:
         orders = s.exec(select(SupervisionOrder).where(SupervisionOrder.ticket_id == late)).all()
         assert len(orders) == 1

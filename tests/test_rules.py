@@ -288,3 +288,36 @@ def test_an_unanswered_supervision_order_lapses_when_its_ticket_is_finished(as_)
     master_history = as_("agent").get(f"/tickets/{master}/history")
     assert master_history[-1]["event"] == "merge_in"
     assert as_("agent").get(f"/tickets/{master}")["version"] == 1 + len(master_history) - 1
+
+
+def test_a_ticket_is_not_urged_twice_within_the_interval(as_, client, clock, runtime):
+    """One press too many (two supervisors, or a tab left open) sends no second notice: a
+    person's urge within `urge_interval_minutes` of the last is refused, saying when and by
+    whom; the scheduler's ladder is not held back; after the interval a person may urge again."""
+    from hotline.models import Notification
+    from hotline.workflow.engine import SCHEDULER, fire
+
+    clock.set(local(2026, 11, 2, 9, 0))
+    tid = dispatched(as_)
+    sup = as_("supervisor")
+    sup.fire(tid, "urge", message="请尽快签收")
+    clock.set(local(2026, 11, 2, 9, 29))
+    r = sup.fire(tid, "urge", expect=409, message="再催一次")
+    assert "urged at" in r["detail"]
+    assert r["zh"].startswith("该工单已于 11-02 09:00 由") and "30 分钟内不重复催办（09:30 后可再催办）" in r["zh"]
+    # The ticket page says so beside the actions.
+    sign_in(client, "supervisor")
+    page = client.get(f"/tickets/{tid}").text
+    assert '<li data-event="urge"><strong>催办</strong>：该工单已于 11-02 09:00' in page
+    # The scheduler's own step goes through.
+    with runtime.db.session() as s:
+        fire(s, runtime, tid, "urge", SCHEDULER, {"message": "超期催办"}, now=runtime.now())
+    clock.set(local(2026, 11, 2, 9, 58))  # 29 minutes after the scheduler's: held by it
+    assert sup.fire(tid, "urge", expect=409)["zh"].startswith("该工单已于 11-02 09:29 由系统催办")
+    clock.set(local(2026, 11, 2, 9, 59))
+    sup.fire(tid, "urge", message="再催一次")
+    with runtime.db.read_session() as s:
+        from sqlmodel import select
+
+        bodies = s.exec(select(Notification.body).where(Notification.kind == "urge")).all()
+    assert sum("再催一次" in b for b in bodies) == 1 and sum("请尽快签收" in b for b in bodies) == 1

@@ -25,6 +25,7 @@ from hotline.supervision import (
     overdue_tickets,
     review_counts,
     review_queue,
+    urge_held,
     user_names,
 )
 from hotline.ticket_view import Lookups
@@ -126,6 +127,7 @@ def _dashboard_context(
         limit=PAGE_SIZE,
     )
     progress = ladder_progress(session, tickets)
+    held = urge_held(session, runtime, tickets, now)
     rows = []
     for t in tickets:
         wf = runtime.workflows.get(t.workflow)
@@ -145,6 +147,7 @@ def _dashboard_context(
                 "due": deadline_view(t, now),
                 "step": _step_label(*progress[t.id]) if t.id in progress else None,
                 "order_open": progress.get(t.id, ("", None))[1] == "open",
+                "urge_held": held.get(t.id),
             }
         )
     return {

@@ -1,6 +1,6 @@
 """The guards and effects a workflow may name (see registry.py for why only these)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import func
@@ -25,6 +25,7 @@ from hotline.models import (
     RatingInvitation,
     SupervisionOrder,
     Ticket,
+    TicketEvent,
 )
 from hotline.routing import route
 from hotline.workflow import texts
@@ -325,6 +326,32 @@ def no_open_supervision_order(ctx: Context, _arg=None) -> None:
     ).first()
     if pending is not None:
         raise GuardFailed(order_awaits_answer(pending.id), zh=order_awaits_answer_zh(pending.issued_at))
+
+
+@condition("urge_interval", explained=True)
+def urge_interval(ctx: Context, _arg=None) -> None:
+    """No second urge within the workflow's interval of the last (`urge_interval_minutes`):
+    a department is not sent the same notice twice because two supervisors, or one twice,
+    pressed the button. The scheduler's ladder is not held back."""
+    minutes = ctx.limits.urge_interval_minutes
+    if not minutes or ctx.actor.role == "system":
+        return
+    last = ctx.session.exec(
+        select(TicketEvent.at, TicketEvent.actor_name, TicketEvent.actor_role)
+        .where(TicketEvent.ticket_id == ctx.ticket.id, TicketEvent.event == "urge")
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or ctx.now - last.at >= timedelta(minutes=minutes):
+        return
+    again = last.at + timedelta(minutes=minutes)
+    by = "系统" if last.actor_role == "system" else last.actor_name
+    raise GuardFailed(
+        f"the ticket was urged at {last.at.isoformat()} by {last.actor_name}; it may be urged again "
+        f"{minutes} minutes after that, from {again.isoformat()}",
+        zh=f"该工单已于 {last.at.astimezone(LOCAL_TZ):%m-%d %H:%M} 由{by}催办，"
+        f"{minutes} 分钟内不重复催办（{again.astimezone(LOCAL_TZ):%H:%M} 后可再催办）",
+    )
 
 
 @condition("valid_master")

@@ -80,6 +80,11 @@ def _limits_of(wf: Workflow) -> dict[str, Any]:
             "同一工单派单达到此次数后由中心指定承办单位，不得再退单",
         ),
         ("回访次数", f"{lim.callback_attempts} 次", "均未联系上则按“未回访”归档，不计为满意"),
+        (
+            "催办间隔",
+            f"{lim.urge_interval_minutes} 分钟" if lim.urge_interval_minutes else "不限",
+            "同一工单上次催办后此时间内不再人工催办（系统按时限自动催办不受此限）",
+        ),
         ("满意评价", satisfied, "归档时计为满意的评价等级"),
         (
             "停止计时",
