@@ -180,7 +180,14 @@ _FIELDS_ZH = {
 }  # fmt: skip
 
 
-def _field_zh(field: str) -> str:
+# The citizens' forms that send an SMS code name their `code` field so (elsewhere `code` is a
+# category's or a department's 编码).
+_SMS_CODE_PATHS = ("/file", "/assistant/handoff")
+
+
+def _field_zh(field: str, path: str = "") -> str:
+    if field == "code" and path.startswith(_SMS_CODE_PATHS):
+        return "短信验证码"
     return _FIELDS_ZH.get(field, field)
 
 
@@ -282,7 +289,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             return open311.error_response(request.url.path, 400, f"{first['field']}: {first['message']}")
         if not _is_api(request):
             said = _validation_zh(raw[0] if raw else {})
-            return _page_error(request, 422, f"输入有误：{_field_zh(first['field'])}（{said}）")
+            return _page_error(request, 422, f"输入有误：{_field_zh(first['field'], request.url.path)}（{said}）")
         return JSONResponse(
             {"detail": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors},
             status_code=422,

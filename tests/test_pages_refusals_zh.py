@@ -181,3 +181,11 @@ def test_a_page_address_with_a_malformed_id_names_it_in_chinese(client, district
     assert r.status_code == 422 and error_page(r.text) == "输入有误：工单（应为整数）"
     r = client.get("/kb/abc")
     assert r.status_code == 422 and error_page(r.text) == "输入有误：条目号（应为整数）"
+
+
+def test_the_sms_code_of_a_citizens_form_is_named_as_such(client, district):
+    """`code` is a category's or a department's 编码 on the staff pages; on the citizens' forms
+    that send a text message it is the 短信验证码."""
+    for path, most in (("/file", 60), ("/assistant/handoff", 20)):
+        r = client.post(path, data={"nonce": "x", "code": "1" * 61})
+        assert r.status_code == 422 and error_page(r.text) == f"输入有误：短信验证码（不能超过 {most} 个字符）", path
