@@ -441,3 +441,25 @@ def test_the_printable_report(page, server, busy, runtime):
         page.emulate_media(media="screen")
         page.click("#report-xlsx")
     assert info.value.suggested_filename == f"{weekly.title}.xlsx"
+
+
+def test_a_week_is_picked_by_its_words_in_any_browser(page, server, november, runtime):  # noqa: F811
+    """Not every browser has a week input (Safari, Firefox): the week is a list, in words, from
+    this week back a year, with the week shown chosen."""
+    runtime.clock.set(local(2026, 12, 2, 10, 0))  # a Wednesday of week 49
+    login(page, server, "supervisor")
+    page.goto(f"{server}/performance?week=2026-W45")
+    picker = page.locator("#pick-week")
+    assert picker.evaluate("e => e.tagName") == "SELECT"
+    options = picker.locator("option")
+    assert options.count() == 53
+    assert options.first.inner_text() == "2026年第49周（11月30日—12月6日）"
+    assert picker.evaluate("e => e.selectedOptions[0].textContent") == "2026年第45周（11月2日—11月8日）"
+    picker.select_option(label="2026年第46周（11月9日—11月15日）")
+    with page.expect_navigation():
+        page.locator("form:has(#pick-week) button[type=submit]").click()
+    assert "week=2026-W46" in page.url
+    assert page.inner_text("#period-label") == "2026年第46周（11月9日—11月15日）"
+    # A week older than the list is added to it, chosen, rather than lost.
+    page.goto(f"{server}/performance?week=2025-W10")
+    assert picker.evaluate("e => e.selectedOptions[0].value") == "2025-W10"

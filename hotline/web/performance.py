@@ -81,9 +81,30 @@ def _shortcuts(today: date) -> list[tuple[str, str]]:
     ]
 
 
+# The weeks the week picker offers (a year back); a select, as not every browser has a week input.
+PICKER_WEEKS = 53
+
+
+def _weeks(today: date, chosen: date) -> list[tuple[str, str]]:
+    """(ISO week, its words) from this week back a year, and the chosen one if older."""
+    monday = today - timedelta(days=today.weekday())
+    starts = [monday - timedelta(weeks=i) for i in range(PICKER_WEEKS)]
+    first = chosen - timedelta(days=chosen.weekday())
+    if first < starts[-1]:
+        starts.append(first)
+    options = []
+    for start in starts:
+        year, week, _ = start.isocalendar()
+        end = start + timedelta(days=6)
+        words = f"{year}年第{week}周（{start.month}月{start.day}日—{end.month}月{end.day}日）"
+        options.append((iso_week(start), words))
+    return options
+
+
 def _picker(runtime, period: Period, action: str) -> dict[str, Any]:
     today = _today(runtime)
     return {
+        "weeks": _weeks(today, period.start),
         "action": action,
         "shortcuts": [(q, label, q == period.query) for q, label in _shortcuts(today)],
         "kind": period.kind,
