@@ -26,6 +26,7 @@ from hotline.models import (
     SupervisionOrder,
     Ticket,
     TicketEvent,
+    User,
 )
 from hotline.routing import route
 from hotline.workflow import texts
@@ -337,7 +338,7 @@ def urge_interval(ctx: Context, _arg=None) -> None:
     if not minutes or ctx.actor.role == "system":
         return
     last = ctx.session.exec(
-        select(TicketEvent.at, TicketEvent.actor_name, TicketEvent.actor_role)
+        select(TicketEvent.at, TicketEvent.actor_id, TicketEvent.actor_name, TicketEvent.actor_role)
         .where(TicketEvent.ticket_id == ctx.ticket.id, TicketEvent.event == "urge")
         .order_by(TicketEvent.id.desc())
         .limit(1)
@@ -345,7 +346,9 @@ def urge_interval(ctx: Context, _arg=None) -> None:
     if last is None or ctx.now - last.at >= timedelta(minutes=minutes):
         return
     again = last.at + timedelta(minutes=minutes)
-    by = "系统" if last.actor_role == "system" else last.actor_name
+    # Who, as the people who read it know them: the name shown on the pages, or 系统.
+    person = ctx.session.get(User, last.actor_id) if last.actor_id else None
+    by = "系统" if last.actor_role == "system" else (person.display_name if person else None) or last.actor_name
     raise GuardFailed(
         f"the ticket was urged at {last.at.isoformat()} by {last.actor_name}; it may be urged again "
         f"{minutes} minutes after that, from {again.isoformat()}",
