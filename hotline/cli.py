@@ -8,13 +8,14 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 
 from hotline.config import get_settings
 from hotline.crypto import SecretKeyError
 from hotline.db import Database, utcnow
-from hotline.deadlines.calendar import LOCAL_TZ, load_holiday_csv
+from hotline.deadlines.calendar import LOCAL_TZ, read_holiday_csv
 from hotline.errors import HotlineError
 from hotline.models import ROLES
 
@@ -171,14 +172,38 @@ def cmd_calendar_import(args: argparse.Namespace) -> None:
     from hotline.deadlines.holidays import import_holidays
     from hotline.workflow.engine import SCHEDULER
 
-    rt = _ready_runtime()
     try:
-        overrides = load_holiday_csv(Path(args.file).read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as exc:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise SystemExit(f"hotline: {args.file}: not UTF-8 text; save the file as UTF-8 (CSV UTF-8)") from None
+    except OSError as exc:
+        raise SystemExit(f"hotline: {args.file}: {exc.strerror or exc}") from None
+    try:
+        overrides, names = read_holiday_csv(text)
+    except ValueError as exc:
         raise SystemExit(f"hotline: {args.file}: {exc}") from None
-    years, recomputed = import_holidays(rt, overrides, source=f"import:{Path(args.file).name}", actor=SCHEDULER)
+    if not overrides:
+        raise SystemExit(f"hotline: {args.file}: no dates: one line per holiday or make-up working day")
+    # A year named is replaced whole; which years, the administrator says when the file has several.
+    per_year = Counter(day.year for day in overrides)
+    years = sorted(set(args.year or per_year))
+    if not args.year and len(per_year) > 1:
+        found = ", ".join(f"{n} of {y}" for y, n in sorted(per_year.items()))
+        raise SystemExit(
+            f"hotline: {args.file}: days of several years ({found}); an import replaces each year it names "
+            "whole: name the year(s) to replace with --year (a day of another year, such as a holiday "
+            "over New Year, is then set alone, the rest of its year kept)"
+        )
+    if missing := [y for y in years if y not in per_year]:
+        raise SystemExit(f"hotline: {args.file}: no day of {', '.join(map(str, missing))} in the file")
+    rt = _ready_runtime()
+    years, recomputed = import_holidays(
+        rt, overrides, source=f"import:{Path(args.file).name}"[:32], actor=SCHEDULER, names=names, years=years
+    )
+    alone = sorted(day for day in overrides if day.year not in years)
+    also = f"; set {len(alone)} day(s) of other years alone ({', '.join(map(str, alone))})" if alone else ""
     print(
-        f"imported {len(overrides)} days for {', '.join(map(str, years))}; "
+        f"imported {len(overrides) - len(alone)} days for {', '.join(map(str, years))} (each replaced whole){also}; "
         f"recomputed the provisional deadlines of {recomputed} tickets"
     )
 
@@ -514,6 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
     due.set_defaults(func=cmd_calendar_due)
     imp = cal.add_parser("import", help="load a year's holidays and make-up days from CSV (date,kind[,name])")
     imp.add_argument("file")
+    imp.add_argument(
+        "--year",
+        type=int,
+        action="append",
+        help="the year to replace whole (repeat for several); needed when the file has days of several years",
+    )
     imp.set_defaults(func=cmd_calendar_import)
 
     sw = sub.add_parser("sweep", help="one sweep of the scheduler; prints what it did")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import select
 
 HOTLINE = [sys.executable, "-m", "hotline"]
 
@@ -96,6 +97,42 @@ def test_calendar_provisional_then_imported(env, tmp_path):
     bad.write_text("date,kind\n2027-13-01,holiday\n")
     p = run(env, "calendar", "import", str(bad), ok=False)
     assert "line 2" in p.stderr
+
+
+def test_a_holiday_file_replaces_only_the_years_it_names_and_keeps_the_names(env, tmp_path):
+    """A stray day of another year (a holiday over New Year) must not wipe that year: a file of
+    several years needs --year, and the other years' days are then set one by one. The names
+    go in with the days; a file with no day is refused; a file not in UTF-8 is said so."""
+    from hotline.db import Database
+    from hotline.models import CalendarDay
+
+    run(env, "db", "upgrade")
+    stray = tmp_path / "2027.csv"
+    stray.write_text("date,kind,name\n2026-12-31,休,元旦\n2027-01-01,休,元旦\n2027-02-20,班,春节调休\n")
+    p = run(env, "calendar", "import", str(stray), ok=False)
+    assert "1 of 2026, 2 of 2027" in p.stderr and "--year" in p.stderr
+    out = run(env, "calendar", "import", str(stray), "--year", "2027").stdout
+    assert "imported 2 days for 2027 (each replaced whole); set 1 day(s) of other years alone (2026-12-31)" in out
+    # 2026 kept its National Day holiday: 2026-09-30 + 3 working days is still the make-up Saturday.
+    assert run(env, "calendar", "due", "2026-09-30T10:00", "--working-days", "3").stdout.strip() == (
+        "2026-10-10T23:59:59+08:00"
+    )
+    db = Database(env["HOTLINE_DATABASE_URL"])
+    try:
+        with db.read_session() as s:
+            days = {d.day.isoformat(): (d.working, d.name) for d in s.exec(select(CalendarDay)).all()}
+    finally:
+        db.dispose()
+    assert days["2026-12-31"] == (False, "元旦") and days["2027-02-20"] == (True, "春节调休")
+    assert days["2026-10-01"][0] is False  # the rest of 2026 is there
+    p = run(env, "calendar", "import", str(stray), "--year", "2028", ok=False)
+    assert "no day of 2028" in p.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("date,kind,name\n")
+    assert "no dates" in run(env, "calendar", "import", str(empty), ok=False).stderr
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("date,kind,name\n2027-01-01,休,元旦\n".encode("gbk"))
+    assert "not UTF-8" in run(env, "calendar", "import", str(gbk), ok=False).stderr
 
 
 def test_serve_migrates_an_empty_database_and_answers(env):

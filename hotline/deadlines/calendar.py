@@ -39,6 +39,7 @@ __all__ = [
     "OfficeHours",
     "WorkCalendar",
     "load_holiday_csv",
+    "read_holiday_csv",
     "local_iso",
 ]
 
@@ -470,8 +471,20 @@ def local_iso(value: datetime | None) -> str | None:
 
 def load_holiday_csv(text: str) -> dict[date, bool]:
     """Parse a holiday notice CSV (`date,kind[,name]`) into date -> is-working-day overrides."""
+    return read_holiday_csv(text)[0]
+
+
+# The longest name of a holiday (calendar_days.name).
+MAX_HOLIDAY_NAME = 50
+
+
+def read_holiday_csv(text: str, year: int | None = None) -> tuple[dict[date, bool], dict[date, str]]:
+    """Parse a holiday notice CSV (`date,kind[,name]`): the is-working-day overrides, and the
+    names given (元旦, 春节…). With `year`, a day of another year is refused. ValueError
+    names the line."""
     header: list[str] | None = None
     result: dict[date, bool] = {}
+    names: dict[date, str] = {}
     seen_on: dict[date, int] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if lineno == 1:
@@ -481,10 +494,10 @@ def load_holiday_csv(text: str) -> dict[date, bool]:
             continue
         fields = [f.strip() for f in next(csv.reader([line]))]
         if header is None:
-            names = [f.lower() for f in fields]
-            if names not in (["date", "kind"], ["date", "kind", "name"]):
+            columns = [f.lower() for f in fields]
+            if columns not in (["date", "kind"], ["date", "kind", "name"]):
                 raise ValueError(f"line {lineno}: bad header {stripped!r}; expected 'date,kind' or 'date,kind,name'")
-            header = names
+            header = columns
             continue
         if not 2 <= len(fields) <= len(header):
             raise ValueError(
@@ -493,10 +506,16 @@ def load_holiday_csv(text: str) -> dict[date, bool]:
             )
         day = _parse_date(fields[0], lineno)
         working = _parse_kind(fields[1], lineno)
+        if year is not None and day.year != year:
+            raise ValueError(f"line {lineno}: date {day.isoformat()} is not in {year}")
         if day in result and result[day] != working:
             raise ValueError(f"line {lineno}: date {fields[0]!r} conflicts with line {seen_on[day]}")
         result[day] = working
         seen_on.setdefault(day, lineno)
+        if len(fields) > 2 and fields[2]:
+            if len(fields[2]) > MAX_HOLIDAY_NAME:
+                raise ValueError(f"line {lineno}: name longer than {MAX_HOLIDAY_NAME} characters")
+            names[day] = fields[2]
     if header is None:
         raise ValueError("line 1: missing header 'date,kind[,name]'")
-    return result
+    return result, names

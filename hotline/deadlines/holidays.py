@@ -36,8 +36,10 @@ def import_year(
     names: dict[date, str] | None = None,
     years: list[int] | None = None,
 ) -> list[int]:
-    """Replace the holiday data of the given years (default: those the days fall in)."""
-    years = sorted(set(years or []) | {d.year for d in overrides})
+    """Replace the holiday data of the given years (default: those the days fall in). A day
+    of another year (a holiday over New Year, given with the year it ends in) is set alone:
+    the rest of its year is kept."""
+    years = sorted(set(years) if years else {d.year for d in overrides})
     now = utcnow()
     for year in years:
         for row in session.exec(
@@ -50,6 +52,10 @@ def import_year(
             existing.source, existing.loaded_at = source, now
         else:
             session.add(CalendarYear(year=year, source=source, loaded_at=now))
+    for day in sorted(d for d in overrides if d.year not in years):
+        if (row := session.get(CalendarDay, day)) is not None:
+            session.delete(row)
+    session.flush()
     for day, working in sorted(overrides.items()):
         session.add(CalendarDay(day=day, working=working, name=(names or {}).get(day)))
     session.flush()

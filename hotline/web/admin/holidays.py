@@ -1,7 +1,6 @@
 """The holiday calendar: one page per year, imports from CSV."""
 
 import calendar as month_calendar
-import csv
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from hotline.api.deps import RuntimeDep
-from hotline.deadlines.calendar import load_holiday_csv
+from hotline.deadlines.calendar import read_holiday_csv
 from hotline.deadlines.holidays import import_holidays
 from hotline.errors import HotlineError
 from hotline.models import (
@@ -217,6 +216,8 @@ CSV_ERRORS = [
     (re.compile(r"missing header"), "缺少表头 date,kind,name"),
     (re.compile(r"expected .* fields, got (\d+)"), "应为 2–3 个字段（日期,类型,名称），此行有 {0} 个"),
     (re.compile(r"conflicts with line (\d+)"), "同一日期与第 {0} 行的类型相矛盾"),
+    (re.compile(r"date (\S+) is not in (\d+)"), "日期 {0} 不在 {1} 年内"),
+    (re.compile(r"name longer than (\d+)"), "名称不能超过 {0} 个字"),
 ]
 
 
@@ -234,26 +235,9 @@ def csv_error(message: str) -> str:
 def parse_year_csv(text: str, year: int) -> tuple[dict[date, bool], dict[date, str]]:
     """The overrides and names of one year from a pasted CSV; FormError names the line."""
     try:
-        overrides = load_holiday_csv(text)
+        overrides, names = read_holiday_csv(text, year)
     except ValueError as exc:
         raise FormError(csv_error(str(exc)), "csv") from None
-    names: dict[date, str] = {}
-    header_seen = False
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        stripped = line.removeprefix("\ufeff").strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        fields = [f.strip() for f in next(csv.reader([stripped]))]
-        if not header_seen:
-            header_seen = True
-            continue
-        (day,) = load_holiday_csv(f"date,kind\n{fields[0]},{fields[1]}")
-        if day.year != year:
-            raise FormError(f"第 {lineno} 行：日期 {day.isoformat()} 不在 {year} 年内", "csv")
-        if len(fields) > 2 and fields[2]:
-            if len(fields[2]) > 50:
-                raise FormError(f"第 {lineno} 行：名称不能超过 50 个字", "csv")
-            names[day] = fields[2]
     if not overrides:
         raise FormError("没有任何日期：请按 date,kind,name 逐行粘贴放假和调休上班的日期", "csv")
     return overrides, names
