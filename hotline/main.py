@@ -186,7 +186,7 @@ _SMS_CODE_PATHS = ("/file", "/assistant/handoff")
 
 
 def _field_zh(field: str, path: str = "") -> str:
-    if field == "code" and path.startswith(_SMS_CODE_PATHS):
+    if field == "code" and path in _SMS_CODE_PATHS:
         return "短信验证码"
     return _FIELDS_ZH.get(field, field)
 

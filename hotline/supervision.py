@@ -160,6 +160,14 @@ def ladder_progress(session: Session, tickets: list[Ticket]) -> dict[int, tuple[
     return progress
 
 
+def urge_interval(wf: Workflow) -> int:
+    """The minutes a person waits between two urges of a ticket of this workflow: its limit,
+    when its `urge` event names the `urge_interval` guard (else 0: no wait)."""
+    urge = wf.events.get("urge")
+    named = urge is not None and any(ref.name == "urge_interval" for ref in urge.conditions)
+    return wf.limits.urge_interval_minutes if named else 0
+
+
 def urge_held(session: Session, runtime, tickets: list[Ticket], now: datetime) -> dict[int, datetime]:
     """Until when a person may not urge each ticket again (the workflow's
     `urge_interval_minutes` after its last urge; the `urge_interval` guard): only those held
@@ -176,7 +184,7 @@ def urge_held(session: Session, runtime, tickets: list[Ticket], now: datetime) -
     )
     held = {}
     for t in tickets:
-        minutes = runtime.workflows.get(t.workflow).limits.urge_interval_minutes
+        minutes = urge_interval(runtime.workflows.get(t.workflow))
         if t.id in last and minutes:
             until = last[t.id] + timedelta(minutes=minutes)
             if until > now:

@@ -314,7 +314,9 @@ def test_a_second_sign_in_page_leaves_the_first_ones_form_good(client, district)
         follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == "/agent/intake"
-    # A token the browser never got from us is not taken over, and is refused.
+    # A cookie not of a token's shape is replaced by a fresh token, so a form sent with the
+    # old value is refused. (The shape alone proves nothing of where a token came from; the
+    # cookie is httponly, kept to /login and same-site strict.)
     client.cookies.clear()
     client.cookies.set("hotline_login_csrf", "chosen-by-someone-else", path="/login")
     page = client.get("/login")

@@ -130,3 +130,25 @@ def test_a_co_handlers_part_may_have_its_own_label_and_nothing_else(tmp_path):
     path.write_text(source.replace("label: 协办答复}", "label: 协办答复, to: replied}"), encoding="utf-8")
     with pytest.raises(WorkflowError, match=r"reply\.co"):
         load_workflow(path)
+
+
+def test_the_urge_interval_holds_only_where_the_workflow_names_its_guard(tmp_path):
+    """The dashboard and the limits page wait between urges only when the workflow's `urge`
+    names the `urge_interval` guard (the limit alone refuses nothing), and the limit is bounded."""
+    from hotline.supervision import urge_interval
+
+    assert urge_interval(load_workflow(DEFAULT)) == 30
+    shutil.copy(DEFAULT, tmp_path / "default.yaml")
+    free = {
+        "name": "free_urging",
+        "label": "不限催办",
+        "extends": "default",
+        "events": {"urge": {"conditions": ["has_main_department", "own_source"]}},
+    }
+    (tmp_path / "free_urging.yaml").write_text(yaml.safe_dump(free, allow_unicode=True), encoding="utf-8")
+    assert urge_interval(load_workflow(tmp_path / "free_urging.yaml")) == 0
+    raw = yaml.safe_load(DEFAULT.read_text(encoding="utf-8"))
+    raw["limits"]["urge_interval_minutes"] = 7 * 24 * 60 + 1
+    (tmp_path / "default.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(WorkflowError, match="urge_interval_minutes"):
+        load_workflow(tmp_path / "default.yaml")

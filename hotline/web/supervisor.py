@@ -33,6 +33,7 @@ from hotline.web.auth import PageUser, role_form_user, role_user
 from hotline.web.department import deadline_view
 from hotline.web.forms import form_version, kept_values, payload_from_form, safe_path, submit
 from hotline.web.render import render
+from hotline.workflow import texts
 from hotline.workflow.engine import fire
 from hotline.workflow.fields import FIELDS, RETURN_REASON_CODES
 
@@ -147,7 +148,7 @@ def _dashboard_context(
                 "due": deadline_view(t, now),
                 "step": _step_label(*progress[t.id]) if t.id in progress else None,
                 "order_open": progress.get(t.id, ("", None))[1] == "open",
-                "urge_held": held.get(t.id),
+                "urge_held": texts.local_time_from(held[t.id], now) if t.id in held else None,
             }
         )
     return {

@@ -95,9 +95,9 @@ class Limits(BaseModel):
     designate_after_dispatches: int = 3
     callback_attempts: int = 3
     agent_rehandles: int = 2
-    # A person's (or an outside platform's) urge within this many minutes of the ticket's
-    # last urge is refused (0: no such rule); the scheduler's own steps are not held back.
-    urge_interval_minutes: int = Field(default=30, ge=0)
+    # A person's urge within this many minutes of the ticket's last urge is refused (0: no
+    # such rule; at most a week); the scheduler's and outside platforms' are not held back.
+    urge_interval_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60)
     rating_link: Limit = Limit(working_days=3)
     # A community's own clocks (二级派单), from the street's passing the ticket down; never
     # later than the street's handle-by (hotline.deadlines.sla.community_deadlines).

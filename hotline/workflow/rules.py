@@ -331,11 +331,12 @@ def no_open_supervision_order(ctx: Context, _arg=None) -> None:
 
 @condition("urge_interval", explained=True)
 def urge_interval(ctx: Context, _arg=None) -> None:
-    """No second urge within the workflow's interval of the last (`urge_interval_minutes`):
-    a department is not sent the same notice twice because two supervisors, or one twice,
-    pressed the button. The scheduler's ladder is not held back."""
+    """No second urge by a person within the workflow's interval of the last
+    (`urge_interval_minutes`): a department is not sent the same notice twice because two
+    supervisors, or one twice, pressed the button. The machines' ladders (the scheduler's,
+    an outside platform's) are not held back: their steps are their own to pace."""
     minutes = ctx.limits.urge_interval_minutes
-    if not minutes or ctx.actor.role == "system":
+    if not minutes or ctx.actor.role in ("system", INTEGRATION):
         return
     last = ctx.session.exec(
         select(TicketEvent.at, TicketEvent.actor_id, TicketEvent.actor_name, TicketEvent.actor_role)
@@ -353,7 +354,7 @@ def urge_interval(ctx: Context, _arg=None) -> None:
         f"the ticket was urged at {last.at.isoformat()} by {last.actor_name}; it may be urged again "
         f"{minutes} minutes after that, from {again.isoformat()}",
         zh=f"该工单已于 {last.at.astimezone(LOCAL_TZ):%m-%d %H:%M} 由{by}催办，"
-        f"{minutes} 分钟内不重复催办（{again.astimezone(LOCAL_TZ):%H:%M} 后可再催办）",
+        f"{minutes} 分钟内不重复催办（{texts.local_time_from(again, ctx.now)} 后可再催办）",
     )
 
 

@@ -118,6 +118,12 @@ def rectification_step_notice(step: str, number: str, due: datetime) -> tuple[st
     return f"整改{word}：工单 {number}", f"差评整改已于 {due.astimezone(LOCAL_TZ):%Y-%m-%d} 到期，请尽快完成并反馈。"
 
 
+def local_time_from(at: datetime, now: datetime) -> str:
+    """A time as the people who read it now want it: 10:30 today, 12-09 10:30 another day."""
+    here = at.astimezone(LOCAL_TZ)
+    return f"{here:%H:%M}" if here.date() == now.astimezone(LOCAL_TZ).date() else f"{here:%m-%d %H:%M}"
+
+
 def _minute(at: datetime) -> str:
     lt = at.astimezone(LOCAL_TZ)
     return f"{lt.year:04d}-{lt.month:02d}-{lt.day:02d} {lt.hour:02d}:{lt.minute:02d}"
