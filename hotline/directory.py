@@ -63,6 +63,22 @@ def department_by_code(session: Session, code: str, *, field: str = "department"
     return dept
 
 
+def centre_department(session: Session, dept: Department, *, field: str = "department") -> Department:
+    """The department itself, when the centre may give it work: a community (社区) gets its
+    work from its street office (二级派单), never from the centre's dispatch, a routing rule
+    or a category's default (422)."""
+    if dept.parent_id is not None:
+        street = session.get(Department, dept.parent_id)
+        raise Invalid(
+            f"{dept.code!r} is a community: it gets its work from its street office "
+            f"{street.code if street else dept.parent_id!r}, not from the centre",
+            field=field,
+            zh=f"“{dept.name}”是社区，由所属街道转派（二级派单），中心不能直接派给它"
+            + (f"，请选择“{street.name}”" if street else ""),
+        )
+    return dept
+
+
 def active_departments(session: Session, *, communities: bool = True) -> list[Department]:
     """The departments that can be given work, in code order; without the communities, those
     the centre dispatches to (a community gets its work from its street office)."""
@@ -273,7 +289,7 @@ def create_category(
     if session.exec(select(Category).where(Category.code == code)).first():
         raise Conflict(f"a category with the code {code!r} exists already", zh=f"分类编码“{code}”已被使用")
     parent_row = category_by_code(session, parent, field="parent") if parent else None
-    dept = department_by_code(session, department) if department else None
+    dept = centre_department(session, department_by_code(session, department)) if department else None
     if workflow is not None and workflow not in runtime.workflows.workflows:
         known = ", ".join(sorted(runtime.workflows.workflows))
         raise Invalid(f"no workflow named {workflow!r} (known: {known})", field="workflow", zh="所选流程不存在")
@@ -299,7 +315,7 @@ def create_rule(
     priority: int = 0,
 ) -> RoutingRule:
     """A routing rule: category and place to department."""
-    dept = department_by_code(session, department)
+    dept = centre_department(session, department_by_code(session, department))
     cat = category_by_code(session, category) if category else None
     rule = RoutingRule(
         category_id=cat.id if cat else None,
@@ -703,7 +719,9 @@ def update_category(
                 )
         category.parent_id = new_parent.id if new_parent else None
     if department is not UNSET:
-        category.department_id = department_by_code(session, department).id if department else None
+        category.department_id = (
+            centre_department(session, department_by_code(session, department)).id if department else None
+        )
     if workflow is not UNSET:
         if workflow is not None and workflow not in runtime.workflows.workflows:
             known = ", ".join(sorted(runtime.workflows.workflows))
@@ -753,7 +771,7 @@ def update_rule(
     if rule is None:
         raise NotFound(f"no routing rule with the id {rule_id}", zh="派单规则不存在")
     if department is not None:
-        rule.department_id = department_by_code(session, department).id
+        rule.department_id = centre_department(session, department_by_code(session, department)).id
     if category is not UNSET:
         rule.category_id = category_by_code(session, category).id if category else None
     if street is not UNSET:

@@ -231,3 +231,29 @@ def test_the_performance_page_breaks_the_street_down_by_community(as_, client, c
     page = client.get(f"/performance?{period}").text
     assert "东湖社区居委会" in page and "东岸社区居委会" not in page
     assert client.get(f"/performance/tickets?department=east_2&metric=dispatched&{period}").status_code == 403
+
+
+def test_the_centre_never_gives_a_community_work_directly(as_, client):
+    """A community gets its tickets from its street office: no dispatch, co-handling, routing
+    rule or category default names it (422, naming the street to choose), and the admin pages
+    do not offer it there."""
+    admin, agent = as_("admin"), as_("agent")
+    tid = agent.create(category="0102")["id"]
+    r = agent.fire(tid, "dispatch", 422, department="east_1")
+    assert r["field"] == "department"
+    assert r["zh"] == "“东湖社区居委会”是社区，由所属街道转派（二级派单），中心不能直接派给它，请选择“东城街道办事处”"
+    r = agent.fire(tid, "dispatch", 422, department="housing", co_departments=["east_1"])
+    assert r["field"] == "co_departments"
+    r = admin.post("/routing-rules", {"department": "east_1", "category": "0102"}, 422)
+    assert "是社区" in r["zh"]
+    rule = admin.post("/routing-rules", {"department": "street_a", "category": "0102"}, 201)
+    r = client.patch(f"/api/v1/routing-rules/{rule['id']}", headers=admin.headers, json={"department": "east_2"})
+    assert r.status_code == 422
+    assert admin.get("/routing-rules")[-1]["department"] == "street_a"
+    r = admin.post("/categories", {"code": "0199", "name": "社区事务", "department": "west_1"}, 422)
+    assert "是社区" in r["zh"]
+    sign_in(client, "admin")
+    for page in ("/admin/rules", "/admin/categories"):
+        assert 'value="east_1"' not in client.get(page).text and 'value="street_a"' in client.get(page).text, page
+    # The street is still the centre's to dispatch to.
+    assert agent.fire(tid, "dispatch", department="street_a")["state"] == "dispatched"

@@ -10,7 +10,7 @@ from hotline import appends, notices
 from hotline.db import dialect_insert
 from hotline.deadlines import sla
 from hotline.deadlines.calendar import LOCAL_TZ
-from hotline.directory import communities_of
+from hotline.directory import centre_department, communities_of
 from hotline.errors import Invalid
 from hotline.evaluation import ratings
 from hotline.models import (
@@ -425,7 +425,7 @@ def _department(ctx: Context, code: str, field: str) -> Department:
     dept = ctx.session.exec(select(Department).where(Department.code == code)).first()
     if dept is None or not dept.active:
         raise Invalid(f"no active department with the code {code!r}", field=field, zh=f"没有代码为 {code} 的在用单位")
-    return dept
+    return centre_department(ctx.session, dept, field=field)
 
 
 @effect("assign_departments")
@@ -436,7 +436,7 @@ def assign_departments(ctx: Context, _arg=None) -> None:
         how = "given"
     else:
         r = route(ctx.session, category_id=t.category_id, street=t.street, community=t.community)
-        main, how = r.department, r.how
+        main, how = centre_department(ctx.session, r.department), r.how
     co = []
     for code in ctx.payload.get("co_departments") or []:
         dept = _department(ctx, code, "co_departments")

@@ -75,7 +75,8 @@ def _categories_context(session: Session, runtime: Runtime) -> dict[str, Any]:
     tree = category_tree(session)
     return {
         "tree": tree,
-        "departments": directory.active_departments(session),
+        # A community gets its work from its street office: not a category's default.
+        "departments": directory.active_departments(session, communities=False),
         "workflows": runtime.workflows.workflows,
         "default_workflow": runtime.workflows.default,
         "roots": sum(1 for n in tree if n.depth == 0),
@@ -237,7 +238,8 @@ def _rules_context(session: Session, test: RouteTest | None = None) -> dict[str,
     return {
         "rows": rows,
         "tree": category_tree(session),
-        "departments": sorted((d for d in depts.values() if d.active), key=lambda d: d.code),
+        # A community gets its work from its street office: no rule sends it tickets.
+        "departments": sorted((d for d in depts.values() if d.active and d.parent_id is None), key=lambda d: d.code),
         "places": _known_places(session),
         "test": test,
         "sep": PLACE_SEP,
