@@ -216,16 +216,40 @@ def create_department(
     """A new department with its organisation code, if given (validated); 409 when the code is
     taken. `parent`: a community's street office, by code (itself no community)."""
     org_code = clean_org_code(org_code)
-    if session.exec(select(Department).where(Department.code == code)).first():
+    taken = session.exec(select(Department).where(func.lower(Department.code) == code.lower())).first()
+    if taken is not None:
+        same = taken.code == code
         raise Conflict(
-            f"a department with the code {code!r} exists already",
-            zh=f"{'社区' if parent else '单位'}编码“{code}”已被使用",
+            f"a department with the code {taken.code!r} exists already"
+            + ("" if same else f" (codes may not differ in case only: {code!r})"),
+            zh=f"{'社区' if parent else '单位'}编码“{code}”已被使用"
+            + ("" if same else f"（与“{taken.name}”的编码“{taken.code}”仅大小写不同）"),
         )
     parent_id = _street_office(session, parent).id if parent is not None else None
+    _name_free(session, name, parent_id)
     dept = Department(code=code, name=name, org_code=org_code, parent_id=parent_id, created_at=now)
     session.add(dept)
     session.flush()
     return dept
+
+
+def _name_free(session: Session, name: str, parent_id: int | None, itself: Department | None = None) -> None:
+    """Two units in use the centre dispatches to never share a name, nor two communities of one
+    street (the lists show names, not codes); a deactivated one may (a department re-formed
+    under a new code keeps its name). 409 naming the other."""
+    stmt = select(Department).where(
+        Department.name == name.strip(),
+        Department.active,
+        Department.parent_id.is_(None) if parent_id is None else Department.parent_id == parent_id,
+    )
+    if itself is not None:
+        stmt = stmt.where(Department.id != itself.id)
+    other = session.exec(stmt).first()
+    if other is not None:
+        raise Conflict(
+            f"the department {other.code!r} in use has the name {other.name!r} already",
+            zh=f"已有在用的单位名为“{other.name}”（编码 {other.code}），请换一个名称",
+        )
 
 
 def _street_office(session: Session, code: str, community: Department | None = None) -> Department:
@@ -270,6 +294,8 @@ def update_department(
         dept.parent_id = _street_office(session, parent, dept).id if parent is not None else None
     if active is not None:
         dept.active = active
+    if dept.active:
+        _name_free(session, dept.name, dept.parent_id, dept)
     session.add(dept)
     session.flush()
     return dept
@@ -314,8 +340,10 @@ def create_rule(
     community: str | None = None,
     priority: int = 0,
 ) -> RoutingRule:
-    """A routing rule: category and place to department."""
+    """A routing rule: category and place (one the district lists, when it lists its places)
+    to department."""
     dept = centre_department(session, department_by_code(session, department))
+    check_place(places(session), street, community)
     cat = category_by_code(session, category) if category else None
     rule = RoutingRule(
         category_id=cat.id if cat else None,
@@ -523,6 +551,24 @@ def places(session: Session) -> dict[str, list[str]]:
         if community:
             out[street].append(community)
     return out
+
+
+def check_place(known: dict[str, list[str]], street: str | None, community: str | None) -> None:
+    """The centre's own street and community are the district's, when it lists its places
+    (Invalid naming the field otherwise): free text there would reach the analyses and the
+    exports as it was typed."""
+    if not known:
+        return
+    if street and street not in known:
+        raise Invalid(f"{street!r} is not a street of the district", field="street", zh="请从列表中选择街道")
+    if community and not street:
+        raise Invalid("a community needs its street", field="street", zh="请先选择街道")
+    if community and community not in known[street]:
+        raise Invalid(
+            f"{community!r} is not a community of {street!r}",
+            field="community",
+            zh=f"“{street}”下没有这个社区，请从列表中选择",
+        )
 
 
 def clean_place(known: dict[str, list[str]], street: str, community: str) -> tuple[str | None, str | None]:
@@ -778,6 +824,8 @@ def update_rule(
         rule.street = street
     if community is not UNSET:
         rule.community = community
+    if street is not UNSET or community is not UNSET:
+        check_place(places(session), rule.street, rule.community)
     if priority is not None:
         rule.priority = priority
     if active is not None:

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from hotline import appends
 from hotline.crypto import TAIL_DIGITS, keyring_of, normal_phone
 from hotline.deadlines.calendar import LOCAL_TZ, local_iso
-from hotline.directory import category_path, clean_place, places
+from hotline.directory import category_path, check_place, clean_place, places
 from hotline.errors import Invalid, NotFound
 from hotline.models import (
     DEPARTMENT_ROLES,
@@ -137,24 +137,6 @@ def insert_ticket(session: Session, ticket: Ticket) -> None:
     )
     make_transient_to_detached(ticket)
     session.add(ticket)
-
-
-def check_place(known: dict[str, list[str]], street: str | None, community: str | None) -> None:
-    """The centre's own street and community are the district's, when it lists its places
-    (Invalid naming the field otherwise): free text there would reach the analyses and the
-    exports as it was typed."""
-    if not known:
-        return
-    if street and street not in known:
-        raise Invalid(f"{street!r} is not a street of the district", field="street", zh="请从列表中选择街道")
-    if community and not street:
-        raise Invalid("a community needs its street", field="street", zh="请先选择街道")
-    if community and community not in known[street]:
-        raise Invalid(
-            f"{community!r} is not a community of {street!r}",
-            field="community",
-            zh=f"“{street}”下没有这个社区，请从列表中选择",
-        )
 
 
 def create_ticket(

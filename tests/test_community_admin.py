@@ -135,3 +135,25 @@ def test_the_departments_facts_count_the_units_listed_and_the_communities_apart(
     assert facts["启用中"] + facts["已停用"] == listed and facts["已停用"] == 0
     assert facts["缺信用代码"] == sum(1 for d in units if d.active and not d.org_code)
     assert facts["社区（二级派单）"] == len(departments) - len(units) == 3
+
+
+def test_no_two_units_in_use_share_a_code_in_any_case_or_a_name(client, district, runtime):
+    """The lists show units by name: two in use the centre dispatches to never share one, nor
+    two communities of one street; a code differs in more than case. A unit re-formed under a
+    new code may keep a deactivated one's name."""
+    add_communities(runtime, district)
+    admin = Api(client, district, "admin")
+    r = admin.post("/departments", {"code": "HOUSING", "name": "区住房保障中心"}, 409)
+    assert r["zh"] == "单位编码“HOUSING”已被使用（与“区住建局”的编码“housing”仅大小写不同）"
+    r = admin.post("/departments", {"code": "housing2", "name": "区住建局"}, 409)
+    assert r["zh"] == "已有在用的单位名为“区住建局”（编码 housing），请换一个名称"
+    r = admin.client.patch("/api/v1/departments/urban", headers=admin.headers, json={"name": "区住建局"})
+    assert r.status_code == 409
+    # Communities of two streets may share a name; two of one street may not.
+    admin.post("/departments", {"code": "west_9", "name": "东湖社区居委会", "parent": "street_b"}, 201)
+    admin.post("/departments", {"code": "east_9", "name": "东湖社区居委会", "parent": "street_a"}, 409)
+    # Re-formed: the old one deactivated, the new one takes its name; the old one cannot come back beside it.
+    admin.client.patch("/api/v1/departments/housing", headers=admin.headers, json={"active": False})
+    admin.post("/departments", {"code": "housing2", "name": "区住建局"}, 201)
+    r = admin.client.patch("/api/v1/departments/housing", headers=admin.headers, json={"active": True})
+    assert r.status_code == 409 and "housing2" in r.json()["zh"]

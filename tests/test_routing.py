@@ -6,6 +6,7 @@ from hotline.directory import create_category, create_rule
 from hotline.errors import Invalid
 from hotline.routing import route
 from tests.helpers import Api
+from tests.test_pages_agent import places  # noqa: F401  (a fixture)
 
 
 def _route(runtime, category: str | None, street: str | None = None, community: str | None = None) -> str:
@@ -90,3 +91,31 @@ def test_category_path_runs_from_the_root_and_ends_at_a_loop_or_a_missing_parent
     assert category_path(None, cats.get) == []
     assert [c.id for c in category_path(3, tree(c2=9, c3=2).get)] == [2, 3]  # the parent 9 is gone
     assert [c.id for c in category_path(3, tree(c1=3, c2=1, c3=2).get)] == [1, 2, 3]  # 1's parent is 3 again
+
+
+@pytest.mark.usefixtures("places")
+def test_a_rule_names_a_place_the_district_lists_and_a_small_priority(client, district):
+    """Once the district lists its places, a rule's street and community are among them (as a
+    ticket's are), and its priority is a small whole number: each refused naming the field,
+    on the API and on the rules page, whose form comes back as typed."""
+    from tests.helpers import sign_in
+
+    admin = Api(client, district, "admin")
+    r = admin.post("/routing-rules", {"department": "urban", "street": "不存在街道"}, 422)
+    assert r["field"] == "street" and r["zh"] == "请从列表中选择街道"
+    r = admin.post("/routing-rules", {"department": "urban", "street": "西城街道", "community": "月亮社区"}, 422)
+    assert r["field"] == "community"
+    admin.post("/routing-rules", {"department": "urban", "street": "西城街道", "priority": 10**6}, 422)
+    rule = admin.post("/routing-rules", {"department": "urban", "street": "西城街道", "community": "光明社区"}, 201)
+    r = client.patch(f"/api/v1/routing-rules/{rule['id']}", headers=admin.headers, json={"street": "东城"})
+    assert r.status_code == 422
+    sign_in(client, "admin")
+    form = client.get("/admin/rules").text
+    token = form.split('name="csrf_token" value="')[1].split('"')[0]
+    page = client.post(
+        "/admin/rules",
+        data={"csrf_token": token, "department": "urban", "place": "西城街道", "priority": "9" * 20},
+    )
+    assert page.status_code == 422 and "优先级应为 -9999 到 9999 之间的整数" in page.text and "9" * 20 in page.text
+    page = client.post("/admin/rules", data={"csrf_token": token, "department": "urban", "place": "不存在街道"})
+    assert page.status_code == 422 and "请从列表中选择街道" in page.text

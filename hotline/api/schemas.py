@@ -45,12 +45,16 @@ class CategoryIn(Body):
     workflow: Annotated[str, Field(max_length=40)] | None = None
 
 
+# A routing rule's priority: a small whole number (the higher wins among rules as specific).
+Priority = Annotated[int, Field(ge=-9999, le=9999)]
+
+
 class RoutingRuleIn(Body):
     department: Code
     category: Code | None = None
     street: Short | None = None
     community: Short | None = None
-    priority: int = 0
+    priority: Priority = 0
 
 
 class CategoryPatch(Body):
@@ -70,7 +74,7 @@ class RoutingRulePatch(Body):
     category: Code | None = None
     street: Short | None = None
     community: Short | None = None
-    priority: int | None = None
+    priority: Priority | None = None
     active: bool | None = None
 
 

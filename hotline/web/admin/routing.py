@@ -271,6 +271,21 @@ def _rules_error(request: Request, runtime: Runtime, exc: HotlineError, form: di
     return _page(request, "admin/rules.html", ctx, exc.status_code)
 
 
+# A rule's priority: a small whole number (the higher wins among rules as specific).
+MAX_PRIORITY = 9999
+
+
+def _priority(text: str) -> int:
+    """The priority as typed, or FormError saying what it should be (the form kept)."""
+    try:
+        rank = int(text.strip() or 0)
+    except ValueError:
+        rank = None
+    if rank is None or abs(rank) > MAX_PRIORITY:
+        raise FormError(f"优先级应为 -{MAX_PRIORITY} 到 {MAX_PRIORITY} 之间的整数", "priority")
+    return rank
+
+
 @router.post("/rules", response_class=HTMLResponse)
 def create_rule(
     request: Request,
@@ -279,17 +294,14 @@ def create_rule(
     category: Annotated[str, Form(max_length=40)] = "",
     place: Annotated[str, Form(max_length=120)] = "",
     department: Annotated[str, Form(max_length=40)] = "",
-    priority: Annotated[str, Form(max_length=10)] = "0",
+    priority: Annotated[str, Form(max_length=40)] = "0",
 ) -> Response:
     form = {"category": category, "place": place, "department": department, "priority": priority}
     street, community = _split_place(place)
     try:
         if not department:
             raise FormError("请选择承办单位", "department")
-        try:
-            rank = int(priority.strip() or 0)
-        except ValueError:
-            raise FormError("优先级应为整数", "priority") from None
+        rank = _priority(priority)
         with runtime.db.session() as session:
             rule = directory.create_rule(
                 session,
@@ -313,16 +325,13 @@ def edit_rule(
     category: Annotated[str, Form(max_length=40)] = "",
     place: Annotated[str, Form(max_length=120)] = "",
     department: Annotated[str, Form(max_length=40)] = "",
-    priority: Annotated[str, Form(max_length=10)] = "0",
+    priority: Annotated[str, Form(max_length=40)] = "0",
 ) -> Response:
     street, community = _split_place(place)
     try:
         if not department:
             raise FormError("请选择承办单位", "department")
-        try:
-            rank = int(priority.strip() or 0)
-        except ValueError:
-            raise FormError("优先级应为整数", "priority") from None
+        rank = _priority(priority)
         with runtime.db.session() as session:
             directory.update_rule(
                 session,
