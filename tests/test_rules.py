@@ -321,3 +321,17 @@ def test_a_ticket_is_not_urged_twice_within_the_interval(as_, client, clock, run
 
         bodies = s.exec(select(Notification.body).where(Notification.kind == "urge")).all()
     assert sum("再催一次" in b for b in bodies) == 1 and sum("请尽快签收" in b for b in bodies) == 1
+
+
+def test_the_review_queues_open_on_the_first_with_something_waiting(as_, client):
+    """Opened from the menu (no tab asked for), the reviews page shows the first queue that
+    has something waiting, not an empty one."""
+    sign_in(client, "supervisor")
+    assert 'id="tab-return" class="active"' in client.get("/supervisor/reviews").text  # nothing waits: the first
+    tid = dispatched(as_)
+    as_("housing_h").fire(tid, "sign")
+    as_("housing_h").fire(tid, "reply", result="已维修")
+    sign_in(client, "supervisor")
+    page = client.get("/supervisor/reviews").text
+    assert 'id="tab-reply" class="active"' in page and f'id="review-{tid}"' in page
+    assert 'id="tab-return" class="active"' in client.get("/supervisor/reviews?tab=return").text

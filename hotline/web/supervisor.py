@@ -248,8 +248,10 @@ def _actionable(runtime, ticket: Ticket, tab: str) -> bool:
     return all(e in wf.events and ticket.state in wf.events[e].sources for e in REVIEW_EVENTS[tab])
 
 
-def _reviews_context(session: Session, runtime, tab: str, page: int, now: datetime) -> dict[str, Any]:
+def _reviews_context(session: Session, runtime, tab: str | None, page: int, now: datetime) -> dict[str, Any]:
     counts = review_counts(session)
+    # Opened without a tab: the first queue with something waiting (else the first).
+    tab = tab or next((key for key, _, _ in REVIEW_TABS if counts[key]), REVIEW_TABS[0][0])
     total = counts[tab]
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     page = min(page, pages)
@@ -304,7 +306,7 @@ def reviews(
     request: Request,
     runtime: RuntimeDep,
     user: Annotated[PageUser, role_user("supervisor", "admin")],
-    tab: Annotated[str, Query(pattern="^(return|extension|suspension|reply)$")] = "return",
+    tab: Annotated[str | None, Query(pattern="^(return|extension|suspension|reply)$")] = None,
     page: PageQuery = 1,
     done: Annotated[str | None, Query(max_length=32)] = None,
     t: Annotated[str | None, Query(pattern=r"^\d{1,20}$")] = None,
