@@ -337,7 +337,7 @@ def check_calendar(session: Session, runtime: Runtime, now: datetime, report: Sw
             session,
             role="admin",
             kind="calendar",
-            title=f"缺少 {year} 年节假日数据",
+            title=texts.calendar_missing_title(year),
             at=now,
             body=f"{year} 年的法定节假日和调休安排尚未导入，涉及该年的时限暂按周一至周五计算并标记为“暂定”。"
             "请在“节假日日历”中导入国务院办公厅发布的安排，导入后暂定时限将自动重算。",

@@ -336,3 +336,19 @@ def test_a_supervise_step_passed_over_for_an_open_order_is_recorded_in_the_words
     assert [d["step"] for d in skipped] == ["warn", "supervise"]
     assert skipped[1]["reason"] == order_awaits_answer_zh(order.issued_at)
     assert skipped[1]["reason"].startswith("该工单已有督办单（11-12 10:00 下发）")
+
+
+def test_the_missing_year_notice_is_withdrawn_once_the_year_is_imported(runtime, district, client):
+    from datetime import date
+
+    from hotline.deadlines.holidays import import_holidays
+    from hotline.workflow.engine import SCHEDULER
+
+    sweep(runtime, now=local(2026, 11, 20, 10, 0))
+    admin = Api(client, district, "admin")
+    (note,) = admin.get("/notifications")
+    admin.post(f"/notifications/{note['id']}/read", {}, 200)  # one administrator has read it, not every one
+    import_holidays(runtime, {date(2027, 1, 1): False}, source="test", actor=SCHEDULER, years=[2027])
+    assert admin.get("/notifications") == []
+    sweep(runtime, now=local(2026, 11, 21, 10, 0))  # and it does not come back
+    assert admin.get("/notifications") == []

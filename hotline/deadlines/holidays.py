@@ -3,14 +3,15 @@ administrator, and the deadlines computed without it recomputed once it arrives.
 
 from datetime import date, datetime
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from hotline.db import utcnow
 from hotline.deadlines.calendar import WorkCalendar
 from hotline.deadlines.sla import recompute
-from hotline.models import Assignment, CalendarDay, CalendarYear, Ticket
+from hotline.models import Assignment, CalendarDay, CalendarYear, Notification, NotificationRead, Ticket
 from hotline.runtime import Runtime
+from hotline.workflow import texts
 from hotline.workflow.engine import Actor, changing, load_for_update
 
 
@@ -58,6 +59,12 @@ def import_year(
     session.flush()
     for day, working in sorted(overrides.items()):
         session.add(CalendarDay(day=day, working=working, name=(names or {}).get(day)))
+    # The notice that these years had no data no longer holds: withdrawn, read or not.
+    stale = select(Notification.id).where(
+        Notification.kind == "calendar", Notification.title.in_([texts.calendar_missing_title(y) for y in years])
+    )
+    session.execute(delete(NotificationRead).where(NotificationRead.notification_id.in_(stale)))
+    session.execute(delete(Notification).where(Notification.id.in_(stale)))
     session.flush()
     return years
 

@@ -118,6 +118,11 @@ def rectification_step_notice(step: str, number: str, due: datetime) -> tuple[st
     return f"整改{word}：工单 {number}", f"差评整改已于 {due.astimezone(LOCAL_TZ):%Y-%m-%d} 到期，请尽快完成并反馈。"
 
 
+def calendar_missing_title(year: int) -> str:
+    """The administrators' notice that a year has no holiday data (withdrawn once it has)."""
+    return f"缺少 {year} 年节假日数据"
+
+
 def local_time_from(at: datetime, now: datetime) -> str:
     """A time as the people who read it now want it: 10:30 today, 12-09 10:30 another day."""
     here = at.astimezone(LOCAL_TZ)
