@@ -66,6 +66,15 @@ def test_each_period_once_and_none_before_it_is_over(runtime, district):
     assert housing["dispatched"] == 3
 
 
+def test_a_centre_without_a_ticket_yet_gets_no_report(runtime, district):
+    """A fresh install being set up: no report of periods before it took a ticket, under a
+    district name not yet set; the first ticket's next sweep writes the periods due."""
+    assert generate_due_reports(runtime, local(2026, 11, 3, 0, 30)) == []
+    assert _reports(runtime) == []
+    make_dispatched(runtime, 1, now=local(2026, 11, 3, 9, 0))
+    assert len(generate_due_reports(runtime, local(2026, 11, 3, 9, 1))) == 3
+
+
 def test_a_second_scheduler_that_wins_the_race_is_no_error(runtime, district, monkeypatch):
     """Two schedulers compute the same report; the unique key lets one write it, the other skips."""
     real = reports.report_data
@@ -77,6 +86,7 @@ def test_a_second_scheduler_that_wins_the_race_is_no_error(runtime, district, mo
         return data
 
     monkeypatch.setattr(reports, "report_data", racing)
+    make_dispatched(runtime, 1, now=local(2026, 11, 2, 10, 0))
     made = generate_due_reports(runtime, local(2026, 11, 3, 0, 30))
     assert sorted(r.kind for r in made) == ["monthly", "weekly"]
     with runtime.db.read_session() as s:

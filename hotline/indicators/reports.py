@@ -206,6 +206,11 @@ def generate_due_reports(runtime, now: datetime) -> list[Report]:
     """
     today = local_today(now)
     made: list[Report] = []
+    with runtime.db.read_session() as session:
+        # A centre not yet taking tickets (a fresh install being set up) has nothing to report:
+        # its first reports would carry the name and figures of a district not yet configured.
+        if session.execute(select(Ticket.id).limit(1)).first() is None:
+            return made
     for kind in KINDS:
         with runtime.db.read_session() as session:
             periods = due_periods(session, kind, today)
