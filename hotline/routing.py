@@ -27,6 +27,15 @@ class Route:
         return f"rule:{self.rule.id}" if self.rule is not None else f"category:{self.category.code}"
 
 
+class NoRoute(Invalid):
+    """Neither a rule nor a category default gives an active department; `stopped` names the
+    deactivated departments that one of them would have chosen."""
+
+    def __init__(self, message: str, *, stopped: list[str], **extra) -> None:
+        super().__init__(message, **extra)
+        self.stopped = stopped
+
+
 def route(session: Session, *, category_id: int | None, street: str | None, community: str | None) -> Route:
     """The department responsible for a category at a place.
 
@@ -51,20 +60,34 @@ def route(session: Session, *, category_id: int | None, street: str | None, comm
         place_rank = 2 if rule.community else 1 if rule.street else 0
         return (category_rank, place_rank, rule.priority, -(rule.id or 0))
 
+    stopped: list[str] = []  # the deactivated departments passed over, in the order met
     for rule in sorted(rules, key=specificity, reverse=True):
         department = session.get(Department, rule.department_id)
         if department is not None and department.active:
             category = chain[depth[rule.category_id]] if rule.category_id is not None else None
             return Route(department, rule, category, depth.get(rule.category_id, 0) > 0)
+        if department is not None and department.name not in stopped:
+            stopped.append(department.name)
     for i, category in enumerate(chain):
         if category.department_id is not None:
             department = session.get(Department, category.department_id)
             if department is not None and department.active:
                 return Route(department, None, category, i > 0)
+            if department is not None and department.name not in stopped:
+                stopped.append(department.name)
     category_text = f"category {chain[0].code!r} ({chain[0].name})" if chain else "no category"
     place = "/".join(p for p in (street, community) if p) or "no place"
-    raise Invalid(
+    if stopped:
+        raise NoRoute(
+            f"the routing rules and category defaults for {category_text} at {place} name only "
+            f"deactivated departments ({', '.join(stopped)}); give the department",
+            stopped=stopped,
+            field="department",
+            zh=f"匹配的派单规则或分类默认承办单位已停用（{'、'.join(stopped)}），请手动选择承办单位",
+        )
+    raise NoRoute(
         f"no routing rule or category default matches {category_text} at {place}; give the department",
+        stopped=[],
         field="department",
         zh="派单规则未匹配到承办单位，请手动选择承办单位",
     )

@@ -504,7 +504,8 @@ def test_the_place_check_matches_the_address_prefix_literally(runtime, district,
     assert addresses("西城街道", "和平社区", "和") is None  # too short to be worth a lookup
 
 
-def test_the_route_preview_names_the_rule_or_the_category_default_that_decided(client, district, places):
+def test_the_route_preview_names_the_rule_or_the_category_default_that_decided(client, district, places, runtime):
+    from hotline.directory import create_rule, update_department
     from tests.helpers import PASSWORD
 
     sign_in(client, "agent", PASSWORD)
@@ -519,5 +520,11 @@ def test_the_route_preview_names_the_rule_or_the_category_default_that_decided(c
     # 食品安全 has no default of its own: its parent's decides.
     assert "依据：分类“市场监管”的默认承办单位" in preview(category="0201")
     found = preview(category="0102", street="东城街道", community="朝阳社区")
-    assert "东城街道办事处" in found and "依据：派单规则（违章搭建 · 东城街道 · 朝阳社区）" in found
+    # The rule's own reach (its category, its street), not the ticket's community.
+    assert "东城街道办事处" in found and re.search(r"依据：派单规则 #\d+（违章搭建 · 东城街道）", found)
     assert "派单规则未匹配到承办单位" in preview(category="09", street="西城街道")
+    # A rule whose department was deactivated since: said so, rather than "no rule".
+    with runtime.db.session() as s:
+        create_rule(s, department="market", category="09")
+        update_department(s, "market", active=False)
+    assert "派单规则指向的承办单位已停用（区市场监管局）" in preview(category="09", street="西城街道")

@@ -119,3 +119,21 @@ def test_a_rule_names_a_place_the_district_lists_and_a_small_priority(client, di
     assert page.status_code == 422 and "优先级应为 -9999 到 9999 之间的整数" in page.text and "9" * 20 in page.text
     page = client.post("/admin/rules", data={"csrf_token": token, "department": "urban", "place": "不存在街道"})
     assert page.status_code == 422 and "请从列表中选择街道" in page.text
+
+
+def test_the_routing_test_says_when_only_deactivated_departments_were_found(client, district, runtime):
+    """The admin's routing test, when the rule or default that matches names a deactivated
+    department, says so (not "no rule matches")."""
+    from hotline.directory import update_department
+    from tests.helpers import sign_in
+
+    with runtime.db.session() as s:
+        create_rule(s, department="market", category="09")
+        update_department(s, "market", active=False)
+    sign_in(client, "admin")
+    page = client.get("/admin/rules", params={"test_category": "09", "test_place": ""}).text
+    assert "匹配的派单规则或分类默认承办单位已停用（区市场监管局）" in page
+    with runtime.db.session() as s:
+        update_department(s, "market", active=True)
+    page = client.get("/admin/rules", params={"test_category": "09", "test_place": ""}).text
+    assert "默认承办单位已停用" not in page and "命中派单规则" in page

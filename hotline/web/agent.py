@@ -31,7 +31,7 @@ from hotline.knowledge.articles import local_today
 from hotline.knowledge.text import plain
 from hotline.knowledge.text import render as render_markdown
 from hotline.models import Article, Category, Department, Ticket
-from hotline.routing import route
+from hotline.routing import NoRoute, route
 from hotline.similar import similar_open_tickets
 from hotline.ticket_view import Lookups, ticket_out
 from hotline.tickets import (
@@ -213,9 +213,24 @@ def route_preview(session: Session, category: str, street: str, community: str) 
         found = route(
             session, category_id=category_row.id if category_row else None, street=street_v, community=community_v
         )
-    except Invalid:
+    except NoRoute as exc:
+        if exc.stopped:
+            return {
+                "state": "none",
+                "message": f"派单规则指向的承办单位已停用（{'、'.join(exc.stopped)}），派单时请在下方手动选择",
+            }
         return {"state": "none", "message": "派单规则未匹配到承办单位，派单时请在下方手动选择"}
-    scope = [x for x in (category_row.name if category_row else None, street_v, community_v) if x]
+    # The rule's own reach (its category, or any; its place, or the whole district), not the ticket's.
+    rule = found.rule
+    scope = (
+        [
+            f"#{rule.id}",
+            found.category.name if found.category else "任意分类",
+            "/".join(p for p in (rule.street, rule.community) if p) or "全区",
+        ]
+        if rule
+        else []
+    )
     return {"state": "ok", "route": found, "scope": scope}
 
 

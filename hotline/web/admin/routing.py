@@ -1,6 +1,6 @@
 """The category tree, routing rules and the district's places."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
@@ -11,14 +11,14 @@ from sqlmodel import Session, select
 
 from hotline import directory
 from hotline.api.deps import RuntimeDep
-from hotline.errors import HotlineError, Invalid
+from hotline.errors import HotlineError
 from hotline.inputs import MAX_ID, IdPath
 from hotline.models import (
     Category,
     Department,
     RoutingRule,
 )
-from hotline.routing import Route, route
+from hotline.routing import NoRoute, Route, route
 from hotline.runtime import Runtime
 from hotline.web.admin.common import (
     PLACE_SEP,
@@ -218,6 +218,7 @@ class RouteTest:
     category: str
     place: str
     route: Route | None = None
+    stopped: list[str] = field(default_factory=list)  # deactivated departments a rule or default named
 
 
 def _route_test(session: Session, category_code: str, place: str) -> RouteTest:
@@ -225,8 +226,9 @@ def _route_test(session: Session, category_code: str, place: str) -> RouteTest:
     street, community = _split_place(place)
     try:
         found = route(session, category_id=category.id if category else None, street=street, community=community)
-    except Invalid:
-        found = None  # no rule and no default anywhere up the tree: the agent chooses
+    except NoRoute as exc:
+        # No rule and no default anywhere up the tree (or only deactivated ones): the agent chooses.
+        return RouteTest(category_code, place, None, exc.stopped)
     return RouteTest(category_code, place, found)
 
 
