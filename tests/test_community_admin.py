@@ -59,6 +59,16 @@ def test_the_admin_creates_renames_and_deactivates_a_community_on_the_page(clien
     assert r.status_code == 303
     assert "已将“东山社区居委会”更名为“东山社区”" in client.get("/admin/departments").text
     assert client.post("/admin/departments/999999/rename", data={"csrf_token": token, "name": "x"}).status_code == 404
+    # A department the centre dispatches to is renamed on its row too (a typo is mended); not
+    # to another unit's name, and the form comes back as typed.
+    with runtime.db.read_session() as s:
+        urban = s.exec(select(Department).where(Department.code == "urban")).one()
+    path = f"/admin/departments/{urban.id}/rename"
+    r = client.post(path, data={"csrf_token": token, "name": "区住建局"})
+    assert r.status_code == 409 and "已有在用的单位名为“区住建局”" in r.text and 'value="区住建局"' in r.text
+    r = client.post(path, data={"csrf_token": token, "name": "区城市管理局"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/admin/departments")
+    assert "已将“区城管局”更名为“区城市管理局”" in client.get("/admin/departments").text
     # Deactivated: the street can no longer pass it tickets.
     r = client.post(f"/admin/departments/{east_3.id}/deactivate", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303

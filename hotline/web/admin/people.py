@@ -148,12 +148,13 @@ def department_rename(
             dept = session.get(Department, department_id)
             if dept is None:
                 raise NotFound(f"no department with the id {department_id}", zh="单位不存在")
-            before = dept.name
+            before, community = dept.name, dept.parent_id is not None
             directory.update_department(session, dept.code, name=name)
     except HotlineError as exc:
         form = {"rename_of": department_id, "new_name": name}
         return _departments_page(request, runtime, {"error": page_message(exc), "form": form}, exc.status_code)
-    return _done("/admin/departments#communities", f"已将“{before}”更名为“{name}”")
+    back = "/admin/departments#communities" if community else "/admin/departments"
+    return _done(back, f"已将“{before}”更名为“{name}”")
 
 
 @router.post("/departments/{department_id}/org-code", response_class=HTMLResponse)
