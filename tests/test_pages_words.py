@@ -87,6 +87,11 @@ def test_an_audit_records_values_are_shown_as_people_read_them():
     assert change_value(None) == "null" and change_value("原文") == "原文" and change_value(5) == "5"
     assert change_value([]) == "—"
     assert (change_value(True), change_value(False)) == ("是", "否")
+    # A year's calendar seeded: its first days and how many, not a page of JSON.
+    days = [{"day": f"2004-01-{d:02d}", "working": False} for d in range(1, 31)]
+    shown = change_value(days)
+    assert shown.startswith('[{"day": "2004-01-01", "working": false}') and shown.count('"day"') == 10
+    assert shown.endswith("…（共 30 项，此处列出前 10 项）")
 
 
 def test_every_audited_column_has_a_chinese_name():

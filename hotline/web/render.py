@@ -115,13 +115,22 @@ def duration_text(seconds: float) -> str:
     return f"{max(rest // 60, 1)}分钟"
 
 
+# A long list in an audit record (a year's calendar: hundreds of days) shows its first items
+# and its length; the record itself keeps every item (the API and the export give them all).
+CHANGE_ITEMS_SHOWN = 10
+
+
 def change_value(value: Any) -> str:
     """A value of an audit record's before or after, for people: text as it is, yes or no, a
-    list of texts joined with 、, anything else as JSON with its Chinese unescaped."""
+    list of texts joined with 、, anything else as JSON with its Chinese unescaped; of a long
+    list, the first items and how many there are."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "是" if value else "否"
+    if isinstance(value, list) and len(value) > CHANGE_ITEMS_SHOWN:
+        shown = change_value(value[:CHANGE_ITEMS_SHOWN])
+        return f"{shown} …（共 {len(value)} 项，此处列出前 {CHANGE_ITEMS_SHOWN} 项）"
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "、".join(value) or "—"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
