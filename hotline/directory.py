@@ -399,7 +399,7 @@ def create_user(
     if taken is not None:
         raise Conflict(
             f"the username {username!r} is taken"
-            + (f" (as {taken.username!r}: names differ in more than case)" if taken.username != username else ""),
+            + (f" (as {taken.username!r}: case does not tell names apart)" if taken.username != username else ""),
             zh=f"用户名“{username}”已被使用"
             + (f"（已有“{taken.username}”，不区分大小写）" if taken.username != username else ""),
         )
