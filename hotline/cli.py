@@ -172,12 +172,7 @@ def cmd_calendar_import(args: argparse.Namespace) -> None:
     from hotline.deadlines.holidays import import_holidays
     from hotline.workflow.engine import SCHEDULER
 
-    try:
-        text = Path(args.file).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise SystemExit(f"hotline: {args.file}: not UTF-8 text; save the file as UTF-8 (CSV UTF-8)") from None
-    except OSError as exc:
-        raise SystemExit(f"hotline: {args.file}: {exc.strerror or exc}") from None
+    text = _csv_text(args.file)
     try:
         overrides, names = read_holiday_csv(text)
     except ValueError as exc:
@@ -206,6 +201,41 @@ def cmd_calendar_import(args: argparse.Namespace) -> None:
         f"imported {len(overrides) - len(alone)} days for {', '.join(map(str, years))} (each replaced whole){also}; "
         f"recomputed the provisional deadlines of {recomputed} tickets"
     )
+
+
+def _csv_text(path: str) -> str:
+    """A CSV file's text (UTF-8, with or without a byte-order mark), or the command's error."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise SystemExit(f"hotline: {path}: not UTF-8 text; save the file as UTF-8 (CSV UTF-8)") from None
+    except OSError as exc:
+        raise SystemExit(f"hotline: {path}: {exc.strerror or exc}") from None
+
+
+def cmd_categories_import(args: argparse.Namespace) -> None:
+    import csv
+
+    from hotline.directory import CATEGORY_COLUMNS, RowError, import_categories
+
+    reader = csv.DictReader(_csv_text(args.file).splitlines())
+    columns = [c.strip() for c in reader.fieldnames or []]
+    if "code" not in columns or "name" not in columns or set(columns) - set(CATEGORY_COLUMNS):
+        raise SystemExit(
+            f"hotline: {args.file}: line 1: the header names the columns: code,name and any of "
+            f"parent,department,workflow (found: {','.join(columns) or 'nothing'})"
+        )
+    reader.fieldnames = columns
+    rows = [(reader.line_num, row) for row in reader if any((v or "").strip() for v in row.values())]
+    if not rows:
+        raise SystemExit(f"hotline: {args.file}: no category: one line per category under the header")
+    rt = _ready_runtime()
+    try:
+        with rt.db.session() as session:
+            created, updated = import_categories(session, rt, rows)
+    except RowError as exc:
+        raise SystemExit(f"hotline: {args.file}: {exc}; nothing was imported") from None
+    print(f"categories: {created} created, {updated} updated")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -546,6 +576,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the year to replace whole (repeat for several); needed when the file has days of several years",
     )
     imp.set_defaults(func=cmd_calendar_import)
+
+    categories = sub.add_parser("categories", help="the category tree").add_subparsers(
+        dest="categories_command", required=True
+    )
+    cimp = categories.add_parser(
+        "import", help="create or change categories from CSV (code,name[,parent,department,workflow])"
+    )
+    cimp.add_argument("file", help="CSV (UTF-8) with a header row; a parent may come after its children")
+    cimp.set_defaults(func=cmd_categories_import)
 
     sw = sub.add_parser("sweep", help="one sweep of the scheduler; prints what it did")
     sw.add_argument("--now", help="ISO 8601 time to sweep at (default: now)")

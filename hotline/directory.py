@@ -7,7 +7,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from hotline import audit_log
 from hotline.db import dialect_insert
-from hotline.errors import Conflict, Invalid, NotFound
+from hotline.errors import Conflict, HotlineError, Invalid, NotFound
 from hotline.models import (
     DEPARTMENT_ROLES,
     INTEGRATION,
@@ -778,6 +778,76 @@ def update_category(
     session.add(category)
     session.flush()
     return category
+
+
+CATEGORY_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+CATEGORY_COLUMNS = ("code", "name", "parent", "department", "workflow")
+
+
+class RowError(Exception):
+    """A row of an import refused: its line, the column, and why."""
+
+    def __init__(self, line: int, column: str, message: str) -> None:
+        super().__init__(f"line {line}: {column}: {message}")
+
+
+def import_categories(session: Session, runtime, rows: list[tuple[int, dict[str, str]]]) -> tuple[int, int]:
+    """A category tree from rows (line, {code, name, parent, department, workflow}): each
+    code created, or changed to what the row says (a column left out of the file stays as it
+    is; an empty cell clears parent, department or workflow). A parent may come later in the
+    file. RowError names the first row refused; the caller's transaction then writes nothing.
+    (created, updated)."""
+    by_code: dict[str, tuple[int, dict[str, str]]] = {}
+    for line, row in rows:
+        code, name = (row.get("code") or "").strip(), (row.get("name") or "").strip()
+        if not CATEGORY_CODE.fullmatch(code):
+            raise RowError(line, "code", f"{code!r} is not a code (1 to 32 letters, digits, '_', '.', '-')")
+        if not name or len(name) > 100:
+            raise RowError(line, "name", "a name of 1 to 100 characters is needed")
+        if code in by_code:
+            raise RowError(line, "code", f"{code!r} is on line {by_code[code][0]} already")
+        by_code[code] = (line, {k: (v or "").strip() for k, v in row.items() if k in CATEGORY_COLUMNS})
+    existing = {c.code: c for c in session.exec(select(Category)).all()}
+    created = updated = 0
+    done: set[str] = set()
+
+    def place(code: str, trail: tuple[str, ...]) -> None:
+        nonlocal created, updated
+        if code in done:
+            return
+        line, row = by_code[code]
+        parent = row.get("parent") or None
+        if parent in trail:
+            raise RowError(line, "parent", f"{parent!r} lies under {code!r} in the file: a cycle")
+        if parent is not None and parent in by_code:
+            place(parent, (*trail, code))  # the parent first, wherever it stands in the file
+        try:
+            if code in existing:
+                changes: dict[str, Any] = {"name": row["name"]}
+                for key in ("parent", "department", "workflow"):
+                    if key in row:
+                        changes[key] = row[key] or None
+                update_category(session, runtime, code, **changes)
+                updated += 1
+            else:
+                create_category(
+                    session,
+                    runtime,
+                    code=code,
+                    name=row["name"],
+                    parent=parent,
+                    department=row.get("department") or None,
+                    workflow=row.get("workflow") or None,
+                )
+                created += 1
+        except HotlineError as exc:
+            column = exc.extra.get("field") or "code"
+            raise RowError(line, column, exc.message) from None
+        done.add(code)
+
+    for code in by_code:
+        place(code, ())
+    return created, updated
 
 
 def delete_category(session: Session, code: str) -> None:

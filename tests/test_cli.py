@@ -153,3 +153,52 @@ def test_serve_links_to_the_address_it_listens_on_unless_a_public_url_is_set(env
         with serving(server_env, "/open311/discovery.json") as (url, r):
             (endpoint,) = r.json()["endpoints"]
             assert endpoint["url"] == f"{public or url}/open311/v2"
+
+
+def test_a_category_tree_is_imported_from_csv_whole_or_not_at_all(env, tmp_path):
+    """A fresh install's tree from a file: parents wherever they stand, defaults by department
+    code, a second run changes what the file changed; a bad row names its line and column,
+    and nothing of the file is kept."""
+    from hotline.db import Database, utcnow
+    from hotline.directory import create_department
+    from hotline.models import Category
+
+    run(env, "db", "upgrade")
+    db = Database(env["HOTLINE_DATABASE_URL"])
+    try:
+        with db.session() as s:
+            create_department(s, code="zjj", name="区住建局", now=utcnow())
+    finally:
+        db.dispose()
+    tree = tmp_path / "tree.csv"
+    tree.write_text("code,name,parent,department\n0101,物业管理,01,zjj\n01,城乡建设,,\n0102,违法建设,01,\n")
+    assert run(env, "categories", "import", str(tree)).stdout.strip() == "categories: 3 created, 0 updated"
+    tree.write_text("code,name,parent\n0102,违章搭建,01\n")
+    assert run(env, "categories", "import", str(tree)).stdout.strip() == "categories: 0 created, 1 updated"
+
+    def rows() -> dict[str, tuple]:
+        db = Database(env["HOTLINE_DATABASE_URL"])
+        try:
+            with db.read_session() as s:
+                cats = s.exec(select(Category)).all()
+                code_of = {c.id: c.code for c in cats}
+                return {c.code: (c.name, code_of.get(c.parent_id), c.department_id is not None) for c in cats}
+        finally:
+            db.dispose()
+
+    assert rows() == {
+        "01": ("城乡建设", None, False),
+        "0101": ("物业管理", "01", True),
+        "0102": ("违章搭建", "01", False),
+    }
+    bad = tmp_path / "bad.csv"
+    bad.write_text("code,name,parent,department\n02,市场监管,,\n0201,食品安全,02,nowhere\n")
+    p = run(env, "categories", "import", str(bad), ok=False)
+    assert "line 3: department:" in p.stderr and "nothing was imported" in p.stderr
+    assert "02" not in rows()  # the good first row went with the bad one
+    cycle = tmp_path / "cycle.csv"
+    cycle.write_text("code,name,parent\n03,甲,04\n04,乙,03\n")
+    assert "a cycle" in run(env, "categories", "import", str(cycle), ok=False).stderr
+    header = tmp_path / "header.csv"
+    header.write_text("编码,名称\n01,城乡建设\n")
+    assert "line 1: the header" in run(env, "categories", "import", str(header), ok=False).stderr
