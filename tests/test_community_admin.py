@@ -167,3 +167,14 @@ def test_no_two_units_in_use_share_a_code_in_any_case_or_a_name(client, district
     admin.post("/departments", {"code": "housing2", "name": "区住建局"}, 201)
     r = admin.client.patch("/api/v1/departments/housing", headers=admin.headers, json={"active": True})
     assert r.status_code == 409 and "housing2" in r.json()["zh"]
+
+
+def test_deactivating_a_street_office_says_its_communities_stay_in_use(client, district, runtime):
+    add_communities(runtime, district)
+    sign_in(client, "admin")
+    page = client.get("/admin/departments").text
+    row = page[page.index('<tr data-code="street_a"') :]
+    row = row[: row.index("</tr>")]
+    assert "其下辖的 2 个社区仍为启用" in row
+    row = page[page.index('<tr data-code="housing"') :]
+    assert "社区仍为启用" not in row[: row.index("</tr>")]

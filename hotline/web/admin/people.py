@@ -82,6 +82,8 @@ def _departments_context(session: Session) -> dict[str, Any]:
     for row in rows:
         if row["d"].parent_id is not None:
             communities.setdefault(row["d"].parent_id, []).append(row)
+    for row in rows:  # a street office's communities still in use: its switch says so
+        row["active_communities"] = sum(1 for c in communities.get(row["d"].id, []) if c["d"].active)
     return {
         "rows": [row for row in rows if row["d"].parent_id is None],
         "streets": [(row["d"], communities[row["d"].id]) for row in rows if row["d"].id in communities],
