@@ -226,7 +226,15 @@ def cmd_categories_import(args: argparse.Namespace) -> None:
             f"parent,department,workflow (found: {','.join(columns) or 'nothing'})"
         )
     reader.fieldnames = columns
-    rows = [(reader.line_num, row) for row in reader if any((v or "").strip() for v in row.values())]
+    rows = []
+    for row in reader:
+        if None in row:  # more fields than the header names (a comma in a name, unquoted)
+            raise SystemExit(
+                f"hotline: {args.file}: line {reader.line_num}: more fields than the header names "
+                "(put a name with a comma in double quotes); nothing was imported"
+            )
+        if any((v or "").strip() for v in row.values()):
+            rows.append((reader.line_num, row))
     if not rows:
         raise SystemExit(f"hotline: {args.file}: no category: one line per category under the header")
     rt = _ready_runtime()

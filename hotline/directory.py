@@ -252,6 +252,20 @@ def _name_free(session: Session, name: str, parent_id: int | None, itself: Depar
         )
 
 
+def _no_centre_work(session: Session, dept: Department) -> None:
+    """A unit becoming a community: no routing rule or category default may name it (the
+    centre never gives a community work), 409 saying which."""
+    count = select(func.count())
+    rules = session.exec(count.select_from(RoutingRule).where(RoutingRule.department_id == dept.id)).one()
+    defaults = session.exec(count.select_from(Category).where(Category.department_id == dept.id)).one()
+    if rules or defaults:
+        raise Conflict(
+            f"{dept.code!r} is named by {rules} routing rule(s) and {defaults} category default(s): "
+            "point them elsewhere before making it a community",
+            zh=f"“{dept.name}”仍是 {rules} 条派单规则、{defaults} 个分类的默认承办单位，请先改为其他单位再设为社区",
+        )
+
+
 def _street_office(session: Session, code: str, community: Department | None = None) -> Department:
     """The street office a community is put under (二级派单): an active department the centre
     dispatches to, itself no community; one level only, so no cycle (422 naming `parent`)."""
@@ -285,6 +299,7 @@ def update_department(
     dept = session.exec(select(Department).where(Department.code == code)).first()
     if dept is None:
         raise NotFound(f"no department with the code {code!r}", zh="单位不存在")
+    before = (dept.name, dept.parent_id, dept.active)
     if name is not None:
         name = name.strip()
         if not name or len(name) > 100:
@@ -292,9 +307,13 @@ def update_department(
         dept.name = name
     if parent is not UNSET:
         dept.parent_id = _street_office(session, parent, dept).id if parent is not None else None
+        if dept.parent_id is not None and before[1] is None:
+            _no_centre_work(session, dept)
     if active is not None:
         dept.active = active
-    if dept.active:
+    # Checked when the name, the street or the switch changes (a unit that shared its name
+    # before the rule existed can still be changed otherwise).
+    if dept.active and (dept.name, dept.parent_id, dept.active) != before:
         _name_free(session, dept.name, dept.parent_id, dept)
     session.add(dept)
     session.flush()
@@ -608,6 +627,8 @@ def _sign_out_everywhere(session: Session, user_id: int, *, but: int | None = No
 def set_department_active(session: Session, *, department_id: int, active: bool) -> Department:
     """Deactivate or reactivate a department; routing and dispatch forms skip an inactive one."""
     dept = _department(session, department_id)
+    if active and not dept.active:
+        _name_free(session, dept.name, dept.parent_id, dept)
     dept.active = active
     session.add(dept)
     session.flush()
@@ -890,11 +911,12 @@ def update_rule(
         rule.department_id = centre_department(session, department_by_code(session, department)).id
     if category is not UNSET:
         rule.category_id = category_by_code(session, category).id if category else None
+    place_before = (rule.street, rule.community)
     if street is not UNSET:
         rule.street = street
     if community is not UNSET:
         rule.community = community
-    if street is not UNSET or community is not UNSET:
+    if (rule.street, rule.community) != place_before:  # a rule made before the list keeps its place
         check_place(places(session), rule.street, rule.community)
     if priority is not None:
         rule.priority = priority

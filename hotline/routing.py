@@ -60,30 +60,36 @@ def route(session: Session, *, category_id: int | None, street: str | None, comm
         place_rank = 2 if rule.community else 1 if rule.street else 0
         return (category_rank, place_rank, rule.priority, -(rule.id or 0))
 
-    stopped: list[str] = []  # the deactivated departments passed over, in the order met
-    for rule in sorted(rules, key=specificity, reverse=True):
-        department = session.get(Department, rule.department_id)
-        if department is not None and department.active:
-            category = chain[depth[rule.category_id]] if rule.category_id is not None else None
-            return Route(department, rule, category, depth.get(rule.category_id, 0) > 0)
+    # The units passed over, in the order met: deactivated ones, and communities (which get
+    # their work from their street office; a rule or default made before that was refused).
+    stopped: list[str] = []
+
+    def usable(department: Department | None) -> bool:
+        if department is not None and department.active and department.parent_id is None:
+            return True
         if department is not None and department.name not in stopped:
             stopped.append(department.name)
+        return False
+
+    for rule in sorted(rules, key=specificity, reverse=True):
+        department = session.get(Department, rule.department_id)
+        if usable(department):
+            category = chain[depth[rule.category_id]] if rule.category_id is not None else None
+            return Route(department, rule, category, depth.get(rule.category_id, 0) > 0)
     for i, category in enumerate(chain):
         if category.department_id is not None:
             department = session.get(Department, category.department_id)
-            if department is not None and department.active:
+            if usable(department):
                 return Route(department, None, category, i > 0)
-            if department is not None and department.name not in stopped:
-                stopped.append(department.name)
     category_text = f"category {chain[0].code!r} ({chain[0].name})" if chain else "no category"
     place = "/".join(p for p in (street, community) if p) or "no place"
     if stopped:
         raise NoRoute(
             f"the routing rules and category defaults for {category_text} at {place} name only "
-            f"deactivated departments ({', '.join(stopped)}); give the department",
+            f"deactivated departments or communities ({', '.join(stopped)}); give the department",
             stopped=stopped,
             field="department",
-            zh=f"匹配的派单规则或分类默认承办单位已停用（{'、'.join(stopped)}），请手动选择承办单位",
+            zh=f"匹配的派单规则或分类默认承办单位已停用或为社区（{'、'.join(stopped)}），请手动选择承办单位",
         )
     raise NoRoute(
         f"no routing rule or category default matches {category_text} at {place}; give the department",

@@ -199,6 +199,9 @@ def test_a_category_tree_is_imported_from_csv_whole_or_not_at_all(env, tmp_path)
     cycle = tmp_path / "cycle.csv"
     cycle.write_text("code,name,parent\n03,甲,04\n04,乙,03\n")
     assert "a cycle" in run(env, "categories", "import", str(cycle), ok=False).stderr
+    wide = tmp_path / "wide.csv"
+    wide.write_text("code,name\n05,住房,城乡建设\n")  # a comma in a name, unquoted
+    assert "line 2: more fields than the header names" in run(env, "categories", "import", str(wide), ok=False).stderr
     header = tmp_path / "header.csv"
     header.write_text("编码,名称\n01,城乡建设\n")
     assert "line 1: the header" in run(env, "categories", "import", str(header), ok=False).stderr

@@ -178,3 +178,24 @@ def test_deactivating_a_street_office_says_its_communities_stay_in_use(client, d
     assert "其下辖的 2 个社区仍为启用" in row
     row = page[page.index('<tr data-code="housing"') :]
     assert "社区仍为启用" not in row[: row.index("</tr>")]
+
+
+def test_units_that_shared_a_name_before_the_rule_can_still_be_changed(client, district, runtime):
+    """Two units in use named alike from before: a change that leaves the name, street and
+    switch as they are goes through; the page's 重新启用 refuses a name in use, as the API does."""
+    from hotline.db import utcnow
+
+    admin = Api(client, district, "admin")
+    with runtime.db.session() as s:  # as an older version allowed
+        s.add(Department(code="housing_old", name="区住建局", created_at=utcnow()))
+    r = admin.client.patch("/api/v1/departments/housing", headers=admin.headers, json={"parent": None})
+    assert r.status_code == 200
+    admin.client.patch("/api/v1/departments/housing_old", headers=admin.headers, json={"active": False})
+    token = sign_in(client, "admin")
+    assert token is not None
+    page = client.get("/admin/departments").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    with runtime.db.read_session() as s:
+        old = s.exec(select(Department).where(Department.code == "housing_old")).one()
+    r = client.post(f"/admin/departments/{old.id}/reactivate", data={"csrf_token": csrf})
+    assert r.status_code == 409 and "已有在用的单位名为“区住建局”" in r.text

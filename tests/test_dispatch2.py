@@ -257,3 +257,32 @@ def test_the_centre_never_gives_a_community_work_directly(as_, client):
         assert 'value="east_1"' not in client.get(page).text and 'value="street_a"' in client.get(page).text, page
     # The street is still the centre's to dispatch to.
     assert agent.fire(tid, "dispatch", department="street_a")["state"] == "dispatched"
+
+
+def test_a_rule_or_default_made_before_naming_a_community_is_passed_over_and_shown(as_, client, runtime):
+    """Data from before communities were refused: routing passes such a rule or default over
+    (as a deactivated unit's), says so, and the edit forms show it, to be changed; a unit that
+    rules or defaults name cannot be made a community."""
+    from sqlmodel import select
+
+    from hotline.models import Category, Department, RoutingRule
+
+    with runtime.db.session() as s:
+        east_1 = s.exec(select(Department).where(Department.code == "east_1")).one()
+        category = s.exec(select(Category).where(Category.code == "0102")).one()
+        s.add(RoutingRule(category_id=category.id, street="东城街道", department_id=east_1.id, priority=9))
+        category.department_id = east_1.id
+        s.add(category)
+    agent = as_("agent")
+    tid = agent.create(category="0102", street="东城街道", community="朝阳社区")["id"]
+    # The community's rule is passed over: the street's own rule for 0102 decides.
+    assert agent.fire(tid, "dispatch")["department"] == "street_a"
+    sign_in(client, "admin")
+    page = client.get("/admin/rules", params={"edit": 2}).text
+    assert "东湖社区居委会（社区，请改选街道）" in page
+    page = client.get("/admin/categories", params={"edit": "0102"}).text
+    assert "东湖社区居委会（社区，请改选街道）" in page
+    r = client.patch("/api/v1/departments/urban", headers=as_("admin").headers, json={"parent": "street_a"})
+    assert r.status_code == 200  # named by no rule or default: may become a community
+    r = client.patch("/api/v1/departments/housing", headers=as_("admin").headers, json={"parent": "street_a"})
+    assert r.status_code == 409 and "默认承办单位" in r.json()["zh"]

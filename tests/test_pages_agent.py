@@ -527,4 +527,4 @@ def test_the_route_preview_names_the_rule_or_the_category_default_that_decided(c
     with runtime.db.session() as s:
         create_rule(s, department="market", category="09")
         update_department(s, "market", active=False)
-    assert "派单规则指向的承办单位已停用（区市场监管局）" in preview(category="09", street="西城街道")
+    assert "派单规则或分类默认的承办单位已停用或为社区（区市场监管局）" in preview(category="09", street="西城街道")

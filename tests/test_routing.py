@@ -132,8 +132,30 @@ def test_the_routing_test_says_when_only_deactivated_departments_were_found(clie
         update_department(s, "market", active=False)
     sign_in(client, "admin")
     page = client.get("/admin/rules", params={"test_category": "09", "test_place": ""}).text
-    assert "匹配的派单规则或分类默认承办单位已停用（区市场监管局）" in page
+    assert "匹配的派单规则或分类默认承办单位已停用或为社区（区市场监管局）" in page
     with runtime.db.session() as s:
         update_department(s, "market", active=True)
     page = client.get("/admin/rules", params={"test_category": "09", "test_place": ""}).text
     assert "默认承办单位已停用" not in page and "命中派单规则" in page
+
+
+@pytest.mark.usefixtures("places")
+def test_a_rule_made_before_the_place_list_keeps_its_place_when_changed_otherwise(client, district, runtime):
+    from hotline.directory import department_by_code
+    from hotline.models import RoutingRule
+    from tests.helpers import sign_in
+
+    with runtime.db.session() as s:  # as an older version allowed
+        rule = RoutingRule(street="旧街道", department_id=department_by_code(s, "urban").id)
+        s.add(rule)
+        s.flush()
+        rule_id = rule.id
+    admin = Api(client, district, "admin")
+    r = client.patch(f"/api/v1/routing-rules/{rule_id}", headers=admin.headers, json={"priority": 3})
+    assert r.status_code == 200 and r.json()["priority"] == 3
+    sign_in(client, "admin")
+    token = client.get("/admin/rules").text.split('name="csrf_token" value="')[1].split('"')[0]
+    data = {"csrf_token": token, "department": "urban", "place": "旧街道", "priority": "4"}
+    assert client.post(f"/admin/rules/{rule_id}/edit", data=data, follow_redirects=False).status_code == 303
+    r = client.patch(f"/api/v1/routing-rules/{rule_id}", headers=admin.headers, json={"street": "另一个旧街道"})
+    assert r.status_code == 422

@@ -217,7 +217,8 @@ def route_preview(session: Session, category: str, street: str, community: str) 
         if exc.stopped:
             return {
                 "state": "none",
-                "message": f"派单规则指向的承办单位已停用（{'、'.join(exc.stopped)}），派单时请在下方手动选择",
+                "message": f"派单规则或分类默认的承办单位已停用或为社区（{'、'.join(exc.stopped)}），"
+                "派单时请在下方手动选择",
             }
         return {"state": "none", "message": "派单规则未匹配到承办单位，派单时请在下方手动选择"}
     # The rule's own reach (its category, or any; its place, or the whole district), not the ticket's.

@@ -295,7 +295,10 @@ def _reviews_context(session: Session, runtime, tab: str | None, page: int, now:
         "pages": pages,
         "total": total,
         "reason_codes": RETURN_REASON_CODES,
-        "departments": sorted((d for d in lookups.departments.values() if d.active), key=lambda d: d.code),
+        # 改派 goes to a unit the centre dispatches to: never a community.
+        "departments": sorted(
+            (d for d in lookups.departments.values() if d.active and d.parent_id is None), key=lambda d: d.code
+        ),
         "labels": {e: runtime.workflows.get(runtime.workflows.default).events[e].label for e in REVIEW_EVENTS[tab]},
         "now": now,
     }
