@@ -130,7 +130,7 @@ def test_a_refused_rule_edit_comes_back_open_as_typed(client, district, runtime)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/rules").text).group(1)
     data = {"category": "0101", "place": "", "department": "urban", "priority": "七", "csrf_token": token}
     page = client.post(f"/admin/rules/{rule.id}/edit", data=data)
-    assert page.status_code == 422 and "优先级应为整数" in page.text
+    assert page.status_code == 422 and "优先级应为 -9999 到 9999 之间的整数" in page.text
     form = page.text[page.text.index(f'action="/admin/rules/{rule.id}/edit"') :]
     form = form[: form.index("</form>")]
     assert 'value="urban" selected' in form and 'value="七"' in form
