@@ -44,6 +44,8 @@ PASSWORD_RULE = (
 )
 # A username: ASCII letters, digits and _ . - @, 2 to 64 of them.
 USERNAME = re.compile(r"^[A-Za-z0-9_.\-@]{2,64}$")
+# A department's or a category's code.
+CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 MAX_DISTRICT_NAME = 50
 REGION_CODE = re.compile(r"^[0-9]{12}$")
 # 统一社会信用代码 (GB 32100-2015): 17 characters of this alphabet (digits and capitals
@@ -801,7 +803,6 @@ def update_category(
     return category
 
 
-CATEGORY_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 CATEGORY_COLUMNS = ("code", "name", "parent", "department", "workflow")
 
 
@@ -821,7 +822,7 @@ def import_categories(session: Session, runtime, rows: list[tuple[int, dict[str,
     by_code: dict[str, tuple[int, dict[str, str]]] = {}
     for line, row in rows:
         code, name = (row.get("code") or "").strip(), (row.get("name") or "").strip()
-        if not CATEGORY_CODE.fullmatch(code):
+        if not CODE.fullmatch(code):
             raise RowError(line, "code", f"{code!r} is not a code (1 to 32 letters, digits, '_', '.', '-')")
         if not name or len(name) > 100:
             raise RowError(line, "name", "a name of 1 to 100 characters is needed")

@@ -142,6 +142,10 @@ class RoutingRule(SQLModel, table=True):
     active: bool = True
 
 
+# A routing rule's priority: a small whole number (the higher wins among rules as specific).
+MAX_RULE_PRIORITY = 9999
+
+
 class Ticket(SQLModel, table=True):
     """A ticket (工单). Only the workflow gateway writes `state`."""
 

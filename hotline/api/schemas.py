@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hotline.inputs import MAX_ID
-from hotline.models import CHANNELS, ROLES, TICKET_TYPES, URGENCIES
+from hotline.models import CHANNELS, MAX_RULE_PRIORITY, ROLES, TICKET_TYPES, URGENCIES
 
 MAX_CONTENT_CHARS = 4000
 
@@ -45,8 +45,7 @@ class CategoryIn(Body):
     workflow: Annotated[str, Field(max_length=40)] | None = None
 
 
-# A routing rule's priority: a small whole number (the higher wins among rules as specific).
-Priority = Annotated[int, Field(ge=-9999, le=9999)]
+Priority = Annotated[int, Field(ge=-MAX_RULE_PRIORITY, le=MAX_RULE_PRIORITY)]
 
 
 class RoutingRuleIn(Body):

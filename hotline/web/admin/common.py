@@ -1,6 +1,5 @@
 """What the administrator's pages share: the router, the role checks, form helpers."""
 
-import re
 from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
@@ -10,6 +9,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hotline.deadlines.calendar import LOCAL_TZ
+from hotline.directory import CODE
 from hotline.errors import Invalid
 from hotline.runtime import Runtime
 from hotline.web.auth import PageUser, role_form_user, role_user
@@ -22,7 +22,6 @@ AdminForm = Annotated[PageUser, role_form_user("admin")]
 Year = Annotated[int, PathParam(ge=2000, le=2100)]
 
 FLASH_COOKIE = "hotline_admin_flash"
-CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 # Who may fire a workflow event, in the words of the pages (two are not users).
 ACTOR_LABELS = {**ROLE_LABELS, "system": "系统", "citizen": "市民"}
 PLACE_SEP = "|"

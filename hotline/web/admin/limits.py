@@ -83,7 +83,7 @@ def _limits_of(wf: Workflow) -> dict[str, Any]:
         ("回访次数", f"{lim.callback_attempts} 次", "均未联系上则按“未回访”归档，不计为满意"),
         (
             "催办间隔",
-            f"{urge_interval(wf)} 分钟" if urge_interval(wf) else "不限",
+            f"{interval} 分钟" if (interval := urge_interval(wf)) else "不限",
             "同一工单上次催办后此时间内督办员不能再次催办（系统按时限自动催办、市级平台催办不受此限）",
         ),
         ("满意评价", satisfied, "归档时计为满意的评价等级"),

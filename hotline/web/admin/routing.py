@@ -14,6 +14,7 @@ from hotline.api.deps import RuntimeDep
 from hotline.errors import HotlineError
 from hotline.inputs import MAX_ID, IdPath
 from hotline.models import (
+    MAX_RULE_PRIORITY,
     Category,
     Department,
     RoutingRule,
@@ -273,18 +274,14 @@ def _rules_error(request: Request, runtime: Runtime, exc: HotlineError, form: di
     return _page(request, "admin/rules.html", ctx, exc.status_code)
 
 
-# A rule's priority: a small whole number (the higher wins among rules as specific).
-MAX_PRIORITY = 9999
-
-
 def _priority(text: str) -> int:
     """The priority as typed, or FormError saying what it should be (the form kept)."""
     try:
         rank = int(text.strip() or 0)
     except ValueError:
         rank = None
-    if rank is None or abs(rank) > MAX_PRIORITY:
-        raise FormError(f"优先级应为 -{MAX_PRIORITY} 到 {MAX_PRIORITY} 之间的整数", "priority")
+    if rank is None or abs(rank) > MAX_RULE_PRIORITY:
+        raise FormError(f"优先级应为 -{MAX_RULE_PRIORITY} 到 {MAX_RULE_PRIORITY} 之间的整数", "priority")
     return rank
 
 
